@@ -1,0 +1,354 @@
+//! Incremental frame decoder over a `BytesMut` read buffer.
+
+use std::fmt;
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::frame::{Frame, FrameKind, Request, Response};
+use super::{DEFAULT_MAX_FRAME, HEADER_LEN, MAGIC, REQUEST_FIXED_LEN, RESPONSE_FIXED_LEN, VERSION};
+use crate::status::Code;
+
+/// Why a byte stream is not a valid mprpc stream. Any of these closes the
+/// connection it came from, and only that one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProtocolError {
+    /// The stream does not start a frame with "MP".
+    BadMagic([u8; 2]),
+    UnsupportedVersion(u8),
+    UnknownKind(u8),
+    /// The announced body is larger than the configured limit.
+    FrameTooLarge {
+        len: usize,
+        max: usize,
+    },
+    /// The body's fields do not add up (lengths, UTF-8 names, short body).
+    Malformed(&'static str),
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProtocolError::BadMagic(m) => {
+                write!(
+                    f,
+                    "bad magic {:02x} {:02x} (not an mprpc peer?)",
+                    m[0], m[1]
+                )
+            }
+            ProtocolError::UnsupportedVersion(v) => write!(f, "unsupported protocol version {v}"),
+            ProtocolError::UnknownKind(k) => write!(f, "unknown frame kind {k}"),
+            ProtocolError::FrameTooLarge { len, max } => {
+                write!(f, "frame of {len} bytes exceeds the limit of {max} bytes")
+            }
+            ProtocolError::Malformed(what) => write!(f, "malformed frame: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+/// Splits complete frames off the front of a read buffer.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    max_frame: usize,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder::new(DEFAULT_MAX_FRAME)
+    }
+}
+
+impl Decoder {
+    /// A decoder that rejects frame bodies larger than `max_frame` bytes.
+    pub fn new(max_frame: usize) -> Decoder {
+        Decoder { max_frame }
+    }
+
+    pub fn max_frame(&self) -> usize {
+        self.max_frame
+    }
+
+    /// Decodes one frame from the front of `buf`.
+    ///
+    /// * `Ok(Some(frame))`: a frame was removed from `buf`; call again, more
+    ///   may follow (sticky packets).
+    /// * `Ok(None)`: `buf` holds only part of a frame; nothing was consumed
+    ///   and space for the rest has been reserved.
+    /// * `Err(_)`: the stream is invalid; the connection must be closed.
+    pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
+        // Check the magic on whatever has arrived, so garbage fails at once.
+        if !buf.is_empty() && buf[0] != MAGIC[0] {
+            return Err(ProtocolError::BadMagic([
+                buf[0],
+                buf.get(1).copied().unwrap_or(0),
+            ]));
+        }
+        if buf.len() >= 2 && buf[1] != MAGIC[1] {
+            return Err(ProtocolError::BadMagic([buf[0], buf[1]]));
+        }
+        if buf.len() < HEADER_LEN {
+            return Ok(None);
+        }
+        if buf[2] != VERSION {
+            return Err(ProtocolError::UnsupportedVersion(buf[2]));
+        }
+        let kind = buf[3];
+        let body_len = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]) as usize;
+        if body_len > self.max_frame {
+            return Err(ProtocolError::FrameTooLarge {
+                len: body_len,
+                max: self.max_frame,
+            });
+        }
+        let frame_len = HEADER_LEN + body_len;
+        if buf.len() < frame_len {
+            buf.reserve(frame_len - buf.len());
+            return Ok(None);
+        }
+        buf.advance(HEADER_LEN);
+        let body = buf.split_to(body_len).freeze();
+        parse_body(kind, body).map(Some)
+    }
+}
+
+fn parse_body(kind: u8, body: Bytes) -> Result<Frame, ProtocolError> {
+    match kind {
+        k if k == FrameKind::Request as u8 => parse_request(body).map(Frame::Request),
+        k if k == FrameKind::Response as u8 => parse_response(body).map(Frame::Response),
+        k if k == FrameKind::Cancel as u8 => {
+            if body.len() != 8 {
+                return Err(ProtocolError::Malformed("cancel body is not 8 bytes"));
+            }
+            Ok(Frame::Cancel {
+                id: u64::from_be_bytes(body[..8].try_into().expect("8 bytes")),
+            })
+        }
+        other => Err(ProtocolError::UnknownKind(other)),
+    }
+}
+
+fn parse_request(mut body: Bytes) -> Result<Request, ProtocolError> {
+    if body.len() < REQUEST_FIXED_LEN {
+        return Err(ProtocolError::Malformed(
+            "request body shorter than its fixed part",
+        ));
+    }
+    let id = body.get_u64();
+    let timeout_ms = body.get_u32();
+    let service_len = body.get_u8() as usize;
+    let method_len = body.get_u8() as usize;
+    if body.len() < service_len + method_len {
+        return Err(ProtocolError::Malformed(
+            "service/method names overrun the body",
+        ));
+    }
+    let service = body.split_to(service_len);
+    let method = body.split_to(method_len);
+    if std::str::from_utf8(&service).is_err() || std::str::from_utf8(&method).is_err() {
+        return Err(ProtocolError::Malformed("service/method name is not UTF-8"));
+    }
+    Ok(Request {
+        id,
+        timeout_ms,
+        service,
+        method,
+        payload: body,
+    })
+}
+
+fn parse_response(mut body: Bytes) -> Result<Response, ProtocolError> {
+    if body.len() < RESPONSE_FIXED_LEN {
+        return Err(ProtocolError::Malformed(
+            "response body shorter than its fixed part",
+        ));
+    }
+    let id = body.get_u64();
+    let code = Code::from_u8(body.get_u8());
+    let error_len = body.get_u16() as usize;
+    if body.len() < error_len {
+        return Err(ProtocolError::Malformed("error text overruns the body"));
+    }
+    let error = body.split_to(error_len);
+    Ok(Response {
+        id,
+        code,
+        error,
+        payload: body,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{encode_cancel, encode_request, encode_response, RequestHead};
+
+    fn sample_frames() -> (BytesMut, Vec<Frame>) {
+        let mut buf = BytesMut::new();
+        let head = RequestHead {
+            id: 7,
+            timeout_ms: 1500,
+            service: "UserServiceRpc",
+            method: "Login",
+        };
+        encode_request(head, b"hello", &mut buf);
+        encode_response(7, Code::Ok, "", b"world", &mut buf);
+        encode_response(8, Code::Application, "no such user", b"", &mut buf);
+        encode_cancel(9, &mut buf);
+        encode_request(
+            RequestHead {
+                id: u64::MAX,
+                timeout_ms: 0,
+                service: "S",
+                method: "",
+            },
+            b"",
+            &mut buf,
+        );
+        let frames = vec![
+            Frame::Request(Request {
+                id: 7,
+                timeout_ms: 1500,
+                service: Bytes::from_static(b"UserServiceRpc"),
+                method: Bytes::from_static(b"Login"),
+                payload: Bytes::from_static(b"hello"),
+            }),
+            Frame::Response(Response {
+                id: 7,
+                code: Code::Ok,
+                error: Bytes::new(),
+                payload: Bytes::from_static(b"world"),
+            }),
+            Frame::Response(Response {
+                id: 8,
+                code: Code::Application,
+                error: Bytes::from_static(b"no such user"),
+                payload: Bytes::new(),
+            }),
+            Frame::Cancel { id: 9 },
+            Frame::Request(Request {
+                id: u64::MAX,
+                timeout_ms: 0,
+                service: Bytes::from_static(b"S"),
+                method: Bytes::new(),
+                payload: Bytes::new(),
+            }),
+        ];
+        (buf, frames)
+    }
+
+    fn decode_all(d: &Decoder, buf: &mut BytesMut) -> Vec<Frame> {
+        let mut out = Vec::new();
+        while let Some(f) = d.decode(buf).expect("valid stream") {
+            out.push(f);
+        }
+        out
+    }
+
+    #[test]
+    fn many_frames_in_one_buffer_all_decode() {
+        let (mut buf, expected) = sample_frames();
+        assert_eq!(decode_all(&Decoder::default(), &mut buf), expected);
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn split_at_every_byte_boundary_decodes_the_same() {
+        let (whole, expected) = sample_frames();
+        let d = Decoder::default();
+        for split in 0..=whole.len() {
+            let mut buf = BytesMut::from(&whole[..split]);
+            let mut got = decode_all(&d, &mut buf);
+            buf.extend_from_slice(&whole[split..]);
+            got.extend(decode_all(&d, &mut buf));
+            assert_eq!(got, expected, "split at {split}");
+        }
+    }
+
+    #[test]
+    fn byte_at_a_time_decodes_the_same() {
+        let (whole, expected) = sample_frames();
+        let d = Decoder::default();
+        let mut buf = BytesMut::new();
+        let mut got = Vec::new();
+        for b in whole.iter() {
+            buf.extend_from_slice(&[*b]);
+            got.extend(decode_all(&d, &mut buf));
+        }
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn garbage_is_rejected_at_the_first_byte() {
+        let d = Decoder::default();
+        let mut buf = BytesMut::from(&b"G"[..]);
+        assert!(matches!(
+            d.decode(&mut buf),
+            Err(ProtocolError::BadMagic(_))
+        ));
+        let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\n"[..]);
+        assert!(matches!(
+            d.decode(&mut buf),
+            Err(ProtocolError::BadMagic(_))
+        ));
+        let mut buf = BytesMut::from(&b"MX"[..]);
+        assert!(matches!(
+            d.decode(&mut buf),
+            Err(ProtocolError::BadMagic(_))
+        ));
+    }
+
+    #[test]
+    fn oversized_length_is_rejected_before_buffering() {
+        let d = Decoder::new(1024);
+        let mut buf = BytesMut::from(&b"MP\x01\x01\xff\xff\xff\xff"[..]);
+        assert_eq!(
+            d.decode(&mut buf),
+            Err(ProtocolError::FrameTooLarge {
+                len: u32::MAX as usize,
+                max: 1024
+            })
+        );
+        assert!(buf.capacity() < 4096, "must not reserve the announced size");
+    }
+
+    #[test]
+    fn bad_version_kind_and_short_bodies_are_errors() {
+        let d = Decoder::default();
+        for (bytes, what) in [
+            (&b"MP\x02\x01\x00\x00\x00\x00"[..], "version"),
+            (&b"MP\x01\x09\x00\x00\x00\x00"[..], "kind"),
+            (&b"MP\x01\x01\x00\x00\x00\x02ab"[..], "short request"),
+            (&b"MP\x01\x02\x00\x00\x00\x01a"[..], "short response"),
+            (&b"MP\x01\x03\x00\x00\x00\x01a"[..], "short cancel"),
+            (
+                &b"MP\x01\x01\x00\x00\x00\x0e\0\0\0\0\0\0\0\x01\0\0\0\0\x05\x05"[..],
+                "names overrun",
+            ),
+            (
+                &b"MP\x01\x01\x00\x00\x00\x0f\0\0\0\0\0\0\0\x01\0\0\0\0\x01\x00\xff"[..],
+                "non-utf8 name",
+            ),
+            (
+                &b"MP\x01\x02\x00\x00\x00\x0b\0\0\0\0\0\0\0\x01\0\x00\x09"[..],
+                "error overrun",
+            ),
+        ] {
+            let mut buf = BytesMut::from(bytes);
+            assert!(d.decode(&mut buf).is_err(), "{what} must be rejected");
+        }
+    }
+
+    #[test]
+    fn payload_is_a_slice_of_the_read_buffer() {
+        let (mut buf, _) = sample_frames();
+        let base = buf.as_ptr() as usize;
+        let end = base + buf.len();
+        let frame = Decoder::default().decode(&mut buf).unwrap().unwrap();
+        let Frame::Request(req) = frame else {
+            panic!("expected a request")
+        };
+        let p = req.payload.as_ptr() as usize;
+        assert!(p >= base && p < end, "payload was copied");
+    }
+}

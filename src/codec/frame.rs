@@ -1,0 +1,131 @@
+//! Frame types and their encoders (the layout is documented in `codec`).
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::{HEADER_LEN, MAGIC, REQUEST_FIXED_LEN, RESPONSE_FIXED_LEN, VERSION};
+use crate::status::Code;
+
+/// The `kind` byte of the frame header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum FrameKind {
+    Request = 1,
+    Response = 2,
+    Cancel = 3,
+}
+
+/// A decoded request. All byte fields are slices of the read buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub id: u64,
+    /// Caller's remaining budget in milliseconds; 0 means no deadline.
+    pub timeout_ms: u32,
+    pub service: Bytes,
+    pub method: Bytes,
+    pub payload: Bytes,
+}
+
+impl Request {
+    /// The service name; the decoder has checked it is UTF-8.
+    pub fn service_str(&self) -> &str {
+        std::str::from_utf8(&self.service).unwrap_or("")
+    }
+
+    /// The method name; the decoder has checked it is UTF-8.
+    pub fn method_str(&self) -> &str {
+        std::str::from_utf8(&self.method).unwrap_or("")
+    }
+}
+
+/// A decoded response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub id: u64,
+    pub code: Code,
+    pub error: Bytes,
+    pub payload: Bytes,
+}
+
+impl Response {
+    pub fn error_str(&self) -> &str {
+        std::str::from_utf8(&self.error).unwrap_or("<non-utf8 error text>")
+    }
+}
+
+/// One decoded frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    Request(Request),
+    Response(Response),
+    Cancel { id: u64 },
+}
+
+/// The routing part of a request, for encoding.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestHead<'a> {
+    pub id: u64,
+    pub timeout_ms: u32,
+    pub service: &'a str,
+    pub method: &'a str,
+}
+
+fn put_header(dst: &mut BytesMut, kind: FrameKind, body_len: usize) {
+    dst.put_slice(&MAGIC);
+    dst.put_u8(VERSION);
+    dst.put_u8(kind as u8);
+    dst.put_u32(body_len as u32);
+}
+
+/// Appends a request frame to `dst`.
+///
+/// Service and method names longer than 255 bytes are rejected by the
+/// caller-facing API before they get here; this truncates defensively so a
+/// frame is never malformed.
+pub fn encode_request(head: RequestHead<'_>, payload: &[u8], dst: &mut BytesMut) {
+    let service = &head.service.as_bytes()[..head.service.len().min(255)];
+    let method = &head.method.as_bytes()[..head.method.len().min(255)];
+    let body_len = REQUEST_FIXED_LEN + service.len() + method.len() + payload.len();
+    dst.reserve(HEADER_LEN + body_len);
+    put_header(dst, FrameKind::Request, body_len);
+    dst.put_u64(head.id);
+    dst.put_u32(head.timeout_ms);
+    dst.put_u8(service.len() as u8);
+    dst.put_u8(method.len() as u8);
+    dst.put_slice(service);
+    dst.put_slice(method);
+    dst.put_slice(payload);
+}
+
+/// Appends a response frame carrying `payload` (on `Ok`) or `error` text.
+pub fn encode_response(id: u64, code: Code, error: &str, payload: &[u8], dst: &mut BytesMut) {
+    encode_response_with(id, code, error, dst, |buf| buf.put_slice(payload));
+}
+
+/// Appends a response frame whose payload is written in place by `write`
+/// (e.g. a prost message encoding straight into the output buffer), then
+/// patches the length. This is the server's zero-allocation reply path.
+pub fn encode_response_with(
+    id: u64,
+    code: Code,
+    error: &str,
+    dst: &mut BytesMut,
+    write: impl FnOnce(&mut BytesMut),
+) {
+    let error = &error.as_bytes()[..error.len().min(u16::MAX as usize)];
+    let start = dst.len();
+    put_header(dst, FrameKind::Response, 0);
+    dst.put_u64(id);
+    dst.put_u8(code as u8);
+    dst.put_u16(error.len() as u16);
+    dst.put_slice(error);
+    write(dst);
+    let body_len = (dst.len() - start - HEADER_LEN) as u32;
+    dst[start + 4..start + 8].copy_from_slice(&body_len.to_be_bytes());
+    debug_assert!(body_len as usize >= RESPONSE_FIXED_LEN);
+}
+
+/// Appends a cancel frame for request `id`.
+pub fn encode_cancel(id: u64, dst: &mut BytesMut) {
+    put_header(dst, FrameKind::Cancel, 8);
+    dst.put_u64(id);
+}

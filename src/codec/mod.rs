@@ -1,0 +1,83 @@
+//! The mprpc wire protocol: framing, encoding and decoding.
+//!
+//! # Frame layout
+//!
+//! Every frame starts with a fixed 8-byte header, then `body_len` bytes of body.
+//! All integers are big-endian.
+//!
+//! ```text
+//!  0      2         3        4                8
+//!  +------+---------+--------+----------------+---------------------+
+//!  | "MP" | version | kind   | body_len (u32) | body ...            |
+//!  +------+---------+--------+----------------+---------------------+
+//! ```
+//!
+//! * `magic` is the two bytes `M` `P`. A connection whose first byte is not
+//!   `M` is not speaking this protocol; garbage is recognised at once instead
+//!   of after a bogus length has been waited for.
+//! * `version` is [`VERSION`] (1). Other versions are a protocol error.
+//! * `kind` is 1 = request, 2 = response, 3 = cancel.
+//! * `body_len` is bounded by the configured max frame size; a larger value is
+//!   a protocol error for that connection only (it is closed, with a logged
+//!   reason), so no peer can make us buffer without bound.
+//!
+//! ## Request body (kind 1)
+//!
+//! ```text
+//! request_id u64 | timeout_ms u32 | service_len u8 | method_len u8 |
+//! service (utf-8) | method (utf-8) | payload (the protobuf request)
+//! ```
+//!
+//! `timeout_ms` is the caller's remaining time budget (0 = none): the server
+//! derives the call's deadline from it and skips calls that have already
+//! expired. Many requests may be in flight on one connection; `request_id`
+//! matches replies to them, and replies may arrive in any order.
+//!
+//! ## Response body (kind 2)
+//!
+//! ```text
+//! request_id u64 | status u8 | error_len u16 | error text (utf-8) | payload
+//! ```
+//!
+//! `status` is a [`crate::Code`]; on `Ok` the payload is the protobuf
+//! response, otherwise the error text says why.
+//!
+//! ## Cancel body (kind 3)
+//!
+//! ```text
+//! request_id u64
+//! ```
+//!
+//! Sent by a client that gave up on a call; the server drops the reply if it
+//! has not been sent yet. It is advisory: a reply may still arrive.
+//!
+//! # Zero copy
+//!
+//! [`Decoder::decode`] works on the connection's `BytesMut` read buffer in the
+//! tokio-util `Decoder` style: `Ok(None)` means "need more bytes" (a partial
+//! frame), and calling it again after `Ok(Some(_))` yields the next frame
+//! already in the buffer (sticky packets). Service, method and payload are
+//! `Bytes` slices of the read buffer: no copy is made.
+//!
+
+mod decoder;
+mod frame;
+
+pub use decoder::{Decoder, ProtocolError};
+pub use frame::{
+    encode_cancel, encode_request, encode_response, encode_response_with, Frame, FrameKind,
+    Request, RequestHead, Response,
+};
+
+/// The two bytes every frame starts with.
+pub const MAGIC: [u8; 2] = *b"MP";
+/// The protocol version this build speaks.
+pub const VERSION: u8 = 1;
+/// Size of the fixed frame header.
+pub const HEADER_LEN: usize = 8;
+/// Default limit on a frame's body: 16 MiB.
+pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
+/// Fixed part of a request body: id, timeout, two name lengths.
+pub const REQUEST_FIXED_LEN: usize = 8 + 4 + 1 + 1;
+/// Fixed part of a response body: id, status, error length.
+pub const RESPONSE_FIXED_LEN: usize = 8 + 1 + 2;

@@ -1,0 +1,208 @@
+//! Per-call controller, the seed's `MprpcController`, grown up.
+//!
+//! A `Controller` travels with one call on the client side: the caller sets a
+//! timeout and (for consistent hashing) a routing key before the call, and
+//! reads `failed()` / `error_text()` / `status()` after it. Its
+//! [`CancelHandle`] can be handed to another thread to cancel the call while
+//! it is pending.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::status::{Code, Status};
+
+/// Options that shape one call; the controller carries them, and the
+/// non-blocking API takes them directly.
+#[derive(Debug, Clone, Default)]
+pub struct CallOptions {
+    /// Give up after this long; `None` uses the channel's default timeout.
+    pub timeout: Option<Duration>,
+    /// Routing key for consistent-hash load balancing.
+    pub hash_key: Option<u64>,
+}
+
+impl CallOptions {
+    pub fn with_timeout(timeout: Duration) -> CallOptions {
+        CallOptions {
+            timeout: Some(timeout),
+            hash_key: None,
+        }
+    }
+}
+
+type CancelHook = Box<dyn FnOnce() + Send>;
+
+#[derive(Default)]
+struct CancelState {
+    cancelled: AtomicBool,
+    hook: Mutex<Option<CancelHook>>,
+}
+
+/// Cancels the call its controller is running, from any thread.
+///
+/// Cancelling before the call starts makes the call fail with `Cancelled` at
+/// once; cancelling during it fails it with `Cancelled` immediately and tells
+/// the server to drop its reply.
+#[derive(Clone, Default)]
+pub struct CancelHandle {
+    state: Arc<CancelState>,
+}
+
+impl std::fmt::Debug for CancelHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CancelHandle")
+            .field("cancelled", &self.is_cancelled())
+            .finish()
+    }
+}
+
+impl CancelHandle {
+    pub fn cancel(&self) {
+        self.state.cancelled.store(true, Ordering::SeqCst);
+        let hook = self.state.hook.lock().take();
+        if let Some(hook) = hook {
+            hook();
+        }
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.state.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// Installs what `cancel()` must do for the call now in progress. If the
+    /// handle was already cancelled, the hook runs at once.
+    pub(crate) fn arm(&self, hook: CancelHook) {
+        let mut slot = self.state.hook.lock();
+        if self.is_cancelled() {
+            drop(slot);
+            hook();
+        } else {
+            *slot = Some(hook);
+        }
+    }
+
+    /// Removes the hook once the call has finished.
+    pub(crate) fn disarm(&self) {
+        self.state.hook.lock().take();
+    }
+}
+
+/// The seed's `RpcController`: call options in, outcome out.
+#[derive(Debug, Default)]
+pub struct Controller {
+    options: CallOptions,
+    status: Option<Status>,
+    cancel: CancelHandle,
+}
+
+impl Controller {
+    pub fn new() -> Controller {
+        Controller::default()
+    }
+
+    /// Clears the outcome so the controller can be reused for another call.
+    pub fn reset(&mut self) {
+        self.status = None;
+        self.cancel = CancelHandle::default();
+    }
+
+    pub fn set_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.options.timeout = Some(timeout);
+        self
+    }
+
+    pub fn set_hash_key(&mut self, key: u64) -> &mut Self {
+        self.options.hash_key = Some(key);
+        self
+    }
+
+    pub fn options(&self) -> &CallOptions {
+        &self.options
+    }
+
+    /// True when the last call failed.
+    pub fn failed(&self) -> bool {
+        self.status.is_some()
+    }
+
+    /// Why the last call failed; empty when it did not.
+    pub fn error_text(&self) -> String {
+        self.status
+            .as_ref()
+            .map(|s| s.to_string())
+            .unwrap_or_default()
+    }
+
+    /// The failure's code, `Ok` when the call succeeded.
+    pub fn code(&self) -> Code {
+        self.status.as_ref().map_or(Code::Ok, Status::code)
+    }
+
+    pub fn status(&self) -> Option<&Status> {
+        self.status.as_ref()
+    }
+
+    /// Marks the call failed with an application error (the seed's `SetFailed`).
+    pub fn set_failed(&mut self, reason: impl Into<String>) {
+        self.status = Some(Status::application(reason));
+    }
+
+    /// Records a call's outcome (used by generated stubs).
+    pub fn set_status(&mut self, status: Status) {
+        self.status = Some(status);
+    }
+
+    /// A handle that cancels this controller's call from another thread.
+    pub fn cancel_handle(&self) -> CancelHandle {
+        self.cancel.clone()
+    }
+
+    /// Cancels the call (the seed's `StartCancel`, which it left unimplemented).
+    pub fn start_cancel(&self) {
+        self.cancel.cancel();
+    }
+
+    pub fn is_canceled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn controller_reports_failure_like_the_seed() {
+        let mut c = Controller::new();
+        assert!(!c.failed());
+        assert_eq!(c.error_text(), "");
+        c.set_failed("rpc header serialize error");
+        assert!(c.failed());
+        assert!(c.error_text().contains("rpc header serialize error"));
+        assert_eq!(c.code(), Code::Application);
+        c.reset();
+        assert!(!c.failed());
+    }
+
+    #[test]
+    fn cancel_runs_the_armed_hook_once_and_late_arming_fires_at_once() {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let h = CancelHandle::default();
+        let h2 = hits.clone();
+        h.arm(Box::new(move || {
+            h2.fetch_add(1, Ordering::SeqCst);
+        }));
+        h.cancel();
+        h.cancel();
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        let h3 = hits.clone();
+        h.arm(Box::new(move || {
+            h3.fetch_add(1, Ordering::SeqCst);
+        }));
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+    }
+}

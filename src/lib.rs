@@ -1,0 +1,36 @@
+//! mprpc: protobuf services over a hand-rolled mio multi-reactor, discovered
+//! through ZooKeeper.
+//!
+//! Where things are:
+//!
+//! * [`codec`] — the wire protocol (framing, zero-copy decoding).
+//! * [`service`] — the contract generated service code implements.
+//! * [`server`] — the provider: acceptor + N reactor threads (one mio `Poll`
+//!   and one `slab` of connections each) + an optional worker pool.
+//! * [`client`] — the consumer: persistent multiplexed connections driven by
+//!   a mio event loop, blocking and non-blocking calls.
+//! * [`controller`], [`status`] — per-call options and outcomes.
+//! * [`config`], [`app`], [`logging`] — the seed's config file, `Init`, logger.
+
+pub mod app;
+pub mod codec;
+pub mod config;
+pub mod controller;
+pub mod discovery;
+pub mod logging;
+pub mod service;
+pub mod status;
+
+pub use app::{AppArgs, Application};
+pub use config::{Config, ConfigError};
+pub use controller::{CallOptions, CancelHandle, Controller};
+pub use discovery::{Discover, Endpoint, StaticDiscover, WireFormat};
+pub use service::{CallContext, Service};
+pub use status::{Code, Status};
+
+/// Re-exports used by generated code, so user crates need no extra deps.
+#[doc(hidden)]
+pub mod __private {
+    pub use bytes;
+    pub use prost;
+}

@@ -1,0 +1,165 @@
+//! Call outcome: a status code plus a human-readable message.
+//!
+//! Every failure a caller can see — from the network, the server, the
+//! registry or the handler itself — is one of these codes, so callers can
+//! branch on `code()` and log `message()`. The numeric values travel on the
+//! wire (see [`crate::codec`]) and must never be renumbered.
+
+use std::fmt;
+
+/// What went wrong (or `Ok`). Stable on the wire as one byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Code {
+    /// The call succeeded.
+    Ok = 0,
+    /// The server has no service of that name.
+    UnknownService = 1,
+    /// The service has no method of that name.
+    UnknownMethod = 2,
+    /// The request could not be decoded (or was otherwise invalid).
+    BadRequest = 3,
+    /// The call's deadline passed before a reply arrived.
+    DeadlineExceeded = 4,
+    /// No provider could be reached, or the connection was lost.
+    Unavailable = 5,
+    /// The caller cancelled the call.
+    Cancelled = 6,
+    /// A bug or unexpected condition in the framework or the handler.
+    Internal = 7,
+    /// The handler reported an application-level error with its own text.
+    Application = 8,
+    /// A limit was hit: too many calls in flight, connections, frame size.
+    ResourceExhausted = 9,
+    /// The server is shutting down and takes no new calls.
+    ShuttingDown = 10,
+}
+
+impl Code {
+    /// Decodes a wire byte; unknown values become `Internal` so a newer peer
+    /// never makes an older one fail to parse a reply.
+    pub fn from_u8(v: u8) -> Code {
+        match v {
+            0 => Code::Ok,
+            1 => Code::UnknownService,
+            2 => Code::UnknownMethod,
+            3 => Code::BadRequest,
+            4 => Code::DeadlineExceeded,
+            5 => Code::Unavailable,
+            6 => Code::Cancelled,
+            7 => Code::Internal,
+            8 => Code::Application,
+            9 => Code::ResourceExhausted,
+            10 => Code::ShuttingDown,
+            _ => Code::Internal,
+        }
+    }
+
+    /// A short stable name, used in logs, metrics and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Ok => "ok",
+            Code::UnknownService => "unknown_service",
+            Code::UnknownMethod => "unknown_method",
+            Code::BadRequest => "bad_request",
+            Code::DeadlineExceeded => "deadline_exceeded",
+            Code::Unavailable => "unavailable",
+            Code::Cancelled => "cancelled",
+            Code::Internal => "internal",
+            Code::Application => "application",
+            Code::ResourceExhausted => "resource_exhausted",
+            Code::ShuttingDown => "shutting_down",
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed call: code plus message. `Result<T, Status>` is the call result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    code: Code,
+    message: String,
+}
+
+impl Status {
+    pub fn new(code: Code, message: impl Into<String>) -> Status {
+        Status {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn code(&self) -> Code {
+        self.code
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub fn unknown_service(service: &str) -> Status {
+        Status::new(Code::UnknownService, format!("unknown service '{service}'"))
+    }
+
+    pub fn unknown_method(service: &str, method: &str) -> Status {
+        Status::new(
+            Code::UnknownMethod,
+            format!("service '{service}' has no method '{method}'"),
+        )
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Status {
+        Status::new(Code::BadRequest, message)
+    }
+
+    pub fn deadline_exceeded(message: impl Into<String>) -> Status {
+        Status::new(Code::DeadlineExceeded, message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Status {
+        Status::new(Code::Unavailable, message)
+    }
+
+    pub fn cancelled(message: impl Into<String>) -> Status {
+        Status::new(Code::Cancelled, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Status {
+        Status::new(Code::Internal, message)
+    }
+
+    /// A handler's own error, carried to the caller with its text.
+    pub fn application(message: impl Into<String>) -> Status {
+        Status::new(Code::Application, message)
+    }
+
+    pub fn resource_exhausted(message: impl Into<String>) -> Status {
+        Status::new(Code::ResourceExhausted, message)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for Status {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_round_trips_through_its_wire_byte() {
+        for v in 0..=10u8 {
+            assert_eq!(Code::from_u8(v) as u8, v);
+        }
+        assert_eq!(Code::from_u8(200), Code::Internal);
+    }
+}
