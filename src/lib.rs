@@ -18,6 +18,7 @@ pub mod config;
 pub mod controller;
 pub mod discovery;
 pub mod logging;
+pub mod server;
 pub mod service;
 pub mod status;
 

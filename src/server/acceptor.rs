@@ -1,0 +1,112 @@
+//! The acceptor thread: takes new connections off the listening socket and
+//! deals them to the reactors round robin.
+//!
+//! It owns its own mio `Poll` with two tokens: the listener, and a `Waker`
+//! through which `shutdown()` tells it to close the port. Over the
+//! connection limit a new connection is accepted and closed at once (the
+//! peer sees a clean close, the backlog does not fill up).
+
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use super::reactor::ReactorShared;
+use super::ServerShared;
+
+const LISTENER: Token = Token(0);
+const WAKER: Token = Token(1);
+
+pub(crate) fn spawn(
+    mut listener: TcpListener,
+    reactors: Vec<Arc<ReactorShared>>,
+    max_connections: usize,
+    shared: Arc<ServerShared>,
+) -> io::Result<(Arc<Waker>, JoinHandle<()>)> {
+    let poll = Poll::new()?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    let guard = shared.thread_guard();
+    let thread = std::thread::Builder::new()
+        .name("mprpc-acceptor".into())
+        .spawn(move || {
+            let _guard = guard;
+            let mut acceptor = Acceptor {
+                poll,
+                listener,
+                reactors,
+                next: 0,
+                max_connections,
+                shared,
+            };
+            if let Err(e) = acceptor.run() {
+                tracing::error!(error = %e, "acceptor stopped on an error");
+            }
+        })?;
+    Ok((waker, thread))
+}
+
+struct Acceptor {
+    poll: Poll,
+    listener: TcpListener,
+    reactors: Vec<Arc<ReactorShared>>,
+    next: usize,
+    max_connections: usize,
+    shared: Arc<ServerShared>,
+}
+
+impl Acceptor {
+    fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(64);
+        loop {
+            if let Err(e) = self.poll.poll(&mut events, None) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if self.shared.is_shutting_down() {
+                // Dropping the listener closes the port: no new connections.
+                return Ok(());
+            }
+            for event in events.iter() {
+                if event.token() == LISTENER {
+                    self.accept_all();
+                }
+            }
+        }
+    }
+
+    fn accept_all(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, peer)) => self.hand_off(stream, peer),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and friends: log and retry on the next event
+                    // instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn hand_off(&mut self, stream: mio::net::TcpStream, peer: std::net::SocketAddr) {
+        let open = self.shared.connections().fetch_add(1, Ordering::AcqRel);
+        if open >= self.max_connections {
+            self.shared.connections().fetch_sub(1, Ordering::AcqRel);
+            tracing::warn!(%peer, limit = self.max_connections, "connection limit reached; closing new connection");
+            return; // dropping `stream` closes it
+        }
+        let _ = stream.set_nodelay(true);
+        let reactor = &self.reactors[self.next % self.reactors.len()];
+        self.next = self.next.wrapping_add(1);
+        reactor.add_connection(stream, peer);
+    }
+}

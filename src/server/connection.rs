@@ -1,0 +1,107 @@
+//! One accepted connection as its reactor sees it: socket, buffers, counters.
+//!
+//! A connection belongs to one reactor thread for its whole life, so nothing
+//! here is shared or locked. Input is read straight into `read_buf`'s spare
+//! capacity (no zero-fill, no copy) and frames are split off it by the
+//! decoder; replies are appended to `write_buf` and flushed once per loop turn.
+
+use std::collections::HashSet;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::time::Instant;
+
+use bytes::{Buf, BytesMut};
+use mio::net::TcpStream;
+
+/// Bytes we make room for before each `read`.
+const READ_CHUNK: usize = 16 * 1024;
+
+pub(crate) struct Connection {
+    /// Unique for the server's life (slab keys are reused; ids are not), so a
+    /// late worker reply can never reach a newer connection in the same slot.
+    pub id: u64,
+    pub stream: TcpStream,
+    pub peer: SocketAddr,
+    pub read_buf: BytesMut,
+    pub write_buf: BytesMut,
+    /// Calls handed to the worker pool and not answered yet.
+    pub inflight: usize,
+    /// Ids of pool calls the client cancelled; their replies are dropped.
+    pub cancelled: HashSet<u64>,
+    /// Reading stopped because of backpressure (too much unsent output or
+    /// too many calls in flight). Resumed after a flush.
+    pub read_paused: bool,
+    /// The peer half-closed: answer what is in flight, then close.
+    pub peer_closed: bool,
+    /// Queued for a flush at the end of this loop turn.
+    pub dirty: bool,
+    pub last_active: Instant,
+}
+
+impl Connection {
+    pub fn new(id: u64, stream: TcpStream, peer: SocketAddr) -> Connection {
+        Connection {
+            id,
+            stream,
+            peer,
+            read_buf: BytesMut::with_capacity(READ_CHUNK),
+            write_buf: BytesMut::with_capacity(READ_CHUNK),
+            inflight: 0,
+            cancelled: HashSet::new(),
+            read_paused: false,
+            peer_closed: false,
+            dirty: false,
+            last_active: Instant::now(),
+        }
+    }
+
+    /// One `read(2)` into the buffer's spare capacity.
+    ///
+    /// `Ok(0)` is EOF. The buffer keeps at least `READ_CHUNK` free bytes
+    /// unless the decoder reserved more for a large frame.
+    pub fn read_once(&mut self) -> io::Result<usize> {
+        if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
+            self.read_buf.reserve(READ_CHUNK);
+        }
+        let spare = self.read_buf.spare_capacity_mut();
+        // SAFETY: the kernel writes at most `spare.len()` bytes into memory we
+        // own and tells us how many; we only mark those as initialised.
+        let n = unsafe {
+            libc::read(
+                self.stream.as_raw_fd(),
+                spare.as_mut_ptr().cast::<libc::c_void>(),
+                spare.len(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        // SAFETY: `n` bytes were just written by read(2).
+        unsafe { self.read_buf.set_len(self.read_buf.len() + n) };
+        Ok(n)
+    }
+
+    /// Writes as much of `write_buf` as the socket takes.
+    ///
+    /// Returns `Ok(true)` when everything was written, `Ok(false)` when the
+    /// socket is full (a writable event will follow).
+    pub fn flush(&mut self) -> io::Result<bool> {
+        while !self.write_buf.is_empty() {
+            match self.stream.write(&self.write_buf) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.write_buf.advance(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Nothing in flight and nothing left to send.
+    pub fn is_quiet(&self) -> bool {
+        self.inflight == 0 && self.write_buf.is_empty()
+    }
+}

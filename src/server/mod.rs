@@ -1,0 +1,298 @@
+//! The provider: publishes services on a multi-reactor TCP server.
+//!
+//! ```text
+//!              accept            round robin (queue + Waker)
+//!  clients ──► acceptor thread ───────────────► reactor 0..N  (one mio Poll each,
+//!                                                 │            a slab of connections)
+//!                                                 │ inline handlers run here
+//!                                                 └─► worker pool (blocking services)
+//!                                                       replies come back to the
+//!                                                       owning reactor (queue + Waker)
+//! ```
+//!
+//! This is the seed's `RpcProvider` (muduo `TcpServer` with 4 threads) done
+//! with one event loop per thread: each connection lives on exactly one
+//! reactor for its whole life, so its buffers need no locks. Replies are
+//! written into the connection's output buffer and flushed once per loop
+//! turn, so pipelined requests are answered with one `write`.
+//!
+//! Use: [`Server::new`], [`Server::add_service`] for each service,
+//! [`Server::start`] to get a [`ServerHandle`], and `wait()` / `shutdown()`
+//! on it (or [`Server::run`] to block, as the seed's `Run()` does).
+
+mod acceptor;
+mod connection;
+mod dispatch;
+mod reactor;
+mod workers;
+
+use std::io;
+use std::net::{SocketAddr, TcpListener as StdListener, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::config::Config;
+use crate::service::Service;
+use dispatch::ServiceTable;
+use reactor::ReactorShared;
+use workers::WorkerPool;
+
+/// Server limits and sizes, usually taken from [`Config`].
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Address to listen on (`ip:port`; port 0 picks a free one).
+    pub addr: String,
+    pub reactor_threads: usize,
+    pub worker_threads: usize,
+    pub max_frame_size: usize,
+    pub max_connections: usize,
+    /// Blocking calls a connection may have in flight before reading pauses.
+    pub max_inflight_per_connection: usize,
+    /// Unsent reply bytes on a connection above which reading pauses.
+    pub write_high_water: usize,
+    /// Close connections idle for this long.
+    pub idle_timeout: Option<Duration>,
+    /// On shutdown, the longest we wait for in-flight calls to finish.
+    pub shutdown_grace: Duration,
+}
+
+impl ServerOptions {
+    pub fn from_config(config: &Config) -> ServerOptions {
+        ServerOptions {
+            addr: config.rpc_server_addr(),
+            reactor_threads: config.effective_reactor_threads(),
+            worker_threads: config.worker_threads,
+            max_frame_size: config.max_frame_size,
+            max_connections: config.max_connections,
+            max_inflight_per_connection: config.max_inflight_per_connection,
+            write_high_water: 4 * 1024 * 1024,
+            idle_timeout: config.idle_timeout,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A server being assembled: options plus the services it will publish.
+pub struct Server {
+    options: ServerOptions,
+    services: ServiceTable,
+}
+
+impl Server {
+    /// A server configured from the seed-style config file.
+    pub fn new(config: &Config) -> Server {
+        Server::with_options(ServerOptions::from_config(config))
+    }
+
+    pub fn with_options(options: ServerOptions) -> Server {
+        Server {
+            options,
+            services: ServiceTable::default(),
+        }
+    }
+
+    pub fn options_mut(&mut self) -> &mut ServerOptions {
+        &mut self.options
+    }
+
+    /// Publishes a service whose handlers are quick: they run on the reactor
+    /// thread that read the request (no hand-off, lowest latency).
+    pub fn add_service(&mut self, service: impl Service) -> &mut Self {
+        self.services.insert(Arc::new(service), false);
+        self
+    }
+
+    /// Publishes a service whose handlers may block (disk, locks, other
+    /// RPCs): they run on the worker pool, and the reply is handed back to
+    /// the connection's reactor.
+    pub fn add_blocking_service(&mut self, service: impl Service) -> &mut Self {
+        self.services.insert(Arc::new(service), true);
+        self
+    }
+
+    /// Binds, starts the acceptor, reactors and workers, and returns at once.
+    pub fn start(self) -> io::Result<ServerHandle> {
+        let addr = resolve(&self.options.addr)?;
+        let listener = StdListener::bind(addr)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+        listener.set_nonblocking(true)?;
+        let local_addr = listener.local_addr()?;
+        let shared = Arc::new(ServerShared::new(&self.options, &self.services));
+
+        let table = Arc::new(self.services);
+        let reactor_count = self.options.reactor_threads.max(1);
+        let mut reactors = Vec::with_capacity(reactor_count);
+        let mut threads = Vec::new();
+        let pool = if table.has_blocking() {
+            Some(WorkerPool::start(
+                self.options.worker_threads.max(1),
+                &shared,
+            )?)
+        } else {
+            None
+        };
+        for index in 0..reactor_count {
+            let (handle, thread) = reactor::spawn(
+                index,
+                table.clone(),
+                pool.as_ref().map(WorkerPool::sender),
+                self.options.clone(),
+                shared.clone(),
+            )?;
+            reactors.push(handle);
+            threads.push(thread);
+        }
+        let (acceptor_waker, thread) = acceptor::spawn(
+            mio::net::TcpListener::from_std(listener),
+            reactors.clone(),
+            self.options.max_connections,
+            shared.clone(),
+        )?;
+        threads.push(thread);
+        tracing::info!(%local_addr, reactors = reactor_count, "server started");
+        Ok(ServerHandle {
+            inner: Arc::new(HandleInner {
+                local_addr,
+                services: table.describe(),
+                shared,
+                reactors,
+                acceptor_waker,
+                pool: Mutex::new(pool),
+                threads: Mutex::new(threads),
+            }),
+        })
+    }
+
+    /// The seed's `Run()`: start and block until the server is shut down.
+    pub fn run(self) -> io::Result<()> {
+        self.start()?.wait();
+        Ok(())
+    }
+}
+
+fn resolve(addr: &str) -> io::Result<SocketAddr> {
+    addr.to_socket_addrs()?.next().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("'{addr}' resolves to no address"),
+        )
+    })
+}
+
+/// State every server thread can see.
+pub(crate) struct ServerShared {
+    shutting_down: AtomicBool,
+    connections: AtomicUsize,
+    running_threads: Mutex<usize>,
+    stopped: Condvar,
+}
+
+impl ServerShared {
+    fn new(_options: &ServerOptions, _services: &ServiceTable) -> ServerShared {
+        ServerShared {
+            shutting_down: AtomicBool::new(false),
+            connections: AtomicUsize::new(0),
+            running_threads: Mutex::new(0),
+            stopped: Condvar::new(),
+        }
+    }
+
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn connections(&self) -> &AtomicUsize {
+        &self.connections
+    }
+
+    /// Counts a server thread as running until the guard drops (even by a
+    /// panic), so `wait()` knows when everything has stopped.
+    pub(crate) fn thread_guard(self: &Arc<Self>) -> ThreadGuard {
+        *self.running_threads.lock() += 1;
+        ThreadGuard(self.clone())
+    }
+}
+
+pub(crate) struct ThreadGuard(Arc<ServerShared>);
+
+impl Drop for ThreadGuard {
+    fn drop(&mut self) {
+        let mut running = self.0.running_threads.lock();
+        *running -= 1;
+        if *running == 0 {
+            self.0.stopped.notify_all();
+        }
+    }
+}
+
+struct HandleInner {
+    local_addr: SocketAddr,
+    services: Vec<(&'static str, &'static [&'static str])>,
+    shared: Arc<ServerShared>,
+    reactors: Vec<Arc<ReactorShared>>,
+    acceptor_waker: Arc<mio::Waker>,
+    pool: Mutex<Option<WorkerPool>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// Controls a running server; cheap to clone and usable from any thread.
+#[derive(Clone)]
+pub struct ServerHandle {
+    inner: Arc<HandleInner>,
+}
+
+impl ServerHandle {
+    /// The address the server listens on (with the real port if 0 was asked).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// The published services and their methods.
+    pub fn services(&self) -> Vec<(&'static str, &'static [&'static str])> {
+        self.inner.services.clone()
+    }
+
+    /// Connections currently open.
+    pub fn connection_count(&self) -> usize {
+        self.inner.shared.connections.load(Ordering::Relaxed)
+    }
+
+    /// Stops accepting, answers what is in flight (new requests get
+    /// `ShuttingDown`), closes every connection and stops all threads.
+    /// Returns at once; `wait()` blocks until it is done. Idempotent.
+    pub fn shutdown(&self) {
+        if self.inner.shared.shutting_down.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tracing::info!(addr = %self.inner.local_addr, "server shutting down");
+        let _ = self.inner.acceptor_waker.wake();
+        for reactor in &self.inner.reactors {
+            reactor.wake();
+        }
+    }
+
+    /// Blocks until every server thread has stopped.
+    pub fn wait(&self) {
+        {
+            let mut running = self.inner.shared.running_threads.lock();
+            while *running > 0 {
+                self.inner.shared.stopped.wait(&mut running);
+            }
+        }
+        // Reactors are gone, so no job can be queued any more: stop workers.
+        if let Some(pool) = self.inner.pool.lock().take() {
+            pool.stop();
+        }
+        for thread in self.inner.threads.lock().drain(..) {
+            let _ = thread.join();
+        }
+    }
+
+    pub fn is_shut_down(&self) -> bool {
+        self.inner.shared.is_shutting_down()
+    }
+}

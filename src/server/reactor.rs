@@ -1,0 +1,454 @@
+//! One event loop (reactor) thread: a mio `Poll` and a `slab` of connections.
+//!
+//! Each turn of the loop:
+//! 1. waits for events (or the next timer tick);
+//! 2. on the `Waker` token: adopts connections the acceptor queued and takes
+//!    replies the worker pool finished;
+//! 3. on a connection token: reads until `WouldBlock`, decodes every complete
+//!    frame and dispatches it (inline handlers reply into the output buffer at
+//!    once); a writable event flushes pending output;
+//! 4. flushes every connection that got output this turn, one `write` each,
+//!    so pipelined requests are answered in a batch.
+//!
+//! Backpressure: when a connection's unsent output passes the high-water mark
+//! or it has too many calls in flight, we stop reading from it; the kernel's
+//! buffers fill and TCP slows the peer down. Reading resumes after a flush.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token, Waker};
+use parking_lot::Mutex;
+use slab::Slab;
+
+use super::connection::Connection;
+use super::dispatch::{reply_error, run_call, ServiceTable};
+use super::workers::{Job, JobSender};
+use super::{ServerOptions, ServerShared};
+use crate::codec::{Decoder, Frame, Request};
+use crate::service::CallContext;
+use crate::status::{Code, Status};
+
+const WAKER: Token = Token(usize::MAX);
+/// How often idle connections are looked for, when an idle timeout is set.
+const SWEEP_EVERY: Duration = Duration::from_millis(500);
+
+/// A finished pool call on its way back to its connection.
+pub(crate) struct Completion {
+    pub token: usize,
+    pub conn_id: u64,
+    pub id: u64,
+    pub frame: bytes::BytesMut,
+}
+
+/// The part of a reactor other threads talk to.
+pub(crate) struct ReactorShared {
+    waker: Waker,
+    incoming: Mutex<Vec<(TcpStream, SocketAddr)>>,
+    completions: Mutex<Vec<Completion>>,
+}
+
+impl ReactorShared {
+    /// Queues a newly accepted connection for this reactor.
+    pub fn add_connection(&self, stream: TcpStream, peer: SocketAddr) {
+        let was_empty = push(&self.incoming, (stream, peer));
+        if was_empty {
+            self.wake();
+        }
+    }
+
+    /// Queues a finished pool call's reply.
+    pub fn complete(&self, completion: Completion) {
+        if push(&self.completions, completion) {
+            self.wake();
+        }
+    }
+
+    pub fn wake(&self) {
+        if let Err(e) = self.waker.wake() {
+            tracing::error!(error = %e, "cannot wake reactor");
+        }
+    }
+}
+
+/// Pushes and reports whether the queue was empty: only the first push after
+/// the reactor drained the queue needs to wake it (one syscall per batch).
+fn push<T>(queue: &Mutex<Vec<T>>, item: T) -> bool {
+    let mut q = queue.lock();
+    q.push(item);
+    q.len() == 1
+}
+
+pub(crate) fn spawn(
+    index: usize,
+    table: Arc<ServiceTable>,
+    pool: Option<JobSender>,
+    options: ServerOptions,
+    server: Arc<ServerShared>,
+) -> io::Result<(Arc<ReactorShared>, JoinHandle<()>)> {
+    let poll = Poll::new()?;
+    let shared = Arc::new(ReactorShared {
+        waker: Waker::new(poll.registry(), WAKER)?,
+        incoming: Mutex::new(Vec::new()),
+        completions: Mutex::new(Vec::new()),
+    });
+    let guard = server.thread_guard();
+    let mut reactor = Reactor {
+        index,
+        poll,
+        conns: Slab::with_capacity(1024),
+        decoder: Decoder::new(options.max_frame_size),
+        table,
+        pool,
+        shared: shared.clone(),
+        server,
+        options,
+        dirty: Vec::new(),
+        next_conn_id: (index as u64) << 48,
+        drain_started: None,
+    };
+    let thread = std::thread::Builder::new()
+        .name(format!("mprpc-reactor-{index}"))
+        .spawn(move || {
+            let _guard = guard;
+            if let Err(e) = reactor.run() {
+                tracing::error!(reactor = reactor.index, error = %e, "reactor stopped on an error");
+            }
+            reactor.close_all();
+        })?;
+    Ok((shared, thread))
+}
+
+struct Reactor {
+    index: usize,
+    poll: Poll,
+    conns: Slab<Connection>,
+    decoder: Decoder,
+    table: Arc<ServiceTable>,
+    pool: Option<JobSender>,
+    shared: Arc<ReactorShared>,
+    server: Arc<ServerShared>,
+    options: ServerOptions,
+    /// Connections with output to flush at the end of this turn.
+    dirty: Vec<usize>,
+    next_conn_id: u64,
+    drain_started: Option<Instant>,
+}
+
+impl Reactor {
+    fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let mut inbox = Vec::new();
+        let mut last_sweep = Instant::now();
+        loop {
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => {
+                        self.adopt_connections();
+                        self.take_completions(&mut inbox);
+                    }
+                    Token(key) => {
+                        if event.is_writable() {
+                            self.mark_dirty(key);
+                        }
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.read_ready(key);
+                        }
+                    }
+                }
+            }
+            self.flush_dirty();
+            if self.server.is_shutting_down() && self.drain_finished() {
+                return Ok(());
+            }
+            if self.options.idle_timeout.is_some() && last_sweep.elapsed() >= SWEEP_EVERY {
+                last_sweep = Instant::now();
+                self.close_idle();
+            }
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        if self.server.is_shutting_down() {
+            Some(Duration::from_millis(10))
+        } else if self.options.idle_timeout.is_some() {
+            Some(SWEEP_EVERY)
+        } else {
+            None
+        }
+    }
+
+    fn adopt_connections(&mut self) {
+        let incoming = std::mem::take(&mut *self.shared.incoming.lock());
+        for (mut stream, peer) in incoming {
+            if self.server.is_shutting_down() {
+                self.forget_connection();
+                continue;
+            }
+            let entry = self.conns.vacant_entry();
+            let key = entry.key();
+            if let Err(e) = self.poll.registry().register(
+                &mut stream,
+                Token(key),
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                tracing::warn!(%peer, error = %e, "cannot register connection");
+                self.forget_connection();
+                continue;
+            }
+            self.next_conn_id += 1;
+            entry.insert(Connection::new(self.next_conn_id, stream, peer));
+            tracing::debug!(%peer, reactor = self.index, "connection accepted");
+        }
+    }
+
+    fn take_completions(&mut self, inbox: &mut Vec<Completion>) {
+        std::mem::swap(&mut *self.shared.completions.lock(), inbox);
+        for done in inbox.drain(..) {
+            let Some(conn) = self.conns.get_mut(done.token) else {
+                continue;
+            };
+            if conn.id != done.conn_id {
+                continue; // the connection closed and its slot was reused
+            }
+            conn.inflight -= 1;
+            if conn.cancelled.remove(&done.id) {
+                continue;
+            }
+            conn.write_buf.extend_from_slice(&done.frame);
+            if !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(done.token);
+            }
+        }
+    }
+
+    fn mark_dirty(&mut self, key: usize) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            if !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(key);
+            }
+        }
+    }
+
+    /// Reads until the socket is drained (or backpressure pauses us),
+    /// dispatching every complete frame as it arrives.
+    fn read_ready(&mut self, key: usize) {
+        loop {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
+            if conn.read_paused || conn.peer_closed {
+                return;
+            }
+            match conn.read_once() {
+                Ok(0) => {
+                    conn.peer_closed = true;
+                    if conn.is_quiet() {
+                        self.close(key, "peer closed");
+                    } else {
+                        self.mark_dirty(key);
+                    }
+                    return;
+                }
+                Ok(_) => {
+                    conn.last_active = Instant::now();
+                    if !self.process_input(key) {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.close(key, &format!("read error: {e}"));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Decodes and dispatches every complete frame in the read buffer.
+    /// Returns false if the connection was closed or reading is paused.
+    fn process_input(&mut self, key: usize) -> bool {
+        let shutting_down = self.server.is_shutting_down();
+        loop {
+            let conn = &mut self.conns[key];
+            let frame = match self.decoder.decode(&mut conn.read_buf) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(e) => {
+                    self.close(key, &format!("protocol error: {e}"));
+                    return false;
+                }
+            };
+            match frame {
+                Frame::Request(request) => self.dispatch(key, request, shutting_down),
+                Frame::Cancel { id } => {
+                    let conn = &mut self.conns[key];
+                    if conn.cancelled.len() < conn.inflight {
+                        conn.cancelled.insert(id);
+                    }
+                }
+                Frame::Response(_) => {
+                    self.close(key, "protocol error: a client sent a response frame");
+                    return false;
+                }
+            }
+            let conn = &mut self.conns[key];
+            if conn.write_buf.len() >= self.options.write_high_water
+                || conn.inflight >= self.options.max_inflight_per_connection
+            {
+                conn.read_paused = true;
+            }
+            if conn.read_paused {
+                break;
+            }
+        }
+        self.mark_dirty(key);
+        !self.conns[key].read_paused
+    }
+
+    fn dispatch(&mut self, key: usize, request: Request, shutting_down: bool) {
+        let conn = &mut self.conns[key];
+        if shutting_down {
+            let status = Status::new(Code::ShuttingDown, "server is shutting down");
+            return reply_error(request.id, &status, &mut conn.write_buf);
+        }
+        let Some(entry) = self.table.get(&request.service) else {
+            let status = Status::unknown_service(request.service_str());
+            return reply_error(request.id, &status, &mut conn.write_buf);
+        };
+        let ctx = CallContext {
+            request_id: request.id,
+            deadline: (request.timeout_ms > 0)
+                .then(|| Instant::now() + Duration::from_millis(request.timeout_ms as u64)),
+            peer: conn.peer,
+        };
+        match (&self.pool, entry.blocking) {
+            (Some(pool), true) => {
+                conn.inflight += 1;
+                pool.send(Job {
+                    service: entry.service.clone(),
+                    request,
+                    ctx,
+                    reply_to: self.shared.clone(),
+                    token: key,
+                    conn_id: conn.id,
+                });
+            }
+            _ => run_call(&*entry.service, request, &ctx, &mut conn.write_buf),
+        }
+    }
+
+    /// Flushes every connection that has output, resuming paused readers.
+    fn flush_dirty(&mut self) {
+        while let Some(key) = self.dirty.pop() {
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            conn.dirty = false;
+            match conn.flush() {
+                Ok(_) => {}
+                Err(e) => {
+                    self.close(key, &format!("write error: {e}"));
+                    continue;
+                }
+            }
+            if conn.peer_closed && conn.is_quiet() {
+                self.close(key, "peer closed");
+                continue;
+            }
+            let can_resume = conn.read_paused
+                && conn.write_buf.len() < self.options.write_high_water / 2
+                && conn.inflight < self.options.max_inflight_per_connection;
+            if can_resume {
+                conn.read_paused = false;
+                // Edge-triggered: data that arrived while paused raised no
+                // new event, so read it now.
+                if self.process_input(key) {
+                    self.read_ready(key);
+                }
+            }
+        }
+    }
+
+    /// While shutting down: true once every connection is quiet (or the
+    /// grace period is over), at which point the loop exits.
+    fn drain_finished(&mut self) -> bool {
+        let started = *self.drain_started.get_or_insert_with(Instant::now);
+        let quiet = self.conns.iter().all(|(_, c)| c.is_quiet());
+        if !quiet && started.elapsed() < self.options.shutdown_grace {
+            return false;
+        }
+        if !quiet {
+            tracing::warn!(
+                reactor = self.index,
+                "shutdown grace period over; closing busy connections"
+            );
+        }
+        true
+    }
+
+    fn close_idle(&mut self) {
+        let Some(limit) = self.options.idle_timeout else {
+            return;
+        };
+        let idle: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.is_quiet() && c.last_active.elapsed() >= limit)
+            .map(|(k, _)| k)
+            .collect();
+        for key in idle {
+            self.close(key, "idle timeout");
+        }
+    }
+
+    fn close(&mut self, key: usize, reason: &str) {
+        if !self.conns.contains(key) {
+            return;
+        }
+        let mut conn = self.conns.remove(key);
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        self.forget_connection();
+        if reason == "peer closed" {
+            tracing::debug!(peer = %conn.peer, "connection closed: {reason}");
+        } else {
+            tracing::warn!(peer = %conn.peer, "closing connection: {reason}");
+        }
+    }
+
+    fn close_all(&mut self) {
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            if let Some(conn) = self.conns.get_mut(key) {
+                let _ = conn.flush();
+            }
+            let mut conn = self.conns.remove(key);
+            let _ = self.poll.registry().deregister(&mut conn.stream);
+            self.forget_connection();
+        }
+        // Connections queued by the acceptor but never adopted.
+        for _ in self.shared.incoming.lock().drain(..) {
+            self.forget_connection();
+        }
+    }
+
+    fn forget_connection(&self) {
+        self.server
+            .connections()
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}

@@ -1,0 +1,300 @@
+//! The server against a hand-written wire client: framing, pipelining,
+//! statuses, bad input and shutdown, over real sockets on 127.0.0.1.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use mprpc::codec::{encode_request, Decoder, Frame, RequestHead, Response};
+use mprpc::server::{Server, ServerHandle, ServerOptions};
+use mprpc::{CallContext, Code, Service, Status};
+
+/// A hand-written service: Echo, Slow (sleeps the requested ms), Fail, Panic.
+struct TestService;
+
+impl Service for TestService {
+    fn name(&self) -> &'static str {
+        "Test"
+    }
+    fn methods(&self) -> &'static [&'static str] {
+        &["Echo", "Slow", "Fail", "Panic"]
+    }
+    fn call(
+        &self,
+        method: &str,
+        _ctx: &CallContext,
+        req: Bytes,
+        out: &mut BytesMut,
+    ) -> Result<(), Status> {
+        match method {
+            "Echo" => {
+                out.extend_from_slice(&req);
+                Ok(())
+            }
+            "Slow" => {
+                let ms = std::str::from_utf8(&req)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(100);
+                std::thread::sleep(Duration::from_millis(ms));
+                out.extend_from_slice(&req);
+                Ok(())
+            }
+            "Fail" => Err(Status::application("user not found")),
+            "Panic" => panic!("boom"),
+            other => Err(Status::unknown_method("Test", other)),
+        }
+    }
+}
+
+/// Same service published as blocking (runs on the worker pool).
+struct BlockingTest;
+
+impl Service for BlockingTest {
+    fn name(&self) -> &'static str {
+        "BlockingTest"
+    }
+    fn methods(&self) -> &'static [&'static str] {
+        TestService.methods()
+    }
+    fn call(&self, m: &str, c: &CallContext, r: Bytes, o: &mut BytesMut) -> Result<(), Status> {
+        TestService.call(m, c, r, o)
+    }
+}
+
+fn start(max_frame: usize) -> ServerHandle {
+    mprpc::logging::init_for_tests();
+    let mut server = Server::with_options(ServerOptions {
+        addr: "127.0.0.1:0".into(),
+        reactor_threads: 2,
+        worker_threads: 4,
+        max_frame_size: max_frame,
+        max_connections: 1000,
+        max_inflight_per_connection: 64,
+        write_high_water: 1 << 20,
+        idle_timeout: None,
+        shutdown_grace: Duration::from_secs(5),
+    });
+    server.add_service(TestService);
+    server.add_blocking_service(BlockingTest);
+    server.start().expect("server starts")
+}
+
+struct RawClient {
+    stream: TcpStream,
+    buf: BytesMut,
+    decoder: Decoder,
+}
+
+impl RawClient {
+    fn connect(addr: SocketAddr) -> RawClient {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        RawClient {
+            stream,
+            buf: BytesMut::new(),
+            decoder: Decoder::default(),
+        }
+    }
+
+    fn send(&mut self, id: u64, service: &str, method: &str, payload: &[u8]) {
+        let mut out = BytesMut::new();
+        encode_request(
+            RequestHead {
+                id,
+                timeout_ms: 0,
+                service,
+                method,
+            },
+            payload,
+            &mut out,
+        );
+        self.stream.write_all(&out).unwrap();
+    }
+
+    /// Next response, or None when the server closed the connection.
+    fn recv(&mut self) -> Option<Response> {
+        loop {
+            if let Some(frame) = self
+                .decoder
+                .decode(&mut self.buf)
+                .expect("server speaks the protocol")
+            {
+                match frame {
+                    Frame::Response(r) => return Some(r),
+                    other => panic!("unexpected frame {other:?}"),
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
+                Err(e) => panic!("read failed: {e}"),
+            }
+        }
+    }
+
+    fn call(&mut self, id: u64, service: &str, method: &str, payload: &[u8]) -> Response {
+        self.send(id, service, method, payload);
+        self.recv().expect("a reply")
+    }
+}
+
+#[test]
+fn echo_and_statuses() {
+    let server = start(1 << 20);
+    let mut c = RawClient::connect(server.local_addr());
+    let r = c.call(1, "Test", "Echo", b"hello");
+    assert_eq!((r.id, r.code, &r.payload[..]), (1, Code::Ok, &b"hello"[..]));
+    let r = c.call(2, "Nope", "Echo", b"");
+    assert_eq!(r.code, Code::UnknownService);
+    let r = c.call(3, "Test", "Nope", b"");
+    assert_eq!(r.code, Code::UnknownMethod);
+    let r = c.call(4, "Test", "Fail", b"");
+    assert_eq!(
+        (r.code, r.error_str()),
+        (Code::Application, "user not found")
+    );
+    let r = c.call(5, "Test", "Panic", b"");
+    assert_eq!(r.code, Code::Internal);
+    assert!(r.error_str().contains("boom"));
+    // The connection survives all of that.
+    let r = c.call(6, "BlockingTest", "Echo", b"still here");
+    assert_eq!((r.code, &r.payload[..]), (Code::Ok, &b"still here"[..]));
+    server.shutdown();
+    server.wait();
+}
+
+#[test]
+fn pipelined_requests_in_one_write_all_answered() {
+    let server = start(1 << 20);
+    let mut c = RawClient::connect(server.local_addr());
+    let mut out = BytesMut::new();
+    for id in 0..500u64 {
+        let payload = id.to_string();
+        encode_request(
+            RequestHead {
+                id,
+                timeout_ms: 0,
+                service: "Test",
+                method: "Echo",
+            },
+            payload.as_bytes(),
+            &mut out,
+        );
+    }
+    c.stream.write_all(&out).unwrap();
+    for id in 0..500u64 {
+        let r = c.recv().unwrap();
+        assert_eq!(r.id, id);
+        assert_eq!(&r.payload[..], id.to_string().as_bytes());
+    }
+    server.shutdown();
+    server.wait();
+}
+
+#[test]
+fn slow_blocking_call_does_not_hold_up_a_fast_one() {
+    let server = start(1 << 20);
+    let mut c = RawClient::connect(server.local_addr());
+    c.send(1, "BlockingTest", "Slow", b"300");
+    c.send(2, "Test", "Echo", b"fast");
+    let first = c.recv().unwrap();
+    let second = c.recv().unwrap();
+    assert_eq!(
+        (first.id, second.id),
+        (2, 1),
+        "replies come back out of order"
+    );
+    server.shutdown();
+    server.wait();
+}
+
+#[test]
+fn oversized_frame_closes_only_that_connection() {
+    let server = start(1024);
+    let mut good = RawClient::connect(server.local_addr());
+    assert_eq!(good.call(1, "Test", "Echo", b"x").code, Code::Ok);
+    let mut bad = RawClient::connect(server.local_addr());
+    bad.send(1, "Test", "Echo", &vec![7u8; 4096]);
+    assert!(bad.recv().is_none(), "the oversized sender is disconnected");
+    let mut garbage = TcpStream::connect(server.local_addr()).unwrap();
+    garbage
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    garbage.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    let mut sink = [0u8; 16];
+    assert!(
+        matches!(garbage.read(&mut sink), Ok(0) | Err(_)),
+        "garbage sender is disconnected"
+    );
+    for id in 2..20 {
+        assert_eq!(good.call(id, "Test", "Echo", b"ok").code, Code::Ok);
+    }
+    server.shutdown();
+    server.wait();
+}
+
+#[test]
+fn shutdown_answers_calls_in_flight() {
+    let server = start(1 << 20);
+    let mut c = RawClient::connect(server.local_addr());
+    for id in 0..4 {
+        c.send(id, "BlockingTest", "Slow", b"200");
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let began = Instant::now();
+    server.shutdown();
+    let mut answered = 0;
+    while let Some(r) = c.recv() {
+        assert_eq!(r.code, Code::Ok);
+        answered += 1;
+    }
+    assert_eq!(
+        answered, 4,
+        "every in-flight call got its reply before the close"
+    );
+    server.wait();
+    assert!(began.elapsed() < Duration::from_secs(5));
+    assert!(
+        TcpStream::connect(server.local_addr()).is_err(),
+        "port is closed"
+    );
+}
+
+#[test]
+fn expired_deadline_is_not_run() {
+    let server = start(1 << 20);
+    let mut c = RawClient::connect(server.local_addr());
+    // Occupy all four workers, then send a call whose 50 ms budget runs out
+    // while it waits in the queue.
+    for id in 0..4 {
+        c.send(id, "BlockingTest", "Slow", b"300");
+    }
+    let mut out = BytesMut::new();
+    encode_request(
+        RequestHead {
+            id: 99,
+            timeout_ms: 50,
+            service: "BlockingTest",
+            method: "Echo",
+        },
+        b"late",
+        &mut out,
+    );
+    c.stream.write_all(&out).unwrap();
+    let mut late = None;
+    for _ in 0..5 {
+        let r = c.recv().unwrap();
+        if r.id == 99 {
+            late = Some(r);
+        }
+    }
+    assert_eq!(late.unwrap().code, Code::DeadlineExceeded);
+    server.shutdown();
+    server.wait();
+}
