@@ -1,0 +1,298 @@
+//! Build-time code generation for mprpc, in the spirit of `tonic-build`.
+//!
+//! The seed runs `protoc --cpp_out` with `option cc_generic_services` to get
+//! a `UserServiceRpc` base class and a `UserServiceRpc_Stub`. Here a
+//! `build.rs` of a few lines does the same for Rust, with no system `protoc`:
+//! the pure-Rust [`protox`] compiler parses the `.proto` files into a
+//! `FileDescriptorSet`, [`prost_build`] generates the messages from it, and
+//! [`MprpcServiceGenerator`] adds, for each `service`, a server trait, the
+//! `...Server<T>` dispatcher and a `...Stub` client (see [`generator`]).
+//!
+//! ```no_run
+//! // build.rs
+//! fn main() -> std::io::Result<()> {
+//!     mprpc_build::compile_protos(&["proto/user.proto"], &["proto"])
+//! }
+//! ```
+//!
+//! and in the crate: `pub mod fixbug { include!(concat!(env!("OUT_DIR"), "/fixbug.rs")); }`
+//! (one file per protobuf package). The crate needs `mprpc` and `prost` as
+//! dependencies.
+//!
+//! Proto `bytes` fields become `bytes::Bytes` by default, so decoding a
+//! request slices the received frame instead of copying it.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub mod generator;
+
+pub use generator::MprpcServiceGenerator;
+/// The prost-build this crate drives, for [`Builder::configure_prost`] hooks.
+pub use prost_build;
+
+/// Compiles `protos` (searched for in `includes`) into Rust in `OUT_DIR`,
+/// with the default settings. Emits `cargo:rerun-if-changed` for every
+/// `.proto` read, imports included.
+pub fn compile_protos(
+    protos: &[impl AsRef<Path>],
+    includes: &[impl AsRef<Path>],
+) -> io::Result<()> {
+    configure().compile_protos(protos, includes)
+}
+
+/// Starts a [`Builder`] to tune the generation before compiling.
+pub fn configure() -> Builder {
+    Builder::default()
+}
+
+type ProstHook = Box<dyn FnOnce(&mut prost_build::Config)>;
+
+/// Settings for one code generation run.
+pub struct Builder {
+    out_dir: Option<PathBuf>,
+    bytes: Vec<String>,
+    build_server: bool,
+    build_client: bool,
+    emit_rerun_if_changed: bool,
+    file_descriptor_set_path: Option<PathBuf>,
+    prost_hooks: Vec<ProstHook>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            out_dir: None,
+            bytes: vec![".".to_owned()],
+            build_server: true,
+            build_client: true,
+            emit_rerun_if_changed: true,
+            file_descriptor_set_path: None,
+            prost_hooks: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("out_dir", &self.out_dir)
+            .field("bytes", &self.bytes)
+            .field("build_server", &self.build_server)
+            .field("build_client", &self.build_client)
+            .field("emit_rerun_if_changed", &self.emit_rerun_if_changed)
+            .field("file_descriptor_set_path", &self.file_descriptor_set_path)
+            .field("prost_hooks", &self.prost_hooks.len())
+            .finish()
+    }
+}
+
+impl Builder {
+    /// Where to write the generated `.rs` files (default: `OUT_DIR`).
+    pub fn out_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.out_dir = Some(dir.into());
+        self
+    }
+
+    /// Which `bytes` fields become `bytes::Bytes` instead of `Vec<u8>`, as
+    /// prost paths (default `["."]`: all of them, for zero-copy decoding).
+    /// An empty list keeps `Vec<u8>` everywhere.
+    pub fn bytes<I, S>(mut self, paths: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.bytes = paths.into_iter().map(|p| p.as_ref().to_owned()).collect();
+        self
+    }
+
+    /// Emit the server trait and `...Server<T>` (default: true).
+    pub fn build_server(mut self, enable: bool) -> Self {
+        self.build_server = enable;
+        self
+    }
+
+    /// Emit the `...Stub` client (default: true).
+    pub fn build_client(mut self, enable: bool) -> Self {
+        self.build_client = enable;
+        self
+    }
+
+    /// Print `cargo:rerun-if-changed` for every `.proto` read (default: true).
+    pub fn emit_rerun_if_changed(mut self, enable: bool) -> Self {
+        self.emit_rerun_if_changed = enable;
+        self
+    }
+
+    /// Also write the encoded `FileDescriptorSet` to this path.
+    pub fn file_descriptor_set_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.file_descriptor_set_path = Some(path.into());
+        self
+    }
+
+    /// Adjusts the underlying `prost_build::Config` (attributes, extern
+    /// paths, ...) just before compiling; hooks run in the order added.
+    pub fn configure_prost(
+        mut self,
+        hook: impl FnOnce(&mut prost_build::Config) + 'static,
+    ) -> Self {
+        self.prost_hooks.push(Box::new(hook));
+        self
+    }
+
+    /// Compiles `protos`, resolving them and their imports in `includes`.
+    pub fn compile_protos(
+        self,
+        protos: &[impl AsRef<Path>],
+        includes: &[impl AsRef<Path>],
+    ) -> io::Result<()> {
+        self.compile_with_config(prost_build::Config::new(), protos, includes)
+    }
+
+    /// Like [`Builder::compile_protos`], starting from the caller's prost config.
+    pub fn compile_with_config(
+        self,
+        mut config: prost_build::Config,
+        protos: &[impl AsRef<Path>],
+        includes: &[impl AsRef<Path>],
+    ) -> io::Result<()> {
+        let fds = self.parse(protos, includes)?;
+        if let Some(path) = &self.file_descriptor_set_path {
+            std::fs::write(path, prost::Message::encode_to_vec(&fds))?;
+        }
+        if let Some(dir) = &self.out_dir {
+            config.out_dir(dir);
+        }
+        if !self.bytes.is_empty() {
+            config.bytes(&self.bytes);
+        }
+        config.service_generator(Box::new(
+            MprpcServiceGenerator::new()
+                .build_server(self.build_server)
+                .build_client(self.build_client),
+        ));
+        for hook in self.prost_hooks {
+            hook(&mut config);
+        }
+        config.compile_fds(fds)
+    }
+
+    /// Runs protox: `.proto` text to a `FileDescriptorSet` with comments.
+    fn parse(
+        &self,
+        protos: &[impl AsRef<Path>],
+        includes: &[impl AsRef<Path>],
+    ) -> io::Result<prost_types::FileDescriptorSet> {
+        let mut compiler = protox::Compiler::new(includes).map_err(protox_error)?;
+        compiler.include_source_info(true).include_imports(true);
+        compiler.open_files(protos).map_err(protox_error)?;
+        if self.emit_rerun_if_changed {
+            for path in compiler.files().filter_map(|f| f.path()) {
+                println!("cargo:rerun-if-changed={}", path.display());
+            }
+        }
+        Ok(compiler.file_descriptor_set())
+    }
+}
+
+/// A protox error as an `io::Error` that names the file and the problem.
+fn protox_error(e: protox::Error) -> io::Error {
+    let message = match e.file() {
+        Some(file) => format!("mprpc-build: {file}: {e:?}"),
+        None => format!("mprpc-build: {e:?}"),
+    };
+    let kind = if e.is_file_not_found() {
+        io::ErrorKind::NotFound
+    } else {
+        io::ErrorKind::InvalidInput
+    };
+    io::Error::new(kind, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROTO: &str = r#"
+syntax = "proto3";
+package demo.v1;
+
+message PingRequest { bytes payload = 1; }
+message PingReply { bytes payload = 1; uint64 seq = 2; }
+
+// Answers pings.
+service Pinger {
+  // Sends the payload back.
+  rpc Ping(PingRequest) returns (PingReply);
+}
+"#;
+
+    fn compile_demo(builder: Builder) -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let proto_dir = dir.path().join("proto");
+        let out = dir.path().join("out");
+        std::fs::create_dir_all(&proto_dir).unwrap();
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(proto_dir.join("demo.proto"), PROTO).unwrap();
+        builder
+            .out_dir(&out)
+            .emit_rerun_if_changed(false)
+            .compile_protos(&[proto_dir.join("demo.proto")], &[&proto_dir])
+            .unwrap();
+        let code = std::fs::read_to_string(out.join("demo.v1.rs")).unwrap();
+        (dir, code)
+    }
+
+    #[test]
+    fn compiles_a_proto_without_protoc_into_messages_trait_and_stub() {
+        let (_dir, code) = compile_demo(configure());
+        syn::parse_str::<syn::File>(&code).unwrap_or_else(|e| panic!("{e}\n{code}"));
+        assert!(code.contains("pub struct PingRequest"));
+        assert!(code.contains("pub payload: ::prost::bytes::Bytes"));
+        assert!(code.contains("pub trait Pinger"));
+        assert!(code.contains("pub struct PingerServer<T>"));
+        assert!(code.contains("pub struct PingerStub"));
+        assert!(code.contains("pub const SERVICE_NAME: &'static str = \"Pinger\";"));
+        assert!(code.contains("/// Answers pings."));
+        assert!(code.contains("/// Sends the payload back."));
+    }
+
+    #[test]
+    fn bytes_can_be_turned_back_into_vec() {
+        let (_dir, code) = compile_demo(configure().bytes(Vec::<String>::new()));
+        assert!(code.contains("::prost::alloc::vec::Vec<u8>"));
+        assert!(!code.contains("::prost::bytes::Bytes"));
+    }
+
+    #[test]
+    fn prost_hook_runs() {
+        let (_dir, code) = compile_demo(configure().configure_prost(|c| {
+            c.type_attribute(".demo.v1.PingRequest", "#[derive(Eq, Hash)]");
+        }));
+        assert!(code.contains("#[derive(Eq, Hash)]"));
+    }
+
+    #[test]
+    fn a_bad_proto_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("bad.proto"),
+            "syntax = \"proto3\";\nmessage {",
+        )
+        .unwrap();
+        let err = configure()
+            .out_dir(dir.path())
+            .emit_rerun_if_changed(false)
+            .compile_protos(&[dir.path().join("bad.proto")], &[dir.path()])
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("bad.proto"), "{err}");
+
+        let missing = configure()
+            .out_dir(dir.path())
+            .emit_rerun_if_changed(false)
+            .compile_protos(&[dir.path().join("missing.proto")], &[dir.path()])
+            .unwrap_err();
+        assert_eq!(missing.kind(), io::ErrorKind::NotFound, "{missing}");
+    }
+}
