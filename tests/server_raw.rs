@@ -298,3 +298,77 @@ fn expired_deadline_is_not_run() {
     server.shutdown();
     server.wait();
 }
+
+/// Sends one seed-format request and reads the bare reply until the server
+/// closes, as the seed's consumer does.
+fn seed_call(addr: SocketAddr, service: &str, method: &str, args: &[u8]) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    mprpc::codec::legacy::encode_request(service, method, args, &mut out);
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&out).unwrap();
+    let mut reply = Vec::new();
+    let _ = s.read_to_end(&mut reply);
+    reply
+}
+
+#[test]
+fn seed_format_and_ours_share_one_port() {
+    let server = start(1 << 20);
+    let addr = server.local_addr();
+    let mut ours = RawClient::connect(addr);
+    assert_eq!(seed_call(addr, "Test", "Echo", b"seed says hi"), b"seed says hi");
+    assert_eq!(seed_call(addr, "BlockingTest", "Echo", b"via pool"), b"via pool");
+    assert_eq!(ours.call(1, "Test", "Echo", b"ours").payload, &b"ours"[..]);
+    // Unknown names and handler errors: logged, closed, no reply (as the seed).
+    assert!(seed_call(addr, "Nope", "Echo", b"x").is_empty());
+    assert!(seed_call(addr, "Test", "Nope", b"x").is_empty());
+    assert!(seed_call(addr, "Test", "Fail", b"x").is_empty());
+    // An empty request omits args_size in the header.
+    assert!(seed_call(addr, "Test", "Echo", b"").is_empty());
+    assert_eq!(ours.call(2, "Test", "Echo", b"still fine").code, Code::Ok);
+    server.shutdown();
+    server.wait();
+}
+
+#[test]
+fn seed_request_split_across_reads_is_reassembled() {
+    let server = start(1 << 20);
+    let mut out = BytesMut::new();
+    mprpc::codec::legacy::encode_request("Test", "Echo", b"in pieces", &mut out);
+    let mut s = TcpStream::connect(server.local_addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_nodelay(true).unwrap();
+    for piece in out.chunks(3) {
+        s.write_all(piece).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut reply = Vec::new();
+    s.read_to_end(&mut reply).unwrap();
+    assert_eq!(reply, b"in pieces");
+    server.shutdown();
+    server.wait();
+}
+
+#[test]
+fn truncated_and_garbage_seed_headers_do_not_disturb_others() {
+    let server = start(1024);
+    let addr = server.local_addr();
+    // Truncated: announces a header, sends half, stalls. Must not block anyone.
+    let mut stalled = TcpStream::connect(addr).unwrap();
+    stalled.write_all(b"\x20\x00\x00\x00\x0a\x04Te").unwrap();
+    // Garbage header bytes and a hostile header size: closed.
+    for junk in [&b"\x05\x00\x00\x00\xff\xff\xff\xff\xff"[..], &b"\xff\xff\xff\x7f"[..]] {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(junk).unwrap();
+        let mut sink = Vec::new();
+        assert!(matches!(s.read_to_end(&mut sink), Ok(0) | Err(_)));
+    }
+    let mut ours = RawClient::connect(addr);
+    assert_eq!(ours.call(1, "Test", "Echo", b"unaffected").code, Code::Ok);
+    assert_eq!(seed_call(addr, "Test", "Echo", b"also fine"), b"also fine");
+    drop(stalled);
+    server.shutdown();
+    server.wait();
+}

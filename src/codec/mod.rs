@@ -59,9 +59,13 @@
 //! already in the buffer (sticky packets). Service, method and payload are
 //! `Bytes` slices of the read buffer: no copy is made.
 //!
+//! The seed's legacy format (4-byte little-endian header size + `RpcHeader`)
+//! lives in [`legacy`].
+//!
 
 mod decoder;
 mod frame;
+pub mod legacy;
 
 pub use decoder::{Decoder, ProtocolError};
 pub use frame::{

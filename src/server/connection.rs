@@ -14,6 +14,15 @@ use std::time::Instant;
 use bytes::{Buf, BytesMut};
 use mio::net::TcpStream;
 
+/// Which wire format a connection speaks, decided by its first two bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    Undecided,
+    Mprpc,
+    /// The seed's format: one request, a bare reply, then we close.
+    Legacy,
+}
+
 /// Bytes we make room for before each `read`.
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -36,6 +45,10 @@ pub(crate) struct Connection {
     pub peer_closed: bool,
     /// Queued for a flush at the end of this loop turn.
     pub dirty: bool,
+    pub protocol: Protocol,
+    /// Close once the output is flushed and nothing is in flight (the seed's
+    /// one-call-per-connection format).
+    pub close_when_quiet: bool,
     pub last_active: Instant,
 }
 
@@ -52,6 +65,8 @@ impl Connection {
             read_paused: false,
             peer_closed: false,
             dirty: false,
+            protocol: Protocol::Undecided,
+            close_when_quiet: false,
             last_active: Instant::now(),
         }
     }

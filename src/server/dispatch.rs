@@ -13,6 +13,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 
 use crate::codec::{encode_response, encode_response_with, Request};
+use crate::discovery::WireFormat;
 use crate::service::{CallContext, Service};
 use crate::status::{Code, Status};
 
@@ -61,17 +62,23 @@ impl ServiceTable {
     }
 }
 
-/// Runs `request` on `service` and appends the complete reply frame to `out`.
+/// Runs `request` on `service` and appends the complete reply to `out`.
 ///
-/// The success path encodes the response message straight into `out` after
-/// the reply header; on failure the partial frame is cut off and an error
-/// reply is written instead.
+/// Our format: the success path encodes the response message straight into
+/// `out` after the reply header; on failure the partial frame is cut off and
+/// an error reply is written instead. The seed's format has no way to say
+/// "error": the reply is the bare message on success and nothing otherwise
+/// (the connection is closed either way).
 pub(crate) fn run_call(
     service: &dyn Service,
     request: Request,
     ctx: &CallContext,
+    format: WireFormat,
     out: &mut BytesMut,
 ) {
+    if format == WireFormat::Legacy {
+        return run_legacy_call(service, request, ctx, out);
+    }
     let Request {
         id,
         method,
@@ -97,6 +104,19 @@ pub(crate) fn run_call(
             tracing::error!(service = service.name(), method, %status, "handler failed");
         }
         encode_response(id, status.code(), status.message(), &[], out);
+    }
+}
+
+fn run_legacy_call(service: &dyn Service, request: Request, ctx: &CallContext, out: &mut BytesMut) {
+    let start = out.len();
+    let method = std::str::from_utf8(&request.method).unwrap_or("");
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        service.call(method, ctx, request.payload.clone(), out)
+    }))
+    .unwrap_or_else(|panic| Err(Status::internal(panic_text(&panic))));
+    if let Err(status) = result {
+        out.truncate(start);
+        tracing::warn!(service = service.name(), method, %status, "seed-format call failed; closing without a reply");
     }
 }
 

@@ -25,11 +25,13 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use parking_lot::Mutex;
 use slab::Slab;
 
-use super::connection::Connection;
+use super::connection::{Connection, Protocol};
 use super::dispatch::{reply_error, run_call, ServiceTable};
 use super::workers::{Job, JobSender};
 use super::{ServerOptions, ServerShared};
+use crate::codec::legacy::{self, LegacyRequest};
 use crate::codec::{Decoder, Frame, Request};
+use crate::discovery::WireFormat;
 use crate::service::CallContext;
 use crate::status::{Code, Status};
 
@@ -279,9 +281,29 @@ impl Reactor {
         }
     }
 
-    /// Decodes and dispatches every complete frame in the read buffer.
-    /// Returns false if the connection was closed or reading is paused.
+    /// Decodes and dispatches what the read buffer holds, in whichever wire
+    /// format the connection speaks. Returns false if the connection was
+    /// closed or reading is paused.
     fn process_input(&mut self, key: usize) -> bool {
+        let conn = &mut self.conns[key];
+        if conn.protocol == Protocol::Undecided {
+            if conn.read_buf.len() < 2 {
+                return true;
+            }
+            conn.protocol = if legacy::is_mprpc_stream(&conn.read_buf) {
+                Protocol::Mprpc
+            } else {
+                Protocol::Legacy
+            };
+        }
+        match conn.protocol {
+            Protocol::Legacy => self.process_legacy(key),
+            _ => self.process_frames(key),
+        }
+    }
+
+    /// Our framed protocol: every complete frame, until backpressure.
+    fn process_frames(&mut self, key: usize) -> bool {
         let shutting_down = self.server.is_shutting_down();
         loop {
             let conn = &mut self.conns[key];
@@ -320,6 +342,55 @@ impl Reactor {
         !self.conns[key].read_paused
     }
 
+    /// The seed's format: one request, then the bare reply and a close. As in
+    /// the seed, an unknown service or method is logged and the connection
+    /// closed without a reply; unlike the seed, a request split over several
+    /// reads is reassembled.
+    fn process_legacy(&mut self, key: usize) -> bool {
+        let conn = &mut self.conns[key];
+        let request = match legacy::decode_request(&mut conn.read_buf, self.decoder.max_frame()) {
+            Ok(Some(request)) => request,
+            Ok(None) => return true,
+            Err(e) => {
+                self.close(key, &format!("seed-format protocol error: {e}"));
+                return false;
+            }
+        };
+        let LegacyRequest {
+            service,
+            method,
+            args,
+        } = request;
+        let known = self.table.get(&service).filter(|e| {
+            e.service
+                .methods()
+                .iter()
+                .any(|m| m.as_bytes() == &method[..])
+        });
+        if known.is_none() || self.server.is_shutting_down() {
+            let what = format!(
+                "seed-format call to unknown {}.{}",
+                String::from_utf8_lossy(&service),
+                String::from_utf8_lossy(&method)
+            );
+            self.close(key, &what);
+            return false;
+        }
+        let conn = &mut self.conns[key];
+        conn.read_paused = true;
+        conn.close_when_quiet = true;
+        let request = Request {
+            id: 0,
+            timeout_ms: 0,
+            service,
+            method,
+            payload: args,
+        };
+        self.dispatch(key, request, false);
+        self.mark_dirty(key);
+        false
+    }
+
     fn dispatch(&mut self, key: usize, request: Request, shutting_down: bool) {
         let conn = &mut self.conns[key];
         if shutting_down {
@@ -336,6 +407,10 @@ impl Reactor {
                 .then(|| Instant::now() + Duration::from_millis(request.timeout_ms as u64)),
             peer: conn.peer,
         };
+        let format = match conn.protocol {
+            Protocol::Legacy => WireFormat::Legacy,
+            _ => WireFormat::Mprpc,
+        };
         match (&self.pool, entry.blocking) {
             (Some(pool), true) => {
                 conn.inflight += 1;
@@ -343,12 +418,13 @@ impl Reactor {
                     service: entry.service.clone(),
                     request,
                     ctx,
+                    format,
                     reply_to: self.shared.clone(),
                     token: key,
                     conn_id: conn.id,
                 });
             }
-            _ => run_call(&*entry.service, request, &ctx, &mut conn.write_buf),
+            _ => run_call(&*entry.service, request, &ctx, format, &mut conn.write_buf),
         }
     }
 
@@ -366,7 +442,7 @@ impl Reactor {
                     continue;
                 }
             }
-            if conn.peer_closed && conn.is_quiet() {
+            if conn.is_quiet() && (conn.peer_closed || conn.close_when_quiet) {
                 self.close(key, "peer closed");
                 continue;
             }

@@ -18,6 +18,7 @@ use super::dispatch::run_call;
 use super::reactor::{Completion, ReactorShared};
 use super::ServerShared;
 use crate::codec::Request;
+use crate::discovery::WireFormat;
 use crate::service::{CallContext, Service};
 
 /// One blocking call waiting for a worker.
@@ -25,6 +26,8 @@ pub(crate) struct Job {
     pub service: Arc<dyn Service>,
     pub request: Request,
     pub ctx: CallContext,
+    /// How the reply is framed (ours, or the seed's bare message).
+    pub format: WireFormat,
     pub reply_to: Arc<ReactorShared>,
     pub token: usize,
     pub conn_id: u64,
@@ -100,7 +103,7 @@ fn work(queue: &Queue) {
         };
         let mut frame = BytesMut::with_capacity(256);
         let id = job.request.id;
-        run_call(&*job.service, job.request, &job.ctx, &mut frame);
+        run_call(&*job.service, job.request, &job.ctx, job.format, &mut frame);
         job.reply_to.complete(Completion {
             token: job.token,
             conn_id: job.conn_id,

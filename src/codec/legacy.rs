@@ -1,0 +1,194 @@
+//! The seed's (C++ mprpc's) wire format, kept so we interoperate with it.
+//!
+//! ```text
+//! request:  header_size u32 (host order: little-endian on x86)
+//!           | RpcHeader (protobuf, header_size bytes)
+//!           | args (protobuf request, RpcHeader.args_size bytes)
+//! reply:    the bare protobuf response, then the provider closes
+//! ```
+//!
+//! `RpcHeader` is `message RpcHeader { bytes service_name = 1; bytes
+//! method_name = 2; uint32 args_size = 3; }` in package `mprpc`. One call per
+//! TCP connection. Proto3 omits `args_size` when it is 0 (an empty request).
+//!
+//! Our server tells the formats apart by a connection's first two bytes: ours
+//! start with "MP"; a seed header size would have to be 20557 bytes to look
+//! like that.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use prost::Message;
+
+use super::ProtocolError;
+
+/// The seed's `mprpc.RpcHeader`.
+#[derive(Clone, PartialEq, Message)]
+pub struct RpcHeader {
+    #[prost(bytes = "bytes", tag = "1")]
+    pub service_name: Bytes,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub method_name: Bytes,
+    #[prost(uint32, tag = "3")]
+    pub args_size: u32,
+}
+
+/// A decoded seed-format request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyRequest {
+    pub service: Bytes,
+    pub method: Bytes,
+    pub args: Bytes,
+}
+
+impl LegacyRequest {
+    pub fn service_str(&self) -> &str {
+        std::str::from_utf8(&self.service).unwrap_or("<non-utf8>")
+    }
+    pub fn method_str(&self) -> &str {
+        std::str::from_utf8(&self.method).unwrap_or("<non-utf8>")
+    }
+}
+
+/// True when a connection's first bytes are ours rather than the seed's.
+/// Needs at least two bytes.
+pub fn is_mprpc_stream(first: &[u8]) -> bool {
+    first.starts_with(&super::MAGIC)
+}
+
+/// Appends a seed-format request to `dst`.
+pub fn encode_request(service: &str, method: &str, args: &[u8], dst: &mut BytesMut) {
+    let header = RpcHeader {
+        service_name: Bytes::copy_from_slice(service.as_bytes()),
+        method_name: Bytes::copy_from_slice(method.as_bytes()),
+        args_size: args.len() as u32,
+    };
+    dst.reserve(4 + header.encoded_len() + args.len());
+    dst.put_u32_le(header.encoded_len() as u32);
+    header
+        .encode(dst)
+        .expect("BytesMut grows, so encoding cannot run out of space");
+    dst.put_slice(args);
+}
+
+/// Decodes one seed-format request from the front of `buf`, tokio-util
+/// style: `Ok(None)` means more bytes are needed. Header and args are each
+/// bounded by `max` bytes, so a hostile size cannot make us buffer without
+/// bound.
+pub fn decode_request(
+    buf: &mut BytesMut,
+    max: usize,
+) -> Result<Option<LegacyRequest>, ProtocolError> {
+    if buf.len() < 4 {
+        return Ok(None);
+    }
+    let header_len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+    if header_len > max {
+        return Err(ProtocolError::FrameTooLarge {
+            len: header_len,
+            max,
+        });
+    }
+    if buf.len() < 4 + header_len {
+        return Ok(None);
+    }
+    let header = RpcHeader::decode(&buf[4..4 + header_len])
+        .map_err(|_| ProtocolError::Malformed("seed RpcHeader does not parse"))?;
+    let args_len = header.args_size as usize;
+    if args_len > max {
+        return Err(ProtocolError::FrameTooLarge { len: args_len, max });
+    }
+    if std::str::from_utf8(&header.service_name).is_err()
+        || std::str::from_utf8(&header.method_name).is_err()
+    {
+        return Err(ProtocolError::Malformed(
+            "seed service/method name is not UTF-8",
+        ));
+    }
+    let total = 4 + header_len + args_len;
+    if buf.len() < total {
+        buf.reserve(total - buf.len());
+        return Ok(None);
+    }
+    buf.advance(4 + header_len);
+    let args = buf.split_to(args_len).freeze();
+    Ok(Some(LegacyRequest {
+        service: header.service_name,
+        method: header.method_name,
+        args,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Captured from a real C++ mprpc consumer: GetFriendList, userid 1000.
+    const SEED_BYTES: &[u8] =
+        b"\x23\x00\x00\x00\x0a\x10FriendServiceRpc\x12\x0dGetFriendList\x18\x03\x08\xe8\x07";
+
+    #[test]
+    fn decodes_bytes_captured_from_the_seed() {
+        let mut buf = BytesMut::from(SEED_BYTES);
+        let req = decode_request(&mut buf, 1024).unwrap().unwrap();
+        assert_eq!(req.service_str(), "FriendServiceRpc");
+        assert_eq!(req.method_str(), "GetFriendList");
+        assert_eq!(&req.args[..], b"\x08\xe8\x07");
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn encodes_byte_for_byte_like_the_seed() {
+        let mut buf = BytesMut::new();
+        encode_request(
+            "FriendServiceRpc",
+            "GetFriendList",
+            b"\x08\xe8\x07",
+            &mut buf,
+        );
+        assert_eq!(&buf[..], SEED_BYTES);
+    }
+
+    #[test]
+    fn every_split_waits_then_decodes() {
+        for split in 0..SEED_BYTES.len() {
+            let mut buf = BytesMut::from(&SEED_BYTES[..split]);
+            assert_eq!(
+                decode_request(&mut buf, 1024).unwrap(),
+                None,
+                "split {split}"
+            );
+            buf.extend_from_slice(&SEED_BYTES[split..]);
+            assert!(decode_request(&mut buf, 1024).unwrap().is_some());
+        }
+    }
+
+    #[test]
+    fn empty_args_omit_args_size() {
+        let mut buf = BytesMut::new();
+        encode_request("S", "M", b"", &mut buf);
+        let req = decode_request(&mut buf, 1024).unwrap().unwrap();
+        assert!(req.args.is_empty());
+    }
+
+    #[test]
+    fn hostile_sizes_and_garbage_are_errors() {
+        let mut buf = BytesMut::from(&b"\xff\xff\xff\x7f"[..]);
+        assert!(decode_request(&mut buf, 1 << 20).is_err());
+        let mut buf = BytesMut::from(&b"\x03\x00\x00\x00\xff\xff\xff"[..]);
+        assert!(decode_request(&mut buf, 1 << 20).is_err());
+        let mut buf = BytesMut::from(&b"\x06\x00\x00\x00\x0a\x01S\x18\xff\x7f"[..]);
+        assert!(
+            decode_request(&mut buf, 1024).is_err(),
+            "args_size over the limit"
+        );
+    }
+
+    #[test]
+    fn our_magic_is_told_apart() {
+        assert!(is_mprpc_stream(b"MP\x01"));
+        assert!(!is_mprpc_stream(SEED_BYTES));
+        assert!(
+            !is_mprpc_stream(b"M\x00\x00\x00"),
+            "a 77-byte seed header starts with 'M'"
+        );
+    }
+}
