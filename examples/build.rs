@@ -1,0 +1,12 @@
+//! Generates the example messages, service traits and stubs from `../proto`.
+
+fn main() -> std::io::Result<()> {
+    mprpc_build::configure().build_client(false).compile_protos(
+        &[
+            "../proto/user.proto",
+            "../proto/friend.proto",
+            "../proto/bench.proto",
+        ],
+        &["../proto"],
+    )
+}
