@@ -73,6 +73,9 @@ pub struct Config {
     pub max_inflight_per_connection: usize,
     /// `idle_timeout_ms`: close a server connection idle this long (0 = never).
     pub idle_timeout: Option<Duration>,
+    /// `frame_timeout_ms`: close a connection whose frame stays incomplete
+    /// this long, so slow or stalled peers cannot pin buffers (0 = never).
+    pub frame_timeout: Option<Duration>,
     /// `call_timeout_ms`: a client call's default timeout.
     pub call_timeout: Duration,
     /// `connect_timeout_ms`: how long a client waits for a TCP connect.
@@ -107,6 +110,7 @@ impl Default for Config {
             max_connections: 100_000,
             max_inflight_per_connection: 1024,
             idle_timeout: None,
+            frame_timeout: Some(Duration::from_secs(10)),
             call_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(2),
             drain: Duration::from_millis(1000),
@@ -181,6 +185,10 @@ impl Config {
             "idle_timeout_ms" => {
                 let d = millis(value)?;
                 self.idle_timeout = (!d.is_zero()).then_some(d);
+            }
+            "frame_timeout_ms" => {
+                let d = millis(value)?;
+                self.frame_timeout = (!d.is_zero()).then_some(d);
             }
             "call_timeout_ms" => self.call_timeout = millis(value)?,
             "connect_timeout_ms" => self.connect_timeout = millis(value)?,

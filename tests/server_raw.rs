@@ -66,15 +66,11 @@ impl Service for BlockingTest {
 fn start(max_frame: usize) -> ServerHandle {
     mprpc::logging::init_for_tests();
     let mut server = Server::with_options(ServerOptions {
-        addr: "127.0.0.1:0".into(),
         reactor_threads: 2,
         worker_threads: 4,
         max_frame_size: max_frame,
-        max_connections: 1000,
-        max_inflight_per_connection: 64,
-        write_high_water: 1 << 20,
-        idle_timeout: None,
-        shutdown_grace: Duration::from_secs(5),
+        frame_timeout: Some(Duration::from_millis(500)),
+        ..ServerOptions::default()
     });
     server.add_service(TestService);
     server.add_blocking_service(BlockingTest);
@@ -317,8 +313,14 @@ fn seed_format_and_ours_share_one_port() {
     let server = start(1 << 20);
     let addr = server.local_addr();
     let mut ours = RawClient::connect(addr);
-    assert_eq!(seed_call(addr, "Test", "Echo", b"seed says hi"), b"seed says hi");
-    assert_eq!(seed_call(addr, "BlockingTest", "Echo", b"via pool"), b"via pool");
+    assert_eq!(
+        seed_call(addr, "Test", "Echo", b"seed says hi"),
+        b"seed says hi"
+    );
+    assert_eq!(
+        seed_call(addr, "BlockingTest", "Echo", b"via pool"),
+        b"via pool"
+    );
     assert_eq!(ours.call(1, "Test", "Echo", b"ours").payload, &b"ours"[..]);
     // Unknown names and handler errors: logged, closed, no reply (as the seed).
     assert!(seed_call(addr, "Nope", "Echo", b"x").is_empty());
@@ -358,7 +360,10 @@ fn truncated_and_garbage_seed_headers_do_not_disturb_others() {
     let mut stalled = TcpStream::connect(addr).unwrap();
     stalled.write_all(b"\x20\x00\x00\x00\x0a\x04Te").unwrap();
     // Garbage header bytes and a hostile header size: closed.
-    for junk in [&b"\x05\x00\x00\x00\xff\xff\xff\xff\xff"[..], &b"\xff\xff\xff\x7f"[..]] {
+    for junk in [
+        &b"\x05\x00\x00\x00\xff\xff\xff\xff\xff"[..],
+        &b"\xff\xff\xff\x7f"[..],
+    ] {
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         s.write_all(junk).unwrap();
@@ -369,6 +374,84 @@ fn truncated_and_garbage_seed_headers_do_not_disturb_others() {
     assert_eq!(ours.call(1, "Test", "Echo", b"unaffected").code, Code::Ok);
     assert_eq!(seed_call(addr, "Test", "Echo", b"also fine"), b"also fine");
     drop(stalled);
+    server.shutdown();
+    server.wait();
+}
+
+#[test]
+fn half_a_frame_then_silence_is_closed_by_the_frame_timer() {
+    let server = start(1 << 20);
+    let mut slow = TcpStream::connect(server.local_addr()).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    slow.write_all(b"MP\x01\x01\x00\x00\x01\x00partial")
+        .unwrap();
+    let began = Instant::now();
+    let mut sink = [0u8; 16];
+    assert!(matches!(slow.read(&mut sink), Ok(0) | Err(_)));
+    let waited = began.elapsed();
+    assert!(
+        waited >= Duration::from_millis(400),
+        "closed too early: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(5),
+        "closed too late: {waited:?}"
+    );
+    let mut good = RawClient::connect(server.local_addr());
+    assert_eq!(good.call(1, "Test", "Echo", b"fine").code, Code::Ok);
+    server.shutdown();
+    server.wait();
+}
+
+#[test]
+fn idle_connections_are_closed_busy_ones_are_not() {
+    mprpc::logging::init_for_tests();
+    let mut server = Server::with_options(ServerOptions {
+        reactor_threads: 1,
+        idle_timeout: Some(Duration::from_millis(300)),
+        ..ServerOptions::default()
+    });
+    server.add_service(TestService);
+    let server = server.start().unwrap();
+    let mut idle = RawClient::connect(server.local_addr());
+    let mut busy = RawClient::connect(server.local_addr());
+    assert_eq!(idle.call(1, "Test", "Echo", b"once").code, Code::Ok);
+    for id in 0..10 {
+        assert_eq!(busy.call(id, "Test", "Echo", b"tick").code, Code::Ok);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(idle.recv().is_none(), "the idle connection was closed");
+    assert_eq!(busy.call(99, "Test", "Echo", b"alive").code, Code::Ok);
+    server.shutdown();
+    server.wait();
+}
+
+#[test]
+fn connection_limit_refuses_cleanly() {
+    mprpc::logging::init_for_tests();
+    let mut server = Server::with_options(ServerOptions {
+        reactor_threads: 1,
+        max_connections: 2,
+        ..ServerOptions::default()
+    });
+    server.add_service(TestService);
+    let server = server.start().unwrap();
+    let mut a = RawClient::connect(server.local_addr());
+    let mut b = RawClient::connect(server.local_addr());
+    assert_eq!(a.call(1, "Test", "Echo", b"a").code, Code::Ok);
+    assert_eq!(b.call(1, "Test", "Echo", b"b").code, Code::Ok);
+    let mut c = RawClient::connect(server.local_addr());
+    c.send(1, "Test", "Echo", b"c");
+    assert!(c.recv().is_none(), "the third connection is closed");
+    drop(a);
+    std::thread::sleep(Duration::from_millis(100));
+    let mut d = RawClient::connect(server.local_addr());
+    assert_eq!(
+        d.call(1, "Test", "Echo", b"d").code,
+        Code::Ok,
+        "a freed slot is reused"
+    );
     server.shutdown();
     server.wait();
 }

@@ -50,6 +50,8 @@ pub(crate) struct Connection {
     /// one-call-per-connection format).
     pub close_when_quiet: bool,
     pub last_active: Instant,
+    /// When the bytes of a still-incomplete frame started waiting.
+    pub partial_since: Option<Instant>,
 }
 
 impl Connection {
@@ -68,6 +70,7 @@ impl Connection {
             protocol: Protocol::Undecided,
             close_when_quiet: false,
             last_active: Instant::now(),
+            partial_since: None,
         }
     }
 

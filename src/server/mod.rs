@@ -24,6 +24,7 @@ mod acceptor;
 mod connection;
 mod dispatch;
 mod reactor;
+mod timer;
 mod workers;
 
 use std::io;
@@ -56,8 +57,20 @@ pub struct ServerOptions {
     pub write_high_water: usize,
     /// Close connections idle for this long.
     pub idle_timeout: Option<Duration>,
+    /// Close a connection whose frame stays incomplete this long (slow loris).
+    pub frame_timeout: Option<Duration>,
     /// On shutdown, the longest we wait for in-flight calls to finish.
     pub shutdown_grace: Duration,
+}
+
+impl Default for ServerOptions {
+    /// The defaults of [`Config`], listening on a free loopback port.
+    fn default() -> Self {
+        ServerOptions {
+            addr: "127.0.0.1:0".into(),
+            ..ServerOptions::from_config(&Config::default())
+        }
+    }
 }
 
 impl ServerOptions {
@@ -71,6 +84,7 @@ impl ServerOptions {
             max_inflight_per_connection: config.max_inflight_per_connection,
             write_high_water: 4 * 1024 * 1024,
             idle_timeout: config.idle_timeout,
+            frame_timeout: config.frame_timeout,
             shutdown_grace: Duration::from_secs(5),
         }
     }

@@ -27,6 +27,7 @@ use slab::Slab;
 
 use super::connection::{Connection, Protocol};
 use super::dispatch::{reply_error, run_call, ServiceTable};
+use super::timer::{TimerEntry, TimerWheel};
 use super::workers::{Job, JobSender};
 use super::{ServerOptions, ServerShared};
 use crate::codec::legacy::{self, LegacyRequest};
@@ -36,8 +37,10 @@ use crate::service::CallContext;
 use crate::status::{Code, Status};
 
 const WAKER: Token = Token(usize::MAX);
-/// How often idle connections are looked for, when an idle timeout is set.
-const SWEEP_EVERY: Duration = Duration::from_millis(500);
+/// Timer resolution for idle and slow-frame deadlines, and the wheel's size
+/// (one lap = 51.2 s; longer deadlines are simply re-checked each lap).
+const TIMER_TICK: Duration = Duration::from_millis(100);
+const TIMER_SLOTS: usize = 512;
 
 /// A finished pool call on its way back to its connection.
 pub(crate) struct Completion {
@@ -112,6 +115,8 @@ pub(crate) fn spawn(
         dirty: Vec::new(),
         next_conn_id: (index as u64) << 48,
         drain_started: None,
+        timers: TimerWheel::new(TIMER_TICK, TIMER_SLOTS, Instant::now()),
+        now: Instant::now(),
     };
     let thread = std::thread::Builder::new()
         .name(format!("mprpc-reactor-{index}"))
@@ -139,13 +144,17 @@ struct Reactor {
     dirty: Vec<usize>,
     next_conn_id: u64,
     drain_started: Option<Instant>,
+    /// Idle and slow-frame deadlines of this reactor's connections.
+    timers: TimerWheel,
+    /// The time at the start of this loop turn (saves clock reads).
+    now: Instant,
 }
 
 impl Reactor {
     fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         let mut inbox = Vec::new();
-        let mut last_sweep = Instant::now();
+        let mut due = Vec::new();
         loop {
             let timeout = self.poll_timeout();
             if let Err(e) = self.poll.poll(&mut events, timeout) {
@@ -154,6 +163,7 @@ impl Reactor {
                 }
                 return Err(e);
             }
+            self.now = Instant::now();
             for event in events.iter() {
                 match event.token() {
                     WAKER => {
@@ -174,9 +184,11 @@ impl Reactor {
             if self.server.is_shutting_down() && self.drain_finished() {
                 return Ok(());
             }
-            if self.options.idle_timeout.is_some() && last_sweep.elapsed() >= SWEEP_EVERY {
-                last_sweep = Instant::now();
-                self.close_idle();
+            if self.timers_enabled() {
+                self.timers.advance(self.now, &mut due);
+                for entry in due.drain(..) {
+                    self.check_deadlines(entry);
+                }
             }
         }
     }
@@ -184,11 +196,15 @@ impl Reactor {
     fn poll_timeout(&self) -> Option<Duration> {
         if self.server.is_shutting_down() {
             Some(Duration::from_millis(10))
-        } else if self.options.idle_timeout.is_some() {
-            Some(SWEEP_EVERY)
+        } else if self.timers_enabled() {
+            Some(self.timers.until_next_tick(Instant::now()))
         } else {
             None
         }
+    }
+
+    fn timers_enabled(&self) -> bool {
+        self.options.idle_timeout.is_some() || self.options.frame_timeout.is_some()
     }
 
     fn adopt_connections(&mut self) {
@@ -210,7 +226,15 @@ impl Reactor {
                 continue;
             }
             self.next_conn_id += 1;
-            entry.insert(Connection::new(self.next_conn_id, stream, peer));
+            let conn = entry.insert(Connection::new(self.next_conn_id, stream, peer));
+            conn.last_active = self.now;
+            if let Some(at) = next_check(&self.options, self.now, conn) {
+                let entry = TimerEntry {
+                    key,
+                    conn_id: conn.id,
+                };
+                self.timers.schedule(entry, at);
+            }
             tracing::debug!(%peer, reactor = self.index, "connection accepted");
         }
     }
@@ -266,8 +290,10 @@ impl Reactor {
                     return;
                 }
                 Ok(_) => {
-                    conn.last_active = Instant::now();
-                    if !self.process_input(key) {
+                    conn.last_active = self.now;
+                    let open = self.process_input(key);
+                    self.track_partial_frame(key);
+                    if !open {
                         return;
                     }
                 }
@@ -477,18 +503,45 @@ impl Reactor {
         true
     }
 
-    fn close_idle(&mut self) {
-        let Some(limit) = self.options.idle_timeout else {
+    /// Notes when a partial frame started waiting for its remaining bytes
+    /// (the slow-loris clock); a paused reader is waiting on us, not the peer.
+    fn track_partial_frame(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        let idle: Vec<usize> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.is_quiet() && c.last_active.elapsed() >= limit)
-            .map(|(k, _)| k)
-            .collect();
-        for key in idle {
-            self.close(key, "idle timeout");
+        if conn.read_buf.is_empty() || conn.read_paused {
+            conn.partial_since = None;
+        } else if conn.partial_since.is_none() {
+            conn.partial_since = Some(self.now);
+        }
+    }
+
+    /// A timer came due: close the connection if a deadline really passed,
+    /// otherwise schedule the next check.
+    fn check_deadlines(&mut self, entry: TimerEntry) {
+        let Some(conn) = self.conns.get(entry.key) else {
+            return;
+        };
+        if conn.id != entry.conn_id {
+            return; // closed; the slot now holds another connection
+        }
+        if let (Some(limit), Some(since)) = (self.options.frame_timeout, conn.partial_since) {
+            if self.now.duration_since(since) >= limit {
+                let reason =
+                    format!("frame still incomplete after {limit:?} (slow or stalled peer)");
+                return self.close(entry.key, &reason);
+            }
+        }
+        if let Some(limit) = self.options.idle_timeout {
+            let idle = conn.is_quiet() && conn.read_buf.is_empty();
+            if idle && self.now.duration_since(conn.last_active) >= limit {
+                return self.close(entry.key, &format!("idle for {limit:?}"));
+            }
+        }
+        let next = next_check(&self.options, self.now, conn)
+            .map(|at| at.max(self.now + self.timers.tick()));
+        if let Some(at) = next {
+            self.timers.schedule(entry, at);
         }
     }
 
@@ -526,5 +579,17 @@ impl Reactor {
         self.server
             .connections()
             .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// The next time a connection's deadlines could pass, if any apply.
+fn next_check(options: &ServerOptions, now: Instant, conn: &Connection) -> Option<Instant> {
+    let frame = options
+        .frame_timeout
+        .map(|t| conn.partial_since.map_or(now + t, |since| since + t));
+    let idle = options.idle_timeout.map(|t| conn.last_active + t);
+    match (frame, idle) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
