@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# One-time set-up of a fresh Debian machine for mprpc: the Rust toolchain is
+# assumed (rustup); this installs what tests, demos and benchmarks need:
+#   - zookeeper  (a real Apache ZooKeeper for the registry tests and demo)
+#   - redis-server, redis-tools  (the comparison yardstick; benchmarks only)
+# Java comes with the machine (ZooKeeper needs a JRE; installed if missing).
+# Usage: scripts/setup.sh [--no-bench]
+set -euo pipefail
+
+want=(zookeeper)
+[[ "${1:-}" == "--no-bench" ]] || want+=(redis-server redis-tools)
+command -v java >/dev/null 2>&1 || want+=(default-jre-headless)
+
+missing=()
+for pkg in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  [[ $(id -u) -eq 0 ]] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "setup: system packages already installed"
+fi
+
+# Debian's zookeeper package enables a system service on some set-ups; our
+# scripts and tests start their own servers on free ports, so stop it.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet zookeeper 2>/dev/null; then
+  systemctl stop zookeeper || true
+fi
+
+ls /usr/share/java/zookeeper.jar >/dev/null
+echo "setup: done (zookeeper jar: /usr/share/java/zookeeper.jar, java: $(command -v java))"
