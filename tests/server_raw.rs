@@ -161,6 +161,14 @@ fn echo_and_statuses() {
     // The connection survives all of that.
     let r = c.call(6, "BlockingTest", "Echo", b"still here");
     assert_eq!((r.code, &r.payload[..]), (Code::Ok, &b"still here"[..]));
+
+    let metrics = server.metrics();
+    let echo = metrics.get("Test", "Echo").unwrap();
+    assert_eq!((echo.calls, echo.errors), (1, 0));
+    let fail = metrics.get("Test", "Fail").unwrap();
+    assert_eq!((fail.calls, fail.errors), (1, 1));
+    assert_eq!(metrics.get("BlockingTest", "Echo").unwrap().calls, 1);
+    assert!(metrics.to_string().contains("Test.Panic"), "{metrics}");
     server.shutdown();
     server.wait();
 }

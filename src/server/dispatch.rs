@@ -12,6 +12,9 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 
+use std::time::Instant;
+
+use super::metrics::ThreadStats;
 use crate::codec::{encode_response, encode_response_with, Request};
 use crate::discovery::WireFormat;
 use crate::service::{CallContext, Service};
@@ -22,12 +25,26 @@ use crate::status::{Code, Status};
 pub(crate) struct Entry {
     pub service: Arc<dyn Service>,
     pub blocking: bool,
+    /// Metrics id of the service's first method; the others follow in
+    /// `methods()` order.
+    pub first_method_id: usize,
+}
+
+impl Entry {
+    /// The metrics id of `method`, if the service has it.
+    fn method_id(&self, method: &str) -> Option<usize> {
+        let methods = self.service.methods();
+        let pos = methods.iter().position(|m| *m == method)?;
+        Some(self.first_method_id + pos)
+    }
 }
 
 /// Service name → entry, looked up with the request's name bytes.
 #[derive(Default)]
 pub(crate) struct ServiceTable {
     by_name: HashMap<Box<[u8]>, Entry>,
+    /// (service, method) for each metrics id.
+    method_names: Vec<(&'static str, &'static str)>,
 }
 
 impl ServiceTable {
@@ -39,7 +56,20 @@ impl ServiceTable {
                 "service published twice; the later one wins"
             );
         }
-        self.by_name.insert(name, Entry { service, blocking });
+        let first_method_id = self.method_names.len();
+        let service_name = service.name();
+        self.method_names
+            .extend(service.methods().iter().map(|m| (service_name, *m)));
+        let entry = Entry {
+            service,
+            blocking,
+            first_method_id,
+        };
+        self.by_name.insert(name, entry);
+    }
+
+    pub fn method_names(&self) -> Vec<(&'static str, &'static str)> {
+        self.method_names.clone()
     }
 
     pub fn get(&self, name: &[u8]) -> Option<&Entry> {
@@ -70,54 +100,88 @@ impl ServiceTable {
 /// "error": the reply is the bare message on success and nothing otherwise
 /// (the connection is closed either way).
 pub(crate) fn run_call(
-    service: &dyn Service,
+    entry: &Entry,
     request: Request,
     ctx: &CallContext,
     format: WireFormat,
     out: &mut BytesMut,
+    stats: &ThreadStats,
 ) {
-    if format == WireFormat::Legacy {
-        return run_legacy_call(service, request, ctx, out);
+    let method_id = entry.method_id(request.method_str());
+    let started = Instant::now();
+    let ok = match format {
+        WireFormat::Legacy => run_legacy_call(&*entry.service, request, ctx, out),
+        WireFormat::Mprpc => run_framed_call(&*entry.service, request, ctx, out),
+    };
+    if let Some(id) = method_id {
+        stats.record(id, ok, started.elapsed());
     }
-    let Request {
-        id,
-        method,
-        payload,
-        ..
-    } = request;
-    // The decoder checked that names are UTF-8.
-    let method = std::str::from_utf8(&method).unwrap_or("");
+}
+
+/// Our format; returns whether the call succeeded.
+fn run_framed_call(
+    service: &dyn Service,
+    request: Request,
+    ctx: &CallContext,
+    out: &mut BytesMut,
+) -> bool {
+    let id = request.id;
     if ctx.expired() {
         let status = Status::deadline_exceeded("deadline passed before the handler started");
-        encode_response(id, status.code(), status.message(), &[], out);
-        return;
+        reply_error(id, &status, out);
+        return false;
     }
     let start = out.len();
     let mut result = Ok(());
     encode_response_with(id, Code::Ok, "", out, |buf| {
-        result = catch_unwind(AssertUnwindSafe(|| service.call(method, ctx, payload, buf)))
-            .unwrap_or_else(|panic| Err(Status::internal(panic_text(&panic))));
+        result = invoke(service, request, ctx, buf)
     });
-    if let Err(status) = result {
-        out.truncate(start);
-        if status.code() == Code::Internal {
-            tracing::error!(service = service.name(), method, %status, "handler failed");
+    match result {
+        Ok(()) => true,
+        Err(status) => {
+            out.truncate(start);
+            reply_error(id, &status, out);
+            false
         }
-        encode_response(id, status.code(), status.message(), &[], out);
     }
 }
 
-fn run_legacy_call(service: &dyn Service, request: Request, ctx: &CallContext, out: &mut BytesMut) {
+/// The seed's format; returns whether the call succeeded.
+fn run_legacy_call(
+    service: &dyn Service,
+    request: Request,
+    ctx: &CallContext,
+    out: &mut BytesMut,
+) -> bool {
     let start = out.len();
-    let method = std::str::from_utf8(&request.method).unwrap_or("");
+    match invoke(service, request, ctx, out) {
+        Ok(()) => true,
+        Err(status) => {
+            out.truncate(start);
+            tracing::warn!(service = service.name(), %status, "seed-format call failed; closing without a reply");
+            false
+        }
+    }
+}
+
+/// Runs the handler, turning a panic into an `Internal` status.
+fn invoke(
+    service: &dyn Service,
+    request: Request,
+    ctx: &CallContext,
+    out: &mut BytesMut,
+) -> Result<(), Status> {
+    let method = request.method_str();
     let result = catch_unwind(AssertUnwindSafe(|| {
         service.call(method, ctx, request.payload.clone(), out)
     }))
     .unwrap_or_else(|panic| Err(Status::internal(panic_text(&panic))));
-    if let Err(status) = result {
-        out.truncate(start);
-        tracing::warn!(service = service.name(), method, %status, "seed-format call failed; closing without a reply");
+    if let Err(status) = &result {
+        if status.code() == Code::Internal {
+            tracing::error!(service = service.name(), method, %status, "handler failed");
+        }
     }
+    result
 }
 
 /// Appends an error reply frame.

@@ -23,6 +23,7 @@
 mod acceptor;
 mod connection;
 mod dispatch;
+mod metrics;
 mod reactor;
 mod timer;
 mod workers;
@@ -41,6 +42,9 @@ use crate::service::Service;
 use dispatch::ServiceTable;
 use reactor::ReactorShared;
 use workers::WorkerPool;
+
+use metrics::MetricsRegistry;
+pub use metrics::{MethodMetrics, Metrics};
 
 /// Server limits and sizes, usually taken from [`Config`].
 #[derive(Debug, Clone)]
@@ -135,8 +139,9 @@ impl Server {
             .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
         listener.set_nonblocking(true)?;
         let local_addr = listener.local_addr()?;
-        let shared = Arc::new(ServerShared::new(&self.options, &self.services));
+        let shared = Arc::new(ServerShared::new());
 
+        let metrics = Arc::new(MetricsRegistry::new(self.services.method_names()));
         let table = Arc::new(self.services);
         let reactor_count = self.options.reactor_threads.max(1);
         let mut reactors = Vec::with_capacity(reactor_count);
@@ -144,7 +149,7 @@ impl Server {
         let pool = if table.has_blocking() {
             Some(WorkerPool::start(
                 self.options.worker_threads.max(1),
-                &shared,
+                &metrics,
             )?)
         } else {
             None
@@ -156,6 +161,7 @@ impl Server {
                 pool.as_ref().map(WorkerPool::sender),
                 self.options.clone(),
                 shared.clone(),
+                metrics.register_thread(),
             )?;
             reactors.push(handle);
             threads.push(thread);
@@ -172,6 +178,7 @@ impl Server {
             inner: Arc::new(HandleInner {
                 local_addr,
                 services: table.describe(),
+                metrics,
                 shared,
                 reactors,
                 acceptor_waker,
@@ -206,7 +213,7 @@ pub(crate) struct ServerShared {
 }
 
 impl ServerShared {
-    fn new(_options: &ServerOptions, _services: &ServiceTable) -> ServerShared {
+    fn new() -> ServerShared {
         ServerShared {
             shutting_down: AtomicBool::new(false),
             connections: AtomicUsize::new(0),
@@ -246,6 +253,7 @@ impl Drop for ThreadGuard {
 struct HandleInner {
     local_addr: SocketAddr,
     services: Vec<(&'static str, &'static [&'static str])>,
+    metrics: Arc<MetricsRegistry>,
     shared: Arc<ServerShared>,
     reactors: Vec<Arc<ReactorShared>>,
     acceptor_waker: Arc<mio::Waker>,
@@ -268,6 +276,11 @@ impl ServerHandle {
     /// The published services and their methods.
     pub fn services(&self) -> Vec<(&'static str, &'static [&'static str])> {
         self.inner.services.clone()
+    }
+
+    /// Per-method calls, errors and latency percentiles since start.
+    pub fn metrics(&self) -> Metrics {
+        self.inner.metrics.snapshot()
     }
 
     /// Connections currently open.

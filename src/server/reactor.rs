@@ -27,6 +27,7 @@ use slab::Slab;
 
 use super::connection::{Connection, Protocol};
 use super::dispatch::{reply_error, run_call, ServiceTable};
+use super::metrics::ThreadStats;
 use super::timer::{TimerEntry, TimerWheel};
 use super::workers::{Job, JobSender};
 use super::{ServerOptions, ServerShared};
@@ -94,6 +95,7 @@ pub(crate) fn spawn(
     pool: Option<JobSender>,
     options: ServerOptions,
     server: Arc<ServerShared>,
+    stats: Arc<ThreadStats>,
 ) -> io::Result<(Arc<ReactorShared>, JoinHandle<()>)> {
     let poll = Poll::new()?;
     let shared = Arc::new(ReactorShared {
@@ -117,6 +119,7 @@ pub(crate) fn spawn(
         drain_started: None,
         timers: TimerWheel::new(TIMER_TICK, TIMER_SLOTS, Instant::now()),
         now: Instant::now(),
+        stats,
     };
     let thread = std::thread::Builder::new()
         .name(format!("mprpc-reactor-{index}"))
@@ -148,6 +151,8 @@ struct Reactor {
     timers: TimerWheel,
     /// The time at the start of this loop turn (saves clock reads).
     now: Instant,
+    /// Per-method metrics of the handlers run on this thread.
+    stats: Arc<ThreadStats>,
 }
 
 impl Reactor {
@@ -441,7 +446,7 @@ impl Reactor {
             (Some(pool), true) => {
                 conn.inflight += 1;
                 pool.send(Job {
-                    service: entry.service.clone(),
+                    entry: entry.clone(),
                     request,
                     ctx,
                     format,
@@ -450,7 +455,14 @@ impl Reactor {
                     conn_id: conn.id,
                 });
             }
-            _ => run_call(&*entry.service, request, &ctx, format, &mut conn.write_buf),
+            _ => run_call(
+                entry,
+                request,
+                &ctx,
+                format,
+                &mut conn.write_buf,
+                &self.stats,
+            ),
         }
     }
 

@@ -14,16 +14,16 @@ use std::thread::JoinHandle;
 use bytes::BytesMut;
 use parking_lot::{Condvar, Mutex};
 
-use super::dispatch::run_call;
+use super::dispatch::{run_call, Entry};
+use super::metrics::{MetricsRegistry, ThreadStats};
 use super::reactor::{Completion, ReactorShared};
-use super::ServerShared;
 use crate::codec::Request;
 use crate::discovery::WireFormat;
-use crate::service::{CallContext, Service};
+use crate::service::CallContext;
 
 /// One blocking call waiting for a worker.
 pub(crate) struct Job {
-    pub service: Arc<dyn Service>,
+    pub entry: Entry,
     pub request: Request,
     pub ctx: CallContext,
     /// How the reply is framed (ours, or the seed's bare message).
@@ -59,14 +59,15 @@ pub(crate) struct WorkerPool {
 }
 
 impl WorkerPool {
-    pub fn start(count: usize, _shared: &Arc<ServerShared>) -> io::Result<WorkerPool> {
+    pub fn start(count: usize, metrics: &MetricsRegistry) -> io::Result<WorkerPool> {
         let queue = Arc::new(Queue::default());
         let threads = (0..count)
             .map(|i| {
                 let queue = queue.clone();
+                let stats = metrics.register_thread();
                 std::thread::Builder::new()
                     .name(format!("mprpc-worker-{i}"))
-                    .spawn(move || work(&queue))
+                    .spawn(move || work(&queue, &stats))
             })
             .collect::<io::Result<Vec<_>>>()?;
         Ok(WorkerPool { queue, threads })
@@ -87,7 +88,7 @@ impl WorkerPool {
     }
 }
 
-fn work(queue: &Queue) {
+fn work(queue: &Queue, stats: &ThreadStats) {
     loop {
         let job = {
             let mut guard = queue.jobs.lock();
@@ -103,7 +104,14 @@ fn work(queue: &Queue) {
         };
         let mut frame = BytesMut::with_capacity(256);
         let id = job.request.id;
-        run_call(&*job.service, job.request, &job.ctx, job.format, &mut frame);
+        run_call(
+            &job.entry,
+            job.request,
+            &job.ctx,
+            job.format,
+            &mut frame,
+            &stats,
+        );
         job.reply_to.complete(Completion {
             token: job.token,
             conn_id: job.conn_id,
