@@ -1,7 +1,7 @@
 //! Generates the example messages, service traits and stubs from `../proto`.
 
 fn main() -> std::io::Result<()> {
-    mprpc_build::configure().build_client(false).compile_protos(
+    mprpc_build::compile_protos(
         &[
             "../proto/user.proto",
             "../proto/friend.proto",

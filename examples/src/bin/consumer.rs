@@ -1,0 +1,133 @@
+//! `consumer -i test.conf`: the seed's callers. Calls Login, Register and
+//! GetFriendsList on the provider at rpcserverip:rpcserverport and prints
+//! what the seed's callers print. Exits non-zero if any call failed.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use mprpc::client::{Channel, ChannelOptions};
+use mprpc::{Config, Controller, StaticDiscover};
+use mprpc_examples::fixbug::{
+    FriendServiceRpcStub, GetFriendsListRequest, LoginRequest, RegisterRequest, ResultCode,
+    UserServiceRpcStub,
+};
+use mprpc_examples::init_app;
+
+/// Calls the seed's example services (Login, Register, GetFriendsList).
+#[derive(Debug, Parser)]
+#[command(name = "consumer", version)]
+struct Args {
+    #[command(flatten)]
+    app: mprpc::AppArgs,
+}
+
+fn main() -> ExitCode {
+    let app = init_app(&Args::parse().app);
+    let channel = match connect(&app.config) {
+        Ok(channel) => channel,
+        Err(e) => {
+            eprintln!(
+                "consumer: bad provider address {}: {e}",
+                app.config.rpc_server_addr()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let users = UserServiceRpcStub::new(channel.clone());
+    let friends = FriendServiceRpcStub::new(channel);
+
+    // Run all three, as the seed's callers would, then report.
+    let results = [login(&users), register(&users), get_friends_list(&friends)];
+    if results.iter().all(|ok| *ok) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// The provider named in the config, with the config's timeouts.
+fn connect(config: &Config) -> std::io::Result<Channel> {
+    let discover = StaticDiscover::single(config.rpc_server_addr())?;
+    Ok(Channel::new(
+        Arc::new(discover),
+        ChannelOptions::from_config(config),
+    ))
+}
+
+/// The application error in a reply, if its `ResultCode` carries one.
+fn app_error(result: Option<&ResultCode>) -> Option<String> {
+    result
+        .filter(|code| code.errcode != 0)
+        .map(|code| String::from_utf8_lossy(&code.errmsg).into_owned())
+}
+
+fn login(stub: &UserServiceRpcStub) -> bool {
+    let request = LoginRequest {
+        name: "zhang san".into(),
+        pwd: "123456".into(),
+    };
+    let mut controller = Controller::new();
+    let Ok(response) = stub.login(&mut controller, &request) else {
+        println!("{}", controller.error_text());
+        return false;
+    };
+    match app_error(response.result.as_ref()) {
+        None => {
+            println!("rpc login response success:{}", u8::from(response.sucess));
+            true
+        }
+        Some(errmsg) => {
+            println!("rpc login response error : {errmsg}");
+            false
+        }
+    }
+}
+
+fn register(stub: &UserServiceRpcStub) -> bool {
+    let request = RegisterRequest {
+        id: 2000,
+        name: "mprpc".into(),
+        pwd: "666666".into(),
+    };
+    let mut controller = Controller::new();
+    let Ok(response) = stub.register(&mut controller, &request) else {
+        println!("{}", controller.error_text());
+        return false;
+    };
+    match app_error(response.result.as_ref()) {
+        None => {
+            println!(
+                "rpc register response success:{}",
+                u8::from(response.sucess)
+            );
+            true
+        }
+        Some(errmsg) => {
+            println!("rpc register response error : {errmsg}");
+            false
+        }
+    }
+}
+
+fn get_friends_list(stub: &FriendServiceRpcStub) -> bool {
+    let request = GetFriendsListRequest { userid: 1000 };
+    let mut controller = Controller::new();
+    let Ok(response) = stub.get_friends_list(&mut controller, &request) else {
+        println!("{}", controller.error_text());
+        return false;
+    };
+    match app_error(response.result.as_ref()) {
+        None => {
+            println!("rpc GetFriendsList response success!");
+            for (i, name) in response.friends.iter().enumerate() {
+                println!("index:{} name:{}", i + 1, String::from_utf8_lossy(name));
+            }
+            true
+        }
+        Some(errmsg) => {
+            println!("rpc GetFriendsList response error : {errmsg}");
+            false
+        }
+    }
+}
