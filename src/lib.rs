@@ -13,6 +13,7 @@
 //! * [`config`], [`app`], [`logging`] — the seed's config file, `Init`, logger.
 
 pub mod app;
+pub mod client;
 pub mod codec;
 pub mod config;
 pub mod controller;
@@ -23,6 +24,7 @@ pub mod service;
 pub mod status;
 
 pub use app::{AppArgs, Application};
+pub use client::{Channel, ChannelOptions};
 pub use config::{Config, ConfigError};
 pub use controller::{CallOptions, CancelHandle, Controller};
 pub use discovery::{Discover, Endpoint, StaticDiscover, WireFormat};

@@ -1,0 +1,286 @@
+//! How a call's outcome reaches its caller: callback, future or blocking wait.
+//!
+//! Every call owns one `Arc<dyn Completion>` (a single allocation that also
+//! holds the user's callback). Whoever completes it first — the driver with
+//! a reply, a deadline or a lost connection, or a canceller on any thread —
+//! delivers the result; later attempts are ignored. That is what lets
+//! `cancel()` finish a call at once, from the cancelling thread, while the
+//! driver merely forgets it and tells the server.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex};
+
+use super::queue::Shared;
+use crate::status::Status;
+
+/// A call's outcome.
+pub(crate) type CallResult = Result<Bytes, Status>;
+
+/// The receiving end of one call.
+pub(crate) trait Completion: Send + Sync + 'static {
+    /// Delivers `result` unless the call already completed; true if it did.
+    fn complete(&self, result: CallResult) -> bool;
+    fn is_done(&self) -> bool;
+}
+
+/// `call_with`: runs the user's callback once.
+pub(crate) struct CallbackCell<F> {
+    done: Mutex<Option<F>>,
+}
+
+impl<F> CallbackCell<F> {
+    pub(crate) fn new(done: F) -> CallbackCell<F> {
+        CallbackCell {
+            done: Mutex::new(Some(done)),
+        }
+    }
+}
+
+impl<F: FnOnce(CallResult) + Send + 'static> Completion for CallbackCell<F> {
+    fn complete(&self, result: CallResult) -> bool {
+        let Some(done) = self.done.lock().take() else {
+            return false;
+        };
+        // A panicking callback must not take the I/O driver down with it.
+        if catch_unwind(AssertUnwindSafe(|| done(result))).is_err() {
+            tracing::error!("client: a call_with callback panicked");
+        }
+        true
+    }
+
+    fn is_done(&self) -> bool {
+        self.done.lock().is_none()
+    }
+}
+
+#[derive(Default)]
+struct FutureState {
+    result: Option<CallResult>,
+    waker: Option<Waker>,
+}
+
+/// `call_future` / `call`: a result slot with a condvar and a task waker.
+#[derive(Default)]
+pub(crate) struct FutureCell {
+    done: AtomicBool,
+    state: Mutex<FutureState>,
+    ready: Condvar,
+}
+
+impl Completion for FutureCell {
+    fn complete(&self, result: CallResult) -> bool {
+        let mut state = self.state.lock();
+        if self.done.load(Ordering::Relaxed) {
+            return false;
+        }
+        self.done.store(true, Ordering::Release);
+        state.result = Some(result);
+        let waker = state.waker.take();
+        drop(state);
+        self.ready.notify_one();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        true
+    }
+
+    fn is_done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+}
+
+impl FutureCell {
+    fn wait(&self) -> CallResult {
+        let mut state = self.state.lock();
+        loop {
+            if let Some(result) = state.result.take() {
+                return result;
+            }
+            if self.done.load(Ordering::Relaxed) {
+                return Err(already_taken());
+            }
+            self.ready.wait(&mut state);
+        }
+    }
+
+    fn poll(&self, cx: &mut Context<'_>) -> Poll<CallResult> {
+        let mut state = self.state.lock();
+        if let Some(result) = state.result.take() {
+            return Poll::Ready(result);
+        }
+        if self.done.load(Ordering::Relaxed) {
+            return Poll::Ready(Err(already_taken()));
+        }
+        match &mut state.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+fn already_taken() -> Status {
+    Status::internal("call result already taken (future polled after completion)")
+}
+
+fn cancelled() -> Status {
+    Status::cancelled("call cancelled by the caller")
+}
+
+/// Cancels a call started with `Channel::call_with`. Dropping it does not
+/// cancel the call.
+#[derive(Clone)]
+pub struct CallHandle {
+    cell: Arc<dyn Completion>,
+    id: u64,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for CallHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallHandle")
+            .field("id", &self.id)
+            .field("done", &self.is_done())
+            .finish()
+    }
+}
+
+impl CallHandle {
+    pub(crate) fn new(cell: Arc<dyn Completion>, id: u64, shared: Arc<Shared>) -> CallHandle {
+        CallHandle { cell, id, shared }
+    }
+
+    /// Completes the call with `Code::Cancelled` now (running its callback
+    /// on this thread) and tells the server to drop it. No-op once done.
+    pub fn cancel(&self) {
+        if self.cell.complete(Err(cancelled())) && self.id != 0 {
+            self.shared.cancel(self.id);
+        }
+    }
+
+    /// True once the call has completed (replied, failed or cancelled).
+    pub fn is_done(&self) -> bool {
+        self.cell.is_done()
+    }
+}
+
+/// A call in flight, started with `Channel::call_future`. It is a `Future`
+/// (for any executor) and can also be waited on by blocking. Dropping it
+/// before it completes cancels the call.
+pub struct PendingCall {
+    cell: Arc<FutureCell>,
+    id: u64,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for PendingCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingCall")
+            .field("id", &self.id)
+            .field("done", &self.cell.is_done())
+            .finish()
+    }
+}
+
+impl PendingCall {
+    pub(crate) fn new(cell: Arc<FutureCell>, id: u64, shared: Arc<Shared>) -> PendingCall {
+        PendingCall { cell, id, shared }
+    }
+
+    /// Parks this thread until the call completes.
+    pub fn wait(self) -> Result<Bytes, Status> {
+        self.cell.wait()
+    }
+
+    /// Completes the call with `Code::Cancelled` now and tells the server
+    /// to drop it. No-op once done.
+    pub fn cancel(&self) {
+        if self.cell.complete(Err(cancelled())) && self.id != 0 {
+            self.shared.cancel(self.id);
+        }
+    }
+
+    /// True once the call has completed.
+    pub fn is_done(&self) -> bool {
+        self.cell.is_done()
+    }
+
+    /// A handle that can cancel this call from elsewhere.
+    pub(crate) fn handle(&self) -> CallHandle {
+        CallHandle::new(self.cell.clone(), self.id, self.shared.clone())
+    }
+}
+
+impl Future for PendingCall {
+    type Output = Result<Bytes, Status>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.cell.poll(cx)
+    }
+}
+
+impl Drop for PendingCall {
+    fn drop(&mut self) {
+        if !self.cell.is_done() {
+            self.cancel();
+        }
+    }
+}
+
+/// A `PendingCall` whose reply is decoded as a protobuf `T`.
+pub struct TypedCall<T> {
+    inner: PendingCall,
+    _reply: PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for TypedCall<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl<T: prost::Message + Default> TypedCall<T> {
+    pub fn new(inner: PendingCall) -> TypedCall<T> {
+        TypedCall {
+            inner,
+            _reply: PhantomData,
+        }
+    }
+
+    /// Parks this thread until the call completes, then decodes the reply.
+    pub fn wait(self) -> Result<T, Status> {
+        self.inner.cell.wait().and_then(decode_response)
+    }
+
+    pub fn cancel(&self) {
+        self.inner.cancel()
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.inner.is_done()
+    }
+}
+
+impl<T: prost::Message + Default> Future for TypedCall<T> {
+    type Output = Result<T, Status>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner
+            .cell
+            .poll(cx)
+            .map(|r| r.and_then(decode_response))
+    }
+}
+
+/// Decodes a reply payload; a malformed one is `Code::Internal`.
+pub fn decode_response<T: prost::Message + Default>(payload: Bytes) -> Result<T, Status> {
+    T::decode(payload).map_err(|e| Status::internal(format!("bad response: {e}")))
+}
