@@ -3,7 +3,7 @@
 //!
 //! * [`fixbug`] — messages, traits and stubs from `user.proto`,
 //!   `friend.proto` and `common.proto` (package `fixbug`, as in the seed).
-//! * [`bench`] — the echo service from `bench.proto` (package `mprpc.bench`).
+//! * [`mod@bench`] — the echo service from `bench.proto` (package `mprpc.bench`).
 //! * [`UserService`], [`FriendService`], [`Echo`] — the handlers,
 //!   printing and answering what the seed's callee does.
 
