@@ -110,7 +110,7 @@ fn work(queue: &Queue, stats: &ThreadStats) {
             &job.ctx,
             job.format,
             &mut frame,
-            &stats,
+            stats,
         );
         job.reply_to.complete(Completion {
             token: job.token,
