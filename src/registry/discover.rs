@@ -1,0 +1,513 @@
+//! The consumer side: a [`Discover`] answering from a cache that ZooKeeper
+//! watches keep current.
+//!
+//! A lookup reads the cache under a read lock and clones an `Arc`. Only the
+//! first lookup of a service goes to the registry thread, which fetches the
+//! providers, arms a watch and fills the cache; from then on the thread
+//! re-fetches whenever a watch fires. When the session is lost, the cache
+//! keeps serving the last lists; after a new session every known service is
+//! fetched again and its watches re-armed.
+//!
+//! A service with no provider in our layout falls back to the seed's layout
+//! (`/<Service>/<Method>` holding `ip:port`); those endpoints speak the
+//! seed's wire format.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+use zookeeper_client as zk;
+
+use super::layout::{self, ProviderInfo};
+use super::session::{self, Backoff, Settings};
+use super::RegistryError;
+use crate::config::Config;
+use crate::discovery::{Discover, Endpoint, WireFormat};
+use crate::status::Status;
+
+type Cache = RwLock<HashMap<String, Arc<[Endpoint]>>>;
+
+/// Provider lists from ZooKeeper, cached and watched.
+pub struct ZkDiscover {
+    cache: Arc<Cache>,
+    commands: mpsc::UnboundedSender<Command>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    session: Arc<Mutex<Option<zk::SessionInfo>>>,
+    lookup_timeout: Duration,
+    connect: String,
+}
+
+enum Command {
+    Resolve {
+        service: String,
+        reply: std::sync::mpsc::SyncSender<Result<Arc<[Endpoint]>, String>>,
+    },
+    Shutdown,
+}
+
+impl ZkDiscover {
+    /// Opens a session; fails (without panicking) if ZooKeeper cannot be
+    /// reached in time.
+    pub fn connect(config: &Config) -> Result<Arc<ZkDiscover>, RegistryError> {
+        let settings = Settings::from_config(config);
+        let cache: Arc<Cache> = Arc::default();
+        let session_info = Arc::new(Mutex::new(None));
+        let (commands, receiver) = mpsc::unbounded_channel();
+        let (first_tx, first_rx) = std::sync::mpsc::channel();
+        let worker = Worker::new(settings.clone(), cache.clone(), session_info.clone());
+        let thread =
+            session::spawn_thread("mprpc-zk-discover", move || worker.run(receiver, first_tx))
+                .map_err(|e| settings.error("cannot start the discovery thread", e))?;
+        match first_rx.recv_timeout(settings.op_timeout * 2 + Duration::from_secs(1)) {
+            Ok(Ok(())) => Ok(Arc::new(ZkDiscover {
+                cache,
+                commands,
+                thread: Mutex::new(Some(thread)),
+                session: session_info,
+                lookup_timeout: settings.op_timeout,
+                connect: settings.connect,
+            })),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(e)
+            }
+            Err(_) => {
+                let _ = commands.send(Command::Shutdown);
+                Err(settings.error("cannot open a session", "timed out"))
+            }
+        }
+    }
+
+    /// The current session (for tests that force a session expiry).
+    #[doc(hidden)]
+    pub fn zk_session(&self) -> Option<zk::SessionInfo> {
+        self.session.lock().clone()
+    }
+
+    /// Asks the registry thread to fetch `service` and start watching it.
+    fn resolve(&self, service: &str) -> Result<Arc<[Endpoint]>, Status> {
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        let command = Command::Resolve {
+            service: service.to_owned(),
+            reply,
+        };
+        let unavailable = |cause: &str| {
+            Status::unavailable(format!(
+                "ZooKeeper {}: cannot resolve service '{service}': {cause}",
+                self.connect
+            ))
+        };
+        if self.commands.send(command).is_err() {
+            return Err(unavailable("the discovery thread has stopped"));
+        }
+        match answer.recv_timeout(self.lookup_timeout) {
+            Ok(Ok(endpoints)) => Ok(endpoints),
+            Ok(Err(cause)) => Err(unavailable(&cause)),
+            Err(_) => Err(unavailable("no answer in time")),
+        }
+    }
+}
+
+impl Discover for ZkDiscover {
+    fn providers(&self, service: &str) -> Result<Arc<[Endpoint]>, Status> {
+        if let Some(endpoints) = self.cache.read().get(service) {
+            return Ok(endpoints.clone());
+        }
+        self.resolve(service)
+    }
+}
+
+impl Drop for ZkDiscover {
+    fn drop(&mut self) {
+        let _ = self.commands.send(Command::Shutdown);
+        if let Some(thread) = self.thread.lock().take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A fired watch: which service to fetch again.
+struct Fired {
+    generation: u64,
+    service: String,
+    path: String,
+    event: zk::WatchedEvent,
+}
+
+/// The discovery thread's state.
+struct Worker {
+    settings: Settings,
+    cache: Arc<Cache>,
+    session_info: Arc<Mutex<Option<zk::SessionInfo>>>,
+    client: Option<zk::Client>,
+    state: Option<zk::StateWatcher>,
+    /// Services looked up so far (fetched again after a new session).
+    services: HashSet<String>,
+    /// Services whose last fetch failed; retried at `retry_at`.
+    stale: HashSet<String>,
+    /// Paths with a watch pending in the current session, so re-fetching
+    /// never stacks up duplicate watches.
+    armed: HashSet<String>,
+    generation: u64,
+    backoff: Backoff,
+    reconnect_at: Option<Instant>,
+    retry_at: Option<Instant>,
+    fired_tx: mpsc::UnboundedSender<Fired>,
+    fired_rx: mpsc::UnboundedReceiver<Fired>,
+}
+
+impl Worker {
+    fn new(
+        settings: Settings,
+        cache: Arc<Cache>,
+        session_info: Arc<Mutex<Option<zk::SessionInfo>>>,
+    ) -> Worker {
+        let (fired_tx, fired_rx) = mpsc::unbounded_channel();
+        Worker {
+            settings,
+            cache,
+            session_info,
+            client: None,
+            state: None,
+            services: HashSet::new(),
+            stale: HashSet::new(),
+            armed: HashSet::new(),
+            generation: 0,
+            backoff: Backoff::new(),
+            reconnect_at: None,
+            retry_at: None,
+            fired_tx,
+            fired_rx,
+        }
+    }
+
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        first: std::sync::mpsc::Sender<Result<(), RegistryError>>,
+    ) {
+        let first_result = self.open_session().await;
+        let started = first_result.is_ok();
+        let _ = first.send(first_result);
+        if started {
+            self.serve(&mut commands).await;
+        }
+        if let Some(client) = self.client.take() {
+            session::close(client).await;
+        }
+    }
+
+    async fn serve(&mut self, commands: &mut mpsc::UnboundedReceiver<Command>) {
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(Command::Resolve { service, reply }) => {
+                        let answer = self.resolve(service).await;
+                        let _ = reply.try_send(answer);
+                    }
+                    Some(Command::Shutdown) | None => return,
+                },
+                state = session::next_state(&mut self.state) => self.on_state(state).await,
+                () = session::sleep_until(self.reconnect_at) => self.reconnect().await,
+                () = session::sleep_until(self.retry_at) => self.retry_stale().await,
+                Some(fired) = self.fired_rx.recv() => self.on_fired(fired).await,
+            }
+        }
+    }
+
+    async fn open_session(&mut self) -> Result<(), RegistryError> {
+        let client = self.settings.connect().await?;
+        info!(session = %client.session_id(), "ZooKeeper {}: discovery session opened", self.settings.connect);
+        self.generation += 1;
+        self.armed.clear();
+        self.state = Some(client.state_watcher());
+        *self.session_info.lock() = Some(client.session().clone());
+        self.client = Some(client);
+        Ok(())
+    }
+
+    async fn resolve(&mut self, service: String) -> Result<Arc<[Endpoint]>, String> {
+        if let Some(endpoints) = self.cache.read().get(&service) {
+            return Ok(endpoints.clone());
+        }
+        self.services.insert(service.clone());
+        if self.client.is_none() {
+            self.stale.insert(service);
+            return Err("no ZooKeeper session (reconnecting)".into());
+        }
+        match self.fetch(&service).await {
+            Ok(endpoints) => Ok(self.publish(&service, endpoints)),
+            Err(e) => {
+                self.mark_stale(service);
+                Err(e.to_string())
+            }
+        }
+    }
+
+    async fn on_state(&mut self, state: zk::SessionState) {
+        use zk::SessionState::*;
+        match state {
+            Expired | Closed | AuthFailed => {
+                warn!(
+                    "ZooKeeper {}: discovery session {state}; serving cached providers while opening a new session",
+                    self.settings.connect
+                );
+                self.client = None;
+                self.state = None;
+                self.armed.clear();
+                self.generation += 1;
+                self.reconnect_at = Some(Instant::now());
+            }
+            Disconnected => warn!(
+                "ZooKeeper {}: connection lost; serving cached providers while reconnecting",
+                self.settings.connect
+            ),
+            SyncConnected | ConnectedReadOnly => {
+                info!(
+                    "ZooKeeper {}: discovery reconnected ({state})",
+                    self.settings.connect
+                );
+                // Watches are restored by the server; re-read anyway in case
+                // an event fell into the gap.
+                self.refresh_all().await;
+            }
+        }
+    }
+
+    async fn reconnect(&mut self) {
+        self.reconnect_at = None;
+        match self.open_session().await {
+            Ok(()) => {
+                self.backoff.reset();
+                self.refresh_all().await;
+            }
+            Err(e) => {
+                let delay = self.backoff.next_delay();
+                warn!("{e}; serving cached providers, retrying in {delay:?}");
+                self.reconnect_at = Some(Instant::now() + delay);
+            }
+        }
+    }
+
+    async fn retry_stale(&mut self) {
+        self.retry_at = None;
+        if self.client.is_none() {
+            return;
+        }
+        for service in std::mem::take(&mut self.stale) {
+            self.refresh(service).await;
+        }
+    }
+
+    async fn refresh_all(&mut self) {
+        let services: Vec<String> = self.services.iter().cloned().collect();
+        for service in services {
+            self.refresh(service).await;
+        }
+    }
+
+    async fn on_fired(&mut self, fired: Fired) {
+        if fired.generation != self.generation {
+            return;
+        }
+        self.armed.remove(&fired.path);
+        if fired.event.event_type == zk::EventType::Session {
+            return;
+        }
+        debug!(
+            "watch fired on {}: {:?}",
+            fired.path, fired.event.event_type
+        );
+        self.refresh(fired.service).await;
+    }
+
+    /// Fetches `service` again and swaps its cached list.
+    async fn refresh(&mut self, service: String) {
+        match self.fetch(&service).await {
+            Ok(endpoints) => {
+                self.stale.remove(&service);
+                self.publish(&service, endpoints);
+            }
+            Err(e) => {
+                warn!("{e}; keeping the cached providers of '{service}'");
+                self.mark_stale(service);
+            }
+        }
+    }
+
+    fn mark_stale(&mut self, service: String) {
+        self.stale.insert(service);
+        if self.retry_at.is_none() {
+            self.retry_at = Some(Instant::now() + self.backoff.next_delay());
+        }
+    }
+
+    fn publish(&self, service: &str, endpoints: Vec<Endpoint>) -> Arc<[Endpoint]> {
+        let endpoints: Arc<[Endpoint]> = endpoints.into();
+        let mut cache = self.cache.write();
+        let changed = !matches!(cache.get(service), Some(old) if old[..] == endpoints[..]);
+        if changed {
+            let addrs: Vec<SocketAddr> = endpoints.iter().map(|e| e.addr).collect();
+            info!("providers of '{service}': {addrs:?}");
+            cache.insert(service.to_owned(), endpoints.clone());
+        }
+        endpoints
+    }
+
+    /// Reads the providers of `service` (our layout, else the seed's),
+    /// arming watches on every path read.
+    async fn fetch(&mut self, service: &str) -> Result<Vec<Endpoint>, RegistryError> {
+        let client = self
+            .client
+            .clone()
+            .ok_or_else(|| self.settings.error("cannot fetch providers", "no session"))?;
+        let path = layout::providers_path(&self.settings.root, service);
+        let names = self.children(&client, service, &path).await?;
+        let ours = self.read_providers(&client, &path, &names).await?;
+        if !ours.is_empty() {
+            return Ok(ours);
+        }
+        let legacy_path = layout::legacy_service_path(service);
+        let methods = self.children(&client, service, &legacy_path).await?;
+        self.read_legacy(&client, service, &methods).await
+    }
+
+    /// Children of `path` (none if it does not exist), watched unless a
+    /// watch is already pending there.
+    async fn children(
+        &mut self,
+        client: &zk::Client,
+        service: &str,
+        path: &str,
+    ) -> Result<Vec<String>, RegistryError> {
+        let fail = |e: zk::Error| self.settings.error("cannot list", e).at(path);
+        if self.armed.contains(path) {
+            return match self.settings.bounded(client.list_children(path)).await {
+                Ok(children) => Ok(children),
+                Err(zk::Error::NoNode) => Ok(Vec::new()),
+                Err(e) => Err(fail(e)),
+            };
+        }
+        for _ in 0..3 {
+            match self
+                .settings
+                .bounded(client.list_and_watch_children(path))
+                .await
+            {
+                Ok((children, watcher)) => {
+                    self.arm(service, path, watcher);
+                    return Ok(children);
+                }
+                Err(zk::Error::NoNode) => {}
+                Err(e) => return Err(fail(e)),
+            }
+            // No node yet: watch for its creation instead.
+            match self
+                .settings
+                .bounded(client.check_and_watch_stat(path))
+                .await
+            {
+                Ok((None, watcher)) => {
+                    self.arm(service, path, watcher);
+                    return Ok(Vec::new());
+                }
+                Ok((Some(_), _)) => continue, // created meanwhile: list it
+                Err(e) => return Err(fail(e)),
+            }
+        }
+        Err(fail(zk::Error::RuntimeInconsistent))
+    }
+
+    fn arm(&mut self, service: &str, path: &str, watcher: zk::OneshotWatcher) {
+        self.armed.insert(path.to_owned());
+        let tx = self.fired_tx.clone();
+        let (generation, service, path) = (self.generation, service.to_owned(), path.to_owned());
+        tokio::spawn(async move {
+            let event = watcher.changed().await;
+            let _ = tx.send(Fired {
+                generation,
+                service,
+                path,
+                event,
+            });
+        });
+    }
+
+    /// Reads every provider node under `path` (requests pipelined).
+    async fn read_providers(
+        &self,
+        client: &zk::Client,
+        path: &str,
+        names: &[String],
+    ) -> Result<Vec<Endpoint>, RegistryError> {
+        let reads: Vec<_> = names
+            .iter()
+            .map(|name| client.get_data(&format!("{path}/{name}")))
+            .collect();
+        let mut endpoints = Vec::with_capacity(names.len());
+        for (name, read) in names.iter().zip(reads) {
+            let data = match self.settings.bounded(read).await {
+                Ok((data, _)) => data,
+                Err(zk::Error::NoNode) => continue, // gone meanwhile; its watch fires
+                Err(e) => {
+                    return Err(self
+                        .settings
+                        .error("cannot read", e)
+                        .at(&format!("{path}/{name}")))
+                }
+            };
+            match ProviderInfo::parse(name, &data) {
+                Some(info) => endpoints.push(Endpoint {
+                    addr: info.addr,
+                    weight: info.weight,
+                    format: WireFormat::Mprpc,
+                }),
+                None => debug!("skipping provider node {path}/{name}: not an ip:port"),
+            }
+        }
+        endpoints.sort_by_key(|e| e.addr);
+        Ok(endpoints)
+    }
+
+    /// Reads the seed's `/<service>/<method>` nodes: distinct `ip:port`s.
+    async fn read_legacy(
+        &self,
+        client: &zk::Client,
+        service: &str,
+        methods: &[String],
+    ) -> Result<Vec<Endpoint>, RegistryError> {
+        let paths: Vec<String> = methods
+            .iter()
+            .map(|m| layout::legacy_method_path(service, m))
+            .collect();
+        let reads: Vec<_> = paths.iter().map(|p| client.get_data(p)).collect();
+        let mut addrs = Vec::new();
+        for (path, read) in paths.iter().zip(reads) {
+            let data = match self.settings.bounded(read).await {
+                Ok((data, _)) => data,
+                Err(zk::Error::NoNode) => continue,
+                Err(e) => return Err(self.settings.error("cannot read", e).at(path)),
+            };
+            match layout::parse_legacy_addr(&data) {
+                Some(addr) if !addrs.contains(&addr) => addrs.push(addr),
+                Some(_) => {}
+                None => debug!("skipping seed-layout node {path}: data is not ip:port"),
+            }
+        }
+        addrs.sort();
+        Ok(addrs
+            .into_iter()
+            .map(|addr| Endpoint {
+                addr,
+                weight: ProviderInfo::DEFAULT_WEIGHT,
+                format: WireFormat::Legacy,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,68 @@
+//! The ZooKeeper registry: providers register, consumers discover.
+//!
+//! Providers run a [`Registrar`]; consumers hand a [`ZkDiscover`] to their
+//! channel. Both keep one ZooKeeper session on their own thread (a
+//! current-thread tokio runtime drives the `zookeeper-client` tasks), so no
+//! RPC thread ever waits on ZooKeeper except a consumer's first lookup of a
+//! service.
+//!
+//! # Layout
+//!
+//! ```text
+//! <root>                                   persistent  (zk_root, default /mprpc)
+//! <root>/services/<Service>                persistent
+//! <root>/services/<Service>/providers      persistent
+//! <root>/services/<Service>/providers/<ip:port>   ephemeral, one per provider
+//! ```
+//!
+//! A provider node's data is `key=value` lines, e.g.
+//!
+//! ```text
+//! protocol=mprpc
+//! addr=127.0.0.1:8000
+//! methods=Login,Register
+//! weight=100
+//! version=0.1.0
+//! start_time_ms=1700000000000
+//! pid=4242
+//! ```
+//!
+//! Persistent parents are created idempotently (an existing node is fine),
+//! so any number of providers serve one service. The node name is the
+//! address consumers connect to; `weight` feeds weighted balancing (unknown
+//! keys are ignored, a bad weight counts as 100).
+//!
+//! With `zk_legacy_layout` (the default) a provider also writes the seed's
+//! layout so the seed's C++ consumers find it: `/<Service>` persistent and
+//! `/<Service>/<Method>` ephemeral holding `ip:port`. That layout has room
+//! for one provider per method, so a provider writes a method node only where
+//! it is free; when the holder's node vanishes, a waiting provider takes it
+//! over (it watches the node).
+//!
+//! # Security
+//!
+//! With `zk_digest = user:password` every session authenticates with the
+//! digest scheme and creates its nodes with the ACL "creator (same secret)
+//! all, world read": anyone may discover, only holders of the secret may
+//! register or remove providers.
+//!
+//! # Sessions and failures
+//!
+//! Sessions are kept alive by the client's pings. A lost connection is not a
+//! lost session: ephemeral nodes stay while the session lives, and the client
+//! reconnects on its own. An expired or closed session is final: the registry
+//! opens a new one (retrying with back-off while ZooKeeper is unreachable),
+//! re-creates its ephemeral nodes and re-arms its watches. Consumers keep
+//! serving their cached provider lists through all of this and log the
+//! failure.
+
+mod discover;
+mod error;
+mod layout;
+mod registrar;
+mod session;
+
+pub use discover::ZkDiscover;
+pub use error::RegistryError;
+pub use layout::ProviderInfo;
+pub use registrar::Registrar;

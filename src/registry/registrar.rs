@@ -1,0 +1,470 @@
+//! The provider side: registers a provider's services and keeps them
+//! registered across connection loss and session expiry.
+//!
+//! All ZooKeeper work happens on the registrar's own thread; the provider's
+//! threads only send it commands. While ZooKeeper is unreachable the worker
+//! retries with back-off and the provider keeps serving.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+use zookeeper_client as zk;
+
+use super::layout::{self, ProviderInfo};
+use super::session::{self, Backoff, Settings};
+use super::RegistryError;
+use crate::config::Config;
+
+/// A provider's registration; one per provider process.
+///
+/// Dropping it closes the session, which removes the provider's ephemeral
+/// nodes at once.
+pub struct Registrar {
+    shared: Arc<Shared>,
+    commands: mpsc::UnboundedSender<Command>,
+    thread: Option<JoinHandle<()>>,
+    settings: Settings,
+}
+
+/// State the worker publishes to the provider's threads.
+#[derive(Default)]
+struct Shared {
+    registered: AtomicBool,
+    session: Mutex<Option<zk::SessionInfo>>,
+}
+
+enum Command {
+    Deregister(std::sync::mpsc::Sender<()>),
+    Shutdown,
+}
+
+impl Registrar {
+    /// Connects, registers every service, and keeps doing so on its own
+    /// thread across session expiry. Fails (without panicking) if ZooKeeper
+    /// cannot be reached or the nodes cannot be written.
+    pub fn start(
+        config: &Config,
+        addr: SocketAddr,
+        services: Vec<(&'static str, &'static [&'static str])>,
+    ) -> Result<Registrar, RegistryError> {
+        let settings = Settings::from_config(config);
+        let shared = Arc::new(Shared::default());
+        let (commands, receiver) = mpsc::unbounded_channel();
+        let (first_tx, first_rx) = std::sync::mpsc::channel();
+        let worker = Worker::new(settings.clone(), addr, services, shared.clone());
+        let thread =
+            session::spawn_thread("mprpc-zk-registrar", move || worker.run(receiver, first_tx))
+                .map_err(|e| settings.error("cannot start the registrar thread", e))?;
+        // The worker bounds each step itself; this is a backstop.
+        match first_rx.recv_timeout(settings.op_timeout * 4 + Duration::from_secs(1)) {
+            Ok(Ok(())) => Ok(Registrar {
+                shared,
+                commands,
+                thread: Some(thread),
+                settings,
+            }),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(e)
+            }
+            Err(_) => {
+                let _ = commands.send(Command::Shutdown);
+                Err(settings.error("cannot register", "the registrar did not finish in time"))
+            }
+        }
+    }
+
+    /// Deletes our nodes now (the first step of a graceful shutdown) and
+    /// stops re-registering. Idempotent.
+    pub fn deregister(&self) {
+        let (ack, done) = std::sync::mpsc::channel();
+        if self.commands.send(Command::Deregister(ack)).is_ok() {
+            let _ = done.recv_timeout(self.settings.op_timeout * 2 + Duration::from_secs(2));
+        }
+    }
+
+    /// True while our nodes are known to be in ZooKeeper.
+    pub fn is_registered(&self) -> bool {
+        self.shared.registered.load(Ordering::Acquire)
+    }
+
+    /// The current session (for tests that force a session expiry).
+    #[doc(hidden)]
+    pub fn zk_session(&self) -> Option<zk::SessionInfo> {
+        self.shared.session.lock().clone()
+    }
+}
+
+impl Drop for Registrar {
+    fn drop(&mut self) {
+        let _ = self.commands.send(Command::Shutdown);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The registrar thread's state.
+struct Worker {
+    settings: Settings,
+    addr: SocketAddr,
+    services: Vec<(&'static str, &'static [&'static str])>,
+    start_time_ms: u64,
+    shared: Arc<Shared>,
+    client: Option<zk::Client>,
+    state: Option<zk::StateWatcher>,
+    backoff: Backoff,
+    retry_at: Option<Instant>,
+    deregistered: bool,
+    /// Bumped per session, so events from an old session's watches are ignored.
+    generation: u64,
+    /// Seed-layout nodes held by another provider that we watch to take over.
+    waiting_legacy: HashSet<String>,
+    freed_tx: mpsc::UnboundedSender<(u64, String)>,
+    freed_rx: mpsc::UnboundedReceiver<(u64, String)>,
+}
+
+impl Worker {
+    fn new(
+        settings: Settings,
+        addr: SocketAddr,
+        services: Vec<(&'static str, &'static [&'static str])>,
+        shared: Arc<Shared>,
+    ) -> Worker {
+        let (freed_tx, freed_rx) = mpsc::unbounded_channel();
+        let start_time_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Worker {
+            settings,
+            addr,
+            services,
+            start_time_ms,
+            shared,
+            client: None,
+            state: None,
+            backoff: Backoff::new(),
+            retry_at: None,
+            deregistered: false,
+            generation: 0,
+            waiting_legacy: HashSet::new(),
+            freed_tx,
+            freed_rx,
+        }
+    }
+
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        first: std::sync::mpsc::Sender<Result<(), RegistryError>>,
+    ) {
+        let first_result = self.connect_and_register().await;
+        let started = first_result.is_ok();
+        let _ = first.send(first_result);
+        if started {
+            info!(addr = %self.addr, "registered in ZooKeeper {}", self.settings.connect);
+            self.serve(&mut commands).await;
+        }
+        if let Some(client) = self.client.take() {
+            session::close(client).await;
+        }
+        self.shared.registered.store(false, Ordering::Release);
+    }
+
+    async fn serve(&mut self, commands: &mut mpsc::UnboundedReceiver<Command>) {
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(Command::Deregister(ack)) => {
+                        self.deregister().await;
+                        let _ = ack.send(());
+                    }
+                    Some(Command::Shutdown) | None => return,
+                },
+                state = session::next_state(&mut self.state) => self.on_state(state),
+                () = session::sleep_until(self.retry_at) => self.retry().await,
+                Some((generation, path)) = self.freed_rx.recv() => {
+                    if generation == self.generation && !self.deregistered {
+                        self.waiting_legacy.remove(&path);
+                        if let Err(e) = self.claim_legacy(&path).await {
+                            warn!("{e}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_state(&mut self, state: zk::SessionState) {
+        use zk::SessionState::*;
+        match state {
+            Expired | Closed | AuthFailed => {
+                warn!(
+                    "ZooKeeper {}: session {state}; registering again with a new session",
+                    self.settings.connect
+                );
+                self.shared.registered.store(false, Ordering::Release);
+                self.client = None;
+                self.state = None;
+                if !self.deregistered {
+                    self.retry_at = Some(Instant::now());
+                }
+            }
+            Disconnected => warn!(
+                "ZooKeeper {}: connection lost; the session (and our nodes) live on while the client reconnects",
+                self.settings.connect
+            ),
+            SyncConnected | ConnectedReadOnly => {
+                info!("ZooKeeper {}: connected ({state})", self.settings.connect)
+            }
+        }
+    }
+
+    async fn retry(&mut self) {
+        self.retry_at = None;
+        if self.deregistered {
+            return;
+        }
+        match self.connect_and_register().await {
+            Ok(()) => {
+                self.backoff.reset();
+                info!(addr = %self.addr, "registered in ZooKeeper {} again", self.settings.connect);
+            }
+            Err(e) => {
+                let delay = self.backoff.next_delay();
+                warn!("{e}; retrying in {delay:?}");
+                self.retry_at = Some(Instant::now() + delay);
+            }
+        }
+    }
+
+    /// Opens a session if we have no live one, then writes every node.
+    async fn connect_and_register(&mut self) -> Result<(), RegistryError> {
+        let alive = self
+            .client
+            .as_ref()
+            .is_some_and(|c| !c.state().is_terminated());
+        if !alive {
+            self.client = None;
+            self.state = None;
+            let client = self.settings.connect().await?;
+            info!(session = %client.session_id(), "ZooKeeper {}: session opened", self.settings.connect);
+            self.state = Some(client.state_watcher());
+            *self.shared.session.lock() = Some(client.session().clone());
+            self.generation += 1;
+            self.waiting_legacy.clear();
+            self.client = Some(client);
+        }
+        self.register().await?;
+        self.shared.registered.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    fn client(&self) -> Result<zk::Client, RegistryError> {
+        self.client
+            .clone()
+            .ok_or_else(|| self.settings.error("cannot register", "no session"))
+    }
+
+    async fn register(&mut self) -> Result<(), RegistryError> {
+        let client = self.client()?;
+        for (service, methods) in self.services.clone() {
+            self.mkdirs(
+                &client,
+                &layout::providers_path(&self.settings.root, service),
+            )
+            .await?;
+            let path = layout::provider_path(&self.settings.root, service, self.addr);
+            let data = ProviderInfo::local(self.addr, methods, self.start_time_ms).encode();
+            self.create_ours(&client, &path, data.as_bytes()).await?;
+            if self.settings.legacy {
+                self.mkdirs(&client, &layout::legacy_service_path(service))
+                    .await?;
+                for method in methods {
+                    self.claim_legacy(&layout::legacy_method_path(service, method))
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates persistent `path` and its parents; existing nodes are fine.
+    async fn mkdirs(&self, client: &zk::Client, path: &str) -> Result<(), RegistryError> {
+        if path.is_empty() || path == "/" {
+            return Ok(());
+        }
+        let options = zk::CreateMode::Persistent.with_acls(self.settings.acls());
+        self.settings
+            .bounded(client.mkdir(path, &options))
+            .await
+            .map_err(|e| self.settings.error("cannot create", e).at(path))
+    }
+
+    /// Creates our ephemeral node at `path`, replacing a stale one (left by
+    /// an earlier session of a provider at the same address).
+    async fn create_ours(
+        &self,
+        client: &zk::Client,
+        path: &str,
+        data: &[u8],
+    ) -> Result<(), RegistryError> {
+        let options = zk::CreateMode::Ephemeral.with_acls(self.settings.acls());
+        let session = client.session_id().0;
+        let fail = |e: zk::Error| self.settings.error("cannot create", e).at(path);
+        for _ in 0..3 {
+            match self
+                .settings
+                .bounded(client.create(path, data, &options))
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(zk::Error::NodeExists) => {}
+                Err(e) => return Err(fail(e)),
+            }
+            match self.settings.bounded(client.get_data(path)).await {
+                Ok((_, stat)) if stat.ephemeral_owner == session => return Ok(()),
+                Ok((_, stat)) => {
+                    info!(
+                        "replacing stale node {path} of session {:#x}",
+                        stat.ephemeral_owner
+                    );
+                    match self
+                        .settings
+                        .bounded(client.delete(path, Some(stat.version)))
+                        .await
+                    {
+                        Ok(()) | Err(zk::Error::NoNode | zk::Error::BadVersion) => {}
+                        Err(e) => {
+                            return Err(self.settings.error("cannot delete stale", e).at(path))
+                        }
+                    }
+                }
+                Err(zk::Error::NoNode) => {}
+                Err(e) => return Err(fail(e)),
+            }
+        }
+        Err(fail(zk::Error::NodeExists))
+    }
+
+    /// Writes the seed's method node `path` ("ip:port") if it is free; if
+    /// another provider holds it, leaves it and watches it to take over.
+    async fn claim_legacy(&mut self, path: &str) -> Result<(), RegistryError> {
+        let client = self.client()?;
+        let ours = self.addr.to_string();
+        let options = zk::CreateMode::Ephemeral.with_acls(self.settings.acls());
+        let session = client.session_id().0;
+        let fail = |e: zk::Error| self.settings.error("cannot create", e).at(path);
+        for _ in 0..3 {
+            match self
+                .settings
+                .bounded(client.create(path, ours.as_bytes(), &options))
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(zk::Error::NodeExists) => {}
+                Err(e) => return Err(fail(e)),
+            }
+            let (data, stat) = match self.settings.bounded(client.get_data(path)).await {
+                Ok(found) => found,
+                Err(zk::Error::NoNode) => continue,
+                Err(e) => return Err(fail(e)),
+            };
+            if stat.ephemeral_owner == session {
+                return Ok(());
+            }
+            if layout::parse_legacy_addr(&data) == Some(self.addr) {
+                // Ours, from an earlier session that has not expired yet.
+                match self
+                    .settings
+                    .bounded(client.delete(path, Some(stat.version)))
+                    .await
+                {
+                    Ok(()) | Err(zk::Error::NoNode | zk::Error::BadVersion) => continue,
+                    Err(e) => return Err(self.settings.error("cannot delete stale", e).at(path)),
+                }
+            }
+            debug!(
+                "seed-layout node {path} is held by {}; leaving it",
+                String::from_utf8_lossy(&data)
+            );
+            if self.waiting_legacy.contains(path) {
+                return Ok(());
+            }
+            match self
+                .settings
+                .bounded(client.check_and_watch_stat(path))
+                .await
+            {
+                Ok((Some(_), watcher)) => {
+                    self.watch_legacy(path, watcher);
+                    return Ok(());
+                }
+                Ok((None, _)) => continue,
+                Err(e) => return Err(self.settings.error("cannot watch", e).at(path)),
+            }
+        }
+        Ok(())
+    }
+
+    fn watch_legacy(&mut self, path: &str, watcher: zk::OneshotWatcher) {
+        self.waiting_legacy.insert(path.to_owned());
+        let (generation, path, tx) = (self.generation, path.to_owned(), self.freed_tx.clone());
+        tokio::spawn(async move {
+            let event = watcher.changed().await;
+            if event.event_type != zk::EventType::Session {
+                let _ = tx.send((generation, path));
+            }
+        });
+    }
+
+    /// Deletes our nodes, closes the session and stops re-registering.
+    async fn deregister(&mut self) {
+        self.deregistered = true;
+        self.retry_at = None;
+        self.generation += 1;
+        self.shared.registered.store(false, Ordering::Release);
+        self.state = None;
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        let session = client.session_id().0;
+        for (service, methods) in self.services.clone() {
+            let path = layout::provider_path(&self.settings.root, service, self.addr);
+            self.delete_if_owned(&client, &path, session).await;
+            if self.settings.legacy {
+                for method in methods {
+                    let path = layout::legacy_method_path(service, method);
+                    self.delete_if_owned(&client, &path, session).await;
+                }
+            }
+        }
+        session::close(client).await;
+        info!(addr = %self.addr, "deregistered from ZooKeeper {}", self.settings.connect);
+    }
+
+    async fn delete_if_owned(&self, client: &zk::Client, path: &str, session: i64) {
+        let result = match self.settings.bounded(client.get_data(path)).await {
+            Ok((_, stat)) if stat.ephemeral_owner == session => {
+                self.settings
+                    .bounded(client.delete(path, Some(stat.version)))
+                    .await
+            }
+            Ok(_) | Err(zk::Error::NoNode) => Ok(()),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) | Err(zk::Error::NoNode) => {}
+            // Closing the session removes it anyway.
+            Err(e) => debug!("cannot delete {path}: {e}"),
+        }
+    }
+}

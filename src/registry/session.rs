@@ -1,0 +1,169 @@
+//! What the provider and consumer sides share: settings taken from the
+//! config, opening a session (with digest auth), node ACLs, the registry
+//! thread with its runtime, and reconnect back-off.
+
+use std::future::Future;
+use std::time::Duration;
+
+use zookeeper_client as zk;
+
+use super::RegistryError;
+use crate::config::Config;
+
+/// Registry settings, from [`Config`].
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub connect: String,
+    pub session_timeout: Duration,
+    /// Bound on opening a session and on each batch of requests.
+    pub op_timeout: Duration,
+    pub root: String,
+    pub legacy: bool,
+    pub digest: Option<String>,
+}
+
+impl Settings {
+    pub fn from_config(config: &Config) -> Settings {
+        Settings {
+            connect: config.zookeeper_connect(),
+            session_timeout: config.zk_session_timeout,
+            op_timeout: config
+                .connect_timeout
+                .max(config.zk_session_timeout)
+                .max(Duration::from_secs(1)),
+            root: config.zk_root.clone(),
+            legacy: config.zk_legacy_layout,
+            digest: config.zk_digest.clone(),
+        }
+    }
+
+    pub fn error(&self, action: &'static str, cause: impl std::fmt::Display) -> RegistryError {
+        RegistryError::new(&self.connect, action, cause)
+    }
+
+    /// The ACL for nodes we create: open, or "same secret all, world read".
+    pub fn acls(&self) -> zk::Acls<'static> {
+        if self.digest.is_some() {
+            zk::Acls::new(&DIGEST_ACLS)
+        } else {
+            zk::Acls::anyone_all()
+        }
+    }
+
+    /// Opens a session, failing within `op_timeout` if no server answers.
+    pub async fn connect(&self) -> Result<zk::Client, RegistryError> {
+        let mut connector = zk::Client::connector()
+            .with_session_timeout(self.session_timeout)
+            .with_fail_eagerly();
+        if let Some(digest) = &self.digest {
+            connector = connector.with_auth("digest", digest.as_bytes());
+        }
+        match tokio::time::timeout(self.op_timeout, connector.connect(&self.connect)).await {
+            Ok(Ok(client)) => Ok(client),
+            Ok(Err(e)) => Err(self.error("cannot open a session", e)),
+            Err(_) => Err(self.error(
+                "cannot open a session",
+                format!("no answer within {:?}", self.op_timeout),
+            )),
+        }
+    }
+
+    /// Runs `op` bounded by `op_timeout`, so a stalled connection cannot
+    /// hold the registry thread.
+    pub async fn bounded<T>(
+        &self,
+        op: impl Future<Output = Result<T, zk::Error>>,
+    ) -> Result<T, zk::Error> {
+        tokio::time::timeout(self.op_timeout, op)
+            .await
+            .unwrap_or(Err(zk::Error::Timeout))
+    }
+}
+
+/// Holders of the same digest may do anything; everyone may read.
+static DIGEST_ACLS: [zk::Acl; 2] = [
+    zk::Acl::new_const(zk::Permission::ALL, "auth", ""),
+    zk::Acl::new_const(zk::Permission::READ, "world", "anyone"),
+];
+
+/// Starts the registry thread `name` running the future `make` builds on a
+/// current-thread runtime (the zookeeper client spawns its tasks there).
+pub(crate) fn spawn_thread<F, M>(
+    name: &str,
+    make: M,
+) -> std::io::Result<std::thread::JoinHandle<()>>
+where
+    M: FnOnce() -> F + Send + 'static,
+    F: Future<Output = ()>,
+{
+    let thread_name = name.to_owned();
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    tracing::error!("{thread_name}: cannot build its runtime: {e}");
+                    return;
+                }
+            };
+            runtime.block_on(make());
+        })
+}
+
+/// Waits for the next session state; never resolves without a session.
+pub(crate) async fn next_state(watcher: &mut Option<zk::StateWatcher>) -> zk::SessionState {
+    match watcher {
+        Some(watcher) => watcher.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sleeps until `at`; never resolves if `at` is `None`.
+pub(crate) async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Closes a session and waits (briefly) until the server has been told, so
+/// its ephemeral nodes go away now rather than after the session timeout.
+pub(crate) async fn close(client: zk::Client) {
+    let mut state = client.state_watcher();
+    drop(client);
+    if state.peek_state().is_terminated() {
+        return;
+    }
+    let closed = async { while !state.changed().await.is_terminated() {} };
+    let _ = tokio::time::timeout(Duration::from_secs(2), closed).await;
+}
+
+/// Exponential back-off between reconnect attempts: 100 ms doubling to 5 s.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(5);
+
+    pub fn new() -> Backoff {
+        Backoff { next: Self::FIRST }
+    }
+
+    pub fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+
+    /// The delay before the next attempt.
+    pub fn next_delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        delay
+    }
+}

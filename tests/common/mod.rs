@@ -1,0 +1,4 @@
+//! Helpers shared by integration tests (each test crate uses only a part).
+#![allow(dead_code)]
+
+pub mod zk;
