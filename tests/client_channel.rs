@@ -653,3 +653,26 @@ fn least_outstanding_avoids_a_busy_provider() {
     assert_eq!(busy.requests(), 20);
     drop(hanging);
 }
+
+#[test]
+fn a_connect_that_times_out_sends_nothing_and_fails_unavailable() {
+    let server = TestServer::start();
+    // A zero connect timeout expires before the connect can complete.
+    let ch = channel(
+        &[server.addr],
+        ChannelOptions {
+            connect_timeout: Duration::ZERO,
+            ..ChannelOptions::default()
+        },
+    );
+    let err = call(&ch, "echo", "x").unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+    assert!(err.message().contains("timed out"), "{err}");
+    assert!(err.message().contains(&server.addr.to_string()), "{err}");
+    thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        server.requests(),
+        0,
+        "a request left before the connect finished"
+    );
+}
