@@ -676,3 +676,25 @@ fn a_connect_that_times_out_sends_nothing_and_fails_unavailable() {
         "a request left before the connect finished"
     );
 }
+
+#[test]
+fn calls_queued_on_a_refused_connect_are_retried_on_another_endpoint() {
+    let server = TestServer::start();
+    let ch = channel(&[refusing_addr(), server.addr], ChannelOptions::default());
+    // Fired at once from a cold channel: half are routed to the refusing
+    // endpoint while its connect is still pending, and must move over.
+    let calls: Vec<_> = (0..200)
+        .map(|i| {
+            let payload = Bytes::from(format!("{i}"));
+            (
+                payload.clone(),
+                ch.call_future("Test", "echo", payload, &opts()),
+            )
+        })
+        .collect();
+    for (payload, call) in calls {
+        assert_eq!(call.wait().expect("retried on the live endpoint"), payload);
+    }
+    assert_eq!(server.requests(), 200, "each call was sent exactly once");
+    eventually("slots released", || ch.inflight() == 0);
+}

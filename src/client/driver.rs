@@ -299,7 +299,7 @@ impl Driver {
         }
         let entry = self.conns.vacant_entry();
         let key = entry.key();
-        let deadline = self.now + self.options.connect_timeout;
+        let deadline = far_or(self.now, self.options.connect_timeout);
         match Conn::connect(addr, self.poll.registry(), Token(key), deadline) {
             Ok(conn) => {
                 entry.insert(conn);
@@ -501,6 +501,13 @@ impl Driver {
             self.connecting -= 1;
             tracing::warn!("client: {reason}; endpoint backed off for {backoff:?}");
             let queued = std::mem::take(&mut conn.queued);
+            // Detach first: `key` may be reused by a connection the
+            // retries below open, and must not be charged for these calls.
+            for q in &queued {
+                if let Some(pending) = self.pending.get_mut(&q.id) {
+                    pending.conn = NO_CONN;
+                }
+            }
             for q in queued {
                 if !self.pending.contains_key(&q.id) {
                     continue;
@@ -650,6 +657,12 @@ impl Driver {
         }
         next.map(|d| d.saturating_duration_since(Instant::now()))
     }
+}
+
+/// `now + after`, saturating far in the future instead of overflowing.
+pub(crate) fn far_or(now: Instant, after: Duration) -> Instant {
+    now.checked_add(after)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 /// Writes the call's remaining budget into an encoded request frame.

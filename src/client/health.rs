@@ -70,7 +70,7 @@ impl Health {
             let shift = (record.failures - 1).min(16);
             self.base.saturating_mul(1 << shift).min(self.max)
         };
-        record.down_until = now + backoff;
+        record.down_until = super::driver::far_or(now, backoff);
         backoff
     }
 
