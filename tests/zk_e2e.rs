@@ -1,0 +1,306 @@
+//! End to end through a real ZooKeeper: providers (mprpc::server::Server +
+//! Registrar) and a consumer (Channel over ZkDiscover). Calls spread over
+//! providers, a kill -9'd provider drops out, ZooKeeper outages do not stop
+//! calls, and a rolling restart under load loses no call.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use common::zk::{wait_until, ZkServer};
+use mprpc::client::{Channel, ChannelOptions};
+use mprpc::registry::{Registrar, ZkDiscover};
+use mprpc::server::{Server, ServerHandle};
+use mprpc::{CallContext, CallOptions, Config, Discover, Service, Status};
+
+const SOON: Duration = Duration::from_secs(10);
+
+/// Answers `Who.Am` with its provider's name and counts its calls.
+struct Who {
+    name: String,
+    calls: Arc<AtomicUsize>,
+}
+
+impl Service for Who {
+    fn name(&self) -> &'static str {
+        "Who"
+    }
+    fn methods(&self) -> &'static [&'static str] {
+        &["Am"]
+    }
+    fn call(
+        &self,
+        method: &str,
+        _ctx: &CallContext,
+        _request: Bytes,
+        response: &mut BytesMut,
+    ) -> Result<(), Status> {
+        if method != "Am" {
+            return Err(Status::unknown_method("Who", method));
+        }
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        response.extend_from_slice(self.name.as_bytes());
+        Ok(())
+    }
+}
+
+fn config(connect: &str) -> Config {
+    Config {
+        zookeeper: Some(connect.to_owned()),
+        zk_session_timeout: Duration::from_millis(1000),
+        rpc_server_ip: "127.0.0.1".into(),
+        rpc_server_port: 0,
+        reactor_threads: 1,
+        worker_threads: 1,
+        ..Config::default()
+    }
+}
+
+/// A provider running in this process.
+struct Provider {
+    server: ServerHandle,
+    registrar: Registrar,
+    calls: Arc<AtomicUsize>,
+}
+
+impl Provider {
+    fn start(config: &Config, name: &str) -> Provider {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut server = Server::new(config);
+        server.add_service(Who {
+            name: name.to_owned(),
+            calls: calls.clone(),
+        });
+        let server = server.start().expect("server starts");
+        let registrar = Registrar::start(config, server.local_addr(), server.services())
+            .expect("registrar starts");
+        Provider {
+            server,
+            registrar,
+            calls,
+        }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Graceful shutdown: deregister, drain while consumers notice, then
+    /// stop after answering what is in flight.
+    fn stop_gracefully(self, drain: Duration) {
+        self.registrar.deregister();
+        std::thread::sleep(drain);
+        self.server.shutdown();
+        self.server.wait();
+    }
+}
+
+fn consumer(config: &Config) -> (Channel, Arc<ZkDiscover>) {
+    let discover = ZkDiscover::connect(config).expect("discovery connects");
+    let options = ChannelOptions {
+        call_timeout: Duration::from_secs(3),
+        connect_timeout: Duration::from_millis(500),
+        ..ChannelOptions::default()
+    };
+    (Channel::new(discover.clone(), options), discover)
+}
+
+fn who(channel: &Channel) -> Result<String, Status> {
+    let reply = channel.call("Who", "Am", Bytes::new(), &CallOptions::default(), None)?;
+    Ok(String::from_utf8_lossy(&reply).into_owned())
+}
+
+fn discovered(discover: &ZkDiscover) -> Vec<SocketAddr> {
+    let mut addrs: Vec<SocketAddr> = discover
+        .providers("Who")
+        .map(|e| e.iter().map(|e| e.addr).collect())
+        .unwrap_or_default();
+    addrs.sort();
+    addrs
+}
+
+fn init_logs() {
+    mprpc::logging::init_for_tests();
+}
+
+#[test]
+fn calls_spread_over_two_providers_and_survive_a_zookeeper_outage() {
+    init_logs();
+    let mut zk = ZkServer::start();
+    let config = Config {
+        zk_session_timeout: Duration::from_secs(4),
+        ..config(&zk.connect_string())
+    };
+    let a = Provider::start(&config, "a");
+    let b = Provider::start(&config, "b");
+    let (channel, discover) = consumer(&config);
+    assert!(wait_until(SOON, || discovered(&discover).len() == 2));
+    for _ in 0..100 {
+        who(&channel).expect("call succeeds");
+    }
+    assert!(
+        a.calls() > 10 && b.calls() > 10,
+        "a={} b={}",
+        a.calls(),
+        b.calls()
+    );
+
+    zk.stop();
+    let (a0, b0) = (a.calls(), b.calls());
+    for _ in 0..100 {
+        who(&channel).expect("calls work from the cached provider list");
+    }
+    assert!(a.calls() > a0 && b.calls() > b0, "both still used");
+}
+
+/// Runs `helper_provider_process` as a child and returns it with its address.
+fn spawn_provider_process(connect: &str, name: &str) -> (Child, SocketAddr) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "helper_provider_process",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("MPRPC_E2E_HELPER_ZK", connect)
+        .env("MPRPC_E2E_HELPER_NAME", name)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            // The test harness may print "test ... " before our line.
+            if let Some((_, addr)) = line.split_once("HELPER SERVING ") {
+                let _ = tx.send(addr.trim().to_owned());
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(addr) => (child, addr.parse().unwrap()),
+        Err(_) => {
+            let _ = child.kill();
+            panic!("provider process did not start");
+        }
+    }
+}
+
+/// Not a test: the provider process that `spawn_provider_process` runs and kills.
+#[test]
+#[ignore]
+fn helper_provider_process() {
+    let (Ok(connect), Ok(name)) = (
+        std::env::var("MPRPC_E2E_HELPER_ZK"),
+        std::env::var("MPRPC_E2E_HELPER_NAME"),
+    ) else {
+        return;
+    };
+    let provider = Provider::start(&config(&connect), &name);
+    println!("HELPER SERVING {}", provider.addr());
+    std::thread::sleep(Duration::from_secs(60)); // bounded if never killed
+    drop(provider);
+}
+
+#[test]
+fn a_killed_provider_gets_no_more_calls_and_a_new_one_gets_traffic() {
+    init_logs();
+    let zk = ZkServer::start();
+    let config = config(&zk.connect_string());
+    let stays = Provider::start(&config, "stays");
+    let (mut doomed, doomed_addr) = spawn_provider_process(&zk.connect_string(), "doomed");
+    let (channel, discover) = consumer(&config);
+    assert!(wait_until(SOON, || discovered(&discover).len() == 2));
+    let mut answers = Vec::new();
+    for _ in 0..40 {
+        answers.push(who(&channel).expect("call succeeds"));
+    }
+    assert!(answers.iter().any(|a| a == "doomed"));
+    assert!(answers.iter().any(|a| a == "stays"));
+
+    doomed.kill().unwrap(); // SIGKILL
+    doomed.wait().unwrap();
+    // Calls keep succeeding: a call that cannot reach the dead provider was
+    // never sent, so it is retried on the other one.
+    for _ in 0..40 {
+        assert_eq!(who(&channel).expect("call succeeds after kill -9"), "stays");
+    }
+    // Its session times out and the watch removes it from rotation.
+    assert!(wait_until(SOON, || discovered(&discover) == vec![stays.addr()]));
+    assert!(!discovered(&discover).contains(&doomed_addr));
+
+    let fresh = Provider::start(&config, "fresh");
+    assert!(wait_until(SOON, || discovered(&discover).len() == 2));
+    for _ in 0..40 {
+        who(&channel).expect("call succeeds");
+    }
+    assert!(fresh.calls() > 0, "the new provider gets traffic");
+}
+
+#[test]
+fn a_rolling_restart_under_load_loses_no_call() {
+    init_logs();
+    let zk = ZkServer::start();
+    let config = config(&zk.connect_string());
+    let drain = Duration::from_millis(500);
+    let a = Provider::start(&config, "a");
+    let b = Provider::start(&config, "b");
+    let (channel, discover) = consumer(&config);
+    assert!(wait_until(SOON, || discovered(&discover).len() == 2));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicUsize::new(0));
+    let load: Vec<_> = (0..3)
+        .map(|_| {
+            let (channel, stop, ok) = (channel.clone(), stop.clone(), ok.clone());
+            std::thread::spawn(move || -> Vec<Status> {
+                let mut failures = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    match who(&channel) {
+                        Ok(_) => {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(status) => failures.push(status),
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+
+    let calls_before = ok.load(Ordering::Relaxed);
+    a.stop_gracefully(drain);
+    let a2 = Provider::start(&config, "a2");
+    assert!(wait_until(SOON, || discovered(&discover).len() == 2));
+    b.stop_gracefully(drain);
+    let b2 = Provider::start(&config, "b2");
+    assert!(wait_until(SOON, || discovered(&discover)
+        == sorted(vec![a2.addr(), b2.addr()])));
+    assert!(wait_until(SOON, || a2.calls() > 0 && b2.calls() > 0));
+
+    stop.store(true, Ordering::Relaxed);
+    let failures: Vec<Status> = load.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    assert!(failures.is_empty(), "calls lost: {failures:?}");
+    assert!(
+        ok.load(Ordering::Relaxed) > calls_before,
+        "load kept flowing"
+    );
+}
+
+fn sorted(mut v: Vec<SocketAddr>) -> Vec<SocketAddr> {
+    v.sort();
+    v
+}
