@@ -1,0 +1,230 @@
+//! Command-line options of `loadgen`, and the small parsers they need
+//! (`--qps N|max`, durations such as `10s` or `500ms`, hex requests).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// Load generator for mprpc providers (and a tonic gRPC baseline).
+///
+/// Open loop (`--qps N`): requests leave on a fixed schedule and each latency
+/// is measured from the request's intended send time, so a stalled server
+/// cannot hide its stall (coordinated omission corrected, as wrk2 does).
+/// Closed loop (`--qps max`): `--in-flight` calls are kept outstanding to find
+/// the saturation throughput.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "loadgen", version, about, long_about)]
+pub struct Args {
+    /// What to drive: an mprpc provider, or the tonic gRPC echo baseline
+    /// (needs the `tonic` feature; use --addr).
+    #[arg(long, value_enum, default_value_t = TargetKind::Mprpc)]
+    pub target: TargetKind,
+
+    /// ZooKeeper connect string (HOST:PORT[,HOST:PORT...]): discover the
+    /// providers of --service there.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "addr")]
+    pub zk: Option<String>,
+
+    /// ZooKeeper root path of the registry layout.
+    #[arg(long, value_name = "PATH", default_value = "/mprpc")]
+    pub zk_root: String,
+
+    /// Call one provider directly instead of discovering providers.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub addr: Option<String>,
+
+    /// Service name on the wire (the .proto service name).
+    #[arg(long, short = 's', default_value = "EchoService")]
+    pub service: String,
+
+    /// Method name (the .proto method name).
+    #[arg(long, short = 'm', default_value = "Echo")]
+    pub method: String,
+
+    /// Target rate in calls per second (open loop), or `max` (closed loop).
+    #[arg(long, value_name = "N|max", default_value = "max", value_parser = parse_rate)]
+    pub qps: Rate,
+
+    /// How long to measure, after the warm-up (e.g. 10s, 500ms, 1m).
+    #[arg(long, value_name = "TIME", default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+
+    /// Load applied before measuring starts; its calls are not recorded.
+    #[arg(long, value_name = "TIME", default_value = "2s", value_parser = parse_duration)]
+    pub warmup: Duration,
+
+    /// Persistent connections to open (per provider). mprpc: spread over
+    /// the --channels; tonic: one HTTP/2 connection each.
+    #[arg(long, short = 'c', default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub connections: u32,
+
+    /// mprpc: client channels (each has its own I/O thread and
+    /// connections/channels connections); calls go round robin over them
+    /// and are counted per channel.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub channels: u32,
+
+    /// Cap on outstanding calls (over all threads). Closed loop: kept
+    /// outstanding. Open loop: a due request waits for a free slot and is
+    /// counted as delayed; its latency still starts at its intended time.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub in_flight: u32,
+
+    /// Payload bytes of each EchoRequest (when the method is Echo and no
+    /// --request-hex/--request-file is given).
+    #[arg(long, value_name = "BYTES", default_value_t = 64)]
+    pub payload: usize,
+
+    /// The encoded request message to send, in hex (for methods other than
+    /// Echo; an empty request by default).
+    #[arg(long, value_name = "HEX", conflicts_with = "request_file")]
+    pub request_hex: Option<String>,
+
+    /// Like --request-hex, read from a file (raw encoded bytes).
+    #[arg(long, value_name = "PATH")]
+    pub request_file: Option<PathBuf>,
+
+    /// Sending threads. Each keeps its share of the rate and of --in-flight.
+    /// In tonic mode also the number of tokio worker threads.
+    #[arg(long, short = 't', default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub threads: u32,
+
+    /// Per-call timeout; a call that takes longer counts as an error.
+    #[arg(long, value_name = "TIME", default_value = "5s", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// With --zk: resolve the providers once and give each its own channel,
+    /// so calls per provider are counted exactly (by default the channels
+    /// balance over the watched provider list, and calls are counted per
+    /// channel: the client does not say which provider served a call).
+    #[arg(long)]
+    pub pin_providers: bool,
+
+    /// Name of this run in the report files.
+    #[arg(long, default_value = "run")]
+    pub label: String,
+
+    /// Where the JSON, .hgrm and .md reports go.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub out_dir: PathBuf,
+
+    /// Do not write report files (print only).
+    #[arg(long)]
+    pub no_write: bool,
+}
+
+/// What kind of server is driven.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TargetKind {
+    Mprpc,
+    Tonic,
+}
+
+/// `--qps`: a fixed rate or as fast as the in-flight cap allows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rate {
+    Fixed(f64),
+    Max,
+}
+
+impl Rate {
+    pub fn fixed(self) -> Option<f64> {
+        match self {
+            Rate::Fixed(q) => Some(q),
+            Rate::Max => None,
+        }
+    }
+}
+
+pub fn parse_rate(s: &str) -> Result<Rate, String> {
+    if s.eq_ignore_ascii_case("max") {
+        return Ok(Rate::Max);
+    }
+    match s.parse::<f64>() {
+        Ok(q) if q.is_finite() && q > 0.0 => Ok(Rate::Fixed(q)),
+        _ => Err(format!("'{s}' is neither a positive rate nor 'max'")),
+    }
+}
+
+/// `10`, `10s`, `500ms`, `2m`, `1.5s`: a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (e.g. 10s, 500ms, 2m)"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1e3,
+        "us" | "µs" => value / 1e6,
+        "m" | "min" => value * 60.0,
+        other => return Err(format!("unknown unit '{other}' in '{s}'")),
+    };
+    if !seconds.is_finite() || seconds < 0.0 {
+        return Err(format!("'{s}' is not a duration"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Hex digits to bytes; whitespace is ignored.
+pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
+    let digits: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    if !digits.len().is_multiple_of(2) {
+        return Err("odd number of hex digits".into());
+    }
+    digits
+        .chunks(2)
+        .map(|pair| {
+            let text = std::str::from_utf8(pair).map_err(|_| "not hex".to_string())?;
+            u8::from_str_radix(text, 16).map_err(|_| format!("'{text}' is not a hex byte"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate("max"), Ok(Rate::Max));
+        assert_eq!(parse_rate("MAX"), Ok(Rate::Max));
+        assert_eq!(parse_rate("2500"), Ok(Rate::Fixed(2500.0)));
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("-3").is_err());
+        assert!(parse_rate("fast").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("3h").is_err());
+    }
+
+    #[test]
+    fn hex() {
+        assert_eq!(parse_hex("0a02 ff00"), Ok(vec![0x0a, 0x02, 0xff, 0x00]));
+        assert_eq!(parse_hex(""), Ok(vec![]));
+        assert!(parse_hex("abc").is_err());
+        assert!(parse_hex("zz").is_err());
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Args::command().debug_assert();
+        let args =
+            Args::try_parse_from(["loadgen", "--addr", "127.0.0.1:1", "--qps", "100"]).unwrap();
+        assert_eq!(args.qps, Rate::Fixed(100.0));
+        assert!(Args::try_parse_from(["loadgen", "--addr", "a:1", "--zk", "b:2"]).is_err());
+    }
+}

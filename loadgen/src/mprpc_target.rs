@@ -1,0 +1,164 @@
+//! Driving mprpc providers with the framework's own non-blocking client
+//! (`Channel::call_with`). Providers are found through ZooKeeper or given
+//! with `--addr`; calls are spread round robin over the channels.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use mprpc::client::{Channel, ChannelOptions};
+use mprpc::registry::ZkDiscover;
+use mprpc::{CallOptions, Config, Discover, StaticDiscover};
+
+use crate::cli::Args;
+use crate::driver::Target;
+use crate::recorder::Outcome;
+
+pub struct MprpcTarget {
+    channels: Vec<Channel>,
+    service: String,
+    method: String,
+    request: Bytes,
+    /// For Echo: the reply must be as long as the request (same message
+    /// layout), anything else is counted as a `BadReply` error.
+    expect_len: Option<usize>,
+    options: CallOptions,
+    /// What each connection talks to, for the report.
+    pub describe: Vec<String>,
+    /// Providers seen in ZooKeeper at start (empty with --addr).
+    pub discovered: Vec<String>,
+    // Keeps the ZooKeeper session (and its watches) alive for the run.
+    _discover: Option<Arc<ZkDiscover>>,
+}
+
+impl MprpcTarget {
+    /// `--connections` N are spread over the channels: `--channels` K (each
+    /// with N/K persistent connections per provider, rounded up; one client
+    /// I/O thread each), or with `--pin-providers` one channel per provider.
+    pub fn connect(args: &Args, request: Bytes, expect_len: Option<usize>) -> Result<Self, String> {
+        let base = ChannelOptions {
+            call_timeout: args.timeout,
+            ..ChannelOptions::default()
+        };
+        let with_conns = |channels: usize| ChannelOptions {
+            connections_per_endpoint: (args.connections as usize).div_ceil(channels),
+            ..base.clone()
+        };
+        let mut channels = Vec::new();
+        let mut describe = Vec::new();
+        let mut discovered = Vec::new();
+        let mut keep = None;
+        if let Some(zk) = &args.zk {
+            let config = Config {
+                zookeeper: Some(zk.clone()),
+                zk_root: args.zk_root.clone(),
+                ..Config::default()
+            };
+            let discover =
+                ZkDiscover::connect(&config).map_err(|e| format!("ZooKeeper {zk}: {e}"))?;
+            let providers = discover
+                .providers(&args.service)
+                .map_err(|e| format!("no providers of {} in ZooKeeper {zk}: {e}", args.service))?;
+            if providers.is_empty() {
+                return Err(format!(
+                    "no providers of {} in ZooKeeper {zk}",
+                    args.service
+                ));
+            }
+            discovered = providers.iter().map(|p| p.addr.to_string()).collect();
+            if args.pin_providers {
+                let options = with_conns(providers.len());
+                for ep in providers.iter() {
+                    describe.push(ep.addr.to_string());
+                    let d: Arc<dyn Discover> = Arc::new(StaticDiscover::new(vec![ep.clone()]));
+                    channels.push(Channel::new(d, options.clone()));
+                }
+            } else {
+                let k = args.channels as usize;
+                let options = with_conns(k);
+                for _ in 0..k {
+                    describe.push(format!(
+                        "zk:{} ({} providers)",
+                        args.service,
+                        providers.len()
+                    ));
+                    let d: Arc<dyn Discover> = discover.clone();
+                    channels.push(Channel::new(d, options.clone()));
+                }
+            }
+            keep = Some(discover);
+        } else if let Some(addr) = &args.addr {
+            let d: Arc<dyn Discover> = Arc::new(
+                StaticDiscover::single(addr.as_str()).map_err(|e| format!("--addr {addr}: {e}"))?,
+            );
+            let k = args.channels as usize;
+            let options = with_conns(k);
+            for _ in 0..k {
+                describe.push(addr.clone());
+                channels.push(Channel::new(d.clone(), options.clone()));
+            }
+        } else {
+            return Err("give --zk HOST:PORT or --addr HOST:PORT".into());
+        }
+        Ok(MprpcTarget {
+            channels,
+            service: args.service.clone(),
+            method: args.method.clone(),
+            request,
+            expect_len,
+            options: CallOptions::with_timeout(args.timeout),
+            describe,
+            discovered,
+            _discover: keep,
+        })
+    }
+
+    /// One blocking call per channel: fails fast (with the reason) when
+    /// the target is unreachable or rejects the request, and opens the
+    /// connections before the clock starts.
+    pub fn probe(&self) -> Result<(), String> {
+        for (i, ch) in self.channels.iter().enumerate() {
+            let reply = ch
+                .call(
+                    &self.service,
+                    &self.method,
+                    self.request.clone(),
+                    &self.options,
+                    None,
+                )
+                .map_err(|s| format!("probe call on channel {i} failed: {s}"))?;
+            if let Some(n) = self.expect_len {
+                if reply.len() != n {
+                    return Err(format!(
+                        "probe reply is {} bytes, expected the {n}-byte request echoed back",
+                        reply.len()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Target for MprpcTarget {
+    fn connections(&self) -> usize {
+        self.channels.len()
+    }
+
+    fn call(&self, conn: usize, done: impl FnOnce(Outcome) + Send + 'static) {
+        let expect = self.expect_len;
+        // The returned handle only cancels; dropping it leaves the call running.
+        let _ = self.channels[conn].call_with(
+            &self.service,
+            &self.method,
+            self.request.clone(),
+            &self.options,
+            move |result| {
+                done(match result {
+                    Ok(reply) if expect.is_none_or(|n| reply.len() == n) => Outcome::Ok,
+                    Ok(_) => Outcome::Err("BadReply".into()),
+                    Err(status) => Outcome::Err(status.code().as_str().into()),
+                })
+            },
+        );
+    }
+}
