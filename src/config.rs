@@ -39,6 +39,15 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Where providers are published and found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistryKind {
+    /// Apache ZooKeeper, as in the seed.
+    ZooKeeper,
+    /// No registry: a consumer dials the configured provider address.
+    None,
+}
+
 /// Every setting the framework reads, with its default.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -52,6 +61,10 @@ pub struct Config {
     /// `zookeeper`: a full connect string (`h1:p1,h2:p2,h3:p3`) for an
     /// ensemble; when set it wins over `zookeeperip`/`zookeeperport`.
     pub zookeeper: Option<String>,
+    /// `registry`: `zookeeper` (default: providers register, consumers
+    /// discover) or `none` (no ZooKeeper: consumers dial
+    /// rpcserverip:rpcserverport directly).
+    pub registry: RegistryKind,
     /// `zk_session_timeout_ms`: the ZooKeeper session timeout.
     pub zk_session_timeout: Duration,
     /// `zk_root`: where our registry layout lives.
@@ -100,6 +113,7 @@ impl Default for Config {
             zookeeper_ip: "127.0.0.1".into(),
             zookeeper_port: 2181,
             zookeeper: None,
+            registry: RegistryKind::ZooKeeper,
             zk_session_timeout: Duration::from_millis(6000),
             zk_root: "/mprpc".into(),
             zk_legacy_layout: true,
@@ -173,6 +187,7 @@ impl Config {
             "zookeeperip" => self.zookeeper_ip = non_empty(value)?,
             "zookeeperport" => self.zookeeper_port = number(value)?,
             "zookeeper" => self.zookeeper = Some(non_empty(value)?),
+            "registry" => self.registry = registry_kind(value)?,
             "zk_session_timeout_ms" => self.zk_session_timeout = millis(value)?,
             "zk_root" => self.zk_root = zk_path(value)?,
             "zk_legacy_layout" => self.zk_legacy_layout = boolean(value)?,
@@ -257,6 +272,14 @@ fn boolean(value: &str) -> Result<bool, String> {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),
         _ => Err(format!("'{value}' is not a boolean (true/false)")),
+    }
+}
+
+fn registry_kind(value: &str) -> Result<RegistryKind, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "zookeeper" | "zk" => Ok(RegistryKind::ZooKeeper),
+        "none" | "direct" => Ok(RegistryKind::None),
+        _ => Err(format!("'{value}' is not one of zookeeper, none")),
     }
 }
 

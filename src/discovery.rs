@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
+use crate::config::{Config, RegistryKind};
+use crate::registry::{RegistryError, ZkDiscover};
 use crate::status::Status;
 
 /// How to talk to a provider.
@@ -94,3 +96,38 @@ impl Discover for StaticDiscover {
             })
     }
 }
+
+/// The provider source a config asks for: ZooKeeper discovery (the seed's
+/// way, and the default), or with `registry=none` the configured
+/// `rpcserverip:rpcserverport` directly.
+pub fn from_config(config: &Config) -> Result<Arc<dyn Discover>, DiscoverError> {
+    match config.registry {
+        RegistryKind::ZooKeeper => {
+            Ok(ZkDiscover::connect(config).map_err(DiscoverError::Registry)?)
+        }
+        RegistryKind::None => {
+            let addr = config.rpc_server_addr();
+            let fixed =
+                StaticDiscover::single(&addr).map_err(|e| DiscoverError::BadAddress(addr, e))?;
+            Ok(Arc::new(fixed))
+        }
+    }
+}
+
+/// Why [`from_config`] could not build a provider source.
+#[derive(Debug)]
+pub enum DiscoverError {
+    Registry(RegistryError),
+    BadAddress(String, std::io::Error),
+}
+
+impl std::fmt::Display for DiscoverError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DiscoverError::Registry(e) => write!(f, "{e}"),
+            DiscoverError::BadAddress(addr, e) => write!(f, "bad provider address '{addr}': {e}"),
+        }
+    }
+}
+
+impl std::error::Error for DiscoverError {}
