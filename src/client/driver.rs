@@ -33,7 +33,7 @@ use super::balance::Balancer;
 use super::call::{CallResult, Completion};
 use super::conn::{Conn, ConnectState, Queued};
 use super::health::Health;
-use super::legacy;
+use super::legacy::{self, LegacyCall};
 use super::queue::{Batch, Command, NewCall, Shared};
 use super::ChannelOptions;
 use crate::codec::{encode_cancel, Decoder, Frame, Response, HEADER_LEN};
@@ -252,9 +252,18 @@ impl Driver {
             };
             let endpoint = &endpoints[index];
             if endpoint.format == WireFormat::Legacy {
-                // ---- LEGACY PLUG-IN POINT: the seed's wire format. ----
-                if let Err(status) = legacy::start(endpoint.addr, frame_service(frame)) {
-                    self.finish(id, Err(status));
+                // One short connection per call: the legacy pool takes the
+                // call (its completion and in-flight slot) over from here.
+                if let Some(pending) = self.pending.remove(&id) {
+                    legacy::start(LegacyCall {
+                        addr: endpoint.addr,
+                        frame: frame.to_vec(),
+                        deadline: pending.deadline,
+                        connect_timeout: self.options.connect_timeout,
+                        max_reply: self.options.max_frame_size,
+                        completion: pending.completion,
+                        shared: self.shared.clone(),
+                    });
                 }
                 return;
             }

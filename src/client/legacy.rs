@@ -1,18 +1,160 @@
-//! The seed's wire format (one call per short connection): not supported yet.
+//! Calls to providers that speak only the seed's wire format.
 //!
-//! PLUG-IN POINT. Endpoints with `WireFormat::Legacy` come only from the
-//! seed's ZooKeeper layout. The driver routes every call whose chosen
-//! endpoint speaks that format to [`start`], and nowhere else; a real
-//! implementation replaces the body (e.g. a blocking short connection on a
-//! helper thread that completes the call through `completion`).
+//! Such endpoints come from the seed's ZooKeeper layout (`/<Service>/<Method>`
+//! holding `ip:port`). The seed's protocol is one call per TCP connection:
+//! connect, send `header_size | RpcHeader | args`, read the bare reply until
+//! the provider closes. It cannot be multiplexed, so these calls do not go
+//! through the driver's event loop: a small pool of threads runs them with
+//! blocking sockets whose timeouts enforce the call's deadline. Unlike the
+//! seed's client there is no 1024-byte limit on the reply; the channel's max
+//! frame size bounds it instead.
+//!
+//! The driver hands a call over by giving up its pending entry; from then on
+//! the pool owns the call's completion and its in-flight slot.
 
-use std::net::SocketAddr;
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
+use parking_lot::{Condvar, Mutex};
+
+use super::call::{CallResult, Completion};
+use super::queue::Shared;
+use crate::codec::{legacy, Decoder, Frame};
 use crate::status::Status;
 
-/// Starts a call to a legacy provider. For now: fails it at once.
-pub(crate) fn start(addr: SocketAddr, service: &str) -> Result<(), Status> {
-    Err(Status::unavailable(format!(
-        "legacy wire format not supported yet (provider {addr} of service '{service}')"
-    )))
+/// Seed-format calls that may run at once (per process).
+const THREADS: usize = 8;
+
+/// One seed-format call, ready to run.
+pub(crate) struct LegacyCall {
+    pub addr: SocketAddr,
+    /// Our encoded request frame (service, method and payload are read from it).
+    pub frame: Vec<u8>,
+    pub deadline: Option<Instant>,
+    pub connect_timeout: Duration,
+    pub max_reply: usize,
+    pub completion: Arc<dyn Completion>,
+    pub shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Pool {
+    queue: Mutex<VecDeque<LegacyCall>>,
+    ready: Condvar,
+}
+
+/// Queues a call for the legacy pool (started on first use).
+pub(crate) fn start(call: LegacyCall) {
+    static POOL: OnceLock<Arc<Pool>> = OnceLock::new();
+    let pool = POOL.get_or_init(|| {
+        let pool = Arc::new(Pool::default());
+        for i in 0..THREADS {
+            let pool = pool.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("mprpc-legacy-{i}"))
+                .spawn(move || serve(&pool));
+            if let Err(e) = spawned {
+                tracing::error!("client: cannot start a seed-format worker: {e}");
+            }
+        }
+        pool
+    });
+    pool.queue.lock().push_back(call);
+    pool.ready.notify_one();
+}
+
+fn serve(pool: &Pool) {
+    loop {
+        let call = {
+            let mut queue = pool.queue.lock();
+            loop {
+                if let Some(call) = queue.pop_front() {
+                    break call;
+                }
+                pool.ready.wait(&mut queue);
+            }
+        };
+        if !call.completion.is_done() {
+            let result = run(&call);
+            call.completion.complete(result);
+        }
+        call.shared.retire();
+    }
+}
+
+/// Runs one call in the seed's format.
+fn run(call: &LegacyCall) -> CallResult {
+    let mut frame = BytesMut::from(&call.frame[..]);
+    let Ok(Some(Frame::Request(request))) = Decoder::new(usize::MAX).decode(&mut frame) else {
+        return Err(Status::internal(
+            "seed-format call: cannot re-read our own request frame",
+        ));
+    };
+    let mut out = BytesMut::new();
+    legacy::encode_request(
+        request.service_str(),
+        request.method_str(),
+        &request.payload,
+        &mut out,
+    );
+    let addr = call.addr;
+    let io_err = |what: &str, e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => Status::deadline_exceeded(
+            format!("seed-format provider {addr}: deadline passed while {what}"),
+        ),
+        _ => Status::unavailable(format!("seed-format provider {addr}: {what} failed: {e}")),
+    };
+    let connect_budget = remaining(call.deadline)?.min(call.connect_timeout);
+    let mut stream =
+        TcpStream::connect_timeout(&addr, connect_budget).map_err(|e| io_err("connecting", e))?;
+    let _ = stream.set_nodelay(true);
+    stream
+        .set_write_timeout(Some(remaining(call.deadline)?))
+        .and_then(|_| stream.write_all(&out))
+        .map_err(|e| io_err("sending", e))?;
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        stream
+            .set_read_timeout(Some(remaining(call.deadline)?))
+            .map_err(|e| io_err("reading", e))?;
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                reply.extend_from_slice(&chunk[..n]);
+                if reply.len() > call.max_reply {
+                    return Err(Status::resource_exhausted(format!(
+                        "seed-format provider {addr}: reply exceeds {} bytes",
+                        call.max_reply
+                    )));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_err("reading the reply", e)),
+        }
+    }
+    if reply.is_empty() {
+        // The seed closes without a reply when it cannot serve the call.
+        return Err(Status::unavailable(format!(
+            "seed-format provider {addr} closed without a reply (unknown service/method or a failed handler)"
+        )));
+    }
+    Ok(reply.into())
+}
+
+/// Time left before `deadline`, as a socket timeout (which must not be 0).
+fn remaining(deadline: Option<Instant>) -> Result<Duration, Status> {
+    match deadline {
+        None => Ok(Duration::from_secs(3600)),
+        Some(d) => match d.checked_duration_since(Instant::now()) {
+            Some(left) if !left.is_zero() => Ok(left),
+            _ => Err(Status::deadline_exceeded(
+                "deadline passed before the seed-format call finished",
+            )),
+        },
+    }
 }
