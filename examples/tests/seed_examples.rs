@@ -10,6 +10,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// The real-ZooKeeper harness shared with the root crate's tests.
+#[path = "../../tests/common/zk.rs"]
+#[allow(dead_code)]
+mod zk;
+
 use bytes::Bytes;
 use mprpc::client::Channel;
 use mprpc::server::{Server, ServerHandle};
@@ -274,12 +279,19 @@ impl Drop for Proc {
     }
 }
 
-fn write_config(dir: &Path, name: &str, port: u16) -> std::path::PathBuf {
+/// The seed's config. With `zk_port` the programs use that ZooKeeper (as the
+/// seed does); without, `registry=none` makes the consumer dial `port`.
+fn write_config(dir: &Path, name: &str, port: u16, zk_port: Option<u16>) -> std::path::PathBuf {
     let path = dir.join(name);
+    let registry = match zk_port {
+        Some(_) => "zk_session_timeout_ms=2000",
+        None => "registry=none",
+    };
     let text = format!(
         "#rpc节点的ip地址\nrpcserverip=127.0.0.1\n#rpc节点的port端口号\nrpcserverport={port}\n\
-         #zk的ip地址\nzookeeperip=127.0.0.1\n#zk的port端口号\nzookeeperport=2181\n\
-         log_dir={}\ncall_timeout_ms=5000\n",
+         #zk的ip地址\nzookeeperip=127.0.0.1\n#zk的port端口号\nzookeeperport={}\n\
+         log_dir={}\ncall_timeout_ms=5000\n{registry}\n",
+        zk_port.unwrap_or(2181),
         dir.join("logs").display()
     );
     std::fs::write(&path, text).unwrap();
@@ -287,8 +299,8 @@ fn write_config(dir: &Path, name: &str, port: u16) -> std::path::PathBuf {
 }
 
 /// Starts `provider` on port 0; returns it, its port and its stdout lines.
-fn start_provider(dir: &Path) -> (Proc, u16, mpsc::Receiver<String>) {
-    let conf = write_config(dir, "provider.conf", 0);
+fn start_provider(dir: &Path, zk_port: Option<u16>) -> (Proc, u16, mpsc::Receiver<String>) {
+    let conf = write_config(dir, "provider.conf", 0, zk_port);
     let mut child = Command::new(env!("CARGO_BIN_EXE_provider"))
         .arg("-i")
         .arg(&conf)
@@ -359,10 +371,24 @@ fn run_consumer(conf: &Path) -> (bool, String) {
 #[test]
 fn provider_and_consumer_binaries_print_what_the_seed_prints() {
     let dir = tempfile::tempdir().unwrap();
-    let (_provider, port, provider_out) = start_provider(dir.path());
-    let conf = write_config(dir.path(), "consumer.conf", port);
+    let (_provider, port, provider_out) = start_provider(dir.path(), None);
+    let conf = write_config(dir.path(), "consumer.conf", port, None);
+    check_seed_demo(&conf, &provider_out);
+}
 
-    let (ok, out) = run_consumer(&conf);
+#[test]
+fn provider_and_consumer_meet_through_a_real_zookeeper() {
+    let zk = zk::ZkServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (_provider, _port, provider_out) = start_provider(dir.path(), Some(zk.port()));
+    // The consumer is told no provider port at all: only ZooKeeper.
+    let conf = write_config(dir.path(), "consumer.conf", 1, Some(zk.port()));
+    check_seed_demo(&conf, &provider_out);
+}
+
+/// Runs the consumer and checks both programs printed the seed's lines.
+fn check_seed_demo(conf: &Path, provider_out: &mpsc::Receiver<String>) {
+    let (ok, out) = run_consumer(conf);
     assert!(ok, "consumer failed:\n{out}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
@@ -408,7 +434,7 @@ fn consumer_without_a_provider_prints_the_error_and_fails() {
         .local_addr()
         .unwrap()
         .port();
-    let conf = write_config(dir.path(), "consumer.conf", port);
+    let conf = write_config(dir.path(), "consumer.conf", port, None);
     let (ok, out) = run_consumer(&conf);
     assert!(!ok, "consumer must fail without a provider:\n{out}");
     assert_eq!(out.lines().count(), 3, "one error line per call:\n{out}");

@@ -1,13 +1,14 @@
-//! `consumer -i test.conf`: the seed's callers. Calls Login, Register and
-//! GetFriendsList on the provider at rpcserverip:rpcserverport and prints
-//! what the seed's callers print. Exits non-zero if any call failed.
+//! `consumer -i test.conf`: the seed's callers. Finds the providers of
+//! UserServiceRpc and FriendServiceRpc in ZooKeeper (or, with
+//! `registry=none`, dials rpcserverip:rpcserverport), calls Login, Register
+//! and GetFriendsList and prints what the seed's callers print. Exits
+//! non-zero if any call failed.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::Parser;
 use mprpc::client::{Channel, ChannelOptions};
-use mprpc::{Config, Controller, StaticDiscover};
+use mprpc::Controller;
 use mprpc_examples::fixbug::{
     FriendServiceRpcStub, GetFriendsListRequest, LoginRequest, RegisterRequest, ResultCode,
     UserServiceRpcStub,
@@ -24,13 +25,10 @@ struct Args {
 
 fn main() -> ExitCode {
     let app = init_app(&Args::parse().app);
-    let channel = match connect(&app.config) {
-        Ok(channel) => channel,
+    let channel = match mprpc::discovery::from_config(&app.config) {
+        Ok(discover) => Channel::new(discover, ChannelOptions::from_config(&app.config)),
         Err(e) => {
-            eprintln!(
-                "consumer: bad provider address {}: {e}",
-                app.config.rpc_server_addr()
-            );
+            eprintln!("consumer: cannot find providers: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -44,15 +42,6 @@ fn main() -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
-}
-
-/// The provider named in the config, with the config's timeouts.
-fn connect(config: &Config) -> std::io::Result<Channel> {
-    let discover = StaticDiscover::single(config.rpc_server_addr())?;
-    Ok(Channel::new(
-        Arc::new(discover),
-        ChannelOptions::from_config(config),
-    ))
 }
 
 /// The application error in a reply, if its `ResultCode` carries one.

@@ -1,10 +1,12 @@
 //! `provider -i test.conf`: the seed's callee. Publishes UserServiceRpc and
-//! FriendServiceRpc at the configured rpcserverip:rpcserverport and blocks.
+//! FriendServiceRpc at the configured rpcserverip:rpcserverport, registers
+//! them in ZooKeeper (unless `registry=none`) and serves until SIGINT or
+//! SIGTERM, then shuts down gracefully (deregister, drain, close).
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use mprpc::server::{Server, ServerHandle};
+use mprpc::provider::{ProviderHandle, RpcProvider};
 use mprpc_examples::fixbug::{FriendServiceRpcServer, UserServiceRpcServer};
 use mprpc_examples::{init_app, FriendService, UserService};
 
@@ -19,34 +21,36 @@ struct Args {
 fn main() -> ExitCode {
     let app = init_app(&Args::parse().app);
 
-    let mut server = Server::new(&app.config);
-    server.add_service(UserServiceRpcServer::new(UserService));
+    let mut provider = RpcProvider::new(&app.config);
+    provider.notify_service(UserServiceRpcServer::new(UserService));
     // The friend lookup stands for slow work: it runs on the worker pool.
-    server.add_blocking_service(FriendServiceRpcServer::new(FriendService));
-    let handle = match server.start() {
+    provider.notify_blocking_service(FriendServiceRpcServer::new(FriendService));
+    let handle = match provider.start() {
         Ok(handle) => handle,
         Err(e) => {
-            eprintln!(
-                "provider: cannot serve at {}: {e}",
-                app.config.rpc_server_addr()
-            );
+            eprintln!("provider: {e}");
             return ExitCode::FAILURE;
         }
     };
     announce(&handle);
+    if let Err(e) = handle.stop_on_signals() {
+        eprintln!("provider: cannot install signal handlers: {e}");
+    }
     handle.wait();
+    println!("RpcProvider stopped");
+    println!("{}", handle.server().metrics());
     ExitCode::SUCCESS
 }
 
 /// Prints what the seed's `NotifyService` and `Run` print.
-fn announce(handle: &ServerHandle) {
-    for (service, methods) in handle.services() {
+fn announce(handle: &ProviderHandle) {
+    for (service, methods) in handle.server().services() {
         println!("service_name:{service}");
         for method in methods {
             println!("method_name:{method}");
         }
     }
-    let addr = handle.local_addr();
+    let addr = handle.addr();
     println!(
         "RpcProvider start service at ip:{} port:{}",
         addr.ip(),
