@@ -5,63 +5,13 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use mprpc::codec::{encode_request, Decoder, Frame, RequestHead, Response};
 use mprpc::server::{Server, ServerHandle, ServerOptions};
-use mprpc::{CallContext, Code, Service, Status};
+use mprpc::Code;
 
-/// A hand-written service: Echo, Slow (sleeps the requested ms), Fail, Panic.
-struct TestService;
-
-impl Service for TestService {
-    fn name(&self) -> &'static str {
-        "Test"
-    }
-    fn methods(&self) -> &'static [&'static str] {
-        &["Echo", "Slow", "Fail", "Panic"]
-    }
-    fn call(
-        &self,
-        method: &str,
-        _ctx: &CallContext,
-        req: Bytes,
-        out: &mut BytesMut,
-    ) -> Result<(), Status> {
-        match method {
-            "Echo" => {
-                out.extend_from_slice(&req);
-                Ok(())
-            }
-            "Slow" => {
-                let ms = std::str::from_utf8(&req)
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(100);
-                std::thread::sleep(Duration::from_millis(ms));
-                out.extend_from_slice(&req);
-                Ok(())
-            }
-            "Fail" => Err(Status::application("user not found")),
-            "Panic" => panic!("boom"),
-            other => Err(Status::unknown_method("Test", other)),
-        }
-    }
-}
-
-/// Same service published as blocking (runs on the worker pool).
-struct BlockingTest;
-
-impl Service for BlockingTest {
-    fn name(&self) -> &'static str {
-        "BlockingTest"
-    }
-    fn methods(&self) -> &'static [&'static str] {
-        TestService.methods()
-    }
-    fn call(&self, m: &str, c: &CallContext, r: Bytes, o: &mut BytesMut) -> Result<(), Status> {
-        TestService.call(m, c, r, o)
-    }
-}
+mod common;
+use common::services::{BlockingTest, TestService};
 
 fn start(max_frame: usize) -> ServerHandle {
     mprpc::logging::init_for_tests();

@@ -1,4 +1,5 @@
 //! Helpers shared by integration tests (each test crate uses only a part).
 #![allow(dead_code)]
 
+pub mod services;
 pub mod zk;

@@ -1,0 +1,65 @@
+//! Hand-written services for server tests (no code generation needed):
+//! `Test` runs on the reactors, `BlockingTest` on the worker pool; both have
+//! Echo, Slow (sleeps the number of ms in the request), Fail (an
+//! application error) and Panic.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use mprpc::{CallContext, Service, Status};
+
+pub struct TestService;
+
+impl Service for TestService {
+    fn name(&self) -> &'static str {
+        "Test"
+    }
+
+    fn methods(&self) -> &'static [&'static str] {
+        &["Echo", "Slow", "Fail", "Panic"]
+    }
+
+    fn call(
+        &self,
+        method: &str,
+        _: &CallContext,
+        req: Bytes,
+        out: &mut BytesMut,
+    ) -> Result<(), Status> {
+        match method {
+            "Echo" => {
+                out.extend_from_slice(&req);
+                Ok(())
+            }
+            "Slow" => {
+                let ms = std::str::from_utf8(&req)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(100);
+                std::thread::sleep(Duration::from_millis(ms));
+                out.extend_from_slice(&req);
+                Ok(())
+            }
+            "Fail" => Err(Status::application("user not found")),
+            "Panic" => panic!("boom"),
+            other => Err(Status::unknown_method("Test", other)),
+        }
+    }
+}
+
+/// The same methods, published as a blocking service.
+pub struct BlockingTest;
+
+impl Service for BlockingTest {
+    fn name(&self) -> &'static str {
+        "BlockingTest"
+    }
+
+    fn methods(&self) -> &'static [&'static str] {
+        TestService.methods()
+    }
+
+    fn call(&self, m: &str, c: &CallContext, r: Bytes, o: &mut BytesMut) -> Result<(), Status> {
+        TestService.call(m, c, r, o)
+    }
+}

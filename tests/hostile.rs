@@ -1,0 +1,254 @@
+//! Misbehaving peers must not disturb anyone else: while garbage senders,
+//! huge-length announcers, half-frame stallers, silent connections and a
+//! client that pipelines requests but never reads its replies all hammer the
+//! server at once, every well-behaved call gets exactly its own reply, and
+//! the process's memory stays bounded. Loopback only, bounded in time.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use mprpc::client::Channel;
+use mprpc::codec::{encode_request, RequestHead};
+use mprpc::server::{Server, ServerHandle, ServerOptions};
+use mprpc::CallOptions;
+
+mod common;
+use common::services::{BlockingTest, TestService};
+
+const RUN_FOR: Duration = Duration::from_secs(3);
+
+fn start_server() -> ServerHandle {
+    mprpc::logging::init_for_tests();
+    let mut server = Server::with_options(ServerOptions {
+        reactor_threads: 2,
+        worker_threads: 2,
+        max_frame_size: 64 * 1024,
+        max_inflight_per_connection: 64,
+        write_high_water: 256 * 1024,
+        frame_timeout: Some(Duration::from_millis(500)),
+        ..ServerOptions::default()
+    });
+    server.add_service(TestService);
+    server.add_blocking_service(BlockingTest);
+    server.start().unwrap()
+}
+
+/// Resident memory of this process, in KiB.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Reads until the server closes (or `limit` passes); true if it closed.
+fn closed_by_server(mut s: TcpStream, limit: Duration) -> bool {
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut sink = [0u8; 4096];
+    loop {
+        match s.read(&mut sink) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// A tiny deterministic generator for garbage bytes.
+fn garbage(seed: &mut u64, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            *seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (*seed >> 33) as u8
+        })
+        .collect()
+}
+
+fn spawn_until(stop: &Arc<AtomicBool>, f: impl Fn(&AtomicBool) + Send + 'static) -> JoinHandle<()> {
+    let stop = stop.clone();
+    std::thread::spawn(move || f(&stop))
+}
+
+#[test]
+fn well_behaved_calls_succeed_while_others_misbehave() {
+    let server = start_server();
+    let addr: SocketAddr = server.local_addr();
+    let baseline = rss_kib();
+    let stop = Arc::new(AtomicBool::new(false));
+    let closed = Arc::new(AtomicU64::new(0));
+    let mut bad = Vec::new();
+
+    // Garbage senders: random bytes, then wait to be disconnected.
+    let c = closed.clone();
+    bad.push(spawn_until(&stop, move |stop| {
+        let mut seed = 42;
+        while !stop.load(Ordering::Relaxed) {
+            let mut s = TcpStream::connect(addr).unwrap();
+            let _ = s.write_all(&garbage(&mut seed, 512));
+            if closed_by_server(s, Duration::from_secs(5)) {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }));
+    // Huge announced lengths.
+    let c = closed.clone();
+    bad.push(spawn_until(&stop, move |stop| {
+        while !stop.load(Ordering::Relaxed) {
+            let mut s = TcpStream::connect(addr).unwrap();
+            let _ = s.write_all(b"MP\x01\x01\xff\xff\xff\xf0");
+            if closed_by_server(s, Duration::from_secs(5)) {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }));
+    // Half a frame, then silence (slow loris): the frame timer closes them.
+    let c = closed.clone();
+    bad.push(spawn_until(&stop, move |stop| {
+        while !stop.load(Ordering::Relaxed) {
+            let mut s = TcpStream::connect(addr).unwrap();
+            let _ = s.write_all(b"MP\x01\x01\x00\x00\x04\x00only-a-little");
+            if closed_by_server(s, Duration::from_secs(5)) {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }));
+    // Connections that say nothing at all, held for the whole run.
+    let silent: Vec<TcpStream> = (0..200)
+        .map(|_| TcpStream::connect(addr).unwrap())
+        .collect();
+    // Pipelines 4 KiB requests and never reads a reply.
+    let written = Arc::new(AtomicU64::new(0));
+    let w = written.clone();
+    bad.push(spawn_until(&stop, move |stop| {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_write_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut batch = BytesMut::new();
+        for id in 0..64 {
+            let head = RequestHead {
+                id,
+                timeout_ms: 0,
+                service: "Test",
+                method: "Echo",
+            };
+            encode_request(head, &[7u8; 4096], &mut batch);
+        }
+        while !stop.load(Ordering::Relaxed) {
+            match s.write(&batch) {
+                Ok(n) => {
+                    w.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }));
+
+    // Well-behaved callers: every reply must be exactly its own payload.
+    let channel = Channel::direct(addr).unwrap();
+    let mut peak = baseline;
+    let good: Vec<_> = (0..4)
+        .map(|t| {
+            let channel = channel.clone();
+            std::thread::spawn(move || {
+                let began = Instant::now();
+                let mut ok = 0u64;
+                let opts = CallOptions::with_timeout(Duration::from_secs(5));
+                while began.elapsed() < RUN_FOR {
+                    let payload = Bytes::from(format!("caller {t} call {ok}"));
+                    let service = if ok % 4 == 0 { "BlockingTest" } else { "Test" };
+                    let reply = channel
+                        .call(service, "Echo", payload.clone(), &opts, None)
+                        .unwrap_or_else(|e| panic!("well-behaved call failed: {e}"));
+                    assert_eq!(reply, payload, "a reply went to the wrong call");
+                    ok += 1;
+                }
+                ok
+            })
+        })
+        .collect();
+    while good.iter().any(|g| !g.is_finished()) {
+        peak = peak.max(rss_kib());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let succeeded: u64 = good.into_iter().map(|g| g.join().unwrap()).sum();
+    stop.store(true, Ordering::Relaxed);
+    for b in bad {
+        b.join().unwrap();
+    }
+    drop(silent);
+
+    eprintln!(
+        "hostile run: {succeeded} good calls, {} bad connections closed by the server, \
+         non-reader pushed {} KiB, RSS {} -> peak {} KiB",
+        closed.load(Ordering::Relaxed),
+        written.load(Ordering::Relaxed) >> 10,
+        baseline,
+        peak
+    );
+    assert!(
+        succeeded > 100,
+        "only {succeeded} well-behaved calls completed"
+    );
+    assert!(
+        closed.load(Ordering::Relaxed) >= 3,
+        "misbehaving connections were closed"
+    );
+    let growth_mib = peak.saturating_sub(baseline) / 1024;
+    assert!(
+        growth_mib < 256,
+        "memory grew by {growth_mib} MiB while a peer pipelined {} MiB it never read",
+        written.load(Ordering::Relaxed) >> 20
+    );
+    // The server still serves normally afterwards.
+    let reply = channel.call(
+        "Test",
+        "Echo",
+        Bytes::from_static(b"after"),
+        &CallOptions::default(),
+        None,
+    );
+    assert_eq!(reply.unwrap(), Bytes::from_static(b"after"));
+    server.shutdown();
+    server.wait();
+}
+
+#[test]
+fn random_bytes_on_live_connections_never_take_the_server_down() {
+    let server = start_server();
+    let addr = server.local_addr();
+    let mut seed = 7u64;
+    for round in 0..300 {
+        let mut s = TcpStream::connect(addr).unwrap();
+        // Half the rounds start like a real frame, so the garbage reaches
+        // past the magic into lengths, names and kinds.
+        let mut bytes = if round % 2 == 0 {
+            b"MP\x01".to_vec()
+        } else {
+            Vec::new()
+        };
+        bytes.extend(garbage(&mut seed, 1 + round * 7 % 300));
+        let _ = s.write_all(&bytes);
+        drop(s);
+    }
+    let channel = Channel::direct(addr).unwrap();
+    let reply = channel.call(
+        "Test",
+        "Echo",
+        Bytes::from_static(b"alive"),
+        &CallOptions::default(),
+        None,
+    );
+    assert_eq!(reply.unwrap(), Bytes::from_static(b"alive"));
+    server.shutdown();
+    server.wait();
+}
