@@ -165,7 +165,11 @@ fn well_behaved_calls_succeed_while_others_misbehave() {
                 let opts = CallOptions::with_timeout(Duration::from_secs(5));
                 while began.elapsed() < RUN_FOR {
                     let payload = Bytes::from(format!("caller {t} call {ok}"));
-                    let service = if ok % 4 == 0 { "BlockingTest" } else { "Test" };
+                    let service = if ok.is_multiple_of(4) {
+                        "BlockingTest"
+                    } else {
+                        "Test"
+                    };
                     let reply = channel
                         .call(service, "Echo", payload.clone(), &opts, None)
                         .unwrap_or_else(|e| panic!("well-behaved call failed: {e}"));
@@ -231,7 +235,7 @@ fn random_bytes_on_live_connections_never_take_the_server_down() {
         let mut s = TcpStream::connect(addr).unwrap();
         // Half the rounds start like a real frame, so the garbage reaches
         // past the magic into lengths, names and kinds.
-        let mut bytes = if round % 2 == 0 {
+        let mut bytes = if round.is_multiple_of(2) {
             b"MP\x01".to_vec()
         } else {
             Vec::new()
