@@ -231,7 +231,7 @@ fn random_bytes_on_live_connections_never_take_the_server_down() {
     let server = start_server();
     let addr = server.local_addr();
     let mut seed = 7u64;
-    for round in 0..300 {
+    for round in 0..300usize {
         let mut s = TcpStream::connect(addr).unwrap();
         // Half the rounds start like a real frame, so the garbage reaches
         // past the magic into lengths, names and kinds.
