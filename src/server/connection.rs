@@ -60,8 +60,10 @@ impl Connection {
             id,
             stream,
             peer,
-            read_buf: BytesMut::with_capacity(READ_CHUNK),
-            write_buf: BytesMut::with_capacity(READ_CHUNK),
+            // No buffer memory until the peer sends something: an idle
+            // connection costs this struct and the kernel's socket buffers.
+            read_buf: BytesMut::new(),
+            write_buf: BytesMut::new(),
             inflight: 0,
             cancelled: HashSet::new(),
             read_paused: false,
