@@ -1,5 +1,5 @@
-//! End to end through a real ZooKeeper: providers (mprpc::server::Server +
-//! Registrar) and a consumer (Channel over ZkDiscover). Calls spread over
+//! End to end through a real ZooKeeper: providers (`RpcProvider`: server +
+//! registrar) and a consumer (Channel over ZkDiscover). Calls spread over
 //! providers, a kill -9'd provider drops out, ZooKeeper outages do not stop
 //! calls, and a rolling restart under load loses no call.
 
@@ -15,8 +15,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use common::zk::{wait_until, ZkServer};
 use mprpc::client::{Channel, ChannelOptions};
-use mprpc::registry::{Registrar, ZkDiscover};
-use mprpc::server::{Server, ServerHandle};
+use mprpc::provider::{ProviderHandle, RpcProvider};
+use mprpc::registry::ZkDiscover;
 use mprpc::{CallContext, CallOptions, Config, Discover, Service, Status};
 
 const SOON: Duration = Duration::from_secs(10);
@@ -64,44 +64,34 @@ fn config(connect: &str) -> Config {
 
 /// A provider running in this process.
 struct Provider {
-    server: ServerHandle,
-    registrar: Registrar,
+    handle: ProviderHandle,
     calls: Arc<AtomicUsize>,
 }
 
 impl Provider {
     fn start(config: &Config, name: &str) -> Provider {
         let calls = Arc::new(AtomicUsize::new(0));
-        let mut server = Server::new(config);
-        server.add_service(Who {
+        let mut provider = RpcProvider::new(config);
+        provider.notify_service(Who {
             name: name.to_owned(),
             calls: calls.clone(),
         });
-        let server = server.start().expect("server starts");
-        let registrar = Registrar::start(config, server.local_addr(), server.services())
-            .expect("registrar starts");
-        Provider {
-            server,
-            registrar,
-            calls,
-        }
+        let handle = provider.start().expect("provider starts and registers");
+        Provider { handle, calls }
     }
 
     fn addr(&self) -> SocketAddr {
-        self.server.local_addr()
+        self.handle.addr()
     }
 
     fn calls(&self) -> usize {
         self.calls.load(Ordering::Relaxed)
     }
 
-    /// Graceful shutdown: deregister, drain while consumers notice, then
-    /// stop after answering what is in flight.
-    fn stop_gracefully(self, drain: Duration) {
-        self.registrar.deregister();
-        std::thread::sleep(drain);
-        self.server.shutdown();
-        self.server.wait();
+    /// Graceful shutdown (`config.drain` long): deregister, drain while
+    /// consumers notice, then stop after answering what is in flight.
+    fn stop_gracefully(self) {
+        self.handle.shutdown_gracefully();
     }
 }
 
@@ -254,8 +244,10 @@ fn a_killed_provider_gets_no_more_calls_and_a_new_one_gets_traffic() {
 fn a_rolling_restart_under_load_loses_no_call() {
     init_logs();
     let zk = ZkServer::start();
-    let config = config(&zk.connect_string());
-    let drain = Duration::from_millis(500);
+    let config = Config {
+        drain: Duration::from_millis(500),
+        ..config(&zk.connect_string())
+    };
     let a = Provider::start(&config, "a");
     let b = Provider::start(&config, "b");
     let (channel, discover) = consumer(&config);
@@ -282,10 +274,10 @@ fn a_rolling_restart_under_load_loses_no_call() {
         .collect();
 
     let calls_before = ok.load(Ordering::Relaxed);
-    a.stop_gracefully(drain);
+    a.stop_gracefully();
     let a2 = Provider::start(&config, "a2");
     assert!(wait_until(SOON, || discovered(&discover).len() == 2));
-    b.stop_gracefully(drain);
+    b.stop_gracefully();
     let b2 = Provider::start(&config, "b2");
     assert!(wait_until(SOON, || discovered(&discover)
         == sorted(vec![a2.addr(), b2.addr()])));
