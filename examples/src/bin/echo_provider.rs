@@ -1,10 +1,12 @@
 //! `echo-provider -i FILE`: serves `mprpc.bench` EchoService, the target of
-//! the benchmarks and the load generator. Handlers run on the reactors.
+//! the benchmarks and the load generator. Handlers run on the reactors. It
+//! registers in ZooKeeper like any provider (unless `registry=none`) and
+//! stops gracefully on SIGINT or SIGTERM.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use mprpc::server::Server;
+use mprpc::provider::RpcProvider;
 use mprpc_examples::bench::EchoServiceServer;
 use mprpc_examples::{init_app, Echo};
 
@@ -19,24 +21,24 @@ struct Args {
 fn main() -> ExitCode {
     let app = init_app(&Args::parse().app);
 
-    let mut server = Server::new(&app.config);
-    server.add_service(EchoServiceServer::new(Echo));
-    let handle = match server.start() {
+    let mut provider = RpcProvider::new(&app.config);
+    provider.notify_service(EchoServiceServer::new(Echo));
+    let handle = match provider.start() {
         Ok(handle) => handle,
         Err(e) => {
-            eprintln!(
-                "echo-provider: cannot serve at {}: {e}",
-                app.config.rpc_server_addr()
-            );
+            eprintln!("echo-provider: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let addr = handle.local_addr();
+    let addr = handle.addr();
     println!(
         "RpcProvider start service at ip:{} port:{}",
         addr.ip(),
         addr.port()
     );
+    if let Err(e) = handle.stop_on_signals() {
+        eprintln!("echo-provider: cannot install signal handlers: {e}");
+    }
     handle.wait();
     ExitCode::SUCCESS
 }
