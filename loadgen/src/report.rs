@@ -233,8 +233,20 @@ impl Report {
         }
         let _ = writeln!(s);
         let _ = writeln!(s, "Calls per {}:\n", self.counted_per);
-        for c in &self.per_channel {
-            let _ = writeln!(s, "- {}: {}", c.name, c.calls);
+        if self.per_channel.len() <= 10 {
+            for c in &self.per_channel {
+                let _ = writeln!(s, "- {}: {}", c.name, c.calls);
+            }
+        } else {
+            let calls = self.per_channel.iter().map(|c| c.calls);
+            let _ = writeln!(
+                s,
+                "- {} {}s: min {}, max {} each (all in the JSON report)",
+                self.per_channel.len(),
+                self.counted_per,
+                calls.clone().min().unwrap_or(0),
+                calls.max().unwrap_or(0)
+            );
         }
         if !self.discovered_providers.is_empty() {
             let _ = writeln!(
