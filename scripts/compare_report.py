@@ -331,6 +331,25 @@ def main(out_dir, md_path):
     latency_table(L, run, p99, "t")
     L.append(f"\n![latency at tonic's rates]({rel}/latency_tonic_rates.svg)\n")
 
+    L.append("## How the load is generated\n")
+    L.append("- `loadgen` (this repository) drives both RPC systems with the same code: one sender thread keeps the "
+             "schedule (open loop) or the in-flight count (closed loop); completions record into HDR histograms "
+             "(µs, 3 significant digits).")
+    L.append("- mprpc: calls go through the framework's own non-blocking client (`Channel::call_with`), one channel "
+             "holding all the connections (opened during the warm-up, used round robin), served by one client I/O "
+             "thread.")
+    L.append("- tonic: each call is a task spawned from the sender thread onto a tokio runtime with one worker "
+             "(two in the `2 client threads` row), over one HTTP/2 connection per `--connection`. At a fixed "
+             "rate the idle worker is woken for most calls, so tonic's open-loop capacity in this harness can be "
+             "lower than its closed-loop saturation: compare the achieved rates above. mprpc's client has the same "
+             "hand-off (sender thread to I/O thread).")
+    L.append(f"- redis: `redis-benchmark` is redis's own C client. With `-P {depth}` it writes {depth} commands per "
+             "connection in one go; loadgen issues pipelined calls one at a time and the client coalesces what is "
+             "queued on a connection into each write, so in that shape the client side costs more CPU than "
+             "redis-benchmark does, on the same 2 cores the server uses.")
+    L.append("- Open-loop latency counts from the intended send time, so a late sender thread (descheduled on this "
+             "shared 2-core machine) shows up as latency, the same for both systems; each run's JSON also holds the "
+             "latency from the actual send (`service_time_us`).\n")
     L.append("## Seed C++ implementation\n")
     L.append(seed + "\n")
     L.append("## Exact commands\n")
