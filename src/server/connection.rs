@@ -78,9 +78,13 @@ impl Connection {
 
     /// One `read(2)` into the buffer's spare capacity.
     ///
-    /// `Ok(0)` is EOF. The buffer keeps at least `READ_CHUNK` free bytes
-    /// unless the decoder reserved more for a large frame.
-    pub fn read_once(&mut self) -> io::Result<usize> {
+    /// Returns the bytes read (`0` is EOF) and whether the read was short,
+    /// i.e. the socket is drained for now: with edge-triggered readiness new
+    /// data raises a new event, so there is no need to spend another
+    /// syscall just to see `WouldBlock`. The buffer keeps at least
+    /// `READ_CHUNK` free bytes unless the decoder reserved more for a large
+    /// frame.
+    pub fn read_once(&mut self) -> io::Result<(usize, bool)> {
         if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
             self.read_buf.reserve(READ_CHUNK);
         }
@@ -97,10 +101,10 @@ impl Connection {
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
-        let n = n as usize;
+        let (n, offered) = (n as usize, spare.len());
         // SAFETY: `n` bytes were just written by read(2).
         unsafe { self.read_buf.set_len(self.read_buf.len() + n) };
-        Ok(n)
+        Ok((n, n < offered))
     }
 
     /// Writes as much of `write_buf` as the socket takes.

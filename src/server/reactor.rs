@@ -179,8 +179,11 @@ impl Reactor {
                         if event.is_writable() {
                             self.mark_dirty(key);
                         }
-                        if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            self.read_ready(key);
+                        if event.is_read_closed() || event.is_error() {
+                            // Read on to the EOF: no later event will say so.
+                            self.read_ready(key, false);
+                        } else if event.is_readable() {
+                            self.read_ready(key, true);
                         }
                     }
                 }
@@ -275,8 +278,10 @@ impl Reactor {
     }
 
     /// Reads until the socket is drained (or backpressure pauses us),
-    /// dispatching every complete frame as it arrives.
-    fn read_ready(&mut self, key: usize) {
+    /// dispatching every complete frame as it arrives. With
+    /// `short_read_drains`, a read that did not fill the buffer counts as
+    /// drained (saves the syscall that would only return `WouldBlock`).
+    fn read_ready(&mut self, key: usize, short_read_drains: bool) {
         loop {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
@@ -285,7 +290,7 @@ impl Reactor {
                 return;
             }
             match conn.read_once() {
-                Ok(0) => {
+                Ok((0, _)) => {
                     conn.peer_closed = true;
                     if conn.is_quiet() {
                         self.close(key, "peer closed");
@@ -294,11 +299,11 @@ impl Reactor {
                     }
                     return;
                 }
-                Ok(_) => {
+                Ok((_, drained)) => {
                     conn.last_active = self.now;
                     let open = self.process_input(key);
                     self.track_partial_frame(key);
-                    if !open {
+                    if !open || (drained && short_read_drains) {
                         return;
                     }
                 }
@@ -492,7 +497,7 @@ impl Reactor {
                 // Edge-triggered: data that arrived while paused raised no
                 // new event, so read it now.
                 if self.process_input(key) {
-                    self.read_ready(key);
+                    self.read_ready(key, false);
                 }
             }
         }
