@@ -19,6 +19,7 @@ pub mod config;
 pub mod controller;
 pub mod discovery;
 pub mod logging;
+mod net;
 pub mod provider;
 pub mod registry;
 pub mod server;

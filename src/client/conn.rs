@@ -8,7 +8,7 @@
 //! driver may retry them elsewhere. The driver owns the call bookkeeping;
 //! this file only does socket I/O.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::Arc;
@@ -23,6 +23,8 @@ use crate::discovery::Endpoint;
 /// Bytes read from one connection before its replies are decoded; bounds
 /// the read buffer when a peer streams replies faster than we consume them.
 const READ_BATCH: usize = 256 * 1024;
+/// Room made in `rbuf` before each read.
+const READ_CHUNK: usize = 64 * 1024;
 
 /// A request written into `wbuf` before the connect finished.
 pub(crate) struct Queued {
@@ -113,20 +115,28 @@ impl Conn {
         }
     }
 
-    /// Reads what the socket has (up to [`READ_BATCH`]) into `rbuf`.
-    pub(crate) fn read_turn(&mut self, scratch: &mut [u8]) -> io::Result<ReadTurn> {
+    /// Reads what the socket has (up to [`READ_BATCH`]) straight into
+    /// `rbuf`. With `short_read_drains`, a read that did not fill the space
+    /// offered counts as drained (edge-triggered: new data raises a new
+    /// event), saving the syscall that would only return `WouldBlock`.
+    pub(crate) fn read_turn(&mut self, short_read_drains: bool) -> io::Result<ReadTurn> {
         let mut total = 0;
         loop {
-            match self.stream.read(scratch) {
-                Ok(0) => {
+            match crate::net::read_into(&self.stream, &mut self.rbuf, READ_CHUNK) {
+                Ok((0, _)) => {
                     return Ok(ReadTurn {
                         eof: true,
                         drained: true,
                     })
                 }
-                Ok(n) => {
-                    self.rbuf.extend_from_slice(&scratch[..n]);
+                Ok((n, short)) => {
                     total += n;
+                    if short && short_read_drains {
+                        return Ok(ReadTurn {
+                            eof: false,
+                            drained: true,
+                        });
+                    }
                     if total >= READ_BATCH {
                         return Ok(ReadTurn {
                             eof: false,

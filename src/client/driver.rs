@@ -43,8 +43,6 @@ use crate::status::{Code, Status};
 const WAKER: Token = Token(usize::MAX);
 /// `Pending::conn` of a call not (yet) on any connection.
 const NO_CONN: usize = usize::MAX;
-/// Size of the buffer each socket read lands in.
-const SCRATCH: usize = 64 * 1024;
 /// Offset of `timeout_ms` in an encoded request frame.
 const TIMEOUT_AT: usize = HEADER_LEN + 8;
 
@@ -110,7 +108,6 @@ struct Driver {
     connecting: usize,
     /// The empty half of the double-buffered submission queue.
     spare: Batch,
-    scratch: Vec<u8>,
     /// The time at the start of this loop turn.
     now: Instant,
 }
@@ -133,7 +130,6 @@ impl Driver {
             dirty: Vec::new(),
             connecting: 0,
             spare: Batch::default(),
-            scratch: vec![0; SCRATCH],
             now: Instant::now(),
             options,
         }
@@ -411,8 +407,11 @@ impl Driver {
                 }
             }
         }
-        if event.is_readable() || event.is_read_closed() || event.is_error() {
-            self.read(key);
+        if event.is_read_closed() || event.is_error() {
+            // Read on to the EOF: no later event will say so.
+            self.read(key, false);
+        } else if event.is_readable() {
+            self.read(key, true);
         }
         if event.is_writable() {
             if let Some(conn) = self.conns.get_mut(key) {
@@ -438,13 +437,13 @@ impl Driver {
         }
     }
 
-    fn read(&mut self, key: usize) {
+    fn read(&mut self, key: usize, short_read_drains: bool) {
         loop {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
             };
             let addr = conn.addr;
-            let turn = match conn.read_turn(&mut self.scratch) {
+            let turn = match conn.read_turn(short_read_drains) {
                 Ok(turn) => turn,
                 Err(e) => return self.close(key, format!("connection to {addr} lost: {e}")),
             };

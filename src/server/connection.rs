@@ -8,7 +8,6 @@
 use std::collections::HashSet;
 use std::io::{self, Write};
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 use bytes::{Buf, BytesMut};
@@ -76,35 +75,9 @@ impl Connection {
         }
     }
 
-    /// One `read(2)` into the buffer's spare capacity.
-    ///
-    /// Returns the bytes read (`0` is EOF) and whether the read was short,
-    /// i.e. the socket is drained for now: with edge-triggered readiness new
-    /// data raises a new event, so there is no need to spend another
-    /// syscall just to see `WouldBlock`. The buffer keeps at least
-    /// `READ_CHUNK` free bytes unless the decoder reserved more for a large
-    /// frame.
+    /// One `read(2)` into the read buffer; see [`crate::net::read_into`].
     pub fn read_once(&mut self) -> io::Result<(usize, bool)> {
-        if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
-            self.read_buf.reserve(READ_CHUNK);
-        }
-        let spare = self.read_buf.spare_capacity_mut();
-        // SAFETY: the kernel writes at most `spare.len()` bytes into memory we
-        // own and tells us how many; we only mark those as initialised.
-        let n = unsafe {
-            libc::read(
-                self.stream.as_raw_fd(),
-                spare.as_mut_ptr().cast::<libc::c_void>(),
-                spare.len(),
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let (n, offered) = (n as usize, spare.len());
-        // SAFETY: `n` bytes were just written by read(2).
-        unsafe { self.read_buf.set_len(self.read_buf.len() + n) };
-        Ok((n, n < offered))
+        crate::net::read_into(&self.stream, &mut self.read_buf, READ_CHUNK)
     }
 
     /// Writes as much of `write_buf` as the socket takes.
