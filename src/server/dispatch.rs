@@ -12,8 +12,6 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 
-use std::time::Instant;
-
 use super::metrics::ThreadStats;
 use crate::codec::{encode_response, encode_response_with, Request};
 use crate::discovery::WireFormat;
@@ -108,13 +106,13 @@ pub(crate) fn run_call(
     stats: &ThreadStats,
 ) {
     let method_id = entry.method_id(request.method_str());
-    let started = Instant::now();
+    let started = stats.start_timer();
     let ok = match format {
         WireFormat::Legacy => run_legacy_call(&*entry.service, request, ctx, out),
         WireFormat::Mprpc => run_framed_call(&*entry.service, request, ctx, out),
     };
     if let Some(id) = method_id {
-        stats.record(id, ok, started.elapsed());
+        stats.record(id, ok, started);
     }
 }
 
@@ -126,11 +124,6 @@ fn run_framed_call(
     out: &mut BytesMut,
 ) -> bool {
     let id = request.id;
-    if ctx.expired() {
-        let status = Status::deadline_exceeded("deadline passed before the handler started");
-        reply_error(id, &status, out);
-        return false;
-    }
     let start = out.len();
     let mut result = Ok(());
     encode_response_with(id, Code::Ok, "", out, |buf| {

@@ -440,7 +440,7 @@ impl Reactor {
         let ctx = CallContext {
             request_id: request.id,
             deadline: (request.timeout_ms > 0)
-                .then(|| Instant::now() + Duration::from_millis(request.timeout_ms as u64)),
+                .then(|| self.now + Duration::from_millis(request.timeout_ms as u64)),
             peer: conn.peer,
         };
         let format = match conn.protocol {

@@ -14,12 +14,13 @@ use std::thread::JoinHandle;
 use bytes::BytesMut;
 use parking_lot::{Condvar, Mutex};
 
-use super::dispatch::{run_call, Entry};
+use super::dispatch::{reply_error, run_call, Entry};
 use super::metrics::{MetricsRegistry, ThreadStats};
 use super::reactor::{Completion, ReactorShared};
 use crate::codec::Request;
 use crate::discovery::WireFormat;
 use crate::service::CallContext;
+use crate::status::Status;
 
 /// One blocking call waiting for a worker.
 pub(crate) struct Job {
@@ -104,14 +105,21 @@ fn work(queue: &Queue, stats: &ThreadStats) {
         };
         let mut frame = BytesMut::with_capacity(256);
         let id = job.request.id;
-        run_call(
-            &job.entry,
-            job.request,
-            &job.ctx,
-            job.format,
-            &mut frame,
-            stats,
-        );
+        if job.ctx.expired() {
+            // It waited in the queue past its deadline: nobody is waiting
+            // for the answer, so do not run it.
+            let status = Status::deadline_exceeded("deadline passed before the handler started");
+            reply_error(id, &status, &mut frame);
+        } else {
+            run_call(
+                &job.entry,
+                job.request,
+                &job.ctx,
+                job.format,
+                &mut frame,
+                stats,
+            );
+        }
         job.reply_to.complete(Completion {
             token: job.token,
             conn_id: job.conn_id,
