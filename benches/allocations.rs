@@ -20,12 +20,9 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use mprpc::client::Channel;
-use mprpc::codec::{
-    encode_request, encode_response, encode_response_with, Decoder, Frame, Request, RequestHead,
-    DEFAULT_MAX_FRAME,
-};
+use mprpc::codec::{encode_request, Decoder, Frame, RequestHead, DEFAULT_MAX_FRAME};
 use mprpc::server::{Server, ServerOptions};
-use mprpc::{CallContext, CallOptions, Code, Service};
+use mprpc::{CallContext, CallOptions, Service};
 
 mod common;
 use common::{echo_request_bytes, CountingAlloc, EchoServer};
@@ -69,27 +66,12 @@ fn server_step(decoder: &Decoder, read_buf: &mut BytesMut, frame: &[u8], out: &m
     let Ok(Some(Frame::Request(req))) = decoder.decode(read_buf) else {
         panic!("request frame expected");
     };
-    let Request {
-        id,
-        method,
-        payload,
-        ..
-    } = req;
     let ctx = CallContext {
-        request_id: id,
+        request_id: req.id,
         deadline: None,
         peer: SocketAddr::from((Ipv4Addr::LOCALHOST, 1)),
     };
-    let method = std::str::from_utf8(&method).unwrap_or("");
-    let start = out.len();
-    let mut result = Ok(());
-    encode_response_with(id, Code::Ok, "", out, |buf| {
-        result = service.call(method, &ctx, payload, buf);
-    });
-    if let Err(status) = result {
-        out.truncate(start);
-        encode_response(id, status.code(), status.message(), &[], out);
-    }
+    mprpc::server::serve_request(service, req, &ctx, out);
     out.clear();
 }
 

@@ -10,33 +10,15 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use mprpc::codec::{
-    encode_request, encode_response, encode_response_with, Decoder, Frame, Request, RequestHead,
-    DEFAULT_MAX_FRAME,
-};
-use mprpc::{CallContext, Code, Service};
+use mprpc::codec::{encode_request, Decoder, Frame, Request, RequestHead, DEFAULT_MAX_FRAME};
+use mprpc::{CallContext, Service};
 
 mod common;
 use common::{echo_request_bytes, EchoServer};
 
-/// What the server's `run_call` does for a request in our wire format.
+/// What the server's reactor does for a request in our wire format.
 fn dispatch(service: &dyn Service, request: Request, ctx: &CallContext, out: &mut BytesMut) {
-    let Request {
-        id,
-        method,
-        payload,
-        ..
-    } = request;
-    let method = std::str::from_utf8(&method).unwrap_or("");
-    let start = out.len();
-    let mut result = Ok(());
-    encode_response_with(id, Code::Ok, "", out, |buf| {
-        result = service.call(method, ctx, payload, buf);
-    });
-    if let Err(status) = result {
-        out.truncate(start);
-        encode_response(id, status.code(), status.message(), &[], out);
-    }
+    mprpc::server::serve_request(service, request, ctx, out);
 }
 
 fn request_frame(size: usize) -> BytesMut {

@@ -100,7 +100,7 @@ fn serve(mut stream: TcpStream, stats: Arc<Stats>) {
 
 /// Acts on one request; false means "drop the connection now".
 fn handle(req: Request, out: &mut BytesMut, writer: &Arc<Mutex<TcpStream>>) -> bool {
-    match req.method_str() {
+    match req.method() {
         "echo" => encode_response(req.id, Code::Ok, "", &req.payload, out),
         "fail" => encode_response(req.id, Code::Application, "handler said no", b"", out),
         "delay" => {

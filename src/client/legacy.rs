@@ -96,8 +96,8 @@ fn run(call: &LegacyCall) -> CallResult {
     };
     let mut out = BytesMut::new();
     legacy::encode_request(
-        request.service_str(),
-        request.method_str(),
+        request.service(),
+        request.method(),
         &request.payload,
         &mut out,
     );

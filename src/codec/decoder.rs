@@ -143,18 +143,9 @@ fn parse_request(mut body: Bytes) -> Result<Request, ProtocolError> {
             "service/method names overrun the body",
         ));
     }
-    let service = body.split_to(service_len);
-    let method = body.split_to(method_len);
-    if std::str::from_utf8(&service).is_err() || std::str::from_utf8(&method).is_err() {
-        return Err(ProtocolError::Malformed("service/method name is not UTF-8"));
-    }
-    Ok(Request {
-        id,
-        timeout_ms,
-        service,
-        method,
-        payload: body,
-    })
+    let names = body.split_to(service_len + method_len);
+    Request::from_name_bytes(id, timeout_ms, names, service_len, body)
+        .ok_or(ProtocolError::Malformed("service/method name is not UTF-8"))
 }
 
 fn parse_response(mut body: Bytes) -> Result<Response, ProtocolError> {
@@ -206,13 +197,13 @@ mod tests {
             &mut buf,
         );
         let frames = vec![
-            Frame::Request(Request {
-                id: 7,
-                timeout_ms: 1500,
-                service: Bytes::from_static(b"UserServiceRpc"),
-                method: Bytes::from_static(b"Login"),
-                payload: Bytes::from_static(b"hello"),
-            }),
+            Frame::Request(Request::new(
+                7,
+                1500,
+                "UserServiceRpc",
+                "Login",
+                Bytes::from_static(b"hello"),
+            )),
             Frame::Response(Response {
                 id: 7,
                 code: Code::Ok,
@@ -226,13 +217,7 @@ mod tests {
                 payload: Bytes::new(),
             }),
             Frame::Cancel { id: 9 },
-            Frame::Request(Request {
-                id: u64::MAX,
-                timeout_ms: 0,
-                service: Bytes::from_static(b"S"),
-                method: Bytes::new(),
-                payload: Bytes::new(),
-            }),
+            Frame::Request(Request::new(u64::MAX, 0, "S", "", Bytes::new())),
         ];
         (buf, frames)
     }

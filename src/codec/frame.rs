@@ -14,26 +14,74 @@ pub enum FrameKind {
     Cancel = 3,
 }
 
-/// A decoded request. All byte fields are slices of the read buffer.
+/// A decoded request. Names and payload are slices of the read buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     pub id: u64,
     /// Caller's remaining budget in milliseconds; 0 means no deadline.
     pub timeout_ms: u32,
-    pub service: Bytes,
-    pub method: Bytes,
+    /// Service and method names back to back, UTF-8 (checked on creation).
+    /// One slice for both saves a reference count per request.
+    pub(crate) names: Bytes,
+    pub(crate) service_len: usize,
     pub payload: Bytes,
 }
 
 impl Request {
-    /// The service name; the decoder has checked it is UTF-8.
-    pub fn service_str(&self) -> &str {
-        std::str::from_utf8(&self.service).unwrap_or("")
+    /// A request for `service.method` (copies the names).
+    pub fn new(id: u64, timeout_ms: u32, service: &str, method: &str, payload: Bytes) -> Request {
+        let mut names = BytesMut::with_capacity(service.len() + method.len());
+        names.put_slice(service.as_bytes());
+        names.put_slice(method.as_bytes());
+        Request {
+            id,
+            timeout_ms,
+            names: names.freeze(),
+            service_len: service.len(),
+            payload,
+        }
     }
 
-    /// The method name; the decoder has checked it is UTF-8.
-    pub fn method_str(&self) -> &str {
-        std::str::from_utf8(&self.method).unwrap_or("")
+    /// Builds a request from name bytes; `None` if a name is not UTF-8.
+    pub(crate) fn from_name_bytes(
+        id: u64,
+        timeout_ms: u32,
+        names: Bytes,
+        service_len: usize,
+        payload: Bytes,
+    ) -> Option<Request> {
+        let (service, method) = names.split_at(service_len.min(names.len()));
+        if std::str::from_utf8(service).is_err() || std::str::from_utf8(method).is_err() {
+            return None;
+        }
+        Some(Request {
+            id,
+            timeout_ms,
+            names,
+            service_len,
+            payload,
+        })
+    }
+
+    /// The service's wire name.
+    pub fn service(&self) -> &str {
+        // SAFETY: both constructors checked that the names are UTF-8, and
+        // `names`/`service_len` are not writable outside this crate.
+        unsafe { std::str::from_utf8_unchecked(self.service_bytes()) }
+    }
+
+    /// The method's wire name.
+    pub fn method(&self) -> &str {
+        // SAFETY: as in `service`.
+        unsafe { std::str::from_utf8_unchecked(self.method_bytes()) }
+    }
+
+    pub(crate) fn service_bytes(&self) -> &[u8] {
+        &self.names[..self.service_len]
+    }
+
+    pub(crate) fn method_bytes(&self) -> &[u8] {
+        &self.names[self.service_len..]
     }
 }
 

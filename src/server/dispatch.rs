@@ -30,17 +30,22 @@ pub(crate) struct Entry {
 
 impl Entry {
     /// The metrics id of `method`, if the service has it.
-    fn method_id(&self, method: &str) -> Option<usize> {
+    fn method_id(&self, method: &[u8]) -> Option<usize> {
         let methods = self.service.methods();
-        let pos = methods.iter().position(|m| *m == method)?;
+        let pos = methods.iter().position(|m| m.as_bytes() == method)?;
         Some(self.first_method_id + pos)
     }
 }
+
+/// Up to this many services, lookup scans instead of hashing.
+const LINEAR_LOOKUP_MAX: usize = 8;
 
 /// Service name → entry, looked up with the request's name bytes.
 #[derive(Default)]
 pub(crate) struct ServiceTable {
     by_name: HashMap<Box<[u8]>, Entry>,
+    /// The same entries in a vector, for the linear lookup.
+    list: Vec<(Box<[u8]>, Entry)>,
     /// (service, method) for each metrics id.
     method_names: Vec<(&'static str, &'static str)>,
 }
@@ -63,6 +68,8 @@ impl ServiceTable {
             blocking,
             first_method_id,
         };
+        self.list.retain(|(n, _)| *n != name);
+        self.list.push((name.clone(), entry.clone()));
         self.by_name.insert(name, entry);
     }
 
@@ -71,6 +78,15 @@ impl ServiceTable {
     }
 
     pub fn get(&self, name: &[u8]) -> Option<&Entry> {
+        // A handful of services is the common case: comparing a few short
+        // names beats hashing one with SipHash.
+        if self.by_name.len() <= LINEAR_LOOKUP_MAX {
+            return self
+                .list
+                .iter()
+                .find(|(n, _)| &n[..] == name)
+                .map(|(_, e)| e);
+        }
         self.by_name.get(name)
     }
 
@@ -105,7 +121,7 @@ pub(crate) fn run_call(
     out: &mut BytesMut,
     stats: &ThreadStats,
 ) {
-    let method_id = entry.method_id(request.method_str());
+    let method_id = entry.method_id(request.method_bytes());
     let started = stats.start_timer();
     let ok = match format {
         WireFormat::Legacy => run_legacy_call(&*entry.service, request, ctx, out),
@@ -117,7 +133,7 @@ pub(crate) fn run_call(
 }
 
 /// Our format; returns whether the call succeeded.
-fn run_framed_call(
+pub(crate) fn run_framed_call(
     service: &dyn Service,
     request: Request,
     ctx: &CallContext,
@@ -164,11 +180,11 @@ fn invoke(
     ctx: &CallContext,
     out: &mut BytesMut,
 ) -> Result<(), Status> {
-    let method = request.method_str();
-    let result = catch_unwind(AssertUnwindSafe(|| {
-        service.call(method, ctx, request.payload.clone(), out)
-    }))
-    .unwrap_or_else(|panic| Err(Status::internal(panic_text(&panic))));
+    let mut request = request;
+    let payload = std::mem::take(&mut request.payload);
+    let method = request.method();
+    let result = catch_unwind(AssertUnwindSafe(|| service.call(method, ctx, payload, out)))
+        .unwrap_or_else(|panic| Err(Status::internal(panic_text(&panic))));
     if let Err(status) = &result {
         if status.code() == Code::Internal {
             tracing::error!(service = service.name(), method, %status, "handler failed");

@@ -195,6 +195,20 @@ impl Server {
     }
 }
 
+/// What a reactor does with one decoded request of an inline service:
+/// run the handler and append the reply frame to `out`; returns whether
+/// the call succeeded. For benchmarks and tests of the dispatch path; not a
+/// stable API.
+#[doc(hidden)]
+pub fn serve_request(
+    service: &dyn Service,
+    request: crate::codec::Request,
+    ctx: &crate::service::CallContext,
+    out: &mut bytes::BytesMut,
+) -> bool {
+    dispatch::run_framed_call(service, request, ctx, out)
+}
+
 fn resolve(addr: &str) -> io::Result<SocketAddr> {
     addr.to_socket_addrs()?.next().ok_or_else(|| {
         io::Error::new(

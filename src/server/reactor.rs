@@ -415,13 +415,14 @@ impl Reactor {
         let conn = &mut self.conns[key];
         conn.read_paused = true;
         conn.close_when_quiet = true;
-        let request = Request {
-            id: 0,
-            timeout_ms: 0,
-            service,
-            method,
-            payload: args,
-        };
+        // The legacy decoder checked the names are UTF-8.
+        let request = Request::new(
+            0,
+            0,
+            &String::from_utf8_lossy(&service),
+            &String::from_utf8_lossy(&method),
+            args,
+        );
         self.dispatch(key, request, false);
         self.mark_dirty(key);
         false
@@ -433,8 +434,8 @@ impl Reactor {
             let status = Status::new(Code::ShuttingDown, "server is shutting down");
             return reply_error(request.id, &status, &mut conn.write_buf);
         }
-        let Some(entry) = self.table.get(&request.service) else {
-            let status = Status::unknown_service(request.service_str());
+        let Some(entry) = self.table.get(request.service_bytes()) else {
+            let status = Status::unknown_service(request.service());
             return reply_error(request.id, &status, &mut conn.write_buf);
         };
         let ctx = CallContext {
