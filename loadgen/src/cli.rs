@@ -101,6 +101,15 @@ pub struct Args {
     #[arg(long)]
     pub pin_providers: bool,
 
+    /// mprpc: which client sends. `channel`: the framework's `Channel`, as
+    /// an application would. `raw`: a minimal pipelining client (per thread:
+    /// one mio loop, --in-flight/--connections requests outstanding on each
+    /// connection, pre-encoded requests; closed loop only), which loads the
+    /// server the way redis-benchmark loads redis, to compare servers on
+    /// equal terms.
+    #[arg(long, value_enum, default_value_t = ClientKind::Channel)]
+    pub client: ClientKind,
+
     /// Name of this run in the report files.
     #[arg(long, default_value = "run")]
     pub label: String,
@@ -112,6 +121,13 @@ pub struct Args {
     /// Do not write report files (print only).
     #[arg(long)]
     pub no_write: bool,
+}
+
+/// Which client drives an mprpc target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClientKind {
+    Channel,
+    Raw,
 }
 
 /// What kind of server is driven.

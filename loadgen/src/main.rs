@@ -5,6 +5,7 @@
 mod cli;
 mod driver;
 mod mprpc_target;
+mod raw;
 mod recorder;
 mod report;
 #[cfg(feature = "tonic")]
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use clap::Parser;
 
-use cli::{Args, TargetKind};
+use cli::{Args, ClientKind, TargetKind};
 use driver::{run_sender, Plan, Target};
 use recorder::{snapshot, Recorder};
 use report::{curve, fmt_us, ChannelCount, Percentiles, Report};
@@ -83,17 +84,20 @@ fn run(args: &Args) -> Result<(), String> {
             } else {
                 "channel"
             };
-            let names = target.describe.clone();
             let discovered = target.discovered.clone();
-            measure(
-                args,
-                &target,
-                request.len(),
+            if args.client == ClientKind::Raw {
+                return run_raw(args, request, endpoint, discovered);
+            }
+            let names = target.describe.clone();
+            let drain = args.timeout + Duration::from_secs(1);
+            let sender = |plan: &Plan, rec| run_sender(&target, plan, rec, drain);
+            let source = Source {
                 endpoint,
                 names,
                 discovered,
                 counted_per,
-            )
+            };
+            measure(args, request.len(), target.connections(), source, sender)
         }
         TargetKind::Tonic => run_tonic(args, request.len()),
     }
@@ -107,15 +111,77 @@ fn run_tonic(args: &Args, request_len: usize) -> Result<(), String> {
     let names = (0..target.connections())
         .map(|i| format!("{addr} #{i}"))
         .collect();
-    measure(
-        args,
-        &target,
-        request_len,
-        addr,
+    let drain = args.timeout + Duration::from_secs(1);
+    let sender = |plan: &Plan, rec| run_sender(&target, plan, rec, drain);
+    let source = Source {
+        endpoint: addr,
         names,
-        Vec::new(),
-        "connection",
-    )
+        discovered: Vec::new(),
+        counted_per: "connection",
+    };
+    measure(args, request_len, target.connections(), source, sender)
+}
+
+/// `--client raw`: each sending thread drives its share of the
+/// connections with the minimal pipelining client (closed loop).
+fn run_raw(
+    args: &Args,
+    request: Bytes,
+    endpoint: String,
+    discovered: Vec<String>,
+) -> Result<(), String> {
+    if args.qps.fixed().is_some() {
+        return Err("--client raw is closed loop only: use --qps max".into());
+    }
+    let addrs: Vec<std::net::SocketAddr> = if discovered.is_empty() {
+        let addr = args.addr.clone().unwrap_or_default();
+        vec![addr.parse().map_err(|e| format!("--addr {addr}: {e}"))?]
+    } else {
+        discovered
+            .iter()
+            .map(|a| a.parse().map_err(|e| format!("provider {a}: {e}")))
+            .collect::<Result<_, String>>()?
+    };
+    let threads = args.threads as usize;
+    let connections = (args.connections as usize).max(threads);
+    let depth = (args.in_flight as usize / connections).max(1);
+    let per_thread = |t: usize| connections / threads + usize::from(t < connections % threads);
+    let first_conn = |t: usize| (0..t).map(per_thread).sum::<usize>();
+    let names = (0..connections)
+        .map(|i| format!("{} #{i}", addrs[i % addrs.len()]))
+        .collect();
+    let sender = |plan: &Plan, rec| {
+        let raw_plan = raw::RawPlan {
+            addrs: addrs.clone(),
+            connections: per_thread(plan.thread),
+            depth,
+            service: args.service.clone(),
+            method: args.method.clone(),
+            request: request.clone(),
+            start: plan.start,
+            end: plan.end,
+            drain: args.timeout + Duration::from_secs(1),
+            first_conn: first_conn(plan.thread),
+        };
+        if let Err(e) = raw::run(&raw_plan, rec) {
+            eprintln!("loadgen: raw client thread {}: {e}", plan.thread);
+        }
+    };
+    let source = Source {
+        endpoint,
+        names,
+        discovered,
+        counted_per: "connection",
+    };
+    measure(args, request.len(), connections, source, sender)
+}
+
+/// Where the load went, for the report.
+struct Source {
+    endpoint: String,
+    names: Vec<String>,
+    discovered: Vec<String>,
+    counted_per: &'static str,
 }
 
 #[cfg(not(feature = "tonic"))]
@@ -123,17 +189,21 @@ fn run_tonic(_: &Args, _: usize) -> Result<(), String> {
     Err("this loadgen was built without the `tonic` feature (cargo build -p loadgen --features tonic)".into())
 }
 
-/// Runs the senders, prints progress every second, then the report.
-#[allow(clippy::too_many_arguments)]
-fn measure<T: Target>(
+/// Runs `sender` on `--threads` threads (each with its `Plan` and
+/// `Recorder`), prints progress every second, then the report.
+fn measure(
     args: &Args,
-    target: &T,
     request_bytes: usize,
-    endpoint: String,
-    names: Vec<String>,
-    discovered: Vec<String>,
-    counted_per: &str,
+    connections: usize,
+    source: Source,
+    sender: impl Fn(&Plan, &'static Recorder) + Sync,
 ) -> Result<(), String> {
+    let Source {
+        endpoint,
+        names,
+        discovered,
+        counted_per,
+    } = source;
     let threads = args.threads as usize;
     let started_at_utc = report::utc_now();
     let start = Instant::now() + Duration::from_millis(20);
@@ -141,7 +211,7 @@ fn measure<T: Target>(
     let end = measure_from + args.duration;
     let qps = args.qps.fixed();
     let cap_total = args.in_flight as usize;
-    let drain = args.timeout + Duration::from_secs(1);
+    let sender = &sender;
 
     let recorders = std::thread::scope(|scope| -> Result<Vec<&'static Recorder>, String> {
         let (tx, rx) = mpsc::channel();
@@ -159,10 +229,9 @@ fn measure<T: Target>(
             std::thread::Builder::new()
                 .name(format!("loadgen-{t}"))
                 .spawn_scoped(scope, move || {
-                    let rec =
-                        Recorder::new(measure_from, target.connections(), std::thread::current());
+                    let rec = Recorder::new(measure_from, connections, std::thread::current());
                     let _ = tx.send(rec);
-                    run_sender(target, &plan, rec, drain);
+                    sender(&plan, rec);
                 })
                 .map_err(|e| format!("cannot start a sender thread: {e}"))?;
         }
@@ -185,7 +254,7 @@ fn measure<T: Target>(
         service: args.service.clone(),
         method: args.method.clone(),
         connections: args.connections,
-        channels: target.connections(),
+        channels: connections,
         threads: args.threads,
         in_flight: args.in_flight,
         request_bytes,
