@@ -5,14 +5,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use common::helper_process::spawn_helper;
 use common::zk::{wait_until, ZkServer};
 use mprpc::client::{Channel, ChannelOptions};
 use mprpc::provider::{ProviderHandle, RpcProvider};
@@ -155,38 +155,12 @@ fn calls_spread_over_two_providers_and_survive_a_zookeeper_outage() {
 
 /// Runs `helper_provider_process` as a child and returns it with its address.
 fn spawn_provider_process(connect: &str, name: &str) -> (Child, SocketAddr) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "helper_provider_process",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("MPRPC_E2E_HELPER_ZK", connect)
-        .env("MPRPC_E2E_HELPER_NAME", name)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            // The test harness may print "test ... " before our line.
-            if let Some((_, addr)) = line.split_once("HELPER SERVING ") {
-                let _ = tx.send(addr.trim().to_owned());
-            }
-        }
-    });
-    match rx.recv_timeout(Duration::from_secs(20)) {
-        Ok(addr) => (child, addr.parse().unwrap()),
-        Err(_) => {
-            let _ = child.kill();
-            panic!("provider process did not start");
-        }
-    }
+    let envs = [
+        ("MPRPC_E2E_HELPER_ZK", connect.to_owned()),
+        ("MPRPC_E2E_HELPER_NAME", name.to_owned()),
+    ];
+    let (child, addr) = spawn_helper("helper_provider_process", &envs, "HELPER SERVING ");
+    (child, addr.parse().expect("the helper prints its address"))
 }
 
 /// Not a test: the provider process that `spawn_provider_process` runs and kills.

@@ -4,12 +4,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::helper_process::spawn_helper;
 use common::zk::{free_port, wait_until, RawZk, ZkEnsemble, ZkProxy, ZkServer};
 use mprpc::registry::{ProviderInfo, Registrar, ZkDiscover};
 use mprpc::{Config, Discover, Endpoint, WireFormat};
@@ -173,35 +173,11 @@ fn an_unknown_service_is_empty_until_a_provider_registers() {
 /// Runs `helper_provider_process` in a child process and waits until it has
 /// registered `addr`.
 fn spawn_provider_process(connect: &str, addr: SocketAddr) -> Child {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "helper_provider_process",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("MPRPC_HELPER_ZK", connect)
-        .env("MPRPC_HELPER_ADDR", addr.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if line.contains("HELPER REGISTERED") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    if rx.recv_timeout(Duration::from_secs(20)).is_err() {
-        let _ = child.kill();
-        panic!("provider process did not register");
-    }
-    child
+    let envs = [
+        ("MPRPC_HELPER_ZK", connect.to_owned()),
+        ("MPRPC_HELPER_ADDR", addr.to_string()),
+    ];
+    spawn_helper("helper_provider_process", &envs, "HELPER REGISTERED").0
 }
 
 /// Not a test: the provider process `spawn_provider_process` runs (and kills).
