@@ -74,7 +74,30 @@ fn garbage(seed: &mut u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
-fn spawn_until(stop: &Arc<AtomicBool>, f: impl Fn(&AtomicBool) + Send + 'static) -> JoinHandle<()> {
+/// Until `stop`: connect, send `bytes()`, wait to be disconnected by the
+/// server (counted in `closed`), again.
+fn reconnecting(
+    stop: &Arc<AtomicBool>,
+    closed: &Arc<AtomicU64>,
+    addr: SocketAddr,
+    mut bytes: impl FnMut() -> Vec<u8> + Send + 'static,
+) -> JoinHandle<()> {
+    let closed = closed.clone();
+    spawn_until(stop, move |stop| {
+        while !stop.load(Ordering::Relaxed) {
+            let mut s = TcpStream::connect(addr).unwrap();
+            let _ = s.write_all(&bytes());
+            if closed_by_server(s, Duration::from_secs(5)) {
+                closed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    })
+}
+
+fn spawn_until(
+    stop: &Arc<AtomicBool>,
+    f: impl FnOnce(&AtomicBool) + Send + 'static,
+) -> JoinHandle<()> {
     let stop = stop.clone();
     std::thread::spawn(move || f(&stop))
 }
@@ -89,39 +112,17 @@ fn well_behaved_calls_succeed_while_others_misbehave() {
     let mut bad = Vec::new();
 
     // Garbage senders: random bytes, then wait to be disconnected.
-    let c = closed.clone();
-    bad.push(spawn_until(&stop, move |stop| {
-        let mut seed = 42;
-        while !stop.load(Ordering::Relaxed) {
-            let mut s = TcpStream::connect(addr).unwrap();
-            let _ = s.write_all(&garbage(&mut seed, 512));
-            if closed_by_server(s, Duration::from_secs(5)) {
-                c.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+    let mut seed = 42;
+    bad.push(reconnecting(&stop, &closed, addr, move || {
+        garbage(&mut seed, 512)
     }));
     // Huge announced lengths.
-    let c = closed.clone();
-    bad.push(spawn_until(&stop, move |stop| {
-        while !stop.load(Ordering::Relaxed) {
-            let mut s = TcpStream::connect(addr).unwrap();
-            let _ = s.write_all(b"MP\x01\x01\xff\xff\xff\xf0");
-            if closed_by_server(s, Duration::from_secs(5)) {
-                c.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+    bad.push(reconnecting(&stop, &closed, addr, || {
+        b"MP\x01\x01\xff\xff\xff\xf0".to_vec()
     }));
     // Half a frame, then silence (slow loris): the frame timer closes them.
-    let c = closed.clone();
-    bad.push(spawn_until(&stop, move |stop| {
-        while !stop.load(Ordering::Relaxed) {
-            let mut s = TcpStream::connect(addr).unwrap();
-            let _ = s.write_all(b"MP\x01\x01\x00\x00\x04\x00only-a-little");
-            if closed_by_server(s, Duration::from_secs(5)) {
-                c.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }));
+    let half = || b"MP\x01\x01\x00\x00\x04\x00only-a-little".to_vec();
+    bad.push(reconnecting(&stop, &closed, addr, half));
     // Connections that say nothing at all, held for the whole run.
     let silent: Vec<TcpStream> = (0..200)
         .map(|_| TcpStream::connect(addr).unwrap())
