@@ -87,13 +87,16 @@ impl StaticDiscover {
 
 impl Discover for StaticDiscover {
     fn providers(&self, service: &str) -> Result<Arc<[Endpoint]>, Status> {
-        self.per_service
-            .get(service)
-            .or(self.all.as_ref())
-            .cloned()
-            .ok_or_else(|| {
-                Status::unavailable(format!("no provider known for service '{service}'"))
-            })
+        // Hashing the name is skipped when no per-service list exists (the
+        // usual direct-address case): this runs on every call.
+        let own = if self.per_service.is_empty() {
+            None
+        } else {
+            self.per_service.get(service)
+        };
+        own.or(self.all.as_ref()).cloned().ok_or_else(|| {
+            Status::unavailable(format!("no provider known for service '{service}'"))
+        })
     }
 }
 
