@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::client::LoadBalance;
+
 /// A configuration error, pointing at the offending file, line and key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -89,6 +91,13 @@ pub struct Config {
     /// `frame_timeout_ms`: close a connection whose frame stays incomplete
     /// this long, so slow or stalled peers cannot pin buffers (0 = never).
     pub frame_timeout: Option<Duration>,
+    /// `write_high_water_bytes`: unsent reply bytes on a server connection
+    /// above which the server stops reading from it (a peer that never
+    /// reads costs at most about this much).
+    pub write_high_water: usize,
+    /// `load_balance`: how a consumer spreads calls over providers:
+    /// round_robin, random, least_outstanding or consistent_hash.
+    pub load_balance: LoadBalance,
     /// `call_timeout_ms`: a client call's default timeout.
     pub call_timeout: Duration,
     /// `connect_timeout_ms`: how long a client waits for a TCP connect.
@@ -125,6 +134,8 @@ impl Default for Config {
             max_inflight_per_connection: 1024,
             idle_timeout: None,
             frame_timeout: Some(Duration::from_secs(10)),
+            write_high_water: 4 * 1024 * 1024,
+            load_balance: LoadBalance::RoundRobin,
             call_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(2),
             drain: Duration::from_millis(1000),
@@ -205,6 +216,8 @@ impl Config {
                 let d = millis(value)?;
                 self.frame_timeout = (!d.is_zero()).then_some(d);
             }
+            "write_high_water_bytes" => self.write_high_water = positive(value)?,
+            "load_balance" => self.load_balance = load_balance(value)?,
             "call_timeout_ms" => self.call_timeout = millis(value)?,
             "connect_timeout_ms" => self.connect_timeout = millis(value)?,
             "drain_ms" => self.drain = millis(value)?,
@@ -272,6 +285,18 @@ fn boolean(value: &str) -> Result<bool, String> {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),
         _ => Err(format!("'{value}' is not a boolean (true/false)")),
+    }
+}
+
+fn load_balance(value: &str) -> Result<LoadBalance, String> {
+    match value.to_ascii_lowercase().replace('-', "_").as_str() {
+        "round_robin" => Ok(LoadBalance::RoundRobin),
+        "random" => Ok(LoadBalance::Random),
+        "least_outstanding" => Ok(LoadBalance::LeastOutstanding),
+        "consistent_hash" => Ok(LoadBalance::ConsistentHash),
+        _ => Err(format!(
+            "'{value}' is not one of round_robin, random, least_outstanding, consistent_hash"
+        )),
     }
 }
 
@@ -357,6 +382,19 @@ mod tests {
     fn a_missing_file_names_the_file() {
         let e = Config::load("/definitely/not/here.conf").unwrap_err();
         assert!(e.to_string().contains("/definitely/not/here.conf"));
+    }
+
+    #[test]
+    fn tuning_keys_parse_and_bad_ones_name_the_key() {
+        let c = Config::parse(
+            "t",
+            "load_balance=least-outstanding\nwrite_high_water_bytes=65536",
+        )
+        .unwrap();
+        assert_eq!(c.load_balance, LoadBalance::LeastOutstanding);
+        assert_eq!(c.write_high_water, 65536);
+        let e = Config::parse("t", "load_balance=fastest").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("load_balance"));
     }
 
     #[test]

@@ -62,6 +62,13 @@ fn closed_by_server(mut s: TcpStream, limit: Duration) -> bool {
     }
 }
 
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// A tiny deterministic generator for garbage bytes.
 fn garbage(seed: &mut u64, len: usize) -> Vec<u8> {
     (0..len)
@@ -231,8 +238,10 @@ fn well_behaved_calls_succeed_while_others_misbehave() {
 fn random_bytes_on_live_connections_never_take_the_server_down() {
     let server = start_server();
     let addr = server.local_addr();
-    let mut seed = 7u64;
-    for round in 0..300usize {
+    // FUZZ_ROUNDS and FUZZ_SEED let scripts/fuzz.sh run this for longer.
+    let rounds: usize = env_or("FUZZ_ROUNDS", 300);
+    let mut seed: u64 = env_or("FUZZ_SEED", 7);
+    for round in 0..rounds {
         let mut s = TcpStream::connect(addr).unwrap();
         // Half the rounds start like a real frame, so the garbage reaches
         // past the magic into lengths, names and kinds.

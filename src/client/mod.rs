@@ -98,13 +98,14 @@ impl Default for ChannelOptions {
 }
 
 impl ChannelOptions {
-    /// Defaults, with `call_timeout_ms`, `connect_timeout_ms` and
-    /// `max_frame_size` from the config.
+    /// Defaults, with `call_timeout_ms`, `connect_timeout_ms`,
+    /// `max_frame_size` and `load_balance` from the config.
     pub fn from_config(config: &Config) -> ChannelOptions {
         ChannelOptions {
             call_timeout: config.call_timeout,
             connect_timeout: config.connect_timeout,
             max_frame_size: config.max_frame_size,
+            load_balance: config.load_balance,
             ..ChannelOptions::default()
         }
     }

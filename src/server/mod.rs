@@ -86,7 +86,7 @@ impl ServerOptions {
             max_frame_size: config.max_frame_size,
             max_connections: config.max_connections,
             max_inflight_per_connection: config.max_inflight_per_connection,
-            write_high_water: 4 * 1024 * 1024,
+            write_high_water: config.write_high_water,
             idle_timeout: config.idle_timeout,
             frame_timeout: config.frame_timeout,
             shutdown_grace: Duration::from_secs(5),
