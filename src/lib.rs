@@ -7,10 +7,16 @@
 //! * [`service`] — the contract generated service code implements.
 //! * [`server`] — the provider: acceptor + N reactor threads (one mio `Poll`
 //!   and one `slab` of connections each) + an optional worker pool.
+//! * [`provider`] — the seed's `RpcProvider`: server + ZooKeeper
+//!   registration + graceful shutdown on signals.
 //! * [`client`] — the consumer: persistent multiplexed connections driven by
-//!   a mio event loop, blocking and non-blocking calls.
+//!   a mio event loop, blocking and non-blocking calls, load balancing,
+//!   failover, and calls to seed-format providers.
+//! * [`discovery`], [`registry`] — where providers are found: a fixed list,
+//!   or ZooKeeper (registrar for providers, watched cache for consumers).
 //! * [`controller`], [`status`] — per-call options and outcomes.
 //! * [`config`], [`app`], [`logging`] — the seed's config file, `Init`, logger.
+//! * `net` — the one socket-read routine server and client share.
 
 pub mod app;
 pub mod client;
