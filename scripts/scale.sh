@@ -110,6 +110,9 @@ for _ in $(seq 1 100); do
 done
 (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null || { cat "$WORK/provider.out"; die "echo-provider did not start"; }
 
+# The listener's accept-queue length (for a LISTEN socket, ss shows it as Send-Q).
+ss -Hltn "( sport = :$PORT )" | awk '{ print $3 }' | head -1 >"$OUT/listen_backlog.txt"
+
 # ------------------------------------------------------------- sampling
 status_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 established() { ss -Htn state established "( sport = :$PORT )" | wc -l; }
@@ -302,10 +305,11 @@ w(f"- Kernel TCP buffer memory (`/proc/net/sockstat` mem, machine-wide, not in a
   f"{tcp_max / 1024:.1f} MiB throughout: a loopback socket with no queued data holds no buffer pages "
   f"(the socket structures themselves are kernel slab, not measured here).")
 ci = phases["idle"]
+backlog = open(f"{out}/listen_backlog.txt").read().strip() or "?"
 w(f"- Time to open: {ci['open_s']:.2f} s for {n:,} raw connects (one thread, blocking, one after the other: "
   f"connect p50 {ci['connect_us']['p50']} µs, p99 {ci['connect_us']['p99']} µs, max {ci['connect_us']['max'] / 1000:.0f} ms, "
   f"{ci['connects_over_500ms']} waited over 0.5 s; the kernel counted {rows['idle']['listen_overflows']} accept-queue overflows "
-  f"(`ListenOverflows`) meanwhile); "
+  f"(`ListenOverflows`) meanwhile, with the provider's listen backlog at {backlog}: a dropped SYN is retried after 1 s); "
   f"{co['seconds']:.2f} s for the Channel to open {n:,} connections and complete a call on each "
   f"(at most {1000} calls, hence connects, outstanding at once); the {cr['rounds']} rounds took {cr['seconds']:.2f} s.")
 w(f"- Client (connscale) VmRSS: {kib('idle', 'client_rss_kib') / 1024:.1f} MiB holding {n:,} raw sockets, "
@@ -313,7 +317,7 @@ w(f"- Client (connscale) VmRSS: {kib('idle', 'client_rss_kib') / 1024:.1f} MiB h
   f"({kib('chan_rounds', 'client_rss_kib') / 1024:.1f} MiB after the rounds).")
 w(f"- After everything closed, the provider's RSS is {kib('end') / 1024:.1f} MiB "
   f"(peak {kib('end', 'server_hwm_kib') / 1024:.1f} MiB, {kib('start') / 1024:.1f} MiB at start); "
-  f"its open fds went back to {rows['end']['server_fds']} (from {rows['start']['server_fds']}).\n")
+  f"its open fds went back to {rows['end']['server_fds']} (from {rows['start']['server_fds']}).")
 churn = [k for k in rows if k.startswith("churn_")]
 if churn:
     cp = [phases.get(k, {}) for k in churn]
