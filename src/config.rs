@@ -91,6 +91,9 @@ pub struct Config {
     /// `frame_timeout_ms`: close a connection whose frame stays incomplete
     /// this long, so slow or stalled peers cannot pin buffers (0 = never).
     pub frame_timeout: Option<Duration>,
+    /// `listen_backlog`: connections the kernel queues before the server
+    /// accepts them (capped by `net.core.somaxconn`).
+    pub listen_backlog: u32,
     /// `write_high_water_bytes`: unsent reply bytes on a server connection
     /// above which the server stops reading from it (a peer that never
     /// reads costs at most about this much).
@@ -134,6 +137,7 @@ impl Default for Config {
             max_inflight_per_connection: 1024,
             idle_timeout: None,
             frame_timeout: Some(Duration::from_secs(10)),
+            listen_backlog: 4096,
             write_high_water: 4 * 1024 * 1024,
             load_balance: LoadBalance::RoundRobin,
             call_timeout: Duration::from_secs(5),
@@ -217,6 +221,7 @@ impl Config {
                 self.frame_timeout = (!d.is_zero()).then_some(d);
             }
             "write_high_water_bytes" => self.write_high_water = positive(value)?,
+            "listen_backlog" => self.listen_backlog = number(value)?,
             "load_balance" => self.load_balance = load_balance(value)?,
             "call_timeout_ms" => self.call_timeout = millis(value)?,
             "connect_timeout_ms" => self.connect_timeout = millis(value)?,

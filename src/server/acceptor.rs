@@ -10,6 +10,7 @@ use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -19,6 +20,8 @@ use super::ServerShared;
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
+/// How soon to try accepting again after running out of file descriptors.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 pub(crate) fn spawn(
     mut listener: TcpListener,
@@ -62,8 +65,13 @@ struct Acceptor {
 impl Acceptor {
     fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(64);
+        // Set while accept(2) fails for lack of resources (EMFILE, ENFILE,
+        // ENOBUFS): connections already queued raise no new event, so we
+        // retry on a timer until accepting works again.
+        let mut retrying = false;
         loop {
-            if let Err(e) = self.poll.poll(&mut events, None) {
+            let timeout = retrying.then_some(ACCEPT_RETRY);
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
@@ -73,25 +81,24 @@ impl Acceptor {
                 // Dropping the listener closes the port: no new connections.
                 return Ok(());
             }
-            for event in events.iter() {
-                if event.token() == LISTENER {
-                    self.accept_all();
-                }
+            let listener_ready = events.iter().any(|e| e.token() == LISTENER);
+            if listener_ready || retrying {
+                retrying = !self.accept_all();
             }
         }
     }
 
-    fn accept_all(&mut self) {
+    /// Accepts until the queue is empty (true) or accept fails for lack of
+    /// resources (false: retry later rather than spin).
+    fn accept_all(&mut self) -> bool {
         loop {
             match self.listener.accept() {
                 Ok((stream, peer)) => self.hand_off(stream, peer),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    // EMFILE and friends: log and retry on the next event
-                    // instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    return;
+                    tracing::warn!(error = %e, retry_in = ?ACCEPT_RETRY, "accept failed");
+                    return false;
                 }
             }
         }

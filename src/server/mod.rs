@@ -63,6 +63,8 @@ pub struct ServerOptions {
     pub idle_timeout: Option<Duration>,
     /// Close a connection whose frame stays incomplete this long (slow loris).
     pub frame_timeout: Option<Duration>,
+    /// Connections the kernel may queue before we accept them.
+    pub listen_backlog: u32,
     /// On shutdown, the longest we wait for in-flight calls to finish.
     pub shutdown_grace: Duration,
 }
@@ -89,6 +91,7 @@ impl ServerOptions {
             write_high_water: config.write_high_water,
             idle_timeout: config.idle_timeout,
             frame_timeout: config.frame_timeout,
+            listen_backlog: config.listen_backlog,
             shutdown_grace: Duration::from_secs(5),
         }
     }
@@ -138,6 +141,7 @@ impl Server {
         let listener = StdListener::bind(addr)
             .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
         listener.set_nonblocking(true)?;
+        set_backlog(&listener, self.options.listen_backlog)?;
         let local_addr = listener.local_addr()?;
         let shared = Arc::new(ServerShared::new());
 
@@ -207,6 +211,19 @@ pub fn serve_request(
     out: &mut bytes::BytesMut,
 ) -> bool {
     dispatch::run_framed_call(service, request, ctx, out)
+}
+
+/// std listens with a backlog of 128, too few for a burst of connects (each
+/// dropped SYN costs the client a one-second retry). Linux lets `listen(2)`
+/// be called again to raise it; the kernel caps it at `net.core.somaxconn`.
+fn set_backlog(listener: &StdListener, backlog: u32) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let backlog = backlog.min(i32::MAX as u32) as i32;
+    // SAFETY: a plain syscall on a socket we own.
+    if unsafe { libc::listen(listener.as_raw_fd(), backlog) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn resolve(addr: &str) -> io::Result<SocketAddr> {

@@ -1,0 +1,96 @@
+//! The acceptor under file-descriptor exhaustion: when accept(2) fails with
+//! EMFILE, connections already queued raise no new readiness event, so the
+//! acceptor must retry on its own once descriptors are free again.
+//!
+//! This binary lowers its own RLIMIT_NOFILE, so it holds this test only.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use mprpc::codec::{encode_request, Decoder, Frame, RequestHead};
+use mprpc::server::{Server, ServerOptions};
+use mprpc::Code;
+
+mod common;
+use common::services::TestService;
+
+fn lower_fd_limit(soft: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscalls on a local struct.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        lim.rlim_cur = soft.min(lim.rlim_max);
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+    }
+}
+
+fn echo(stream: &mut TcpStream, id: u64) -> Code {
+    let mut out = BytesMut::new();
+    let head = RequestHead {
+        id,
+        timeout_ms: 0,
+        service: "Test",
+        method: "Echo",
+    };
+    encode_request(head, b"hi", &mut out);
+    stream.write_all(&out).unwrap();
+    let (decoder, mut buf, mut chunk) = (Decoder::default(), BytesMut::new(), [0u8; 256]);
+    loop {
+        if let Some(Frame::Response(r)) = decoder.decode(&mut buf).unwrap() {
+            return r.code;
+        }
+        let n = stream
+            .read(&mut chunk)
+            .expect("a reply before the read timeout");
+        assert!(n > 0, "server closed the connection");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[test]
+fn queued_connections_are_accepted_once_descriptors_free_up() {
+    mprpc::logging::init_for_tests();
+    lower_fd_limit(64);
+    let mut server = Server::with_options(ServerOptions {
+        reactor_threads: 1,
+        ..ServerOptions::default()
+    });
+    server.add_service(TestService);
+    let server = server.start().unwrap();
+    let addr = server.local_addr();
+
+    // Client and server sockets share this process's 64 descriptors: the
+    // server runs out while accepting, leaving the last clients queued (and
+    // at some point the clients cannot connect either).
+    let mut clients = Vec::new();
+    while clients.len() < 60 {
+        match TcpStream::connect(addr) {
+            Ok(stream) => clients.push(stream),
+            Err(_) => break,
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        server.connection_count() < clients.len(),
+        "the limit was reached"
+    );
+
+    // Free descriptors: the server sees these close and closes its ends.
+    let keep = clients.split_off(clients.len() * 2 / 3);
+    drop(clients);
+
+    // No new connection arrives, yet every queued one must be served.
+    for (id, mut stream) in keep.into_iter().enumerate() {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(echo(&mut stream, id as u64), Code::Ok, "client {id}");
+    }
+    server.shutdown();
+    server.wait();
+}
