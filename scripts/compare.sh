@@ -148,6 +148,12 @@ log "ours: saturation, $CONNS connections, 1 call each"
 run "$BIN/loadgen" "${OURS[@]}" --qps max --connections "$CONNS" --in-flight "$CONNS" "${COMMON[@]}" --label ours-sat
 log "ours: saturation, $CONNS connections, pipelined $DEPTH deep"
 run "$BIN/loadgen" "${OURS[@]}" --qps max --connections "$CONNS" --in-flight $((CONNS * DEPTH)) "${COMMON[@]}" --label ours-sat-pipelined
+# The same two shapes with loadgen's minimal pipelining client, which
+# loads our server the way redis-benchmark loads redis (server vs server).
+log "ours, raw client: saturation, $CONNS connections, 1 call each"
+run "$BIN/loadgen" "${OURS[@]}" --client raw --qps max --connections "$CONNS" --in-flight "$CONNS" "${COMMON[@]}" --label ours-raw-sat
+log "ours, raw client: saturation, $CONNS connections, pipelined $DEPTH deep"
+run "$BIN/loadgen" "${OURS[@]}" --client raw --qps max --connections "$CONNS" --in-flight $((CONNS * DEPTH)) "${COMMON[@]}" --label ours-raw-sat-pipelined
 SAT=$(json_field "$(ls "$RAW"/*-ours-sat.json)" achieved_qps)
 echo "our saturation (the base of the fixed rates): $SAT calls/s"
 RATES=()
