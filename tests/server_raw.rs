@@ -413,3 +413,35 @@ fn connection_limit_refuses_cleanly() {
     server.shutdown();
     server.wait();
 }
+
+#[test]
+fn a_slow_reader_gets_every_reply_once_it_reads() {
+    let server = start(1 << 20);
+    let mut c = RawClient::connect(server.local_addr());
+    let mut writer = c.stream.try_clone().unwrap();
+    // 200 × 64 KiB of replies: far more than the socket buffers hold, so the
+    // server's writes block, reading pauses at the high-water mark, and
+    // everything must resume once we read.
+    let sender = std::thread::spawn(move || {
+        let payload = vec![9u8; 64 * 1024];
+        for id in 0..200u64 {
+            let mut out = BytesMut::new();
+            let head = RequestHead {
+                id,
+                timeout_ms: 0,
+                service: "Test",
+                method: "Echo",
+            };
+            encode_request(head, &payload, &mut out);
+            writer.write_all(&out).unwrap();
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    for id in 0..200u64 {
+        let r = c.recv().expect("a reply");
+        assert_eq!((r.id, r.code, r.payload.len()), (id, Code::Ok, 64 * 1024));
+    }
+    sender.join().unwrap();
+    server.shutdown();
+    server.wait();
+}

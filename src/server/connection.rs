@@ -44,6 +44,8 @@ pub(crate) struct Connection {
     pub peer_closed: bool,
     /// Queued for a flush at the end of this loop turn.
     pub dirty: bool,
+    /// Registered for writable events (only while output is blocked).
+    pub want_writable: bool,
     pub protocol: Protocol,
     /// Close once the output is flushed and nothing is in flight (the seed's
     /// one-call-per-connection format).
@@ -68,6 +70,7 @@ impl Connection {
             read_paused: false,
             peer_closed: false,
             dirty: false,
+            want_writable: false,
             protocol: Protocol::Undecided,
             close_when_quiet: false,
             last_active: Instant::now(),

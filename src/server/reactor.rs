@@ -224,11 +224,11 @@ impl Reactor {
             }
             let entry = self.conns.vacant_entry();
             let key = entry.key();
-            if let Err(e) = self.poll.registry().register(
-                &mut stream,
-                Token(key),
-                Interest::READABLE | Interest::WRITABLE,
-            ) {
+            if let Err(e) =
+                self.poll
+                    .registry()
+                    .register(&mut stream, Token(key), Interest::READABLE)
+            {
                 tracing::warn!(%peer, error = %e, "cannot register connection");
                 self.forget_connection();
                 continue;
@@ -479,10 +479,28 @@ impl Reactor {
                 continue;
             };
             conn.dirty = false;
-            match conn.flush() {
-                Ok(_) => {}
+            let flushed = match conn.flush() {
+                Ok(flushed) => flushed,
                 Err(e) => {
                     self.close(key, &format!("write error: {e}"));
+                    continue;
+                }
+            };
+            // Ask for writable events only while the socket is full: with
+            // edge triggering they would otherwise fire on every ACK.
+            if flushed == conn.want_writable {
+                conn.want_writable = !flushed;
+                let interest = if flushed {
+                    Interest::READABLE
+                } else {
+                    Interest::READABLE | Interest::WRITABLE
+                };
+                if let Err(e) =
+                    self.poll
+                        .registry()
+                        .reregister(&mut conn.stream, Token(key), interest)
+                {
+                    self.close(key, &format!("cannot watch the socket: {e}"));
                     continue;
                 }
             }
