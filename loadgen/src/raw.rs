@@ -7,7 +7,8 @@
 //! `Poll`, each connection keeping `depth` requests outstanding, requests
 //! pre-encoded once with the protocol's own codec, replies decoded with the
 //! protocol's own decoder and matched to their request ids, latency from
-//! each request's send. Closed loop only. The full client stays the default
+//! each request's send (time read once per batch of replies, as the
+//! requests they free are queued together). Closed loop only. The full client stays the default
 //! and is what `--client channel` measures.
 
 use std::collections::VecDeque;
@@ -60,11 +61,14 @@ pub fn run(plan: &RawPlan, rec: &'static Recorder) -> Result<(), String> {
     if plan.start > now {
         std::thread::sleep(plan.start - now);
     }
+    let start = Instant::now();
     for conn in conns.iter_mut() {
         for _ in 0..plan.depth {
-            enqueue(conn, plan, rec);
+            enqueue(conn, plan, start);
         }
+        rec.on_send_n(plan.depth);
     }
+    let mut ok_batch = Vec::with_capacity(plan.depth);
     let mut outstanding = conns.len() * plan.depth;
     let mut sending = true;
     loop {
@@ -82,6 +86,10 @@ pub fn run(plan: &RawPlan, rec: &'static Recorder) -> Result<(), String> {
             let i = event.token().0;
             let conn = &mut conns[i];
             read_all(conn).map_err(|e| format!("connection {i}: {e}"))?;
+            // One clock read per batch of replies: they arrived together, and
+            // the requests they free leave together with this turn's flush.
+            let now = Instant::now();
+            let mut resend = 0;
             while let Some(frame) = decoder
                 .decode(&mut conn.rbuf)
                 .map_err(|e| format!("connection {i}: {e}"))?
@@ -91,17 +99,23 @@ pub fn run(plan: &RawPlan, rec: &'static Recorder) -> Result<(), String> {
                 };
                 let sent = take_sent(conn, reply.id)
                     .ok_or_else(|| format!("connection {i}: reply to unknown id {}", reply.id))?;
-                let outcome = match reply.code {
-                    Code::Ok => Outcome::Ok,
-                    code => Outcome::Err(code.as_str().to_owned()),
-                };
-                rec.on_done(plan.first_conn + i, sent, sent, outcome);
+                match reply.code {
+                    Code::Ok => ok_batch.push(sent),
+                    code => {
+                        let outcome = Outcome::Err(code.as_str().to_owned());
+                        rec.on_done(plan.first_conn + i, sent, sent, outcome);
+                    }
+                }
                 outstanding -= 1;
                 if sending {
-                    enqueue(conn, plan, rec);
-                    outstanding += 1;
+                    enqueue(conn, plan, now);
+                    resend += 1;
                 }
             }
+            rec.on_ok_batch(plan.first_conn + i, &ok_batch, now);
+            ok_batch.clear();
+            rec.on_send_n(resend);
+            outstanding += resend;
         }
     }
 }
@@ -130,7 +144,8 @@ fn connect_all(plan: &RawPlan, poll: &Poll) -> Result<Vec<Conn>, String> {
         .collect()
 }
 
-fn enqueue(conn: &mut Conn, plan: &RawPlan, rec: &Recorder) {
+/// Queues one request stamped `now` (it leaves with this turn's flush).
+fn enqueue(conn: &mut Conn, plan: &RawPlan, now: Instant) {
     let id = conn.next_id;
     conn.next_id += 1;
     let head = RequestHead {
@@ -140,8 +155,7 @@ fn enqueue(conn: &mut Conn, plan: &RawPlan, rec: &Recorder) {
         method: &plan.method,
     };
     encode_request(head, &plan.request, &mut conn.wbuf);
-    conn.sent.push_back((id, Instant::now()));
-    rec.on_send();
+    conn.sent.push_back((id, now));
 }
 
 fn take_sent(conn: &mut Conn, id: u64) -> Option<Instant> {

@@ -86,6 +86,34 @@ impl Recorder {
         self.sent.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// `n` calls were sent (the raw client sends in batches).
+    pub fn on_send_n(&self, n: usize) {
+        self.in_flight.fetch_add(n, Ordering::Relaxed);
+        self.sent.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Successful replies on connection `conn` that all arrived at `now`,
+    /// one per send time in `sent` (the raw client: one clock read and one
+    /// lock per read batch instead of per call).
+    pub fn on_ok_batch(&self, conn: usize, sent: &[Instant], now: Instant) {
+        let measured = sent.iter().filter(|&&t| t >= self.measure_from);
+        let mut count = 0u64;
+        {
+            let mut h = self.hist.lock();
+            for &t in measured {
+                let us = micros(now.saturating_duration_since(t));
+                h.latency.saturating_record(us);
+                h.service.saturating_record(us);
+                count += 1;
+            }
+        }
+        self.completed.fetch_add(count, Ordering::Relaxed);
+        if let Some(c) = self.per_conn.get(conn) {
+            c.fetch_add(count, Ordering::Relaxed);
+        }
+        self.in_flight.fetch_sub(sent.len(), Ordering::AcqRel);
+    }
+
     /// Called exactly once per call when it completes.
     pub fn on_done(&self, conn: usize, intended: Instant, sent: Instant, outcome: Outcome) {
         let now = Instant::now();
