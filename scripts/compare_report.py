@@ -313,7 +313,9 @@ def main(out_dir, md_path):
            else "called directly at its address (discovery skipped)")
     providers = ", ".join(ours_run.get("discovered_providers", [])) or endpoint
     L.append("## Saturation throughput (closed loop)\n")
-    L.append(f"Our echo provider was {how}: `{endpoint}` (providers: {providers}).\n")
+    L.append(f"Our echo provider was {how}: `{endpoint}` (providers: {providers}), with "
+             f"{params.get('reactors', '?')} reactor thread(s): the load generators share the same two cores, and one "
+             "reactor leaves the other core to the client, as single-threaded redis does.\n")
     L.append(f"Echo of a {payload}-byte payload. loadgen keeps the given "
              "number of calls outstanding (`--qps max --in-flight N`) for "
              f"{params['duration_s']} s after a {params['warmup_s']} s warm-up. redis-benchmark answers PING with the "
