@@ -20,6 +20,8 @@
 # (about 3 minutes from clean on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib.sh
+source scripts/lib.sh
 
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
@@ -34,15 +36,10 @@ OUT=results/comparison
 RAW=$OUT/raw
 BIN=target/release
 
-log() { printf '\n== %s\n' "$*" >&2; }
-die() { echo "compare.sh: $*" >&2; exit 1; }
 # Runs a command and records it verbatim in the report's command list.
 run() { printf '%s\n' "$*" >>"$RAW/commands.txt"; "$@"; }
 loadavg() { printf '%s %s\n' "$1" "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RAW/loadavg.txt"; }
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 wait_port() {
     for _ in $(seq 1 100); do

@@ -7,6 +7,8 @@
 # Usage: scripts/demo.sh            (after scripts/setup.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib.sh
+source scripts/lib.sh
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/mprpc-demo.XXXXXX")
 export MPRPC_ZK_STATE=$work/zk
@@ -24,7 +26,7 @@ cargo build --quiet -p mprpc-examples --bins
 echo "== starting ZooKeeper =="
 zk=$(scripts/zk.sh start | tail -n 1)
 zk_port=${zk##*:}
-rpc_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+rpc_port=$(free_port)
 
 # The seed's test.conf, pointed at this ZooKeeper and a free RPC port.
 conf=$work/test.conf

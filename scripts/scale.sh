@@ -29,6 +29,8 @@
 # stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib.sh
+source scripts/lib.sh
 
 CONNS=${CONNS:-10000}
 ROUNDS=${ROUNDS:-3}
@@ -38,8 +40,6 @@ TRIM=${TRIM:-1}
 OUT=results/scale
 BIN=target/release
 
-log() { printf '== %s\n' "$*" >&2; }
-die() { echo "scale.sh: $*" >&2; exit 1; }
 
 # File descriptors. RLIMIT_NOFILE is per process: the provider and the client
 # each hold CONNS sockets plus a few, so each needs CONNS + 1000. Both
@@ -85,9 +85,6 @@ trap 'exit 130' INT TERM
 rm -rf "$OUT"
 mkdir -p "$OUT"
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # ------------------------------------------------------------- provider
 PORT=$(free_port)

@@ -22,6 +22,8 @@
 # SAT_DURATION (10s), SKIP_BUILD=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib.sh
+source scripts/lib.sh
 
 DURATION=${1:-${DURATION:-10m}}
 CONNS=${CONNS:-50}
@@ -32,8 +34,6 @@ SAT_DURATION=${SAT_DURATION:-10s}
 OUT=results/soak
 BIN=target/release
 
-log() { printf '== %s\n' "$*" >&2; }
-die() { echo "soak.sh: $*" >&2; exit 1; }
 
 seconds_of() {
     case $1 in
@@ -77,9 +77,6 @@ mkdir -p "$OUT"
 : >"$OUT/commands.txt"
 run() { printf '%s\n' "$*" | sed "s#$BIN/##; s#$WORK/##g" >>"$OUT/commands.txt"; "$@"; }
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 uptime >"$OUT/uptime-before.txt"
 python3 - "$OUT/env.json" <<'PY'

@@ -33,6 +33,7 @@ struct Slot {
 /// the clock twice per call would cost more than the rest of the
 /// bookkeeping on a pipelined connection.
 const LATENCY_SAMPLE_EVERY: u32 = 8;
+const TIME_EVERY_CALL_UNTIL: u32 = 1024;
 
 /// One thread's counters, indexed by method id.
 pub(crate) struct ThreadStats {
@@ -47,7 +48,9 @@ impl ThreadStats {
     pub fn start_timer(&self) -> Option<Instant> {
         let n = self.seen.load(Ordering::Relaxed).wrapping_add(1);
         self.seen.store(n, Ordering::Relaxed);
-        n.is_multiple_of(LATENCY_SAMPLE_EVERY).then(Instant::now)
+        // Every call is timed until the thread has seen a few, so a quiet
+        // server's table is not empty; then one in LATENCY_SAMPLE_EVERY.
+        (n <= TIME_EVERY_CALL_UNTIL || n.is_multiple_of(LATENCY_SAMPLE_EVERY)).then(Instant::now)
     }
 
     pub fn record(&self, method_id: usize, ok: bool, started: Option<Instant>) {

@@ -1,0 +1,17 @@
+# Helpers shared by the scripts in this folder (sourced, not run).
+# Each script sets `set -euo pipefail` itself; these only define functions.
+
+# The calling script's name, for messages.
+SCRIPT_NAME=$(basename "$0")
+
+# A progress line on stderr.
+log() { printf '== %s\n' "$*" >&2; }
+
+# An error on stderr, then exit 1.
+die() { echo "$SCRIPT_NAME: $*" >&2; exit 1; }
+
+# A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read it,
+# close).
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
