@@ -15,3 +15,18 @@ die() { echo "$SCRIPT_NAME: $*" >&2; exit 1; }
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
+
+# Builds the release binaries named as PACKAGE:BINARY (unless SKIP_BUILD=1)
+# and checks each is in target/release.
+build_release() {
+    if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+        log "release build"
+        local spec
+        for spec in "$@"; do
+            cargo build --release -p "${spec%%:*}" --bin "${spec##*:}"
+        done
+    fi
+    for spec in "$@"; do
+        [[ -x target/release/${spec##*:} ]] || die "target/release/${spec##*:} missing"
+    done
+}

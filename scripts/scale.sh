@@ -62,12 +62,7 @@ read -r PORT_LO PORT_HI </proc/sys/net/ipv4/ip_local_port_range
 for tool in python3 ss; do command -v "$tool" >/dev/null || die "$tool not found"; done
 
 T0=$(date +%s)
-if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-    log "release build"
-    cargo build --release -p loadgen --bin connscale
-    cargo build --release -p mprpc-examples --bin echo-provider
-fi
-for b in connscale echo-provider; do [[ -x $BIN/$b ]] || die "$BIN/$b missing"; done
+build_release loadgen:connscale mprpc-examples:echo-provider
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mprpc-scale.XXXXXX")
 PROVIDER_PID=

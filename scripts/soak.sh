@@ -52,12 +52,7 @@ WINDOWS=$((TOTAL_S / WINDOW))
 for tool in python3 java; do command -v "$tool" >/dev/null || die "$tool not found (scripts/setup.sh installs it)"; done
 
 T0=$(date +%s)
-if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-    log "release build"
-    cargo build --release -p loadgen --bin loadgen
-    cargo build --release -p mprpc-examples --bin echo-provider
-fi
-for b in loadgen echo-provider; do [[ -x $BIN/$b ]] || die "$BIN/$b missing"; done
+build_release loadgen:loadgen mprpc-examples:echo-provider
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mprpc-soak.XXXXXX")
 PROVIDER_PID=
