@@ -31,6 +31,9 @@ pub struct Endpoint {
     /// Relative share of traffic for weighted policies (default 100).
     pub weight: u32,
     pub format: WireFormat,
+    /// The largest frame body the provider accepts, when it published one
+    /// (ZooKeeper discovery): larger calls fail locally, before sending.
+    pub max_frame: Option<usize>,
 }
 
 impl Endpoint {
@@ -39,6 +42,7 @@ impl Endpoint {
             addr,
             weight: 100,
             format: WireFormat::Mprpc,
+            max_frame: None,
         }
     }
 }

@@ -89,7 +89,7 @@ fn serve(mut stream: TcpStream, stats: Arc<Stats>) {
                     stats.cancels.fetch_add(1, Ordering::SeqCst);
                 }
                 Ok(None) => break,
-                Ok(Some(Frame::Response(_))) | Err(_) => return,
+                Ok(Some(Frame::Response(_) | Frame::Oversized(_))) | Err(_) => return,
             }
         }
         if !out.is_empty() && writer.lock().unwrap().write_all(&out).is_err() {

@@ -181,18 +181,47 @@ fn a_pending_call_is_cancelled_from_another_thread() {
     server.wait();
 }
 
+/// Starts `n` small echo calls on `channel` around one `odd` call, and
+/// checks the small ones all succeed with their own payloads.
+fn calls_around(
+    channel: &Channel,
+    n: usize,
+    odd: impl FnOnce() -> Result<Bytes, mprpc::Status>,
+) -> Result<Bytes, mprpc::Status> {
+    let before: Vec<_> = (0..n / 2)
+        .map(|i| {
+            let p = Bytes::from(format!("before {i}"));
+            (
+                p.clone(),
+                channel.call_future("Test", "Echo", p, &opts(10_000)),
+            )
+        })
+        .collect();
+    let odd = odd();
+    let after: Vec<_> = (0..n - n / 2)
+        .map(|i| {
+            let p = Bytes::from(format!("after {i}"));
+            (
+                p.clone(),
+                channel.call_future("Test", "Echo", p, &opts(10_000)),
+            )
+        })
+        .collect();
+    for (payload, call) in before.into_iter().chain(after) {
+        assert_eq!(call.wait().expect("a neighbour call failed"), payload);
+    }
+    odd
+}
+
 #[test]
-fn an_oversized_request_closes_only_its_connection() {
+fn an_oversized_request_fails_alone() {
     let server = start(ServerOptions {
         max_frame_size: 4096,
         ..ServerOptions::default()
     });
     let addr = server.local_addr();
-    let good = Channel::direct(addr).unwrap();
-    assert!(good
-        .call("Test", "Echo", Bytes::from_static(b"x"), &opts(5000), None)
-        .is_ok());
-    // This client's own limit is larger than the server's: the server closes it.
+    // This client's own limit is larger than the server's, so the request
+    // goes out; the server answers that one call and keeps the connection.
     let big = Channel::new(
         Arc::new(StaticDiscover::single(addr).unwrap()),
         ChannelOptions {
@@ -200,24 +229,109 @@ fn an_oversized_request_closes_only_its_connection() {
             ..ChannelOptions::default()
         },
     );
-    let r = big.call(
+    let huge = Bytes::from(vec![1u8; 512 * 1024]);
+    let r = calls_around(&big, 1000, || {
+        big.call_future("Test", "Echo", huge.clone(), &opts(10_000))
+            .wait()
+    });
+    let status = r.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status}");
+    assert!(
+        status.message().contains("max_frame_size of 4096"),
+        "{status}"
+    );
+    // The endpoint was never marked down: the next call works at once.
+    let started = Instant::now();
+    let ok = big.call(
         "Test",
         "Echo",
-        Bytes::from(vec![1u8; 64 * 1024]),
+        Bytes::from_static(b"next"),
         &opts(5000),
         None,
     );
-    assert_eq!(r.unwrap_err().code(), Code::Unavailable);
-    for _ in 0..20 {
-        let r = good.call(
-            "Test",
-            "Echo",
-            Bytes::from_static(b"still"),
-            &opts(5000),
-            None,
-        );
-        assert_eq!(r.unwrap(), Bytes::from_static(b"still"));
+    assert_eq!(ok.unwrap(), Bytes::from_static(b"next"));
+    assert!(started.elapsed() < Duration::from_millis(100));
+    server.shutdown();
+    server.wait();
+}
+
+#[test]
+fn an_oversized_reply_fails_alone() {
+    let server = default_server();
+    let small = Channel::new(
+        Arc::new(StaticDiscover::single(server.local_addr()).unwrap()),
+        ChannelOptions {
+            max_frame_size: 4096,
+            ..ChannelOptions::default()
+        },
+    );
+    let r = calls_around(&small, 1000, || {
+        small
+            .call_future("Test", "Grow", Bytes::from_static(b"300000"), &opts(10_000))
+            .wait()
+    });
+    let status = r.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status}");
+    assert!(status.message().contains("reply of"), "{status}");
+    let ok = small.call(
+        "Test",
+        "Grow",
+        Bytes::from_static(b"100"),
+        &opts(5000),
+        None,
+    );
+    assert_eq!(ok.unwrap().len(), 100);
+    server.shutdown();
+    server.wait();
+}
+
+#[test]
+fn a_blocking_call_inside_a_callback_fails_at_once_and_the_channel_goes_on() {
+    let server = default_server();
+    let channel = Channel::direct(server.local_addr()).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let inner = channel.clone();
+    let _handle = channel.call_with(
+        "Test",
+        "Echo",
+        Bytes::from_static(b"outer"),
+        &opts(5000),
+        move |outer| {
+            let started = Instant::now();
+            // The seed-style mistake: a blocking call on the I/O thread.
+            let nested = inner.call(
+                "Test",
+                "Echo",
+                Bytes::from_static(b"inner"),
+                &opts(1000),
+                None,
+            );
+            let waited = inner
+                .call_future("Test", "Echo", Bytes::from_static(b"inner2"), &opts(1000))
+                .wait();
+            tx.send((outer, nested, waited, started.elapsed())).unwrap();
+        },
+    );
+    let (outer, nested, waited, took) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(outer.unwrap(), Bytes::from_static(b"outer"));
+    for r in [nested, waited] {
+        let status = r.unwrap_err();
+        assert_eq!(status.code(), Code::FailedPrecondition, "{status}");
+        assert!(status.message().contains("I/O thread"), "{status}");
     }
+    assert!(
+        took < Duration::from_millis(100),
+        "refused at once, took {took:?}"
+    );
+    // The channel still serves calls from other threads.
+    let r = channel.call(
+        "Test",
+        "Echo",
+        Bytes::from_static(b"after"),
+        &opts(500),
+        None,
+    );
+    assert_eq!(r.unwrap(), Bytes::from_static(b"after"));
     server.shutdown();
     server.wait();
 }

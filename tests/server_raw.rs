@@ -169,13 +169,37 @@ fn slow_blocking_call_does_not_hold_up_a_fast_one() {
 }
 
 #[test]
-fn oversized_frame_closes_only_that_connection() {
+fn an_oversized_request_is_answered_alone_and_garbage_closes_only_its_connection() {
     let server = start(1024);
     let mut good = RawClient::connect(server.local_addr());
     assert_eq!(good.call(1, "Test", "Echo", b"x").code, Code::Ok);
-    let mut bad = RawClient::connect(server.local_addr());
-    bad.send(1, "Test", "Echo", &vec![7u8; 4096]);
-    assert!(bad.recv().is_none(), "the oversized sender is disconnected");
+    // One write: a small call, an oversized one, another small one. The big
+    // one gets ResourceExhausted; its body is skipped; the others are answered.
+    let mut big = RawClient::connect(server.local_addr());
+    let mut out = BytesMut::new();
+    for (id, payload) in [
+        (1, vec![1u8; 10]),
+        (2, vec![7u8; 200_000]),
+        (3, vec![3u8; 10]),
+    ] {
+        let head = RequestHead {
+            id,
+            timeout_ms: 0,
+            service: "Test",
+            method: "Echo",
+        };
+        encode_request(head, &payload, &mut out);
+    }
+    big.stream.write_all(&out).unwrap();
+    let mut replies: Vec<_> = (0..3).map(|_| big.recv().expect("a reply")).collect();
+    replies.sort_by_key(|r| r.id);
+    let codes: Vec<_> = replies.iter().map(|r| (r.id, r.code)).collect();
+    assert_eq!(
+        codes,
+        [(1, Code::Ok), (2, Code::ResourceExhausted), (3, Code::Ok)]
+    );
+    assert!(replies[1].error_str().contains("exceeds"), "{replies:?}");
+    assert_eq!(big.call(4, "Test", "Echo", b"still").code, Code::Ok);
     let mut garbage = TcpStream::connect(server.local_addr()).unwrap();
     garbage
         .set_read_timeout(Some(Duration::from_secs(5)))

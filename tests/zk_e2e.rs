@@ -270,3 +270,32 @@ fn sorted(mut v: Vec<SocketAddr>) -> Vec<SocketAddr> {
     v.sort();
     v
 }
+
+#[test]
+fn a_call_larger_than_the_published_frame_limit_fails_before_it_is_sent() {
+    init_logs();
+    let zk = ZkServer::start();
+    let config = Config {
+        max_frame_size: 4096,
+        ..config(&zk.connect_string())
+    };
+    let provider = Provider::start(&config, "small-frames");
+    // The consumer's own limit is the 16 MiB default: only the published
+    // limit can stop the call here.
+    let (channel, discover) = consumer(&Config {
+        max_frame_size: mprpc::codec::DEFAULT_MAX_FRAME,
+        ..config.clone()
+    });
+    assert!(wait_until(SOON, || discovered(&discover).len() == 1));
+    let big = Bytes::from(vec![0u8; 64 * 1024]);
+    let status = channel
+        .call("Who", "Am", big, &CallOptions::default(), None)
+        .unwrap_err();
+    assert_eq!(status.code(), mprpc::Code::ResourceExhausted, "{status}");
+    assert!(
+        status.message().contains("providers of 'Who' accept"),
+        "refused locally: {status}"
+    );
+    assert_eq!(provider.calls(), 0);
+    assert_eq!(who(&channel).unwrap(), "small-frames");
+}

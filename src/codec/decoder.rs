@@ -4,7 +4,7 @@ use std::fmt;
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::frame::{Frame, FrameKind, Request, Response};
+use super::frame::{Frame, FrameKind, Oversized, Request, Response};
 use super::{DEFAULT_MAX_FRAME, HEADER_LEN, MAGIC, REQUEST_FIXED_LEN, RESPONSE_FIXED_LEN, VERSION};
 use crate::status::Code;
 
@@ -96,10 +96,7 @@ impl Decoder {
         let kind = buf[3];
         let body_len = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]) as usize;
         if body_len > self.max_frame {
-            return Err(ProtocolError::FrameTooLarge {
-                len: body_len,
-                max: self.max_frame,
-            });
+            return self.oversized(kind, body_len, buf);
         }
         let frame_len = HEADER_LEN + body_len;
         if buf.len() < frame_len {
@@ -110,6 +107,54 @@ impl Decoder {
         let body = buf.split_to(body_len).freeze();
         parse_body(kind, body).map(Some)
     }
+}
+
+impl Decoder {
+    /// A frame over the limit: a request or response fails alone (its id is
+    /// read, its body skipped as it arrives); any other kind is an error.
+    fn oversized(
+        &self,
+        kind: u8,
+        len: usize,
+        buf: &mut BytesMut,
+    ) -> Result<Option<Frame>, ProtocolError> {
+        let kind = match kind {
+            k if k == FrameKind::Request as u8 => FrameKind::Request,
+            k if k == FrameKind::Response as u8 => FrameKind::Response,
+            k if k == FrameKind::Cancel as u8 => {
+                return Err(ProtocolError::FrameTooLarge {
+                    len,
+                    max: self.max_frame,
+                })
+            }
+            other => return Err(ProtocolError::UnknownKind(other)),
+        };
+        // Every request and response body starts with its u64 id.
+        if buf.len() < HEADER_LEN + 8 {
+            return Ok(None);
+        }
+        buf.advance(HEADER_LEN);
+        let id = buf.get_u64();
+        let mut unread = len - 8;
+        skip_body(buf, &mut unread);
+        Ok(Some(Frame::Oversized(Oversized {
+            kind,
+            id,
+            len,
+            max: self.max_frame,
+            unread,
+        })))
+    }
+}
+
+/// Drops up to `unread` bytes of an oversized frame's body from the front of
+/// `buf`, counting them off. Returns true once the whole body is gone (the
+/// next byte starts a new frame); until then `buf` is left empty.
+pub fn skip_body(buf: &mut BytesMut, unread: &mut usize) -> bool {
+    let n = (*unread).min(buf.len());
+    buf.advance(n);
+    *unread -= n;
+    *unread == 0
 }
 
 fn parse_body(kind: u8, body: Bytes) -> Result<Frame, ProtocolError> {
@@ -284,17 +329,69 @@ mod tests {
     }
 
     #[test]
-    fn oversized_length_is_rejected_before_buffering() {
+    fn oversized_length_is_never_buffered() {
         let d = Decoder::new(1024);
         let mut buf = BytesMut::from(&b"MP\x01\x01\xff\xff\xff\xff"[..]);
+        assert_eq!(d.decode(&mut buf), Ok(None), "waits for the id only");
+        assert!(buf.capacity() < 4096, "must not reserve the announced size");
+        let mut buf = BytesMut::from(&b"MP\x01\x03\x00\x00\x10\x00"[..]);
         assert_eq!(
             d.decode(&mut buf),
             Err(ProtocolError::FrameTooLarge {
-                len: u32::MAX as usize,
+                len: 4096,
                 max: 1024
-            })
+            }),
+            "an oversized cancel is a protocol error"
         );
-        assert!(buf.capacity() < 4096, "must not reserve the announced size");
+    }
+
+    #[test]
+    fn oversized_request_fails_alone_and_the_stream_goes_on() {
+        let d = Decoder::new(64);
+        let mut whole = BytesMut::new();
+        let big = RequestHead {
+            id: 41,
+            timeout_ms: 0,
+            service: "S",
+            method: "M",
+        };
+        encode_request(big, &[9u8; 500], &mut whole);
+        encode_response(42, Code::Ok, "", &[8u8; 300], &mut whole);
+        encode_request(RequestHead { id: 43, ..big }, b"small", &mut whole);
+        // Split at every byte: the small frame after the two big ones must
+        // decode the same, and nothing big is ever buffered.
+        for split in 0..=whole.len() {
+            let mut got = Vec::new();
+            let mut unread = 0;
+            let mut buf = BytesMut::new();
+            for part in [&whole[..split], &whole[split..]] {
+                buf.extend_from_slice(part);
+                loop {
+                    if unread > 0 && !skip_body(&mut buf, &mut unread) {
+                        break;
+                    }
+                    match d.decode(&mut buf).expect("valid stream") {
+                        Some(Frame::Oversized(o)) => {
+                            unread = o.unread;
+                            got.push((o.kind, o.id, o.len));
+                        }
+                        Some(Frame::Request(r)) => got.push((FrameKind::Request, r.id, 0)),
+                        Some(other) => panic!("unexpected {other:?}"),
+                        None => break,
+                    }
+                }
+            }
+            assert_eq!(
+                got,
+                vec![
+                    (FrameKind::Request, 41, REQUEST_FIXED_LEN + 2 + 500),
+                    (FrameKind::Response, 42, RESPONSE_FIXED_LEN + 300),
+                    (FrameKind::Request, 43, 0),
+                ],
+                "split at {split}"
+            );
+            assert!(buf.is_empty() && unread == 0);
+        }
     }
 
     #[test]

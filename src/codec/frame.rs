@@ -105,7 +105,38 @@ impl Response {
 pub enum Frame {
     Request(Request),
     Response(Response),
-    Cancel { id: u64 },
+    Cancel {
+        id: u64,
+    },
+    /// A request or response whose body is larger than the decoder's limit.
+    /// Only that one call fails: its body is skipped, never buffered.
+    Oversized(Oversized),
+}
+
+/// The head of a request or response too large to accept. The decoder has
+/// consumed the header, the id and whatever part of the body was buffered;
+/// the caller must pass the next `unread` bytes of the stream to
+/// [`skip_body`](super::skip_body) and answer (or fail) call `id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Oversized {
+    pub kind: FrameKind,
+    pub id: u64,
+    /// The announced body length.
+    pub len: usize,
+    /// The limit it exceeds.
+    pub max: usize,
+    /// Body bytes still to come that belong to this frame.
+    pub unread: usize,
+}
+
+impl Oversized {
+    /// The status for the call this frame carried.
+    pub fn status(&self, what: &str, whose: &str) -> crate::status::Status {
+        crate::status::Status::resource_exhausted(format!(
+            "{what} of {} bytes exceeds {whose} max_frame_size of {} bytes",
+            self.len, self.max
+        ))
+    }
 }
 
 /// The routing part of a request, for encoding.

@@ -17,9 +17,12 @@
 //!   of after a bogus length has been waited for.
 //! * `version` is [`VERSION`] (1). Other versions are a protocol error.
 //! * `kind` is 1 = request, 2 = response, 3 = cancel.
-//! * `body_len` is bounded by the configured max frame size; a larger value is
-//!   a protocol error for that connection only (it is closed, with a logged
-//!   reason), so no peer can make us buffer without bound.
+//! * `body_len` is bounded by the configured max frame size, so no peer can
+//!   make us buffer without bound. A request or response over the limit fails
+//!   alone: its id is read, its body is skipped as it arrives (never
+//!   buffered), and the call gets `ResourceExhausted`; the connection and the
+//!   other calls on it carry on. Any other frame over the limit is a protocol
+//!   error for that connection only (it is closed, with a logged reason).
 //!
 //! ## Request body (kind 1)
 //!
@@ -67,10 +70,10 @@ mod decoder;
 mod frame;
 pub mod legacy;
 
-pub use decoder::{Decoder, ProtocolError};
+pub use decoder::{skip_body, Decoder, ProtocolError};
 pub use frame::{
     encode_cancel, encode_request, encode_response, encode_response_with, Frame, FrameKind,
-    Request, RequestHead, Response,
+    Oversized, Request, RequestHead, Response,
 };
 
 /// The two bytes every frame starts with.

@@ -467,6 +467,7 @@ impl Worker {
                     addr: info.addr,
                     weight: info.weight,
                     format: WireFormat::Mprpc,
+                    max_frame: info.max_frame,
                 }),
                 None => debug!("skipping provider node {path}/{name}: not an ip:port"),
             }
@@ -507,6 +508,7 @@ impl Worker {
                 addr,
                 weight: ProviderInfo::DEFAULT_WEIGHT,
                 format: WireFormat::Legacy,
+                max_frame: None,
             })
             .collect())
     }

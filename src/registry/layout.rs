@@ -37,13 +37,22 @@ pub struct ProviderInfo {
     pub version: String,
     pub start_time_ms: u64,
     pub pid: u32,
+    /// The largest frame body the provider accepts (`None`: not published),
+    /// so consumers refuse larger calls before sending them.
+    pub max_frame: Option<usize>,
 }
 
 impl ProviderInfo {
     pub const DEFAULT_WEIGHT: u32 = 100;
 
-    /// This process, serving `methods` at `addr`, started at `start_time_ms`.
-    pub(crate) fn local(addr: SocketAddr, methods: &[&str], start_time_ms: u64) -> ProviderInfo {
+    /// This process, serving `methods` at `addr`, started at `start_time_ms`,
+    /// accepting frames of up to `max_frame` bytes.
+    pub(crate) fn local(
+        addr: SocketAddr,
+        methods: &[&str],
+        start_time_ms: u64,
+        max_frame: usize,
+    ) -> ProviderInfo {
         ProviderInfo {
             addr,
             methods: methods.iter().map(|m| (*m).to_owned()).collect(),
@@ -51,19 +60,22 @@ impl ProviderInfo {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             start_time_ms,
             pid: std::process::id(),
+            max_frame: Some(max_frame),
         }
     }
 
     /// The node data: `key=value` lines.
     pub fn encode(&self) -> String {
         format!(
-            "protocol=mprpc\naddr={}\nmethods={}\nweight={}\nversion={}\nstart_time_ms={}\npid={}\n",
+            "protocol=mprpc\naddr={}\nmethods={}\nweight={}\nversion={}\nstart_time_ms={}\npid={}\n{}",
             self.addr,
             self.methods.join(","),
             self.weight,
             self.version,
             self.start_time_ms,
-            self.pid
+            self.pid,
+            self.max_frame
+                .map_or(String::new(), |m| format!("max_frame={m}\n"))
         )
     }
 
@@ -79,6 +91,7 @@ impl ProviderInfo {
             version: String::new(),
             start_time_ms: 0,
             pid: 0,
+            max_frame: None,
         };
         let text = String::from_utf8_lossy(data);
         for line in text.lines() {
@@ -98,6 +111,7 @@ impl ProviderInfo {
                 "version" => info.version = value.to_owned(),
                 "start_time_ms" => info.start_time_ms = value.parse().unwrap_or(0),
                 "pid" => info.pid = value.parse().unwrap_or(0),
+                "max_frame" => info.max_frame = value.parse().ok(),
                 _ => {}
             }
         }
@@ -126,7 +140,7 @@ mod tests {
     #[test]
     fn provider_info_round_trips() {
         let addr: SocketAddr = "127.0.0.1:8000".parse().unwrap();
-        let info = ProviderInfo::local(addr, &["Login", "Register"], 42);
+        let info = ProviderInfo::local(addr, &["Login", "Register"], 42, 1 << 20);
         let back = ProviderInfo::parse("127.0.0.1:8000", info.encode().as_bytes()).unwrap();
         assert_eq!(back, info);
     }
@@ -136,6 +150,7 @@ mod tests {
         let info = ProviderInfo::parse("[::1]:9", b"\xff\xfe weight=lots\nnoequals\n").unwrap();
         assert_eq!(info.weight, 100);
         assert!(info.methods.is_empty());
+        assert_eq!(info.max_frame, None, "not published by older providers");
         assert!(ProviderInfo::parse("not-an-addr", b"").is_none());
         assert!(ProviderInfo::parse("", b"weight=1").is_none());
     }

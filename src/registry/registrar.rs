@@ -59,7 +59,8 @@ impl Registrar {
         let shared = Arc::new(Shared::default());
         let (commands, receiver) = mpsc::unbounded_channel();
         let (first_tx, first_rx) = std::sync::mpsc::channel();
-        let worker = Worker::new(settings.clone(), addr, services, shared.clone());
+        let mut worker = Worker::new(settings.clone(), addr, services, shared.clone());
+        worker.max_frame = config.max_frame_size;
         let thread =
             session::spawn_thread("mprpc-zk-registrar", move || worker.run(receiver, first_tx))
                 .map_err(|e| settings.error("cannot start the registrar thread", e))?;
@@ -118,6 +119,8 @@ struct Worker {
     addr: SocketAddr,
     services: Vec<(&'static str, &'static [&'static str])>,
     start_time_ms: u64,
+    /// Published so consumers refuse oversized calls before sending.
+    max_frame: usize,
     shared: Arc<Shared>,
     client: Option<zk::Client>,
     state: Option<zk::StateWatcher>,
@@ -148,6 +151,7 @@ impl Worker {
             addr,
             services,
             start_time_ms,
+            max_frame: crate::codec::DEFAULT_MAX_FRAME,
             shared,
             client: None,
             state: None,
@@ -283,7 +287,8 @@ impl Worker {
             )
             .await?;
             let path = layout::provider_path(&self.settings.root, service, self.addr);
-            let data = ProviderInfo::local(self.addr, methods, self.start_time_ms).encode();
+            let data = ProviderInfo::local(self.addr, methods, self.start_time_ms, self.max_frame)
+                .encode();
             self.create_ours(&client, &path, data.as_bytes()).await?;
             if self.settings.legacy {
                 self.mkdirs(&client, &layout::legacy_service_path(service))

@@ -53,6 +53,8 @@ pub(crate) struct Connection {
     pub last_active: Instant,
     /// When the bytes of a still-incomplete frame started waiting.
     pub partial_since: Option<Instant>,
+    /// Body bytes of an oversized request still to be skipped as they arrive.
+    pub skip: usize,
 }
 
 impl Connection {
@@ -75,6 +77,7 @@ impl Connection {
             close_when_quiet: false,
             last_active: Instant::now(),
             partial_since: None,
+            skip: 0,
         }
     }
 
@@ -98,6 +101,11 @@ impl Connection {
             }
         }
         Ok(true)
+    }
+
+    /// Part of a frame has arrived and the rest has not.
+    pub fn mid_frame(&self) -> bool {
+        !self.read_buf.is_empty() || self.skip > 0
     }
 
     /// Nothing in flight and nothing left to send.

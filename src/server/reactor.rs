@@ -32,7 +32,7 @@ use super::timer::{TimerEntry, TimerWheel};
 use super::workers::{Job, JobSender};
 use super::{ServerOptions, ServerShared};
 use crate::codec::legacy::{self, LegacyRequest};
-use crate::codec::{Decoder, Frame, Request};
+use crate::codec::{skip_body, Decoder, Frame, FrameKind, Request};
 use crate::discovery::WireFormat;
 use crate::service::CallContext;
 use crate::status::{Code, Status};
@@ -343,6 +343,9 @@ impl Reactor {
         let shutting_down = self.server.is_shutting_down();
         loop {
             let conn = &mut self.conns[key];
+            if conn.skip > 0 && !skip_body(&mut conn.read_buf, &mut conn.skip) {
+                break;
+            }
             let frame = match self.decoder.decode(&mut conn.read_buf) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
@@ -359,7 +362,15 @@ impl Reactor {
                         conn.cancelled.insert(id);
                     }
                 }
-                Frame::Response(_) => {
+                Frame::Oversized(o) if o.kind == FrameKind::Request => {
+                    // Fail that one call; the connection and its other calls go on.
+                    let conn = &mut self.conns[key];
+                    conn.skip = o.unread;
+                    let status = o.status("request", "this server's");
+                    tracing::warn!(peer = %conn.peer, id = o.id, "{}; answered ResourceExhausted", status.message());
+                    reply_error(o.id, &status, &mut conn.write_buf);
+                }
+                Frame::Response(_) | Frame::Oversized(_) => {
                     self.close(key, "protocol error: a client sent a response frame");
                     return false;
                 }
@@ -545,7 +556,7 @@ impl Reactor {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        if conn.read_buf.is_empty() || conn.read_paused {
+        if !conn.mid_frame() || conn.read_paused {
             conn.partial_since = None;
         } else if conn.partial_since.is_none() {
             conn.partial_since = Some(self.now);
@@ -569,7 +580,7 @@ impl Reactor {
             }
         }
         if let Some(limit) = self.options.idle_timeout {
-            let idle = conn.is_quiet() && conn.read_buf.is_empty();
+            let idle = conn.is_quiet() && !conn.mid_frame();
             if idle && self.now.duration_since(conn.last_active) >= limit {
                 return self.close(entry.key, &format!("idle for {limit:?}"));
             }

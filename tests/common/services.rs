@@ -1,7 +1,8 @@
 //! Hand-written services for server tests (no code generation needed):
 //! `Test` runs on the reactors, `BlockingTest` on the worker pool; both have
 //! Echo, Slow (sleeps the number of ms in the request), Fail (an
-//! application error) and Panic.
+//! application error), Panic and Grow (replies with as many bytes as the
+//! request's decimal number).
 
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ impl Service for TestService {
     }
 
     fn methods(&self) -> &'static [&'static str] {
-        &["Echo", "Slow", "Fail", "Panic"]
+        &["Echo", "Slow", "Fail", "Panic", "Grow"]
     }
 
     fn call(
@@ -41,6 +42,14 @@ impl Service for TestService {
                 Ok(())
             }
             "Fail" => Err(Status::application("user not found")),
+            "Grow" => {
+                let n: usize = std::str::from_utf8(&req)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                out.resize(out.len() + n, b'g');
+                Ok(())
+            }
             "Panic" => panic!("boom"),
             other => Err(Status::unknown_method("Test", other)),
         }
