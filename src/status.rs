@@ -33,6 +33,10 @@ pub enum Code {
     ResourceExhausted = 9,
     /// The server is shutting down and takes no new calls.
     ShuttingDown = 10,
+    /// The call cannot be made from where it was made: a blocking call on
+    /// the client's own I/O thread (inside a `*_with` callback) would wait
+    /// on itself and stall every call of the channel.
+    FailedPrecondition = 11,
 }
 
 impl Code {
@@ -51,6 +55,7 @@ impl Code {
             8 => Code::Application,
             9 => Code::ResourceExhausted,
             10 => Code::ShuttingDown,
+            11 => Code::FailedPrecondition,
             _ => Code::Internal,
         }
     }
@@ -69,6 +74,7 @@ impl Code {
             Code::Application => "application",
             Code::ResourceExhausted => "resource_exhausted",
             Code::ShuttingDown => "shutting_down",
+            Code::FailedPrecondition => "failed_precondition",
         }
     }
 }
@@ -157,7 +163,7 @@ mod tests {
 
     #[test]
     fn every_code_round_trips_through_its_wire_byte() {
-        for v in 0..=10u8 {
+        for v in 0..=11u8 {
             assert_eq!(Code::from_u8(v) as u8, v);
         }
         assert_eq!(Code::from_u8(200), Code::Internal);

@@ -7,6 +7,7 @@
 //! `cancel()` finish a call at once, from the cancelling thread, while the
 //! driver merely forgets it and tells the server.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -19,7 +20,33 @@ use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 
 use super::queue::Shared;
-use crate::status::Status;
+use crate::status::{Code, Status};
+
+thread_local! {
+    /// Set on every channel's I/O driver thread, where `call_with`
+    /// callbacks run: a blocking wait there would wait on itself.
+    static ON_IO_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the calling thread as a client I/O thread.
+pub(crate) fn mark_io_thread() {
+    ON_IO_THREAD.with(|on| on.set(true));
+}
+
+/// Fails a blocking wait attempted on a client I/O thread, instead of
+/// letting it deadlock the channel (its reply could never be read).
+pub(crate) fn refuse_blocking_on_io_thread() -> Result<(), Status> {
+    if !ON_IO_THREAD.with(Cell::get) {
+        return Ok(());
+    }
+    tracing::error!("client: a blocking call was made inside a call_with callback; refused");
+    Err(Status::new(
+        Code::FailedPrecondition,
+        "blocking call made on the client's I/O thread (inside a *_with callback): it would \
+         wait on itself and stall every call on the channel; start it with *_with or *_async \
+         instead, or hand the work to another thread",
+    ))
+}
 
 /// A call's outcome.
 pub(crate) type CallResult = Result<Bytes, Status>;
@@ -99,6 +126,9 @@ impl Completion for FutureCell {
 
 impl FutureCell {
     fn wait(&self) -> CallResult {
+        if !self.is_done() {
+            refuse_blocking_on_io_thread()?;
+        }
         let mut state = self.state.lock();
         loop {
             if let Some(result) = state.result.take() {
@@ -174,7 +204,25 @@ impl CallHandle {
 
 /// A call in flight, started with `Channel::call_future`. It is a `Future`
 /// (for any executor) and can also be waited on by blocking. Dropping it
-/// before it completes cancels the call.
+/// before it completes cancels the call, so ignoring one is a warning:
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// # fn f(channel: &mprpc::Channel) {
+/// channel.call_future("S", "M", bytes::Bytes::new(), &mprpc::CallOptions::default());
+/// # }
+/// ```
+///
+/// while keeping it (and then awaiting or waiting on it) is fine:
+///
+/// ```no_run
+/// #![deny(unused_must_use)]
+/// # fn f(channel: &mprpc::Channel) {
+/// let pending = channel.call_future("S", "M", bytes::Bytes::new(), &mprpc::CallOptions::default());
+/// let reply = pending.wait();
+/// # }
+/// ```
+#[must_use = "dropping a PendingCall cancels the call: `.await` it, `.wait()` on it, or keep it"]
 pub struct PendingCall {
     cell: Arc<FutureCell>,
     id: u64,
@@ -235,7 +283,9 @@ impl Drop for PendingCall {
     }
 }
 
-/// A `PendingCall` whose reply is decoded as a protobuf `T`.
+/// A `PendingCall` whose reply is decoded as a protobuf `T`. Dropping it
+/// before it completes cancels the call.
+#[must_use = "dropping a TypedCall cancels the call: `.await` it, `.wait()` on it, or keep it"]
 pub struct TypedCall<T> {
     inner: PendingCall,
     _reply: PhantomData<fn() -> T>,

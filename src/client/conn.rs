@@ -69,6 +69,8 @@ pub(crate) struct Conn {
     pub inflight: usize,
     /// A reply has arrived: the peer is known to work.
     pub answered: bool,
+    /// Body bytes of an oversized reply still to be skipped as they arrive.
+    pub skip: usize,
 }
 
 impl Conn {
@@ -93,6 +95,7 @@ impl Conn {
             dirty: false,
             inflight: 0,
             answered: false,
+            skip: 0,
         })
     }
 

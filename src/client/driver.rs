@@ -36,7 +36,7 @@ use super::health::Health;
 use super::legacy::{self, LegacyCall};
 use super::queue::{Batch, Command, NewCall, Shared};
 use super::ChannelOptions;
-use crate::codec::{encode_cancel, Decoder, Frame, Response, HEADER_LEN};
+use crate::codec::{encode_cancel, skip_body, Decoder, Frame, FrameKind, Response, HEADER_LEN};
 use crate::discovery::{Endpoint, WireFormat};
 use crate::status::{Code, Status};
 
@@ -54,7 +54,10 @@ pub(crate) fn spawn(options: ChannelOptions) -> io::Result<Arc<Shared>> {
     let driver = Driver::new(poll, shared.clone(), options);
     std::thread::Builder::new()
         .name("mprpc-client-io".into())
-        .spawn(move || driver.run())?;
+        .spawn(move || {
+            super::call::mark_io_thread();
+            driver.run()
+        })?;
     Ok(shared)
 }
 
@@ -462,17 +465,33 @@ impl Driver {
 
     /// Completes the calls whose replies are in connection `key`'s buffer.
     fn decode_replies(&mut self, key: usize) -> Result<(), String> {
-        let mut rbuf = std::mem::take(&mut self.conns[key].rbuf);
+        let conn = &mut self.conns[key];
+        let mut rbuf = std::mem::take(&mut conn.rbuf);
+        let mut skip = conn.skip;
         let outcome = loop {
+            if skip > 0 && !skip_body(&mut rbuf, &mut skip) {
+                break Ok(());
+            }
             match self.decoder.decode(&mut rbuf) {
                 Ok(Some(Frame::Response(reply))) => self.on_reply(key, reply),
-                Ok(Some(Frame::Request(_))) => break Err("unexpected request frame".to_owned()),
+                Ok(Some(Frame::Oversized(o))) if o.kind == FrameKind::Response => {
+                    // Only that call fails; the connection carries on.
+                    skip = o.unread;
+                    let status = o.status("reply", "this channel's");
+                    tracing::warn!(id = o.id, "client: {}", status.message());
+                    self.finish(o.id, Err(status));
+                }
+                Ok(Some(Frame::Request(_) | Frame::Oversized(_))) => {
+                    break Err("unexpected request frame".to_owned())
+                }
                 Ok(Some(Frame::Cancel { .. })) => break Err("unexpected cancel frame".to_owned()),
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(e.to_string()),
             }
         };
-        self.conns[key].rbuf = rbuf;
+        let conn = &mut self.conns[key];
+        conn.rbuf = rbuf;
+        conn.skip = skip;
         outcome
     }
 

@@ -192,6 +192,7 @@ impl Channel {
         options: &CallOptions,
         cancel: Option<&CancelHandle>,
     ) -> Result<Bytes, Status> {
+        call::refuse_blocking_on_io_thread()?;
         let Some(cancel) = cancel else {
             return self.call_future(service, method, request, options).wait();
         };
@@ -207,10 +208,15 @@ impl Channel {
     }
 
     /// Starts a call; `done` runs exactly once with its outcome — on the
-    /// I/O thread for replies, timeouts and lost connections (so it must be
-    /// quick and must not block on another call), on the cancelling thread
-    /// for a cancel, and on this thread if the call fails before it is
-    /// queued (no provider, too many calls in flight, bad names).
+    /// I/O thread for replies, timeouts and lost connections, on the
+    /// cancelling thread for a cancel, and on this thread if the call fails
+    /// before it is queued (no provider, too many calls in flight, bad names).
+    ///
+    /// While `done` runs on the I/O thread no other reply of this channel is
+    /// read, so keep it short. It may start more calls with `call_with` or
+    /// `call_future`, but a *blocking* call (`call`, `.wait()`) made there
+    /// fails at once with `Code::FailedPrecondition`: it would wait for a
+    /// reply that only this very thread could read.
     pub fn call_with<F>(
         &self,
         service: &str,
@@ -294,6 +300,15 @@ impl Channel {
             return Err(Status::unavailable(format!(
                 "no provider known for service '{service}'"
             )));
+        }
+        // Providers found through ZooKeeper publish their frame limit.
+        if let Some(limit) = endpoints.iter().filter_map(|e| e.max_frame).min() {
+            if body > limit {
+                return Err(Status::resource_exhausted(format!(
+                    "request frame of {body} bytes exceeds the max_frame_size of {limit} bytes \
+                     that the providers of '{service}' accept"
+                )));
+            }
         }
         let shared = &inner.shared;
         if !shared.is_running() {
