@@ -13,10 +13,16 @@
 //!   client over an `mprpc::client::Channel` with a blocking call (outcome in
 //!   the controller, as in the seed), a future-like call and a callback call.
 //!
-//! Wire names are the `.proto` names (`UserServiceRpc`, `Login`), as in the
-//! seed. The output refers to mprpc by absolute paths (`::mprpc::...`) and to
-//! prost/bytes through `::mprpc::__private`, so a user crate needs no extra
-//! dependency for the glue. Comments in the `.proto` become doc comments.
+//! Wire names are the `.proto` names without the package (`UserServiceRpc`,
+//! `Login`), as in the seed: a seed consumer asks for `UserServiceRpc`, and
+//! ZooKeeper nodes are named after it. So two services with the same name in
+//! different packages share one wire name; a service opts into its full name
+//! (`fixbug.UserServiceRpc`) with [`MprpcServiceGenerator::full_service_names`]
+//! or [`MprpcServiceGenerator::full_service_name`] (provider and consumers
+//! must agree). The output refers to mprpc by absolute paths
+//! (`::mprpc::...`) and to prost/bytes through `::mprpc::__private`, so a
+//! user crate needs no extra dependency for the glue. Comments in the
+//! `.proto` become doc comments.
 
 use std::fmt::Write as _;
 
@@ -35,6 +41,9 @@ const PRIVATE: &str = "::mprpc::__private";
 pub struct MprpcServiceGenerator {
     build_server: bool,
     build_client: bool,
+    full_names: bool,
+    /// Services (`package.Service`) that use their full wire name.
+    full_name_services: Vec<String>,
 }
 
 impl Default for MprpcServiceGenerator {
@@ -42,6 +51,8 @@ impl Default for MprpcServiceGenerator {
         MprpcServiceGenerator {
             build_server: true,
             build_client: true,
+            full_names: false,
+            full_name_services: Vec::new(),
         }
     }
 }
@@ -63,6 +74,32 @@ impl MprpcServiceGenerator {
         self.build_client = enable;
         self
     }
+
+    /// Whether every service's wire (and ZooKeeper) name includes its
+    /// package, `fixbug.UserServiceRpc` instead of `UserServiceRpc`
+    /// (default: false, the seed's naming; seed consumers need it).
+    pub fn full_service_names(mut self, enable: bool) -> Self {
+        self.full_names = enable;
+        self
+    }
+
+    /// Gives one service (`package.Service`, a leading `.` is optional) its
+    /// full wire name, leaving the others with the seed's short one.
+    pub fn full_service_name(mut self, service: impl AsRef<str>) -> Self {
+        let name = service.as_ref().trim_start_matches('.').to_owned();
+        self.full_name_services.push(name);
+        self
+    }
+
+    /// The name `service` is served and registered under.
+    fn wire_name(&self, service: &Service) -> String {
+        let full = full_proto_name(service);
+        if self.full_names || self.full_name_services.contains(&full) {
+            full
+        } else {
+            service.proto_name.clone()
+        }
+    }
 }
 
 impl prost_build::ServiceGenerator for MprpcServiceGenerator {
@@ -81,12 +118,13 @@ impl prost_build::ServiceGenerator for MprpcServiceGenerator {
             );
             return;
         }
+        let wire = self.wire_name(&service);
         if self.build_server {
             write_trait(&service, buf);
-            write_server(&service, buf);
+            write_server(&service, &wire, buf);
         }
         if self.build_client {
-            write_stub(&service, buf);
+            write_stub(&service, &wire, buf);
         }
     }
 }
@@ -131,8 +169,11 @@ fn write_trait(service: &Service, buf: &mut String) {
         buf,
         "/// Server side of `{full}`: implement it and publish it with [`{name}Server`].\n\
          ///\n\
-         /// Handlers run on a reactor thread unless the service is added with\n\
-         /// `add_blocking_service`; they must not block in the former case.\n\
+         /// Handlers run on a reactor thread (`RpcProvider::notify_service`) and\n\
+         /// must not block there; a service published with\n\
+         /// `RpcProvider::notify_blocking_service` runs on the worker pool and may.\n\
+         /// A long handler can check `ctx.expired()` or `ctx.remaining()` and stop\n\
+         /// once the caller has given up.\n\
          pub trait {name}: ::core::marker::Send + ::core::marker::Sync + 'static {{",
         full = full_proto_name(service),
     );
@@ -151,7 +192,7 @@ fn write_trait(service: &Service, buf: &mut String) {
 }
 
 /// `XServer<T>`: the dispatch glue the framework calls.
-fn write_server(service: &Service, buf: &mut String) {
+fn write_server(service: &Service, wire: &str, buf: &mut String) {
     let name = &service.name;
     let server = format!("{name}Server");
     let method_names: Vec<String> = service
@@ -173,7 +214,7 @@ impl<T> ::core::clone::Clone for {server}<T> {{
 }}
 
 impl<T: {name}> {server}<T> {{
-    /// The service's name on the wire (the `.proto` name).
+    /// The service's name on the wire and in ZooKeeper.
     pub const SERVICE_NAME: &'static str = {wire:?};
     /// The `.proto` names of its methods.
     pub const METHODS: &'static [&'static str] = &[{methods}];
@@ -209,7 +250,6 @@ impl<T: {name}> {MPRPC}::Service for {server}<T> {{
         response: &mut {PRIVATE}::bytes::BytesMut,
     ) -> ::core::result::Result<(), {MPRPC}::Status> {{
         match method {{"#,
-        wire = service.proto_name,
         methods = method_names.join(", "),
     );
     for method in &service.methods {
@@ -250,7 +290,7 @@ fn write_dispatch_arm(service: &Service, method: &Method, buf: &mut String) {
 }
 
 /// `XStub`: the typed client, the seed's `X_Stub`.
-fn write_stub(service: &Service, buf: &mut String) {
+fn write_stub(service: &Service, wire: &str, buf: &mut String) {
     let stub = format!("{}Stub", service.name);
     write_comments(&service.comments, 0, buf);
     if has_comments(&service.comments) {
@@ -267,7 +307,7 @@ pub struct {stub} {{
 }}
 
 impl {stub} {{
-    /// The service's name on the wire (the `.proto` name).
+    /// The service's name on the wire and in ZooKeeper.
     pub const SERVICE_NAME: &'static str = {wire:?};
 
     pub fn new(channel: {MPRPC}::client::Channel) -> Self {{
@@ -278,7 +318,6 @@ impl {stub} {{
         &self.channel
     }}"#,
         full = full_proto_name(service),
-        wire = service.proto_name,
     );
     for method in &service.methods {
         write_stub_methods(method, buf);
@@ -326,7 +365,9 @@ fn write_stub_methods(method: &Method, buf: &mut String) {
         result
     }}
 
-    /// Starts `{wire}` without blocking; `.wait()` the result or `.await` it.
+    /// Starts `{wire}` without blocking; `.wait()` the result or `.await` it
+    /// in any executor (e.g. `futures::executor::block_on`). Dropping it
+    /// before it completes cancels the call.
     pub fn {base}_async(
         &self,
         request: &{input},
@@ -341,7 +382,11 @@ fn write_stub_methods(method: &Method, buf: &mut String) {
     }}
 
     /// Starts `{wire}` without blocking; `done` runs once with the outcome,
-    /// on the client's I/O thread (keep it short).
+    /// on the client's I/O thread. Keep it short and never block in it: a
+    /// blocking call made there (`{fname}`, `.wait()`) is refused with
+    /// `FailedPrecondition`, since it would wait on the thread that reads
+    /// every reply of the channel. Start further calls with `*_with` or
+    /// `*_async`, or hand the work to another thread.
     pub fn {base}_with(
         &self,
         request: &{input},
@@ -458,6 +503,50 @@ mod tests {
         );
         assert!(server.contains("pub trait UserServiceRpc"));
         assert!(!server.contains("Stub"));
+    }
+
+    #[test]
+    fn wire_names_drop_the_package_unless_a_service_opts_in() {
+        let short = generate(&mut MprpcServiceGenerator::new(), user_service());
+        assert_eq!(
+            short
+                .matches("SERVICE_NAME: &'static str = \"UserServiceRpc\";")
+                .count(),
+            2
+        );
+        for mut generator in [
+            MprpcServiceGenerator::new().full_service_names(true),
+            MprpcServiceGenerator::new().full_service_name(".fixbug.UserServiceRpc"),
+            MprpcServiceGenerator::new().full_service_name("fixbug.UserServiceRpc"),
+        ] {
+            let full = generate(&mut generator, user_service());
+            // Server and stub agree on the full name.
+            assert_eq!(
+                full.matches("SERVICE_NAME: &'static str = \"fixbug.UserServiceRpc\";")
+                    .count(),
+                2,
+                "{generator:?}"
+            );
+        }
+        let other = generate(
+            &mut MprpcServiceGenerator::new().full_service_name("other.UserServiceRpc"),
+            user_service(),
+        );
+        assert!(other.contains("SERVICE_NAME: &'static str = \"UserServiceRpc\";"));
+    }
+
+    #[test]
+    fn generated_docs_name_the_real_provider_api_and_the_callback_rule() {
+        let code = generate(&mut MprpcServiceGenerator::new(), user_service());
+        assert!(code.contains("`RpcProvider::notify_blocking_service`"));
+        assert!(!code.contains("add_blocking_service"));
+        assert!(code.contains("ctx.expired()"));
+        // Every *_with states that blocking inside the callback is refused.
+        let with_docs =
+            code.matches("pub fn login_with(").count() + code.matches("pub fn type_with(").count();
+        assert_eq!(with_docs, 2);
+        assert_eq!(code.matches("never block in it").count(), 2);
+        assert_eq!(code.matches("Dropping it").count(), 2);
     }
 
     #[test]

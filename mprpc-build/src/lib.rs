@@ -15,9 +15,15 @@
 //! }
 //! ```
 //!
-//! and in the crate: `pub mod fixbug { include!(concat!(env!("OUT_DIR"), "/fixbug.rs")); }`
-//! (one file per protobuf package). The crate needs `mprpc` and `prost` as
-//! dependencies.
+//! and in the crate: `pub mod fixbug { mprpc::include_proto!("fixbug"); }`
+//! (one file per protobuf package, named after it; the macro is
+//! `include!(concat!(env!("OUT_DIR"), "/fixbug.rs"))`). The crate needs only
+//! `mprpc` as a dependency: the generated messages reach prost and bytes
+//! through `mprpc::__private` (prost-build's `prost_path`).
+//!
+//! A service's wire and ZooKeeper name is its `.proto` name without the
+//! package, as in the seed; [`Builder::full_service_names`] and
+//! [`Builder::full_service_name`] opt into `package.Service`.
 //!
 //! Proto `bytes` fields become `bytes::Bytes` by default, so decoding a
 //! request slices the received frame instead of copying it.
@@ -30,6 +36,10 @@ pub mod generator;
 pub use generator::MprpcServiceGenerator;
 /// The prost-build this crate drives, for [`Builder::configure_prost`] hooks.
 pub use prost_build;
+
+/// Where generated messages find prost (and `prost::bytes`): re-exported by
+/// `mprpc`, so a user crate does not depend on prost itself.
+pub const PROST_PATH: &str = "::mprpc::__private::prost";
 
 /// Compiles `protos` (searched for in `includes`) into Rust in `OUT_DIR`,
 /// with the default settings. Emits `cargo:rerun-if-changed` for every
@@ -56,6 +66,8 @@ pub struct Builder {
     build_client: bool,
     emit_rerun_if_changed: bool,
     file_descriptor_set_path: Option<PathBuf>,
+    full_service_names: bool,
+    full_name_services: Vec<String>,
     prost_hooks: Vec<ProstHook>,
 }
 
@@ -68,6 +80,8 @@ impl Default for Builder {
             build_client: true,
             emit_rerun_if_changed: true,
             file_descriptor_set_path: None,
+            full_service_names: false,
+            full_name_services: Vec::new(),
             prost_hooks: Vec::new(),
         }
     }
@@ -82,6 +96,8 @@ impl std::fmt::Debug for Builder {
             .field("build_client", &self.build_client)
             .field("emit_rerun_if_changed", &self.emit_rerun_if_changed)
             .field("file_descriptor_set_path", &self.file_descriptor_set_path)
+            .field("full_service_names", &self.full_service_names)
+            .field("full_name_services", &self.full_name_services)
             .field("prost_hooks", &self.prost_hooks.len())
             .finish()
     }
@@ -121,6 +137,22 @@ impl Builder {
     /// Print `cargo:rerun-if-changed` for every `.proto` read (default: true).
     pub fn emit_rerun_if_changed(mut self, enable: bool) -> Self {
         self.emit_rerun_if_changed = enable;
+        self
+    }
+
+    /// Serve and register every service under its full name,
+    /// `fixbug.UserServiceRpc`, instead of the seed's `UserServiceRpc`
+    /// (default: false). Seed consumers only know the short name; provider
+    /// and consumers must be generated with the same setting.
+    pub fn full_service_names(mut self, enable: bool) -> Self {
+        self.full_service_names = enable;
+        self
+    }
+
+    /// Gives one service (`package.Service`) its full wire name; may be
+    /// repeated.
+    pub fn full_service_name(mut self, service: impl AsRef<str>) -> Self {
+        self.full_name_services.push(service.as_ref().to_owned());
         self
     }
 
@@ -166,11 +198,15 @@ impl Builder {
         if !self.bytes.is_empty() {
             config.bytes(&self.bytes);
         }
-        config.service_generator(Box::new(
+        config.prost_path(PROST_PATH);
+        let generator = self.full_name_services.iter().fold(
             MprpcServiceGenerator::new()
                 .build_server(self.build_server)
-                .build_client(self.build_client),
-        ));
+                .build_client(self.build_client)
+                .full_service_names(self.full_service_names),
+            |generator, service| generator.full_service_name(service),
+        );
+        config.service_generator(Box::new(generator));
         for hook in self.prost_hooks {
             hook(&mut config);
         }
@@ -248,7 +284,10 @@ service Pinger {
         let (_dir, code) = compile_demo(configure());
         syn::parse_str::<syn::File>(&code).unwrap_or_else(|e| panic!("{e}\n{code}"));
         assert!(code.contains("pub struct PingRequest"));
-        assert!(code.contains("pub payload: ::prost::bytes::Bytes"));
+        assert!(code.contains("pub payload: ::mprpc::__private::prost::bytes::Bytes"));
+        // Only mprpc's re-export of prost is named: a user crate needs no prost.
+        assert!(!code.contains(" ::prost::"), "{code}");
+        assert!(code.contains("#[prost(prost_path = \"::mprpc::__private::prost\")]"));
         assert!(code.contains("pub trait Pinger"));
         assert!(code.contains("pub struct PingerServer<T>"));
         assert!(code.contains("pub struct PingerStub"));
@@ -258,9 +297,19 @@ service Pinger {
     }
 
     #[test]
+    fn full_service_names_reach_the_generator() {
+        let (_dir, code) = compile_demo(configure().full_service_names(true));
+        assert!(code.contains("pub const SERVICE_NAME: &'static str = \"demo.v1.Pinger\";"));
+        let (_dir, code) = compile_demo(configure().full_service_name("demo.v1.Pinger"));
+        assert!(code.contains("pub const SERVICE_NAME: &'static str = \"demo.v1.Pinger\";"));
+        let (_dir, code) = compile_demo(configure());
+        assert!(code.contains("pub const SERVICE_NAME: &'static str = \"Pinger\";"));
+    }
+
+    #[test]
     fn bytes_can_be_turned_back_into_vec() {
         let (_dir, code) = compile_demo(configure().bytes(Vec::<String>::new()));
-        assert!(code.contains("::prost::alloc::vec::Vec<u8>"));
+        assert!(code.contains("::mprpc::__private::prost::alloc::vec::Vec<u8>"));
         assert!(!code.contains("::prost::bytes::Bytes"));
     }
 
