@@ -1,7 +1,26 @@
 //! Application start-up, the seed's `MprpcApplication::Init(argc, argv)`.
 //!
 //! Parses `-i FILE` (with `--help`), loads the config and starts logging, so
-//! a provider or consumer `main` is three lines, as in the seed.
+//! a provider or consumer `main` is three lines, as in the seed. A program
+//! with flags of its own flattens [`AppArgs`] into its own clap parser and
+//! hands them to [`Application::init_with`]:
+//!
+//! ```no_run
+//! use clap::Parser;
+//! use mprpc::prelude::*;
+//!
+//! #[derive(Parser)]
+//! struct Args {
+//!     #[command(flatten)]
+//!     app: AppArgs,
+//!     /// How many calls to make.
+//!     #[arg(long, default_value_t = 1)]
+//!     n: u32,
+//! }
+//!
+//! let args = Args::parse();                  // -i test.conf --n 10
+//! let app = Application::init_with(&args.app);
+//! ```
 
 use std::path::PathBuf;
 
@@ -10,7 +29,8 @@ use clap::Parser;
 use crate::config::{Config, ConfigError};
 use crate::logging::{self, LogGuard};
 
-/// The command line every mprpc program accepts.
+/// The command line every mprpc program accepts; `#[command(flatten)]` it
+/// into a program's own arguments to add flags.
 #[derive(Debug, Clone, Parser)]
 #[command(about = "An mprpc program", long_about = None)]
 pub struct AppArgs {
@@ -27,10 +47,14 @@ pub struct Application {
 }
 
 impl Application {
-    /// Loads the config named by `-i` and starts logging.
+    /// Loads the config named by `-i` and starts logging; unknown config
+    /// keys are then logged as warnings (on stderr and in the log file).
     pub fn init_from(args: &AppArgs) -> Result<Application, ConfigError> {
-        let config = Config::load(&args.config)?;
+        let (config, warnings) = Config::load_with_warnings(&args.config)?;
         let log = logging::init(&config.log_dir, &config.log_level);
+        for warning in &warnings {
+            tracing::warn!("{warning}");
+        }
         Ok(Application { config, _log: log })
     }
 
@@ -38,13 +62,16 @@ impl Application {
     /// with usage on `--help` or a missing `-i`) and exits with a clear
     /// message when the config is bad.
     pub fn init() -> Application {
-        let args = AppArgs::parse();
-        match Application::init_from(&args) {
-            Ok(app) => app,
-            Err(e) => {
-                eprintln!("error: {e}");
-                std::process::exit(2);
-            }
-        }
+        Application::init_with(&AppArgs::parse())
+    }
+
+    /// Like [`Application::init`], from arguments the program parsed itself
+    /// (its own clap parser with `#[command(flatten)] app: AppArgs`): exits
+    /// with a clear message when the config is bad.
+    pub fn init_with(args: &AppArgs) -> Application {
+        Application::init_from(args).unwrap_or_else(|e| {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        })
     }
 }

@@ -5,7 +5,14 @@
 //! and values are trimmed. The seed's keys (`rpcserverip`, `rpcserverport`,
 //! `zookeeperip`, `zookeeperport`) work unchanged; ours add tuning knobs.
 //! Unlike the seed, a bad line is an error that names the file, the line and
-//! the key, instead of being skipped silently.
+//! the key, instead of being skipped silently. A key the framework does not
+//! know is kept for the application ([`Config::get`]) but reported as a
+//! [`ConfigWarning`] with the closest known key, so `registy=none` does not
+//! silently mean "use ZooKeeper".
+//!
+//! Every key the framework reads is one row of [`KEYS`]: its name and how it
+//! sets the [`Config`]. Adding a key is adding a row (and a line in the
+//! README's configuration table, which a test compares against [`KEYS`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -40,6 +47,33 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// Something in a config file that is not wrong but probably a mistake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning {
+    pub file: PathBuf,
+    pub line: usize,
+    /// The unknown key as written.
+    pub key: String,
+    /// The known key it most likely meant, if one is close.
+    pub suggestion: Option<&'static str>,
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}: unknown key '{}'",
+            self.file.display(),
+            self.line,
+            self.key
+        )?;
+        if let Some(known) = self.suggestion {
+            write!(f, " (did you mean '{known}'?)")?;
+        }
+        write!(f, "; kept for the application (Config::get)")
+    }
+}
 
 /// Where providers are published and found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,8 +185,21 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Reads and validates a config file.
+    /// Reads and validates a config file. Unknown keys are logged as
+    /// warnings (through `tracing`, if a subscriber is installed); use
+    /// [`Config::load_with_warnings`] to handle them yourself.
     pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let (config, warnings) = Config::load_with_warnings(path)?;
+        for warning in &warnings {
+            tracing::warn!("{warning}");
+        }
+        Ok(config)
+    }
+
+    /// Reads and validates a config file; also returns what looks like a typo.
+    pub fn load_with_warnings(
+        path: impl AsRef<Path>,
+    ) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: path.to_path_buf(),
@@ -160,13 +207,22 @@ impl Config {
             key: None,
             message: format!("cannot read config file: {e}"),
         })?;
-        Config::parse(path, &text)
+        Config::parse_with_warnings(path, &text)
     }
 
-    /// Parses config text; `path` is only used in error messages.
+    /// Parses config text; `path` is only used in messages.
     pub fn parse(path: impl AsRef<Path>, text: &str) -> Result<Config, ConfigError> {
+        Config::parse_with_warnings(path, text).map(|(config, _)| config)
+    }
+
+    /// Parses config text, returning the unknown keys as warnings.
+    pub fn parse_with_warnings(
+        path: impl AsRef<Path>,
+        text: &str,
+    ) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
         let path = path.as_ref();
         let mut config = Config::default();
+        let mut warnings = Vec::new();
         for (index, raw_line) in text.lines().enumerate() {
             let line_no = index + 1;
             let line = raw_line.trim();
@@ -186,51 +242,18 @@ impl Config {
             if key.is_empty() {
                 return Err(err(None, "empty key before '='".into()));
             }
-            config
-                .apply(key, value)
-                .map_err(|message| err(Some(key), message))?;
+            match KEYS.iter().find(|(name, _)| *name == key) {
+                Some((_, set)) => set(&mut config, value).map_err(|m| err(Some(key), m))?,
+                None => warnings.push(ConfigWarning {
+                    file: path.to_path_buf(),
+                    line: line_no,
+                    key: key.to_owned(),
+                    suggestion: closest_key(key),
+                }),
+            }
             config.raw.insert(key.to_owned(), value.to_owned());
         }
-        Ok(config)
-    }
-
-    /// Sets one known key; unknown keys are kept in `raw` only.
-    fn apply(&mut self, key: &str, value: &str) -> Result<(), String> {
-        match key {
-            "rpcserverip" => self.rpc_server_ip = non_empty(value)?,
-            "rpcserverport" => self.rpc_server_port = number(value)?,
-            "zookeeperip" => self.zookeeper_ip = non_empty(value)?,
-            "zookeeperport" => self.zookeeper_port = number(value)?,
-            "zookeeper" => self.zookeeper = Some(non_empty(value)?),
-            "registry" => self.registry = registry_kind(value)?,
-            "zk_session_timeout_ms" => self.zk_session_timeout = millis(value)?,
-            "zk_root" => self.zk_root = zk_path(value)?,
-            "zk_legacy_layout" => self.zk_legacy_layout = boolean(value)?,
-            "zk_digest" => self.zk_digest = Some(digest(value)?),
-            "reactor_threads" => self.reactor_threads = number(value)?,
-            "worker_threads" => self.worker_threads = positive(value)?,
-            "max_frame_size" => self.max_frame_size = positive(value)?,
-            "max_connections" => self.max_connections = positive(value)?,
-            "max_inflight_per_connection" => self.max_inflight_per_connection = positive(value)?,
-            "idle_timeout_ms" => {
-                let d = millis(value)?;
-                self.idle_timeout = (!d.is_zero()).then_some(d);
-            }
-            "frame_timeout_ms" => {
-                let d = millis(value)?;
-                self.frame_timeout = (!d.is_zero()).then_some(d);
-            }
-            "write_high_water_bytes" => self.write_high_water = positive(value)?,
-            "listen_backlog" => self.listen_backlog = number(value)?,
-            "load_balance" => self.load_balance = load_balance(value)?,
-            "call_timeout_ms" => self.call_timeout = millis(value)?,
-            "connect_timeout_ms" => self.connect_timeout = millis(value)?,
-            "drain_ms" => self.drain = millis(value)?,
-            "log_dir" => self.log_dir = PathBuf::from(non_empty(value)?),
-            "log_level" => self.log_level = level(value)?,
-            _ => {}
-        }
-        Ok(())
+        Ok((config, warnings))
     }
 
     /// The ZooKeeper connect string: `zookeeper`, or the seed's ip:port pair.
@@ -260,6 +283,77 @@ impl Config {
     }
 }
 
+/// Sets one field of a [`Config`] from a value, or says what is wrong.
+pub type KeySetter = fn(&mut Config, &str) -> Result<(), String>;
+
+/// One [`KEYS`] row: `key!("name" => field: parser)` sets `config.field`
+/// to `parser(value)?`.
+macro_rules! key {
+    ($name:literal => $field:ident: $parse:expr) => {
+        ($name, |config: &mut Config, value: &str| {
+            config.$field = ($parse)(value)?;
+            Ok(())
+        })
+    };
+}
+
+/// Every key the framework reads, and how. The one list of known keys:
+/// parsing, "did you mean" suggestions and the README check all use it.
+pub const KEYS: &[(&str, KeySetter)] = &[
+    key!("rpcserverip" => rpc_server_ip: non_empty),
+    key!("rpcserverport" => rpc_server_port: number),
+    key!("zookeeperip" => zookeeper_ip: non_empty),
+    key!("zookeeperport" => zookeeper_port: number),
+    key!("zookeeper" => zookeeper: |v| non_empty(v).map(Some)),
+    key!("registry" => registry: registry_kind),
+    key!("zk_session_timeout_ms" => zk_session_timeout: millis),
+    key!("zk_root" => zk_root: zk_path),
+    key!("zk_legacy_layout" => zk_legacy_layout: boolean),
+    key!("zk_digest" => zk_digest: |v| digest(v).map(Some)),
+    key!("reactor_threads" => reactor_threads: number),
+    key!("worker_threads" => worker_threads: positive),
+    key!("max_frame_size" => max_frame_size: positive),
+    key!("max_connections" => max_connections: positive),
+    key!("max_inflight_per_connection" => max_inflight_per_connection: positive),
+    key!("idle_timeout_ms" => idle_timeout: optional_millis),
+    key!("frame_timeout_ms" => frame_timeout: optional_millis),
+    key!("write_high_water_bytes" => write_high_water: positive),
+    key!("listen_backlog" => listen_backlog: number),
+    key!("load_balance" => load_balance: load_balance),
+    key!("call_timeout_ms" => call_timeout: millis),
+    key!("connect_timeout_ms" => connect_timeout: millis),
+    key!("drain_ms" => drain: millis),
+    key!("log_dir" => log_dir: |v| non_empty(v).map(PathBuf::from)),
+    key!("log_level" => log_level: level),
+];
+
+/// The known key `key` most likely meant: the nearest by edit distance,
+/// if at most a third of its letters (and at least one) differ.
+fn closest_key(key: &str) -> Option<&'static str> {
+    let key = key.to_ascii_lowercase();
+    let limit = (key.chars().count() / 3).max(1);
+    KEYS.iter()
+        .map(|(known, _)| (edit_distance(&key, known), *known))
+        .filter(|(distance, _)| *distance <= limit)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, known)| known)
+}
+
+/// Levenshtein distance (insertions, deletions, substitutions), by chars.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous[j] + usize::from(ca != *cb);
+            current[j + 1] = substitute.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
 fn non_empty(value: &str) -> Result<String, String> {
     if value.is_empty() {
         Err("value is empty".into())
@@ -283,6 +377,11 @@ fn positive(value: &str) -> Result<usize, String> {
 
 fn millis(value: &str) -> Result<Duration, String> {
     number::<u64>(value).map(Duration::from_millis)
+}
+
+/// Milliseconds where 0 means "off".
+fn optional_millis(value: &str) -> Result<Option<Duration>, String> {
+    millis(value).map(|d| (!d.is_zero()).then_some(d))
 }
 
 fn boolean(value: &str) -> Result<bool, String> {
@@ -400,6 +499,83 @@ mod tests {
         assert_eq!(c.write_high_water, 65536);
         let e = Config::parse("t", "load_balance=fastest").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("load_balance"));
+    }
+
+    #[test]
+    fn an_unknown_key_is_kept_and_warned_about_with_the_closest_known_key() {
+        let (c, warnings) =
+            Config::parse_with_warnings("a.conf", "rpcserverport=1\nregisty=none\nmy_app_key=7\n")
+                .unwrap();
+        // Kept for the application, and not applied.
+        assert_eq!(c.get("registy"), Some("none"));
+        assert_eq!(c.get("my_app_key"), Some("7"));
+        assert_eq!(c.registry, RegistryKind::ZooKeeper);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert_eq!(warnings[0].line, 2);
+        assert_eq!(warnings[0].suggestion, Some("registry"));
+        assert_eq!(
+            warnings[0].to_string(),
+            "a.conf:2: unknown key 'registy' (did you mean 'registry'?); kept for the application (Config::get)"
+        );
+        // Nothing close: no suggestion.
+        assert_eq!(warnings[1].key, "my_app_key");
+        assert_eq!(warnings[1].suggestion, None);
+    }
+
+    #[test]
+    fn suggestions_cover_common_typos() {
+        assert_eq!(closest_key("rpcserverpot"), Some("rpcserverport"));
+        assert_eq!(closest_key("zookeper_ip"), Some("zookeeperip"));
+        assert_eq!(closest_key("zookeeperIP"), Some("zookeeperip"));
+        assert_eq!(closest_key("log-level"), Some("log_level"));
+        assert_eq!(closest_key("call_timeout"), Some("call_timeout_ms"));
+        assert_eq!(closest_key("x"), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn known_keys_give_no_warning() {
+        let text: String = KEYS
+            .iter()
+            .map(|(key, _)| format!("{key}={}\n", sample_value(key)))
+            .collect();
+        let (_, warnings) = Config::parse_with_warnings("all.conf", &text).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    /// A valid value for each known key.
+    fn sample_value(key: &str) -> &'static str {
+        match key {
+            "registry" => "none",
+            "zk_root" => "/mprpc",
+            "zk_legacy_layout" => "true",
+            "zk_digest" => "u:p",
+            "load_balance" => "random",
+            "log_level" => "warn",
+            "rpcserverip" | "zookeeperip" | "zookeeper" | "log_dir" => "x",
+            _ => "7",
+        }
+    }
+
+    /// The README's configuration table lists exactly the known keys.
+    #[test]
+    fn the_readme_documents_every_known_key() {
+        let readme = include_str!("../README.md");
+        let section = readme
+            .split("## Configuration")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("README has a Configuration section");
+        let mut documented: Vec<&str> = section
+            .lines()
+            .filter(|line| line.starts_with("| `"))
+            .filter_map(|line| line.split('|').nth(1))
+            .flat_map(|cell| cell.split('`').skip(1).step_by(2))
+            .collect();
+        documented.sort_unstable();
+        let mut known: Vec<&str> = KEYS.iter().map(|(key, _)| *key).collect();
+        known.sort_unstable();
+        assert_eq!(documented, known);
     }
 
     #[test]

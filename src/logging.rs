@@ -5,8 +5,10 @@
 //! non-blocking writer over a daily rolling file: a log call formats the line
 //! and hands it to a channel, never touching the disk on the caller's thread
 //! (the hot path). Warnings and errors are also printed to stderr so a person
-//! running a binary sees them.
+//! running a binary sees them, in colour only when stderr is a terminal (and
+//! `NO_COLOR` is not set): redirected to a file, the lines stay plain text.
 
+use std::io::IsTerminal;
 use std::path::Path;
 
 use tracing_appender::non_blocking::WorkerGuard;
@@ -26,6 +28,10 @@ pub fn init(dir: &Path, level: &str) -> LogGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let stderr = fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(colour(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR"),
+        ))
         .with_target(false)
         .with_filter(EnvFilter::new("warn"));
     let (file_layer, guard) = match std::fs::create_dir_all(dir) {
@@ -54,6 +60,12 @@ pub fn init(dir: &Path, level: &str) -> LogGuard {
     LogGuard { _file: guard }
 }
 
+/// Whether stderr lines get ANSI colours: only on a terminal, and not when
+/// `NO_COLOR` is set to anything non-empty (<https://no-color.org>).
+fn colour(stderr_is_terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    stderr_is_terminal && !matches!(no_color, Some(v) if !v.is_empty())
+}
+
 /// For tests: warnings and errors to the test's captured stderr, once.
 pub fn init_for_tests() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
@@ -61,4 +73,17 @@ pub fn init_for_tests() {
         .with_env_filter(filter)
         .with_test_writer()
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colour;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(!colour(false, None), "a redirected stderr gets plain text");
+        assert!(!colour(true, Some("1".into())));
+        assert!(colour(true, Some("".into())));
+    }
 }

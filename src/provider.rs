@@ -17,6 +17,20 @@
 //! provider.run().unwrap();                       // blocks until SIGINT/SIGTERM
 //! ```
 //!
+//! `run()` prints what the seed's provider prints on stdout once it listens
+//! (the address is the one actually bound, so `rpcserverport=0` shows the
+//! port it got):
+//!
+//! ```text
+//! service_name:UserServiceRpc
+//! method_name:Login
+//! method_name:Register
+//! RpcProvider start service at ip:127.0.0.1 port:8000
+//! ```
+//!
+//! `start()` prints nothing (for embedding); [`ProviderHandle::announce`]
+//! prints the same lines.
+//!
 //! Graceful shutdown order (what Dubbo and brpc do too):
 //! 1. delete our ZooKeeper nodes, so consumers stop picking us;
 //! 2. keep serving for the drain period (`drain_ms`) while their watches fire;
@@ -118,10 +132,12 @@ impl RpcProvider {
         })
     }
 
-    /// The seed's `Run()`: start, then block until SIGINT or SIGTERM, then
-    /// shut down gracefully.
+    /// The seed's `Run()`: start, print the services, methods and address
+    /// on stdout, then block until SIGINT or SIGTERM, then shut down
+    /// gracefully.
     pub fn run(self) -> Result<(), ProviderError> {
         let handle = self.start()?;
+        handle.announce();
         handle.stop_on_signals().map_err(ProviderError::Listen)?;
         handle.wait();
         Ok(())
@@ -135,6 +151,15 @@ fn published_addr(config: &Config, bound: SocketAddr) -> SocketAddr {
         Ok(ip) if !ip.is_unspecified() => SocketAddr::new(ip, bound.port()),
         _ => bound,
     }
+}
+
+/// The seed's start line for `addr` (scripts wait for it and read the port).
+pub fn start_line(addr: SocketAddr) -> String {
+    format!(
+        "RpcProvider start service at ip:{} port:{}",
+        addr.ip(),
+        addr.port()
+    )
 }
 
 struct HandleInner {
@@ -155,6 +180,22 @@ impl ProviderHandle {
     /// The address registered in ZooKeeper.
     pub fn addr(&self) -> SocketAddr {
         self.inner.addr
+    }
+
+    /// Prints the seed's start-up lines on stdout: `service_name:` and
+    /// `method_name:` for every service, then `RpcProvider start service at
+    /// ip:IP port:PORT` with the address consumers dial.
+    pub fn announce(&self) {
+        let mut out = String::new();
+        for (service, methods) in self.inner.server.services() {
+            out.push_str(&format!("service_name:{service}\n"));
+            for method in methods {
+                out.push_str(&format!("method_name:{method}\n"));
+            }
+        }
+        out.push_str(&start_line(self.inner.addr));
+        // One write, so the lines stay together beside other output.
+        println!("{out}");
     }
 
     pub fn server(&self) -> &ServerHandle {
