@@ -9,12 +9,12 @@
 
 pub mod fixbug {
     //! Generated from `proto/common.proto`, `proto/user.proto`, `proto/friend.proto`.
-    include!(concat!(env!("OUT_DIR"), "/fixbug.rs"));
+    mprpc::include_proto!("fixbug");
 }
 
 pub mod bench {
     //! Generated from `proto/bench.proto`.
-    include!(concat!(env!("OUT_DIR"), "/mprpc.bench.rs"));
+    mprpc::include_proto!("mprpc.bench");
 }
 
 mod echo;
@@ -24,12 +24,3 @@ mod user;
 pub use echo::Echo;
 pub use friend::FriendService;
 pub use user::UserService;
-
-/// Starts the application from parsed arguments (`-i FILE`), exiting with a
-/// clear message when the config is bad, as `MprpcApplication::Init` does.
-pub fn init_app(args: &mprpc::AppArgs) -> mprpc::Application {
-    mprpc::Application::init_from(args).unwrap_or_else(|e| {
-        eprintln!("error: {e}");
-        std::process::exit(2);
-    })
-}

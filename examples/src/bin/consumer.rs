@@ -7,13 +7,11 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use mprpc::client::{Channel, ChannelOptions};
-use mprpc::Controller;
+use mprpc::prelude::*;
 use mprpc_examples::fixbug::{
     FriendServiceRpcStub, GetFriendsListRequest, LoginRequest, RegisterRequest, ResultCode,
     UserServiceRpcStub,
 };
-use mprpc_examples::init_app;
 
 /// Calls the seed's example services (Login, Register, GetFriendsList).
 #[derive(Debug, Parser)]
@@ -24,7 +22,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let app = init_app(&Args::parse().app);
+    let app = Application::init_with(&Args::parse().app);
     let channel = match mprpc::discovery::from_config(&app.config) {
         Ok(discover) => Channel::new(discover, ChannelOptions::from_config(&app.config)),
         Err(e) => {

@@ -6,9 +6,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use mprpc::provider::RpcProvider;
+use mprpc::prelude::*;
 use mprpc_examples::bench::EchoServiceServer;
-use mprpc_examples::{init_app, Echo};
+use mprpc_examples::Echo;
 
 /// Serves EchoService (each reply carries the request's payload back).
 #[derive(Debug, Parser)]
@@ -19,7 +19,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let app = init_app(&Args::parse().app);
+    let app = Application::init_with(&Args::parse().app);
 
     let mut provider = RpcProvider::new(&app.config);
     provider.notify_service(EchoServiceServer::new(Echo));
@@ -30,12 +30,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let addr = handle.addr();
-    println!(
-        "RpcProvider start service at ip:{} port:{}",
-        addr.ip(),
-        addr.port()
-    );
+    handle.announce();
     if let Err(e) = handle.stop_on_signals() {
         eprintln!("echo-provider: cannot install signal handlers: {e}");
     }

@@ -6,9 +6,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use mprpc::provider::{ProviderHandle, RpcProvider};
+use mprpc::prelude::*;
 use mprpc_examples::fixbug::{FriendServiceRpcServer, UserServiceRpcServer};
-use mprpc_examples::{init_app, FriendService, UserService};
+use mprpc_examples::{FriendService, UserService};
 
 /// Publishes the seed's example services (UserServiceRpc, FriendServiceRpc).
 #[derive(Debug, Parser)]
@@ -19,7 +19,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let app = init_app(&Args::parse().app);
+    let app = Application::init_with(&Args::parse().app);
 
     let mut provider = RpcProvider::new(&app.config);
     provider.notify_service(UserServiceRpcServer::new(UserService));
@@ -32,7 +32,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    announce(&handle);
+    handle.announce(); // the seed's service_name/method_name/start lines
     if let Err(e) = handle.stop_on_signals() {
         eprintln!("provider: cannot install signal handlers: {e}");
     }
@@ -40,20 +40,4 @@ fn main() -> ExitCode {
     println!("RpcProvider stopped");
     println!("{}", handle.server().metrics());
     ExitCode::SUCCESS
-}
-
-/// Prints what the seed's `NotifyService` and `Run` print.
-fn announce(handle: &ProviderHandle) {
-    for (service, methods) in handle.server().services() {
-        println!("service_name:{service}");
-        for method in methods {
-            println!("method_name:{method}");
-        }
-    }
-    let addr = handle.addr();
-    println!(
-        "RpcProvider start service at ip:{} port:{}",
-        addr.ip(),
-        addr.port()
-    );
 }
