@@ -6,18 +6,23 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-/// Load generator for mprpc providers (and a tonic gRPC baseline).
+/// Load generator for mprpc providers and the servers they are compared
+/// with (redis, tonic, Volo, the seed's C++ format), all driven by one engine.
 ///
 /// Open loop (`--qps N`): requests leave on a fixed schedule and each latency
 /// is measured from the request's intended send time, so a stalled server
-/// cannot hide its stall (coordinated omission corrected, as wrk2 does).
-/// Closed loop (`--qps max`): `--in-flight` calls are kept outstanding to find
-/// the saturation throughput.
+/// cannot hide its stall (coordinated omission corrected, as wrk2 does); the
+/// report says whether the target rate was held (send lag p99 ≤ 1 ms,
+/// nothing unsent, achieved within 1%). Closed loop (`--qps max`): every
+/// connection keeps its window of calls outstanding, to find saturation.
+///
+/// To drive a C++ mprpc provider in the seed's own format:
+/// `loadgen --target seed --addr HOST:PORT --service UserServiceRpc
+/// --method Login --request-hex <encoded LoginRequest> --qps max`.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "loadgen", version, about, long_about)]
 pub struct Args {
-    /// What to drive: an mprpc provider, or the tonic gRPC echo baseline
-    /// (needs the `tonic` feature; use --addr).
+    /// What to drive (all but mprpc need --addr).
     #[arg(long, value_enum, default_value_t = TargetKind::Mprpc)]
     pub target: TargetKind,
 
@@ -55,7 +60,8 @@ pub struct Args {
     pub warmup: Duration,
 
     /// Persistent connections to open (per provider). mprpc: spread over
-    /// the --channels; tonic: one HTTP/2 connection each.
+    /// the --channels; other targets: one TCP connection each (the seed:
+    /// this many one-call connections open at a time, × the window).
     #[arg(long, short = 'c', default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub connections: u32,
 
@@ -65,9 +71,11 @@ pub struct Args {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub channels: u32,
 
-    /// Cap on outstanding calls (over all threads). Closed loop: kept
-    /// outstanding. Open loop: a due request waits for a free slot and is
-    /// counted as delayed; its latency still starts at its intended time.
+    /// Calls outstanding, over all connections: the engine gives each
+    /// connection a window of in-flight/connections calls, refilled as each
+    /// reply arrives; the `Channel` client shares it over its connections.
+    /// Open loop: a due call waits for a free slot (send lag); its latency
+    /// still starts at its intended time.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub in_flight: u32,
 
@@ -85,8 +93,8 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub request_file: Option<PathBuf>,
 
-    /// Sending threads. Each keeps its share of the rate and of --in-flight.
-    /// In tonic mode also the number of tokio worker threads.
+    /// Sending threads. Each keeps its share of the rate and of the
+    /// connections (engine) or of --in-flight (channel).
     #[arg(long, short = 't', default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub threads: u32,
 
@@ -102,11 +110,9 @@ pub struct Args {
     pub pin_providers: bool,
 
     /// mprpc: which client sends. `channel`: the framework's `Channel`, as
-    /// an application would. `raw`: a minimal pipelining client (per thread:
-    /// one mio loop, --in-flight/--connections requests outstanding on each
-    /// connection, pre-encoded requests; closed loop only), which loads the
-    /// server the way redis-benchmark loads redis, to compare servers on
-    /// equal terms.
+    /// an application would. `raw`: loadgen's engine (one mio loop per
+    /// thread, a window per connection), the client every other target is
+    /// driven by, to compare servers on equal terms.
     #[arg(long, value_enum, default_value_t = ClientKind::Channel)]
     pub client: ClientKind,
 
@@ -123,7 +129,8 @@ pub struct Args {
     pub no_write: bool,
 }
 
-/// Which client drives an mprpc target.
+/// Which client drives an mprpc target (every other target is driven by
+/// the engine).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ClientKind {
     Channel,
@@ -133,8 +140,20 @@ pub enum ClientKind {
 /// What kind of server is driven.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TargetKind {
+    /// Our provider, in our protocol (ZooKeeper or --addr).
     Mprpc,
+    /// redis-server answering RESP PING (--addr).
+    Redis,
+    /// A gRPC unary echo server such as tonic-echo-server (--addr):
+    /// /mprpc.bench.<service>/<method>, or /<service>/<method> if the
+    /// service name has a dot.
     Tonic,
+    /// A framed binary Thrift echo server such as volo-echo-server (--addr):
+    /// `EchoResponse <method>(1: EchoRequest req)` with --payload bytes.
+    Volo,
+    /// The seed C++ mprpc's format (--addr): one short connection per call;
+    /// our provider answers it on its own port, and so does a C++ provider.
+    Seed,
 }
 
 /// `--qps`: a fixed rate or as fast as the in-flight cap allows.

@@ -1,18 +1,24 @@
-//! The sending loops, shared by every target.
+//! `--client channel`: the sending loops that drive the framework's own
+//! `Channel`, whose I/O thread owns the sockets (so the mio engine in
+//! `crate::engine` cannot); the accounting is the engine's.
 //!
-//! Open loop: thread `t` of `T` owns the schedule `start + (k·T + t)/qps`;
-//! every call whose time has come is sent (in a burst if the thread fell
-//! behind) with that *intended* time, and its latency is measured from it.
-//! The thread sleeps until the next slot with the kernel's timer slack set to
-//! 1 ns, so it wakes within microseconds rather than the default 50 µs.
+//! Open loop: the thread follows its [`Schedule`]; every call whose time has
+//! come is sent (in a burst if the thread fell behind) with that *intended*
+//! time, its send lag recorded, and its latency measured from it. Calls
+//! still due when the window ends are counted unsent. The thread sleeps
+//! until the next slot with its timer slack set to 1 ns.
 //!
 //! Closed loop: each thread keeps its share of `--in-flight` calls
 //! outstanding, sending the next as soon as one completes; latency is
 //! measured from the actual send.
+//!
+//! The window is the thread's share of `--in-flight` over all its
+//! connections (the `Channel` picks the connection of each call).
 
 use std::time::{Duration, Instant};
 
 use crate::recorder::{Outcome, Recorder};
+use crate::schedule::{set_timer_slack_ns, Schedule};
 
 /// Something that can start a call on connection `conn` without blocking
 /// and report its outcome exactly once, from any thread.
@@ -24,49 +30,54 @@ pub trait Target: Send + Sync + 'static {
 /// One sending thread's share of the load.
 pub struct Plan {
     pub thread: usize,
-    pub threads: usize,
     pub start: Instant,
     /// End of the measured window (warm-up + duration after `start`).
     pub end: Instant,
-    /// Per-thread rate; `None` = closed loop.
-    pub qps: Option<f64>,
+    /// `None` = closed loop.
+    pub schedule: Option<Schedule>,
     /// This thread's share of the in-flight cap.
     pub cap: usize,
 }
 
-/// Runs one sender until `plan.end`, then waits for its calls to finish.
+/// Runs one sender until `plan.end`, then waits for its calls to finish;
+/// calls still outstanding after `drain` are counted unanswered.
 pub fn run_sender<T: Target>(target: &T, plan: &Plan, rec: &'static Recorder, drain: Duration) {
     set_timer_slack_ns(1);
     let connections = target.connections();
     // Spread the threads' first connections so they do not all start on 0.
     let mut conn = plan.thread % connections;
-    let mut send = |intended: Instant| {
+    let mut send = |intended: Option<Instant>| {
         let c = conn;
-        conn += 1;
-        if conn == connections {
-            conn = 0;
-        }
-        rec.on_send();
+        conn = (conn + 1) % connections;
         let sent = Instant::now();
+        let intended = intended.unwrap_or(sent);
+        rec.on_sent(&[intended], sent);
         target.call(c, move |outcome| rec.on_done(c, intended, sent, outcome));
     };
-    match plan.qps {
-        Some(qps) => open_loop(plan, qps, rec, &mut send),
+    match plan.schedule {
+        Some(schedule) => open_loop(plan, schedule, rec, &mut send),
         None => closed_loop(plan, rec, &mut send),
     }
-    rec.drain(Instant::now() + drain);
+    let give_up = Instant::now() + drain;
+    rec.drain(give_up);
+    // The Channel enforces each call's deadline, so this is rare. The calls'
+    // intended times are inside their closures; each was sent before the
+    // window ended, so it has waited at least until now since then.
+    let left = rec.in_flight.load(std::sync::atomic::Ordering::Acquire);
+    rec.on_unanswered_n(left, Instant::now().saturating_duration_since(plan.end));
 }
 
-fn open_loop(plan: &Plan, qps: f64, rec: &Recorder, send: &mut impl FnMut(Instant)) {
-    let interval_ns = 1e9 / qps;
-    // Offset thread t by t/T of an interval so threads interleave.
-    let offset_ns = interval_ns * plan.thread as f64 / plan.threads as f64;
+fn open_loop(
+    plan: &Plan,
+    schedule: Schedule,
+    rec: &Recorder,
+    send: &mut impl FnMut(Option<Instant>),
+) {
     let mut k: u64 = 0;
     loop {
-        let intended =
-            plan.start + Duration::from_nanos((offset_ns + interval_ns * k as f64) as u64);
+        let intended = schedule.at(k);
         if intended >= plan.end {
-            break;
+            return;
         }
         if intended > Instant::now() {
             sleep_until(intended);
@@ -78,29 +89,23 @@ fn open_loop(plan: &Plan, qps: f64, rec: &Recorder, send: &mut impl FnMut(Instan
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             if Instant::now() >= plan.end {
-                // Due calls that never got a slot: reported, not dropped.
-                let window_ns = (plan.end - plan.start).as_nanos() as f64 - offset_ns;
-                let scheduled = (window_ns / interval_ns).ceil().max(0.0) as u64;
-                rec.unsent.fetch_add(
-                    scheduled.saturating_sub(k),
-                    std::sync::atomic::Ordering::Relaxed,
-                );
-                break;
+                // Due calls that never got a slot: counted, not dropped.
+                rec.on_unsent(schedule.unsent(k, plan.end));
+                return;
             }
         }
-        send(intended);
+        send(Some(intended));
         k += 1;
     }
 }
 
-fn closed_loop(plan: &Plan, rec: &Recorder, send: &mut impl FnMut(Instant)) {
+fn closed_loop(plan: &Plan, rec: &Recorder, send: &mut impl FnMut(Option<Instant>)) {
     loop {
         rec.wait_for_slot(plan.cap, plan.end);
-        let now = Instant::now();
-        if now >= plan.end {
+        if Instant::now() >= plan.end {
             break;
         }
-        send(now);
+        send(None);
     }
 }
 
@@ -114,17 +119,6 @@ fn sleep_until(t: Instant) {
             std::thread::yield_now();
         }
     }
-}
-
-/// Makes `sleep` wake when asked instead of up to 50 µs late (Linux).
-fn set_timer_slack_ns(ns: u64) {
-    #[cfg(target_os = "linux")]
-    // SAFETY: prctl(PR_SET_TIMERSLACK) only changes this thread's timer slack.
-    unsafe {
-        libc::prctl(libc::PR_SET_TIMERSLACK, ns as libc::c_ulong, 0, 0, 0);
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = ns;
 }
 
 #[cfg(test)]
@@ -169,13 +163,12 @@ mod tests {
         let start = Instant::now();
         let plan = Plan {
             thread: 0,
-            threads: 1,
             start,
             end: start + Duration::from_millis(200),
-            qps: Some(200.0),
+            schedule: Some(Schedule::new(start, 200.0, 0, 1)),
             cap: 1000,
         };
-        let rec = Recorder::new(start, 3, std::thread::current());
+        let rec = Recorder::new(start, plan.end, 3, std::thread::current());
         run_sender(&target, &plan, rec, Duration::from_secs(5));
         let s = crate::recorder::snapshot(&[rec]);
         // 200 ms at 200/s = 40 intended sends, all due inside the window.
@@ -194,13 +187,12 @@ mod tests {
         let start = Instant::now();
         let plan = Plan {
             thread: 0,
-            threads: 1,
             start,
             end: start + Duration::from_millis(100),
-            qps: Some(500.0),
+            schedule: Some(Schedule::new(start, 500.0, 0, 1)),
             cap: 1,
         };
-        let rec = Recorder::new(start, 3, std::thread::current());
+        let rec = Recorder::new(start, plan.end, 3, std::thread::current());
         run_sender(&target, &plan, rec, Duration::from_secs(5));
         let s = crate::recorder::snapshot(&[rec]);
         assert!(s.delayed > 0);
@@ -217,13 +209,12 @@ mod tests {
         let start = Instant::now();
         let plan = Plan {
             thread: 0,
-            threads: 1,
             start,
             end: start + Duration::from_millis(100),
-            qps: None,
+            schedule: None,
             cap: 4,
         };
-        let rec = Recorder::new(start, 3, std::thread::current());
+        let rec = Recorder::new(start, plan.end, 3, std::thread::current());
         run_sender(&target, &plan, rec, Duration::from_secs(5));
         let s = crate::recorder::snapshot(&[rec]);
         // ~10 rounds of 4 calls; allow slow CI machines a wide margin.

@@ -1,16 +1,20 @@
-//! `loadgen`: stress mprpc providers (found in ZooKeeper or at an address)
-//! or the tonic baseline, open loop at a fixed rate or closed loop to
-//! saturation, and report HDR latency percentiles. See `loadgen --help`.
+//! `loadgen`: drives an RPC server open loop at a fixed rate or closed loop
+//! to saturation and reports HDR latency percentiles. Every target (our
+//! provider, redis, tonic, Volo, the seed's format) is driven by the same
+//! engine through a per-protocol encoder/decoder; `--target mprpc --client
+//! channel` drives ours through the framework's own `Channel` instead. See
+//! `loadgen --help`.
 
 mod cli;
 mod driver;
+mod engine;
 mod mprpc_target;
-mod raw;
+mod protocol;
 mod recorder;
 mod report;
-#[cfg(feature = "tonic")]
-mod tonic_target;
+mod schedule;
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -20,8 +24,11 @@ use clap::Parser;
 
 use cli::{Args, ClientKind, TargetKind};
 use driver::{run_sender, Plan, Target};
+use engine::EnginePlan;
+use protocol::Protocol;
 use recorder::{snapshot, Recorder};
-use report::{curve, fmt_us, ChannelCount, Percentiles, Report};
+use report::{curve, fmt_us, ChannelCount, LagPercentiles, Percentiles, Report};
+use schedule::Schedule;
 
 /// An encoded `mprpc.bench.EchoRequest` (the same message in the tonic mode).
 #[derive(Clone, PartialEq, prost::Message)]
@@ -39,6 +46,11 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The `--payload` bytes of an Echo call.
+fn payload(args: &Args) -> Vec<u8> {
+    (0..args.payload).map(|i| b'a' + (i % 26) as u8).collect()
 }
 
 /// The request to send, and the reply length that proves an echo.
@@ -70,101 +82,131 @@ fn request(args: &Args) -> Result<(Bytes, Option<usize>), String> {
 fn run(args: &Args) -> Result<(), String> {
     let (request, expect_len) = request(args)?;
     match args.target {
-        TargetKind::Mprpc => {
-            let target = mprpc_target::MprpcTarget::connect(args, request.clone(), expect_len)?;
-            target.probe()?;
-            let endpoint = args
-                .zk
-                .as_ref()
-                .map(|zk| format!("zk://{zk}{}", args.zk_root))
-                .or(args.addr.clone())
-                .unwrap_or_default();
-            let counted_per = if args.pin_providers {
-                "provider"
+        TargetKind::Mprpc => run_mprpc(args, request, expect_len),
+        TargetKind::Redis => run_direct(args, &protocol::resp::Resp),
+        TargetKind::Tonic => {
+            let addr = direct_addr(args)?;
+            let path = if args.service.contains('.') {
+                format!("/{}/{}", args.service, args.method)
             } else {
-                "channel"
+                format!("/mprpc.bench.{}/{}", args.service, args.method)
             };
-            let discovered = target.discovered.clone();
-            if args.client == ClientKind::Raw {
-                return run_raw(args, request, endpoint, discovered);
-            }
-            let names = target.describe.clone();
-            let drain = args.timeout + Duration::from_secs(1);
-            let sender = |plan: &Plan, rec| run_sender(&target, plan, rec, drain);
-            let source = Source {
-                endpoint,
-                names,
-                discovered,
-                counted_per,
-            };
-            measure(args, request.len(), target.connections(), source, sender)
+            run_direct(
+                args,
+                &protocol::grpc::Grpc::new(&addr.to_string(), &path, &request),
+            )
         }
-        TargetKind::Tonic => run_tonic(args, request.len()),
+        TargetKind::Volo => run_direct(
+            args,
+            &protocol::thrift::Thrift::new(&args.method, &payload(args)),
+        ),
+        TargetKind::Seed => {
+            let seed = protocol::seed::Seed::new(&args.service, &args.method, &request, expect_len);
+            run_direct(args, &seed)
+        }
     }
 }
 
-#[cfg(feature = "tonic")]
-fn run_tonic(args: &Args, request_len: usize) -> Result<(), String> {
-    let target = tonic_target::TonicTarget::connect(args)?;
+/// `--target mprpc`: providers from ZooKeeper or `--addr`, driven by the
+/// framework's `Channel` or by the engine (`--client raw`).
+fn run_mprpc(args: &Args, request: Bytes, expect_len: Option<usize>) -> Result<(), String> {
+    let target = mprpc_target::MprpcTarget::connect(args, request.clone(), expect_len)?;
     target.probe()?;
-    let addr = args.addr.clone().unwrap_or_default();
-    let names = (0..target.connections())
-        .map(|i| format!("{addr} #{i}"))
-        .collect();
+    let endpoint = args
+        .zk
+        .as_ref()
+        .map(|zk| format!("zk://{zk}{}", args.zk_root))
+        .or(args.addr.clone())
+        .unwrap_or_default();
+    let discovered = target.discovered.clone();
+    if args.client == ClientKind::Raw {
+        let addrs: Vec<SocketAddr> = if discovered.is_empty() {
+            vec![direct_addr(args)?]
+        } else {
+            discovered
+                .iter()
+                .map(|a| a.parse().map_err(|e| format!("provider {a}: {e}")))
+                .collect::<Result<_, String>>()?
+        };
+        let proto = protocol::mprpc::Mprpc::new(&args.service, &args.method, request, expect_len);
+        return run_engine(args, &proto, addrs, endpoint, discovered);
+    }
+    let counted_per = if args.pin_providers {
+        "provider"
+    } else {
+        "channel"
+    };
+    let names = target.describe.clone();
     let drain = args.timeout + Duration::from_secs(1);
     let sender = |plan: &Plan, rec| run_sender(&target, plan, rec, drain);
     let source = Source {
-        endpoint: addr,
+        endpoint,
         names,
-        discovered: Vec::new(),
-        counted_per: "connection",
+        discovered,
+        counted_per,
+        request_bytes: request.len(),
+        client: "channel",
+        window: args.in_flight as usize,
     };
-    measure(args, request_len, target.connections(), source, sender)
+    measure(args, target.connections(), source, sender)
 }
 
-/// `--client raw`: each sending thread drives its share of the
-/// connections with the minimal pipelining client (closed loop).
-fn run_raw(
+fn direct_addr(args: &Args) -> Result<SocketAddr, String> {
+    let addr = args
+        .addr
+        .as_ref()
+        .ok_or_else(|| format!("--target {} needs --addr HOST:PORT", target_name(args)))?;
+    std::net::ToSocketAddrs::to_socket_addrs(addr.as_str())
+        .map_err(|e| format!("--addr {addr}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("--addr {addr}: no address"))
+}
+
+/// The size of the message carried (not the protocol's framing).
+fn proto_request_bytes(args: &Args) -> usize {
+    request(args).map_or(0, |(r, _)| r.len())
+}
+
+fn target_name(args: &Args) -> String {
+    format!("{:?}", args.target).to_lowercase()
+}
+
+/// A target at `--addr`, driven by the engine after one probe call.
+fn run_direct<P: Protocol>(args: &Args, proto: &P) -> Result<(), String> {
+    let addr = direct_addr(args)?;
+    engine::probe(proto, addr, Duration::from_secs(2))?;
+    run_engine(args, proto, vec![addr], addr.to_string(), Vec::new())
+}
+
+/// Each sending thread drives its share of the connections with the engine.
+fn run_engine<P: Protocol>(
     args: &Args,
-    request: Bytes,
+    proto: &P,
+    addrs: Vec<SocketAddr>,
     endpoint: String,
     discovered: Vec<String>,
 ) -> Result<(), String> {
-    if args.qps.fixed().is_some() {
-        return Err("--client raw is closed loop only: use --qps max".into());
-    }
-    let addrs: Vec<std::net::SocketAddr> = if discovered.is_empty() {
-        let addr = args.addr.clone().unwrap_or_default();
-        vec![addr.parse().map_err(|e| format!("--addr {addr}: {e}"))?]
-    } else {
-        discovered
-            .iter()
-            .map(|a| a.parse().map_err(|e| format!("provider {a}: {e}")))
-            .collect::<Result<_, String>>()?
-    };
     let threads = args.threads as usize;
     let connections = (args.connections as usize).max(threads);
-    let depth = (args.in_flight as usize / connections).max(1);
+    let window = (args.in_flight as usize / connections).max(1);
     let per_thread = |t: usize| connections / threads + usize::from(t < connections % threads);
     let first_conn = |t: usize| (0..t).map(per_thread).sum::<usize>();
     let names = (0..connections)
         .map(|i| format!("{} #{i}", addrs[i % addrs.len()]))
         .collect();
     let sender = |plan: &Plan, rec| {
-        let raw_plan = raw::RawPlan {
+        let engine_plan = EnginePlan {
             addrs: addrs.clone(),
             connections: per_thread(plan.thread),
-            depth,
-            service: args.service.clone(),
-            method: args.method.clone(),
-            request: request.clone(),
+            window,
+            first_conn: first_conn(plan.thread),
             start: plan.start,
             end: plan.end,
             drain: args.timeout + Duration::from_secs(1),
-            first_conn: first_conn(plan.thread),
+            schedule: plan.schedule,
         };
-        if let Err(e) = raw::run(&raw_plan, rec) {
-            eprintln!("loadgen: raw client thread {}: {e}", plan.thread);
+        if let Err(e) = engine::run(proto, &engine_plan, rec) {
+            eprintln!("loadgen: engine thread {}: {e}", plan.thread);
         }
     };
     let source = Source {
@@ -172,8 +214,11 @@ fn run_raw(
         names,
         discovered,
         counted_per: "connection",
+        request_bytes: proto_request_bytes(args),
+        client: "engine",
+        window,
     };
-    measure(args, request.len(), connections, source, sender)
+    measure(args, connections, source, sender)
 }
 
 /// Where the load went, for the report.
@@ -182,28 +227,21 @@ struct Source {
     names: Vec<String>,
     discovered: Vec<String>,
     counted_per: &'static str,
-}
-
-#[cfg(not(feature = "tonic"))]
-fn run_tonic(_: &Args, _: usize) -> Result<(), String> {
-    Err("this loadgen was built without the `tonic` feature (cargo build -p loadgen --features tonic)".into())
+    request_bytes: usize,
+    /// Which client sent: "engine" or "channel".
+    client: &'static str,
+    /// Calls outstanding per connection (engine) or in all (channel).
+    window: usize,
 }
 
 /// Runs `sender` on `--threads` threads (each with its `Plan` and
 /// `Recorder`), prints progress every second, then the report.
 fn measure(
     args: &Args,
-    request_bytes: usize,
     connections: usize,
     source: Source,
     sender: impl Fn(&Plan, &'static Recorder) + Sync,
 ) -> Result<(), String> {
-    let Source {
-        endpoint,
-        names,
-        discovered,
-        counted_per,
-    } = source;
     let threads = args.threads as usize;
     let started_at_utc = report::utc_now();
     let start = Instant::now() + Duration::from_millis(20);
@@ -219,17 +257,16 @@ fn measure(
             let tx = tx.clone();
             let plan = Plan {
                 thread: t,
-                threads,
                 start,
                 end,
-                qps: qps.map(|q| q / threads as f64),
+                schedule: qps.map(|q| Schedule::new(start, q, t, threads)),
                 // Split the cap; the first threads take the remainder.
                 cap: (cap_total / threads + usize::from(t < cap_total % threads)).max(1),
             };
             std::thread::Builder::new()
                 .name(format!("loadgen-{t}"))
                 .spawn_scoped(scope, move || {
-                    let rec = Recorder::new(measure_from, connections, std::thread::current());
+                    let rec = Recorder::new(measure_from, end, connections, std::thread::current());
                     let _ = tx.send(rec);
                     sender(&plan, rec);
                 })
@@ -242,45 +279,7 @@ fn measure(
     })?;
 
     let s = snapshot(&recorders);
-    let duration_s = args.duration.as_secs_f64();
-    let ok = s.completed - s.errors;
-    let report = Report {
-        label: args.label.clone(),
-        target: format!("{:?}", args.target).to_lowercase(),
-        mode: if qps.is_some() { "open" } else { "closed" }.into(),
-        command: std::env::args().collect(),
-        started_at_utc,
-        endpoint,
-        service: args.service.clone(),
-        method: args.method.clone(),
-        connections: args.connections,
-        channels: connections,
-        threads: args.threads,
-        in_flight: args.in_flight,
-        request_bytes,
-        warmup_s: args.warmup.as_secs_f64(),
-        duration_s,
-        target_qps: qps,
-        achieved_qps: s.completed as f64 / duration_s,
-        ok_qps: ok as f64 / duration_s,
-        sent: s.sent,
-        completed: s.completed,
-        errors: s.errors,
-        errors_by_code: s.errors_by_code.clone(),
-        delayed: s.delayed,
-        unsent: s.unsent,
-        unfinished: s.in_flight,
-        latency_us: Percentiles::of(&s.latency),
-        service_time_us: Percentiles::of(&s.service),
-        latency_curve: curve(&s.latency),
-        per_channel: names
-            .into_iter()
-            .zip(&s.per_conn)
-            .map(|(name, &calls)| ChannelCount { name, calls })
-            .collect(),
-        discovered_providers: discovered,
-        counted_per: counted_per.into(),
-    };
+    let report = build_report(args, started_at_utc, connections, source, &s);
     println!("\n{}", report.summary());
     if !args.no_write {
         let path = report.write(&args.out_dir, &s.latency).map_err(|e| {
@@ -292,6 +291,76 @@ fn measure(
         println!("report: {}", path.display());
     }
     Ok(())
+}
+
+/// Open loop: the rate is held when the measured send rate is within 1% of
+/// the target, nothing due was left unsent and the send lag's p99 is at
+/// most 1 ms. Closed loop has no rate target: held when nothing was left
+/// unanswered.
+fn target_held(target: Option<f64>, achieved: f64, s: &recorder::Snapshot) -> bool {
+    let lag_p99 = if s.lag.is_empty() {
+        0
+    } else {
+        s.lag.value_at_quantile(0.99)
+    };
+    match target {
+        Some(q) => achieved >= 0.99 * q && s.unsent == 0 && lag_p99 <= 1_000,
+        None => s.unanswered == 0,
+    }
+}
+
+fn build_report(
+    args: &Args,
+    started_at_utc: String,
+    connections: usize,
+    source: Source,
+    s: &recorder::Snapshot,
+) -> Report {
+    let duration_s = args.duration.as_secs_f64();
+    let qps = args.qps.fixed();
+    let achieved_qps = s.sent_in_window as f64 / duration_s;
+    Report {
+        label: args.label.clone(),
+        target: target_name(args),
+        client: source.client.into(),
+        mode: if qps.is_some() { "open" } else { "closed" }.into(),
+        command: std::env::args().collect(),
+        started_at_utc,
+        endpoint: source.endpoint,
+        service: args.service.clone(),
+        method: args.method.clone(),
+        connections: args.connections,
+        channels: connections,
+        threads: args.threads,
+        in_flight: args.in_flight,
+        window: source.window,
+        request_bytes: source.request_bytes,
+        warmup_s: args.warmup.as_secs_f64(),
+        duration_s,
+        target_qps: qps,
+        achieved_qps,
+        ok_qps: (s.completed - s.errors) as f64 / duration_s,
+        target_held: target_held(qps, achieved_qps, s),
+        sent: s.sent_measured,
+        unsent: s.unsent,
+        unanswered: s.unanswered,
+        completed: s.completed,
+        errors: s.errors,
+        errors_by_code: s.errors_by_code.clone(),
+        delayed: s.delayed,
+        send_lag_us: LagPercentiles::of(&s.lag),
+        latency_us: Percentiles::of(&s.latency),
+        service_time_us: Percentiles::of(&s.service),
+        latency_curve: curve(&s.latency),
+        per_channel: source
+            .names
+            .into_iter()
+            .zip(&s.per_conn)
+            .map(|(name, &calls)| ChannelCount { name, calls })
+            .collect(),
+        discovered_providers: source.discovered,
+        counted_per: source.counted_per.into(),
+    }
 }
 
 /// One line per second until the senders are done.

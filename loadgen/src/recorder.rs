@@ -28,6 +28,17 @@ pub enum Outcome {
     Err(String),
 }
 
+/// One answered call, as the engine hands it over.
+#[derive(Debug, Clone)]
+pub struct Done {
+    pub conn: usize,
+    pub intended: Instant,
+    pub sent: Instant,
+    pub at: Instant,
+    /// `None` for success, else the error's name.
+    pub error: Option<String>,
+}
+
 /// Histograms of one sending thread.
 pub struct Histograms {
     /// From the intended send time to completion (what a user waits).
@@ -38,17 +49,29 @@ pub struct Histograms {
 }
 
 pub struct Recorder {
-    /// Calls whose intended send time is at or after this are measured.
+    /// Calls whose intended send time is in `measure_from..measure_to`
+    /// are measured.
     pub measure_from: Instant,
+    pub measure_to: Instant,
     pub hist: Mutex<Histograms>,
+    /// Send lag (actual minus intended send time) of measured calls, in µs;
+    /// written by the sending thread only.
+    pub lag: Mutex<Histogram<u64>>,
     /// Measured calls that completed (ok or not).
     pub completed: AtomicU64,
     pub errors: AtomicU64,
     pub errors_by_code: Mutex<BTreeMap<String, u64>>,
     /// Measured calls per connection index.
     pub per_conn: Vec<AtomicU64>,
-    /// Every call sent, warm-up included.
+    /// Every call sent, warm-up included (for the progress line).
     pub sent: AtomicU64,
+    /// Measured calls that were sent before the window ended.
+    pub sent_measured: AtomicU64,
+    /// Calls (of any intended time) whose actual send fell in the window:
+    /// the achieved rate.
+    pub sent_in_window: AtomicU64,
+    /// Measured calls sent but never answered before the run gave up.
+    pub unanswered: AtomicU64,
     /// Measured calls that waited for a free in-flight slot (open loop).
     pub delayed: AtomicU64,
     /// Open loop: calls due in the window that never got a slot before it ended.
@@ -60,9 +83,19 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn new(measure_from: Instant, connections: usize, sender: Thread) -> &'static Recorder {
+    pub fn new(
+        measure_from: Instant,
+        measure_to: Instant,
+        connections: usize,
+        sender: Thread,
+    ) -> &'static Recorder {
         Box::leak(Box::new(Recorder {
             measure_from,
+            measure_to,
+            lag: Mutex::new(new_histogram()),
+            sent_measured: AtomicU64::new(0),
+            sent_in_window: AtomicU64::new(0),
+            unanswered: AtomicU64::new(0),
             hist: Mutex::new(Histograms {
                 latency: new_histogram(),
                 service: new_histogram(),
@@ -80,44 +113,98 @@ impl Recorder {
         }))
     }
 
-    /// Called by the sender just before it hands a call to the client.
-    pub fn on_send(&self) {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        self.sent.fetch_add(1, Ordering::Relaxed);
+    fn measured(&self, intended: Instant) -> bool {
+        intended >= self.measure_from && intended < self.measure_to
     }
 
-    /// `n` calls were sent (the raw client sends in batches).
-    pub fn on_send_n(&self, n: usize) {
+    /// Calls with these intended times left together at `at`.
+    pub fn on_sent(&self, intended: &[Instant], at: Instant) {
+        let n = intended.len();
         self.in_flight.fetch_add(n, Ordering::Relaxed);
         self.sent.fetch_add(n as u64, Ordering::Relaxed);
-    }
-
-    /// Successful replies on connection `conn` that all arrived at `now`,
-    /// one per send time in `sent` (the raw client: one clock read and one
-    /// lock per read batch instead of per call).
-    pub fn on_ok_batch(&self, conn: usize, sent: &[Instant], now: Instant) {
-        let measured = sent.iter().filter(|&&t| t >= self.measure_from);
-        let mut count = 0u64;
+        if at >= self.measure_from && at < self.measure_to {
+            self.sent_in_window.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        let mut measured = 0;
         {
-            let mut h = self.hist.lock();
-            for &t in measured {
-                let us = micros(now.saturating_duration_since(t));
-                h.latency.saturating_record(us);
-                h.service.saturating_record(us);
-                count += 1;
+            let mut lag = self.lag.lock();
+            for &t in intended.iter().filter(|&&t| self.measured(t)) {
+                lag.saturating_record(micros(at.saturating_duration_since(t)));
+                measured += 1;
             }
         }
-        self.completed.fetch_add(count, Ordering::Relaxed);
-        if let Some(c) = self.per_conn.get(conn) {
-            c.fetch_add(count, Ordering::Relaxed);
+        self.sent_measured.fetch_add(measured, Ordering::Relaxed);
+    }
+
+    /// Calls due in the window that were never sent: each enters the
+    /// latency histogram as `measure_to - intended`, a lower bound.
+    pub fn on_unsent(&self, intended: impl Iterator<Item = Instant>) {
+        let end = self.measure_to;
+        let mut n = 0;
+        let mut h = self.hist.lock();
+        for t in intended.filter(|&t| self.measured(t)) {
+            h.latency
+                .saturating_record(micros(end.saturating_duration_since(t)));
+            n += 1;
         }
-        self.in_flight.fetch_sub(sent.len(), Ordering::AcqRel);
+        self.unsent.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// A sent call still unanswered when the run gave up at `at`: it enters
+    /// the histogram as `at - intended`, a lower bound of its latency.
+    pub fn on_unanswered(&self, intended: Instant, at: Instant) {
+        if self.measured(intended) {
+            let us = micros(at.saturating_duration_since(intended));
+            self.hist.lock().latency.saturating_record(us);
+            self.unanswered.fetch_add(1, Ordering::Relaxed);
+        }
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// `n` calls whose intended times are not known here (the `Channel`
+    /// holds them) were never answered; each enters with `lower_bound`.
+    pub fn on_unanswered_n(&self, n: usize, lower_bound: std::time::Duration) {
+        if n == 0 {
+            return;
+        }
+        let us = micros(lower_bound);
+        let _ = self
+            .hist
+            .lock()
+            .latency
+            .record_n(us.min(HIGHEST_US), n as u64);
+        self.unanswered.fetch_add(n as u64, Ordering::Relaxed);
+        self.in_flight.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    /// Replies the engine decoded in one turn of its loop (one lock).
+    pub fn on_done_batch(&self, done: &[Done]) {
+        let mut completed = 0;
+        {
+            let mut h = self.hist.lock();
+            for d in done.iter().filter(|d| self.measured(d.intended)) {
+                h.latency
+                    .saturating_record(micros(d.at.saturating_duration_since(d.intended)));
+                h.service
+                    .saturating_record(micros(d.at.saturating_duration_since(d.sent)));
+                completed += 1;
+                if let Some(c) = self.per_conn.get(d.conn) {
+                    c.fetch_add(1, Ordering::Relaxed);
+                }
+                if let Some(code) = &d.error {
+                    self.errors.fetch_add(1, Ordering::Relaxed);
+                    *self.errors_by_code.lock().entry(code.clone()).or_insert(0) += 1;
+                }
+            }
+        }
+        self.completed.fetch_add(completed, Ordering::Relaxed);
+        self.in_flight.fetch_sub(done.len(), Ordering::AcqRel);
     }
 
     /// Called exactly once per call when it completes.
     pub fn on_done(&self, conn: usize, intended: Instant, sent: Instant, outcome: Outcome) {
         let now = Instant::now();
-        if intended >= self.measure_from {
+        if self.measured(intended) {
             let latency = micros(now.saturating_duration_since(intended));
             let service = micros(now.saturating_duration_since(sent));
             {
@@ -184,6 +271,10 @@ pub fn micros(d: std::time::Duration) -> u64 {
 pub struct Snapshot {
     pub latency: Histogram<u64>,
     pub service: Histogram<u64>,
+    pub lag: Histogram<u64>,
+    pub sent_measured: u64,
+    pub sent_in_window: u64,
+    pub unanswered: u64,
     pub completed: u64,
     pub errors: u64,
     pub errors_by_code: BTreeMap<String, u64>,
@@ -199,6 +290,10 @@ pub fn snapshot(recorders: &[&'static Recorder]) -> Snapshot {
     let mut s = Snapshot {
         latency: new_histogram(),
         service: new_histogram(),
+        lag: new_histogram(),
+        sent_measured: 0,
+        sent_in_window: 0,
+        unanswered: 0,
         completed: 0,
         errors: 0,
         errors_by_code: BTreeMap::new(),
@@ -214,6 +309,10 @@ pub fn snapshot(recorders: &[&'static Recorder]) -> Snapshot {
             s.latency.add(&h.latency).expect("same bounds");
             s.service.add(&h.service).expect("same bounds");
         }
+        s.lag.add(&*r.lag.lock()).expect("same bounds");
+        s.sent_measured += r.sent_measured.load(Ordering::Relaxed);
+        s.sent_in_window += r.sent_in_window.load(Ordering::Relaxed);
+        s.unanswered += r.unanswered.load(Ordering::Relaxed);
         s.completed += r.completed.load(Ordering::Relaxed);
         s.errors += r.errors.load(Ordering::Relaxed);
         for (code, n) in r.errors_by_code.lock().iter() {
@@ -235,16 +334,39 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(3600)
+    }
+
+    #[test]
+    fn unsent_and_unanswered_enter_the_histogram_as_lower_bounds() {
+        let t0 = Instant::now();
+        let end = t0 + Duration::from_millis(100);
+        let r = Recorder::new(t0, end, 1, std::thread::current());
+        // Due at t0 and t0+50ms, never sent: 100 and 50 ms until the end.
+        r.on_unsent([t0, t0 + Duration::from_millis(50), end].into_iter());
+        r.on_sent(&[t0], t0 + Duration::from_millis(2));
+        r.on_unanswered(t0, t0 + Duration::from_secs(1));
+        let s = snapshot(&[r]);
+        assert_eq!((s.unsent, s.unanswered, s.sent_measured), (2, 1, 1));
+        assert_eq!(s.completed, 0);
+        assert_eq!(s.in_flight, 0);
+        assert_eq!(s.latency.len(), 3);
+        assert!(s.latency.max() >= 999_000, "{}", s.latency.max());
+        assert!(s.latency.min() >= 49_900, "{}", s.latency.min());
+        assert!((1990..=2010).contains(&s.lag.max()), "lag {}", s.lag.max());
+    }
+
     #[test]
     fn records_only_measured_calls_and_counts_errors() {
         let t0 = Instant::now();
-        let r = Recorder::new(t0, 2, std::thread::current());
+        let r = Recorder::new(t0, far(), 2, std::thread::current());
         // Warm-up call: intended before measure_from.
-        r.on_send();
+        r.on_sent(&[Instant::now()], Instant::now());
         r.on_done(0, t0 - Duration::from_millis(1), t0, Outcome::Ok);
-        r.on_send();
+        r.on_sent(&[Instant::now()], Instant::now());
         r.on_done(1, t0, t0, Outcome::Ok);
-        r.on_send();
+        r.on_sent(&[Instant::now()], Instant::now());
         r.on_done(1, t0, t0, Outcome::Err("Unavailable".into()));
         let s = snapshot(&[r]);
         assert_eq!(s.sent, 3);
@@ -260,8 +382,8 @@ mod tests {
     fn latency_counts_from_intended_time() {
         let now = Instant::now();
         let intended = now - Duration::from_millis(50);
-        let r = Recorder::new(intended, 1, std::thread::current());
-        r.on_send();
+        let r = Recorder::new(intended, far(), 1, std::thread::current());
+        r.on_sent(&[Instant::now()], Instant::now());
         r.on_done(0, intended, now, Outcome::Ok);
         let s = snapshot(&[r]);
         assert!(s.latency.max() >= 50_000, "latency {}", s.latency.max());
@@ -270,8 +392,8 @@ mod tests {
 
     #[test]
     fn wait_for_slot_wakes_on_completion() {
-        let r = Recorder::new(Instant::now(), 1, std::thread::current());
-        r.on_send();
+        let r = Recorder::new(Instant::now(), far(), 1, std::thread::current());
+        r.on_sent(&[Instant::now()], Instant::now());
         let t = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(20));
             let now = Instant::now();

@@ -42,6 +42,25 @@ impl Percentiles {
     }
 }
 
+/// Send lag (actual minus intended send time), µs.
+#[derive(Debug, Clone, Serialize)]
+pub struct LagPercentiles {
+    pub p50: u64,
+    pub p99: u64,
+    pub max: u64,
+}
+
+impl LagPercentiles {
+    pub fn of(h: &Histogram<u64>) -> LagPercentiles {
+        let p = Percentiles::of(h);
+        LagPercentiles {
+            p50: p.p50,
+            p99: p.p99,
+            max: p.max,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ChannelCount {
     pub name: String,
@@ -53,6 +72,8 @@ pub struct ChannelCount {
 pub struct Report {
     pub label: String,
     pub target: String,
+    /// "engine" (loadgen's own pipelining engine) or "channel" (mprpc's `Channel`).
+    pub client: String,
     /// "open" (fixed rate) or "closed" (`--qps max`).
     pub mode: String,
     pub command: Vec<String>,
@@ -64,23 +85,35 @@ pub struct Report {
     pub channels: usize,
     pub threads: u32,
     pub in_flight: u32,
+    /// Calls outstanding per connection (engine), or in all (channel).
+    pub window: usize,
     pub request_bytes: usize,
     pub warmup_s: f64,
     pub duration_s: f64,
     pub target_qps: Option<f64>,
-    /// Measured calls completed (ok or not) per second of the window.
+    /// Calls whose actual send fell inside the measured window, per second.
     pub achieved_qps: f64,
+    /// Successful replies to measured calls per second of the window.
     pub ok_qps: f64,
+    /// Open loop: achieved within 1% of the target, nothing unsent, send
+    /// lag p99 ≤ 1 ms. Closed loop: nothing unanswered.
+    pub target_held: bool,
+    /// Measured calls (intended inside the window) that were sent.
     pub sent: u64,
+    /// Measured calls never sent before the window ended (entered in the
+    /// latency histogram as window end − intended send).
+    pub unsent: u64,
+    /// Sent calls never answered before the drain ended (entered as give-up
+    /// time − intended send).
+    pub unanswered: u64,
+    /// Measured calls answered (ok or not).
     pub completed: u64,
     pub errors: u64,
     pub errors_by_code: BTreeMap<String, u64>,
     /// Open loop: due calls that waited for an in-flight slot.
     pub delayed: u64,
-    /// Open loop: due calls never sent because no slot freed before the end.
-    pub unsent: u64,
-    /// Calls still outstanding after the drain period.
-    pub unfinished: u64,
+    /// Actual minus intended send time of the sent measured calls.
+    pub send_lag_us: LagPercentiles,
     /// Microseconds from the intended send time (coordinated omission corrected).
     pub latency_us: Percentiles,
     /// Microseconds from the actual send.
@@ -179,8 +212,16 @@ impl Report {
         let _ = writeln!(s, "## loadgen: {}\n", self.label);
         let _ = writeln!(
             s,
-            "- target: {} {} `{}.{}`, {} connection(s), {} channel(s), {} sender thread(s), in-flight cap {}",
-            self.target, self.endpoint, self.service, self.method, self.connections, self.channels, self.threads, self.in_flight
+            "- target: {} {} `{}.{}` via the {} client, {} connection(s), {} sender thread(s), window {} ({})",
+            self.target,
+            self.endpoint,
+            self.service,
+            self.method,
+            self.client,
+            self.connections,
+            self.threads,
+            self.window,
+            if self.client == "engine" { "per connection" } else { "in all" }
         );
         let _ = writeln!(
             s,
@@ -198,8 +239,20 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "- calls: {} sent (incl. warm-up), {} measured, {} errors, {} delayed by the in-flight cap, {} never sent, {} unfinished",
-            self.sent, self.completed, self.errors, self.delayed, self.unsent, self.unfinished
+            "- {}; send lag p50 {}, p99 {}, max {}",
+            if self.target_held {
+                "target held"
+            } else {
+                "**TARGET NOT HELD**"
+            },
+            fmt_us(self.send_lag_us.p50),
+            fmt_us(self.send_lag_us.p99),
+            fmt_us(self.send_lag_us.max)
+        );
+        let _ = writeln!(
+            s,
+            "- measured calls: {} sent, {} unsent, {} answered, {} unanswered, {} errors",
+            self.sent, self.unsent, self.completed, self.unanswered, self.errors
         );
         if !self.errors_by_code.is_empty() {
             let list: Vec<String> = self

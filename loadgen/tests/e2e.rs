@@ -1,0 +1,284 @@
+//! loadgen end to end over loopback: the engine against our own provider
+//! (native and seed formats, including an overload it must report as
+//! such) and against a real redis-server started on a free port. Each run
+//! is a second or two; servers are stopped when a test ends.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use mprpc::config::RegistryKind;
+use mprpc::provider::{ProviderHandle, RpcProvider};
+use mprpc::{CallContext, Config, Service, Status};
+use serde_json::Value;
+
+/// `EchoService.Echo`: replies with the request's bytes (an encoded
+/// `EchoRequest` and `EchoResponse` have the same layout).
+struct Echo;
+
+impl Service for Echo {
+    fn name(&self) -> &'static str {
+        "EchoService"
+    }
+    fn methods(&self) -> &'static [&'static str] {
+        &["Echo"]
+    }
+    fn call(
+        &self,
+        method: &str,
+        _: &CallContext,
+        req: Bytes,
+        out: &mut BytesMut,
+    ) -> Result<(), Status> {
+        match method {
+            "Echo" => {
+                out.extend_from_slice(&req);
+                Ok(())
+            }
+            other => Err(Status::unknown_method("EchoService", other)),
+        }
+    }
+}
+
+fn provider() -> ProviderHandle {
+    let config = Config {
+        rpc_server_ip: "127.0.0.1".into(),
+        rpc_server_port: 0,
+        registry: RegistryKind::None,
+        reactor_threads: 1,
+        ..Config::default()
+    };
+    let mut provider = RpcProvider::new(&config);
+    provider.without_registry().notify_service(Echo);
+    provider.start().expect("provider starts")
+}
+
+/// A fresh, empty directory for one run's report.
+fn out_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("loadgen-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs loadgen with `args` against `addr`; returns its JSON report.
+fn loadgen(name: &str, addr: SocketAddr, args: &[&str]) -> Value {
+    let dir = out_dir(name);
+    let output = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["--addr", &addr.to_string(), "--label", name, "--out-dir"])
+        .arg(&dir)
+        .args(args)
+        .output()
+        .expect("loadgen runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "loadgen {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = read_json(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    report
+}
+
+fn read_json(dir: &Path) -> Value {
+    let path = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .expect("a JSON report");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn u(v: &Value, key: &str) -> u64 {
+    v[key].as_u64().unwrap_or_else(|| panic!("{key} in {v}"))
+}
+
+fn f(v: &Value, key: &str) -> f64 {
+    v[key].as_f64().unwrap_or_else(|| panic!("{key} in {v}"))
+}
+
+/// A rate no machine here can reach: the run must say so, count the calls
+/// it could not send, and let them weigh on the percentiles.
+fn check_overload(report: &Value) {
+    assert_eq!(report["target_held"], false, "{report}");
+    assert!(u(report, "unsent") > 0, "{report}");
+    let achieved = f(report, "achieved_qps");
+    assert!(
+        achieved > 0.0 && achieved < 2_500_000.0,
+        "achieved {achieved}"
+    );
+    // Calls due early in the 2 s window and never sent waited ~2 s.
+    let p99 = u(&report["latency_us"], "p99");
+    assert!((500_000..=10_000_000).contains(&p99), "p99 {p99} µs");
+    let total = u(report, "sent") + u(report, "unsent");
+    assert!(total > 5_000_000, "{total} calls scheduled in the window");
+}
+
+#[test]
+fn overload_is_reported_as_not_held_by_both_clients() {
+    let server = provider();
+    let addr = server.addr();
+    let common = [
+        "--qps",
+        "5000000",
+        "--duration",
+        "2s",
+        "--warmup",
+        "0s",
+        "--connections",
+        "4",
+        "--in-flight",
+        "64",
+    ];
+    let engine = loadgen(
+        "overload-engine",
+        addr,
+        &[&common[..], &["--client", "raw"]].concat(),
+    );
+    check_overload(&engine);
+    assert_eq!(engine["client"], "engine");
+    assert!(u(&engine["send_lag_us"], "p99") > 1_000, "{engine}");
+    let channel = loadgen(
+        "overload-channel",
+        addr,
+        &[&common[..], &["--client", "channel"]].concat(),
+    );
+    check_overload(&channel);
+    assert_eq!(channel["client"], "channel");
+    server.shutdown_gracefully();
+}
+
+#[test]
+fn a_modest_rate_is_sent_on_schedule() {
+    let server = provider();
+    let r = loadgen(
+        "modest",
+        server.addr(),
+        &[
+            "--client",
+            "raw",
+            "--qps",
+            "2000",
+            "--duration",
+            "1s",
+            "--warmup",
+            "200ms",
+            "--connections",
+            "2",
+            "--in-flight",
+            "32",
+        ],
+    );
+    assert_eq!(u(&r, "unsent"), 0, "{r}");
+    assert_eq!(u(&r, "unanswered"), 0, "{r}");
+    assert_eq!(u(&r, "errors"), 0, "{r}");
+    let achieved = f(&r, "achieved_qps");
+    assert!(
+        (1_900.0..=2_100.0).contains(&achieved),
+        "achieved {achieved}"
+    );
+    assert_eq!(u(&r, "completed"), u(&r, "sent"));
+    server.shutdown_gracefully();
+}
+
+#[test]
+fn seed_format_against_our_provider() {
+    let server = provider();
+    let r = loadgen(
+        "seed",
+        server.addr(),
+        &[
+            "--target",
+            "seed",
+            "--qps",
+            "max",
+            "--duration",
+            "1s",
+            "--warmup",
+            "100ms",
+            "--connections",
+            "2",
+            "--in-flight",
+            "4",
+        ],
+    );
+    assert!(u(&r, "completed") > 50, "{r}");
+    assert_eq!(u(&r, "errors"), 0, "{r}");
+    assert_eq!(r["target_held"], true, "{r}");
+    assert_eq!(r["target"], "seed");
+    server.shutdown_gracefully();
+}
+
+/// A redis-server on a free port, stopped on drop.
+struct Redis(Child);
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn redis() -> (Redis, SocketAddr) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server not found: scripts/setup.sh installs it (CI does)");
+    let redis = Redis(child);
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "redis-server did not listen on {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (redis, addr)
+}
+
+#[test]
+fn redis_ping_end_to_end() {
+    let (_redis, addr) = redis();
+    let r = loadgen(
+        "redis",
+        addr,
+        &[
+            "--target",
+            "redis",
+            "--qps",
+            "max",
+            "--duration",
+            "1s",
+            "--warmup",
+            "100ms",
+            "--connections",
+            "4",
+            "--in-flight",
+            "64",
+        ],
+    );
+    assert!(u(&r, "completed") > 1_000, "{r}");
+    assert_eq!(u(&r, "errors"), 0, "{r}");
+    assert_eq!(r["target"], "redis");
+    assert_eq!(u(&r, "window"), 16);
+}
