@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::client::LoadBalance;
+use crate::balance::LoadBalance;
 
 /// A configuration error, pointing at the offending file, line and key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -393,15 +393,7 @@ fn boolean(value: &str) -> Result<bool, String> {
 }
 
 fn load_balance(value: &str) -> Result<LoadBalance, String> {
-    match value.to_ascii_lowercase().replace('-', "_").as_str() {
-        "round_robin" => Ok(LoadBalance::RoundRobin),
-        "random" => Ok(LoadBalance::Random),
-        "least_outstanding" => Ok(LoadBalance::LeastOutstanding),
-        "consistent_hash" => Ok(LoadBalance::ConsistentHash),
-        _ => Err(format!(
-            "'{value}' is not one of round_robin, random, least_outstanding, consistent_hash"
-        )),
-    }
+    value.parse()
 }
 
 fn registry_kind(value: &str) -> Result<RegistryKind, String> {

@@ -31,6 +31,7 @@
 //! ```
 
 pub mod app;
+pub mod balance;
 pub mod client;
 pub mod codec;
 pub mod config;
@@ -45,6 +46,7 @@ pub mod service;
 pub mod status;
 
 pub use app::{AppArgs, Application};
+pub use balance::LoadBalance;
 pub use client::{Channel, ChannelOptions};
 pub use config::{Config, ConfigError};
 pub use controller::{CallOptions, CancelHandle, Controller};

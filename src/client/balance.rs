@@ -16,6 +16,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+pub use crate::balance::LoadBalance;
 use crate::discovery::Endpoint;
 
 /// Virtual nodes per endpoint on the consistent-hash ring.
@@ -23,22 +24,6 @@ pub const VNODES: usize = 160;
 
 /// Rings kept for recently seen endpoint lists.
 const RING_CACHE: usize = 8;
-
-/// How a channel spreads calls over a service's providers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum LoadBalance {
-    /// Each call goes to the next provider in turn.
-    #[default]
-    RoundRobin,
-    /// Each call goes to a provider chosen at random.
-    Random,
-    /// Of two random providers, the one with fewer calls in flight from this
-    /// channel (power of two choices).
-    LeastOutstanding,
-    /// Calls with the same `CallOptions::hash_key` go to the same provider;
-    /// calls without a key fall back to round robin.
-    ConsistentHash,
-}
 
 /// A policy plus its state (round-robin cursor, random generator, rings).
 pub(crate) struct Balancer {
