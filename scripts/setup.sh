@@ -2,13 +2,16 @@
 # One-time set-up of a fresh Debian machine for mprpc: the Rust toolchain is
 # assumed (rustup); this installs what tests, demos and benchmarks need:
 #   - zookeeper  (a real Apache ZooKeeper for the registry tests and demo)
-#   - redis-server, redis-tools  (the comparison yardstick; benchmarks only)
+#   - redis-server  (loadgen's `--target redis` test starts one; the
+#     comparison's yardstick)
+#   - redis-tools  (redis-benchmark, the comparison's cross-check;
+#     benchmarks only: skipped with --no-bench)
 # Java comes with the machine (ZooKeeper needs a JRE; installed if missing).
 # Usage: scripts/setup.sh [--no-bench]
 set -euo pipefail
 
-want=(zookeeper)
-[[ "${1:-}" == "--no-bench" ]] || want+=(redis-server redis-tools)
+want=(zookeeper redis-server)
+[[ "${1:-}" == "--no-bench" ]] || want+=(redis-tools)
 command -v java >/dev/null 2>&1 || want+=(default-jre-headless)
 
 missing=()
@@ -26,11 +29,15 @@ else
   echo "setup: system packages already installed"
 fi
 
-# Debian's zookeeper package enables a system service on some set-ups; our
-# scripts and tests start their own servers on free ports, so stop it.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet zookeeper 2>/dev/null; then
-  systemctl stop zookeeper || true
-fi
+# Debian's zookeeper and redis-server packages enable system services on
+# some set-ups; our scripts and tests start their own servers on free ports,
+# so stop them.
+for svc in zookeeper redis-server; do
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
+    systemctl stop "$svc" || true
+  fi
+done
 
 ls /usr/share/java/zookeeper.jar >/dev/null
+command -v redis-server >/dev/null
 echo "setup: done (zookeeper jar: /usr/share/java/zookeeper.jar, java: $(command -v java))"
