@@ -10,19 +10,10 @@ use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
+pub use crate::codec::WireFormat;
 use crate::config::{Config, RegistryKind};
 use crate::registry::{RegistryError, ZkDiscover};
 use crate::status::Status;
-
-/// How to talk to a provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum WireFormat {
-    /// Our framed, multiplexed protocol.
-    #[default]
-    Mprpc,
-    /// The seed's format: one call per short connection.
-    Legacy,
-}
 
 /// One provider of a service.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

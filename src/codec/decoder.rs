@@ -23,6 +23,11 @@ pub enum ProtocolError {
     },
     /// The body's fields do not add up (lengths, UTF-8 names, short body).
     Malformed(&'static str),
+    /// The stream ended in the middle of a frame: `pending` bytes of it had
+    /// arrived (tokio-util's "bytes remaining on stream").
+    TruncatedAtEof {
+        pending: usize,
+    },
 }
 
 impl fmt::Display for ProtocolError {
@@ -41,6 +46,10 @@ impl fmt::Display for ProtocolError {
                 write!(f, "frame of {len} bytes exceeds the limit of {max} bytes")
             }
             ProtocolError::Malformed(what) => write!(f, "malformed frame: {what}"),
+            ProtocolError::TruncatedAtEof { pending } => write!(
+                f,
+                "the peer closed mid-frame ({pending} bytes of an incomplete frame dropped)"
+            ),
         }
     }
 }
@@ -106,6 +115,16 @@ impl Decoder {
         buf.advance(HEADER_LEN);
         let body = buf.split_to(body_len).freeze();
         parse_body(kind, body).map(Some)
+    }
+
+    /// [`decode`](Self::decode) once the peer has closed: a complete frame
+    /// is returned as usual, but where `decode` would wait for more bytes
+    /// this is an error, since none will come (tokio-util's `decode_eof`).
+    pub fn decode_eof(&self, buf: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
+        match self.decode(buf)? {
+            None if !buf.is_empty() => Err(ProtocolError::TruncatedAtEof { pending: buf.len() }),
+            frame => Ok(frame),
+        }
     }
 }
 
@@ -432,5 +451,22 @@ mod tests {
         };
         let p = req.payload.as_ptr() as usize;
         assert!(p >= base && p < end, "payload was copied");
+    }
+
+    #[test]
+    fn eof_mid_frame_is_an_error_and_clean_eof_is_none() {
+        let d = Decoder::default();
+        let (mut buf, frames) = sample_frames();
+        let mut got = Vec::new();
+        while let Some(f) = d.decode_eof(&mut buf).unwrap() {
+            got.push(f);
+        }
+        assert_eq!(got, frames);
+        assert_eq!(d.decode_eof(&mut buf), Ok(None));
+        let mut half = BytesMut::from(&b"MP\x01\x03\x00\x00"[..]);
+        assert_eq!(
+            d.decode_eof(&mut half),
+            Err(ProtocolError::TruncatedAtEof { pending: 6 })
+        );
     }
 }

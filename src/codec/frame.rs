@@ -1,8 +1,10 @@
 //! Frame types and their encoders (the layout is documented in `codec`).
 
+use std::fmt;
+
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::{HEADER_LEN, MAGIC, REQUEST_FIXED_LEN, RESPONSE_FIXED_LEN, VERSION};
+use super::{HEADER_LEN, MAGIC, MAX_NAME_LEN, REQUEST_FIXED_LEN, RESPONSE_FIXED_LEN, VERSION};
 use crate::status::Code;
 
 /// The `kind` byte of the frame header.
@@ -155,14 +157,47 @@ fn put_header(dst: &mut BytesMut, kind: FrameKind, body_len: usize) {
     dst.put_u32(body_len as u32);
 }
 
+/// A service or method name longer than [`MAX_NAME_LEN`] bytes: such a call
+/// cannot be encoded (names are never cut, which could split a character).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NameTooLong {
+    /// The offending name's length in bytes.
+    pub len: usize,
+}
+
+impl fmt::Display for NameTooLong {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "a name of {} bytes exceeds the limit of {MAX_NAME_LEN} bytes for service and method names",
+            self.len
+        )
+    }
+}
+
+impl std::error::Error for NameTooLong {}
+
+/// Checks that `service` and `method` fit a request frame; call before
+/// [`encode_request`].
+pub fn check_names(service: &str, method: &str) -> Result<(), NameTooLong> {
+    match service.len().max(method.len()) {
+        len if len > MAX_NAME_LEN => Err(NameTooLong { len }),
+        _ => Ok(()),
+    }
+}
+
 /// Appends a request frame to `dst`.
 ///
-/// Service and method names longer than 255 bytes are rejected by the
-/// caller-facing API before they get here; this truncates defensively so a
-/// frame is never malformed.
+/// # Panics
+///
+/// If a name is longer than [`MAX_NAME_LEN`] bytes: the caller checks with
+/// [`check_names`] first (the channel rejects such calls before encoding),
+/// since a cut name would address another service or split a character.
 pub fn encode_request(head: RequestHead<'_>, payload: &[u8], dst: &mut BytesMut) {
-    let service = &head.service.as_bytes()[..head.service.len().min(255)];
-    let method = &head.method.as_bytes()[..head.method.len().min(255)];
+    if let Err(e) = check_names(head.service, head.method) {
+        panic!("encode_request: {e} (callers must check_names first)");
+    }
+    let (service, method) = (head.service.as_bytes(), head.method.as_bytes());
     let body_len = REQUEST_FIXED_LEN + service.len() + method.len() + payload.len();
     dst.reserve(HEADER_LEN + body_len);
     put_header(dst, FrameKind::Request, body_len);
@@ -173,6 +208,29 @@ pub fn encode_request(head: RequestHead<'_>, payload: &[u8], dst: &mut BytesMut)
     dst.put_slice(service);
     dst.put_slice(method);
     dst.put_slice(payload);
+}
+
+/// Where `timeout_ms` sits in an encoded request frame.
+const TIMEOUT_AT: usize = HEADER_LEN + 8;
+/// Where the service name's length byte sits; the method's follows, then
+/// the service name itself.
+const SERVICE_LEN_AT: usize = TIMEOUT_AT + 4;
+
+/// Rewrites the `timeout_ms` of an encoded request frame in place (a call
+/// that waited, e.g. for a connect, sends its remaining budget). A slice
+/// too short to be a request frame is left alone.
+pub fn set_request_timeout(frame: &mut [u8], timeout_ms: u32) {
+    debug_assert!(frame.get(3) == Some(&(FrameKind::Request as u8)));
+    if let Some(field) = frame.get_mut(TIMEOUT_AT..TIMEOUT_AT + 4) {
+        field.copy_from_slice(&timeout_ms.to_be_bytes());
+    }
+}
+
+/// The service name of an encoded request frame, if it is one.
+pub fn request_service(frame: &[u8]) -> Option<&str> {
+    let len = *frame.get(SERVICE_LEN_AT)? as usize;
+    let at = SERVICE_LEN_AT + 2;
+    std::str::from_utf8(frame.get(at..at + len)?).ok()
 }
 
 /// Appends a response frame carrying `payload` (on `Ok`) or `error` text.
@@ -207,4 +265,48 @@ pub fn encode_response_with(
 pub fn encode_cancel(id: u64, dst: &mut BytesMut) {
     put_header(dst, FrameKind::Cancel, 8);
     dst.put_u64(id);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::Decoder;
+
+    fn request(timeout_ms: u32, service: &str) -> BytesMut {
+        let mut buf = BytesMut::new();
+        let head = RequestHead {
+            id: 7,
+            timeout_ms,
+            service,
+            method: "M",
+        };
+        encode_request(head, b"payload", &mut buf);
+        buf
+    }
+
+    #[test]
+    fn timeout_is_patched_in_place_and_service_read_back() {
+        let mut buf = request(0, "Svc");
+        assert_eq!(request_service(&buf), Some("Svc"));
+        set_request_timeout(&mut buf, 1234);
+        let Some(Frame::Request(r)) = Decoder::default().decode(&mut buf).unwrap() else {
+            panic!("not a request");
+        };
+        assert_eq!(
+            (r.timeout_ms, r.service(), &r.payload[..]),
+            (1234, "Svc", &b"payload"[..])
+        );
+        assert_eq!(request_service(b"MP"), None);
+    }
+
+    #[test]
+    fn names_over_the_limit_are_rejected_not_cut() {
+        let long = "é".repeat(128); // 256 bytes; byte 255 is mid-character
+        assert_eq!(check_names(&long, "M"), Err(NameTooLong { len: 256 }));
+        assert_eq!(check_names("S", &long[..254]), Ok(()));
+        let at_limit = "s".repeat(MAX_NAME_LEN);
+        assert_eq!(request_service(&request(0, &at_limit)), Some(&at_limit[..]));
+        let panicked = std::panic::catch_unwind(|| request(0, &long));
+        assert!(panicked.is_err(), "encode_request must not cut a name");
+    }
 }

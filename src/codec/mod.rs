@@ -62,18 +62,29 @@
 //! already in the buffer (sticky packets). Service, method and payload are
 //! `Bytes` slices of the read buffer: no copy is made.
 //!
-//! The seed's legacy format (4-byte little-endian header size + `RpcHeader`)
-//! lives in [`legacy`].
+//! # Wire formats
 //!
+//! A provider may speak ours or the seed's (4-byte little-endian header size
+//! + `RpcHeader`, one call per connection); [`WireFormat`] names them and
+//! [`WireFormat::detect`] tells them apart by a stream's first two bytes.
+//! Everything about the seed's bytes lives in [`seed`]; everything about
+//! ours in this module (frame layout, offsets, in-place patching), so no
+//! other module knows where a field sits.
 
 mod decoder;
+mod format;
 mod frame;
-pub mod legacy;
+pub mod seed;
+
+/// The seed's format under its old module name.
+pub use seed as legacy;
 
 pub use decoder::{skip_body, Decoder, ProtocolError};
+pub use format::WireFormat;
 pub use frame::{
-    encode_cancel, encode_request, encode_response, encode_response_with, Frame, FrameKind,
-    Oversized, Request, RequestHead, Response,
+    check_names, encode_cancel, encode_request, encode_response, encode_response_with,
+    request_service, set_request_timeout, Frame, FrameKind, NameTooLong, Oversized, Request,
+    RequestHead, Response,
 };
 
 /// The two bytes every frame starts with.
@@ -86,5 +97,7 @@ pub const HEADER_LEN: usize = 8;
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 /// Fixed part of a request body: id, timeout, two name lengths.
 pub const REQUEST_FIXED_LEN: usize = 8 + 4 + 1 + 1;
+/// The longest service or method name a request can carry (one length byte).
+pub const MAX_NAME_LEN: usize = 255;
 /// Fixed part of a response body: id, status, error length.
 pub const RESPONSE_FIXED_LEN: usize = 8 + 1 + 2;

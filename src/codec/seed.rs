@@ -11,9 +11,14 @@
 //! method_name = 2; uint32 args_size = 3; }` in package `mprpc`. One call per
 //! TCP connection. Proto3 omits `args_size` when it is 0 (an empty request).
 //!
-//! Our server tells the formats apart by a connection's first two bytes: ours
-//! start with "MP"; a seed header size would have to be 20557 bytes to look
-//! like that.
+//! Our server tells the formats apart by a connection's first two bytes
+//! ([`WireFormat::detect`](super::WireFormat::detect)).
+//!
+//! The whole format is here, in brpc's one-module-per-protocol spirit:
+//! requests are encoded ([`encode_request`]) and decoded
+//! ([`decode_request`], [`decode_request_eof`]); replies are the bare
+//! message, bounded by a maximum while they arrive ([`decode_reply`]) and
+//! taken whole at the provider's close ([`decode_reply_eof`]).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use prost::Message;
@@ -33,16 +38,21 @@ pub struct RpcHeader {
 
 /// A decoded seed-format request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LegacyRequest {
+pub struct SeedRequest {
     pub service: Bytes,
     pub method: Bytes,
     pub args: Bytes,
 }
 
-impl LegacyRequest {
+/// The old name of [`SeedRequest`].
+pub type LegacyRequest = SeedRequest;
+
+impl SeedRequest {
+    /// The service name (checked to be UTF-8 when decoded).
     pub fn service_str(&self) -> &str {
         std::str::from_utf8(&self.service).unwrap_or("<non-utf8>")
     }
+    /// The method name (checked to be UTF-8 when decoded).
     pub fn method_str(&self) -> &str {
         std::str::from_utf8(&self.method).unwrap_or("<non-utf8>")
     }
@@ -51,7 +61,7 @@ impl LegacyRequest {
 /// True when a connection's first bytes are ours rather than the seed's.
 /// Needs at least two bytes.
 pub fn is_mprpc_stream(first: &[u8]) -> bool {
-    first.starts_with(&super::MAGIC)
+    super::WireFormat::detect(first) == Some(super::WireFormat::Mprpc)
 }
 
 /// Appends a seed-format request to `dst`.
@@ -76,7 +86,7 @@ pub fn encode_request(service: &str, method: &str, args: &[u8], dst: &mut BytesM
 pub fn decode_request(
     buf: &mut BytesMut,
     max: usize,
-) -> Result<Option<LegacyRequest>, ProtocolError> {
+) -> Result<Option<SeedRequest>, ProtocolError> {
     if buf.len() < 4 {
         return Ok(None);
     }
@@ -110,11 +120,40 @@ pub fn decode_request(
     }
     buf.advance(4 + header_len);
     let args = buf.split_to(args_len).freeze();
-    Ok(Some(LegacyRequest {
+    Ok(Some(SeedRequest {
         service: header.service_name,
         method: header.method_name,
         args,
     }))
+}
+
+/// [`decode_request`] once the peer has closed: a request cut short is an
+/// error instead of a wait.
+pub fn decode_request_eof(
+    buf: &mut BytesMut,
+    max: usize,
+) -> Result<Option<SeedRequest>, ProtocolError> {
+    match decode_request(buf, max)? {
+        None if !buf.is_empty() => Err(ProtocolError::TruncatedAtEof { pending: buf.len() }),
+        request => Ok(request),
+    }
+}
+
+/// Checks a reply still arriving: the seed ends its reply by closing, so
+/// there is never a complete reply before EOF, only one that grew too big.
+pub fn decode_reply(buf: &BytesMut, max: usize) -> Result<(), ProtocolError> {
+    match buf.len() {
+        len if len > max => Err(ProtocolError::FrameTooLarge { len, max }),
+        _ => Ok(()),
+    }
+}
+
+/// The reply once the provider has closed: the whole buffer (bounded by
+/// `max`), or `None` when it closed without a byte, the seed's only way of
+/// saying it could not serve the call (unknown method, failed handler).
+pub fn decode_reply_eof(buf: &mut BytesMut, max: usize) -> Result<Option<Bytes>, ProtocolError> {
+    decode_reply(buf, max)?;
+    Ok((!buf.is_empty()).then(|| buf.split().freeze()))
 }
 
 #[cfg(test)]
@@ -189,6 +228,38 @@ mod tests {
         assert!(
             !is_mprpc_stream(b"M\x00\x00\x00"),
             "a 77-byte seed header starts with 'M'"
+        );
+    }
+
+    #[test]
+    fn a_request_cut_by_eof_is_an_error() {
+        let mut buf = BytesMut::from(&SEED_BYTES[..10]);
+        assert_eq!(
+            decode_request_eof(&mut buf, 1024),
+            Err(ProtocolError::TruncatedAtEof { pending: 10 })
+        );
+        let mut buf = BytesMut::from(SEED_BYTES);
+        assert!(decode_request_eof(&mut buf, 1024).unwrap().is_some());
+        assert_eq!(decode_request_eof(&mut buf, 1024), Ok(None));
+    }
+
+    #[test]
+    fn replies_are_bounded_and_taken_at_eof() {
+        let mut buf = BytesMut::from(&b"\x08\x01"[..]);
+        assert_eq!(decode_reply(&buf, 2), Ok(()));
+        assert_eq!(
+            decode_reply_eof(&mut buf, 2),
+            Ok(Some(Bytes::from_static(b"\x08\x01")))
+        );
+        assert_eq!(
+            decode_reply_eof(&mut buf, 2),
+            Ok(None),
+            "closed without a reply"
+        );
+        let buf = BytesMut::from(&b"abc"[..]);
+        assert_eq!(
+            decode_reply(&buf, 2),
+            Err(ProtocolError::FrameTooLarge { len: 3, max: 2 })
         );
     }
 }
