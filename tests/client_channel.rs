@@ -126,7 +126,7 @@ fn handle(req: Request, out: &mut BytesMut, writer: &Arc<Mutex<TcpStream>>) -> b
 
 fn channel(addrs: &[SocketAddr], options: ChannelOptions) -> Channel {
     let endpoints = addrs.iter().map(|a| Endpoint::new(*a)).collect();
-    Channel::new(Arc::new(StaticDiscover::new(endpoints)), options)
+    Channel::new(Arc::new(StaticDiscover::new(endpoints)), options).unwrap()
 }
 
 fn opts() -> CallOptions {
@@ -638,7 +638,8 @@ fn least_outstanding_avoids_a_busy_provider() {
             load_balance: LoadBalance::LeastOutstanding,
             ..ChannelOptions::default()
         },
-    );
+    )
+    .unwrap();
     // 20 calls pile up on the only provider known so far...
     let hanging: Vec<_> = (0..20)
         .map(|_| ch.call_future("Test", "hang", Bytes::new(), &opts()))

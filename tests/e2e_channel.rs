@@ -228,7 +228,8 @@ fn an_oversized_request_fails_alone() {
             max_frame_size: 1 << 20,
             ..ChannelOptions::default()
         },
-    );
+    )
+    .unwrap();
     let huge = Bytes::from(vec![1u8; 512 * 1024]);
     let r = calls_around(&big, 1000, || {
         big.call_future("Test", "Echo", huge.clone(), &opts(10_000))
@@ -264,7 +265,8 @@ fn an_oversized_reply_fails_alone() {
             max_frame_size: 4096,
             ..ChannelOptions::default()
         },
-    );
+    )
+    .unwrap();
     let r = calls_around(&small, 1000, || {
         small
             .call_future("Test", "Grow", Bytes::from_static(b"300000"), &opts(10_000))

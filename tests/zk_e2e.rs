@@ -102,7 +102,7 @@ fn consumer(config: &Config) -> (Channel, Arc<ZkDiscover>) {
         connect_timeout: Duration::from_millis(500),
         ..ChannelOptions::default()
     };
-    (Channel::new(discover.clone(), options), discover)
+    (Channel::new(discover.clone(), options).unwrap(), discover)
 }
 
 fn who(channel: &Channel) -> Result<String, Status> {

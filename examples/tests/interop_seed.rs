@@ -251,6 +251,7 @@ fn legacy_channel(addr: SocketAddr) -> Channel {
         Arc::new(StaticDiscover::new(vec![endpoint])),
         ChannelOptions::default(),
     )
+    .unwrap()
 }
 
 #[test]

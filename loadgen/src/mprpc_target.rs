@@ -70,7 +70,7 @@ impl MprpcTarget {
                 for ep in providers.iter() {
                     describe.push(ep.addr.to_string());
                     let d: Arc<dyn Discover> = Arc::new(StaticDiscover::new(vec![ep.clone()]));
-                    channels.push(Channel::new(d, options.clone()));
+                    channels.push(Channel::new(d, options.clone()).map_err(|e| e.to_string())?);
                 }
             } else {
                 let k = args.channels as usize;
@@ -82,7 +82,7 @@ impl MprpcTarget {
                         providers.len()
                     ));
                     let d: Arc<dyn Discover> = discover.clone();
-                    channels.push(Channel::new(d, options.clone()));
+                    channels.push(Channel::new(d, options.clone()).map_err(|e| e.to_string())?);
                 }
             }
             keep = Some(discover);
@@ -94,7 +94,7 @@ impl MprpcTarget {
             let options = with_conns(k);
             for _ in 0..k {
                 describe.push(addr.clone());
-                channels.push(Channel::new(d.clone(), options.clone()));
+                channels.push(Channel::new(d.clone(), options.clone()).map_err(|e| e.to_string())?);
             }
         } else {
             return Err("give --zk HOST:PORT or --addr HOST:PORT".into());

@@ -23,20 +23,31 @@ use super::queue::Shared;
 use crate::status::{Code, Status};
 
 thread_local! {
-    /// Set on every channel's I/O driver thread, where `call_with`
-    /// callbacks run: a blocking wait there would wait on itself.
-    static ON_IO_THREAD: Cell<bool> = const { Cell::new(false) };
+    /// On a channel's I/O driver thread (where `call_with` callbacks run):
+    /// that driver's queue. Null on every other thread.
+    static IO_THREAD_OF: Cell<*const Shared> = const { Cell::new(std::ptr::null()) };
 }
 
-/// Marks the calling thread as a client I/O thread.
-pub(crate) fn mark_io_thread() {
-    ON_IO_THREAD.with(|on| on.set(true));
+/// Marks the calling thread as the I/O thread of the driver behind `shared`.
+pub(crate) fn mark_io_thread(shared: &Arc<Shared>) {
+    IO_THREAD_OF.with(|of| of.set(Arc::as_ptr(shared)));
+}
+
+/// This is the I/O thread of the driver behind `shared`.
+pub(crate) fn on_driver_thread(shared: &Shared) -> bool {
+    IO_THREAD_OF.with(|of| std::ptr::eq(of.get(), shared))
+}
+
+/// This is the I/O thread of some channel's driver, if any.
+pub(crate) fn current_driver() -> Option<*const Shared> {
+    let of = IO_THREAD_OF.with(Cell::get);
+    (!of.is_null()).then_some(of)
 }
 
 /// Fails a blocking wait attempted on a client I/O thread, instead of
 /// letting it deadlock the channel (its reply could never be read).
 pub(crate) fn refuse_blocking_on_io_thread() -> Result<(), Status> {
-    if !ON_IO_THREAD.with(Cell::get) {
+    if current_driver().is_none() {
         return Ok(());
     }
     tracing::error!("client: a blocking call was made inside a call_with callback; refused");

@@ -1,32 +1,37 @@
-//! One persistent, multiplexed TCP connection to a provider.
+//! One persistent, multiplexed connection to a provider, as its driver sees
+//! it: the shared [`Transport`] (socket and buffers) plus what the client
+//! needs beside it — the connect in progress, the calls routed here, and
+//! whether the provider has answered yet.
 //!
-//! A `Conn` is a non-blocking mio stream plus its buffers. Requests are
-//! appended to `wbuf` as they are routed and flushed once per loop turn, so
-//! pipelined calls share write syscalls. While the TCP connect is still in
-//! progress the frames wait in `wbuf`, and `queued` remembers where each one
-//! is: if the connect fails, none of them has touched the network and the
-//! driver may retry them elsewhere. The driver owns the call bookkeeping;
-//! this file only does socket I/O.
+//! Requests are appended to the transport's output as they are routed and
+//! flushed once per loop turn, so pipelined calls share write syscalls.
+//! While the TCP connect is still in progress the frames wait in the output,
+//! and `queued` remembers where each one is: if the connect fails, none of
+//! them has touched the network and the driver may retry them elsewhere.
+//! The driver owns the call bookkeeping; this file only does socket I/O.
 
-use std::io::{self, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
+use crate::codec::{set_request_timeout, Decoder, Frame, ProtocolError};
 use crate::discovery::Endpoint;
+use crate::net::{FlushList, ReadTurn, Transport};
 
 /// Bytes read from one connection before its replies are decoded; bounds
 /// the read buffer when a peer streams replies faster than we consume them.
 const READ_BATCH: usize = 256 * 1024;
-/// Room made in `rbuf` before each read.
+/// Room made in the read buffer before each read.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// A request written into `wbuf` before the connect finished.
+/// A request written into the output before the connect finished.
+#[derive(Debug)]
 pub(crate) struct Queued {
     pub id: u64,
     pub frame: Range<usize>,
@@ -44,73 +49,83 @@ pub(crate) enum ConnectState {
     Failed(io::Error),
 }
 
-/// What one read turn found.
-pub(crate) struct ReadTurn {
-    /// The peer closed its side.
-    pub eof: bool,
-    /// The socket has nothing more for now.
-    pub drained: bool,
-}
-
-pub(crate) struct Conn {
-    pub stream: TcpStream,
-    pub addr: SocketAddr,
-    pub connected: bool,
-    pub connect_deadline: Instant,
-    pub rbuf: BytesMut,
-    pub wbuf: BytesMut,
-    /// Requests waiting for the connect (only while `!connected`).
-    pub queued: Vec<Queued>,
-    /// WRITABLE interest is registered (output is pending).
-    pub writable_armed: bool,
-    /// In the driver's flush list this turn.
-    pub dirty: bool,
+#[derive(Debug)]
+pub(crate) struct ProviderConn {
+    io: Transport,
+    addr: SocketAddr,
+    /// `Some` until the TCP connect completes: its deadline.
+    connecting_until: Option<Instant>,
+    /// Requests waiting for the connect (only while connecting).
+    queued: Vec<Queued>,
     /// Calls routed here and not yet completed.
-    pub inflight: usize,
+    inflight: usize,
     /// A reply has arrived: the peer is known to work.
-    pub answered: bool,
-    /// Body bytes of an oversized reply still to be skipped as they arrive.
-    pub skip: usize,
+    answered: bool,
 }
 
-impl Conn {
+impl ProviderConn {
     /// Starts a non-blocking connect and registers for its completion.
     pub(crate) fn connect(
         addr: SocketAddr,
         registry: &Registry,
         token: Token,
         deadline: Instant,
-    ) -> io::Result<Conn> {
+    ) -> io::Result<ProviderConn> {
         let mut stream = TcpStream::connect(addr)?;
         registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
-        Ok(Conn {
-            stream,
+        Ok(ProviderConn {
+            io: Transport::new(stream, true),
             addr,
-            connected: false,
-            connect_deadline: deadline,
-            rbuf: BytesMut::new(),
-            wbuf: BytesMut::new(),
+            connecting_until: Some(deadline),
             queued: Vec::new(),
-            writable_armed: true,
-            dirty: false,
             inflight: 0,
             answered: false,
-            skip: 0,
         })
+    }
+
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub(crate) fn is_open(&self) -> bool {
+        self.connecting_until.is_none()
+    }
+
+    /// When the connect in progress times out (`None` once connected).
+    pub(crate) fn connect_deadline(&self) -> Option<Instant> {
+        self.connecting_until
+    }
+
+    pub(crate) fn inflight(&self) -> usize {
+        self.inflight
+    }
+
+    /// One call fewer is routed here.
+    pub(crate) fn retire_call(&mut self) {
+        self.inflight = self.inflight.saturating_sub(1);
+    }
+
+    /// Records the first reply; true if this was it.
+    pub(crate) fn note_answer(&mut self) -> bool {
+        !std::mem::replace(&mut self.answered, true)
+    }
+
+    pub(crate) fn answered(&self) -> bool {
+        self.answered
     }
 
     /// Checks a connect in progress after an event (mio's recipe: the
     /// pending socket error first, then whether a peer is there).
     pub(crate) fn check_connect(&mut self) -> ConnectState {
-        match self.stream.take_error() {
+        let stream = self.io.stream();
+        match stream.take_error() {
             Ok(Some(e)) | Err(e) => return ConnectState::Failed(e),
             Ok(None) => {}
         }
-        match self.stream.peer_addr() {
+        match stream.peer_addr() {
             Ok(_) => {
                 // Latency over batching at the TCP level: we batch ourselves.
-                let _ = self.stream.set_nodelay(true);
-                self.connected = true;
+                let _ = stream.set_nodelay(true);
                 ConnectState::Connected
             }
             Err(e) if e.kind() == io::ErrorKind::NotConnected => ConnectState::InProgress,
@@ -118,79 +133,87 @@ impl Conn {
         }
     }
 
-    /// Reads what the socket has (up to [`READ_BATCH`]) straight into
-    /// `rbuf`. With `short_read_drains`, a read that did not fill the space
-    /// offered counts as drained (edge-triggered: new data raises a new
-    /// event), saving the syscall that would only return `WouldBlock`.
+    /// The connect completed: requests that waited for it get their
+    /// remaining budget (`now` to their deadline) written into their frame.
+    pub(crate) fn opened(&mut self, now: Instant) {
+        self.connecting_until = None;
+        let queued = std::mem::take(&mut self.queued);
+        for q in &queued {
+            if let Some(deadline) = q.deadline {
+                set_request_timeout(
+                    &mut self.io.output()[q.frame.clone()],
+                    budget_ms(deadline, now),
+                );
+            }
+        }
+    }
+
+    /// Appends call `id`'s request frame, with its remaining budget as of
+    /// `now`. While connecting, remembers where it is for a retry elsewhere.
+    pub(crate) fn push_request(&mut self, frame: &[u8], call: Queued, now: Instant) {
+        let out = self.io.output();
+        let start = out.len();
+        out.extend_from_slice(frame);
+        if let Some(deadline) = call.deadline {
+            set_request_timeout(&mut out[start..], budget_ms(deadline, now));
+        }
+        let end = out.len();
+        self.inflight += 1;
+        if !self.is_open() {
+            self.queued.push(Queued {
+                frame: start..end,
+                ..call
+            });
+        }
+    }
+
+    /// Appends a cancel frame for call `id`.
+    pub(crate) fn push_cancel(&mut self, id: u64) {
+        crate::codec::encode_cancel(id, self.io.output());
+    }
+
+    /// A failed connect gives its waiting requests back, with their frames
+    /// (none of them reached the network).
+    pub(crate) fn take_queued(&mut self) -> (Vec<Queued>, BytesMut) {
+        let frames = std::mem::take(self.io.output());
+        (std::mem::take(&mut self.queued), frames)
+    }
+
+    /// Reads what the socket has (up to [`READ_BATCH`]).
     pub(crate) fn read_turn(&mut self, short_read_drains: bool) -> io::Result<ReadTurn> {
-        let mut total = 0;
-        loop {
-            match crate::net::read_into(&self.stream, &mut self.rbuf, READ_CHUNK) {
-                Ok((0, _)) => {
-                    return Ok(ReadTurn {
-                        eof: true,
-                        drained: true,
-                    })
-                }
-                Ok((n, short)) => {
-                    total += n;
-                    if short && short_read_drains {
-                        return Ok(ReadTurn {
-                            eof: false,
-                            drained: true,
-                        });
-                    }
-                    if total >= READ_BATCH {
-                        return Ok(ReadTurn {
-                            eof: false,
-                            drained: false,
-                        });
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    return Ok(ReadTurn {
-                        eof: false,
-                        drained: true,
-                    })
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        self.io.read_turn(READ_CHUNK, READ_BATCH, short_read_drains)
     }
 
-    /// Writes as much of `wbuf` as the socket takes. Returns true when all
-    /// of it went out.
-    pub(crate) fn flush(&mut self) -> io::Result<bool> {
-        while !self.wbuf.is_empty() {
-            match self.stream.write(&self.wbuf) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.wbuf.advance(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(true)
+    /// The next complete reply (or other frame) read from the provider.
+    pub(crate) fn next_frame(&mut self, decoder: &Decoder) -> Result<Option<Frame>, ProtocolError> {
+        self.io.next_frame(decoder)
     }
 
-    /// Registers WRITABLE interest only while output is pending.
-    pub(crate) fn want_writable(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        on: bool,
-    ) -> io::Result<()> {
-        if self.writable_armed == on {
-            return Ok(());
+    /// Queues this connection for the end-of-turn flush.
+    pub(crate) fn schedule_flush(&mut self, key: usize, list: &mut FlushList) {
+        list.add(key, &mut self.io);
+    }
+
+    /// Flushes (once connected), watching for writability only while
+    /// output is left.
+    pub(crate) fn flush(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        FlushList::taken(&mut self.io);
+        if self.is_open() {
+            self.io.flush_and_watch(registry, token)?;
         }
-        let interest = if on {
-            Interest::READABLE | Interest::WRITABLE
-        } else {
-            Interest::READABLE
-        };
-        registry.reregister(&mut self.stream, token, interest)?;
-        self.writable_armed = on;
         Ok(())
     }
+
+    pub(crate) fn deregister(&mut self, registry: &Registry) {
+        let _ = registry.deregister(self.io.stream_mut());
+    }
+}
+
+/// A call's remaining budget in whole milliseconds (at least 1), as sent.
+pub(crate) fn budget_ms(deadline: Instant, now: Instant) -> u32 {
+    deadline
+        .saturating_duration_since(now)
+        .as_nanos()
+        .div_ceil(1_000_000)
+        .clamp(1, u32::MAX as u128) as u32
 }

@@ -1,8 +1,9 @@
 //! The consumer side: a [`Channel`] that calls services on providers.
 //!
-//! A channel (the seed's `MprpcChannel`) owns one I/O driver thread running
-//! a mio event loop over persistent, multiplexed TCP connections — one per
-//! provider address by default. Calls from any thread are encoded on the
+//! A channel (the seed's `MprpcChannel`) owns `io_threads` I/O driver
+//! threads (one by default), each running a mio event loop over its own
+//! persistent, multiplexed TCP connections — one per provider address by
+//! default. Calls from any thread are encoded on the
 //! calling thread into a shared queue and handed to the driver; replies are
 //! matched by request id, in any order. Three ways to call:
 //!
@@ -34,82 +35,27 @@ mod conn;
 mod driver;
 mod health;
 mod legacy;
+mod options;
 mod queue;
 
 use std::net::ToSocketAddrs;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 
 pub use balance::LoadBalance;
 pub use call::{decode_response, CallHandle, PendingCall, TypedCall};
+pub use options::ChannelOptions;
 
 use call::{CallbackCell, Completion, FutureCell};
 use queue::{Shared, Submit};
 
-use crate::codec::{DEFAULT_MAX_FRAME, REQUEST_FIXED_LEN};
-use crate::config::Config;
+use crate::codec::{check_names, REQUEST_FIXED_LEN};
 use crate::controller::{CallOptions, CancelHandle};
 use crate::discovery::{Discover, StaticDiscover};
 use crate::status::Status;
-
-/// How a channel behaves. `Default` suits most uses; `from_config` takes
-/// the timeouts and frame limit from the seed-format config file.
-#[derive(Debug, Clone)]
-pub struct ChannelOptions {
-    /// Timeout of a call that does not set its own (`Duration::MAX`: none).
-    pub call_timeout: Duration,
-    /// How long a TCP connect may take before the attempt counts as failed.
-    pub connect_timeout: Duration,
-    /// Largest frame body sent or accepted; larger replies close the
-    /// connection, larger requests fail with `ResourceExhausted`.
-    pub max_frame_size: usize,
-    /// Calls in flight on this channel beyond which new calls fail at once
-    /// with `ResourceExhausted`.
-    pub max_inflight: usize,
-    pub load_balance: LoadBalance,
-    /// Extra connection attempts (on other providers) for a call whose
-    /// request could not be sent because connecting failed.
-    pub max_retries: u32,
-    /// First back-off of a failing provider; doubles per failure...
-    pub backoff_base: Duration,
-    /// ...up to this.
-    pub backoff_max: Duration,
-    /// Persistent connections per provider address.
-    pub connections_per_endpoint: usize,
-}
-
-impl Default for ChannelOptions {
-    fn default() -> Self {
-        ChannelOptions {
-            call_timeout: Duration::from_secs(5),
-            connect_timeout: Duration::from_secs(2),
-            max_frame_size: DEFAULT_MAX_FRAME,
-            max_inflight: 100_000,
-            load_balance: LoadBalance::RoundRobin,
-            max_retries: 2,
-            backoff_base: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(2),
-            connections_per_endpoint: 1,
-        }
-    }
-}
-
-impl ChannelOptions {
-    /// Defaults, with `call_timeout_ms`, `connect_timeout_ms`,
-    /// `max_frame_size` and `load_balance` from the config.
-    pub fn from_config(config: &Config) -> ChannelOptions {
-        ChannelOptions {
-            call_timeout: config.call_timeout,
-            connect_timeout: config.connect_timeout,
-            max_frame_size: config.max_frame_size,
-            load_balance: config.load_balance,
-            ..ChannelOptions::default()
-        }
-    }
-}
 
 /// A client of one or more services. Cheap to clone: clones share the I/O
 /// driver and its connections. The driver stops once the last clone is
@@ -120,17 +66,22 @@ pub struct Channel {
 }
 
 struct Inner {
-    shared: Arc<Shared>,
+    /// One queue per I/O driver thread.
+    drivers: Box<[Arc<Shared>]>,
+    /// Round-robin cursor over `drivers` for calls from other threads.
+    next_driver: AtomicUsize,
+    /// Calls in flight on this channel (shared with every driver).
+    inflight: Arc<AtomicUsize>,
     discover: Arc<dyn Discover>,
     options: ChannelOptions,
-    /// Why the driver is not running, if it could not be started.
-    start_error: Option<String>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.shared.shutdown.store(true, Ordering::Release);
-        self.shared.wake();
+        for shared in self.drivers.iter() {
+            shared.shutdown.store(true, Ordering::Release);
+            shared.wake();
+        }
     }
 }
 
@@ -144,41 +95,69 @@ impl std::fmt::Debug for Channel {
 }
 
 impl Channel {
-    /// A channel whose providers come from `discover`. Starts the driver
-    /// thread; if that fails (no file descriptors left), every call fails
-    /// with `Unavailable` saying so.
-    pub fn new(discover: Arc<dyn Discover>, options: ChannelOptions) -> Channel {
-        let (shared, start_error) = match driver::spawn(options.clone()) {
-            Ok(shared) => (shared, None),
-            Err(e) => {
-                let why = format!("client I/O driver failed to start: {e}");
-                tracing::error!("{why}");
-                (Arc::new(Shared::new(None)), Some(why))
+    /// A channel whose providers come from `discover`. Starts the I/O
+    /// driver threads; fails if one cannot be started (no threads or file
+    /// descriptors left), stopping those already started.
+    pub fn new(discover: Arc<dyn Discover>, options: ChannelOptions) -> std::io::Result<Channel> {
+        let inflight = Arc::new(AtomicUsize::new(0));
+        let mut drivers = Vec::new();
+        for index in 0..options.io_threads.max(1) {
+            match driver::spawn(index, options.clone(), inflight.clone()) {
+                Ok(shared) => drivers.push(shared),
+                Err(e) => {
+                    for shared in &drivers {
+                        shared.shutdown.store(true, Ordering::Release);
+                        shared.wake();
+                    }
+                    let why = format!("client I/O driver {index} failed to start: {e}");
+                    return Err(std::io::Error::new(e.kind(), why));
+                }
             }
-        };
-        Channel {
+        }
+        Ok(Channel {
             inner: Arc::new(Inner {
-                shared,
+                drivers: drivers.into(),
+                next_driver: AtomicUsize::new(0),
+                inflight,
                 discover,
                 options,
-                start_error,
             }),
-        }
+        })
     }
 
     /// A channel to one provider address, with default options.
     pub fn direct(addr: impl ToSocketAddrs) -> std::io::Result<Channel> {
         let discover = StaticDiscover::single(addr)?;
-        Ok(Channel::new(Arc::new(discover), ChannelOptions::default()))
+        Channel::new(Arc::new(discover), ChannelOptions::default())
     }
 
+    /// The options this channel was made with.
     pub fn options(&self) -> &ChannelOptions {
         &self.inner.options
     }
 
     /// Calls submitted on this channel and not yet finished.
     pub fn inflight(&self) -> usize {
-        self.inner.shared.inflight.load(Ordering::Relaxed)
+        self.inner.inflight.load(Ordering::Relaxed)
+    }
+
+    /// The driver a new call goes to: the current one inside a callback
+    /// (no cross-thread hand-off), otherwise the next in turn.
+    fn driver(&self) -> &Arc<Shared> {
+        let drivers = &self.inner.drivers;
+        if drivers.len() == 1 {
+            return &drivers[0];
+        }
+        if let Some(current) = call::current_driver() {
+            if let Some(own) = drivers
+                .iter()
+                .find(|d| std::ptr::eq(Arc::as_ptr(d), current))
+            {
+                return own;
+            }
+        }
+        let i = self.inner.next_driver.fetch_add(1, Ordering::Relaxed);
+        &drivers[i % drivers.len()]
     }
 
     /// Calls `service.method` and parks this thread until the reply, the
@@ -229,8 +208,9 @@ impl Channel {
         F: FnOnce(Result<Bytes, Status>) + Send + 'static,
     {
         let cell: Arc<dyn Completion> = Arc::new(CallbackCell::new(done));
-        let id = self.start(service, method, &request, options, &cell);
-        CallHandle::new(cell, id, self.inner.shared.clone())
+        let driver = self.driver();
+        let id = self.start(driver, service, method, &request, options, &cell);
+        CallHandle::new(cell, id, driver.clone())
     }
 
     /// Starts a call and returns it as a future (that can also be waited
@@ -244,14 +224,16 @@ impl Channel {
     ) -> PendingCall {
         let cell = Arc::new(FutureCell::default());
         let completion: Arc<dyn Completion> = cell.clone();
-        let id = self.start(service, method, &request, options, &completion);
-        PendingCall::new(cell, id, self.inner.shared.clone())
+        let driver = self.driver();
+        let id = self.start(driver, service, method, &request, options, &completion);
+        PendingCall::new(cell, id, driver.clone())
     }
 
     /// Queues a call for the driver, or completes it at once with why it
     /// cannot be made. Returns its request id (0 if it was not queued).
     fn start(
         &self,
+        driver: &Shared,
         service: &str,
         method: &str,
         payload: &[u8],
@@ -259,10 +241,7 @@ impl Channel {
         completion: &Arc<dyn Completion>,
     ) -> u64 {
         match self.admit(service, method, payload.len(), options) {
-            Ok(submit) => self
-                .inner
-                .shared
-                .submit(submit, payload, completion.clone()),
+            Ok(submit) => driver.submit(submit, payload, completion.clone()),
             Err(status) => {
                 completion.complete(Err(status));
                 0
@@ -280,14 +259,7 @@ impl Channel {
         options: &CallOptions,
     ) -> Result<Submit<'a>, Status> {
         let inner = &*self.inner;
-        if let Some(why) = &inner.start_error {
-            return Err(Status::unavailable(why.clone()));
-        }
-        if service.len() > 255 || method.len() > 255 {
-            return Err(Status::bad_request(
-                "service and method names are limited to 255 bytes",
-            ));
-        }
+        check_names(service, method).map_err(|e| Status::bad_request(e.to_string()))?;
         let body = REQUEST_FIXED_LEN + service.len() + method.len() + payload_len;
         if body > inner.options.max_frame_size {
             return Err(Status::resource_exhausted(format!(
@@ -310,12 +282,8 @@ impl Channel {
                 )));
             }
         }
-        let shared = &inner.shared;
-        if !shared.is_running() {
-            return Err(Status::unavailable("client I/O driver is not running"));
-        }
-        if shared.inflight.fetch_add(1, Ordering::Relaxed) >= inner.options.max_inflight {
-            shared.retire();
+        if inner.inflight.fetch_add(1, Ordering::Relaxed) >= inner.options.max_inflight {
+            inner.inflight.fetch_sub(1, Ordering::Relaxed);
             return Err(Status::resource_exhausted(format!(
                 "{} calls already in flight on this channel",
                 inner.options.max_inflight

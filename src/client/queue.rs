@@ -4,8 +4,10 @@
 //! and push a small command, under one short parking_lot lock; the driver
 //! swaps the whole queue out for an empty one each loop turn (double
 //! buffering, so neither side allocates in steady state). The mio `Waker`
-//! is rung only when the queue goes from empty to non-empty: under load
-//! many calls share one wake-up syscall.
+//! is rung only when the queue goes from empty to non-empty, and never by
+//! the driver's own thread (a callback starting the next call), which
+//! drains its queue before it sleeps: under load many calls share one
+//! wake-up syscall, and a callback-driven pipeline needs none.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -45,13 +47,22 @@ pub(crate) struct Batch {
     pub frames: BytesMut,
 }
 
-/// State shared by a channel's handles and its driver thread.
+/// The queue proper: commands, their frames, and the next request id.
+struct Queue {
+    batch: Batch,
+    next_id: u64,
+}
+
+/// State shared by a channel's handles and one of its driver threads.
 pub(crate) struct Shared {
-    queue: Mutex<(Batch, u64)>,
-    /// `None` when the driver could not be started.
-    waker: Option<Waker>,
-    /// Calls submitted and not yet retired by the driver.
-    pub inflight: AtomicUsize,
+    queue: Mutex<Queue>,
+    /// True while `queue` holds commands (read without the lock).
+    has_work: AtomicBool,
+    /// Rouses the driver from `poll`.
+    waker: Waker,
+    /// Calls submitted and not yet retired, channel-wide (every driver of
+    /// a channel shares this counter).
+    pub inflight: Arc<AtomicUsize>,
     /// Set when the last `Channel` clone is dropped.
     pub shutdown: AtomicBool,
 }
@@ -67,13 +78,23 @@ pub(crate) struct Submit<'a> {
 }
 
 impl Shared {
-    pub(crate) fn new(waker: Option<Waker>) -> Shared {
+    pub(crate) fn new(waker: Waker) -> Shared {
         Shared {
-            queue: Mutex::new((Batch::default(), 1)),
+            queue: Mutex::new(Queue {
+                batch: Batch::default(),
+                next_id: 1,
+            }),
+            has_work: AtomicBool::new(false),
             waker,
-            inflight: AtomicUsize::new(0),
+            inflight: Arc::new(AtomicUsize::new(0)),
             shutdown: AtomicBool::new(false),
         }
+    }
+
+    /// Makes this driver count its calls in `inflight`, the channel's counter.
+    pub(crate) fn with_inflight(mut self, inflight: Arc<AtomicUsize>) -> Shared {
+        self.inflight = inflight;
+        self
     }
 
     /// Encodes and queues a call; returns its request id.
@@ -84,7 +105,7 @@ impl Shared {
         completion: Arc<dyn Completion>,
     ) -> u64 {
         let mut guard = self.queue.lock();
-        let (batch, next_id) = &mut *guard;
+        let Queue { batch, next_id } = &mut *guard;
         let id = *next_id;
         *next_id += 1;
         let start = batch.frames.len();
@@ -96,7 +117,6 @@ impl Shared {
         };
         encode_request(head, payload, &mut batch.frames);
         let frame = start..batch.frames.len();
-        let was_empty = batch.commands.is_empty();
         batch.commands.push(Command::Call(NewCall {
             id,
             frame,
@@ -105,38 +125,45 @@ impl Shared {
             hash_key: call.hash_key,
             completion,
         }));
-        drop(guard);
-        if was_empty {
-            self.wake();
-        }
+        self.queued(guard);
         id
     }
 
     /// Tells the driver to forget call `id` and send the server a cancel.
     pub(crate) fn cancel(&self, id: u64) {
         let mut guard = self.queue.lock();
-        let was_empty = guard.0.commands.is_empty();
-        guard.0.commands.push(Command::Cancel(id));
+        guard.batch.commands.push(Command::Cancel(id));
+        self.queued(guard);
+    }
+
+    /// After a push: wakes the driver if the queue was empty, unless this
+    /// is the driver's own thread (it drains the queue before sleeping).
+    fn queued(&self, guard: parking_lot::MutexGuard<'_, Queue>) {
+        let first = guard.batch.commands.len() == 1;
+        if first {
+            self.has_work.store(true, Ordering::Release);
+        }
         drop(guard);
-        if was_empty {
+        if first && !super::call::on_driver_thread(self) {
             self.wake();
         }
     }
 
     /// Swaps the pending batch with `spare` (which must be empty).
     pub(crate) fn take(&self, spare: &mut Batch) {
-        std::mem::swap(&mut self.queue.lock().0, spare);
+        let mut guard = self.queue.lock();
+        std::mem::swap(&mut guard.batch, spare);
+        self.has_work.store(false, Ordering::Release);
     }
 
-    pub(crate) fn is_running(&self) -> bool {
-        self.waker.is_some()
+    /// Commands are waiting for the driver.
+    pub(crate) fn has_work(&self) -> bool {
+        self.has_work.load(Ordering::Acquire)
     }
 
     pub(crate) fn wake(&self) {
-        if let Some(waker) = &self.waker {
-            if let Err(e) = waker.wake() {
-                tracing::warn!("client: cannot wake the I/O driver: {e}");
-            }
+        if let Err(e) = self.waker.wake() {
+            tracing::warn!("client: cannot wake the I/O driver: {e}");
         }
     }
 

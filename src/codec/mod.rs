@@ -64,8 +64,8 @@
 //!
 //! # Wire formats
 //!
-//! A provider may speak ours or the seed's (4-byte little-endian header size
-//! + `RpcHeader`, one call per connection); [`WireFormat`] names them and
+//! A provider may speak ours or the seed's (a 4-byte little-endian header
+//! size, then `RpcHeader`; one call per connection); [`WireFormat`] names them and
 //! [`WireFormat::detect`] tells them apart by a stream's first two bytes.
 //! Everything about the seed's bytes lives in [`seed`]; everything about
 //! ours in this module (frame layout, offsets, in-place patching), so no

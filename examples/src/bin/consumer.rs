@@ -24,7 +24,13 @@ struct Args {
 fn main() -> ExitCode {
     let app = Application::init_with(&Args::parse().app);
     let channel = match mprpc::discovery::from_config(&app.config) {
-        Ok(discover) => Channel::new(discover, ChannelOptions::from_config(&app.config)),
+        Ok(discover) => match Channel::new(discover, ChannelOptions::from_config(&app.config)) {
+            Ok(channel) => channel,
+            Err(e) => {
+                eprintln!("consumer: cannot start the client: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
         Err(e) => {
             eprintln!("consumer: cannot find providers: {e}");
             return ExitCode::FAILURE;

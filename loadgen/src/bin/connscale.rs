@@ -320,7 +320,7 @@ fn channel_part(args: &Args, addr: SocketAddr, timeout: Duration) -> Result<(), 
         max_inflight: n.max(args.open_batch) * 2,
         ..ChannelOptions::default()
     };
-    let channel = Channel::new(discover, options);
+    let channel = Channel::new(discover, options).expect("client I/O thread starts");
     let call_options = CallOptions::with_timeout(timeout);
 
     // Round 0: one call per new connection, at most `open_batch` at a time.

@@ -22,7 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let app = Application::init_with(&args.app);
     let discover = mprpc::discovery::from_config(&app.config)?; // ZooKeeper, watched and cached
-    let channel = Channel::new(discover, ChannelOptions::from_config(&app.config));
+    let channel = Channel::new(discover, ChannelOptions::from_config(&app.config))?;
     let stub = UserServiceRpcStub::new(channel);
     let request = LoginRequest {
         name: args.name.into(),

@@ -1,0 +1,104 @@
+//! Socket events on the driver's connections: connects completing, replies
+//! read and matched to their calls by request id, EOFs and resets.
+
+use mio::event::Event;
+
+use super::Driver;
+use crate::client::conn::ConnectState;
+use crate::codec::{Frame, FrameKind, Response};
+use crate::status::{Code, Status};
+
+impl Driver {
+    pub(super) fn conn_event(&mut self, key: usize, event: &Event) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if !conn.is_open() {
+            match conn.check_connect() {
+                ConnectState::InProgress => return,
+                ConnectState::Connected => self.connected(key),
+                ConnectState::Failed(e) => {
+                    let reason = format!("connect to {} failed: {e}", conn.addr());
+                    return self.close(key, reason);
+                }
+            }
+        }
+        if event.is_read_closed() || event.is_error() {
+            // Read on to the EOF: no later event will say so.
+            self.read(key, false);
+        } else if event.is_readable() {
+            self.read(key, true);
+        }
+        if event.is_writable() {
+            self.schedule_flush(key);
+        }
+    }
+
+    fn connected(&mut self, key: usize) {
+        self.connecting -= 1;
+        let conn = &mut self.conns[key];
+        conn.opened(self.now);
+        conn.schedule_flush(key, &mut self.flush);
+    }
+
+    fn read(&mut self, key: usize, short_read_drains: bool) {
+        loop {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
+            let addr = conn.addr();
+            let turn = match conn.read_turn(short_read_drains) {
+                Ok(turn) => turn,
+                Err(e) => return self.close(key, format!("connection to {addr} lost: {e}")),
+            };
+            if let Err(why) = self.decode_replies(key) {
+                tracing::warn!("client: protocol error from {addr}: {why}; closing the connection");
+                return self.close(key, format!("protocol error from {addr}: {why}"));
+            }
+            if turn.eof {
+                return self.close(key, format!("connection to {addr} closed by the server"));
+            }
+            if turn.drained {
+                return;
+            }
+        }
+    }
+
+    /// Completes the calls whose replies connection `key` has read.
+    fn decode_replies(&mut self, key: usize) -> Result<(), String> {
+        loop {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return Ok(());
+            };
+            match conn.next_frame(&self.decoder) {
+                Ok(Some(Frame::Response(reply))) => self.on_reply(key, reply),
+                Ok(Some(Frame::Oversized(o))) if o.kind == FrameKind::Response => {
+                    // Only that call fails; its body is skipped as it arrives.
+                    let status = o.status("reply", "this channel's");
+                    tracing::warn!(id = o.id, "client: {}", status.message());
+                    self.finish(o.id, Err(status));
+                }
+                Ok(Some(Frame::Request(_) | Frame::Oversized(_))) => {
+                    return Err("unexpected request frame".to_owned())
+                }
+                Ok(Some(Frame::Cancel { .. })) => return Err("unexpected cancel frame".to_owned()),
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+
+    fn on_reply(&mut self, key: usize, reply: Response) {
+        let conn = &mut self.conns[key];
+        if conn.note_answer() {
+            self.health.succeeded(conn.addr());
+        }
+        // Unknown ids are replies to calls cancelled or expired: dropped.
+        let result = if reply.code == Code::Ok {
+            Ok(reply.payload)
+        } else {
+            Err(Status::new(reply.code, reply.error_str()))
+        };
+        self.finish(reply.id, result);
+    }
+}

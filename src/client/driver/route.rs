@@ -1,0 +1,294 @@
+//! New calls onto connections: the submission queue drained each turn, the
+//! load balancer's pick, the per-address connection pools, hand-off of
+//! seed-format calls, and closing a connection (whose calls are re-routed
+//! when its connect failed, or failed when it broke after connecting).
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use mio::Token;
+
+use super::{far_or, Driver, Pending, NO_CONN};
+use crate::client::conn::{ProviderConn, Queued};
+use crate::client::legacy::{self, LegacyCall};
+use crate::client::queue::{Command, NewCall};
+use crate::codec::{request_service, WireFormat};
+use crate::discovery::Endpoint;
+use crate::status::Status;
+
+/// Where a call goes next, and how often connecting has failed for it.
+pub(super) struct Route {
+    pub endpoints: Arc<[Endpoint]>,
+    pub hash_key: Option<u64>,
+    pub failures: u32,
+    pub last_error: Option<String>,
+}
+
+impl Driver {
+    pub(super) fn drain_queue(&mut self) {
+        let mut batch = std::mem::take(&mut self.spare);
+        self.shared.take(&mut batch);
+        for command in batch.commands.drain(..) {
+            match command {
+                Command::Call(call) => self.start_call(call, &batch.frames),
+                Command::Cancel(id) => self.forget(id),
+            }
+        }
+        batch.frames.clear();
+        self.spare = batch;
+    }
+
+    fn start_call(&mut self, call: NewCall, frames: &[u8]) {
+        if call.completion.is_done() {
+            // Cancelled before we saw it: send nothing.
+            self.shared.retire();
+            return;
+        }
+        if let Some(deadline) = call.deadline {
+            self.deadlines.push(deadline, call.id);
+        }
+        self.pending.insert(
+            call.id,
+            Pending {
+                conn: NO_CONN,
+                deadline: call.deadline,
+                completion: call.completion,
+            },
+        );
+        let frame = frames.get(call.frame).unwrap_or_default();
+        let route = Route {
+            endpoints: call.endpoints,
+            hash_key: call.hash_key,
+            failures: 0,
+            last_error: None,
+        };
+        self.route(call.id, frame, route);
+    }
+
+    /// Picks an endpoint for call `id` and puts its frame on a connection
+    /// there, retrying other endpoints while connecting fails.
+    pub(super) fn route(&mut self, id: u64, frame: &[u8], mut route: Route) {
+        loop {
+            if route.failures > self.options.max_retries {
+                let why = route.last_error.unwrap_or_default();
+                let status = Status::unavailable(format!(
+                    "{why} (gave up after {} connection attempts)",
+                    route.failures
+                ));
+                return self.finish(id, Err(status));
+            }
+            let Some(index) = self.pick(&route) else {
+                let status = self.all_down(frame, &route.endpoints, route.last_error);
+                return self.finish(id, Err(status));
+            };
+            let endpoint = &route.endpoints[index];
+            if endpoint.format == WireFormat::Legacy {
+                return self.hand_to_seed_pool(id, endpoint.addr, frame);
+            }
+            let addr = endpoint.addr;
+            match self.connection_to(addr) {
+                Ok(key) => return self.attach(key, id, frame, route),
+                Err(e) => {
+                    let reason = format!("connect to {addr} failed: {e}");
+                    self.health.failed(addr, &reason, false, self.now);
+                    tracing::warn!("client: {reason}");
+                    route.failures += 1;
+                    route.last_error = Some(reason);
+                }
+            }
+        }
+    }
+
+    /// The balancer's choice among the usable endpoints.
+    fn pick(&mut self, route: &Route) -> Option<usize> {
+        let now = self.now;
+        let (health, pools, conns) = (&self.health, &self.pools, &self.conns);
+        self.balancer.pick(
+            &route.endpoints,
+            route.hash_key,
+            |e| health.is_up(e.addr, now),
+            |e| {
+                pools.get(&e.addr).map_or(0, |p| {
+                    p.conns
+                        .iter()
+                        .filter_map(|k| conns.get(*k))
+                        .map(ProviderConn::inflight)
+                        .sum()
+                })
+            },
+        )
+    }
+
+    /// One short connection per call: the seed-format pool takes the call
+    /// (its completion and in-flight slot) over from here.
+    fn hand_to_seed_pool(&mut self, id: u64, addr: SocketAddr, frame: &[u8]) {
+        if let Some(pending) = self.pending.remove(&id) {
+            legacy::start(LegacyCall {
+                addr,
+                frame: frame.to_vec(),
+                deadline: pending.deadline,
+                connect_timeout: self.options.connect_timeout,
+                max_reply: self.options.max_frame_size,
+                completion: pending.completion,
+                shared: self.shared.clone(),
+            });
+        }
+    }
+
+    /// The status for "no endpoint of this service is usable".
+    fn all_down(&self, frame: &[u8], endpoints: &[Endpoint], last: Option<String>) -> Status {
+        let last = last.or_else(|| {
+            endpoints
+                .iter()
+                .find_map(|e| self.health.last_error(e.addr))
+                .map(str::to_owned)
+        });
+        Status::unavailable(format!(
+            "no provider of service '{}' is available: all {} endpoint(s) are down (last error: {})",
+            request_service(frame).unwrap_or("?"),
+            endpoints.len(),
+            last.as_deref().unwrap_or("none")
+        ))
+    }
+
+    /// A connection to `addr`, opening one if the pool is not full.
+    fn connection_to(&mut self, addr: SocketAddr) -> io::Result<usize> {
+        let per_endpoint = self.options.connections_per_endpoint.max(1);
+        let pool = self.pools.entry(addr).or_default();
+        if pool.conns.len() >= per_endpoint {
+            let key = pool.conns[pool.next % pool.conns.len()];
+            pool.next = pool.next.wrapping_add(1);
+            return Ok(key);
+        }
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        let deadline = far_or(self.now, self.options.connect_timeout);
+        match ProviderConn::connect(addr, self.poll.registry(), Token(key), deadline) {
+            Ok(conn) => {
+                entry.insert(conn);
+                pool.conns.push(key);
+                self.connecting += 1;
+                Ok(key)
+            }
+            Err(e) => {
+                if pool.conns.is_empty() {
+                    self.pools.remove(&addr);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Appends call `id`'s frame to connection `key`.
+    fn attach(&mut self, key: usize, id: u64, frame: &[u8], route: Route) {
+        let Some(pending) = self.pending.get_mut(&id) else {
+            return;
+        };
+        pending.conn = key;
+        let call = Queued {
+            id,
+            frame: 0..0,
+            deadline: pending.deadline,
+            endpoints: route.endpoints,
+            hash_key: route.hash_key,
+            attempts: route.failures,
+        };
+        let conn = &mut self.conns[key];
+        conn.push_request(frame, call, self.now);
+        if conn.is_open() {
+            conn.schedule_flush(key, &mut self.flush);
+        }
+    }
+
+    /// The caller cancelled call `id` (already completed on its side).
+    fn forget(&mut self, id: u64) {
+        if let Some(pending) = self.pending.remove(&id) {
+            self.retire(&pending);
+            self.send_cancel(pending.conn, id);
+        }
+    }
+
+    /// Tells the server to drop call `id` (advisory).
+    pub(super) fn send_cancel(&mut self, key: usize, id: u64) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.push_cancel(id);
+            if conn.is_open() {
+                conn.schedule_flush(key, &mut self.flush);
+            }
+        }
+    }
+
+    /// Closes connection `key`: a failed connect retries its calls
+    /// elsewhere; a broken connection fails its calls.
+    pub(super) fn close(&mut self, key: usize, reason: String) {
+        let Some(mut conn) = self.conns.try_remove(key) else {
+            return;
+        };
+        conn.deregister(self.poll.registry());
+        let addr = conn.addr();
+        if let Some(pool) = self.pools.get_mut(&addr) {
+            pool.conns.retain(|k| *k != key);
+            if pool.conns.is_empty() {
+                self.pools.remove(&addr);
+            }
+        }
+        let backoff = self.health.failed(addr, &reason, conn.answered(), self.now);
+        if !conn.is_open() {
+            self.connecting -= 1;
+            tracing::warn!("client: {reason}; endpoint backed off for {backoff:?}");
+            self.reroute(conn, &reason);
+        } else if conn.inflight() == 0 {
+            tracing::debug!("client: {reason}");
+        } else {
+            tracing::warn!(
+                "client: {reason}; failing {} call(s) in flight",
+                conn.inflight()
+            );
+            self.fail_calls_on(key, &reason);
+        }
+    }
+
+    /// Routes the calls that waited for a failed connect somewhere else.
+    fn reroute(&mut self, mut conn: ProviderConn, reason: &str) {
+        let (queued, frames) = conn.take_queued();
+        // Detach first: the closed connection's key may be reused by a
+        // connection the retries below open, and must not be charged.
+        for q in &queued {
+            if let Some(pending) = self.pending.get_mut(&q.id) {
+                pending.conn = NO_CONN;
+            }
+        }
+        for q in queued {
+            if !self.pending.contains_key(&q.id) {
+                continue;
+            }
+            let route = Route {
+                endpoints: q.endpoints,
+                hash_key: q.hash_key,
+                failures: q.attempts + 1,
+                last_error: Some(reason.to_owned()),
+            };
+            self.route(q.id, &frames[q.frame], route);
+        }
+    }
+
+    /// Fails every call routed to connection `key` (it broke after
+    /// connecting: they may have reached the server, so no retry).
+    fn fail_calls_on(&mut self, key: usize, reason: &str) {
+        let lost: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.conn == key)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in lost {
+            if let Some(pending) = self.pending.remove(&id) {
+                self.shared.retire();
+                pending
+                    .completion
+                    .complete(Err(Status::unavailable(reason.to_owned())));
+            }
+        }
+    }
+}
