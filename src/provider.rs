@@ -187,9 +187,9 @@ impl ProviderHandle {
     /// ip:IP port:PORT` with the address consumers dial.
     pub fn announce(&self) {
         let mut out = String::new();
-        for (service, methods) in self.inner.server.services() {
-            out.push_str(&format!("service_name:{service}\n"));
-            for method in methods {
+        for service in self.inner.server.services() {
+            out.push_str(&format!("service_name:{}\n", service.name));
+            for method in service.methods {
                 out.push_str(&format!("method_name:{method}\n"));
             }
         }

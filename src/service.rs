@@ -60,3 +60,20 @@ pub trait Service: Send + Sync + 'static {
         response: &mut BytesMut,
     ) -> Result<(), Status>;
 }
+
+/// A published service as the server lists it and the registry announces
+/// it: its wire name and its methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServiceInfo {
+    /// The service's wire name ([`Service::name`]).
+    pub name: &'static str,
+    /// Its methods ([`Service::methods`]).
+    pub methods: &'static [&'static str],
+}
+
+impl ServiceInfo {
+    /// A service named `name` with `methods`.
+    pub const fn new(name: &'static str, methods: &'static [&'static str]) -> ServiceInfo {
+        ServiceInfo { name, methods }
+    }
+}

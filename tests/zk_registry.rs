@@ -12,6 +12,7 @@ use std::time::Duration;
 use common::helper_process::spawn_helper;
 use common::zk::{free_port, wait_until, RawZk, ZkEnsemble, ZkProxy, ZkServer};
 use mprpc::registry::{ProviderInfo, Registrar, ZkDiscover};
+use mprpc::service::ServiceInfo;
 use mprpc::{Config, Discover, Endpoint, WireFormat};
 use zookeeper_client as zk;
 
@@ -41,7 +42,8 @@ fn fake_addr() -> SocketAddr {
 }
 
 fn register(config: &Config, addr: SocketAddr) -> Registrar {
-    Registrar::start(config, addr, vec![(SERVICE, METHODS)]).expect("registrar starts")
+    Registrar::start(config, addr, vec![ServiceInfo::new(SERVICE, METHODS)])
+        .expect("registrar starts")
 }
 
 fn addrs(discover: &ZkDiscover, service: &str) -> Vec<SocketAddr> {
@@ -167,7 +169,12 @@ fn an_unknown_service_is_empty_until_a_provider_registers() {
     let discover = ZkDiscover::connect(&config).unwrap();
     assert!(discover.providers("NobodyYet").unwrap().is_empty());
     let addr = fake_addr();
-    let _registrar = Registrar::start(&config, addr, vec![("NobodyYet", &["Ping"])]).unwrap();
+    let _registrar = Registrar::start(
+        &config,
+        addr,
+        vec![ServiceInfo::new("NobodyYet", &["Ping"])],
+    )
+    .unwrap();
     assert!(wait_until(SOON, || addrs(&discover, "NobodyYet") == vec![addr]));
 }
 
@@ -375,7 +382,7 @@ fn a_seed_only_service_is_found_through_the_seed_layout() {
     let _registrar = Registrar::start(
         &config,
         ours,
-        vec![("FriendServiceRpc", &["GetFriendsList"])],
+        vec![ServiceInfo::new("FriendServiceRpc", &["GetFriendsList"])],
     )
     .unwrap();
     assert!(wait_until(SOON, || {
@@ -441,9 +448,13 @@ fn a_digest_acl_keeps_others_from_registering_or_removing_providers() {
         zk_digest: None,
         ..config.clone()
     };
-    let err = Registrar::start(&without, fake_addr(), vec![(SERVICE, METHODS)])
-        .err()
-        .expect("registration without the secret must fail");
+    let err = Registrar::start(
+        &without,
+        fake_addr(),
+        vec![ServiceInfo::new(SERVICE, METHODS)],
+    )
+    .err()
+    .expect("registration without the secret must fail");
     assert!(err.to_string().contains("not authorized"), "{err}");
     assert!(err.to_string().contains(&providers_path()), "{err}");
     // Holders of the secret may.
@@ -457,9 +468,13 @@ fn unreachable_zookeeper_is_an_error_not_a_panic() {
     init_logs();
     let connect = format!("127.0.0.1:{}", free_port());
     let config = config(&connect);
-    let err = Registrar::start(&config, fake_addr(), vec![(SERVICE, METHODS)])
-        .err()
-        .expect("no ZooKeeper there");
+    let err = Registrar::start(
+        &config,
+        fake_addr(),
+        vec![ServiceInfo::new(SERVICE, METHODS)],
+    )
+    .err()
+    .expect("no ZooKeeper there");
     assert!(err.to_string().contains(&connect), "{err}");
     let err = ZkDiscover::connect(&config)
         .err()
@@ -484,7 +499,7 @@ fn an_ensemble_with_one_server_killed_keeps_working() {
     ensemble.kill(leader);
     ensemble.wait_quorum();
 
-    let second = Registrar::start(&config, b, vec![(SERVICE, METHODS)]);
+    let second = Registrar::start(&config, b, vec![ServiceInfo::new(SERVICE, METHODS)]);
     let _second = second.expect("registration works with two of three servers");
     assert!(wait_until(Duration::from_secs(15), || addrs(
         &discover, SERVICE

@@ -134,6 +134,18 @@ impl Transport {
         &mut self.rbuf
     }
 
+    /// At EOF, once every complete frame was taken: part of a frame left
+    /// over is an error (tokio-util's `decode_eof`), since its rest will
+    /// never come.
+    pub(crate) fn check_eof(&self) -> Result<(), ProtocolError> {
+        if self.rbuf.is_empty() && self.skip == 0 {
+            return Ok(());
+        }
+        Err(ProtocolError::TruncatedAtEof {
+            pending: self.rbuf.len(),
+        })
+    }
+
     /// Part of a frame has arrived and the rest has not.
     pub(crate) fn mid_frame(&self) -> bool {
         !self.rbuf.is_empty() || self.skip > 0

@@ -22,6 +22,7 @@ use super::layout::{self, ProviderInfo};
 use super::session::{self, Backoff, Settings};
 use super::RegistryError;
 use crate::config::Config;
+use crate::service::ServiceInfo;
 
 /// A provider's registration; one per provider process.
 ///
@@ -53,7 +54,7 @@ impl Registrar {
     pub fn start(
         config: &Config,
         addr: SocketAddr,
-        services: Vec<(&'static str, &'static [&'static str])>,
+        services: Vec<ServiceInfo>,
     ) -> Result<Registrar, RegistryError> {
         let settings = Settings::from_config(config);
         let shared = Arc::new(Shared::default());
@@ -117,7 +118,7 @@ impl Drop for Registrar {
 struct Worker {
     settings: Settings,
     addr: SocketAddr,
-    services: Vec<(&'static str, &'static [&'static str])>,
+    services: Vec<ServiceInfo>,
     start_time_ms: u64,
     /// Published so consumers refuse oversized calls before sending.
     max_frame: usize,
@@ -139,7 +140,7 @@ impl Worker {
     fn new(
         settings: Settings,
         addr: SocketAddr,
-        services: Vec<(&'static str, &'static [&'static str])>,
+        services: Vec<ServiceInfo>,
         shared: Arc<Shared>,
     ) -> Worker {
         let (freed_tx, freed_rx) = mpsc::unbounded_channel();
@@ -280,7 +281,11 @@ impl Worker {
 
     async fn register(&mut self) -> Result<(), RegistryError> {
         let client = self.client()?;
-        for (service, methods) in self.services.clone() {
+        for ServiceInfo {
+            name: service,
+            methods,
+        } in self.services.clone()
+        {
             self.mkdirs(
                 &client,
                 &layout::providers_path(&self.settings.root, service),
@@ -442,7 +447,11 @@ impl Worker {
             return;
         };
         let session = client.session_id().0;
-        for (service, methods) in self.services.clone() {
+        for ServiceInfo {
+            name: service,
+            methods,
+        } in self.services.clone()
+        {
             let path = layout::provider_path(&self.settings.root, service, self.addr);
             self.delete_if_owned(&client, &path, session).await;
             if self.settings.legacy {

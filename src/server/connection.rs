@@ -1,115 +1,240 @@
-//! One accepted connection as its reactor sees it: socket, buffers, counters.
+//! One accepted connection as its reactor sees it: the transport plus the
+//! server's bookkeeping (calls in flight, cancellations, pause and close
+//! flags, deadline clocks).
 //!
 //! A connection belongs to one reactor thread for its whole life, so nothing
-//! here is shared or locked. Input is read straight into `read_buf`'s spare
-//! capacity (no zero-fill, no copy) and frames are split off it by the
-//! decoder; replies are appended to `write_buf` and flushed once per loop turn.
+//! here is locked. Bytes live in the [`Transport`]; this type decides when
+//! to read (backpressure), when to close, and which pool replies to drop.
 
-use std::collections::HashSet;
-use std::io::{self, Write};
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use bytes::{Buf, BytesMut};
 use mio::net::TcpStream;
 
-/// Which wire format a connection speaks, decided by its first two bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Protocol {
-    Undecided,
-    Mprpc,
-    /// The seed's format: one request, a bare reply, then we close.
-    Legacy,
+use super::close::CloseReason;
+use crate::codec::WireFormat;
+use crate::net::Transport;
+
+/// When a connection stops reading so a slow or greedy peer cannot make us
+/// buffer without bound: the kernel's buffers fill and TCP slows it down.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Backpressure {
+    /// Unsent reply bytes above which reading pauses (resumes below half).
+    pub(crate) write_high_water: usize,
+    /// Pool calls in flight at which reading pauses.
+    pub(crate) max_inflight: usize,
 }
 
-/// Bytes we make room for before each `read`.
-const READ_CHUNK: usize = 16 * 1024;
+/// The idle and slow-frame limits a connection is held to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadlines {
+    pub(crate) idle: Option<Duration>,
+    pub(crate) frame: Option<Duration>,
+}
 
+#[derive(Debug)]
 pub(crate) struct Connection {
     /// Unique for the server's life (slab keys are reused; ids are not), so a
     /// late worker reply can never reach a newer connection in the same slot.
-    pub id: u64,
-    pub stream: TcpStream,
-    pub peer: SocketAddr,
-    pub read_buf: BytesMut,
-    pub write_buf: BytesMut,
+    id: u64,
+    peer: SocketAddr,
+    io: Transport,
+    /// Decided by the first two bytes; `None` until they arrive.
+    format: Option<WireFormat>,
     /// Calls handed to the worker pool and not answered yet.
-    pub inflight: usize,
-    /// Ids of pool calls the client cancelled; their replies are dropped.
-    pub cancelled: HashSet<u64>,
-    /// Reading stopped because of backpressure (too much unsent output or
-    /// too many calls in flight). Resumed after a flush.
-    pub read_paused: bool,
+    inflight: usize,
+    /// Cancel flags of the pool calls in flight, by request id; a set flag
+    /// keeps the handler from starting and drops the reply.
+    pool_calls: HashMap<u64, Arc<AtomicBool>>,
+    /// Reading stopped because of backpressure (or the seed's one request
+    /// arrived). Resumed after a flush.
+    read_paused: bool,
     /// The peer half-closed: answer what is in flight, then close.
-    pub peer_closed: bool,
-    /// Queued for a flush at the end of this loop turn.
-    pub dirty: bool,
-    /// Registered for writable events (only while output is blocked).
-    pub want_writable: bool,
-    pub protocol: Protocol,
+    peer_closed: bool,
     /// Close once the output is flushed and nothing is in flight (the seed's
     /// one-call-per-connection format).
-    pub close_when_quiet: bool,
-    pub last_active: Instant,
+    close_when_quiet: bool,
+    last_active: Instant,
     /// When the bytes of a still-incomplete frame started waiting.
-    pub partial_since: Option<Instant>,
-    /// Body bytes of an oversized request still to be skipped as they arrive.
-    pub skip: usize,
+    partial_since: Option<Instant>,
 }
 
 impl Connection {
-    pub fn new(id: u64, stream: TcpStream, peer: SocketAddr) -> Connection {
+    /// Wraps a stream registered with `Interest::READABLE`.
+    pub(crate) fn new(id: u64, stream: TcpStream, peer: SocketAddr, now: Instant) -> Connection {
         Connection {
             id,
-            stream,
             peer,
-            // No buffer memory until the peer sends something: an idle
-            // connection costs this struct and the kernel's socket buffers.
-            read_buf: BytesMut::new(),
-            write_buf: BytesMut::new(),
+            io: Transport::new(stream, false),
+            format: None,
             inflight: 0,
-            cancelled: HashSet::new(),
+            pool_calls: HashMap::new(),
             read_paused: false,
             peer_closed: false,
-            dirty: false,
-            want_writable: false,
-            protocol: Protocol::Undecided,
             close_when_quiet: false,
-            last_active: Instant::now(),
+            last_active: now,
             partial_since: None,
-            skip: 0,
         }
     }
 
-    /// One `read(2)` into the read buffer; see [`crate::net::read_into`].
-    pub fn read_once(&mut self) -> io::Result<(usize, bool)> {
-        crate::net::read_into(&self.stream, &mut self.read_buf, READ_CHUNK)
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
-    /// Writes as much of `write_buf` as the socket takes.
-    ///
-    /// Returns `Ok(true)` when everything was written, `Ok(false)` when the
-    /// socket is full (a writable event will follow).
-    pub fn flush(&mut self) -> io::Result<bool> {
-        while !self.write_buf.is_empty() {
-            match self.stream.write(&self.write_buf) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.write_buf.advance(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
+    pub(crate) fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    pub(crate) fn io(&mut self) -> &mut Transport {
+        &mut self.io
+    }
+
+    /// The connection's wire format, detected from its first bytes.
+    pub(crate) fn format(&mut self) -> Option<WireFormat> {
+        if self.format.is_none() {
+            self.format = WireFormat::detect(self.io.input());
         }
-        Ok(true)
+        self.format
     }
 
-    /// Part of a frame has arrived and the rest has not.
-    pub fn mid_frame(&self) -> bool {
-        !self.read_buf.is_empty() || self.skip > 0
+    /// Reading is on: not paused and the peer has not closed.
+    pub(crate) fn is_reading(&self) -> bool {
+        !self.read_paused && !self.peer_closed
+    }
+
+    pub(crate) fn is_paused(&self) -> bool {
+        self.read_paused
+    }
+
+    /// Bytes arrived at `now`.
+    pub(crate) fn touch(&mut self, now: Instant) {
+        self.last_active = now;
+    }
+
+    // --- pool calls ---------------------------------------------------
+
+    /// A call goes to the worker pool; the returned flag cancels it.
+    pub(crate) fn start_pool_call(&mut self, id: u64) -> Arc<AtomicBool> {
+        self.inflight += 1;
+        let flag = Arc::new(AtomicBool::new(false));
+        self.pool_calls.insert(id, flag.clone());
+        flag
+    }
+
+    /// The client gave up on call `id`: if it is on the pool, it will not
+    /// start and its reply is dropped. Ids not in flight are ignored, so a
+    /// peer cannot grow any state with cancels.
+    pub(crate) fn cancel(&mut self, id: u64) {
+        if let Some(flag) = self.pool_calls.get(&id) {
+            flag.store(true, Ordering::Release);
+        }
+    }
+
+    /// A pool call came back: true if its reply should be sent.
+    pub(crate) fn finish_pool_call(&mut self, id: u64) -> bool {
+        self.inflight -= 1;
+        match self.pool_calls.remove(&id) {
+            Some(flag) => !flag.load(Ordering::Acquire),
+            None => true,
+        }
+    }
+
+    // --- backpressure and closing --------------------------------------
+
+    /// Pauses reading if the connection is over its limits; returns whether
+    /// reading is paused.
+    pub(crate) fn pause_if_over(&mut self, limits: Backpressure) -> bool {
+        if self.io.unsent() >= limits.write_high_water || self.inflight >= limits.max_inflight {
+            self.read_paused = true;
+        }
+        self.read_paused
+    }
+
+    /// Resumes a paused reader once its output drained below half the
+    /// high-water mark and a call slot is free; returns whether it resumed.
+    pub(crate) fn resume_if_under(&mut self, limits: Backpressure) -> bool {
+        let under = self.io.unsent() < limits.write_high_water / 2
+            && self.inflight < limits.max_inflight
+            && !self.close_when_quiet;
+        if self.read_paused && under {
+            self.read_paused = false;
+            return true;
+        }
+        false
+    }
+
+    /// The seed's format: the one request arrived; stop reading and close
+    /// once it is answered.
+    pub(crate) fn close_after_reply(&mut self) {
+        self.read_paused = true;
+        self.close_when_quiet = true;
+    }
+
+    /// The peer closed its side (EOF).
+    pub(crate) fn peer_closed(&mut self) {
+        self.peer_closed = true;
     }
 
     /// Nothing in flight and nothing left to send.
-    pub fn is_quiet(&self) -> bool {
-        self.inflight == 0 && self.write_buf.is_empty()
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.inflight == 0 && self.io.unsent() == 0
+    }
+
+    /// Why the connection should close now that a flush finished, if it
+    /// should: everything owed is sent and the peer (or the format) is done.
+    pub(crate) fn finished(&self) -> Option<CloseReason> {
+        if !self.is_quiet() {
+            None
+        } else if self.peer_closed {
+            // Every complete request was answered; bytes left over are a
+            // frame the peer cut short.
+            Some(match self.io.check_eof() {
+                Ok(()) => CloseReason::PeerClosed,
+                Err(e) => CloseReason::Protocol(e),
+            })
+        } else if self.close_when_quiet {
+            Some(CloseReason::Answered)
+        } else {
+            None
+        }
+    }
+
+    // --- deadlines ----------------------------------------------------
+
+    /// Notes when a partial frame started waiting for its remaining bytes
+    /// (the slow-loris clock); a paused reader is waiting on us, not the peer.
+    pub(crate) fn track_partial_frame(&mut self, now: Instant) {
+        if !self.io.mid_frame() || self.read_paused {
+            self.partial_since = None;
+        } else if self.partial_since.is_none() {
+            self.partial_since = Some(now);
+        }
+    }
+
+    /// A deadline that has passed at `now`, as the reason to close.
+    pub(crate) fn overdue(&self, limits: Deadlines, now: Instant) -> Option<CloseReason> {
+        if let (Some(limit), Some(since)) = (limits.frame, self.partial_since) {
+            if now.duration_since(since) >= limit {
+                return Some(CloseReason::SlowFrame(limit));
+            }
+        }
+        let limit = limits.idle?;
+        let idle = self.is_quiet() && !self.io.mid_frame();
+        (idle && now.duration_since(self.last_active) >= limit).then_some(CloseReason::Idle(limit))
+    }
+
+    /// The next time a deadline could pass, if any applies.
+    pub(crate) fn next_check(&self, limits: Deadlines, now: Instant) -> Option<Instant> {
+        let frame = limits
+            .frame
+            .map(|t| self.partial_since.map_or(now + t, |since| since + t));
+        let idle = limits.idle.map(|t| self.last_active + t);
+        match (frame, idle) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }

@@ -21,10 +21,13 @@
 //! on it (or [`Server::run`] to block, as the seed's `Run()` does).
 
 mod acceptor;
+mod close;
 mod connection;
 mod dispatch;
 mod metrics;
+mod protocol;
 mod reactor;
+mod table;
 mod timer;
 mod workers;
 
@@ -38,9 +41,9 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex};
 
 use crate::config::Config;
-use crate::service::Service;
-use dispatch::ServiceTable;
+use crate::service::{Service, ServiceInfo};
 use reactor::ReactorShared;
+use table::ServiceTable;
 use workers::WorkerPool;
 
 use metrics::MetricsRegistry;
@@ -210,7 +213,7 @@ pub fn serve_request(
     ctx: &crate::service::CallContext,
     out: &mut bytes::BytesMut,
 ) -> bool {
-    dispatch::run_framed_call(service, request, ctx, out)
+    protocol::run_framed_call(service, request, ctx, out)
 }
 
 /// std listens with a backlog of 128, too few for a burst of connects (each
@@ -283,7 +286,7 @@ impl Drop for ThreadGuard {
 
 struct HandleInner {
     local_addr: SocketAddr,
-    services: Vec<(&'static str, &'static [&'static str])>,
+    services: Vec<ServiceInfo>,
     metrics: Arc<MetricsRegistry>,
     shared: Arc<ServerShared>,
     reactors: Vec<Arc<ReactorShared>>,
@@ -305,7 +308,7 @@ impl ServerHandle {
     }
 
     /// The published services and their methods.
-    pub fn services(&self) -> Vec<(&'static str, &'static [&'static str])> {
+    pub fn services(&self) -> Vec<ServiceInfo> {
         self.inner.services.clone()
     }
 

@@ -8,35 +8,45 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use bytes::BytesMut;
 use parking_lot::{Condvar, Mutex};
 
-use super::dispatch::{reply_error, run_call, Entry};
 use super::metrics::{MetricsRegistry, ThreadStats};
-use super::reactor::{Completion, ReactorShared};
-use crate::codec::Request;
-use crate::discovery::WireFormat;
+use super::protocol::{run_call, write_error};
+use super::reactor::{PoolReply, ReactorShared};
+use super::table::Entry;
+use crate::codec::{Request, WireFormat};
 use crate::service::CallContext;
 use crate::status::Status;
 
 /// One blocking call waiting for a worker.
 pub(crate) struct Job {
-    pub entry: Entry,
-    pub request: Request,
-    pub ctx: CallContext,
+    pub(crate) entry: Entry,
+    pub(crate) request: Request,
+    pub(crate) ctx: CallContext,
+    /// Set when the client cancels the call: the handler does not start.
+    pub(crate) cancelled: Arc<AtomicBool>,
     /// How the reply is framed (ours, or the seed's bare message).
-    pub format: WireFormat,
-    pub reply_to: Arc<ReactorShared>,
-    pub token: usize,
-    pub conn_id: u64,
+    pub(crate) format: WireFormat,
+    pub(crate) reply_to: Arc<ReactorShared>,
+    pub(crate) token: usize,
+    pub(crate) conn_id: u64,
+}
+
+/// The jobs waiting for a worker, and whether the pool is stopping.
+#[derive(Default)]
+struct Jobs {
+    waiting: VecDeque<Job>,
+    stopping: bool,
 }
 
 #[derive(Default)]
 struct Queue {
-    jobs: Mutex<(VecDeque<Job>, bool)>,
+    jobs: Mutex<Jobs>,
     ready: Condvar,
 }
 
@@ -47,8 +57,8 @@ pub(crate) struct JobSender {
 }
 
 impl JobSender {
-    pub fn send(&self, job: Job) {
-        self.queue.jobs.lock().0.push_back(job);
+    pub(crate) fn send(&self, job: Job) {
+        self.queue.jobs.lock().waiting.push_back(job);
         self.queue.ready.notify_one();
     }
 }
@@ -60,7 +70,7 @@ pub(crate) struct WorkerPool {
 }
 
 impl WorkerPool {
-    pub fn start(count: usize, metrics: &MetricsRegistry) -> io::Result<WorkerPool> {
+    pub(crate) fn start(count: usize, metrics: &MetricsRegistry) -> io::Result<WorkerPool> {
         let queue = Arc::new(Queue::default());
         let threads = (0..count)
             .map(|i| {
@@ -74,14 +84,14 @@ impl WorkerPool {
         Ok(WorkerPool { queue, threads })
     }
 
-    pub fn sender(&self) -> JobSender {
+    pub(crate) fn sender(&self) -> JobSender {
         JobSender {
             queue: self.queue.clone(),
         }
     }
 
-    pub fn stop(self) {
-        self.queue.jobs.lock().1 = true;
+    pub(crate) fn stop(self) {
+        self.queue.jobs.lock().stopping = true;
         self.queue.ready.notify_all();
         for t in self.threads {
             let _ = t.join();
@@ -94,23 +104,27 @@ fn work(queue: &Queue, stats: &ThreadStats) {
         let job = {
             let mut guard = queue.jobs.lock();
             loop {
-                if let Some(job) = guard.0.pop_front() {
+                if let Some(job) = guard.waiting.pop_front() {
                     break job;
                 }
-                if guard.1 {
+                if guard.stopping {
                     return;
                 }
                 queue.ready.wait(&mut guard);
             }
         };
-        let mut frame = BytesMut::with_capacity(256);
         let id = job.request.id;
-        if job.ctx.expired() {
+        let mut frame = BytesMut::new();
+        if job.cancelled.load(Ordering::Acquire) {
+            // The client gave up: do not run it (the reactor drops the
+            // empty reply; it only counts the call as finished).
+        } else if job.ctx.expired() {
             // It waited in the queue past its deadline: nobody is waiting
             // for the answer, so do not run it.
             let status = Status::deadline_exceeded("deadline passed before the handler started");
-            reply_error(id, &status, &mut frame);
+            write_error(job.format, id, &status, &mut frame);
         } else {
+            frame.reserve(256);
             run_call(
                 &job.entry,
                 job.request,
@@ -120,7 +134,7 @@ fn work(queue: &Queue, stats: &ThreadStats) {
                 stats,
             );
         }
-        job.reply_to.complete(Completion {
+        job.reply_to.complete(PoolReply {
             token: job.token,
             conn_id: job.conn_id,
             id,

@@ -1,0 +1,76 @@
+//! Why the server closes a connection, and how loudly it says so.
+//!
+//! Every close goes through the reactor's `close` with one of these, so the
+//! log level follows from the reason (a peer hanging up is routine; a
+//! protocol error or a stalled peer is worth a warning) instead of from
+//! comparing strings.
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use crate::codec::ProtocolError;
+
+#[derive(Debug)]
+pub(crate) enum CloseReason {
+    /// The peer closed and everything owed to it was sent.
+    PeerClosed,
+    /// A seed-format call was answered (one call per connection).
+    Answered,
+    Read(io::Error),
+    Write(io::Error),
+    /// The bytes are not a valid stream (including EOF mid-frame).
+    Protocol(ProtocolError),
+    /// A client sent a response frame.
+    UnexpectedResponse,
+    /// A seed-format call to a service or method we do not publish (the
+    /// seed's way: close without a reply), or any seed call while draining.
+    SeedUnknown {
+        service: String,
+        method: String,
+    },
+    /// A frame stayed incomplete this long (slow or stalled peer).
+    SlowFrame(Duration),
+    Idle(Duration),
+    /// The server shut down with nothing owed on this connection.
+    Shutdown,
+    /// The shutdown grace period ran out with this connection still busy.
+    ShutdownGraceOver,
+}
+
+impl CloseReason {
+    /// Routine closes are logged at debug level, the rest as warnings.
+    pub(crate) fn is_routine(&self) -> bool {
+        matches!(
+            self,
+            CloseReason::PeerClosed | CloseReason::Answered | CloseReason::Shutdown
+        )
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::PeerClosed => f.write_str("peer closed"),
+            CloseReason::Answered => f.write_str("seed-format call answered"),
+            CloseReason::Read(e) => write!(f, "read error: {e}"),
+            CloseReason::Write(e) => write!(f, "write error: {e}"),
+            CloseReason::Protocol(e) => write!(f, "protocol error: {e}"),
+            CloseReason::UnexpectedResponse => {
+                f.write_str("protocol error: a client sent a response frame")
+            }
+            CloseReason::SeedUnknown { service, method } => {
+                write!(f, "seed-format call to unknown {service}.{method}")
+            }
+            CloseReason::SlowFrame(limit) => {
+                write!(
+                    f,
+                    "frame still incomplete after {limit:?} (slow or stalled peer)"
+                )
+            }
+            CloseReason::Idle(limit) => write!(f, "idle for {limit:?}"),
+            CloseReason::Shutdown => f.write_str("server shut down"),
+            CloseReason::ShutdownGraceOver => f.write_str("shutdown grace period over"),
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Our framed, multiplexed protocol on the server side: many requests per
+//! connection, replies in any order, cancel frames, oversized requests
+//! failed alone.
+
+use bytes::BytesMut;
+
+use super::{invoke, Progress};
+use crate::codec::{encode_response, encode_response_with, Frame, FrameKind, Request, WireFormat};
+use crate::server::close::CloseReason;
+use crate::server::connection::Connection;
+use crate::server::dispatch::{Dispatcher, Turn};
+use crate::service::{CallContext, Service};
+use crate::status::{Code, Status};
+
+/// Every complete frame of the input, until backpressure pauses reading.
+pub(super) fn process(conn: &mut Connection, dispatcher: &Dispatcher, turn: Turn) -> Progress {
+    loop {
+        let frame = match conn.io().next_frame(dispatcher.decoder()) {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return Progress::Open,
+            Err(e) => return Progress::Close(CloseReason::Protocol(e)),
+        };
+        match frame {
+            Frame::Request(request) => serve(conn, dispatcher, request, turn),
+            Frame::Cancel { id } => conn.cancel(id),
+            Frame::Oversized(o) if o.kind == FrameKind::Request => {
+                // Fail that one call; the connection and its other calls go on.
+                let status = o.status("request", "this server's");
+                tracing::warn!(peer = %conn.peer(), id = o.id, "{}; answered ResourceExhausted", status.message());
+                write_error(o.id, &status, conn.io().output());
+            }
+            Frame::Response(_) | Frame::Oversized(_) => {
+                return Progress::Close(CloseReason::UnexpectedResponse)
+            }
+        }
+        if conn.pause_if_over(dispatcher.limits()) {
+            return Progress::Paused;
+        }
+    }
+}
+
+/// One request: refused while draining or for an unknown service, else run.
+fn serve(conn: &mut Connection, dispatcher: &Dispatcher, request: Request, turn: Turn) {
+    if turn.shutting_down {
+        let status = Status::new(Code::ShuttingDown, "server is shutting down");
+        return write_error(request.id, &status, conn.io().output());
+    }
+    let Some(entry) = dispatcher.table().get(request.service_bytes()) else {
+        let status = Status::unknown_service(request.service());
+        return write_error(request.id, &status, conn.io().output());
+    };
+    dispatcher.dispatch(conn, entry, request, WireFormat::Mprpc, turn);
+}
+
+/// Runs the handler and appends its reply frame; returns whether it
+/// succeeded. The response message is encoded straight into `out` after the
+/// reply header; on failure that partial frame is cut off and an error
+/// reply written instead.
+pub(crate) fn run_call(
+    service: &dyn Service,
+    request: Request,
+    ctx: &CallContext,
+    out: &mut BytesMut,
+) -> bool {
+    let id = request.id;
+    let start = out.len();
+    let mut result = Ok(());
+    encode_response_with(id, Code::Ok, "", out, |buf| {
+        result = invoke(service, request, ctx, buf)
+    });
+    match result {
+        Ok(()) => true,
+        Err(status) => {
+            out.truncate(start);
+            write_error(id, &status, out);
+            false
+        }
+    }
+}
+
+/// Appends an error reply frame for call `id`.
+pub(super) fn write_error(id: u64, status: &Status, out: &mut BytesMut) {
+    encode_response(id, status.code(), status.message(), &[], out);
+}

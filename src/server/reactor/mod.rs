@@ -1,0 +1,305 @@
+//! One event loop (reactor) thread: a mio `Poll` and a `slab` of connections.
+//!
+//! Each turn of the loop:
+//! 1. waits for events (or the next timer tick);
+//! 2. on the `Waker` token: adopts connections the acceptor queued and takes
+//!    replies the worker pool finished;
+//! 3. on a connection token: reads, and hands the input to the connection's
+//!    wire format ([`super::protocol`]), which decodes every complete request
+//!    and dispatches it (inline handlers reply into the output at once); a
+//!    writable event queues a flush;
+//! 4. flushes every connection that got output this turn, one `write` each,
+//!    so pipelined requests are answered in a batch.
+//!
+//! The loop is here; reading and backpressure are in `read`, deadlines in
+//! `deadlines`, shutdown in `drain`. Connections keep their bytes in a
+//! [`Transport`](crate::net::Transport) the loop never reaches into.
+
+mod deadlines;
+mod drain;
+mod read;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token, Waker};
+use parking_lot::Mutex;
+use slab::Slab;
+
+use super::close::CloseReason;
+use super::connection::{Backpressure, Connection, Deadlines};
+use super::dispatch::Dispatcher;
+use super::metrics::ThreadStats;
+use super::table::ServiceTable;
+use super::timer::TimerWheel;
+use super::workers::JobSender;
+use super::{ServerOptions, ServerShared};
+use crate::codec::Decoder;
+use crate::net::FlushList;
+
+const WAKER: Token = Token(usize::MAX);
+
+/// A finished pool call on its way back to its connection.
+pub(crate) struct PoolReply {
+    pub(crate) token: usize,
+    pub(crate) conn_id: u64,
+    pub(crate) id: u64,
+    pub(crate) frame: BytesMut,
+}
+
+/// A connection the acceptor handed over, not yet adopted.
+struct Incoming {
+    stream: TcpStream,
+    peer: SocketAddr,
+}
+
+/// The part of a reactor other threads talk to.
+pub(crate) struct ReactorShared {
+    waker: Waker,
+    incoming: Mutex<Vec<Incoming>>,
+    replies: Mutex<Vec<PoolReply>>,
+}
+
+impl ReactorShared {
+    /// Queues a newly accepted connection for this reactor.
+    pub(crate) fn add_connection(&self, stream: TcpStream, peer: SocketAddr) {
+        if push(&self.incoming, Incoming { stream, peer }) {
+            self.wake();
+        }
+    }
+
+    /// Queues a finished pool call's reply.
+    pub(crate) fn complete(&self, reply: PoolReply) {
+        if push(&self.replies, reply) {
+            self.wake();
+        }
+    }
+
+    pub(crate) fn wake(&self) {
+        if let Err(e) = self.waker.wake() {
+            tracing::error!(error = %e, "cannot wake reactor");
+        }
+    }
+}
+
+/// Pushes and reports whether the queue was empty: only the first push after
+/// the reactor drained the queue needs to wake it (one syscall per batch).
+fn push<T>(queue: &Mutex<Vec<T>>, item: T) -> bool {
+    let mut q = queue.lock();
+    q.push(item);
+    q.len() == 1
+}
+
+/// Starts reactor `index` on its own thread.
+pub(crate) fn spawn(
+    index: usize,
+    table: Arc<ServiceTable>,
+    pool: Option<JobSender>,
+    options: ServerOptions,
+    server: Arc<ServerShared>,
+    stats: Arc<ThreadStats>,
+) -> io::Result<(Arc<ReactorShared>, JoinHandle<()>)> {
+    let poll = Poll::new()?;
+    let shared = Arc::new(ReactorShared {
+        waker: Waker::new(poll.registry(), WAKER)?,
+        incoming: Mutex::new(Vec::new()),
+        replies: Mutex::new(Vec::new()),
+    });
+    let limits = Backpressure {
+        write_high_water: options.write_high_water,
+        max_inflight: options.max_inflight_per_connection,
+    };
+    let decoder = Decoder::new(options.max_frame_size);
+    let guard = server.thread_guard();
+    let mut reactor = Reactor {
+        index,
+        poll,
+        conns: Slab::with_capacity(1024),
+        dispatcher: Dispatcher::new(table, pool, shared.clone(), stats, decoder, limits),
+        shared: shared.clone(),
+        server,
+        deadlines: Deadlines {
+            idle: options.idle_timeout,
+            frame: options.frame_timeout,
+        },
+        shutdown_grace: options.shutdown_grace,
+        flushes: FlushList::default(),
+        next_conn_id: (index as u64) << 48,
+        drain_started: None,
+        timers: deadlines::wheel(Instant::now()),
+        now: Instant::now(),
+    };
+    let thread = std::thread::Builder::new()
+        .name(format!("mprpc-reactor-{index}"))
+        .spawn(move || {
+            let _guard = guard;
+            if let Err(e) = reactor.run() {
+                tracing::error!(reactor = reactor.index, error = %e, "reactor stopped on an error");
+            }
+            reactor.close_all();
+        })?;
+    Ok((shared, thread))
+}
+
+struct Reactor {
+    index: usize,
+    poll: Poll,
+    conns: Slab<Connection>,
+    dispatcher: Dispatcher,
+    shared: Arc<ReactorShared>,
+    server: Arc<ServerShared>,
+    deadlines: Deadlines,
+    shutdown_grace: Duration,
+    /// Connections with output to flush at the end of this turn.
+    flushes: FlushList,
+    next_conn_id: u64,
+    drain_started: Option<Instant>,
+    /// Idle and slow-frame deadlines of this reactor's connections.
+    timers: TimerWheel,
+    /// The time at the start of this loop turn (saves clock reads).
+    now: Instant,
+}
+
+impl Reactor {
+    fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let mut replies = Vec::new();
+        loop {
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            self.now = Instant::now();
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => {
+                        self.adopt_connections();
+                        self.take_replies(&mut replies);
+                    }
+                    Token(key) => {
+                        if event.is_writable() {
+                            self.queue_flush(key);
+                        }
+                        if event.is_read_closed() || event.is_error() {
+                            // Read on to the EOF: no later event will say so.
+                            self.read_ready(key, false);
+                        } else if event.is_readable() {
+                            self.read_ready(key, true);
+                        }
+                    }
+                }
+            }
+            self.flush_queued();
+            if self.server.is_shutting_down() && self.drain_finished() {
+                return Ok(());
+            }
+            self.check_deadlines();
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        if self.server.is_shutting_down() {
+            Some(Duration::from_millis(10))
+        } else if self.timers_enabled() {
+            Some(self.timers.until_next_tick(Instant::now()))
+        } else {
+            None
+        }
+    }
+
+    fn adopt_connections(&mut self) {
+        let incoming = std::mem::take(&mut *self.shared.incoming.lock());
+        for Incoming { mut stream, peer } in incoming {
+            if self.server.is_shutting_down() {
+                self.forget_connection();
+                continue;
+            }
+            let entry = self.conns.vacant_entry();
+            let key = entry.key();
+            let registered =
+                self.poll
+                    .registry()
+                    .register(&mut stream, Token(key), Interest::READABLE);
+            if let Err(e) = registered {
+                tracing::warn!(%peer, error = %e, "cannot register connection");
+                self.forget_connection();
+                continue;
+            }
+            self.next_conn_id += 1;
+            entry.insert(Connection::new(self.next_conn_id, stream, peer, self.now));
+            self.schedule_deadline_check(key);
+            tracing::debug!(%peer, reactor = self.index, "connection accepted");
+        }
+    }
+
+    /// Appends finished pool calls' replies to their connections' output
+    /// (dropping those of cancelled calls and of closed connections).
+    fn take_replies(&mut self, replies: &mut Vec<PoolReply>) {
+        std::mem::swap(&mut *self.shared.replies.lock(), replies);
+        for reply in replies.drain(..) {
+            let Some(conn) = self.conns.get_mut(reply.token) else {
+                continue;
+            };
+            if conn.id() != reply.conn_id {
+                continue; // the connection closed and its slot was reused
+            }
+            if conn.finish_pool_call(reply.id) {
+                conn.io().output().extend_from_slice(&reply.frame);
+            }
+            self.flushes.add(reply.token, conn.io());
+        }
+    }
+
+    /// Queues connection `key` for this turn's flush.
+    fn queue_flush(&mut self, key: usize) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            self.flushes.add(key, conn.io());
+        }
+    }
+
+    /// Flushes every connection that has output; closes those that are
+    /// done and resumes paused readers whose output drained.
+    fn flush_queued(&mut self) {
+        while let Some(key) = self.flushes.pop() {
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            FlushList::taken(conn.io());
+            if let Err(e) = conn.io().flush_and_watch(self.poll.registry(), Token(key)) {
+                self.close(key, CloseReason::Write(e));
+                continue;
+            }
+            if conn.resume_if_under(self.dispatcher.limits()) {
+                self.resume(key); // queues this connection's flush again
+            } else if let Some(reason) = conn.finished() {
+                self.close(key, reason);
+            }
+        }
+    }
+
+    fn close(&mut self, key: usize, reason: CloseReason) {
+        let Some(mut conn) = self.conns.try_remove(key) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(conn.io().stream_mut());
+        self.forget_connection();
+        if reason.is_routine() {
+            tracing::debug!(peer = %conn.peer(), "connection closed: {reason}");
+        } else {
+            tracing::warn!(peer = %conn.peer(), "closing connection: {reason}");
+        }
+    }
+
+    fn forget_connection(&self) {
+        self.server.connections().fetch_sub(1, Ordering::AcqRel);
+    }
+}

@@ -1,0 +1,100 @@
+//! Reading: from readiness to dispatched requests, under backpressure.
+//!
+//! When a connection's unsent output passes the high-water mark or it has
+//! too many calls in flight, its wire format pauses reading; the kernel's
+//! buffers fill and TCP slows the peer down. A flush that drains the output
+//! resumes it. At EOF, a frame cut short is an error with a logged reason;
+//! otherwise what is in flight is answered before the close.
+
+use super::Reactor;
+use crate::server::close::CloseReason;
+use crate::server::dispatch::Turn;
+use crate::server::protocol::{self, Progress};
+
+/// Bytes we make room for before each `read`, and read per step: input is
+/// processed (and backpressure checked) after each step.
+const READ_CHUNK: usize = 16 * 1024;
+
+impl Reactor {
+    /// Reads until the socket is drained, the peer closed or backpressure
+    /// pauses us, dispatching every complete request as it arrives. With
+    /// `short_read_drains`, a read that did not fill the buffer counts as
+    /// drained (saves the syscall that would only return `WouldBlock`).
+    pub(super) fn read_ready(&mut self, key: usize, short_read_drains: bool) {
+        loop {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
+            if !conn.is_reading() {
+                return;
+            }
+            let turn = match conn
+                .io()
+                .read_turn(READ_CHUNK, READ_CHUNK, short_read_drains)
+            {
+                Ok(turn) => turn,
+                Err(e) => return self.close(key, CloseReason::Read(e)),
+            };
+            if turn.bytes > 0 {
+                conn.touch(self.now);
+                if !self.process_input(key) {
+                    return;
+                }
+            }
+            if turn.eof {
+                return self.peer_closed(key);
+            }
+            if turn.drained {
+                return;
+            }
+        }
+    }
+
+    /// A paused reader's output drained: data that arrived while paused
+    /// raised no new event (edge-triggered), so process and read it now.
+    pub(super) fn resume(&mut self, key: usize) {
+        if self.process_input(key) {
+            self.read_ready(key, false);
+        }
+    }
+
+    /// Hands the input to the connection's wire format; returns whether
+    /// reading goes on (false when paused or closed). Output it produced is
+    /// queued for this turn's flush.
+    fn process_input(&mut self, key: usize) -> bool {
+        let turn = Turn {
+            key,
+            now: self.now,
+            shutting_down: self.server.is_shutting_down(),
+        };
+        let conn = &mut self.conns[key];
+        let progress = protocol::process(conn, &self.dispatcher, turn);
+        conn.track_partial_frame(self.now);
+        self.flushes.add(key, conn.io());
+        match progress {
+            Progress::Open => true,
+            Progress::Paused => false,
+            Progress::Close(reason) => {
+                self.close(key, reason);
+                false
+            }
+        }
+    }
+
+    /// EOF after the input was processed: part of a frame left over is an
+    /// error; otherwise answer what is in flight, then close (the flush
+    /// closes it once quiet).
+    fn peer_closed(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        conn.peer_closed();
+        if conn.is_paused() {
+            return; // what is buffered is processed on resume, then closed
+        }
+        if let Err(e) = conn.io().check_eof() {
+            return self.close(key, CloseReason::Protocol(e));
+        }
+        self.flushes.add(key, conn.io());
+    }
+}
