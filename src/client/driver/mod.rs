@@ -85,24 +85,47 @@ struct Pool {
     next: usize,
 }
 
-/// Request ids are sequential: a multiplicative hash spreads them well and
-/// costs one multiply, instead of SipHash.
+/// Keys looked up on every call (request ids, provider addresses) come
+/// from this process, not from a peer: a multiply-rotate hash (Fx style)
+/// does, instead of SipHash's flood resistance.
 #[derive(Default)]
-struct IdHasher(u64);
+struct FastHasher(u64);
 
-impl Hasher for IdHasher {
+impl FastHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7C_C1_B7_27_22_0A_95);
+    }
+}
+
+impl Hasher for FastHasher {
     fn finish(&self) -> u64 {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8 | u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
         }
     }
-    fn write_u64(&mut self, id: u64) {
-        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    fn write_u8(&mut self, n: u8) {
+        self.add(n.into());
+    }
+    fn write_u16(&mut self, n: u16) {
+        self.add(n.into());
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.add(n.into());
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
     }
 }
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
 struct Driver {
     poll: Poll,
@@ -110,8 +133,8 @@ struct Driver {
     options: ChannelOptions,
     decoder: Decoder,
     conns: Slab<ProviderConn>,
-    pools: HashMap<SocketAddr, Pool>,
-    pending: HashMap<u64, Pending, BuildHasherDefault<IdHasher>>,
+    pools: FastMap<SocketAddr, Pool>,
+    pending: FastMap<u64, Pending>,
     deadlines: Deadlines,
     health: Health,
     balancer: Balancer,
@@ -136,8 +159,8 @@ impl Driver {
             shared,
             decoder: Decoder::new(options.max_frame_size),
             conns: Slab::new(),
-            pools: HashMap::new(),
-            pending: HashMap::default(),
+            pools: FastMap::default(),
+            pending: FastMap::default(),
             deadlines: Deadlines::default(),
             health: Health::new(options.backoff_base, options.backoff_max),
             balancer: Balancer::new(options.load_balance, seed),

@@ -2,46 +2,66 @@
 //! live deadline is the poll timeout, so no timer thread is needed.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::Driver;
 use crate::status::Status;
 
-/// Call deadlines, earliest first. Completed calls leave their entry
-/// behind (removing from a heap is O(n)); entries are checked against the
-/// pending table when they come due, and compacted once they dominate.
+/// Call deadlines, earliest first. Most calls use the channel's timeout,
+/// so their deadlines arrive in order: those go to the back of a queue in
+/// O(1); only an out-of-order deadline pays for the heap. Completed calls
+/// leave their entry behind (removing from the middle would cost more
+/// than it saves); entries are checked against the pending table when they
+/// come due, and compacted once they dominate.
 #[derive(Default)]
 pub(super) struct Deadlines {
-    heap: BinaryHeap<Reverse<(Instant, u64)>>,
+    in_order: VecDeque<(Instant, u64)>,
+    out_of_order: BinaryHeap<Reverse<(Instant, u64)>>,
 }
 
 impl Deadlines {
     pub(super) fn push(&mut self, at: Instant, id: u64) {
-        self.heap.push(Reverse((at, id)));
+        match self.in_order.back() {
+            Some(&(last, _)) if at < last => self.out_of_order.push(Reverse((at, id))),
+            _ => self.in_order.push_back((at, id)),
+        }
     }
 
-    fn peek(&self) -> Option<(Instant, u64)> {
-        self.heap.peek().map(|Reverse(entry)| *entry)
+    /// The earliest entry, and whether it is the queue's (else the heap's).
+    fn peek(&self) -> Option<((Instant, u64), bool)> {
+        let queue = self.in_order.front().copied();
+        let heap = self.out_of_order.peek().map(|Reverse(e)| *e);
+        match (queue, heap) {
+            (Some(q), Some(h)) if h < q => Some((h, false)),
+            (Some(q), _) => Some((q, true)),
+            (None, Some(h)) => Some((h, false)),
+            (None, None) => None,
+        }
     }
 
-    fn pop(&mut self) {
-        self.heap.pop();
+    /// Removes the entry `peek` returned.
+    fn pop(&mut self, from_queue: bool) {
+        if from_queue {
+            self.in_order.pop_front();
+        } else {
+            self.out_of_order.pop();
+        }
     }
 
     fn len(&self) -> usize {
-        self.heap.len()
+        self.in_order.len() + self.out_of_order.len()
     }
 
     fn clear(&mut self) {
-        self.heap.clear();
+        self.in_order.clear();
+        self.out_of_order.clear();
     }
 
-    fn rebuild(&mut self, live: impl Iterator<Item = (Instant, u64)>) {
-        let mut entries = std::mem::take(&mut self.heap).into_vec();
-        entries.clear();
-        entries.extend(live.map(Reverse));
-        self.heap = BinaryHeap::from(entries);
+    /// Keeps only the entries `live` accepts.
+    fn retain(&mut self, live: impl Fn(Instant, u64) -> bool) {
+        self.in_order.retain(|&(at, id)| live(at, id));
+        self.out_of_order.retain(|&Reverse((at, id))| live(at, id));
     }
 }
 
@@ -51,11 +71,11 @@ impl Driver {
         if self.pending.is_empty() {
             self.deadlines.clear();
         }
-        while let Some((deadline, id)) = self.deadlines.peek() {
+        while let Some(((deadline, id), from_queue)) = self.deadlines.peek() {
             if deadline > self.now {
                 break;
             }
-            self.deadlines.pop();
+            self.deadlines.pop(from_queue);
             if !self.is_live(deadline, id) {
                 continue;
             }
@@ -106,24 +126,22 @@ impl Driver {
         if self.deadlines.len() <= 1024 || self.deadlines.len() <= 4 * self.pending.len() {
             return;
         }
-        let live = self
-            .pending
-            .iter()
-            .filter_map(|(id, p)| p.deadline.map(|d| (d, *id)));
-        self.deadlines.rebuild(live);
+        let pending = &self.pending;
+        self.deadlines
+            .retain(|at, id| pending.get(&id).is_some_and(|p| p.deadline == Some(at)));
     }
 
     /// How long poll may sleep: until the earliest live deadline or
     /// connect timeout; forever when there is none.
     pub(super) fn next_timeout(&mut self) -> Option<Duration> {
         // Skip entries of calls already completed, so they cause no wake-ups.
-        while let Some((deadline, id)) = self.deadlines.peek() {
+        while let Some(((deadline, id), from_queue)) = self.deadlines.peek() {
             if self.is_live(deadline, id) {
                 break;
             }
-            self.deadlines.pop();
+            self.deadlines.pop(from_queue);
         }
-        let mut next = self.deadlines.peek().map(|(d, _)| d);
+        let mut next = self.deadlines.peek().map(|((d, _), _)| d);
         if self.connecting > 0 {
             for d in self.conns.iter().filter_map(|(_, c)| c.connect_deadline()) {
                 next = Some(next.map_or(d, |n| n.min(d)));
