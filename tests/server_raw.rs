@@ -6,12 +6,12 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use mprpc::codec::{encode_request, Decoder, Frame, RequestHead, Response};
+use mprpc::codec::{encode_cancel, encode_request, Decoder, Frame, RequestHead, Response};
 use mprpc::server::{Server, ServerHandle, ServerOptions};
 use mprpc::Code;
 
 mod common;
-use common::services::{BlockingTest, TestService};
+use common::services::{BlockingTest, TestService, Tracked};
 
 fn start(max_frame: usize) -> ServerHandle {
     mprpc::logging::init_for_tests();
@@ -47,17 +47,31 @@ impl RawClient {
     }
 
     fn send(&mut self, id: u64, service: &str, method: &str, payload: &[u8]) {
+        self.send_with_timeout(id, 0, service, method, payload);
+    }
+
+    fn send_with_timeout(
+        &mut self,
+        id: u64,
+        timeout_ms: u32,
+        service: &str,
+        method: &str,
+        payload: &[u8],
+    ) {
         let mut out = BytesMut::new();
-        encode_request(
-            RequestHead {
-                id,
-                timeout_ms: 0,
-                service,
-                method,
-            },
-            payload,
-            &mut out,
-        );
+        let head = RequestHead {
+            id,
+            timeout_ms,
+            service,
+            method,
+        };
+        encode_request(head, payload, &mut out);
+        self.stream.write_all(&out).unwrap();
+    }
+
+    fn cancel(&mut self, id: u64) {
+        let mut out = BytesMut::new();
+        encode_cancel(id, &mut out);
         self.stream.write_all(&out).unwrap();
     }
 
@@ -427,7 +441,10 @@ fn connection_limit_refuses_cleanly() {
     c.send(1, "Test", "Echo", b"c");
     assert!(c.recv().is_none(), "the third connection is closed");
     drop(a);
-    std::thread::sleep(Duration::from_millis(100));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.connection_count() >= 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let mut d = RawClient::connect(server.local_addr());
     assert_eq!(
         d.call(1, "Test", "Echo", b"d").code,
@@ -466,6 +483,51 @@ fn a_slow_reader_gets_every_reply_once_it_reads() {
         assert_eq!((r.id, r.code, r.payload.len()), (id, Code::Ok, 64 * 1024));
     }
     sender.join().unwrap();
+    let pressure = server.backpressure();
+    assert!(pressure.read_pauses > 0, "reading paused: {pressure:?}");
+    let high_water = ServerOptions::default().write_high_water;
+    assert!(
+        pressure.peak_unsent_bytes <= high_water + 2 * 64 * 1024,
+        "output stayed bounded: {pressure:?}"
+    );
+    server.shutdown();
+    server.wait();
+}
+
+#[test]
+fn a_cancelled_pool_call_never_runs_and_its_reply_is_dropped() {
+    mprpc::logging::init_for_tests();
+    let mut server = Server::with_options(ServerOptions {
+        reactor_threads: 1,
+        worker_threads: 1,
+        ..ServerOptions::default()
+    });
+    let (tracked, runs) = Tracked::new();
+    server.add_blocking_service(BlockingTest);
+    server.add_blocking_service(tracked);
+    let server = server.start().unwrap();
+    let mut c = RawClient::connect(server.local_addr());
+    // The one worker is busy for 500 ms; the queue is first in, first out,
+    // so calls 2..=4 wait behind call 1 while the cancel and the deadline
+    // take effect.
+    c.send(1, "BlockingTest", "Slow", b"500");
+    c.send(2, "Tracked", "Run", b"cancelled");
+    c.cancel(2);
+    c.send_with_timeout(3, 50, "Tracked", "Run", b"expired");
+    c.send(4, "Tracked", "Run", b"runs");
+    let mut got = Vec::new();
+    while got.last() != Some(&4) {
+        let r = c.recv().expect("a reply");
+        let want = match r.id {
+            1 | 4 => Code::Ok,
+            3 => Code::DeadlineExceeded,
+            other => panic!("reply for call {other}, which was cancelled"),
+        };
+        assert_eq!(r.code, want, "call {}", r.id);
+        got.push(r.id);
+    }
+    assert_eq!(got, [1, 3, 4], "one reply each, the cancelled call none");
+    assert_eq!(*runs.lock(), ["runs"], "only the live call ran its handler");
     server.shutdown();
     server.wait();
 }

@@ -33,7 +33,7 @@ mod workers;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -238,10 +238,49 @@ fn resolve(addr: &str) -> io::Result<SocketAddr> {
     })
 }
 
+/// How often backpressure acted, since the server started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackpressureStats {
+    /// Times a connection stopped reading because its unsent output or its
+    /// calls in flight reached the limit.
+    pub read_pauses: u64,
+    /// The most reply bytes any connection held unsent after a flush the
+    /// socket could not take whole (bounded by `write_high_water` plus the
+    /// replies of the requests read in the same turn).
+    pub peak_unsent_bytes: usize,
+}
+
+/// The counters behind [`BackpressureStats`]; touched only when
+/// backpressure acts, never on the fast path.
+#[derive(Debug, Default)]
+pub(crate) struct BackpressureCounters {
+    read_pauses: AtomicU64,
+    peak_unsent: AtomicUsize,
+}
+
+impl BackpressureCounters {
+    pub(crate) fn read_paused(&self) {
+        self.read_pauses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A flush left `unsent` bytes behind.
+    pub(crate) fn output_blocked(&self, unsent: usize) {
+        self.peak_unsent.fetch_max(unsent, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> BackpressureStats {
+        BackpressureStats {
+            read_pauses: self.read_pauses.load(Ordering::Relaxed),
+            peak_unsent_bytes: self.peak_unsent.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// State every server thread can see.
 pub(crate) struct ServerShared {
     shutting_down: AtomicBool,
     connections: AtomicUsize,
+    backpressure: BackpressureCounters,
     running_threads: Mutex<usize>,
     stopped: Condvar,
 }
@@ -251,6 +290,7 @@ impl ServerShared {
         ServerShared {
             shutting_down: AtomicBool::new(false),
             connections: AtomicUsize::new(0),
+            backpressure: BackpressureCounters::default(),
             running_threads: Mutex::new(0),
             stopped: Condvar::new(),
         }
@@ -262,6 +302,10 @@ impl ServerShared {
 
     pub(crate) fn connections(&self) -> &AtomicUsize {
         &self.connections
+    }
+
+    pub(crate) fn backpressure(&self) -> &BackpressureCounters {
+        &self.backpressure
     }
 
     /// Counts a server thread as running until the guard drops (even by a
@@ -315,6 +359,12 @@ impl ServerHandle {
     /// Per-method calls, errors and latency percentiles since start.
     pub fn metrics(&self) -> Metrics {
         self.inner.metrics.snapshot()
+    }
+
+    /// How often backpressure paused reading, and the most output any
+    /// connection held unsent.
+    pub fn backpressure(&self) -> BackpressureStats {
+        self.inner.shared.backpressure.snapshot()
     }
 
     /// Connections currently open.

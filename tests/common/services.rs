@@ -72,3 +72,38 @@ impl Service for BlockingTest {
         TestService.call(m, c, r, o)
     }
 }
+
+/// A blocking service that notes every call its handler starts, so a test
+/// can tell which calls ran: `Run` echoes its payload and records it under
+/// the `tag` the service was made with.
+pub struct Tracked {
+    pub runs: std::sync::Arc<parking_lot::Mutex<Vec<Bytes>>>,
+}
+
+impl Tracked {
+    pub fn new() -> (Tracked, std::sync::Arc<parking_lot::Mutex<Vec<Bytes>>>) {
+        let runs = std::sync::Arc::default();
+        (
+            Tracked {
+                runs: std::sync::Arc::clone(&runs),
+            },
+            runs,
+        )
+    }
+}
+
+impl Service for Tracked {
+    fn name(&self) -> &'static str {
+        "Tracked"
+    }
+
+    fn methods(&self) -> &'static [&'static str] {
+        &["Run"]
+    }
+
+    fn call(&self, _: &str, _: &CallContext, req: Bytes, out: &mut BytesMut) -> Result<(), Status> {
+        self.runs.lock().push(req.clone());
+        out.extend_from_slice(&req);
+        Ok(())
+    }
+}

@@ -31,8 +31,11 @@ pub(crate) use mprpc::run_call as run_framed_call;
 pub(crate) enum Progress {
     /// Waiting for more bytes.
     Open,
-    /// Reading paused (backpressure, or the seed's one request arrived).
+    /// Reading paused by backpressure until the output drains.
     Paused,
+    /// The connection's one request arrived (the seed's format): no more
+    /// reading.
+    Done,
     /// The input is invalid or asks for a close.
     Close(CloseReason),
 }

@@ -46,7 +46,7 @@ pub(super) fn process(conn: &mut Connection, dispatcher: &Dispatcher, turn: Turn
     conn.close_after_reply();
     let request = Request::new(0, 0, &service, &method, args);
     dispatcher.dispatch(conn, entry, request, WireFormat::Legacy, turn);
-    Progress::Paused
+    Progress::Done
 }
 
 /// Runs the handler; the reply is the bare message on success and nothing

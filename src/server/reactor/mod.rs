@@ -274,9 +274,16 @@ impl Reactor {
                 continue;
             };
             FlushList::taken(conn.io());
-            if let Err(e) = conn.io().flush_and_watch(self.poll.registry(), Token(key)) {
-                self.close(key, CloseReason::Write(e));
-                continue;
+            match conn.io().flush_and_watch(self.poll.registry(), Token(key)) {
+                Ok(true) => {}
+                Ok(false) => self
+                    .server
+                    .backpressure()
+                    .output_blocked(conn.io().unsent()),
+                Err(e) => {
+                    self.close(key, CloseReason::Write(e));
+                    continue;
+                }
             }
             if conn.resume_if_under(self.dispatcher.limits()) {
                 self.resume(key); // queues this connection's flush again

@@ -73,7 +73,11 @@ impl Reactor {
         self.flushes.add(key, conn.io());
         match progress {
             Progress::Open => true,
-            Progress::Paused => false,
+            Progress::Paused => {
+                self.server.backpressure().read_paused();
+                false
+            }
+            Progress::Done => false,
             Progress::Close(reason) => {
                 self.close(key, reason);
                 false
