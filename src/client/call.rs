@@ -59,6 +59,9 @@ pub(crate) fn refuse_blocking_on_io_thread() -> Result<(), Status> {
     ))
 }
 
+/// How long a blocking wait spins before it parks.
+const SPIN_FOR: std::time::Duration = std::time::Duration::from_micros(100);
+
 /// A call's outcome.
 pub(crate) type CallResult = Result<Bytes, Status>;
 
@@ -139,6 +142,7 @@ impl FutureCell {
     fn wait(&self) -> CallResult {
         if !self.is_done() {
             refuse_blocking_on_io_thread()?;
+            self.spin_until_done();
         }
         let mut state = self.state.lock();
         loop {
@@ -149,6 +153,26 @@ impl FutureCell {
                 return Err(already_taken());
             }
             self.ready.wait(&mut state);
+        }
+    }
+
+    /// Loopback replies often come back within tens of microseconds: a
+    /// short spin (then yielding the core, which the I/O and server threads
+    /// may need) catches them without the futex sleep and wake-up that
+    /// parking costs on both sides. Gives up after [`SPIN_FOR`].
+    fn spin_until_done(&self) {
+        let started = std::time::Instant::now();
+        let mut spins = 0u32;
+        while !self.done.load(Ordering::Acquire) {
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+            spins += 1;
+            if spins % 16 == 0 && started.elapsed() >= SPIN_FOR {
+                return;
+            }
         }
     }
 
