@@ -1,0 +1,280 @@
+//! The Channel under stress against the real server on 127.0.0.1: many
+//! threads with thousands of calls in flight, random deadlines (some
+//! expiring), random cancels, and the provider restarted mid-run. Every call
+//! must complete exactly once, with its own reply or a clear status; none
+//! may hang. Also: several I/O threads per channel, and their shutdown.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mprpc::client::{Channel, ChannelOptions};
+use mprpc::server::{Server, ServerHandle, ServerOptions};
+use mprpc::{CallOptions, Code, StaticDiscover};
+
+mod common;
+use common::services::{BlockingTest, TestService};
+
+fn start_on(addr: &str) -> ServerHandle {
+    mprpc::logging::init_for_tests();
+    let mut server = Server::with_options(ServerOptions {
+        addr: addr.to_owned(),
+        reactor_threads: 2,
+        worker_threads: 2,
+        // Callers keep sending through the restart: a connection never
+        // goes quiet, so the drain ends with the grace period.
+        shutdown_grace: Duration::from_millis(300),
+        ..ServerOptions::default()
+    });
+    server.add_service(TestService);
+    server.add_blocking_service(BlockingTest);
+    server.start().expect("server starts")
+}
+
+/// The tests count this process's client I/O threads: one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// xorshift: a reproducible stream per thread.
+fn next(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+/// Threads named `mprpc-client-io-*` alive in this process.
+fn client_io_threads() -> usize {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with("mprpc-client-io"))
+        .count()
+}
+
+fn wait_for(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn every_call_completes_once_through_deadlines_cancels_and_a_restart() {
+    const THREADS: u64 = 8;
+    const IN_FLIGHT: u64 = 1000;
+    const RUN_FOR: Duration = Duration::from_millis(900);
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = start_on("127.0.0.1:0");
+    let addr: SocketAddr = server.local_addr();
+    let channel = Channel::new(
+        Arc::new(StaticDiscover::single(addr).unwrap()),
+        ChannelOptions {
+            io_threads: 2,
+            backoff_base: Duration::from_millis(10),
+            backoff_max: Duration::from_millis(50),
+            ..ChannelOptions::default()
+        },
+    )
+    .unwrap();
+    let seed0 = std::env::var("MPRPC_STRESS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+            now.map_or(1, |d| d.as_nanos() as u64 | 1)
+        });
+    println!("stress seed {seed0} (MPRPC_STRESS_SEED to repeat)");
+    let completions = Arc::new(AtomicU64::new(0));
+    let outcomes: Arc<Mutex<[usize; 16]>> = Arc::default();
+    let seen: Arc<Mutex<HashSet<u64>>> = Arc::default();
+    let started = Arc::new(AtomicU64::new(0));
+    let run_until = Instant::now() + RUN_FOR;
+    let callers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let channel = channel.clone();
+            let (completions, outcomes, seen, started) = (
+                completions.clone(),
+                outcomes.clone(),
+                seen.clone(),
+                started.clone(),
+            );
+            std::thread::spawn(move || {
+                let mut seed = seed0 ^ (t + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                let mine = Arc::new(AtomicU64::new(0)); // this thread's calls in flight
+                let mut key = t << 32;
+                while Instant::now() < run_until {
+                    if mine.load(Ordering::Relaxed) >= IN_FLIGHT {
+                        std::thread::sleep(Duration::from_micros(200));
+                        continue;
+                    }
+                    key += 1;
+                    let r = next(&mut seed);
+                    // A few calls get deadlines too short to make it.
+                    let timeout = if r % 10 == 0 { 1 } else { 5000 };
+                    let (service, method, payload) = match r % 50 {
+                        0 => ("BlockingTest", "Slow", Bytes::from_static(b"5")),
+                        1..=5 => ("Test", "Fail", Bytes::new()),
+                        6..=12 => ("BlockingTest", "Echo", Bytes::from(format!("call {key}"))),
+                        _ => ("Test", "Echo", Bytes::from(format!("call {key}"))),
+                    };
+                    let expect = payload.clone();
+                    let (completions, outcomes, seen, mine2) = (
+                        completions.clone(),
+                        outcomes.clone(),
+                        seen.clone(),
+                        mine.clone(),
+                    );
+                    mine.fetch_add(1, Ordering::Relaxed);
+                    started.fetch_add(1, Ordering::Relaxed);
+                    let handle = channel.call_with(
+                        service,
+                        method,
+                        payload,
+                        &CallOptions::with_timeout(Duration::from_millis(timeout)),
+                        move |result| {
+                            assert!(
+                                seen.lock().unwrap().insert(key),
+                                "call {key} completed twice"
+                            );
+                            let code = match result {
+                                Ok(reply) => {
+                                    assert_eq!(
+                                        reply, expect,
+                                        "call {key} got another call's reply"
+                                    );
+                                    Code::Ok
+                                }
+                                Err(status) => status.code(),
+                            };
+                            outcomes.lock().unwrap()[code as usize] += 1;
+                            mine2.fetch_sub(1, Ordering::Relaxed);
+                            completions.fetch_add(1, Ordering::Relaxed);
+                        },
+                    );
+                    if r % 13 == 0 {
+                        handle.cancel();
+                    }
+                }
+            })
+        })
+        .collect();
+    // Restart the provider on the same port while calls are in flight.
+    std::thread::sleep(RUN_FOR / 3);
+    server.shutdown();
+    server.wait();
+    let restarted = start_on(&addr.to_string());
+    for c in callers {
+        c.join().unwrap();
+    }
+    wait_for(Duration::from_secs(20), "every call to complete", || {
+        completions.load(Ordering::Relaxed) == started.load(Ordering::Relaxed)
+    });
+    assert_eq!(channel.inflight(), 0);
+    let outcomes = *outcomes.lock().unwrap();
+    let allowed = [
+        Code::Ok,
+        Code::Application,
+        Code::DeadlineExceeded,
+        Code::Cancelled,
+        Code::Unavailable,
+        Code::ShuttingDown,
+    ];
+    for (code, n) in outcomes.iter().enumerate() {
+        if *n > 0 {
+            let code = Code::from_u8(code as u8);
+            assert!(allowed.contains(&code), "{n} calls ended {code:?}");
+        }
+    }
+    println!("outcomes by code: {outcomes:?}");
+    assert!(outcomes[Code::Ok as usize] > 0, "{outcomes:?}");
+    // The channel works against the restarted provider.
+    let r = channel.call(
+        "Test",
+        "Echo",
+        Bytes::from_static(b"after"),
+        &CallOptions::default(),
+        None,
+    );
+    assert_eq!(r.unwrap(), Bytes::from_static(b"after"));
+    drop(channel);
+    wait_for(Duration::from_secs(5), "the I/O threads to stop", || {
+        client_io_threads() == 0
+    });
+    restarted.shutdown();
+    restarted.wait();
+}
+
+#[test]
+fn several_io_threads_share_the_calls_and_all_stop_with_the_channel() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = start_on("127.0.0.1:0");
+    let before = server.connection_count();
+    let channel = Channel::new(
+        Arc::new(StaticDiscover::single(server.local_addr()).unwrap()),
+        ChannelOptions {
+            io_threads: 3,
+            ..ChannelOptions::default()
+        },
+    )
+    .unwrap();
+    // (A thread names itself once it runs.)
+    wait_for(Duration::from_secs(5), "three I/O threads", || {
+        client_io_threads() == 3
+    });
+    // From one thread, calls go to the drivers in turn: each opens its own
+    // connection, and replies on each come back to the right call.
+    let done = Arc::new(AtomicUsize::new(0));
+    let pending: Vec<_> = (0..300)
+        .map(|i| {
+            let p = Bytes::from(format!("{i}"));
+            (
+                p.clone(),
+                channel.call_future("Test", "Echo", p, &CallOptions::default()),
+            )
+        })
+        .collect();
+    for (payload, call) in pending {
+        assert_eq!(call.wait().unwrap(), payload);
+        done.fetch_add(1, Ordering::Relaxed);
+    }
+    wait_for(Duration::from_secs(5), "three connections", || {
+        server.connection_count() == before + 3
+    });
+    // A callback's follow-up call stays on its own driver.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let inner = channel.clone();
+    let _h = channel.call_with(
+        "Test",
+        "Echo",
+        Bytes::from_static(b"a"),
+        &CallOptions::default(),
+        move |r| {
+            assert_eq!(r.unwrap(), Bytes::from_static(b"a"));
+            let _h = inner.call_with(
+                "Test",
+                "Echo",
+                Bytes::from_static(b"b"),
+                &CallOptions::default(),
+                move |r| {
+                    tx.send(r).unwrap();
+                },
+            );
+        },
+    );
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(5)).unwrap().unwrap(),
+        Bytes::from_static(b"b")
+    );
+    drop(channel);
+    wait_for(Duration::from_secs(5), "every I/O thread to stop", || {
+        client_io_threads() == 0
+    });
+    server.shutdown();
+    server.wait();
+}
