@@ -3,106 +3,28 @@
 //! The client asks a [`Discover`] for a service's providers on every call, so
 //! implementations must answer from memory: [`StaticDiscover`] holds a fixed
 //! list (a directly configured address, as in tests and the core examples);
-//! the ZooKeeper registry keeps a watched cache behind the same trait. The
-//! list is shared as an `Arc<[Endpoint]>` so a lookup is a clone, not a copy.
+//! the ZooKeeper registry keeps a watched cache behind the same trait
+//! (`registry::ZkDiscover`, with the `zookeeper` feature). [`from_config`]
+//! picks one as the config file says.
 
-use std::collections::HashMap;
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
-pub use crate::codec::WireFormat;
 use crate::config::{Config, RegistryKind};
+pub use crate::endpoint::{Discover, Endpoint, StaticDiscover, WireFormat};
+#[cfg(feature = "zookeeper")]
 use crate::registry::{RegistryError, ZkDiscover};
-use crate::status::Status;
-
-/// One provider of a service.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Endpoint {
-    pub addr: SocketAddr,
-    /// Relative share of traffic for weighted policies (default 100).
-    pub weight: u32,
-    pub format: WireFormat,
-    /// The largest frame body the provider accepts, when it published one
-    /// (ZooKeeper discovery): larger calls fail locally, before sending.
-    pub max_frame: Option<usize>,
-}
-
-impl Endpoint {
-    pub fn new(addr: SocketAddr) -> Endpoint {
-        Endpoint {
-            addr,
-            weight: 100,
-            format: WireFormat::Mprpc,
-            max_frame: None,
-        }
-    }
-}
-
-/// A source of provider lists, answered from memory.
-pub trait Discover: Send + Sync + 'static {
-    /// The current providers of `service`. An empty list or an error makes
-    /// the call fail with `Unavailable`.
-    fn providers(&self, service: &str) -> Result<Arc<[Endpoint]>, Status>;
-}
-
-/// A fixed list of providers, for every service or per service.
-#[derive(Debug, Clone, Default)]
-pub struct StaticDiscover {
-    all: Option<Arc<[Endpoint]>>,
-    per_service: HashMap<String, Arc<[Endpoint]>>,
-}
-
-impl StaticDiscover {
-    /// Every service is served by these endpoints.
-    pub fn new(endpoints: Vec<Endpoint>) -> StaticDiscover {
-        StaticDiscover {
-            all: Some(endpoints.into()),
-            per_service: HashMap::new(),
-        }
-    }
-
-    /// Every service is served at `addr` (e.g. "127.0.0.1:8000").
-    pub fn single(addr: impl ToSocketAddrs) -> std::io::Result<StaticDiscover> {
-        let addr = addr.to_socket_addrs()?.next().ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "address resolved to nothing",
-            )
-        })?;
-        Ok(StaticDiscover::new(vec![Endpoint::new(addr)]))
-    }
-
-    /// `service` is served by these endpoints (overrides the shared list).
-    pub fn with_service(mut self, service: &str, endpoints: Vec<Endpoint>) -> StaticDiscover {
-        self.per_service
-            .insert(service.to_owned(), endpoints.into());
-        self
-    }
-}
-
-impl Discover for StaticDiscover {
-    fn providers(&self, service: &str) -> Result<Arc<[Endpoint]>, Status> {
-        // Hashing the name is skipped when no per-service list exists (the
-        // usual direct-address case): this runs on every call.
-        let own = if self.per_service.is_empty() {
-            None
-        } else {
-            self.per_service.get(service)
-        };
-        own.or(self.all.as_ref()).cloned().ok_or_else(|| {
-            Status::unavailable(format!("no provider known for service '{service}'"))
-        })
-    }
-}
 
 /// The provider source a config asks for: ZooKeeper discovery (the seed's
 /// way, and the default), or with `registry=none` the configured
 /// `rpcserverip:rpcserverport` directly.
 pub fn from_config(config: &Config) -> Result<Arc<dyn Discover>, DiscoverError> {
     match config.registry {
+        #[cfg(feature = "zookeeper")]
         RegistryKind::ZooKeeper => {
             Ok(ZkDiscover::connect(config).map_err(DiscoverError::Registry)?)
         }
+        #[cfg(not(feature = "zookeeper"))]
+        RegistryKind::ZooKeeper => Err(DiscoverError::NoZooKeeper),
         RegistryKind::None => {
             let addr = config.rpc_server_addr();
             let fixed =
@@ -115,14 +37,25 @@ pub fn from_config(config: &Config) -> Result<Arc<dyn Discover>, DiscoverError> 
 /// Why [`from_config`] could not build a provider source.
 #[derive(Debug)]
 pub enum DiscoverError {
+    /// ZooKeeper could not be reached or read.
+    #[cfg(feature = "zookeeper")]
     Registry(RegistryError),
+    /// `registry=zookeeper`, but this build has no `zookeeper` feature.
+    #[cfg(not(feature = "zookeeper"))]
+    NoZooKeeper,
+    /// `rpcserverip:rpcserverport` does not resolve.
     BadAddress(String, std::io::Error),
 }
 
 impl std::fmt::Display for DiscoverError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            #[cfg(feature = "zookeeper")]
             DiscoverError::Registry(e) => write!(f, "{e}"),
+            #[cfg(not(feature = "zookeeper"))]
+            DiscoverError::NoZooKeeper => {
+                f.write_str("registry=zookeeper, but mprpc was built without its zookeeper feature")
+            }
             DiscoverError::BadAddress(addr, e) => write!(f, "bad provider address '{addr}': {e}"),
         }
     }

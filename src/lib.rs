@@ -30,6 +30,7 @@
 //! use mprpc::prelude::*;
 //! ```
 
+#[cfg(feature = "app")]
 pub mod app;
 pub mod balance;
 pub mod client;
@@ -37,14 +38,18 @@ pub mod codec;
 pub mod config;
 pub mod controller;
 pub mod discovery;
+mod endpoint;
+#[cfg(feature = "app")]
 pub mod logging;
 mod net;
 pub mod provider;
+#[cfg(feature = "zookeeper")]
 pub mod registry;
 pub mod server;
 pub mod service;
 pub mod status;
 
+#[cfg(feature = "app")]
 pub use app::{AppArgs, Application};
 pub use balance::LoadBalance;
 pub use client::{Channel, ChannelOptions};
@@ -58,6 +63,7 @@ pub use status::{Code, Status};
 /// Everything a provider or consumer `main` uses, in one `use`:
 /// `use mprpc::prelude::*;`.
 pub mod prelude {
+    #[cfg(feature = "app")]
     pub use crate::app::{AppArgs, Application};
     pub use crate::client::{CallHandle, Channel, ChannelOptions, TypedCall};
     pub use crate::config::Config;

@@ -41,9 +41,11 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+#[cfg(feature = "zookeeper")]
 use std::time::Duration;
 
 use crate::config::{Config, RegistryKind};
+#[cfg(feature = "zookeeper")]
 use crate::registry::{Registrar, RegistryError};
 use crate::server::{Server, ServerHandle};
 use crate::service::Service;
@@ -54,14 +56,24 @@ pub enum ProviderError {
     /// The server could not listen (address in use, bad address...).
     Listen(io::Error),
     /// ZooKeeper could not be reached or written.
+    #[cfg(feature = "zookeeper")]
     Registry(RegistryError),
+    /// Registration was asked for, but this build has no `zookeeper`
+    /// feature (use `without_registry` or `registry=none`).
+    #[cfg(not(feature = "zookeeper"))]
+    NoZooKeeper,
 }
 
 impl fmt::Display for ProviderError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ProviderError::Listen(e) => write!(f, "cannot start the RPC server: {e}"),
+            #[cfg(feature = "zookeeper")]
             ProviderError::Registry(e) => write!(f, "cannot register in ZooKeeper: {e}"),
+            #[cfg(not(feature = "zookeeper"))]
+            ProviderError::NoZooKeeper => {
+                f.write_str("registry=zookeeper, but mprpc was built without its zookeeper feature")
+            }
         }
     }
 }
@@ -109,6 +121,13 @@ impl RpcProvider {
     pub fn start(self) -> Result<ProviderHandle, ProviderError> {
         let server = self.server.start().map_err(ProviderError::Listen)?;
         let addr = published_addr(&self.config, server.local_addr());
+        #[cfg(not(feature = "zookeeper"))]
+        if self.register {
+            server.shutdown();
+            server.wait();
+            return Err(ProviderError::NoZooKeeper);
+        }
+        #[cfg(feature = "zookeeper")]
         let registrar = if self.register {
             match Registrar::start(&self.config, addr, server.services()) {
                 Ok(r) => Some(r),
@@ -124,8 +143,10 @@ impl RpcProvider {
         Ok(ProviderHandle {
             inner: Arc::new(HandleInner {
                 server,
+                #[cfg(feature = "zookeeper")]
                 registrar,
                 addr,
+                #[cfg(feature = "zookeeper")]
                 drain: self.config.drain,
                 stopping: AtomicBool::new(false),
             }),
@@ -138,6 +159,7 @@ impl RpcProvider {
     pub fn run(self) -> Result<(), ProviderError> {
         let handle = self.start()?;
         handle.announce();
+        #[cfg(feature = "app")]
         handle.stop_on_signals().map_err(ProviderError::Listen)?;
         handle.wait();
         Ok(())
@@ -164,8 +186,10 @@ pub fn start_line(addr: SocketAddr) -> String {
 
 struct HandleInner {
     server: ServerHandle,
+    #[cfg(feature = "zookeeper")]
     registrar: Option<Registrar>,
     addr: SocketAddr,
+    #[cfg(feature = "zookeeper")]
     drain: Duration,
     stopping: AtomicBool,
 }
@@ -202,6 +226,7 @@ impl ProviderHandle {
         &self.inner.server
     }
 
+    #[cfg(feature = "zookeeper")]
     pub fn registrar(&self) -> Option<&Registrar> {
         self.inner.registrar.as_ref()
     }
@@ -213,6 +238,7 @@ impl ProviderHandle {
             self.wait();
             return;
         }
+        #[cfg(feature = "zookeeper")]
         if let Some(registrar) = &self.inner.registrar {
             tracing::info!(addr = %self.inner.addr, "deregistering from ZooKeeper");
             registrar.deregister();
@@ -230,6 +256,7 @@ impl ProviderHandle {
 
     /// Shuts down gracefully on the first SIGINT or SIGTERM (on a thread of
     /// its own); a second signal while draining exits at once.
+    #[cfg(feature = "app")]
     pub fn stop_on_signals(&self) -> io::Result<()> {
         use signal_hook::consts::{SIGINT, SIGTERM};
         let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;

@@ -28,7 +28,7 @@ use super::layout::{self, ProviderInfo};
 use super::session::{self, Backoff, Settings};
 use super::RegistryError;
 use crate::config::Config;
-use crate::discovery::{Discover, Endpoint, WireFormat};
+use crate::endpoint::{Discover, Endpoint, WireFormat};
 use crate::status::Status;
 
 type Cache = RwLock<HashMap<String, Arc<[Endpoint]>>>;
