@@ -137,6 +137,8 @@ pub struct Config {
     pub load_balance: LoadBalance,
     /// `call_timeout_ms`: a client call's default timeout.
     pub call_timeout: Duration,
+    /// `client_io_threads`: I/O driver threads per client channel.
+    pub client_io_threads: usize,
     /// `connect_timeout_ms`: how long a client waits for a TCP connect.
     pub connect_timeout: Duration,
     /// `drain_ms`: on graceful shutdown, how long to keep serving after
@@ -175,6 +177,7 @@ impl Default for Config {
             write_high_water: 4 * 1024 * 1024,
             load_balance: LoadBalance::RoundRobin,
             call_timeout: Duration::from_secs(5),
+            client_io_threads: 1,
             connect_timeout: Duration::from_secs(2),
             drain: Duration::from_millis(1000),
             log_dir: PathBuf::from("logs"),
@@ -321,6 +324,7 @@ pub const KEYS: &[(&str, KeySetter)] = &[
     key!("listen_backlog" => listen_backlog: number),
     key!("load_balance" => load_balance: load_balance),
     key!("call_timeout_ms" => call_timeout: millis),
+    key!("client_io_threads" => client_io_threads: positive),
     key!("connect_timeout_ms" => connect_timeout: millis),
     key!("drain_ms" => drain: millis),
     key!("log_dir" => log_dir: |v| non_empty(v).map(PathBuf::from)),

@@ -116,7 +116,7 @@ fn every_call_completes_once_through_deadlines_cancels_and_a_restart() {
                     key += 1;
                     let r = next(&mut seed);
                     // A few calls get deadlines too short to make it.
-                    let timeout = if r % 10 == 0 { 1 } else { 5000 };
+                    let timeout = if r.is_multiple_of(10) { 1 } else { 5000 };
                     let (service, method, payload) = match r % 50 {
                         0 => ("BlockingTest", "Slow", Bytes::from_static(b"5")),
                         1..=5 => ("Test", "Fail", Bytes::new()),
@@ -157,7 +157,7 @@ fn every_call_completes_once_through_deadlines_cancels_and_a_restart() {
                             completions.fetch_add(1, Ordering::Relaxed);
                         },
                     );
-                    if r % 13 == 0 {
+                    if r.is_multiple_of(13) {
                         handle.cancel();
                     }
                 }

@@ -170,7 +170,7 @@ impl FutureCell {
                 std::thread::yield_now();
             }
             spins += 1;
-            if spins % 16 == 0 && started.elapsed() >= SPIN_FOR {
+            if spins.is_multiple_of(16) && started.elapsed() >= SPIN_FOR {
                 return;
             }
         }

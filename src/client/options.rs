@@ -66,6 +66,7 @@ impl ChannelOptions {
             connect_timeout: config.connect_timeout,
             max_frame_size: config.max_frame_size,
             load_balance: config.load_balance,
+            io_threads: config.client_io_threads,
             ..ChannelOptions::default()
         }
     }
