@@ -13,7 +13,8 @@ pub enum LoadBalance {
     /// Each call goes to the next provider in turn.
     #[default]
     RoundRobin,
-    /// Each call goes to a provider chosen at random.
+    /// Each call goes to a provider chosen at random, in proportion to its
+    /// `Endpoint::weight` (published in ZooKeeper; 100 by default).
     Random,
     /// Of two random providers, the one with fewer calls in flight from this
     /// channel (power of two choices).

@@ -20,7 +20,7 @@ use crate::status::Status;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Endpoint {
     pub addr: SocketAddr,
-    /// Relative share of traffic for weighted policies (default 100).
+    /// Relative share of traffic under `LoadBalance::Random` (default 100).
     pub weight: u32,
     pub format: WireFormat,
     /// The largest frame body the provider accepts, when it published one

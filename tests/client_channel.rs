@@ -289,7 +289,7 @@ fn cancel_completes_the_call_at_once() {
     let long = CallOptions::with_timeout(Duration::from_secs(30));
 
     // PendingCall::cancel from another thread.
-    let pending = ch.call_future("Test", "hang", Bytes::new(), &long);
+    let pending = ch.call_async("Test", "hang", Bytes::new(), &long);
     eventually("request reached the server", || server.requests() == 1);
     let started = Instant::now();
     thread::scope(|s| {
@@ -350,9 +350,9 @@ fn a_dropped_connection_fails_exactly_its_calls_and_the_next_call_reconnects() {
     assert_eq!(call(&b, "echo", "warm b").unwrap(), "warm b");
     assert_eq!(server.connections(), 2);
 
-    let on_b = b.call_future("Test", "delay", Bytes::from_static(b"300"), &opts());
+    let on_b = b.call_async("Test", "delay", Bytes::from_static(b"300"), &opts());
     let on_a: Vec<_> = (0..5)
-        .map(|_| a.call_future("Test", "hang", Bytes::new(), &opts()))
+        .map(|_| a.call_async("Test", "hang", Bytes::new(), &opts()))
         .collect();
     eventually("all requests arrived", || server.requests() == 8);
     let err = call(&a, "close", "").unwrap_err();
@@ -377,9 +377,9 @@ fn a_garbage_reply_fails_only_that_connections_calls() {
     let b = Channel::direct(server.addr).unwrap();
     assert_eq!(call(&b, "echo", "b").unwrap(), "b");
     let hanging: Vec<_> = (0..3)
-        .map(|_| a.call_future("Test", "hang", Bytes::new(), &opts()))
+        .map(|_| a.call_async("Test", "hang", Bytes::new(), &opts()))
         .collect();
-    let on_b = b.call_future("Test", "delay", Bytes::from_static(b"200"), &opts());
+    let on_b = b.call_async("Test", "delay", Bytes::from_static(b"200"), &opts());
     let err = call(&a, "garbage", "").unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
     assert!(err.message().contains("protocol error"), "{err}");
@@ -433,7 +433,7 @@ fn too_many_calls_in_flight_fail_fast() {
         },
     );
     let hanging: Vec<_> = (0..10)
-        .map(|_| ch.call_future("Test", "hang", Bytes::new(), &opts()))
+        .map(|_| ch.call_async("Test", "hang", Bytes::new(), &opts()))
         .collect();
     let err = call(&ch, "echo", "one too many").unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted);
@@ -485,15 +485,15 @@ fn pending_call_is_a_future_and_typed_calls_decode() {
     }
     let server = TestServer::start();
     let ch = Channel::direct(server.addr).unwrap();
-    let f = ch.call_future("Test", "delay", Bytes::from_static(b"50"), &opts());
+    let f = ch.call_async("Test", "delay", Bytes::from_static(b"50"), &opts());
     assert_eq!(block_on(f).unwrap(), "50");
 
     let request = prost::Message::encode_to_vec(&"hello".to_string());
     let typed: TypedCall<String> =
-        TypedCall::new(ch.call_future("Test", "echo", request.clone().into(), &opts()));
+        TypedCall::new(ch.call_async("Test", "echo", request.clone().into(), &opts()));
     assert_eq!(typed.wait().unwrap(), "hello");
     let typed: TypedCall<String> =
-        TypedCall::new(ch.call_future("Test", "echo", request.into(), &opts()));
+        TypedCall::new(ch.call_async("Test", "echo", request.into(), &opts()));
     assert_eq!(block_on(typed).unwrap(), "hello");
     let bad = decode_response::<String>(Bytes::from_static(b"\xff\xff\xff")).unwrap_err();
     assert_eq!(bad.code(), Code::Internal);
@@ -542,7 +542,7 @@ fn failover_skips_a_refusing_endpoint() {
     }
     // Non-blocking calls too.
     let calls: Vec<_> = (0..50)
-        .map(|_| ch.call_future("Test", "echo", Bytes::from_static(b"x"), &opts()))
+        .map(|_| ch.call_async("Test", "echo", Bytes::from_static(b"x"), &opts()))
         .collect();
     for c in calls {
         assert_eq!(c.wait().unwrap(), "x");
@@ -642,7 +642,7 @@ fn least_outstanding_avoids_a_busy_provider() {
     .unwrap();
     // 20 calls pile up on the only provider known so far...
     let hanging: Vec<_> = (0..20)
-        .map(|_| ch.call_future("Test", "hang", Bytes::new(), &opts()))
+        .map(|_| ch.call_async("Test", "hang", Bytes::new(), &opts()))
         .collect();
     eventually("hanging calls arrive", || busy.requests() == 20);
     // ...then a second provider appears: new calls go to it.
@@ -689,7 +689,7 @@ fn calls_queued_on_a_refused_connect_are_retried_on_another_endpoint() {
             let payload = Bytes::from(format!("{i}"));
             (
                 payload.clone(),
-                ch.call_future("Test", "echo", payload, &opts()),
+                ch.call_async("Test", "echo", payload, &opts()),
             )
         })
         .collect();

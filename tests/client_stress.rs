@@ -235,7 +235,7 @@ fn several_io_threads_share_the_calls_and_all_stop_with_the_channel() {
             let p = Bytes::from(format!("{i}"));
             (
                 p.clone(),
-                channel.call_future("Test", "Echo", p, &CallOptions::default()),
+                channel.call_async("Test", "Echo", p, &CallOptions::default()),
             )
         })
         .collect();

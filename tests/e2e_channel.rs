@@ -89,7 +89,7 @@ fn thousands_in_flight_on_one_connection_from_one_thread() {
 fn a_slow_call_completes_after_a_fast_one_sent_later() {
     let server = default_server();
     let channel = Channel::direct(server.local_addr()).unwrap();
-    let slow = channel.call_future(
+    let slow = channel.call_async(
         "BlockingTest",
         "Slow",
         Bytes::from_static(b"300"),
@@ -193,7 +193,7 @@ fn calls_around(
             let p = Bytes::from(format!("before {i}"));
             (
                 p.clone(),
-                channel.call_future("Test", "Echo", p, &opts(10_000)),
+                channel.call_async("Test", "Echo", p, &opts(10_000)),
             )
         })
         .collect();
@@ -203,7 +203,7 @@ fn calls_around(
             let p = Bytes::from(format!("after {i}"));
             (
                 p.clone(),
-                channel.call_future("Test", "Echo", p, &opts(10_000)),
+                channel.call_async("Test", "Echo", p, &opts(10_000)),
             )
         })
         .collect();
@@ -232,7 +232,7 @@ fn an_oversized_request_fails_alone() {
     .unwrap();
     let huge = Bytes::from(vec![1u8; 512 * 1024]);
     let r = calls_around(&big, 1000, || {
-        big.call_future("Test", "Echo", huge.clone(), &opts(10_000))
+        big.call_async("Test", "Echo", huge.clone(), &opts(10_000))
             .wait()
     });
     let status = r.unwrap_err();
@@ -269,7 +269,7 @@ fn an_oversized_reply_fails_alone() {
     .unwrap();
     let r = calls_around(&small, 1000, || {
         small
-            .call_future("Test", "Grow", Bytes::from_static(b"300000"), &opts(10_000))
+            .call_async("Test", "Grow", Bytes::from_static(b"300000"), &opts(10_000))
             .wait()
     });
     let status = r.unwrap_err();
@@ -309,7 +309,7 @@ fn a_blocking_call_inside_a_callback_fails_at_once_and_the_channel_goes_on() {
                 None,
             );
             let waited = inner
-                .call_future("Test", "Echo", Bytes::from_static(b"inner2"), &opts(1000))
+                .call_async("Test", "Echo", Bytes::from_static(b"inner2"), &opts(1000))
                 .wait();
             tx.send((outer, nested, waited, started.elapsed())).unwrap();
         },
@@ -344,7 +344,7 @@ fn shutdown_with_calls_in_flight_answers_or_fails_each() {
     let channel = Channel::direct(server.local_addr()).unwrap();
     let pending: Vec<_> = (0..8)
         .map(|_| {
-            channel.call_future(
+            channel.call_async(
                 "BlockingTest",
                 "Slow",
                 Bytes::from_static(b"200"),

@@ -373,7 +373,7 @@ fn write_stub_methods(method: &Method, buf: &mut String) {
         request: &{input},
         options: &{MPRPC}::CallOptions,
     ) -> {MPRPC}::client::TypedCall<{output}> {{
-        {MPRPC}::client::TypedCall::new(self.channel.call_future(
+        {MPRPC}::client::TypedCall::new(self.channel.call_async(
             Self::SERVICE_NAME,
             {wire:?},
             {PRIVATE}::prost::Message::encode_to_vec(request).into(),

@@ -62,7 +62,7 @@ impl Balancer {
                 self.ring(endpoints).lookup(key, |i| up(&endpoints[i]))
             }
             (LoadBalance::Random, _) => {
-                let start = (self.random() % n as u64) as usize;
+                let start = self.weighted(endpoints);
                 first_up(endpoints, start, &up)
             }
             (LoadBalance::LeastOutstanding, _) if n > 1 => {
@@ -84,6 +84,23 @@ impl Balancer {
                 first_up(endpoints, start, &up)
             }
         }
+    }
+
+    /// A random index, each endpoint drawn in proportion to its `weight`
+    /// (all weights 0 count as equal).
+    fn weighted(&mut self, endpoints: &[Endpoint]) -> usize {
+        let total: u64 = endpoints.iter().map(|e| u64::from(e.weight)).sum();
+        if total == 0 {
+            return (self.random() % endpoints.len() as u64) as usize;
+        }
+        let mut ticket = self.random() % total;
+        for (i, e) in endpoints.iter().enumerate() {
+            match ticket.checked_sub(u64::from(e.weight)) {
+                Some(rest) => ticket = rest,
+                None => return i,
+            }
+        }
+        endpoints.len() - 1
     }
 
     /// xorshift64*: fast, good enough to spread load, no dependency.
@@ -239,6 +256,19 @@ mod tests {
         for n in &c {
             assert!(*n > 700 && *n < 1300, "uneven random spread {c:?}");
         }
+    }
+
+    #[test]
+    fn random_follows_the_weights() {
+        let mut eps: Vec<Endpoint> = endpoints(3).iter().cloned().collect();
+        eps[0].weight = 300;
+        eps[1].weight = 100;
+        eps[2].weight = 0;
+        let eps: Arc<[Endpoint]> = eps.into();
+        let mut b = Balancer::new(LoadBalance::Random, 9);
+        let c = counts(&mut b, &eps, 4000, |_| true);
+        assert_eq!(c[2], 0, "weight 0 gets nothing while others are up: {c:?}");
+        assert!(c[0] > 2700 && c[0] < 3300, "3:1 split expected: {c:?}");
     }
 
     #[test]

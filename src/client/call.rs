@@ -108,7 +108,7 @@ struct FutureState {
     waker: Option<Waker>,
 }
 
-/// `call_future` / `call`: a result slot with a condvar and a task waker.
+/// `call_async` / `call`: a result slot with a condvar and a task waker.
 #[derive(Default)]
 pub(crate) struct FutureCell {
     done: AtomicBool,
@@ -237,14 +237,14 @@ impl CallHandle {
     }
 }
 
-/// A call in flight, started with `Channel::call_future`. It is a `Future`
+/// A call in flight, started with `Channel::call_async`. It is a `Future`
 /// (for any executor) and can also be waited on by blocking. Dropping it
 /// before it completes cancels the call, so ignoring one is a warning:
 ///
 /// ```compile_fail
 /// #![deny(unused_must_use)]
 /// # fn f(channel: &mprpc::Channel) {
-/// channel.call_future("S", "M", bytes::Bytes::new(), &mprpc::CallOptions::default());
+/// channel.call_async("S", "M", bytes::Bytes::new(), &mprpc::CallOptions::default());
 /// # }
 /// ```
 ///
@@ -253,7 +253,7 @@ impl CallHandle {
 /// ```no_run
 /// #![deny(unused_must_use)]
 /// # fn f(channel: &mprpc::Channel) {
-/// let pending = channel.call_future("S", "M", bytes::Bytes::new(), &mprpc::CallOptions::default());
+/// let pending = channel.call_async("S", "M", bytes::Bytes::new(), &mprpc::CallOptions::default());
 /// let reply = pending.wait();
 /// # }
 /// ```

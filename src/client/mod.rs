@@ -10,7 +10,7 @@
 //! * [`Channel::call`] blocks (parks) the calling thread, as the seed's stub;
 //! * [`Channel::call_with`] runs a callback on completion — one thread can
 //!   keep thousands of calls in flight this way;
-//! * [`Channel::call_future`] returns a [`PendingCall`], a std `Future` for
+//! * [`Channel::call_async`] returns a [`PendingCall`], a std `Future` for
 //!   any executor that can also be waited on.
 //!
 //! Every call has a deadline (its own timeout or the channel's), enforced
@@ -173,12 +173,12 @@ impl Channel {
     ) -> Result<Bytes, Status> {
         call::refuse_blocking_on_io_thread()?;
         let Some(cancel) = cancel else {
-            return self.call_future(service, method, request, options).wait();
+            return self.call_async(service, method, request, options).wait();
         };
         if cancel.is_cancelled() {
             return Err(Status::cancelled("call cancelled before it started"));
         }
-        let pending = self.call_future(service, method, request, options);
+        let pending = self.call_async(service, method, request, options);
         let handle = pending.handle();
         cancel.arm(Box::new(move || handle.cancel()));
         let result = pending.wait();
@@ -193,7 +193,7 @@ impl Channel {
     ///
     /// While `done` runs on the I/O thread no other reply of this channel is
     /// read, so keep it short. It may start more calls with `call_with` or
-    /// `call_future`, but a *blocking* call (`call`, `.wait()`) made there
+    /// `call_async`, but a *blocking* call (`call`, `.wait()`) made there
     /// fails at once with `Code::FailedPrecondition`: it would wait for a
     /// reply that only this very thread could read.
     pub fn call_with<F>(
@@ -215,7 +215,7 @@ impl Channel {
 
     /// Starts a call and returns it as a future (that can also be waited
     /// on). Dropping the `PendingCall` before it completes cancels the call.
-    pub fn call_future(
+    pub fn call_async(
         &self,
         service: &str,
         method: &str,
