@@ -71,7 +71,11 @@ fn plan(rng: &mut Rng, conn: usize) -> (HashMap<u64, Call>, Vec<u8>) {
     let mut calls = HashMap::new();
     let mut stream = BytesMut::new();
     let mut pending_cancels = Vec::new();
-    let grows = if conn.is_multiple_of(10) { GROW_CALLS } else { 0 };
+    let grows = if conn.is_multiple_of(10) {
+        GROW_CALLS
+    } else {
+        0
+    };
     for id in 0..CALLS_PER_CONNECTION + grows {
         let (service, method) = match rng.below(10) {
             _ if id >= CALLS_PER_CONNECTION => ("Test", "Grow"),
