@@ -182,18 +182,16 @@ impl SeedProvider {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { return };
                 let count = count.clone();
-                std::thread::spawn(move || {
-                    if serve_seed_connection(stream) {
-                        count.fetch_add(1, Ordering::SeqCst);
-                    }
-                });
+                std::thread::spawn(move || serve_seed_connection(stream, &count));
             }
         });
         SeedProvider { addr, served }
     }
 }
 
-fn serve_seed_connection(mut stream: TcpStream) -> bool {
+/// Serves one call; counts it in `served` before the reply goes out (the
+/// caller may check the count as soon as it has the reply).
+fn serve_seed_connection(mut stream: TcpStream, served: &AtomicUsize) -> bool {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -235,6 +233,7 @@ fn serve_seed_connection(mut stream: TcpStream) -> bool {
         }
         _ => return false, // the seed closes without a reply
     };
+    served.fetch_add(1, Ordering::SeqCst);
     // Large replies arrive in pieces: no 1024-byte limit on our side.
     for piece in reply.chunks(700) {
         stream.write_all(piece).unwrap();

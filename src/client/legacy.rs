@@ -23,7 +23,7 @@ use parking_lot::{Condvar, Mutex};
 
 use super::call::{CallResult, Completion};
 use super::queue::Shared;
-use crate::codec::{legacy, Decoder, Frame};
+use crate::codec::{request_parts, seed};
 use crate::status::Status;
 
 /// Seed-format calls that may run at once (per process).
@@ -88,19 +88,13 @@ fn serve(pool: &Pool) {
 
 /// Runs one call in the seed's format.
 fn run(call: &LegacyCall) -> CallResult {
-    let mut frame = BytesMut::from(&call.frame[..]);
-    let Ok(Some(Frame::Request(request))) = Decoder::new(usize::MAX).decode(&mut frame) else {
+    let Some((service, method, payload)) = request_parts(&call.frame) else {
         return Err(Status::internal(
-            "seed-format call: cannot re-read our own request frame",
+            "seed-format call: not a request frame of ours",
         ));
     };
     let mut out = BytesMut::new();
-    legacy::encode_request(
-        request.service(),
-        request.method(),
-        &request.payload,
-        &mut out,
-    );
+    seed::encode_request(service, method, payload, &mut out);
     let addr = call.addr;
     let io_err = |what: &str, e: std::io::Error| match e.kind() {
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => Status::deadline_exceeded(
@@ -116,7 +110,9 @@ fn run(call: &LegacyCall) -> CallResult {
         .set_write_timeout(Some(remaining(call.deadline)?))
         .and_then(|_| stream.write_all(&out))
         .map_err(|e| io_err("sending", e))?;
-    let mut reply = Vec::new();
+    let too_big =
+        |e| Status::resource_exhausted(format!("seed-format provider {addr}: reply: {e}"));
+    let mut reply = BytesMut::new();
     let mut chunk = [0u8; 16 * 1024];
     loop {
         stream
@@ -126,24 +122,21 @@ fn run(call: &LegacyCall) -> CallResult {
             Ok(0) => break,
             Ok(n) => {
                 reply.extend_from_slice(&chunk[..n]);
-                if reply.len() > call.max_reply {
-                    return Err(Status::resource_exhausted(format!(
-                        "seed-format provider {addr}: reply exceeds {} bytes",
-                        call.max_reply
-                    )));
-                }
+                seed::decode_reply(&reply, call.max_reply).map_err(too_big)?;
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(io_err("reading the reply", e)),
         }
     }
-    if reply.is_empty() {
-        // The seed closes without a reply when it cannot serve the call.
-        return Err(Status::unavailable(format!(
-            "seed-format provider {addr} closed without a reply (unknown service/method or a failed handler)"
-        )));
-    }
-    Ok(reply.into())
+    // The seed closes without a reply when it cannot serve the call.
+    seed::decode_reply_eof(&mut reply, call.max_reply)
+        .map_err(too_big)?
+        .ok_or_else(|| {
+            Status::unavailable(format!(
+                "seed-format provider {addr} closed without a reply \
+                 (unknown service/method or a failed handler)"
+            ))
+        })
 }
 
 /// Time left before `deadline`, as a socket timeout (which must not be 0).

@@ -228,9 +228,20 @@ pub fn set_request_timeout(frame: &mut [u8], timeout_ms: u32) {
 
 /// The service name of an encoded request frame, if it is one.
 pub fn request_service(frame: &[u8]) -> Option<&str> {
-    let len = *frame.get(SERVICE_LEN_AT)? as usize;
-    let at = SERVICE_LEN_AT + 2;
-    std::str::from_utf8(frame.get(at..at + len)?).ok()
+    request_parts(frame).map(|(service, _, _)| service)
+}
+
+/// Service, method and payload of one encoded request frame (as
+/// [`encode_request`] wrote it), without copying; `None` if it is not one.
+/// Lets a request already encoded in our format be re-encoded in the seed's.
+pub fn request_parts(frame: &[u8]) -> Option<(&str, &str, &[u8])> {
+    let service_len = *frame.get(SERVICE_LEN_AT)? as usize;
+    let method_len = *frame.get(SERVICE_LEN_AT + 1)? as usize;
+    let names = SERVICE_LEN_AT + 2;
+    let payload = names + service_len + method_len;
+    let service = std::str::from_utf8(frame.get(names..names + service_len)?).ok()?;
+    let method = std::str::from_utf8(frame.get(names + service_len..payload)?).ok()?;
+    Some((service, method, frame.get(payload..)?))
 }
 
 /// Appends a response frame carrying `payload` (on `Ok`) or `error` text.

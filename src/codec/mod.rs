@@ -83,8 +83,8 @@ pub use decoder::{skip_body, Decoder, ProtocolError};
 pub use format::WireFormat;
 pub use frame::{
     check_names, encode_cancel, encode_request, encode_response, encode_response_with,
-    request_service, set_request_timeout, Frame, FrameKind, NameTooLong, Oversized, Request,
-    RequestHead, Response,
+    request_parts, request_service, set_request_timeout, Frame, FrameKind, NameTooLong, Oversized,
+    Request, RequestHead, Response,
 };
 
 /// The two bytes every frame starts with.
