@@ -130,25 +130,36 @@ impl Node {
 
     /// Waits until the server reports a mode; panics with the log tail on timeout.
     fn wait_serving(&mut self, deadline: Instant) -> String {
+        self.try_serving(deadline)
+            .unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    /// Waits until the server reports a mode; `Err` with the log tail if
+    /// the process exited first (e.g. its port was taken meanwhile).
+    fn try_serving(&mut self, deadline: Instant) -> Result<String, String> {
         loop {
-            if let Some(mode) = mode(self.client_port) {
-                return mode;
-            }
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    panic!(
+                    self.child = None;
+                    return Err(format!(
                         "ZooKeeper exited ({status}) before serving on port {}:\n{}",
                         self.client_port,
                         log_tail(&self.dir)
-                    );
+                    ));
                 }
             }
+            // Asked only while our process runs, so a server that took the
+            // port in between is not mistaken for ours for long: it makes
+            // ours exit with "Address already in use".
+            if let Some(mode) = mode(self.client_port) {
+                return Ok(mode);
+            }
             if Instant::now() > deadline {
-                panic!(
+                return Err(format!(
                     "ZooKeeper on port {} not serving after {START_TIMEOUT:?}:\n{}",
                     self.client_port,
                     log_tail(&self.dir)
-                );
+                ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -199,13 +210,22 @@ pub struct ZkServer {
 }
 
 impl ZkServer {
-    /// Starts a server and waits until it serves.
+    /// Starts a server and waits until it serves. The port is picked by
+    /// binding port 0 and releasing it, so another process may take it
+    /// before ZooKeeper binds: then ZooKeeper exits and we retry on a new
+    /// port instead of failing the test.
     pub fn start() -> ZkServer {
-        let root = temp_dir("zk");
-        let mut node = Node::new(root.clone(), free_port(), "", None);
-        node.spawn();
-        node.wait_serving(Instant::now() + START_TIMEOUT);
-        ZkServer { node, root }
+        let mut last = String::new();
+        for _ in 0..5 {
+            let root = temp_dir("zk");
+            let mut node = Node::new(root.clone(), free_port(), "", None);
+            node.spawn();
+            match node.try_serving(Instant::now() + START_TIMEOUT) {
+                Ok(_) => return ZkServer { node, root },
+                Err(why) => last = why,
+            }
+        }
+        panic!("ZooKeeper did not start in 5 attempts; last: {last}")
     }
 
     pub fn port(&self) -> u16 {
