@@ -20,7 +20,7 @@ pub use crate::balance::LoadBalance;
 use crate::discovery::Endpoint;
 
 /// Virtual nodes per endpoint on the consistent-hash ring.
-pub const VNODES: usize = 160;
+pub(crate) const VNODES: usize = 160;
 
 /// Rings kept for recently seen endpoint lists.
 const RING_CACHE: usize = 8;

@@ -333,6 +333,7 @@ impl<T> std::fmt::Debug for TypedCall<T> {
 }
 
 impl<T: prost::Message + Default> TypedCall<T> {
+    /// Decodes `inner`'s reply as a `T` (generated `*_async` stubs use this).
     pub fn new(inner: PendingCall) -> TypedCall<T> {
         TypedCall {
             inner,
@@ -345,10 +346,13 @@ impl<T: prost::Message + Default> TypedCall<T> {
         self.inner.cell.wait().and_then(decode_response)
     }
 
+    /// Completes the call with `Code::Cancelled` now and tells the server
+    /// to drop it. No-op once done.
     pub fn cancel(&self) {
         self.inner.cancel()
     }
 
+    /// True once the call has completed.
     pub fn is_done(&self) -> bool {
         self.inner.is_done()
     }

@@ -189,6 +189,12 @@ impl ProviderConn {
         self.io.next_frame(decoder)
     }
 
+    /// At EOF: an error if part of a reply was left unread (its rest will
+    /// never come).
+    pub(crate) fn check_eof(&self) -> Result<(), ProtocolError> {
+        self.io.check_eof()
+    }
+
     /// Queues this connection for the end-of-turn flush.
     pub(crate) fn schedule_flush(&mut self, key: usize, list: &mut FlushList) {
         list.add(key, &mut self.io);

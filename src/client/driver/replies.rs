@@ -56,7 +56,11 @@ impl Driver {
                 return self.close(key, format!("protocol error from {addr}: {why}"));
             }
             if turn.eof {
-                return self.close(key, format!("connection to {addr} closed by the server"));
+                let reason = match self.conns.get(key).map(|c| c.check_eof()) {
+                    Some(Err(e)) => format!("connection to {addr} closed by the server: {e}"),
+                    _ => format!("connection to {addr} closed by the server"),
+                };
+                return self.close(key, reason);
             }
             if turn.drained {
                 return;
