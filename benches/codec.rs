@@ -5,6 +5,8 @@
 //!
 //! Run: `cargo bench --bench codec`.
 
+#![allow(missing_docs)] // criterion_main! defines an undocumented `pub fn main`
+
 use std::hint::black_box;
 
 use bytes::BytesMut;

@@ -5,6 +5,8 @@
 //!
 //! Run: `cargo bench --bench dispatch`.
 
+#![allow(missing_docs)] // criterion_main! defines an undocumented `pub fn main`
+
 use std::hint::black_box;
 use std::net::{Ipv4Addr, SocketAddr};
 

@@ -6,6 +6,8 @@
 //!
 //! Run: `cargo bench --bench roundtrip`.
 
+#![allow(missing_docs)] // criterion_main! defines an undocumented `pub fn main`
+
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 

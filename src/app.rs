@@ -41,7 +41,9 @@ pub struct AppArgs {
 }
 
 /// A started application: its config and the logger's guard.
+#[derive(Debug)]
 pub struct Application {
+    /// The loaded config file's settings.
     pub config: Config,
     _log: LogGuard,
 }

@@ -25,11 +25,13 @@ use crate::balance::LoadBalance;
 /// A configuration error, pointing at the offending file, line and key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
+    /// The config file that was being read.
     pub file: PathBuf,
     /// 1-based line number; 0 when the error is about the file as a whole.
     pub line: usize,
     /// The key involved, when there is one.
     pub key: Option<String>,
+    /// What is wrong, for a person to read.
     pub message: String,
 }
 
@@ -51,7 +53,9 @@ impl std::error::Error for ConfigError {}
 /// Something in a config file that is not wrong but probably a mistake.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigWarning {
+    /// The config file the key is in.
     pub file: PathBuf,
+    /// 1-based line number of the key.
     pub line: usize,
     /// The unknown key as written.
     pub key: String,
@@ -91,8 +95,9 @@ pub struct Config {
     pub rpc_server_ip: String,
     /// `rpcserverport`: the provider's port (0 picks a free one).
     pub rpc_server_port: u16,
-    /// `zookeeperip` / `zookeeperport`: the seed's single ZooKeeper server.
+    /// `zookeeperip`: the host of the seed's single ZooKeeper server.
     pub zookeeper_ip: String,
+    /// `zookeeperport`: that ZooKeeper server's client port.
     pub zookeeper_port: u16,
     /// `zookeeper`: a full connect string (`h1:p1,h2:p2,h3:p3`) for an
     /// ensemble; when set it wins over `zookeeperip`/`zookeeperport`.

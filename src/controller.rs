@@ -25,6 +25,7 @@ pub struct CallOptions {
 }
 
 impl CallOptions {
+    /// Options with only a timeout set (no hash key).
     pub fn with_timeout(timeout: Duration) -> CallOptions {
         CallOptions {
             timeout: Some(timeout),
@@ -60,6 +61,8 @@ impl std::fmt::Debug for CancelHandle {
 }
 
 impl CancelHandle {
+    /// Cancels the call: it fails with `Cancelled` and the server is asked
+    /// to drop its reply. Idempotent; a call not yet started fails at once.
     pub fn cancel(&self) {
         self.state.cancelled.store(true, Ordering::SeqCst);
         let hook = self.state.hook.lock().take();
@@ -68,6 +71,7 @@ impl CancelHandle {
         }
     }
 
+    /// True once [`cancel`](Self::cancel) has been called.
     pub fn is_cancelled(&self) -> bool {
         self.state.cancelled.load(Ordering::SeqCst)
     }
@@ -99,6 +103,7 @@ pub struct Controller {
 }
 
 impl Controller {
+    /// A controller with default options (the channel's timeout, no hash key).
     pub fn new() -> Controller {
         Controller::default()
     }
@@ -109,16 +114,19 @@ impl Controller {
         self.cancel = CancelHandle::default();
     }
 
+    /// Sets this call's timeout, overriding the channel's default.
     pub fn set_timeout(&mut self, timeout: Duration) -> &mut Self {
         self.options.timeout = Some(timeout);
         self
     }
 
+    /// Sets the routing key used by consistent-hash load balancing.
     pub fn set_hash_key(&mut self, key: u64) -> &mut Self {
         self.options.hash_key = Some(key);
         self
     }
 
+    /// The options the next call will use.
     pub fn options(&self) -> &CallOptions {
         &self.options
     }
@@ -141,6 +149,7 @@ impl Controller {
         self.status.as_ref().map_or(Code::Ok, Status::code)
     }
 
+    /// The last call's failure, `None` when it succeeded (or none ran yet).
     pub fn status(&self) -> Option<&Status> {
         self.status.as_ref()
     }
@@ -165,6 +174,8 @@ impl Controller {
         self.cancel.cancel();
     }
 
+    /// True once this controller's call has been cancelled (the seed's
+    /// `IsCanceled`).
     pub fn is_canceled(&self) -> bool {
         self.cancel.is_cancelled()
     }

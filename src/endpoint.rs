@@ -19,9 +19,11 @@ use crate::status::Status;
 /// One provider of a service.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Endpoint {
+    /// Where the provider listens.
     pub addr: SocketAddr,
     /// Relative share of traffic under `LoadBalance::Random` (default 100).
     pub weight: u32,
+    /// The wire format the provider speaks (ours or the seed's).
     pub format: WireFormat,
     /// The largest frame body the provider accepts, when it published one
     /// (ZooKeeper discovery): larger calls fail locally, before sending.
@@ -29,6 +31,8 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// An mprpc-format provider at `addr` with the default weight (100)
+    /// and no published frame limit.
     pub fn new(addr: SocketAddr) -> Endpoint {
         Endpoint {
             addr,

@@ -15,6 +15,7 @@ use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 
 /// Keeps the background writer alive; dropping it flushes pending lines.
+#[derive(Debug)]
 pub struct LogGuard {
     _file: Option<WorkerGuard>,
 }

@@ -87,7 +87,18 @@ pub struct RpcProvider {
     register: bool,
 }
 
+impl std::fmt::Debug for RpcProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcProvider")
+            .field("server", &self.server)
+            .field("register", &self.register)
+            .finish_non_exhaustive()
+    }
+}
+
 impl RpcProvider {
+    /// A provider configured from `config`; it registers in ZooKeeper
+    /// unless the config says `registry=none`.
     pub fn new(config: &Config) -> RpcProvider {
         RpcProvider {
             config: config.clone(),
@@ -200,6 +211,16 @@ pub struct ProviderHandle {
     inner: Arc<HandleInner>,
 }
 
+impl std::fmt::Debug for ProviderHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderHandle")
+            .field("addr", &self.inner.addr)
+            .field("server", &self.inner.server)
+            .field("stopping", &self.inner.stopping.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
 impl ProviderHandle {
     /// The address registered in ZooKeeper.
     pub fn addr(&self) -> SocketAddr {
@@ -222,10 +243,12 @@ impl ProviderHandle {
         println!("{out}");
     }
 
+    /// The running server, for metrics and connection counts.
     pub fn server(&self) -> &ServerHandle {
         &self.inner.server
     }
 
+    /// The ZooKeeper registration, `None` when serving without a registry.
     #[cfg(feature = "zookeeper")]
     pub fn registrar(&self) -> Option<&Registrar> {
         self.inner.registrar.as_ref()

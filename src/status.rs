@@ -93,6 +93,7 @@ pub struct Status {
 }
 
 impl Status {
+    /// A status with any code and message.
     pub fn new(code: Code, message: impl Into<String>) -> Status {
         Status {
             code,
@@ -100,18 +101,22 @@ impl Status {
         }
     }
 
+    /// What kind of failure this is; branch on it.
     pub fn code(&self) -> Code {
         self.code
     }
 
+    /// Why the call failed, for a person to read.
     pub fn message(&self) -> &str {
         &self.message
     }
 
+    /// `UnknownService`, naming the service.
     pub fn unknown_service(service: &str) -> Status {
         Status::new(Code::UnknownService, format!("unknown service '{service}'"))
     }
 
+    /// `UnknownMethod`, naming the service and the method.
     pub fn unknown_method(service: &str, method: &str) -> Status {
         Status::new(
             Code::UnknownMethod,
@@ -119,22 +124,27 @@ impl Status {
         )
     }
 
+    /// A `BadRequest` status.
     pub fn bad_request(message: impl Into<String>) -> Status {
         Status::new(Code::BadRequest, message)
     }
 
+    /// A `DeadlineExceeded` status.
     pub fn deadline_exceeded(message: impl Into<String>) -> Status {
         Status::new(Code::DeadlineExceeded, message)
     }
 
+    /// An `Unavailable` status.
     pub fn unavailable(message: impl Into<String>) -> Status {
         Status::new(Code::Unavailable, message)
     }
 
+    /// A `Cancelled` status.
     pub fn cancelled(message: impl Into<String>) -> Status {
         Status::new(Code::Cancelled, message)
     }
 
+    /// An `Internal` status.
     pub fn internal(message: impl Into<String>) -> Status {
         Status::new(Code::Internal, message)
     }
@@ -144,6 +154,7 @@ impl Status {
         Status::new(Code::Application, message)
     }
 
+    /// A `ResourceExhausted` status.
     pub fn resource_exhausted(message: impl Into<String>) -> Status {
         Status::new(Code::ResourceExhausted, message)
     }

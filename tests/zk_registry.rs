@@ -453,8 +453,7 @@ fn a_digest_acl_keeps_others_from_registering_or_removing_providers() {
         fake_addr(),
         vec![ServiceInfo::new(SERVICE, METHODS)],
     )
-    .err()
-    .expect("registration without the secret must fail");
+    .expect_err("registration without the secret must fail");
     assert!(err.to_string().contains("not authorized"), "{err}");
     assert!(err.to_string().contains(&providers_path()), "{err}");
     // Holders of the secret may.
@@ -473,12 +472,9 @@ fn unreachable_zookeeper_is_an_error_not_a_panic() {
         fake_addr(),
         vec![ServiceInfo::new(SERVICE, METHODS)],
     )
-    .err()
-    .expect("no ZooKeeper there");
+    .expect_err("no ZooKeeper there");
     assert!(err.to_string().contains(&connect), "{err}");
-    let err = ZkDiscover::connect(&config)
-        .err()
-        .expect("no ZooKeeper there");
+    let err = ZkDiscover::connect(&config).expect_err("no ZooKeeper there");
     assert!(err.to_string().contains(&connect), "{err}");
 }
 

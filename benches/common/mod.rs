@@ -10,6 +10,7 @@
 //! costs measured here are the generated code's.
 
 #![allow(dead_code)] // each bench binary uses a different subset
+#![allow(unreachable_pub)] // `pub` for every bench binary that declares `mod common`
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -14,11 +14,15 @@ use crate::status::Code;
 pub enum ProtocolError {
     /// The stream does not start a frame with "MP".
     BadMagic([u8; 2]),
+    /// The header's version byte is not [`VERSION`](super::VERSION).
     UnsupportedVersion(u8),
+    /// The header's kind byte is not a known [`FrameKind`].
     UnknownKind(u8),
     /// The announced body is larger than the configured limit.
     FrameTooLarge {
+        /// The announced body length, in bytes.
         len: usize,
+        /// The decoder's limit, in bytes.
         max: usize,
     },
     /// The body's fields do not add up (lengths, UTF-8 names, short body).
@@ -26,6 +30,7 @@ pub enum ProtocolError {
     /// The stream ended in the middle of a frame: `pending` bytes of it had
     /// arrived (tokio-util's "bytes remaining on stream").
     TruncatedAtEof {
+        /// Bytes of the incomplete frame that were buffered.
         pending: usize,
     },
 }
@@ -74,6 +79,7 @@ impl Decoder {
         Decoder { max_frame }
     }
 
+    /// The largest frame body this decoder accepts, in bytes.
     pub fn max_frame(&self) -> usize {
         self.max_frame
     }

@@ -11,14 +11,18 @@ use crate::status::Code;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum FrameKind {
+    /// A call from client to server.
     Request = 1,
+    /// The server's reply to a request.
     Response = 2,
+    /// A client giving up on a call it sent.
     Cancel = 3,
 }
 
 /// A decoded request. Names and payload are slices of the read buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
+    /// The call's id, unique per connection; the reply carries it back.
     pub id: u64,
     /// Caller's remaining budget in milliseconds; 0 means no deadline.
     pub timeout_ms: u32,
@@ -26,6 +30,7 @@ pub struct Request {
     /// One slice for both saves a reference count per request.
     pub(crate) names: Bytes,
     pub(crate) service_len: usize,
+    /// The encoded protobuf request message.
     pub payload: Bytes,
 }
 
@@ -90,13 +95,18 @@ impl Request {
 /// A decoded response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
+    /// The id of the request this answers.
     pub id: u64,
+    /// The call's outcome.
     pub code: Code,
+    /// Why the call failed (UTF-8 text); empty on `Ok`.
     pub error: Bytes,
+    /// The encoded protobuf response message on `Ok`; otherwise empty.
     pub payload: Bytes,
 }
 
 impl Response {
+    /// The error text, or a placeholder if the peer sent invalid UTF-8.
     pub fn error_str(&self) -> &str {
         std::str::from_utf8(&self.error).unwrap_or("<non-utf8 error text>")
     }
@@ -105,9 +115,13 @@ impl Response {
 /// One decoded frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
+    /// A call (server side).
     Request(Request),
+    /// A reply (client side).
     Response(Response),
+    /// The client gave up on call `id`; its reply may be dropped.
     Cancel {
+        /// The id of the cancelled request.
         id: u64,
     },
     /// A request or response whose body is larger than the decoder's limit.
@@ -121,11 +135,13 @@ pub enum Frame {
 /// [`skip_body`](super::skip_body) and answer (or fail) call `id`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Oversized {
+    /// Whether the frame was a request or a response.
     pub kind: FrameKind,
+    /// The id of the call it carried.
     pub id: u64,
-    /// The announced body length.
+    /// The announced body length, in bytes.
     pub len: usize,
-    /// The limit it exceeds.
+    /// The limit it exceeds, in bytes.
     pub max: usize,
     /// Body bytes still to come that belong to this frame.
     pub unread: usize,
@@ -144,9 +160,13 @@ impl Oversized {
 /// The routing part of a request, for encoding.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestHead<'a> {
+    /// The call's id, unique per connection.
     pub id: u64,
+    /// The caller's remaining budget in milliseconds; 0 means no deadline.
     pub timeout_ms: u32,
+    /// The service's wire name (at most [`MAX_NAME_LEN`] bytes).
     pub service: &'a str,
+    /// The method's wire name (at most [`MAX_NAME_LEN`] bytes).
     pub method: &'a str,
 }
 

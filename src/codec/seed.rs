@@ -28,10 +28,13 @@ use super::ProtocolError;
 /// The seed's `mprpc.RpcHeader`.
 #[derive(Clone, PartialEq, Message)]
 pub struct RpcHeader {
+    /// The service's name (field 1).
     #[prost(bytes = "bytes", tag = "1")]
     pub service_name: Bytes,
+    /// The method's name (field 2).
     #[prost(bytes = "bytes", tag = "2")]
     pub method_name: Bytes,
+    /// Length of the request message after the header, in bytes (field 3).
     #[prost(uint32, tag = "3")]
     pub args_size: u32,
 }
@@ -39,8 +42,11 @@ pub struct RpcHeader {
 /// A decoded seed-format request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeedRequest {
+    /// The service's name (UTF-8).
     pub service: Bytes,
+    /// The method's name (UTF-8).
     pub method: Bytes,
+    /// The encoded protobuf request message.
     pub args: Bytes,
 }
 

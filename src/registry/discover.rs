@@ -43,6 +43,16 @@ pub struct ZkDiscover {
     connect: String,
 }
 
+impl std::fmt::Debug for ZkDiscover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZkDiscover")
+            .field("connect", &self.connect)
+            .field("lookup_timeout", &self.lookup_timeout)
+            .field("cached_services", &self.cache.read().len())
+            .finish_non_exhaustive()
+    }
+}
+
 enum Command {
     Resolve {
         service: String,

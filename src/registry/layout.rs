@@ -31,11 +31,17 @@ pub(crate) fn legacy_method_path(service: &str, method: &str) -> String {
 /// What a provider node says about its provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderInfo {
+    /// The address consumers dial.
     pub addr: SocketAddr,
+    /// The service's methods the provider serves.
     pub methods: Vec<String>,
+    /// Relative share of traffic (default [`Self::DEFAULT_WEIGHT`]).
     pub weight: u32,
+    /// The provider's mprpc version.
     pub version: String,
+    /// When the provider started, in milliseconds since the Unix epoch.
     pub start_time_ms: u64,
+    /// The provider's process id, for operators.
     pub pid: u32,
     /// The largest frame body the provider accepts (`None`: not published),
     /// so consumers refuse larger calls before sending them.
@@ -43,6 +49,7 @@ pub struct ProviderInfo {
 }
 
 impl ProviderInfo {
+    /// The weight of a provider that publishes none.
     pub const DEFAULT_WEIGHT: u32 = 100;
 
     /// This process, serving `methods` at `addr`, started at `start_time_ms`,

@@ -35,6 +35,16 @@ pub struct Registrar {
     settings: Settings,
 }
 
+impl std::fmt::Debug for Registrar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registrar")
+            .field("connect", &self.settings.connect)
+            .field("root", &self.settings.root)
+            .field("registered", &self.is_registered())
+            .finish_non_exhaustive()
+    }
+}
+
 /// State the worker publishes to the provider's threads.
 #[derive(Default)]
 struct Shared {

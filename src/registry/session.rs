@@ -23,7 +23,7 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
-    pub fn from_config(config: &Config) -> Settings {
+    pub(crate) fn from_config(config: &Config) -> Settings {
         Settings {
             connect: config.zookeeper_connect(),
             session_timeout: config.zk_session_timeout,
@@ -37,12 +37,16 @@ impl Settings {
         }
     }
 
-    pub fn error(&self, action: &'static str, cause: impl std::fmt::Display) -> RegistryError {
+    pub(crate) fn error(
+        &self,
+        action: &'static str,
+        cause: impl std::fmt::Display,
+    ) -> RegistryError {
         RegistryError::new(&self.connect, action, cause)
     }
 
     /// The ACL for nodes we create: open, or "same secret all, world read".
-    pub fn acls(&self) -> zk::Acls<'static> {
+    pub(crate) fn acls(&self) -> zk::Acls<'static> {
         if self.digest.is_some() {
             zk::Acls::new(&DIGEST_ACLS)
         } else {
@@ -51,7 +55,7 @@ impl Settings {
     }
 
     /// Opens a session, failing within `op_timeout` if no server answers.
-    pub async fn connect(&self) -> Result<zk::Client, RegistryError> {
+    pub(crate) async fn connect(&self) -> Result<zk::Client, RegistryError> {
         let mut connector = zk::Client::connector()
             .with_session_timeout(self.session_timeout)
             .with_fail_eagerly();
@@ -70,7 +74,7 @@ impl Settings {
 
     /// Runs `op` bounded by `op_timeout`, so a stalled connection cannot
     /// hold the registry thread.
-    pub async fn bounded<T>(
+    pub(crate) async fn bounded<T>(
         &self,
         op: impl Future<Output = Result<T, zk::Error>>,
     ) -> Result<T, zk::Error> {
@@ -152,16 +156,16 @@ impl Backoff {
     const FIRST: Duration = Duration::from_millis(100);
     const MAX: Duration = Duration::from_secs(5);
 
-    pub fn new() -> Backoff {
+    pub(crate) fn new() -> Backoff {
         Backoff { next: Self::FIRST }
     }
 
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.next = Self::FIRST;
     }
 
     /// The delay before the next attempt.
-    pub fn next_delay(&mut self) -> Duration {
+    pub(crate) fn next_delay(&mut self) -> Duration {
         let delay = self.next;
         self.next = (self.next * 2).min(Self::MAX);
         delay

@@ -45,7 +45,7 @@ pub(crate) struct ThreadStats {
 
 impl ThreadStats {
     /// The start time of a call whose latency is sampled, or `None`.
-    pub fn start_timer(&self) -> Option<Instant> {
+    pub(crate) fn start_timer(&self) -> Option<Instant> {
         let n = self.seen.load(Ordering::Relaxed).wrapping_add(1);
         self.seen.store(n, Ordering::Relaxed);
         // Every call is timed until the thread has seen a few, so a quiet
@@ -53,7 +53,9 @@ impl ThreadStats {
         (n <= TIME_EVERY_CALL_UNTIL || n.is_multiple_of(LATENCY_SAMPLE_EVERY)).then(Instant::now)
     }
 
-    pub fn record(&self, method_id: usize, ok: bool, started: Option<Instant>) {
+    /// Counts one finished call of `method_id`, and its latency when it was
+    /// sampled (`started` from [`start_timer`](Self::start_timer)).
+    pub(crate) fn record(&self, method_id: usize, ok: bool, started: Option<Instant>) {
         let mut slots = self.slots.lock();
         if let Some(slot) = slots.get_mut(method_id) {
             slot.calls += 1;
@@ -73,7 +75,8 @@ pub(crate) struct MetricsRegistry {
 }
 
 impl MetricsRegistry {
-    pub fn new(names: Vec<(&'static str, &'static str)>) -> MetricsRegistry {
+    /// A registry for these `(service, method)` names, indexed by method id.
+    pub(crate) fn new(names: Vec<(&'static str, &'static str)>) -> MetricsRegistry {
         MetricsRegistry {
             names,
             threads: Mutex::new(Vec::new()),
@@ -81,7 +84,7 @@ impl MetricsRegistry {
     }
 
     /// Stats for one more recording thread.
-    pub fn register_thread(&self) -> Arc<ThreadStats> {
+    pub(crate) fn register_thread(&self) -> Arc<ThreadStats> {
         let slot = Slot {
             calls: 0,
             errors: 0,
@@ -95,7 +98,8 @@ impl MetricsRegistry {
         stats
     }
 
-    pub fn snapshot(&self) -> Metrics {
+    /// Every thread's figures merged, one entry per method.
+    pub(crate) fn snapshot(&self) -> Metrics {
         let mut merged: Vec<Slot> = self
             .names
             .iter()
@@ -136,24 +140,35 @@ impl MetricsRegistry {
 /// service time on the server, sampled on one call in eight.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MethodMetrics {
+    /// The service's wire name.
     pub service: &'static str,
+    /// The method's wire name.
     pub method: &'static str,
+    /// Calls answered (exact count).
     pub calls: u64,
+    /// Calls answered with a status other than `Ok`.
     pub errors: u64,
+    /// Median handler time, in microseconds.
     pub p50_us: u64,
+    /// 90th percentile handler time, in microseconds.
     pub p90_us: u64,
+    /// 99th percentile handler time, in microseconds.
     pub p99_us: u64,
+    /// 99.9th percentile handler time, in microseconds.
     pub p999_us: u64,
+    /// Slowest sampled handler time, in microseconds.
     pub max_us: u64,
 }
 
 /// A snapshot of every method's metrics.
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
+    /// One entry per published method, called or not.
     pub methods: Vec<MethodMetrics>,
 }
 
 impl Metrics {
+    /// The figures of `service.method`, if the server publishes it.
     pub fn get(&self, service: &str, method: &str) -> Option<&MethodMetrics> {
         self.methods
             .iter()

@@ -54,9 +54,13 @@ pub use metrics::{MethodMetrics, Metrics};
 pub struct ServerOptions {
     /// Address to listen on (`ip:port`; port 0 picks a free one).
     pub addr: String,
+    /// Event-loop threads; each owns the connections it was handed.
     pub reactor_threads: usize,
+    /// Threads that run blocking services' handlers.
     pub worker_threads: usize,
+    /// The largest frame body accepted, in bytes; a larger call fails alone.
     pub max_frame_size: usize,
+    /// Open connections above which new ones are refused.
     pub max_connections: usize,
     /// Blocking calls a connection may have in flight before reading pauses.
     pub max_inflight_per_connection: usize,
@@ -83,6 +87,7 @@ impl Default for ServerOptions {
 }
 
 impl ServerOptions {
+    /// The options a config file sets (shutdown grace 5 s).
     pub fn from_config(config: &Config) -> ServerOptions {
         ServerOptions {
             addr: config.rpc_server_addr(),
@@ -106,12 +111,22 @@ pub struct Server {
     services: ServiceTable,
 }
 
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("options", &self.options)
+            .field("services", &self.services.describe())
+            .finish()
+    }
+}
+
 impl Server {
     /// A server configured from the seed-style config file.
     pub fn new(config: &Config) -> Server {
         Server::with_options(ServerOptions::from_config(config))
     }
 
+    /// A server with explicit options (no config file).
     pub fn with_options(options: ServerOptions) -> Server {
         Server {
             options,
@@ -119,6 +134,7 @@ impl Server {
         }
     }
 
+    /// The options, to adjust before [`Server::start`].
     pub fn options_mut(&mut self) -> &mut ServerOptions {
         &mut self.options
     }
@@ -345,6 +361,16 @@ pub struct ServerHandle {
     inner: Arc<HandleInner>,
 }
 
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("local_addr", &self.inner.local_addr)
+            .field("connections", &self.connection_count())
+            .field("shut_down", &self.is_shut_down())
+            .finish_non_exhaustive()
+    }
+}
+
 impl ServerHandle {
     /// The address the server listens on (with the real port if 0 was asked).
     pub fn local_addr(&self) -> SocketAddr {
@@ -403,6 +429,8 @@ impl ServerHandle {
         }
     }
 
+    /// True once [`shutdown`](Self::shutdown) has been called (the server
+    /// may still be draining; `wait()` for it to stop).
     pub fn is_shut_down(&self) -> bool {
         self.inner.shared.is_shutting_down()
     }

@@ -28,7 +28,7 @@ pub(crate) struct TimerWheel {
 
 impl TimerWheel {
     /// `slots` buckets of `tick` each; longer delays wrap and are re-checked.
-    pub fn new(tick: Duration, slots: usize, now: Instant) -> TimerWheel {
+    pub(crate) fn new(tick: Duration, slots: usize, now: Instant) -> TimerWheel {
         TimerWheel {
             slots: vec![Vec::new(); slots.max(2)],
             tick,
@@ -37,12 +37,12 @@ impl TimerWheel {
         }
     }
 
-    pub fn tick(&self) -> Duration {
+    pub(crate) fn tick(&self) -> Duration {
         self.tick
     }
 
     /// Schedules a check at (or just after) `at`.
-    pub fn schedule(&mut self, entry: TimerEntry, at: Instant) {
+    pub(crate) fn schedule(&mut self, entry: TimerEntry, at: Instant) {
         let ahead = at.saturating_duration_since(self.cursor_time);
         let ticks = (ahead.as_nanos() / self.tick.as_nanos()).max(1) as usize;
         let ticks = ticks.min(self.slots.len() - 1);
@@ -52,7 +52,7 @@ impl TimerWheel {
 
     /// Moves the cursor up to `now`, appending every entry whose slot has
     /// passed to `due`.
-    pub fn advance(&mut self, now: Instant, due: &mut Vec<TimerEntry>) {
+    pub(crate) fn advance(&mut self, now: Instant, due: &mut Vec<TimerEntry>) {
         while now >= self.cursor_time + self.tick {
             self.cursor = (self.cursor + 1) % self.slots.len();
             self.cursor_time += self.tick;
@@ -61,7 +61,7 @@ impl TimerWheel {
     }
 
     /// How long until the next slot boundary (the poll timeout).
-    pub fn until_next_tick(&self, now: Instant) -> Duration {
+    pub(crate) fn until_next_tick(&self, now: Instant) -> Duration {
         (self.cursor_time + self.tick).saturating_duration_since(now)
     }
 }

@@ -1,5 +1,7 @@
 //! Helpers shared by integration tests (each test crate uses only a part).
 #![allow(dead_code)]
+// `pub` so every test crate that declares `mod common` can reach them.
+#![allow(unreachable_pub)]
 
 pub mod helper_process;
 pub mod services;
