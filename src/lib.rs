@@ -1,22 +1,51 @@
 //! mprpc: protobuf services over a hand-rolled mio multi-reactor, discovered
 //! through ZooKeeper.
 //!
-//! Where things are:
+//! Where things are (each file's top comment says more):
 //!
-//! * [`codec`] — the wire protocol (framing, zero-copy decoding).
+//! * [`codec`] — our wire format, [documented there](codec): `frame` (frame
+//!   types and encoders), `decoder` (incremental, zero-copy decoding),
+//!   `format` ([`WireFormat`]: ours or the seed's, told apart by a stream's
+//!   first two bytes) and [`codec::seed`] (the seed's format, all of it).
+//! * `net` — socket plumbing both sides share: `Transport` (one
+//!   non-blocking connection: socket, read and write buffers, writable
+//!   interest) and `FlushList` (the connections to flush once per loop turn).
 //! * [`service`] — the contract generated service code implements.
-//! * [`server`] — the provider: acceptor + N reactor threads (one mio `Poll`
-//!   and one `slab` of connections each) + an optional worker pool.
+//! * [`server`] — the provider's TCP server. `acceptor` deals connections to
+//!   the reactors; `reactor/` is one event loop (`mod`), reading under
+//!   backpressure (`read`), idle and slow-frame deadlines (`deadlines`) and
+//!   shutdown (`drain`); `protocol/` holds the interface every wire format
+//!   implements (`mod`) and the two formats (`mprpc`, `seed`); `dispatch`
+//!   runs a handler inline or on the pool, found through `table` (service
+//!   name → service); `connection` is a transport plus the server's
+//!   per-connection bookkeeping, `close` the reasons for closing one;
+//!   `workers` is the pool for blocking services, `timer` the hashed timer
+//!   wheel, `metrics` per-method counts and latency.
 //! * [`provider`] — the seed's `RpcProvider`: server + ZooKeeper
 //!   registration + graceful shutdown on signals.
-//! * [`client`] — the consumer: persistent multiplexed connections driven by
-//!   a mio event loop, blocking and non-blocking calls, load balancing,
-//!   failover, and calls to seed-format providers.
-//! * [`discovery`], [`registry`] — where providers are found: a fixed list,
-//!   or ZooKeeper (registrar for providers, watched cache for consumers).
+//! * [`client`] — the consumer. `mod` is the [`Channel`] API and `options`
+//!   its settings; `call` delivers an outcome (callback, future or blocking
+//!   wait); `queue` carries calls to the I/O driver; `conn` is
+//!   `ProviderConn`, one multiplexed connection; `driver/` is the I/O loop
+//!   (`mod`), calls onto connections (`route`), replies matched by id
+//!   (`replies`), deadlines and connect timeouts (`timers`); `balance` picks
+//!   a provider, `health` backs off failing ones, `legacy` makes calls in
+//!   the seed's format.
+//! * [`discovery`] — where providers come from: the `endpoint` module's
+//!   [`Endpoint`], [`Discover`] and [`StaticDiscover`] (a fixed list), or the
+//!   registry, chosen by the config.
+//! * `registry` (feature `zookeeper`) — ZooKeeper: the registrar that keeps
+//!   a provider registered, and the watched cache consumers discover from.
+//! * [`balance`] — the load-balancing policy names ([`LoadBalance`]), apart
+//!   from the client so that [`config`] does not depend on it.
 //! * [`controller`], [`status`] — per-call options and outcomes.
-//! * [`config`], [`app`], [`logging`] — the seed's config file, `Init`, logger.
-//! * `net` — the one socket-read routine server and client share.
+//! * [`config`] — the seed's config file and every key the framework reads;
+//!   `app` and `logging` (feature `app`) — the seed's `Init` with a command
+//!   line, and the daily log file.
+//!
+//! Both features are on by default. Without them (`default-features =
+//! false`) the library is the core — codec, server, client, static
+//! discovery — without ZooKeeper, tokio, clap or tracing-subscriber.
 //!
 //! A user crate depends on `mprpc` (and `mprpc-build` as a build
 //! dependency) and nothing else: generated code reaches prost and bytes

@@ -14,7 +14,7 @@ use crate::status::Code;
 pub enum ProtocolError {
     /// The stream does not start a frame with "MP".
     BadMagic([u8; 2]),
-    /// The header's version byte is not [`VERSION`](super::VERSION).
+    /// The header's version byte is not [`VERSION`].
     UnsupportedVersion(u8),
     /// The header's kind byte is not a known [`FrameKind`].
     UnknownKind(u8),

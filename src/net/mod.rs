@@ -4,13 +4,12 @@
 //!   buffers, writable-interest state and frame decoding (including skipping
 //!   the body of an oversized frame). Event loops keep their own per-call
 //!   bookkeeping beside it and never touch its buffers directly.
+//! * [`FlushList`] — the connections a loop flushes once per turn, each
+//!   listed once.
 //! * `read_into` — the one `read(2)` routine both sides use.
 
 mod read;
-// Adopted by the server and the client in the commits that follow.
-#[allow(dead_code)]
 mod transport;
 
 pub(crate) use read::read_into;
-#[allow(unused_imports)]
 pub(crate) use transport::{FlushList, ReadTurn, Transport};

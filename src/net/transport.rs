@@ -224,8 +224,4 @@ impl FlushList {
     pub(crate) fn taken(io: &mut Transport) {
         io.flush_queued = false;
     }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
 }
