@@ -95,7 +95,7 @@ fn a_slow_call_completes_after_a_fast_one_sent_later() {
         Bytes::from_static(b"300"),
         &opts(5000),
     );
-    std::thread::sleep(Duration::from_millis(20));
+    common::services::wait_slow_started(b"300", 1);
     let fast = channel.call(
         "Test",
         "Echo",
@@ -347,19 +347,20 @@ fn shutdown_with_calls_in_flight_answers_or_fails_each() {
             channel.call_async(
                 "BlockingTest",
                 "Slow",
-                Bytes::from_static(b"200"),
+                Bytes::from_static(b"201"),
                 &opts(10_000),
             )
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(50));
+    // The pool has 4 workers: wait until they run four of the calls.
+    common::services::wait_slow_started(b"201", 4);
     server.shutdown();
     let began = Instant::now();
     let mut answered = 0;
     for call in pending {
         match call.wait() {
             Ok(reply) => {
-                assert_eq!(reply, Bytes::from_static(b"200"));
+                assert_eq!(reply, Bytes::from_static(b"201"));
                 answered += 1;
             }
             Err(status) => assert!(

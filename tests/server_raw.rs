@@ -236,9 +236,9 @@ fn shutdown_answers_calls_in_flight() {
     let server = start(1 << 20);
     let mut c = RawClient::connect(server.local_addr());
     for id in 0..4 {
-        c.send(id, "BlockingTest", "Slow", b"200");
+        c.send(id, "BlockingTest", "Slow", b"202");
     }
-    std::thread::sleep(Duration::from_millis(50));
+    common::services::wait_slow_started(b"202", 4);
     let began = Instant::now();
     server.shutdown();
     let mut answered = 0;

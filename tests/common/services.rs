@@ -4,12 +4,45 @@
 //! application error), Panic and Grow (replies with as many bytes as the
 //! request's decimal number).
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use mprpc::{CallContext, Service, Status};
 
 pub struct TestService;
+
+/// How many `Slow` calls started, per request payload (tests in one binary
+/// run in parallel: each waits on its own payload).
+static SLOW_STARTED: Mutex<Vec<(Vec<u8>, usize)>> = Mutex::new(Vec::new());
+
+fn note_slow_start(payload: &[u8]) {
+    let mut started = SLOW_STARTED.lock().unwrap_or_else(|e| e.into_inner());
+    match started.iter_mut().find(|(p, _)| p == payload) {
+        Some((_, n)) => *n += 1,
+        None => started.push((payload.to_vec(), 1)),
+    }
+}
+
+/// Waits (up to 10 s) until `n` `Slow` calls with this payload have started
+/// their handler: an explicit wait instead of a sleep.
+#[allow(dead_code)] // not every test binary uses it
+pub fn wait_slow_started(payload: &[u8], n: usize) {
+    let began = Instant::now();
+    loop {
+        let started = SLOW_STARTED.lock().unwrap_or_else(|e| e.into_inner());
+        if started.iter().any(|(p, k)| p == payload && *k >= n) {
+            return;
+        }
+        drop(started);
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "{n} Slow({}) calls never started",
+            String::from_utf8_lossy(payload)
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
 
 impl Service for TestService {
     fn name(&self) -> &'static str {
@@ -33,6 +66,7 @@ impl Service for TestService {
                 Ok(())
             }
             "Slow" => {
+                note_slow_start(&req);
                 let ms = std::str::from_utf8(&req)
                     .ok()
                     .and_then(|s| s.parse().ok())
