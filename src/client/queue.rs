@@ -4,10 +4,14 @@
 //! and push a small command, under one short parking_lot lock; the driver
 //! swaps the whole queue out for an empty one each loop turn (double
 //! buffering, so neither side allocates in steady state). The mio `Waker`
-//! is rung only when the queue goes from empty to non-empty, and never by
-//! the driver's own thread (a callback starting the next call), which
-//! drains its queue before it sleeps: under load many calls share one
-//! wake-up syscall, and a callback-driven pipeline needs none.
+//! is rung only when the queue goes from empty to non-empty while the
+//! driver is asleep in `poll`, and never by the driver's own thread (a
+//! callback starting the next call). A busy driver drains its queue every
+//! loop turn and checks it again before it sleeps, so under load calls
+//! cost no wake-up syscall at all. (The driver announces `sleeping`, then
+//! re-checks the queue; a caller publishes `has_work`, then checks
+//! `sleeping`: with sequentially consistent order on both sides, at least
+//! one of them sees the other, so no call is left unseen.)
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -58,6 +62,9 @@ pub(crate) struct Shared {
     queue: Mutex<Queue>,
     /// True while `queue` holds commands (read without the lock).
     has_work: AtomicBool,
+    /// The driver is (about to be) blocked in `poll`: a new command must
+    /// wake it.
+    sleeping: AtomicBool,
     /// Rouses the driver from `poll`.
     waker: Waker,
     /// Calls submitted and not yet retired, channel-wide (every driver of
@@ -85,6 +92,7 @@ impl Shared {
                 next_id: 1,
             }),
             has_work: AtomicBool::new(false),
+            sleeping: AtomicBool::new(false),
             waker,
             inflight: Arc::new(AtomicUsize::new(0)),
             shutdown: AtomicBool::new(false),
@@ -136,17 +144,33 @@ impl Shared {
         self.queued(guard);
     }
 
-    /// After a push: wakes the driver if the queue was empty, unless this
-    /// is the driver's own thread (it drains the queue before sleeping).
+    /// After a push: wakes the driver if the queue was empty and the
+    /// driver sleeps, unless this is the driver's own thread.
     fn queued(&self, guard: parking_lot::MutexGuard<'_, Queue>) {
         let first = guard.batch.commands.len() == 1;
         if first {
-            self.has_work.store(true, Ordering::Release);
+            self.has_work.store(true, Ordering::SeqCst);
         }
         drop(guard);
-        if first && !super::call::on_driver_thread(self) {
+        if first && self.sleeping.load(Ordering::SeqCst) && !super::call::on_driver_thread(self) {
             self.wake();
         }
+    }
+
+    /// The driver is about to block in `poll`: returns false (do not
+    /// block) if commands are already waiting.
+    pub(crate) fn going_to_sleep(&self) -> bool {
+        self.sleeping.store(true, Ordering::SeqCst);
+        if self.has_work.load(Ordering::SeqCst) {
+            self.sleeping.store(false, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// The driver is awake again.
+    pub(crate) fn awake(&self) {
+        self.sleeping.store(false, Ordering::Relaxed);
     }
 
     /// Swaps the pending batch with `spare` (which must be empty).

@@ -177,12 +177,17 @@ impl Driver {
         loop {
             // Calls started by callbacks on this thread are queued without
             // a wake-up: never sleep while the queue holds work.
-            let timeout = if self.shared.has_work() {
+            let mut timeout = if self.shared.has_work() {
                 Some(Duration::ZERO)
             } else {
                 self.next_timeout()
             };
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
+            if timeout != Some(Duration::ZERO) && !self.shared.going_to_sleep() {
+                timeout = Some(Duration::ZERO);
+            }
+            let polled = self.poll.poll(&mut events, timeout);
+            self.shared.awake();
+            if let Err(e) = polled {
                 if e.kind() != io::ErrorKind::Interrupted {
                     tracing::error!("client: poll failed: {e}");
                     std::thread::sleep(Duration::from_millis(10));
