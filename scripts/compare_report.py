@@ -235,8 +235,9 @@ def main(out_dir, md_path, readme):
              f"worker(s); Volo {th['volo_workers']} tokio worker(s); redis {th['redis']}. OS threads per server at "
              f"start (including acceptors, timers and runtime helpers): {th['os_threads_at_start']}.")
     L.append(f"- Client: loadgen, {th['loadgen_engine_threads']} engine thread (one mio loop) for every target; the "
-             "`Channel` rows use 1 sender thread plus the Channel's I/O thread. Servers and client share the same "
-             "cores over loopback.")
+             "`Channel` rows use the Channel's one I/O thread (in closed loop each completion starts the next call "
+             "on that thread, as the engine refills on the thread that reads the reply; in open loop 1 sender "
+             "thread hands calls to it). Servers and client share the same cores over loopback.")
     L.append("- Load averages (1/5/15 min) around each block:\n")
     L.append("```\n" + loadavg + "\n```\n")
     L.append("## Saturation (closed loop)\n")

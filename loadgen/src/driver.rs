@@ -8,9 +8,12 @@
 //! still due when the window ends are counted unsent. The thread sleeps
 //! until the next slot with its timer slack set to 1 ns.
 //!
-//! Closed loop: each thread keeps its share of `--in-flight` calls
-//! outstanding, sending the next as soon as one completes; latency is
-//! measured from the actual send.
+//! Closed loop: each thread starts its share of `--in-flight` calls, and
+//! each completion starts the next call itself, on the thread that saw the
+//! reply (the Channel's I/O thread), until the window ends — as the engine
+//! refills a connection's window on the thread that reads its replies, so
+//! no hand-off to another thread is measured. Latency is measured from the
+//! actual send.
 //!
 //! The window is the thread's share of `--in-flight` over all its
 //! connections (the `Channel` picks the connection of each call).
@@ -41,7 +44,12 @@ pub struct Plan {
 
 /// Runs one sender until `plan.end`, then waits for its calls to finish;
 /// calls still outstanding after `drain` are counted unanswered.
-pub fn run_sender<T: Target>(target: &T, plan: &Plan, rec: &'static Recorder, drain: Duration) {
+pub fn run_sender<T: Target>(
+    target: &'static T,
+    plan: &Plan,
+    rec: &'static Recorder,
+    drain: Duration,
+) {
     set_timer_slack_ns(1);
     let connections = target.connections();
     // Spread the threads' first connections so they do not all start on 0.
@@ -56,7 +64,12 @@ pub fn run_sender<T: Target>(target: &T, plan: &Plan, rec: &'static Recorder, dr
     };
     match plan.schedule {
         Some(schedule) => open_loop(plan, schedule, rec, &mut send),
-        None => closed_loop(plan, rec, &mut send),
+        None => {
+            for i in 0..plan.cap {
+                chain(target, (plan.thread + i) % connections, plan.end, rec);
+            }
+            sleep_until(plan.end);
+        }
     }
     let give_up = Instant::now() + drain;
     rec.drain(give_up);
@@ -99,20 +112,23 @@ fn open_loop(
     }
 }
 
-fn closed_loop(plan: &Plan, rec: &Recorder, send: &mut impl FnMut(Option<Instant>)) {
-    loop {
-        rec.wait_for_slot(plan.cap, plan.end);
-        if Instant::now() >= plan.end {
-            break;
-        }
-        send(None);
+/// Sends one closed-loop call on `conn`; its completion sends the next,
+/// until `end`.
+fn chain<T: Target>(target: &'static T, conn: usize, end: Instant, rec: &'static Recorder) {
+    let sent = Instant::now();
+    if sent >= end {
+        return;
     }
+    rec.on_sent(&[sent], sent);
+    target.call(conn, move |outcome| {
+        rec.on_done(conn, sent, sent, outcome);
+        chain(target, conn, end, rec);
+    });
 }
 
 fn sleep_until(t: Instant) {
-    let now = Instant::now();
-    if t > now {
-        let gap = t - now;
+    while Instant::now() < t {
+        let gap = t - Instant::now();
         if gap > Duration::from_micros(20) {
             std::thread::sleep(gap);
         } else {
@@ -159,7 +175,7 @@ mod tests {
 
     #[test]
     fn open_loop_sends_on_schedule_and_spreads_connections() {
-        let target = fake(1);
+        let target: &'static Fake = Box::leak(Box::new(fake(1)));
         let start = Instant::now();
         let plan = Plan {
             thread: 0,
@@ -169,7 +185,7 @@ mod tests {
             cap: 1000,
         };
         let rec = Recorder::new(start, plan.end, 3, std::thread::current());
-        run_sender(&target, &plan, rec, Duration::from_secs(5));
+        run_sender(target, &plan, rec, Duration::from_secs(5));
         let s = crate::recorder::snapshot(&[rec]);
         // 200 ms at 200/s = 40 intended sends, all due inside the window.
         assert_eq!(s.sent, 40);
@@ -183,7 +199,7 @@ mod tests {
     fn open_loop_counts_delay_from_intended_time_when_capped() {
         // One slot, calls take 20 ms, schedule asks for one every 2 ms:
         // most requests wait, and their latency includes the wait.
-        let target = fake(20);
+        let target: &'static Fake = Box::leak(Box::new(fake(20)));
         let start = Instant::now();
         let plan = Plan {
             thread: 0,
@@ -193,7 +209,7 @@ mod tests {
             cap: 1,
         };
         let rec = Recorder::new(start, plan.end, 3, std::thread::current());
-        run_sender(&target, &plan, rec, Duration::from_secs(5));
+        run_sender(target, &plan, rec, Duration::from_secs(5));
         let s = crate::recorder::snapshot(&[rec]);
         assert!(s.delayed > 0);
         assert!(s.completed >= 2);
@@ -205,7 +221,7 @@ mod tests {
 
     #[test]
     fn closed_loop_keeps_cap_outstanding() {
-        let target = fake(10);
+        let target: &'static Fake = Box::leak(Box::new(fake(10)));
         let start = Instant::now();
         let plan = Plan {
             thread: 0,
@@ -215,7 +231,7 @@ mod tests {
             cap: 4,
         };
         let rec = Recorder::new(start, plan.end, 3, std::thread::current());
-        run_sender(&target, &plan, rec, Duration::from_secs(5));
+        run_sender(target, &plan, rec, Duration::from_secs(5));
         let s = crate::recorder::snapshot(&[rec]);
         // ~10 rounds of 4 calls; allow slow CI machines a wide margin.
         assert!(s.sent >= 8 && s.sent <= 48, "sent {}", s.sent);

@@ -110,7 +110,10 @@ fn run(args: &Args) -> Result<(), String> {
 /// `--target mprpc`: providers from ZooKeeper or `--addr`, driven by the
 /// framework's `Channel` or by the engine (`--client raw`).
 fn run_mprpc(args: &Args, request: Bytes, expect_len: Option<usize>) -> Result<(), String> {
-    let target = mprpc_target::MprpcTarget::connect(args, request.clone(), expect_len)?;
+    // 'static: closed-loop completions start the next call themselves.
+    let target: &'static mprpc_target::MprpcTarget = Box::leak(Box::new(
+        mprpc_target::MprpcTarget::connect(args, request.clone(), expect_len)?,
+    ));
     target.probe()?;
     let endpoint = args
         .zk
@@ -138,7 +141,7 @@ fn run_mprpc(args: &Args, request: Bytes, expect_len: Option<usize>) -> Result<(
     };
     let names = target.describe.clone();
     let drain = args.timeout + Duration::from_secs(1);
-    let sender = |plan: &Plan, rec| run_sender(&target, plan, rec, drain);
+    let sender = |plan: &Plan, rec| run_sender(target, plan, rec, drain);
     let source = Source {
         endpoint,
         names,
