@@ -54,6 +54,8 @@ for tool in python3 redis-server redis-benchmark redis-cli; do
     command -v "$tool" >/dev/null || die "$tool not found (scripts/setup.sh installs it)"
 done
 
+# What the binaries are built from, before this script writes anything.
+git_state
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
     log "release build (loadgen with the tonic and volo servers, echo-provider)"
     cargo build --release -p loadgen --features tonic,volo
@@ -156,8 +158,8 @@ json.dump({
     "volo_thrift": locked("volo-thrift"),
     "redis_server": out("redis-server", "--version"),
     "redis_benchmark": out("redis-benchmark", "--version"),
-    "git_commit": out("git", "rev-parse", "--short", "HEAD"),
-    "git_dirty": out("git", "status", "--porcelain", "--untracked-files=no") != "",
+    "git_commit": os.environ["GIT_COMMIT"],
+    "git_dirty": os.environ["GIT_DIRTY"] == "true",
     "build_seconds": int(sys.argv[2]),
     "mem_total": next((l.split(":")[1].strip() for l in open("/proc/meminfo") if l.startswith("MemTotal")), "?"),
     "threads": {

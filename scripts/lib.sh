@@ -30,3 +30,16 @@ build_release() {
         [[ -x target/release/${spec##*:} ]] || die "target/release/${spec##*:} missing"
     done
 }
+
+# Sets GIT_COMMIT (short hash of HEAD) and GIT_DIRTY (true/false: tracked
+# files differ from it, results/ excluded since the scripts write there).
+# Call it before building, so it describes what the binaries are built from.
+git_state() {
+    GIT_COMMIT=$(git rev-parse --short HEAD)
+    if [[ -n $(git status --porcelain --untracked-files=no -- . ':(exclude)results') ]]; then
+        GIT_DIRTY=true
+    else
+        GIT_DIRTY=false
+    fi
+    export GIT_COMMIT GIT_DIRTY
+}

@@ -28,6 +28,7 @@ BIN=target/release
 OUT=results/PROFILE.md
 T0=$(date +%s)
 
+git_state
 build_release loadgen:loadgen mprpc-examples:echo-provider
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mprpc-profile.XXXXXX")
@@ -112,8 +113,8 @@ log "2/2: loadgen --client channel under $TOOL for ${SECS}s"
 CLIENT_CALLS=$(python3 -c 'import glob,json,sys; r=json.load(open(glob.glob(sys.argv[1]+"/*-client.json")[0])); print(r["completed"])' "$WORK")
 
 # --------------------------------------------------------- report
-COMMIT=$(git rev-parse --short HEAD)
-DIRTY=$([[ -n $(git status --porcelain --untracked-files=no) ]] && echo " (with uncommitted changes)" || true)
+COMMIT=$GIT_COMMIT
+DIRTY=$([[ $GIT_DIRTY == true ]] && echo " (with uncommitted changes)" || true)
 per_call() { python3 -c "import sys; a,b=sys.argv[1:]; print(f'{int(a)/max(1,int(b)):,.0f}' if a and b else 'n/a')" "$1" "$2"; }
 {
     echo "# Profile: where the instructions go (64-byte echo, pipelined)"

@@ -13,7 +13,7 @@ use clap::{Parser, ValueEnum};
 /// is measured from the request's intended send time, so a stalled server
 /// cannot hide its stall (coordinated omission corrected, as wrk2 does); the
 /// report says whether the target rate was held (send lag p99 ≤ 1 ms,
-/// nothing unsent, achieved within 1%). Closed loop (`--qps max`): every
+/// nothing unsent that was due over 1 ms before the end, achieved within 1%). Closed loop (`--qps max`): every
 /// connection keeps its window of calls outstanding, to find saturation.
 ///
 /// To drive a C++ mprpc provider in the seed's own format:

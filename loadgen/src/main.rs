@@ -297,8 +297,8 @@ fn measure(
 }
 
 /// Open loop: the rate is held when the measured send rate is within 1% of
-/// the target, nothing due was left unsent and the send lag's p99 is at
-/// most 1 ms. Closed loop has no rate target: held when nothing was left
+/// the target, nothing due more than 1 ms before the window's end was left
+/// unsent and the send lag's p99 is at most 1 ms. Closed loop has no rate target: held when nothing was left
 /// unanswered.
 fn target_held(target: Option<f64>, achieved: f64, s: &recorder::Snapshot) -> bool {
     let lag_p99 = if s.lag.is_empty() {
@@ -307,7 +307,11 @@ fn target_held(target: Option<f64>, achieved: f64, s: &recorder::Snapshot) -> bo
         s.lag.value_at_quantile(0.99)
     };
     match target {
-        Some(q) => achieved >= 0.99 * q && s.unsent == 0 && lag_p99 <= 1_000,
+        Some(q) => {
+            achieved >= 0.99 * q
+                && s.unsent_late == 0
+                && lag_p99 <= recorder::LAG_LIMIT.as_micros() as u64
+        }
         None => s.unanswered == 0,
     }
 }

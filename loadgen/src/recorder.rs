@@ -9,10 +9,13 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::Thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
+
+/// The send lag an open-loop run may show and still hold its target (p99).
+pub const LAG_LIMIT: Duration = Duration::from_millis(1);
 
 /// Latencies are recorded in microseconds, 3 significant digits, up to 10 min.
 pub const HIGHEST_US: u64 = 600_000_000;
@@ -76,6 +79,8 @@ pub struct Recorder {
     pub delayed: AtomicU64,
     /// Open loop: calls due in the window that never got a slot before it ended.
     pub unsent: AtomicU64,
+    /// Of those, the ones due more than [`LAG_LIMIT`] before the window end.
+    pub unsent_late: AtomicU64,
     pub in_flight: AtomicUsize,
     /// Set by the sender before it parks for a free slot.
     waiting: AtomicBool,
@@ -107,6 +112,7 @@ impl Recorder {
             sent: AtomicU64::new(0),
             delayed: AtomicU64::new(0),
             unsent: AtomicU64::new(0),
+            unsent_late: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             waiting: AtomicBool::new(false),
             sender,
@@ -138,16 +144,21 @@ impl Recorder {
 
     /// Calls due in the window that were never sent: each enters the
     /// latency histogram as `measure_to - intended`, a lower bound.
+    /// Those due more than [`LAG_LIMIT`] before the window ended also count
+    /// as `unsent_late`: a call due in the last instant of the window and
+    /// not sent yet is no later than the send lag a held target allows.
     pub fn on_unsent(&self, intended: impl Iterator<Item = Instant>) {
         let end = self.measure_to;
-        let mut n = 0;
+        let (mut n, mut late) = (0, 0);
         let mut h = self.hist.lock();
         for t in intended.filter(|&t| self.measured(t)) {
-            h.latency
-                .saturating_record(micros(end.saturating_duration_since(t)));
+            let waited = end.saturating_duration_since(t);
+            h.latency.saturating_record(micros(waited));
             n += 1;
+            late += u64::from(waited > LAG_LIMIT);
         }
         self.unsent.fetch_add(n, Ordering::Relaxed);
+        self.unsent_late.fetch_add(late, Ordering::Relaxed);
     }
 
     /// A sent call still unanswered when the run gave up at `at`: it enters
@@ -282,6 +293,7 @@ pub struct Snapshot {
     pub sent: u64,
     pub delayed: u64,
     pub unsent: u64,
+    pub unsent_late: u64,
     pub in_flight: u64,
 }
 
@@ -301,6 +313,7 @@ pub fn snapshot(recorders: &[&'static Recorder]) -> Snapshot {
         sent: 0,
         delayed: 0,
         unsent: 0,
+        unsent_late: 0,
         in_flight: 0,
     };
     for r in recorders {
@@ -324,6 +337,7 @@ pub fn snapshot(recorders: &[&'static Recorder]) -> Snapshot {
         s.sent += r.sent.load(Ordering::Relaxed);
         s.delayed += r.delayed.load(Ordering::Relaxed);
         s.unsent += r.unsent.load(Ordering::Relaxed);
+        s.unsent_late += r.unsent_late.load(Ordering::Relaxed);
         s.in_flight += r.in_flight.load(Ordering::Relaxed) as u64;
     }
     s
@@ -355,6 +369,17 @@ mod tests {
         assert!(s.latency.max() >= 999_000, "{}", s.latency.max());
         assert!(s.latency.min() >= 49_900, "{}", s.latency.min());
         assert!((1990..=2010).contains(&s.lag.max()), "lag {}", s.lag.max());
+    }
+
+    #[test]
+    fn only_calls_due_over_the_lag_limit_before_the_end_are_late() {
+        let t0 = Instant::now();
+        let end = t0 + Duration::from_millis(100);
+        let r = Recorder::new(t0, end, 1, std::thread::current());
+        let just_before = end - Duration::from_micros(200);
+        r.on_unsent([t0, just_before].into_iter());
+        let s = snapshot(&[r]);
+        assert_eq!((s.unsent, s.unsent_late), (2, 1));
     }
 
     #[test]

@@ -95,8 +95,9 @@ pub struct Report {
     pub achieved_qps: f64,
     /// Successful replies to measured calls per second of the window.
     pub ok_qps: f64,
-    /// Open loop: achieved within 1% of the target, nothing unsent, send
-    /// lag p99 ≤ 1 ms. Closed loop: nothing unanswered.
+    /// Open loop: achieved within 1% of the target, nothing unsent that was
+    /// due more than 1 ms before the window ended, send lag p99 ≤ 1 ms.
+    /// Closed loop: nothing unanswered.
     pub target_held: bool,
     /// Measured calls (intended inside the window) that were sent.
     pub sent: u64,
