@@ -277,9 +277,30 @@ pub struct ZkEnsemble {
 
 impl ZkEnsemble {
     /// Starts `n` servers (server.N=127.0.0.1:peer:election) and waits until
-    /// every one of them serves as leader or follower.
+    /// every one of them serves as leader or follower. Ports are picked as
+    /// in [`ZkServer::start`]; if one was taken meanwhile (a server exits),
+    /// the whole ensemble is retried on new ports.
     pub fn start(n: usize) -> ZkEnsemble {
-        let root = temp_dir("zk-ensemble");
+        let mut last = String::new();
+        for _ in 0..5 {
+            let root = temp_dir("zk-ensemble");
+            let mut nodes = Self::spawn_nodes(&root, n);
+            match Self::wait_all_serving(&mut nodes) {
+                Ok(()) => return ZkEnsemble { nodes, root },
+                Err(why) => {
+                    for node in &mut nodes {
+                        node.kill();
+                    }
+                    let _ = std::fs::remove_dir_all(&root);
+                    last = why;
+                }
+            }
+        }
+        panic!("ZooKeeper ensemble did not start in 5 attempts; last: {last}")
+    }
+
+    /// Configures and starts `n` servers on fresh free ports under `root`.
+    fn spawn_nodes(root: &Path, n: usize) -> Vec<Node> {
         let ports: Vec<(u16, u16, u16)> = (0..n)
             .map(|_| (free_port(), free_port(), free_port()))
             .collect();
@@ -301,15 +322,19 @@ impl ZkEnsemble {
         for node in &mut nodes {
             node.spawn();
         }
+        nodes
+    }
+
+    /// Waits until every node serves as leader or follower.
+    fn wait_all_serving(nodes: &mut [Node]) -> Result<(), String> {
         let deadline = Instant::now() + START_TIMEOUT;
-        for node in &mut nodes {
-            let mode = node.wait_serving(deadline);
-            assert!(
-                mode == "leader" || mode == "follower",
-                "unexpected ZooKeeper mode {mode}"
-            );
+        for node in nodes {
+            match node.try_serving(deadline)?.as_str() {
+                "leader" | "follower" => {}
+                mode => return Err(format!("unexpected ZooKeeper mode {mode}")),
+            }
         }
-        ZkEnsemble { nodes, root }
+        Ok(())
     }
 
     /// Every server: `127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3`.
