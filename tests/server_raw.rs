@@ -531,3 +531,39 @@ fn a_cancelled_pool_call_never_runs_and_its_reply_is_dropped() {
     server.shutdown();
     server.wait();
 }
+
+#[test]
+fn shutdown_past_the_grace_period_does_not_run_the_queued_pool_calls() {
+    mprpc::logging::init_for_tests();
+    let mut server = Server::with_options(ServerOptions {
+        reactor_threads: 1,
+        worker_threads: 1,
+        shutdown_grace: Duration::from_millis(100),
+        ..ServerOptions::default()
+    });
+    server.add_blocking_service(BlockingTest);
+    let server = server.start().expect("server starts");
+    // 100 calls of 30 ms each on one worker: 3 s of queued work.
+    let mut c = RawClient::connect(server.local_addr());
+    let mut out = BytesMut::new();
+    for id in 0..100 {
+        let head = RequestHead {
+            id,
+            timeout_ms: 0,
+            service: "BlockingTest",
+            method: "Slow",
+        };
+        encode_request(head, b"30", &mut out);
+    }
+    c.stream.write_all(&out).unwrap();
+    common::services::wait_slow_started(b"30", 1);
+    let began = Instant::now();
+    server.shutdown();
+    server.wait();
+    // The grace period, plus the one call already running; not the queue.
+    assert!(
+        began.elapsed() < Duration::from_millis(1500),
+        "shutdown took {:?}",
+        began.elapsed()
+    );
+}

@@ -63,7 +63,8 @@ impl JobSender {
     }
 }
 
-/// The pool's threads; `stop()` lets them finish the queue and exit.
+/// The pool's threads; `stop()` lets them finish the calls they are running,
+/// drops the queued ones and joins them.
 pub(crate) struct WorkerPool {
     queue: Arc<Queue>,
     threads: Vec<JoinHandle<()>>,
@@ -90,8 +91,23 @@ impl WorkerPool {
         }
     }
 
+    /// Called once the reactors are gone: every connection is closed, so
+    /// queued calls have nobody to answer (their callers were told the
+    /// connection closed) and are dropped unrun instead of holding up the
+    /// shutdown for as long as the queue takes.
     pub(crate) fn stop(self) {
-        self.queue.jobs.lock().stopping = true;
+        let dropped = {
+            let mut jobs = self.queue.jobs.lock();
+            jobs.stopping = true;
+            std::mem::take(&mut jobs.waiting)
+        };
+        if !dropped.is_empty() {
+            tracing::warn!(
+                calls = dropped.len(),
+                "shutdown: dropping blocking calls still queued (their connections are closed)"
+            );
+        }
+        drop(dropped);
         self.queue.ready.notify_all();
         for t in self.threads {
             let _ = t.join();
