@@ -176,12 +176,15 @@ cat >"$RAW/params.json" <<EOF
 {"rounds": $ROUNDS, "secs": $SECS, "warmup_s": $WARMUP, "connections": $CONNS, "depth": $DEPTH, "payload": $PAYLOAD, "reactors": $REACTORS}
 EOF
 
-COMMON=(--duration "${SECS}s" --warmup "${WARMUP}s" --payload "$PAYLOAD" --connections "$CONNS" --out-dir "$RAW")
+COMMON=(--duration "${SECS}s" --warmup "${WARMUP}s" --payload "$PAYLOAD" --out-dir "$RAW")
+# Connections per run (the single-call block sets LG_CONNS=1).
+LG_CONNS=$CONNS
 # system name -> loadgen arguments. Every system is driven by the engine,
 # except ours-channel (the framework's own client).
 declare -A TARGET=(
     [ours]="--target mprpc --client raw --addr 127.0.0.1:$OURS_PORT"
     [ours-channel]="--target mprpc --client channel --addr 127.0.0.1:$OURS_PORT"
+    [ours-blocking]="--target mprpc --client blocking --addr 127.0.0.1:$OURS_PORT"
     [volo]="--target volo --addr 127.0.0.1:$VOLO_PORT"
     [tonic]="--target tonic --addr 127.0.0.1:$TONIC_PORT"
     [redis]="--target redis --addr 127.0.0.1:$REDIS_PORT"
@@ -191,14 +194,17 @@ SYSTEMS=(ours volo tonic redis seed ours-channel)
 PIPELINED=(ours volo tonic redis ours-channel) # one call per connection: no pipelining
 RPC=(ours volo tonic ours-channel)
 N=0
-TOTAL=$((ROUNDS * (${#SYSTEMS[@]} + ${#PIPELINED[@]} + 3 * ${#SYSTEMS[@]} + ${#RPC[@]} + 2)))
+# One connection, one call at a time: the engine, the Channel's blocking
+# call, and redis through the engine (redis-benchmark -c 1 as cross-check).
+SINGLE=(ours ours-blocking redis)
+TOTAL=$((ROUNDS * (${#SYSTEMS[@]} + ${#PIPELINED[@]} + ${#SINGLE[@]} + 3 * ${#SYSTEMS[@]} + ${#RPC[@]} + 3)))
 lg() { # system label args...
     local sys=$1 label=$2
     shift 2
     N=$((N + 1))
     log "[$N/$TOTAL, $(($(date +%s) - T0))s] $label"
     # shellcheck disable=SC2086
-    run "$BIN/loadgen" ${TARGET[$sys]} "${COMMON[@]}" --label "$label" "$@" >"$WORK/last.txt" 2>&1 ||
+    run "$BIN/loadgen" ${TARGET[$sys]} "${COMMON[@]}" --connections "$LG_CONNS" --label "$label" "$@" >"$WORK/last.txt" 2>&1 ||
         { cat "$WORK/last.txt"; die "loadgen failed: $label"; }
     grep -E '^- rate|TARGET|target held' "$WORK/last.txt" | sed 's/^/    /' >&2 || true
 }
@@ -218,6 +224,13 @@ for r in $(seq 1 "$ROUNDS"); do
         >"$RAW/redis-benchmark-c1-r$r.csv"
     run redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -c "$CONNS" -n $((600000 * SECS)) -P "$DEPTH" -t ping --csv \
         >"$RAW/redis-benchmark-p$DEPTH-r$r.csv"
+    for s in "${SINGLE[@]}"; do
+        LG_CONNS=1 lg "$s" "single-$s-r$r" --qps max --in-flight 1
+    done
+    N=$((N + 1))
+    log "[$N/$TOTAL] redis-benchmark -c 1 cross-check"
+    run redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -c 1 -n $((15000 * SECS)) -t ping --csv \
+        >"$RAW/redis-benchmark-single-r$r.csv"
     loadavg "round $r closed-loop end"
 done
 

@@ -22,12 +22,13 @@ import sys
 NAMES = {
     "ours": "mprpc (ours), loadgen engine",
     "ours-channel": "mprpc (ours), its own `Channel` client",
+    "ours-blocking": "mprpc (ours), `Channel::call` (blocking)",
     "volo": "Volo (volo-thrift, framed binary)",
     "tonic": "tonic (gRPC)",
     "redis": "redis-server PING",
     "seed": "seed wire format → our provider (a connection per call)",
 }
-ORDER = ["ours", "ours-channel", "volo", "tonic", "redis", "seed"]
+ORDER = ["ours", "ours-channel", "ours-blocking", "volo", "tonic", "redis", "seed"]
 
 
 def load_runs(raw):
@@ -35,7 +36,7 @@ def load_runs(raw):
     runs = {}
     for path in sorted(glob.glob(os.path.join(raw, "*.json"))):
         data = json.load(open(path))
-        m = re.fullmatch(r"(c1|p\d+|open\d+|common)-(.+)-r(\d+)", data.get("label", ""))
+        m = re.fullmatch(r"(c1|p\d+|open\d+|common|single)-(.+)-r(\d+)", data.get("label", ""))
         if not m:
             continue
         data["file"] = os.path.basename(path)
@@ -121,8 +122,21 @@ def latency_goal(d, name, theirs, target):
     return (name, measured, ratio, target, "yes" if ratio[0] >= target else "**no**")
 
 
-def goals(d, depth):
-    rows = []
+def single_call_goal(d, rb):
+    """A blocking call's p50 on one connection against redis-benchmark -c 1's
+    PING p50: met when our worst run's p50 is at most their best run's."""
+    name = "single blocking call, one connection: p50 ≤ redis-benchmark `-c 1` PING p50"
+    o = [r["latency_us"]["p50"] for r in d.get("single", "ours-blocking")]
+    t = [r["p50"] for r in rb.get("single", [])]
+    if not o or not t:
+        return (name, "not run", None, 1.0, "n/a")
+    measured = f"{us(statistics.median(o))} vs {us(statistics.median(t))} (p50 medians of {len(o)} and {len(t)})"
+    ratio = (min(t) / max(o), statistics.median(t) / statistics.median(o))
+    return (name, measured, ratio, 1.0, "yes" if ratio[0] >= 1.0 else "**no**")
+
+
+def goals(d, depth, rb):
+    rows = [single_call_goal(d, rb)]
     for config, shape in (("c1", "1 call per connection"), (f"p{depth}", f"pipelined {depth} deep")):
         rows.append(throughput_goal(d, f"throughput ≥ 1.2× redis PING, same client ({shape})", config, "ours", "redis", 1.2))
         rows.append(throughput_goal(d, f"`Channel` ≥ 0.9× the engine against our server ({shape})", config, "ours-channel", "ours", 0.9))
@@ -212,7 +226,7 @@ def main(out_dir, md_path, readme):
     rb = load_redis_benchmark(raw)
     commands = open(os.path.join(raw, "commands.txt")).read().strip()
     loadavg = open(os.path.join(raw, "loadavg.txt")).read().strip()
-    rows = goals(d, depth)
+    rows = goals(d, depth, rb)
     th = env["threads"]
     rel = os.path.relpath(out_dir, os.path.dirname(md_path) or ".")
     dirty = " **with uncommitted changes**" if env.get("git_dirty") else ""
@@ -245,6 +259,19 @@ def main(out_dir, md_path, readme):
              "arrives; latency from the actual send of each call. The seed's format opens a TCP connection per call "
              f"({conns} at a time), as the seed's clients do.\n")
     L += saturation_table(d, params)
+    L.append("")
+    L.append("## One connection, one call at a time\n")
+    L.append("Closed loop on a single connection with one call outstanding: the round-trip latency of one call. "
+             "The blocking row is the seed's stub style (`Channel::call` parks the caller until the reply). "
+             "redis-benchmark `-c 1` is in the cross-check table below (row `single`).\n")
+    L.append("| system | calls/s median (min–max) | p50 median (min–max) | p99 median (min–max) | runs |")
+    L.append("|---|---|---|---|---|")
+    for sys_ in ORDER:
+        runs = d.get("single", sys_)
+        if runs:
+            p50 = [r["latency_us"]["p50"] for r in runs]
+            L.append(f"| {NAMES[sys_]} | {spread(d.qps('single', sys_), rate)} | {spread(p50, us)} | "
+                     f"{spread(d.p99('single', sys_), us)} | {len(runs)} |")
     L.append("")
     L.append("Cross-check: redis-benchmark, redis's own C client (its own latency stamping), PING_MBULK:\n")
     L.append("| shape | calls/s median (min–max) | p50 median | p99 median |")

@@ -110,9 +110,11 @@ pub struct Args {
     pub pin_providers: bool,
 
     /// mprpc: which client sends. `channel`: the framework's `Channel`, as
-    /// an application would. `raw`: loadgen's engine (one mio loop per
-    /// thread, a window per connection), the client every other target is
-    /// driven by, to compare servers on equal terms.
+    /// an application would (non-blocking calls). `blocking`: the `Channel`
+    /// with blocking `call`s, one at a time per sender thread (closed loop
+    /// only; the seed's stub style). `raw`: loadgen's engine (one mio loop
+    /// per thread, a window per connection), the client every other target
+    /// is driven by, to compare servers on equal terms.
     #[arg(long, value_enum, default_value_t = ClientKind::Channel)]
     pub client: ClientKind,
 
@@ -134,6 +136,7 @@ pub struct Args {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ClientKind {
     Channel,
+    Blocking,
     Raw,
 }
 

@@ -112,6 +112,24 @@ fn open_loop(
     }
 }
 
+/// `--client blocking`: until `plan.end`, one blocking call at a time on
+/// this thread's connections in turn (closed loop; latency from the send).
+pub fn run_blocking(
+    plan: &Plan,
+    rec: &'static Recorder,
+    connections: usize,
+    call: impl Fn(usize) -> Outcome,
+) {
+    let mut conn = plan.thread % connections;
+    while Instant::now() < plan.end {
+        let sent = Instant::now();
+        rec.on_sent(&[sent], sent);
+        let outcome = call(conn);
+        rec.on_done(conn, sent, sent, outcome);
+        conn = (conn + 1) % connections;
+    }
+}
+
 /// Sends one closed-loop call on `conn`; its completion sends the next,
 /// until `end`.
 fn chain<T: Target>(target: &'static T, conn: usize, end: Instant, rec: &'static Recorder) {

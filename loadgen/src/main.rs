@@ -23,7 +23,7 @@ use bytes::Bytes;
 use clap::Parser;
 
 use cli::{Args, ClientKind, TargetKind};
-use driver::{run_sender, Plan, Target};
+use driver::{run_blocking, run_sender, Plan, Target};
 use engine::EnginePlan;
 use protocol::Protocol;
 use recorder::{snapshot, Recorder};
@@ -141,14 +141,25 @@ fn run_mprpc(args: &Args, request: Bytes, expect_len: Option<usize>) -> Result<(
     };
     let names = target.describe.clone();
     let drain = args.timeout + Duration::from_secs(1);
-    let sender = |plan: &Plan, rec| run_sender(target, plan, rec, drain);
+    let blocking = args.client == ClientKind::Blocking;
+    if blocking && args.qps.fixed().is_some() {
+        return Err("--client blocking is closed loop only: use --qps max".into());
+    }
+    let connections = target.connections();
+    let sender = |plan: &Plan, rec| {
+        if blocking {
+            run_blocking(plan, rec, connections, |c| target.call_blocking(c))
+        } else {
+            run_sender(target, plan, rec, drain)
+        }
+    };
     let source = Source {
         endpoint,
         names,
         discovered,
         counted_per,
         request_bytes: request.len(),
-        client: "channel",
+        client: if blocking { "blocking" } else { "channel" },
         window: args.in_flight as usize,
     };
     measure(args, target.connections(), source, sender)

@@ -139,6 +139,29 @@ impl MprpcTarget {
     }
 }
 
+impl MprpcTarget {
+    /// One blocking call (`Channel::call`) on channel `conn`.
+    pub fn call_blocking(&self, conn: usize) -> Outcome {
+        let result = self.channels[conn].call(
+            &self.service,
+            &self.method,
+            self.request.clone(),
+            &self.options,
+            None,
+        );
+        outcome(result, self.expect_len)
+    }
+}
+
+/// A call's result as the recorder counts it.
+fn outcome(result: Result<Bytes, mprpc::Status>, expect: Option<usize>) -> Outcome {
+    match result {
+        Ok(reply) if expect.is_none_or(|n| reply.len() == n) => Outcome::Ok,
+        Ok(_) => Outcome::Err("BadReply".into()),
+        Err(status) => Outcome::Err(status.code().as_str().into()),
+    }
+}
+
 impl Target for MprpcTarget {
     fn connections(&self) -> usize {
         self.channels.len()
@@ -152,13 +175,7 @@ impl Target for MprpcTarget {
             &self.method,
             self.request.clone(),
             &self.options,
-            move |result| {
-                done(match result {
-                    Ok(reply) if expect.is_none_or(|n| reply.len() == n) => Outcome::Ok,
-                    Ok(_) => Outcome::Err("BadReply".into()),
-                    Err(status) => Outcome::Err(status.code().as_str().into()),
-                })
-            },
+            move |result| done(outcome(result, expect)),
         );
     }
 }
