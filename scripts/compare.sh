@@ -41,14 +41,7 @@ RAW=$OUT/raw
 BIN=target/release
 T0=$(date +%s)
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/mprpc-compare.XXXXXX")
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+scratch compare
 
 for tool in python3 redis-server redis-benchmark redis-cli; do
     command -v "$tool" >/dev/null || die "$tool not found (scripts/setup.sh installs it)"
@@ -74,7 +67,7 @@ rm -f "$OUT"/*.svg
 
 # Runs a command and records it verbatim.
 run() { printf '%s\n' "$*" >>"$RAW/commands.txt"; "$@"; }
-# Starts a server in the background (its own pid in PIDS, so cleanup stops
+# Starts a server in the background (its own pid in PIDS, so the scratch cleanup stops
 # it) and records the command.
 start_bg() {
     printf '%s\n' "$*" >>"$RAW/commands.txt"
@@ -82,13 +75,6 @@ start_bg() {
     PIDS+=($!)
 }
 loadavg() { printf '%s %s\n' "$1" "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RAW/loadavg.txt"; }
-wait_port() {
-    for _ in $(seq 1 200); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    return 1
-}
 json_field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
 median_qps() { # label pattern -> median achieved_qps of the matching runs
     python3 - "$RAW" "$1" <<'PY'

@@ -43,3 +43,26 @@ git_state() {
     fi
     export GIT_COMMIT GIT_DIRTY
 }
+
+# A scratch folder in $WORK, and PIDS for background processes: both are
+# cleaned up (processes stopped, folder removed) when the script exits.
+scratch() {
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/mprpc-$1.XXXXXX")
+    PIDS=()
+    trap stop_scratch EXIT
+}
+stop_scratch() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+
+# Waits up to SECONDS (default 10) for a listener on 127.0.0.1:PORT.
+wait_port() { # port [seconds]
+    local tries=$((${2:-10} * 20))
+    for _ in $(seq 1 "$tries"); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    return 1
+}

@@ -31,14 +31,7 @@ T0=$(date +%s)
 git_state
 build_release loadgen:loadgen mprpc-examples:echo-provider
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/mprpc-profile.XXXXXX")
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+scratch profile
 
 if perf stat -x, -e instructions true 2>&1 | grep -q '^[0-9]'; then
     TOOL=perf
@@ -57,13 +50,6 @@ log_dir=$WORK/logs
 reactor_threads=$REACTORS
 EOF
     echo "$WORK/echo-$1.conf"
-}
-wait_port() {
-    for _ in $(seq 1 600); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
 }
 # Replaces the (sub)shell with "$@" under the profiler, writing its data
 # to $WORK/$name.*; call it in a subshell or in the background.
@@ -97,7 +83,7 @@ log "1/2: echo-provider under $TOOL, loaded by the engine for ${SECS}s"
 profiled server "$BIN/echo-provider" -i "$(provider_conf "$PORT")" >"$WORK/server.log" 2>&1 &
 SERVER=$!
 PIDS+=($SERVER)
-wait_port "$PORT" || { cat "$WORK/server.log"; die "echo-provider did not start"; }
+wait_port "$PORT" 60 || { cat "$WORK/server.log"; die "echo-provider did not start"; }
 "$BIN/loadgen" --addr "127.0.0.1:$PORT" --client raw --label server "${LOADGEN_ARGS[@]}" >"$WORK/server-load.txt"
 kill -INT "$SERVER"
 wait "$SERVER" || true

@@ -11,13 +11,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use mprpc::client::Channel;
-use mprpc::codec::{encode_request, RequestHead};
 use mprpc::server::{Server, ServerHandle, ServerOptions};
 use mprpc::CallOptions;
 
 mod common;
+use common::frames::request_batch;
 use common::services::{BlockingTest, TestService};
 
 const RUN_FOR: Duration = Duration::from_secs(3);
@@ -141,16 +141,7 @@ fn well_behaved_calls_succeed_while_others_misbehave() {
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_write_timeout(Some(Duration::from_millis(200)))
             .unwrap();
-        let mut batch = BytesMut::new();
-        for id in 0..64 {
-            let head = RequestHead {
-                id,
-                timeout_ms: 0,
-                service: "Test",
-                method: "Echo",
-            };
-            encode_request(head, &[7u8; 4096], &mut batch);
-        }
+        let batch = request_batch("Test", "Echo", (0..64).map(|id| (id, &[7u8; 4096][..])));
         while !stop.load(Ordering::Relaxed) {
             match s.write(&batch) {
                 Ok(n) => {

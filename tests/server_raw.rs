@@ -11,20 +11,29 @@ use mprpc::server::{Server, ServerHandle, ServerOptions};
 use mprpc::Code;
 
 mod common;
+use common::frames::request_batch;
 use common::services::{BlockingTest, TestService, Tracked};
 
-fn start(max_frame: usize) -> ServerHandle {
+/// A server with `options` and the test services (`Test` inline,
+/// `BlockingTest` on the pool), not started yet.
+fn server_with(options: ServerOptions) -> Server {
     mprpc::logging::init_for_tests();
-    let mut server = Server::with_options(ServerOptions {
+    let mut server = Server::with_options(options);
+    server.add_service(TestService);
+    server.add_blocking_service(BlockingTest);
+    server
+}
+
+fn start(max_frame: usize) -> ServerHandle {
+    server_with(ServerOptions {
         reactor_threads: 2,
         worker_threads: 4,
         max_frame_size: max_frame,
         frame_timeout: Some(Duration::from_millis(500)),
         ..ServerOptions::default()
-    });
-    server.add_service(TestService);
-    server.add_blocking_service(BlockingTest);
-    server.start().expect("server starts")
+    })
+    .start()
+    .expect("server starts")
 }
 
 struct RawClient {
@@ -190,20 +199,12 @@ fn an_oversized_request_is_answered_alone_and_garbage_closes_only_its_connection
     // One write: a small call, an oversized one, another small one. The big
     // one gets ResourceExhausted; its body is skipped; the others are answered.
     let mut big = RawClient::connect(server.local_addr());
-    let mut out = BytesMut::new();
-    for (id, payload) in [
-        (1, vec![1u8; 10]),
-        (2, vec![7u8; 200_000]),
-        (3, vec![3u8; 10]),
-    ] {
-        let head = RequestHead {
-            id,
-            timeout_ms: 0,
-            service: "Test",
-            method: "Echo",
-        };
-        encode_request(head, &payload, &mut out);
-    }
+    let (small, huge) = (vec![1u8; 10], vec![7u8; 200_000]);
+    let out = request_batch(
+        "Test",
+        "Echo",
+        [(1, &small[..]), (2, &huge[..]), (3, &small[..])],
+    );
     big.stream.write_all(&out).unwrap();
     let mut replies: Vec<_> = (0..3).map(|_| big.recv().expect("a reply")).collect();
     replies.sort_by_key(|r| r.id);
@@ -402,14 +403,13 @@ fn half_a_frame_then_silence_is_closed_by_the_frame_timer() {
 
 #[test]
 fn idle_connections_are_closed_busy_ones_are_not() {
-    mprpc::logging::init_for_tests();
-    let mut server = Server::with_options(ServerOptions {
+    let server = server_with(ServerOptions {
         reactor_threads: 1,
         idle_timeout: Some(Duration::from_millis(300)),
         ..ServerOptions::default()
-    });
-    server.add_service(TestService);
-    let server = server.start().unwrap();
+    })
+    .start()
+    .expect("server starts");
     let mut idle = RawClient::connect(server.local_addr());
     let mut busy = RawClient::connect(server.local_addr());
     assert_eq!(idle.call(1, "Test", "Echo", b"once").code, Code::Ok);
@@ -425,14 +425,13 @@ fn idle_connections_are_closed_busy_ones_are_not() {
 
 #[test]
 fn connection_limit_refuses_cleanly() {
-    mprpc::logging::init_for_tests();
-    let mut server = Server::with_options(ServerOptions {
+    let server = server_with(ServerOptions {
         reactor_threads: 1,
         max_connections: 2,
         ..ServerOptions::default()
-    });
-    server.add_service(TestService);
-    let server = server.start().unwrap();
+    })
+    .start()
+    .expect("server starts");
     let mut a = RawClient::connect(server.local_addr());
     let mut b = RawClient::connect(server.local_addr());
     assert_eq!(a.call(1, "Test", "Echo", b"a").code, Code::Ok);
@@ -496,14 +495,12 @@ fn a_slow_reader_gets_every_reply_once_it_reads() {
 
 #[test]
 fn a_cancelled_pool_call_never_runs_and_its_reply_is_dropped() {
-    mprpc::logging::init_for_tests();
-    let mut server = Server::with_options(ServerOptions {
+    let mut server = server_with(ServerOptions {
         reactor_threads: 1,
         worker_threads: 1,
         ..ServerOptions::default()
     });
     let (tracked, runs) = Tracked::new();
-    server.add_blocking_service(BlockingTest);
     server.add_blocking_service(tracked);
     let server = server.start().unwrap();
     let mut c = RawClient::connect(server.local_addr());
@@ -534,27 +531,17 @@ fn a_cancelled_pool_call_never_runs_and_its_reply_is_dropped() {
 
 #[test]
 fn shutdown_past_the_grace_period_does_not_run_the_queued_pool_calls() {
-    mprpc::logging::init_for_tests();
-    let mut server = Server::with_options(ServerOptions {
+    let server = server_with(ServerOptions {
         reactor_threads: 1,
         worker_threads: 1,
         shutdown_grace: Duration::from_millis(100),
         ..ServerOptions::default()
-    });
-    server.add_blocking_service(BlockingTest);
-    let server = server.start().expect("server starts");
+    })
+    .start()
+    .expect("server starts");
     // 100 calls of 30 ms each on one worker: 3 s of queued work.
     let mut c = RawClient::connect(server.local_addr());
-    let mut out = BytesMut::new();
-    for id in 0..100 {
-        let head = RequestHead {
-            id,
-            timeout_ms: 0,
-            service: "BlockingTest",
-            method: "Slow",
-        };
-        encode_request(head, b"30", &mut out);
-    }
+    let out = request_batch("BlockingTest", "Slow", (0..100).map(|id| (id, &b"30"[..])));
     c.stream.write_all(&out).unwrap();
     common::services::wait_slow_started(b"30", 1);
     let began = Instant::now();

@@ -18,9 +18,11 @@ use std::time::{Duration, Instant};
 #[allow(dead_code)]
 mod zk;
 
-use bytes::BytesMut;
+/// Raw request frames, shared with the root crate's tests.
+#[path = "../../tests/common/frames.rs"]
+mod frames;
+
 use mprpc::client::{Channel, ChannelOptions};
-use mprpc::codec::{encode_request, RequestHead};
 use mprpc::registry::ZkDiscover;
 use mprpc::{CallOptions, Code, Config, Discover};
 use mprpc_examples::bench::{EchoRequest, EchoServiceStub};
@@ -88,16 +90,11 @@ fn never_reading_peer(addr: SocketAddr, stop: Arc<AtomicBool>) -> std::thread::J
             return;
         };
         let _ = s.set_write_timeout(Some(Duration::from_millis(100)));
-        let mut batch = BytesMut::new();
-        for id in 0..64 {
-            let head = RequestHead {
-                id,
-                timeout_ms: 0,
-                service: "EchoService",
-                method: "Echo",
-            };
-            encode_request(head, &[7u8; 4096], &mut batch);
-        }
+        let batch = frames::request_batch(
+            "EchoService",
+            "Echo",
+            (0..64).map(|id| (id, &[7u8; 4096][..])),
+        );
         while !stop.load(Ordering::Relaxed) {
             if s.write_all(&batch).is_err() {
                 std::thread::sleep(Duration::from_millis(20));

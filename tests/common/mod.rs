@@ -3,6 +3,7 @@
 // `pub` so every test crate that declares `mod common` can reach them.
 #![allow(unreachable_pub)]
 
+pub mod frames;
 pub mod helper_process;
 pub mod services;
 pub mod zk;
