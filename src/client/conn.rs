@@ -30,16 +30,24 @@ const READ_BATCH: usize = 256 * 1024;
 /// Room made in the read buffer before each read.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// A request written into the output before the connect finished.
+/// A request as the driver routed it: enough to route it again elsewhere
+/// if the connect it waits for fails.
 #[derive(Debug)]
-pub(crate) struct Queued {
+pub(crate) struct Routed {
     pub id: u64,
-    pub frame: Range<usize>,
     pub deadline: Option<Instant>,
     pub endpoints: Arc<[Endpoint]>,
     pub hash_key: Option<u64>,
     /// Connection attempts this call has used so far.
     pub attempts: u32,
+}
+
+/// A request written into the output before the connect finished, and
+/// where its frame sits there.
+#[derive(Debug)]
+pub(crate) struct Queued {
+    pub call: Routed,
+    pub frame: Range<usize>,
 }
 
 /// What a non-blocking connect has come to.
@@ -139,7 +147,7 @@ impl ProviderConn {
         self.connecting_until = None;
         let queued = std::mem::take(&mut self.queued);
         for q in &queued {
-            if let Some(deadline) = q.deadline {
+            if let Some(deadline) = q.call.deadline {
                 set_request_timeout(
                     &mut self.io.output()[q.frame.clone()],
                     budget_ms(deadline, now),
@@ -150,7 +158,7 @@ impl ProviderConn {
 
     /// Appends call `id`'s request frame, with its remaining budget as of
     /// `now`. While connecting, remembers where it is for a retry elsewhere.
-    pub(crate) fn push_request(&mut self, frame: &[u8], call: Queued, now: Instant) {
+    pub(crate) fn push_request(&mut self, frame: &[u8], call: Routed, now: Instant) {
         let out = self.io.output();
         let start = out.len();
         out.extend_from_slice(frame);
@@ -161,8 +169,8 @@ impl ProviderConn {
         self.inflight += 1;
         if !self.is_open() {
             self.queued.push(Queued {
+                call,
                 frame: start..end,
-                ..call
             });
         }
     }

@@ -104,11 +104,9 @@ impl Transport {
                     return Ok(turn);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if turn.bytes > 0 => {
-                    // Let the caller decode what arrived; the error repeats.
-                    let _ = e;
-                    return Ok(turn);
-                }
+                // Let the caller decode what arrived; the error repeats on
+                // the next read.
+                Err(_) if turn.bytes > 0 => return Ok(turn),
                 Err(e) => return Err(e),
             }
         }

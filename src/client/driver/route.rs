@@ -10,7 +10,7 @@ use std::sync::Arc;
 use mio::Token;
 
 use super::{far_or, Driver, Pending, NO_CONN};
-use crate::client::conn::{ProviderConn, Queued};
+use crate::client::conn::{ProviderConn, Queued, Routed};
 use crate::client::legacy::{self, LegacyCall};
 use crate::client::queue::{Command, NewCall};
 use crate::codec::{request_service, WireFormat};
@@ -27,6 +27,11 @@ pub(super) struct Route {
 
 impl Driver {
     pub(super) fn drain_queue(&mut self) {
+        // Read without the lock: a command pushed after this is seen before
+        // the driver sleeps (see `Shared::going_to_sleep`).
+        if !self.shared.has_work() {
+            return;
+        }
         let mut batch = std::mem::take(&mut self.spare);
         self.shared.take(&mut batch);
         for command in batch.commands.drain(..) {
@@ -186,9 +191,8 @@ impl Driver {
             return;
         };
         pending.conn = key;
-        let call = Queued {
+        let call = Routed {
             id,
-            frame: 0..0,
             deadline: pending.deadline,
             endpoints: route.endpoints,
             hash_key: route.hash_key,
@@ -255,21 +259,21 @@ impl Driver {
         // Detach first: the closed connection's key may be reused by a
         // connection the retries below open, and must not be charged.
         for q in &queued {
-            if let Some(pending) = self.pending.get_mut(&q.id) {
+            if let Some(pending) = self.pending.get_mut(&q.call.id) {
                 pending.conn = NO_CONN;
             }
         }
-        for q in queued {
-            if !self.pending.contains_key(&q.id) {
+        for Queued { call, frame } in queued {
+            if !self.pending.contains_key(&call.id) {
                 continue;
             }
             let route = Route {
-                endpoints: q.endpoints,
-                hash_key: q.hash_key,
-                failures: q.attempts + 1,
+                endpoints: call.endpoints,
+                hash_key: call.hash_key,
+                failures: call.attempts + 1,
                 last_error: Some(reason.to_owned()),
             };
-            self.route(q.id, &frames[q.frame], route);
+            self.route(call.id, &frames[frame], route);
         }
     }
 
