@@ -10,7 +10,9 @@
 //! * `net` — socket plumbing both sides share: `Transport` (one
 //!   non-blocking connection: socket, read and write buffers, writable
 //!   interest) and `FlushList` (the connections to flush once per loop turn).
-//! * [`service`] — the contract generated service code implements.
+//! * [`service`] — the contract generated service code implements;
+//!   [`reflection`] — the built-in `mprpc.Reflection` service every server
+//!   adds, listing its services and serving their schemas.
 //! * [`server`] — the provider's TCP server. `acceptor` deals connections to
 //!   the reactors; `reactor/` is one event loop (`mod`), reading under
 //!   backpressure (`read`), idle and slow-frame deadlines (`deadlines`) and
@@ -72,6 +74,7 @@ mod endpoint;
 pub mod logging;
 mod net;
 pub mod provider;
+pub mod reflection;
 #[cfg(feature = "zookeeper")]
 pub mod registry;
 pub mod server;
@@ -86,7 +89,7 @@ pub use config::{Config, ConfigError};
 pub use controller::{CallOptions, CancelHandle, Controller};
 pub use discovery::{Discover, Endpoint, StaticDiscover, WireFormat};
 pub use provider::{ProviderHandle, RpcProvider};
-pub use service::{CallContext, Service};
+pub use service::{CallContext, Schema, Service};
 pub use status::{Code, Status};
 
 /// Everything a provider or consumer `main` uses, in one `use`:

@@ -23,10 +23,20 @@
 //! (`::mprpc::...`) and to prost/bytes through `::mprpc::__private`, so a
 //! user crate needs no extra dependency for the glue. Comments in the
 //! `.proto` become doc comments.
+//!
+//! Given the compiled `FileDescriptorSet` ([`MprpcServiceGenerator::file_descriptor_set`],
+//! which [`crate::Builder`] always passes), each `...Server<T>` also embeds
+//! the descriptors of its service's file and of every file it imports
+//! (`FILE_DESCRIPTOR_SET`, source comments stripped) and returns them from
+//! `Service::schema`, so every provider can serve them through the built-in
+//! `mprpc.Reflection` service.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
+use prost::Message as _;
 use prost_build::{Comments, Method, Service};
+use prost_types::{FileDescriptorProto, FileDescriptorSet};
 
 /// Where the generated code finds its runtime.
 const MPRPC: &str = "::mprpc";
@@ -44,6 +54,8 @@ pub struct MprpcServiceGenerator {
     full_names: bool,
     /// Services (`package.Service`) that use their full wire name.
     full_name_services: Vec<String>,
+    /// Every compiled file, to embed each service's descriptors.
+    descriptors: Option<Arc<FileDescriptorSet>>,
 }
 
 impl Default for MprpcServiceGenerator {
@@ -53,6 +65,7 @@ impl Default for MprpcServiceGenerator {
             build_client: true,
             full_names: false,
             full_name_services: Vec::new(),
+            descriptors: None,
         }
     }
 }
@@ -91,6 +104,21 @@ impl MprpcServiceGenerator {
         self
     }
 
+    /// The compiled files (with their imports), so each `...Server<T>`
+    /// embeds its service's descriptors for reflection. Without it the
+    /// servers have no schema (`Service::schema` is `None`).
+    pub fn file_descriptor_set(mut self, files: FileDescriptorSet) -> Self {
+        self.descriptors = Some(Arc::new(files));
+        self
+    }
+
+    /// The encoded descriptors `service` needs, if the files are known.
+    fn schema_bytes(&self, service: &Service) -> Option<Vec<u8>> {
+        let files = self.descriptors.as_deref()?;
+        let set = service_files(files, &service.package, &service.proto_name)?;
+        Some(set.encode_to_vec())
+    }
+
     /// The name `service` is served and registered under.
     fn wire_name(&self, service: &Service) -> String {
         let full = full_proto_name(service);
@@ -121,12 +149,72 @@ impl prost_build::ServiceGenerator for MprpcServiceGenerator {
         let wire = self.wire_name(&service);
         if self.build_server {
             write_trait(&service, buf);
-            write_server(&service, &wire, buf);
+            let schema = self.schema_bytes(&service);
+            write_server(&service, &wire, schema.as_deref(), buf);
         }
         if self.build_client {
             write_stub(&service, &wire, buf);
         }
     }
+}
+
+/// The file that defines `package.service` and every file it imports,
+/// imports first, without source comments; `None` if no file defines it.
+fn service_files(
+    files: &FileDescriptorSet,
+    package: &str,
+    service: &str,
+) -> Option<FileDescriptorSet> {
+    let by_name = |name: &str| files.file.iter().find(|f| f.name() == name);
+    let home = files
+        .file
+        .iter()
+        .find(|f| f.package() == package && f.service.iter().any(|s| s.name() == service))?;
+    let mut order: Vec<&FileDescriptorProto> = Vec::new();
+    // Depth-first, dependencies before dependents, each file once.
+    fn visit<'a>(
+        file: &'a FileDescriptorProto,
+        by_name: &dyn Fn(&str) -> Option<&'a FileDescriptorProto>,
+        order: &mut Vec<&'a FileDescriptorProto>,
+    ) {
+        if order.iter().any(|f| f.name() == file.name()) {
+            return;
+        }
+        for dep in &file.dependency {
+            if let Some(dep) = by_name(dep) {
+                visit(dep, by_name, order);
+            }
+        }
+        order.push(file);
+    }
+    visit(home, &by_name, &mut order);
+    let file = order
+        .into_iter()
+        .map(|f| FileDescriptorProto {
+            source_code_info: None,
+            ..f.clone()
+        })
+        .collect();
+    Some(FileDescriptorSet { file })
+}
+
+/// `bytes` as a Rust byte string literal body: printable ASCII as is, the
+/// rest escaped.
+fn byte_string(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        match b {
+            b'"' | b'\\' => {
+                out.push('\\');
+                out.push(b as char);
+            }
+            0x20..=0x7e => out.push(b as char),
+            _ => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+    }
+    out
 }
 
 /// `r#type` -> `type`, so we can build `type_async` etc. from it.
@@ -191,10 +279,29 @@ fn write_trait(service: &Service, buf: &mut String) {
     buf.push_str("}\n");
 }
 
-/// `XServer<T>`: the dispatch glue the framework calls.
-fn write_server(service: &Service, wire: &str, buf: &mut String) {
+/// `XServer<T>`: the dispatch glue the framework calls; with `schema`
+/// (encoded descriptors) it also answers `Service::schema`.
+fn write_server(service: &Service, wire: &str, schema: Option<&[u8]>, buf: &mut String) {
     let name = &service.name;
     let server = format!("{name}Server");
+    let (schema_const, schema_fn) = match schema {
+        Some(bytes) => (
+            format!(
+                "    /// The encoded `FileDescriptorSet` of `{full}` and its imports, served by reflection.\n    \
+                 pub const FILE_DESCRIPTOR_SET: &'static [u8] = b\"{bytes}\";\n\n",
+                full = full_proto_name(service),
+                bytes = byte_string(bytes),
+            ),
+            format!(
+                "\n    fn schema(&self) -> ::core::option::Option<{MPRPC}::service::Schema> {{\n        \
+                 ::core::option::Option::Some({MPRPC}::service::Schema {{\n            \
+                 proto_name: {full:?},\n            \
+                 file_descriptor_set: Self::FILE_DESCRIPTOR_SET,\n        }})\n    }}\n",
+                full = full_proto_name(service),
+            ),
+        ),
+        None => (String::new(), String::new()),
+    };
     let method_names: Vec<String> = service
         .methods
         .iter()
@@ -218,7 +325,7 @@ impl<T: {name}> {server}<T> {{
     pub const SERVICE_NAME: &'static str = {wire:?};
     /// The `.proto` names of its methods.
     pub const METHODS: &'static [&'static str] = &[{methods}];
-
+{schema_const}
     pub fn new(inner: T) -> Self {{
         Self::from_arc(::std::sync::Arc::new(inner))
     }}
@@ -241,7 +348,7 @@ impl<T: {name}> {MPRPC}::Service for {server}<T> {{
     fn methods(&self) -> &'static [&'static str] {{
         Self::METHODS
     }}
-
+{schema_fn}
     fn call(
         &self,
         method: &str,
@@ -547,6 +654,76 @@ mod tests {
         assert_eq!(with_docs, 2);
         assert_eq!(code.matches("never block in it").count(), 2);
         assert_eq!(code.matches("Dropping it").count(), 2);
+    }
+
+    /// `common.proto` (ResultCode), `user.proto` (imports it, defines the
+    /// service) and an unrelated `other.proto`.
+    fn user_files() -> FileDescriptorSet {
+        use prost_types::{DescriptorProto, ServiceDescriptorProto, SourceCodeInfo};
+        let message = |name: &str| DescriptorProto {
+            name: Some(name.into()),
+            ..Default::default()
+        };
+        let file = |name: &str, deps: &[&str], messages: &[&str]| FileDescriptorProto {
+            name: Some(name.into()),
+            package: Some("fixbug".into()),
+            dependency: deps.iter().map(|d| (*d).to_owned()).collect(),
+            message_type: messages.iter().map(|m| message(m)).collect(),
+            source_code_info: Some(SourceCodeInfo::default()),
+            ..Default::default()
+        };
+        let mut user = file("user.proto", &["common.proto"], &["LoginRequest"]);
+        user.service.push(ServiceDescriptorProto {
+            name: Some("UserServiceRpc".into()),
+            ..Default::default()
+        });
+        FileDescriptorSet {
+            file: vec![
+                file("other.proto", &[], &["Other"]),
+                user,
+                file("common.proto", &[], &["ResultCode"]),
+            ],
+        }
+    }
+
+    #[test]
+    fn a_service_embeds_its_file_and_imports_without_comments() {
+        let set = service_files(&user_files(), "fixbug", "UserServiceRpc").unwrap();
+        let names: Vec<&str> = set.file.iter().map(|f| f.name()).collect();
+        assert_eq!(
+            names,
+            ["common.proto", "user.proto"],
+            "imports first, others left out"
+        );
+        assert!(set.file.iter().all(|f| f.source_code_info.is_none()));
+        assert!(service_files(&user_files(), "other", "UserServiceRpc").is_none());
+
+        let mut generator = MprpcServiceGenerator::new().file_descriptor_set(user_files());
+        let code = generate(&mut generator, user_service());
+        syn::parse_str::<syn::File>(&code).unwrap_or_else(|e| panic!("{e}\n{code}"));
+        assert!(code.contains("pub const FILE_DESCRIPTOR_SET: &'static [u8] = b\""));
+        assert!(code.contains("proto_name: \"fixbug.UserServiceRpc\""));
+        // Without the files there is nothing to embed: the default `schema()`.
+        let plain = generate(&mut MprpcServiceGenerator::new(), user_service());
+        assert!(!plain.contains("FILE_DESCRIPTOR_SET") && !plain.contains("fn schema"));
+    }
+
+    #[test]
+    fn embedded_bytes_are_a_valid_rust_byte_string() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        let code = format!("const B: &[u8] = b\"{}\";", byte_string(&bytes));
+        let file: syn::File = syn::parse_str(&code).unwrap();
+        let syn::Item::Const(item) = &file.items[0] else {
+            panic!("{code}")
+        };
+        let syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::ByteStr(lit),
+            ..
+        }) = &*item.expr
+        else {
+            panic!("{code}")
+        };
+        assert_eq!(lit.value(), bytes);
     }
 
     #[test]

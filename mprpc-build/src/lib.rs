@@ -27,6 +27,11 @@
 //!
 //! Proto `bytes` fields become `bytes::Bytes` by default, so decoding a
 //! request slices the received frame instead of copying it.
+//!
+//! Each `...Server<T>` embeds its service's `FileDescriptorSet`
+//! (`FILE_DESCRIPTOR_SET`), which every provider serves through the
+//! built-in `mprpc.Reflection` service: tools such as the `mprpc`
+//! command-line client learn the schema from the running provider.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -203,7 +208,8 @@ impl Builder {
             MprpcServiceGenerator::new()
                 .build_server(self.build_server)
                 .build_client(self.build_client)
-                .full_service_names(self.full_service_names),
+                .full_service_names(self.full_service_names)
+                .file_descriptor_set(fds.clone()),
             |generator, service| generator.full_service_name(service),
         );
         config.service_generator(Box::new(generator));
@@ -294,6 +300,9 @@ service Pinger {
         assert!(code.contains("pub const SERVICE_NAME: &'static str = \"Pinger\";"));
         assert!(code.contains("/// Answers pings."));
         assert!(code.contains("/// Sends the payload back."));
+        // The schema reflection serves is embedded.
+        assert!(code.contains("pub const FILE_DESCRIPTOR_SET: &'static [u8]"));
+        assert!(code.contains("proto_name: \"demo.v1.Pinger\""));
     }
 
     #[test]

@@ -164,8 +164,12 @@ impl Server {
         let local_addr = listener.local_addr()?;
         let shared = Arc::new(ServerShared::new());
 
-        let metrics = Arc::new(MetricsRegistry::new(self.services.method_names()));
-        let table = Arc::new(self.services);
+        // Reflection is built in: served, but not listed (nor registered).
+        let published = self.services.describe();
+        let mut services = self.services;
+        services.add_reflection();
+        let metrics = Arc::new(MetricsRegistry::new(services.method_names()));
+        let table = Arc::new(services);
         let reactor_count = self.options.reactor_threads.max(1);
         let mut reactors = Vec::with_capacity(reactor_count);
         let mut threads = Vec::new();
@@ -200,7 +204,7 @@ impl Server {
         Ok(ServerHandle {
             inner: Arc::new(HandleInner {
                 local_addr,
-                services: table.describe(),
+                services: published,
                 metrics,
                 shared,
                 reactors,

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::reflection::{self, Reflection};
 use crate::service::{Service, ServiceInfo};
 
 /// A published service and where its handlers run.
@@ -64,6 +65,16 @@ impl ServiceTable {
         self.list.retain(|(n, _)| *n != name);
         self.list.push((name.clone(), entry.clone()));
         self.by_name.insert(name, entry);
+    }
+
+    /// Adds the built-in `mprpc.Reflection` over the services published so
+    /// far, unless a service of that name is published already.
+    pub(crate) fn add_reflection(&mut self) {
+        if self.get(reflection::SERVICE_NAME.as_bytes()).is_some() {
+            return;
+        }
+        let reflection = Reflection::new(self.list.iter().map(|(_, e)| &*e.service));
+        self.insert(Arc::new(reflection), false);
     }
 
     /// (service, method) for each metrics id.
