@@ -21,6 +21,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::balance::LoadBalance;
+use crate::server::{ConcurrencyLimiter, MaxConcurrency};
 
 /// A configuration error, pointing at the offending file, line and key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +138,14 @@ pub struct Config {
     /// above which the server stops reading from it (a peer that never
     /// reads costs at most about this much).
     pub write_high_water: usize,
+    /// `concurrency_limiter`: `auto` gives every method of a blocking
+    /// service without a fixed limit an adaptive concurrency limit; `off`
+    /// (default) gives none.
+    pub concurrency_limiter: ConcurrencyLimiter,
+    /// `max_concurrency`: fixed per-method limits on calls running or
+    /// queued at once (`100`, or `Service.Method:50, *:100`; `0`: none).
+    /// Calls over a limit are answered `Overloaded` without running.
+    pub max_concurrency: MaxConcurrency,
     /// `load_balance`: how a consumer spreads calls over providers:
     /// round_robin, random, least_outstanding or consistent_hash.
     pub load_balance: LoadBalance,
@@ -180,6 +189,8 @@ impl Default for Config {
             frame_timeout: Some(Duration::from_secs(10)),
             listen_backlog: 4096,
             write_high_water: 4 * 1024 * 1024,
+            concurrency_limiter: ConcurrencyLimiter::Off,
+            max_concurrency: MaxConcurrency::default(),
             load_balance: LoadBalance::RoundRobin,
             call_timeout: Duration::from_secs(5),
             client_io_threads: 1,
@@ -327,6 +338,8 @@ pub const KEYS: &[(&str, KeySetter)] = &[
     key!("frame_timeout_ms" => frame_timeout: optional_millis),
     key!("write_high_water_bytes" => write_high_water: positive),
     key!("listen_backlog" => listen_backlog: number),
+    key!("concurrency_limiter" => concurrency_limiter: str::parse),
+    key!("max_concurrency" => max_concurrency: str::parse),
     key!("load_balance" => load_balance: load_balance),
     key!("call_timeout_ms" => call_timeout: millis),
     key!("client_io_threads" => client_io_threads: positive),
@@ -552,6 +565,8 @@ mod tests {
             "zk_legacy_layout" => "true",
             "zk_digest" => "u:p",
             "load_balance" => "random",
+            "concurrency_limiter" => "auto",
+            "max_concurrency" => "EchoService.Echo:5, *:100",
             "log_level" => "warn",
             "rpcserverip" | "zookeeperip" | "zookeeper" | "log_dir" => "x",
             _ => "7",
@@ -577,6 +592,39 @@ mod tests {
         let mut known: Vec<&str> = KEYS.iter().map(|(key, _)| *key).collect();
         known.sort_unstable();
         assert_eq!(documented, known);
+    }
+
+    #[test]
+    fn concurrency_keys_parse_and_bad_ones_name_file_line_and_key() {
+        let c = Config::parse(
+            "o.conf",
+            "concurrency_limiter = auto\nmax_concurrency = EchoService.Echo:50, *:200\n",
+        )
+        .unwrap();
+        assert_eq!(c.concurrency_limiter, ConcurrencyLimiter::Auto);
+        assert_eq!(
+            c.max_concurrency.for_method("EchoService", "Echo"),
+            Some(50)
+        );
+        assert_eq!(c.max_concurrency.for_method("Other", "Call"), Some(200));
+        let plain = Config::parse("o.conf", "max_concurrency=100").unwrap();
+        assert_eq!(plain.max_concurrency.for_method("A", "b"), Some(100));
+        let default = Config::default();
+        assert_eq!(default.concurrency_limiter, ConcurrencyLimiter::Off);
+        assert!(default.max_concurrency.is_empty());
+
+        let e = Config::parse("o.conf", "# x\nmax_concurrency = Echo:5\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(
+            e.to_string()
+                .starts_with("o.conf:2: key 'max_concurrency': 'Echo:5': expected N"),
+            "{e}"
+        );
+        let e = Config::parse("o.conf", "concurrency_limiter=maybe").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "o.conf:1: key 'concurrency_limiter': 'maybe' is not one of auto, off"
+        );
     }
 
     #[test]

@@ -19,7 +19,8 @@
 //!   shutdown (`drain`); `protocol/` holds the interface every wire format
 //!   implements (`mod`) and the two formats (`mprpc`, `seed`); `dispatch`
 //!   runs a handler inline or on the pool, found through `table` (service
-//!   name → service); `connection` is a transport plus the server's
+//!   name → service), once `limit/` (per-method concurrency limits, fixed
+//!   or adaptive) admits it; `connection` is a transport plus the server's
 //!   per-connection bookkeeping, `close` the reasons for closing one;
 //!   `workers` is the pool for blocking services, `timer` the hashed timer
 //!   wheel, `metrics` per-method counts and latency.

@@ -37,6 +37,10 @@ pub enum Code {
     /// the client's own I/O thread (inside a `*_with` callback) would wait
     /// on itself and stall every call of the channel.
     FailedPrecondition = 11,
+    /// The method is over its concurrency limit: the server refused the
+    /// call at once without running it. Nothing happened, so the call may
+    /// be retried (the client does so once, on another provider).
+    Overloaded = 13,
 }
 
 impl Code {
@@ -56,6 +60,7 @@ impl Code {
             9 => Code::ResourceExhausted,
             10 => Code::ShuttingDown,
             11 => Code::FailedPrecondition,
+            13 => Code::Overloaded,
             _ => Code::Internal,
         }
     }
@@ -75,6 +80,7 @@ impl Code {
             Code::ResourceExhausted => "resource_exhausted",
             Code::ShuttingDown => "shutting_down",
             Code::FailedPrecondition => "failed_precondition",
+            Code::Overloaded => "overloaded",
         }
     }
 }
@@ -154,6 +160,11 @@ impl Status {
         Status::new(Code::Application, message)
     }
 
+    /// An `Overloaded` status.
+    pub fn overloaded(message: impl Into<String>) -> Status {
+        Status::new(Code::Overloaded, message)
+    }
+
     /// A `ResourceExhausted` status.
     pub fn resource_exhausted(message: impl Into<String>) -> Status {
         Status::new(Code::ResourceExhausted, message)
@@ -174,7 +185,7 @@ mod tests {
 
     #[test]
     fn every_code_round_trips_through_its_wire_byte() {
-        for v in 0..=11u8 {
+        for v in (0..=11u8).chain([13]) {
             assert_eq!(Code::from_u8(v) as u8, v);
         }
         assert_eq!(Code::from_u8(200), Code::Internal);

@@ -1,11 +1,13 @@
 //! From a decoded request to a running handler: inline on the reactor, or
-//! handed to the worker pool. The wire formats (`protocol`) decode requests
-//! and write replies; this module decides where the handler runs.
+//! handed to the worker pool, once the method's concurrency limit
+//! (`limit`) admits it. The wire formats (`protocol`) decode requests and
+//! write replies; this module decides whether and where the handler runs.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::connection::{Backpressure, Connection};
+use super::limit::{Admission, Limits};
 use super::metrics::ThreadStats;
 use super::protocol;
 use super::reactor::ReactorShared;
@@ -32,6 +34,7 @@ pub(crate) struct Dispatcher {
     stats: Arc<ThreadStats>,
     decoder: Decoder,
     limits: Backpressure,
+    concurrency: Arc<Limits>,
 }
 
 impl Dispatcher {
@@ -42,6 +45,7 @@ impl Dispatcher {
         stats: Arc<ThreadStats>,
         decoder: Decoder,
         limits: Backpressure,
+        concurrency: Arc<Limits>,
     ) -> Dispatcher {
         Dispatcher {
             table,
@@ -50,6 +54,7 @@ impl Dispatcher {
             stats,
             decoder,
             limits,
+            concurrency,
         }
     }
 
@@ -67,7 +72,8 @@ impl Dispatcher {
 
     /// Runs `request` for `entry`: blocking services on the pool (the reply
     /// comes back through the reactor's queue), the rest right here, the
-    /// reply appended to the connection's output.
+    /// reply appended to the connection's output. Over the method's
+    /// concurrency limit it is answered `Overloaded` instead.
     pub(crate) fn dispatch(
         &self,
         conn: &mut Connection,
@@ -76,6 +82,16 @@ impl Dispatcher {
         format: WireFormat,
         turn: Turn,
     ) {
+        let permit = match self
+            .concurrency
+            .admit(entry, request.method_bytes(), turn.now)
+        {
+            Admission::Unlimited => None,
+            Admission::Admitted(permit) => Some(permit),
+            Admission::Refused => {
+                return protocol::write_overloaded(format, request.id, conn.io().output())
+            }
+        };
         let ctx = CallContext {
             request_id: request.id,
             deadline: (request.timeout_ms > 0)
@@ -92,15 +108,22 @@ impl Dispatcher {
                 reply_to: self.reply_to.clone(),
                 token: turn.key,
                 conn_id: conn.id(),
+                permit,
             }),
-            _ => protocol::run_call(
-                entry,
-                request,
-                &ctx,
-                format,
-                conn.io().output(),
-                &self.stats,
-            ),
+            _ => {
+                let ok = protocol::run_call(
+                    entry,
+                    request,
+                    &ctx,
+                    format,
+                    conn.io().output(),
+                    &self.stats,
+                );
+                if let Some(permit) = permit {
+                    let admitted = permit.admitted();
+                    permit.finish(ok, admitted);
+                }
+            }
         }
     }
 }

@@ -24,6 +24,7 @@ mod acceptor;
 mod close;
 mod connection;
 mod dispatch;
+mod limit;
 mod metrics;
 mod protocol;
 mod reactor;
@@ -42,9 +43,12 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::config::Config;
 use crate::service::{Service, ServiceInfo};
+use limit::Limits;
 use reactor::ReactorShared;
 use table::ServiceTable;
 use workers::WorkerPool;
+
+pub use limit::{ConcurrencyLimiter, MaxConcurrency, MethodConcurrency};
 
 use metrics::MetricsRegistry;
 pub use metrics::{MethodMetrics, Metrics};
@@ -74,6 +78,10 @@ pub struct ServerOptions {
     pub listen_backlog: u32,
     /// On shutdown, the longest we wait for in-flight calls to finish.
     pub shutdown_grace: Duration,
+    /// Adaptive per-method limits for blocking services (`auto`) or none.
+    pub concurrency_limiter: ConcurrencyLimiter,
+    /// Fixed per-method limits; a method's own wins over the adaptive one.
+    pub max_concurrency: MaxConcurrency,
 }
 
 impl Default for ServerOptions {
@@ -101,6 +109,8 @@ impl ServerOptions {
             frame_timeout: config.frame_timeout,
             listen_backlog: config.listen_backlog,
             shutdown_grace: Duration::from_secs(5),
+            concurrency_limiter: config.concurrency_limiter,
+            max_concurrency: config.max_concurrency.clone(),
         }
     }
 }
@@ -162,7 +172,13 @@ impl Server {
         listener.set_nonblocking(true)?;
         set_backlog(&listener, self.options.listen_backlog)?;
         let local_addr = listener.local_addr()?;
-        let shared = Arc::new(ServerShared::new());
+        let limits = Limits::new(
+            &self.services,
+            self.options.concurrency_limiter,
+            &self.options.max_concurrency,
+            self.options.worker_threads.max(1) as u32,
+        );
+        let shared = Arc::new(ServerShared::new(limits));
 
         // Reflection is built in: served, but not listed (nor registered).
         let published = self.services.describe();
@@ -301,16 +317,18 @@ pub(crate) struct ServerShared {
     shutting_down: AtomicBool,
     connections: AtomicUsize,
     backpressure: BackpressureCounters,
+    limits: Arc<Limits>,
     running_threads: Mutex<usize>,
     stopped: Condvar,
 }
 
 impl ServerShared {
-    fn new() -> ServerShared {
+    fn new(limits: Limits) -> ServerShared {
         ServerShared {
             shutting_down: AtomicBool::new(false),
             connections: AtomicUsize::new(0),
             backpressure: BackpressureCounters::default(),
+            limits: Arc::new(limits),
             running_threads: Mutex::new(0),
             stopped: Condvar::new(),
         }
@@ -326,6 +344,10 @@ impl ServerShared {
 
     pub(crate) fn backpressure(&self) -> &BackpressureCounters {
         &self.backpressure
+    }
+
+    pub(crate) fn limits(&self) -> &Arc<Limits> {
+        &self.limits
     }
 
     /// Counts a server thread as running until the guard drops (even by a
@@ -395,6 +417,12 @@ impl ServerHandle {
     /// connection held unsent.
     pub fn backpressure(&self) -> BackpressureStats {
         self.inner.shared.backpressure.snapshot()
+    }
+
+    /// The concurrency limit of every limited method: its current limit,
+    /// calls in flight and calls refused with `Overloaded`.
+    pub fn concurrency(&self) -> Vec<MethodConcurrency> {
+        self.inner.shared.limits.snapshot()
     }
 
     /// Connections currently open.

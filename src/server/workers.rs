@@ -15,6 +15,7 @@ use std::thread::JoinHandle;
 use bytes::BytesMut;
 use parking_lot::{Condvar, Mutex};
 
+use super::limit::Permit;
 use super::metrics::{MetricsRegistry, ThreadStats};
 use super::protocol::{run_call, write_error};
 use super::reactor::{PoolReply, ReactorShared};
@@ -35,6 +36,8 @@ pub(crate) struct Job {
     pub(crate) reply_to: Arc<ReactorShared>,
     pub(crate) token: usize,
     pub(crate) conn_id: u64,
+    /// The method's concurrency slot, held until the reply is written.
+    pub(crate) permit: Option<Permit>,
 }
 
 /// The jobs waiting for a worker, and whether the pool is stopping.
@@ -129,30 +132,38 @@ fn work(queue: &Queue, stats: &ThreadStats) {
                 queue.ready.wait(&mut guard);
             }
         };
-        let id = job.request.id;
+        let Job {
+            entry,
+            request,
+            ctx,
+            cancelled,
+            format,
+            reply_to,
+            token,
+            conn_id,
+            permit,
+        } = job;
+        let id = request.id;
         let mut frame = BytesMut::new();
-        if job.cancelled.load(Ordering::Acquire) {
+        if cancelled.load(Ordering::Acquire) {
             // The client gave up: do not run it (the reactor drops the
             // empty reply; it only counts the call as finished).
-        } else if job.ctx.expired() {
+        } else if ctx.expired() {
             // It waited in the queue past its deadline: nobody is waiting
             // for the answer, so do not run it.
             let status = Status::deadline_exceeded("deadline passed before the handler started");
-            write_error(job.format, id, &status, &mut frame);
+            write_error(format, id, &status, &mut frame);
         } else {
             frame.reserve(256);
-            run_call(
-                &job.entry,
-                job.request,
-                &job.ctx,
-                job.format,
-                &mut frame,
-                stats,
-            );
+            let started = std::time::Instant::now();
+            let ok = run_call(&entry, request, &ctx, format, &mut frame, stats);
+            if let Some(permit) = permit {
+                permit.finish(ok, started);
+            }
         }
-        job.reply_to.complete(PoolReply {
-            token: job.token,
-            conn_id: job.conn_id,
+        reply_to.complete(PoolReply {
+            token,
+            conn_id,
             id,
             frame,
         });

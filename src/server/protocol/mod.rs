@@ -51,7 +51,7 @@ pub(crate) fn process(conn: &mut Connection, dispatcher: &Dispatcher, turn: Turn
 }
 
 /// Runs `request` and appends its reply, in `format`, to `out`; records
-/// the call in the thread's metrics.
+/// the call in the thread's metrics. Returns whether it succeeded.
 pub(crate) fn run_call(
     entry: &Entry,
     request: Request,
@@ -59,7 +59,7 @@ pub(crate) fn run_call(
     format: WireFormat,
     out: &mut BytesMut,
     stats: &ThreadStats,
-) {
+) -> bool {
     let method_id = entry.method_id(request.method_bytes());
     let started = stats.start_timer();
     let ok = match format {
@@ -69,6 +69,7 @@ pub(crate) fn run_call(
     if let Some(id) = method_id {
         stats.record(id, ok, started);
     }
+    ok
 }
 
 /// Appends the reply of call `id` failing with `status`, in `format`.
@@ -76,6 +77,16 @@ pub(crate) fn write_error(format: WireFormat, id: u64, status: &Status, out: &mu
     match format {
         WireFormat::Mprpc => mprpc::write_error(id, status, out),
         WireFormat::Legacy => seed::write_error(status),
+    }
+}
+
+/// Appends the `Overloaded` reply of call `id`, refused by its method's
+/// concurrency limit (ours without allocating: a fixed message).
+pub(crate) fn write_overloaded(format: WireFormat, id: u64, out: &mut BytesMut) {
+    const WHY: &str = "the method is over its concurrency limit; the call did not run";
+    match format {
+        WireFormat::Mprpc => crate::codec::encode_response(id, Code::Overloaded, WHY, &[], out),
+        WireFormat::Legacy => seed::write_error(&Status::overloaded(WHY)),
     }
 }
 

@@ -121,7 +121,15 @@ pub(crate) fn spawn(
         index,
         poll,
         conns: Slab::with_capacity(1024),
-        dispatcher: Dispatcher::new(table, pool, shared.clone(), stats, decoder, limits),
+        dispatcher: Dispatcher::new(
+            table,
+            pool,
+            shared.clone(),
+            stats,
+            decoder,
+            limits,
+            server.limits().clone(),
+        ),
         shared: shared.clone(),
         server,
         deadlines: Deadlines {
