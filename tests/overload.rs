@@ -1,7 +1,8 @@
 //! Overload protection over real sockets: a method over its concurrency
 //! limit answers `Overloaded` at once without running the handler, the
-//! calls it admits keep their latency, and the adaptive limit finds its
-//! level under a flood. Assertions are on counts and orderings, never on
+//! calls it admits keep their latency, the adaptive limit finds its level
+//! under a flood, and a consumer retries a refused call once on another
+//! provider. Assertions are on counts and orderings, never on
 //! timings a busy machine could break.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -10,11 +11,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mprpc::client::Channel;
+use mprpc::client::ChannelOptions;
 use mprpc::server::{ConcurrencyLimiter, MethodConcurrency, Server, ServerHandle, ServerOptions};
-use mprpc::{CallOptions, Code};
+use mprpc::{CallOptions, Code, Endpoint, StaticDiscover};
 
 mod common;
-use common::services::BlockingTest;
+use common::services::{wait_slow_started, BlockingTest};
 
 fn start(options: ServerOptions) -> ServerHandle {
     mprpc::logging::init_for_tests();
@@ -206,4 +208,91 @@ fn the_adaptive_limit_falls_to_what_the_workers_can_take_under_a_flood() {
     );
     server.shutdown();
     server.wait();
+}
+
+/// A provider whose `Slow` takes one call at a time, that one call held
+/// (a `Slow` of `hold_ms`, its handler started): every other `Slow` call
+/// is refused until it ends.
+fn busy_provider(hold_ms: u64) -> (ServerHandle, mprpc::client::PendingCall) {
+    let server = start(ServerOptions {
+        worker_threads: 1,
+        max_concurrency: "BlockingTest.Slow:1".parse().unwrap(),
+        ..ServerOptions::default()
+    });
+    let hold = Channel::direct(server.local_addr()).unwrap().call_async(
+        "BlockingTest",
+        "Slow",
+        Bytes::from(hold_ms.to_string()),
+        &CallOptions::with_timeout(Duration::from_secs(30)),
+    );
+    wait_slow_started(hold_ms.to_string().as_bytes(), 1);
+    (server, hold)
+}
+
+/// A channel over `servers`, round robin.
+fn channel_over(servers: &[&ServerHandle]) -> Channel {
+    let endpoints = servers
+        .iter()
+        .map(|s| Endpoint::new(s.local_addr()))
+        .collect();
+    Channel::new(
+        Arc::new(StaticDiscover::new(endpoints)),
+        ChannelOptions::default(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_consumer_retries_a_refused_call_once_on_another_provider() {
+    const CALLS: usize = 20;
+    let (busy, hold) = busy_provider(3001);
+    let idle = start(ServerOptions {
+        worker_threads: 2,
+        max_concurrency: "BlockingTest.Slow:100".parse().unwrap(),
+        ..ServerOptions::default()
+    });
+    let channel = channel_over(&[&busy, &idle]);
+    let options = CallOptions::with_timeout(Duration::from_secs(10));
+    for i in 0..CALLS {
+        // Slow with a 0 ms sleep; round robin sends every other call to
+        // the busy provider, which refuses it; the retry lands on the idle one.
+        let reply = channel.call("BlockingTest", "Slow", Bytes::from("0"), &options, None);
+        assert!(reply.is_ok(), "call {i}: {reply:?}");
+    }
+    let refused = slow_limit(&busy).refused;
+    assert!(refused >= 1, "no call went to the busy provider");
+    let served = idle.metrics().get("BlockingTest", "Slow").unwrap().calls;
+    assert_eq!(served, CALLS as u64);
+    assert_eq!(slow_limit(&idle).refused, 0);
+    assert!(hold.wait().is_ok());
+    for server in [busy, idle] {
+        server.shutdown();
+        server.wait();
+    }
+}
+
+#[test]
+fn when_every_provider_refuses_the_caller_gets_overloaded_after_one_retry() {
+    let (a, hold_a) = busy_provider(3002);
+    let (b, hold_b) = busy_provider(3003);
+    let channel = channel_over(&[&a, &b]);
+    let options = CallOptions::with_timeout(Duration::from_secs(10));
+    let status = channel
+        .call("BlockingTest", "Slow", Bytes::from("0"), &options, None)
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Overloaded, "{status}");
+    // Refused by one, retried once on the other, refused again: no more.
+    assert_eq!((slow_limit(&a).refused, slow_limit(&b).refused), (1, 1));
+    // One provider: nowhere else to go, no retry.
+    let single = Channel::direct(a.local_addr()).unwrap();
+    let status = single
+        .call("BlockingTest", "Slow", Bytes::from("0"), &options, None)
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Overloaded, "{status}");
+    assert_eq!(slow_limit(&a).refused, 2);
+    assert!(hold_a.wait().is_ok() && hold_b.wait().is_ok());
+    for server in [a, b] {
+        server.shutdown();
+        server.wait();
+    }
 }

@@ -17,8 +17,8 @@
 //! locally and sent to the server. Providers come from a [`Discover`] on
 //! every call and are chosen by a [`LoadBalance`] policy; providers that
 //! refuse or drop connections are backed off, and calls that never left
-//! this process are retried on another provider. See `driver` for the
-//! failure rules.
+//! this process, or that a provider refused `Overloaded` (once), are
+//! retried on another provider. See `driver` for the failure rules.
 //!
 //! ```no_run
 //! use mprpc::client::Channel;

@@ -20,9 +20,11 @@
 //! that fails or times out has sent nothing, so its calls are routed again
 //! to another usable endpoint, up to `max_retries` more connection attempts
 //! and never past their deadline. Either failure backs the endpoint off
-//! (see `health`).
+//! (see `health`). A call a provider refused `Overloaded` (it did not run)
+//! is sent once more, to another provider, within its deadline (`retry`).
 
 mod replies;
+mod retry;
 mod route;
 mod timers;
 
@@ -45,6 +47,7 @@ use super::queue::{Batch, Shared};
 use super::ChannelOptions;
 use crate::codec::Decoder;
 use crate::net::FlushList;
+use retry::{Retry, SpareFrames};
 use timers::Deadlines;
 
 const WAKER: Token = Token(usize::MAX);
@@ -76,6 +79,8 @@ struct Pending {
     conn: usize,
     deadline: Option<Instant>,
     completion: Arc<dyn Completion>,
+    /// Its frame, kept for one retry elsewhere after `Overloaded`.
+    retry: Option<Retry>,
 }
 
 /// The connections to one provider address.
@@ -144,6 +149,8 @@ struct Driver {
     connecting: usize,
     /// The empty half of the double-buffered submission queue.
     spare: Batch,
+    /// Buffers for frames kept for a retry.
+    spare_frames: SpareFrames,
     /// The time at the start of this loop turn.
     now: Instant,
 }
@@ -167,6 +174,7 @@ impl Driver {
             flush: FlushList::default(),
             connecting: 0,
             spare: Batch::default(),
+            spare_frames: SpareFrames::default(),
             now: Instant::now(),
             options,
         }
@@ -218,8 +226,9 @@ impl Driver {
 
     /// Completes call `id` (if still pending) with `result`.
     fn finish(&mut self, id: u64, result: CallResult) {
-        if let Some(pending) = self.pending.remove(&id) {
+        if let Some(mut pending) = self.pending.remove(&id) {
             self.retire(&pending);
+            self.spare_frames.recycle(pending.retry.take());
             pending.completion.complete(result);
         }
     }

@@ -94,8 +94,12 @@ impl Driver {
 
     fn on_reply(&mut self, key: usize, reply: Response) {
         let conn = &mut self.conns[key];
+        let addr = conn.addr();
         if conn.note_answer() {
-            self.health.succeeded(conn.addr());
+            self.health.succeeded(addr);
+        }
+        if reply.code == Code::Overloaded && self.retry_overloaded(reply.id, addr) {
+            return;
         }
         // Unknown ids are replies to calls cancelled or expired: dropped.
         let result = if reply.code == Code::Ok {

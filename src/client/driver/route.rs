@@ -23,6 +23,8 @@ pub(super) struct Route {
     pub hash_key: Option<u64>,
     pub failures: u32,
     pub last_error: Option<String>,
+    /// A provider not to pick (it refused this call `Overloaded`).
+    pub avoid: Option<SocketAddr>,
 }
 
 impl Driver {
@@ -53,20 +55,23 @@ impl Driver {
         if let Some(deadline) = call.deadline {
             self.deadlines.push(deadline, call.id);
         }
+        let frame = frames.get(call.frame).unwrap_or_default();
+        let retry = self.keep_for_retry(frame, &call.endpoints, call.hash_key);
         self.pending.insert(
             call.id,
             Pending {
                 conn: NO_CONN,
                 deadline: call.deadline,
                 completion: call.completion,
+                retry,
             },
         );
-        let frame = frames.get(call.frame).unwrap_or_default();
         let route = Route {
             endpoints: call.endpoints,
             hash_key: call.hash_key,
             failures: 0,
             last_error: None,
+            avoid: None,
         };
         self.route(call.id, frame, route);
     }
@@ -112,7 +117,7 @@ impl Driver {
         self.balancer.pick(
             &route.endpoints,
             route.hash_key,
-            |e| health.is_up(e.addr, now),
+            |e| Some(e.addr) != route.avoid && health.is_up(e.addr, now),
             |e| {
                 pools.get(&e.addr).map_or(0, |p| {
                     p.conns
@@ -272,6 +277,7 @@ impl Driver {
                 hash_key: call.hash_key,
                 failures: call.attempts + 1,
                 last_error: Some(reason.to_owned()),
+                avoid: None,
             };
             self.route(call.id, &frames[frame], route);
         }

@@ -1,0 +1,109 @@
+//! A call refused with `Overloaded` is retried once, on another provider,
+//! within its deadline. The provider refused it before running anything,
+//! so sending it again is safe; one retry spreads a burst over the other
+//! providers without multiplying the load when all are overloaded.
+//!
+//! Sent frames are not kept by the connection, so a call that may be
+//! retried (its service has more than one provider, and its frame is
+//! small) keeps a copy of its frame. The copies live in buffers the driver
+//! recycles, so in steady state keeping them costs a `memcpy` and no
+//! allocation.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+
+use super::route::Route;
+use super::{Driver, NO_CONN};
+use crate::discovery::Endpoint;
+
+/// Frames larger than this are not kept, so such calls are not retried.
+const RETRY_FRAME_MAX: usize = 64 * 1024;
+/// Spare frame buffers kept for reuse.
+const SPARE_MAX: usize = 4096;
+
+/// What a call needs to be sent again elsewhere.
+pub(super) struct Retry {
+    frame: BytesMut,
+    endpoints: Arc<[Endpoint]>,
+    hash_key: Option<u64>,
+}
+
+/// Recycled frame buffers.
+#[derive(Default)]
+pub(super) struct SpareFrames(Vec<BytesMut>);
+
+impl SpareFrames {
+    /// Takes a buffer back (emptied) for the next call.
+    pub(super) fn recycle(&mut self, retry: Option<Retry>) {
+        if let Some(Retry { mut frame, .. }) = retry {
+            if self.0.len() < SPARE_MAX {
+                frame.clear();
+                self.0.push(frame);
+            }
+        }
+    }
+}
+
+impl Driver {
+    /// A copy of `frame` for one retry, if the call may be retried.
+    pub(super) fn keep_for_retry(
+        &mut self,
+        frame: &[u8],
+        endpoints: &Arc<[Endpoint]>,
+        hash_key: Option<u64>,
+    ) -> Option<Retry> {
+        if endpoints.len() < 2 || frame.len() > RETRY_FRAME_MAX {
+            return None;
+        }
+        let mut copy = self.spare_frames.0.pop().unwrap_or_default();
+        copy.extend_from_slice(frame);
+        Some(Retry {
+            frame: copy,
+            endpoints: endpoints.clone(),
+            hash_key,
+        })
+    }
+
+    /// Call `id` was refused `Overloaded` by `refused_by`: routes it to
+    /// another provider that is up, once. False when it is not retried
+    /// (retried already, not retriable, past its deadline, or no other
+    /// provider is up): the caller then gets the `Overloaded` status.
+    pub(super) fn retry_overloaded(&mut self, id: u64, refused_by: SocketAddr) -> bool {
+        let now = self.now;
+        let Some(pending) = self.pending.get_mut(&id) else {
+            return false;
+        };
+        if pending.deadline.is_some_and(|d| d <= now) {
+            return false;
+        }
+        let Some(retry) = pending.retry.take() else {
+            return false;
+        };
+        let health = &self.health;
+        let elsewhere = retry
+            .endpoints
+            .iter()
+            .any(|e| e.addr != refused_by && health.is_up(e.addr, now));
+        if !elsewhere {
+            self.spare_frames.recycle(Some(retry));
+            return false;
+        }
+        let old = std::mem::replace(&mut pending.conn, NO_CONN);
+        if let Some(conn) = self.conns.get_mut(old) {
+            conn.retire_call();
+        }
+        tracing::debug!(id, %refused_by, "client: call refused Overloaded; retrying on another provider");
+        let route = Route {
+            endpoints: retry.endpoints.clone(),
+            hash_key: retry.hash_key,
+            failures: 0,
+            last_error: None,
+            avoid: Some(refused_by),
+        };
+        self.route(id, &retry.frame, route);
+        self.spare_frames.recycle(Some(retry));
+        true
+    }
+}
