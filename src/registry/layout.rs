@@ -5,12 +5,14 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
+/// `<root>/services`.
+pub(crate) fn services_path(root: &str) -> String {
+    format!("{}/services", root.trim_end_matches('/'))
+}
+
 /// `<root>/services/<service>/providers`.
 pub(crate) fn providers_path(root: &str, service: &str) -> String {
-    format!(
-        "{}/services/{service}/providers",
-        root.trim_end_matches('/')
-    )
+    format!("{}/{service}/providers", services_path(root))
 }
 
 /// `<root>/services/<service>/providers/<addr>`.

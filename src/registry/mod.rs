@@ -1,7 +1,7 @@
 //! The ZooKeeper registry: providers register, consumers discover.
 //!
 //! Providers run a [`Registrar`]; consumers hand a [`ZkDiscover`] to their
-//! channel. Both keep one ZooKeeper session on their own thread (a
+//! channel; tools read the whole registry once with [`browse`]. Both keep one ZooKeeper session on their own thread (a
 //! current-thread tokio runtime drives the `zookeeper-client` tasks), so no
 //! RPC thread ever waits on ZooKeeper except a consumer's first lookup of a
 //! service.
@@ -56,12 +56,14 @@
 //! serving their cached provider lists through all of this and log the
 //! failure.
 
+mod browse;
 mod discover;
 mod error;
 mod layout;
 mod registrar;
 mod session;
 
+pub use browse::{browse, SeedMethod, ServiceListing};
 pub use discover::ZkDiscover;
 pub use error::RegistryError;
 pub use layout::ProviderInfo;

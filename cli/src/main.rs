@@ -1,0 +1,96 @@
+//! `mprpc`: the command-line client, mprpc's grpcurl. It finds providers
+//! through ZooKeeper (`--zk`) or dials one (`--addr`), learns their schemas
+//! from the built-in `mprpc.Reflection` service (or from `--proto` files,
+//! for the seed's C++ providers, which have none) and turns JSON into
+//! protobuf and back with prost-reflect.
+//!
+//! One module per command (`ls`, `describe`, `call`); `target` is where
+//! providers come from, `schema` where descriptors come from, `json` the
+//! JSON mapping, `error` the one error type every command returns.
+
+mod call;
+mod describe;
+mod error;
+mod json;
+mod ls;
+mod schema;
+mod target;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use error::Result;
+use schema::SchemaArgs;
+use target::TargetArgs;
+
+/// List, describe and call the services of mprpc providers.
+#[derive(Debug, Parser)]
+#[command(name = "mprpc", version, after_help = EXAMPLES)]
+struct Cli {
+    #[command(flatten)]
+    target: TargetArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+const EXAMPLES: &str = "Examples:
+  mprpc --zk 127.0.0.1:2181 ls
+  mprpc --zk 127.0.0.1:2181 describe UserServiceRpc.Login
+  mprpc --zk 127.0.0.1:2181 call --bytes text UserServiceRpc.Login '{\"name\":\"zhang san\",\"pwd\":\"123456\"}'
+  mprpc --addr 127.0.0.1:8000 --seed call --proto user.proto UserServiceRpc.Login '{}'";
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Services, their providers with what they registered, and methods.
+    Ls {
+        /// Only this service.
+        service: Option<String>,
+    },
+    /// Request and response schemas of a service or of one method.
+    Describe {
+        /// `Service` or `Service.Method`.
+        name: String,
+        #[command(flatten)]
+        schema: SchemaArgs,
+    },
+    /// Calls a method: JSON request in, JSON reply out.
+    Call {
+        /// `Service.Method`.
+        method: String,
+        /// The request as JSON (`-`: read it from stdin).
+        #[arg(default_value = "{}")]
+        json: String,
+        #[command(flatten)]
+        schema: SchemaArgs,
+        /// How `bytes` fields are written in JSON: base64 (the protobuf
+        /// JSON mapping) or UTF-8 text (the seed's protos keep text in bytes).
+        #[arg(long, value_enum, default_value_t = json::BytesAs::Base64)]
+        bytes: json::BytesAs,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mprpc: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let target = cli.target.resolve()?;
+    match cli.command {
+        Command::Ls { service } => ls::run(&target, service.as_deref()),
+        Command::Describe { name, schema } => describe::run(&target, &schema, &name),
+        Command::Call {
+            method,
+            json,
+            schema,
+            bytes,
+        } => call::run(&target, &schema, &method, &json, bytes),
+    }
+}
