@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize};
+
+use crate::distributed::spec::Slice;
 
 /// Load generator for mprpc providers and the servers they are compared
 /// with (redis, tonic, Volo, the seed's C++ format), all driven by one engine.
@@ -19,16 +22,33 @@ use clap::{Parser, ValueEnum};
 /// To drive a C++ mprpc provider in the seed's own format:
 /// `loadgen --target seed --addr HOST:PORT --service UserServiceRpc
 /// --method Login --request-hex <encoded LoginRequest> --qps max`.
-#[derive(Debug, Clone, Parser)]
-#[command(name = "loadgen", version, about, long_about)]
+///
+/// Over several machines: start `loadgen worker --zk HOST:PORT` on each,
+/// then run the coordinator, `loadgen --zk HOST:PORT --workers K [flags]`:
+/// the workers share the rate, connections and in-flight calls, start at
+/// one instant, and their histograms are merged exactly into one report.
+#[derive(Debug, Clone, Parser, Serialize, Deserialize)]
+#[command(
+    name = "loadgen",
+    version,
+    about,
+    long_about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Args {
+    /// `worker`: serve distributed runs (see `loadgen worker --help`).
+    #[command(subcommand)]
+    #[serde(skip)]
+    pub command: Option<Command>,
+
     /// What to drive (all but mprpc need --addr).
     #[arg(long, value_enum, default_value_t = TargetKind::Mprpc)]
     pub target: TargetKind,
 
     /// ZooKeeper connect string (HOST:PORT[,HOST:PORT...]): discover the
-    /// providers of --service there.
-    #[arg(long, value_name = "HOST:PORT", conflicts_with = "addr")]
+    /// providers of --service there. With --workers: where the workers are
+    /// (they discover the providers there too unless --addr is given).
+    #[arg(long, value_name = "HOST:PORT")]
     pub zk: Option<String>,
 
     /// ZooKeeper root path of the registry layout.
@@ -129,11 +149,68 @@ pub struct Args {
     /// Do not write report files (print only).
     #[arg(long)]
     pub no_write: bool,
+
+    /// Coordinate K workers (`loadgen worker`) registered in --zk: the
+    /// rate (--qps), --connections and --in-flight are split between them;
+    /// --threads and --channels are per worker.
+    #[arg(long, value_name = "K", requires = "zk", value_parser = clap::value_parser!(u32).range(1..))]
+    pub workers: Option<u32>,
+
+    /// With --workers: how long to wait for K idle workers.
+    #[arg(long, value_name = "TIME", default_value = "30s", value_parser = parse_duration)]
+    pub wait_workers: Duration,
+
+    /// Internal: the per-run process a worker starts (reads its spec on stdin).
+    #[arg(long, hide = true)]
+    pub worker_child: bool,
+
+    /// This process's share of a distributed run (set by the worker).
+    #[arg(skip)]
+    #[serde(default)]
+    pub slice: Slice,
+}
+
+impl Args {
+    /// Checks that clap cannot express.
+    pub fn check(&self) -> Result<(), String> {
+        if self.zk.is_some() && self.addr.is_some() && self.workers.is_none() {
+            return Err(
+                "give --zk (discover providers) or --addr, not both (with --workers, \
+                 --zk is where the workers are and --addr the target)"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Register in ZooKeeper as a load worker and serve the runs a
+    /// coordinator (`loadgen --zk HOST:PORT --workers K ...`) hands out.
+    Worker(WorkerArgs),
+}
+
+/// `loadgen worker`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkerArgs {
+    /// ZooKeeper connect string (HOST:PORT[,HOST:PORT...]).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub zk: String,
+
+    /// ZooKeeper root path (the coordinator's --zk-root).
+    #[arg(long, value_name = "PATH", default_value = "/mprpc")]
+    pub zk_root: String,
+
+    /// This worker's name, unique among the workers [default: HOST-PID].
+    #[arg(long)]
+    pub name: Option<String>,
 }
 
 /// Which client drives an mprpc target (every other target is driven by
 /// the engine).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 pub enum ClientKind {
     Channel,
     Blocking,
@@ -141,7 +218,7 @@ pub enum ClientKind {
 }
 
 /// What kind of server is driven.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 pub enum TargetKind {
     /// Our provider, in our protocol (ZooKeeper or --addr).
     Mprpc,
@@ -160,7 +237,7 @@ pub enum TargetKind {
 }
 
 /// `--qps`: a fixed rate or as fast as the in-flight cap allows.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Rate {
     Fixed(f64),
     Max,
@@ -263,6 +340,37 @@ mod tests {
         let args =
             Args::try_parse_from(["loadgen", "--addr", "127.0.0.1:1", "--qps", "100"]).unwrap();
         assert_eq!(args.qps, Rate::Fixed(100.0));
-        assert!(Args::try_parse_from(["loadgen", "--addr", "a:1", "--zk", "b:2"]).is_err());
+        let both = Args::try_parse_from(["loadgen", "--addr", "a:1", "--zk", "b:2"]).unwrap();
+        assert!(both.check().is_err());
+        let coordinator =
+            Args::try_parse_from(["loadgen", "--addr", "a:1", "--zk", "b:2", "--workers", "3"])
+                .unwrap();
+        assert!(coordinator.check().is_ok());
+        assert!(
+            Args::try_parse_from(["loadgen", "--workers", "2"]).is_err(),
+            "needs --zk"
+        );
+        let worker = Args::try_parse_from(["loadgen", "worker", "--zk", "b:2"]).unwrap();
+        assert!(matches!(worker.command, Some(Command::Worker(w)) if w.zk == "b:2"));
+    }
+
+    #[test]
+    fn args_travel_as_json() {
+        let args = Args::try_parse_from([
+            "loadgen",
+            "--addr",
+            "a:1",
+            "--qps",
+            "250",
+            "--duration",
+            "1500ms",
+            "-c",
+            "6",
+        ])
+        .unwrap();
+        let back: Args = serde_json::from_str(&serde_json::to_string(&args).unwrap()).unwrap();
+        assert_eq!(back.qps, Rate::Fixed(250.0));
+        assert_eq!(back.duration, Duration::from_millis(1500));
+        assert_eq!((back.connections, back.addr.as_deref()), (6, Some("a:1")));
     }
 }

@@ -3,9 +3,11 @@
 //! provider, redis, tonic, Volo, the seed's format) is driven by the same
 //! engine through a per-protocol encoder/decoder; `--target mprpc --client
 //! channel` drives ours through the framework's own `Channel` instead. See
-//! `loadgen --help`.
+//! `loadgen --help`. `loadgen worker` and `--workers K` spread one run
+//! over several machines (see `distributed`).
 
 mod cli;
+mod distributed;
 mod driver;
 mod engine;
 mod mprpc_target;
@@ -22,11 +24,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use clap::Parser;
 
-use cli::{Args, ClientKind, TargetKind};
+use cli::{Args, ClientKind, Command, TargetKind};
 use driver::{run_blocking, run_sender, Plan, Target};
 use engine::EnginePlan;
 use protocol::Protocol;
-use recorder::{snapshot, Recorder};
+use recorder::{snapshot, Recorder, Snapshot};
 use report::{curve, fmt_us, ChannelCount, LagPercentiles, Percentiles, Report};
 use schedule::Schedule;
 
@@ -39,7 +41,15 @@ pub struct EchoRequest {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match run(&args) {
+    let result = match &args.command {
+        Some(Command::Worker(worker)) => distributed::worker::serve(worker),
+        None if args.worker_child => distributed::child::run(),
+        None if args.workers.is_some() => args
+            .check()
+            .and_then(|()| distributed::coordinator::run(&args)),
+        None => args.check().and_then(|()| run(&args, &Local)),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("loadgen: {e}");
@@ -79,11 +89,74 @@ fn request(args: &Args) -> Result<(Bytes, Option<usize>), String> {
     Ok((Bytes::new(), None))
 }
 
-fn run(args: &Args) -> Result<(), String> {
+/// Where a run gets its start instant and where its progress and result
+/// go: the terminal and report files ([`Local`]), or a distributed
+/// worker's frames (`distributed::child`).
+trait RunIo: Sync {
+    /// The target answered its probe; returns the instant the load starts.
+    fn ready(&self) -> Result<Instant, String>;
+    /// Once a second: the progress line and the cumulative figures.
+    fn tick(&self, line: &str, s: &Snapshot);
+    /// The run is over.
+    fn finish(&self, args: &Args, end: Finished) -> Result<(), String>;
+}
+
+/// A finished run, for [`RunIo::finish`].
+struct Finished {
+    started_at_utc: String,
+    connections: usize,
+    source: Source,
+    snapshot: Snapshot,
+}
+
+/// A single run: starts at once, prints, writes the report files.
+struct Local;
+
+impl RunIo for Local {
+    fn ready(&self) -> Result<Instant, String> {
+        Ok(Instant::now() + Duration::from_millis(20))
+    }
+
+    fn tick(&self, line: &str, _: &Snapshot) {
+        println!("{line}");
+    }
+
+    fn finish(&self, args: &Args, end: Finished) -> Result<(), String> {
+        let report = build_report(
+            args,
+            end.started_at_utc,
+            end.connections,
+            end.source,
+            &end.snapshot,
+        );
+        print_and_write(args, &report, &end.snapshot.latency)
+    }
+}
+
+/// Prints the summary and writes the report files (unless --no-write).
+fn print_and_write(
+    args: &Args,
+    report: &Report,
+    latency: &hdrhistogram::Histogram<u64>,
+) -> Result<(), String> {
+    println!("\n{}", report.summary());
+    if !args.no_write {
+        let path = report.write(&args.out_dir, latency).map_err(|e| {
+            format!(
+                "cannot write the report into {}: {e}",
+                args.out_dir.display()
+            )
+        })?;
+        println!("report: {}", path.display());
+    }
+    Ok(())
+}
+
+fn run(args: &Args, io: &dyn RunIo) -> Result<(), String> {
     let (request, expect_len) = request(args)?;
     match args.target {
-        TargetKind::Mprpc => run_mprpc(args, request, expect_len),
-        TargetKind::Redis => run_direct(args, &protocol::resp::Resp),
+        TargetKind::Mprpc => run_mprpc(args, request, expect_len, io),
+        TargetKind::Redis => run_direct(args, &protocol::resp::Resp, io),
         TargetKind::Tonic => {
             let addr = direct_addr(args)?;
             let path = if args.service.contains('.') {
@@ -94,22 +167,29 @@ fn run(args: &Args) -> Result<(), String> {
             run_direct(
                 args,
                 &protocol::grpc::Grpc::new(&addr.to_string(), &path, &request),
+                io,
             )
         }
         TargetKind::Volo => run_direct(
             args,
             &protocol::thrift::Thrift::new(&args.method, &payload(args)),
+            io,
         ),
         TargetKind::Seed => {
             let seed = protocol::seed::Seed::new(&args.service, &args.method, &request, expect_len);
-            run_direct(args, &seed)
+            run_direct(args, &seed, io)
         }
     }
 }
 
 /// `--target mprpc`: providers from ZooKeeper or `--addr`, driven by the
 /// framework's `Channel` or by the engine (`--client raw`).
-fn run_mprpc(args: &Args, request: Bytes, expect_len: Option<usize>) -> Result<(), String> {
+fn run_mprpc(
+    args: &Args,
+    request: Bytes,
+    expect_len: Option<usize>,
+    io: &dyn RunIo,
+) -> Result<(), String> {
     // 'static: closed-loop completions start the next call themselves.
     let target: &'static mprpc_target::MprpcTarget = Box::leak(Box::new(
         mprpc_target::MprpcTarget::connect(args, request.clone(), expect_len)?,
@@ -132,7 +212,7 @@ fn run_mprpc(args: &Args, request: Bytes, expect_len: Option<usize>) -> Result<(
                 .collect::<Result<_, String>>()?
         };
         let proto = protocol::mprpc::Mprpc::new(&args.service, &args.method, request, expect_len);
-        return run_engine(args, &proto, addrs, endpoint, discovered);
+        return run_engine(args, &proto, addrs, endpoint, discovered, io);
     }
     let counted_per = if args.pin_providers {
         "provider"
@@ -157,12 +237,12 @@ fn run_mprpc(args: &Args, request: Bytes, expect_len: Option<usize>) -> Result<(
         endpoint,
         names,
         discovered,
-        counted_per,
+        counted_per: counted_per.into(),
         request_bytes: request.len(),
-        client: if blocking { "blocking" } else { "channel" },
+        client: if blocking { "blocking" } else { "channel" }.into(),
         window: args.in_flight as usize,
     };
-    measure(args, target.connections(), source, sender)
+    measure(args, target.connections(), source, sender, io)
 }
 
 fn direct_addr(args: &Args) -> Result<SocketAddr, String> {
@@ -186,10 +266,10 @@ fn target_name(args: &Args) -> String {
 }
 
 /// A target at `--addr`, driven by the engine after one probe call.
-fn run_direct<P: Protocol>(args: &Args, proto: &P) -> Result<(), String> {
+fn run_direct<P: Protocol>(args: &Args, proto: &P, io: &dyn RunIo) -> Result<(), String> {
     let addr = direct_addr(args)?;
     engine::probe(proto, addr, Duration::from_secs(2))?;
-    run_engine(args, proto, vec![addr], addr.to_string(), Vec::new())
+    run_engine(args, proto, vec![addr], addr.to_string(), Vec::new(), io)
 }
 
 /// Each sending thread drives its share of the connections with the engine.
@@ -199,6 +279,7 @@ fn run_engine<P: Protocol>(
     addrs: Vec<SocketAddr>,
     endpoint: String,
     discovered: Vec<String>,
+    io: &dyn RunIo,
 ) -> Result<(), String> {
     let threads = args.threads as usize;
     let connections = (args.connections as usize).max(threads);
@@ -227,38 +308,42 @@ fn run_engine<P: Protocol>(
         endpoint,
         names,
         discovered,
-        counted_per: "connection",
+        counted_per: "connection".into(),
         request_bytes: proto_request_bytes(args),
-        client: "engine",
+        client: "engine".into(),
         window,
     };
-    measure(args, connections, source, sender)
+    measure(args, connections, source, sender, io)
 }
 
-/// Where the load went, for the report.
+/// Where the load went, for the report (a distributed worker sends it
+/// with its result).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Source {
     endpoint: String,
     names: Vec<String>,
     discovered: Vec<String>,
-    counted_per: &'static str,
+    counted_per: String,
     request_bytes: usize,
-    /// Which client sent: "engine" or "channel".
-    client: &'static str,
+    /// Which client sent: "engine", "channel" or "blocking".
+    client: String,
     /// Calls outstanding per connection (engine) or in all (channel).
     window: usize,
 }
 
 /// Runs `sender` on `--threads` threads (each with its `Plan` and
-/// `Recorder`), prints progress every second, then the report.
+/// `Recorder`), reports progress every second, then the result, all
+/// through `io`.
 fn measure(
     args: &Args,
     connections: usize,
     source: Source,
     sender: impl Fn(&Plan, &'static Recorder) + Sync,
+    io: &dyn RunIo,
 ) -> Result<(), String> {
     let threads = args.threads as usize;
+    let start = io.ready()?;
     let started_at_utc = report::utc_now();
-    let start = Instant::now() + Duration::from_millis(20);
     let measure_from = start + args.warmup;
     let end = measure_from + args.duration;
     let qps = args.qps.fixed();
@@ -273,7 +358,12 @@ fn measure(
                 thread: t,
                 start,
                 end,
-                schedule: qps.map(|q| Schedule::new(start, q, t, threads)),
+                // This process's threads within the whole run's schedule
+                // (a distributed worker's share is q of q·K).
+                schedule: qps.map(|q| {
+                    let (thread, of) = args.slice.thread(t, threads);
+                    Schedule::new(start, q * args.slice.of as f64, thread, of)
+                }),
                 // Split the cap; the first threads take the remainder.
                 cap: (cap_total / threads + usize::from(t < cap_total % threads)).max(1),
             };
@@ -288,23 +378,17 @@ fn measure(
         }
         drop(tx);
         let recorders: Vec<&'static Recorder> = rx.iter().take(threads).collect();
-        progress(&recorders, start, measure_from, end);
+        progress(&recorders, start, measure_from, end, io);
         Ok(recorders)
     })?;
 
-    let s = snapshot(&recorders);
-    let report = build_report(args, started_at_utc, connections, source, &s);
-    println!("\n{}", report.summary());
-    if !args.no_write {
-        let path = report.write(&args.out_dir, &s.latency).map_err(|e| {
-            format!(
-                "cannot write the report into {}: {e}",
-                args.out_dir.display()
-            )
-        })?;
-        println!("report: {}", path.display());
-    }
-    Ok(())
+    let end = Finished {
+        started_at_utc,
+        connections,
+        source,
+        snapshot: snapshot(&recorders),
+    };
+    io.finish(args, end)
 }
 
 /// Open loop: the rate is held when the measured send rate is within 1% of
@@ -340,7 +424,7 @@ fn build_report(
     Report {
         label: args.label.clone(),
         target: target_name(args),
-        client: source.client.into(),
+        client: source.client,
         mode: if qps.is_some() { "open" } else { "closed" }.into(),
         command: std::env::args().collect(),
         started_at_utc,
@@ -377,12 +461,19 @@ fn build_report(
             .map(|(name, &calls)| ChannelCount { name, calls })
             .collect(),
         discovered_providers: source.discovered,
-        counted_per: source.counted_per.into(),
+        counted_per: source.counted_per,
+        workers: Vec::new(),
     }
 }
 
 /// One line per second until the senders are done.
-fn progress(recorders: &[&'static Recorder], start: Instant, measure_from: Instant, end: Instant) {
+fn progress(
+    recorders: &[&'static Recorder],
+    start: Instant,
+    measure_from: Instant,
+    end: Instant,
+    io: &dyn RunIo,
+) {
     let mut last_done = 0u64;
     let mut last_at = start;
     let mut tick = start + Duration::from_secs(1);
@@ -397,22 +488,10 @@ fn progress(recorders: &[&'static Recorder], start: Instant, measure_from: Insta
         let done = s.sent.saturating_sub(s.in_flight);
         let rate =
             done.saturating_sub(last_done) as f64 / now.duration_since(last_at).as_secs_f64();
-        let phase = if now < measure_from {
-            "warmup "
-        } else if now < end {
-            "measure"
-        } else {
-            "drain  "
-        };
-        println!(
-            "[{:>4.0}s] {phase} rate {:>9.0}/s  measured {:>9}  errors {:>6}  in-flight {:>6}  p50 {:>8}  p99 {:>8}",
-            now.duration_since(start).as_secs_f64(),
-            rate,
-            s.completed,
-            s.errors,
-            s.in_flight,
-            fmt_us(if s.latency.is_empty() { 0 } else { s.latency.value_at_quantile(0.5) }),
-            fmt_us(if s.latency.is_empty() { 0 } else { s.latency.value_at_quantile(0.99) }),
+        let phase = phase(now, measure_from, end);
+        io.tick(
+            &progress_line(now.duration_since(start), phase, rate, &s),
+            &s,
         );
         last_done = done;
         last_at = now;
@@ -424,4 +503,37 @@ fn progress(recorders: &[&'static Recorder], start: Instant, measure_from: Insta
             break;
         }
     }
+}
+
+/// Which part of the run `now` is in, padded for the progress line.
+fn phase(now: Instant, measure_from: Instant, end: Instant) -> &'static str {
+    if now < measure_from {
+        "warmup "
+    } else if now < end {
+        "measure"
+    } else {
+        "drain  "
+    }
+}
+
+/// One progress line: time since the start, phase, the completion rate of
+/// the last second, and the cumulative figures.
+fn progress_line(elapsed: Duration, phase: &str, rate: f64, s: &Snapshot) -> String {
+    let q = |p: f64| {
+        fmt_us(if s.latency.is_empty() {
+            0
+        } else {
+            s.latency.value_at_quantile(p)
+        })
+    };
+    format!(
+        "[{:>4.0}s] {phase} rate {:>9.0}/s  measured {:>9}  errors {:>6}  in-flight {:>6}  p50 {:>8}  p99 {:>8}",
+        elapsed.as_secs_f64(),
+        rate,
+        s.completed,
+        s.errors,
+        s.in_flight,
+        q(0.5),
+        q(0.99),
+    )
 }

@@ -278,7 +278,7 @@ pub fn micros(d: std::time::Duration) -> u64 {
 }
 
 /// Sums of all recorders at one moment.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Snapshot {
     pub latency: Histogram<u64>,
     pub service: Histogram<u64>,
@@ -297,25 +297,32 @@ pub struct Snapshot {
     pub in_flight: u64,
 }
 
+impl Snapshot {
+    /// Nothing recorded yet, on `connections` connections.
+    pub fn empty(connections: usize) -> Snapshot {
+        Snapshot {
+            latency: new_histogram(),
+            service: new_histogram(),
+            lag: new_histogram(),
+            sent_measured: 0,
+            sent_in_window: 0,
+            unanswered: 0,
+            completed: 0,
+            errors: 0,
+            errors_by_code: BTreeMap::new(),
+            per_conn: vec![0; connections],
+            sent: 0,
+            delayed: 0,
+            unsent: 0,
+            unsent_late: 0,
+            in_flight: 0,
+        }
+    }
+}
+
 pub fn snapshot(recorders: &[&'static Recorder]) -> Snapshot {
     let connections = recorders.first().map_or(0, |r| r.per_conn.len());
-    let mut s = Snapshot {
-        latency: new_histogram(),
-        service: new_histogram(),
-        lag: new_histogram(),
-        sent_measured: 0,
-        sent_in_window: 0,
-        unanswered: 0,
-        completed: 0,
-        errors: 0,
-        errors_by_code: BTreeMap::new(),
-        per_conn: vec![0; connections],
-        sent: 0,
-        delayed: 0,
-        unsent: 0,
-        unsent_late: 0,
-        in_flight: 0,
-    };
+    let mut s = Snapshot::empty(connections);
     for r in recorders {
         {
             let h = r.hist.lock();

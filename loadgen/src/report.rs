@@ -61,6 +61,30 @@ impl LagPercentiles {
     }
 }
 
+/// One worker of a distributed run, from its own figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerRow {
+    pub name: String,
+    /// "complete", "died at +Ns", "failed: why" or "no result".
+    pub status: String,
+    /// Its figures stop before the run's end (it died or went silent):
+    /// what it published last is merged, and marked so.
+    pub partial: bool,
+    /// It held its share of the target (see [`Report::target_held`]).
+    pub target_held: bool,
+    pub connections: usize,
+    pub target_qps: Option<f64>,
+    pub achieved_qps: f64,
+    pub sent: u64,
+    pub unsent: u64,
+    pub completed: u64,
+    pub unanswered: u64,
+    pub errors: u64,
+    pub send_lag_p99_us: u64,
+    pub latency_p50_us: u64,
+    pub latency_p99_us: u64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ChannelCount {
     pub name: String,
@@ -124,6 +148,10 @@ pub struct Report {
     pub per_channel: Vec<ChannelCount>,
     pub discovered_providers: Vec<String>,
     pub counted_per: String,
+    /// A distributed run's workers (empty for a single run). The run holds
+    /// its target only if every worker held its share and none is partial.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<WorkerRow>,
 }
 
 /// (percentile %, value) points, denser towards the tail.
@@ -302,6 +330,9 @@ impl Report {
                 calls.max().unwrap_or(0)
             );
         }
+        if !self.workers.is_empty() {
+            self.worker_table(&mut s);
+        }
         if !self.discovered_providers.is_empty() {
             let _ = writeln!(
                 s,
@@ -311,6 +342,57 @@ impl Report {
         }
         let _ = writeln!(s, "\nCommand: `{}`", self.command.join(" "));
         s
+    }
+
+    /// The per-worker table of a distributed run.
+    fn worker_table(&self, s: &mut String) {
+        let _ = writeln!(
+            s,
+            "\nWorkers ({}; latencies and counts merged exactly above):\n",
+            self.workers.len()
+        );
+        let _ = writeln!(
+            s,
+            "| worker | status | conns | target/s | achieved/s | sent | unsent | answered | unanswered | errors | lag p99 | p50 | p99 | held |"
+        );
+        let _ = writeln!(
+            s,
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        );
+        for w in &self.workers {
+            let _ = writeln!(
+                s,
+                "| {} | {}{} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                w.name,
+                w.status,
+                if w.partial { " (**partial**)" } else { "" },
+                w.connections,
+                w.target_qps.map_or("max".into(), |q| format!("{q:.0}")),
+                w.achieved_qps,
+                w.sent,
+                w.unsent,
+                w.completed,
+                w.unanswered,
+                w.errors,
+                fmt_us(w.send_lag_p99_us),
+                fmt_us(w.latency_p50_us),
+                fmt_us(w.latency_p99_us),
+                if w.target_held { "yes" } else { "**no**" }
+            );
+        }
+        let partial: Vec<&str> = self
+            .workers
+            .iter()
+            .filter(|w| w.partial)
+            .map(|w| w.name.as_str())
+            .collect();
+        if !partial.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n**INCOMPLETE RUN**: {} stopped reporting before the end; what they published last is merged above.",
+                partial.join(", ")
+            );
+        }
     }
 
     /// Writes `<dir>/<date>-<label>.{json,hgrm,md}`; returns the JSON path.
@@ -326,7 +408,7 @@ impl Report {
     }
 }
 
-fn sanitize(label: &str) -> String {
+pub fn sanitize(label: &str) -> String {
     label
         .chars()
         .map(|c| {

@@ -3,65 +3,14 @@
 //! such) and against a real redis-server started on a free port. Each run
 //! is a second or two; servers are stopped when a test ends.
 
+mod common;
+
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use mprpc::config::RegistryKind;
-use mprpc::provider::{ProviderHandle, RpcProvider};
-use mprpc::{CallContext, Config, Service, Status};
+use common::{f, out_dir, provider, read_json, u};
 use serde_json::Value;
-
-/// `EchoService.Echo`: replies with the request's bytes (an encoded
-/// `EchoRequest` and `EchoResponse` have the same layout).
-struct Echo;
-
-impl Service for Echo {
-    fn name(&self) -> &'static str {
-        "EchoService"
-    }
-    fn methods(&self) -> &'static [&'static str] {
-        &["Echo"]
-    }
-    fn call(
-        &self,
-        method: &str,
-        _: &CallContext,
-        req: Bytes,
-        out: &mut BytesMut,
-    ) -> Result<(), Status> {
-        match method {
-            "Echo" => {
-                out.extend_from_slice(&req);
-                Ok(())
-            }
-            other => Err(Status::unknown_method("EchoService", other)),
-        }
-    }
-}
-
-fn provider() -> ProviderHandle {
-    let config = Config {
-        rpc_server_ip: "127.0.0.1".into(),
-        rpc_server_port: 0,
-        registry: RegistryKind::None,
-        reactor_threads: 1,
-        ..Config::default()
-    };
-    let mut provider = RpcProvider::new(&config);
-    provider.without_registry().notify_service(Echo);
-    provider.start().expect("provider starts")
-}
-
-/// A fresh, empty directory for one run's report.
-fn out_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("loadgen-e2e-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// Runs loadgen with `args` against `addr`; returns its JSON report.
 fn loadgen(name: &str, addr: SocketAddr, args: &[&str]) -> Value {
@@ -81,23 +30,6 @@ fn loadgen(name: &str, addr: SocketAddr, args: &[&str]) -> Value {
     let report = read_json(&dir);
     let _ = std::fs::remove_dir_all(&dir);
     report
-}
-
-fn read_json(dir: &Path) -> Value {
-    let path = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "json"))
-        .expect("a JSON report");
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn u(v: &Value, key: &str) -> u64 {
-    v[key].as_u64().unwrap_or_else(|| panic!("{key} in {v}"))
-}
-
-fn f(v: &Value, key: &str) -> f64 {
-    v[key].as_f64().unwrap_or_else(|| panic!("{key} in {v}"))
 }
 
 /// A rate no machine here can reach: the run must say so, count the calls
