@@ -14,14 +14,16 @@
 //! sets the [`Config`]. Adding a key is adding a row (and a line in the
 //! README's configuration table, which a test compares against [`KEYS`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::auth::AuthToken;
 use crate::balance::LoadBalance;
 use crate::server::{ConcurrencyLimiter, MaxConcurrency};
+use crate::tls::{ClientTls, ServerTls, TlsMode};
 
 /// A configuration error, pointing at the offending file, line and key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,6 +164,37 @@ pub struct Config {
     pub log_dir: PathBuf,
     /// `log_level`: trace, debug, info, warn or error (`RUST_LOG` wins).
     pub log_level: String,
+    /// `tls`: off, optional (TLS and plain clients share the port) or
+    /// required, on the provider's port.
+    pub tls: TlsMode,
+    /// `tls_cert`: the provider's certificate chain (PEM, leaf first).
+    pub tls_cert: Option<PathBuf>,
+    /// `tls_key`: the provider's private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// `tls_client_ca`: mutual TLS; only clients whose certificate this CA
+    /// (PEM) signed get in.
+    pub tls_client_ca: Option<PathBuf>,
+    /// `tls_ca`: a consumer speaks TLS, trusting providers whose
+    /// certificate this CA (PEM) signed.
+    pub tls_ca: Option<PathBuf>,
+    /// `tls_server_name`: the name a consumer checks the provider's
+    /// certificate against (default: the provider's IP address).
+    pub tls_server_name: Option<String>,
+    /// `tls_client_cert`: the certificate chain (PEM) a consumer presents
+    /// for mutual TLS.
+    pub tls_client_cert: Option<PathBuf>,
+    /// `tls_client_key`: that certificate's private key (PEM).
+    pub tls_client_key: Option<PathBuf>,
+    /// The provider's TLS, built from `tls`, `tls_cert`, `tls_key` and
+    /// `tls_client_ca` when the file was read (`None` with `tls=off`).
+    pub server_tls: Option<ServerTls>,
+    /// The consumer's TLS, built from `tls_ca`, `tls_server_name`,
+    /// `tls_client_cert` and `tls_client_key` (`None` without `tls_ca`).
+    pub client_tls: Option<ClientTls>,
+    /// `auth_token`: comma-separated tokens. A provider accepts calls only
+    /// on connections that sent one of them; a consumer sends the first.
+    /// Never logged, and kept out of [`Config::raw`].
+    pub auth_tokens: Vec<AuthToken>,
     /// Every key/value as read, including ones the framework does not know,
     /// for applications that keep their own settings in the same file.
     pub raw: BTreeMap<String, String>,
@@ -198,6 +231,17 @@ impl Default for Config {
             drain: Duration::from_millis(1000),
             log_dir: PathBuf::from("logs"),
             log_level: "info".into(),
+            tls: TlsMode::Off,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            tls_ca: None,
+            tls_server_name: None,
+            tls_client_cert: None,
+            tls_client_key: None,
+            server_tls: None,
+            client_tls: None,
+            auth_tokens: Vec::new(),
             raw: BTreeMap::new(),
         }
     }
@@ -242,6 +286,7 @@ impl Config {
         let path = path.as_ref();
         let mut config = Config::default();
         let mut warnings = Vec::new();
+        let mut lines = HashMap::new();
         for (index, raw_line) in text.lines().enumerate() {
             let line_no = index + 1;
             let line = raw_line.trim();
@@ -262,7 +307,10 @@ impl Config {
                 return Err(err(None, "empty key before '='".into()));
             }
             match KEYS.iter().find(|(name, _)| *name == key) {
-                Some((_, set)) => set(&mut config, value).map_err(|m| err(Some(key), m))?,
+                Some((name, set)) => {
+                    set(&mut config, value).map_err(|m| err(Some(key), m))?;
+                    lines.insert(*name, line_no);
+                }
                 None => warnings.push(ConfigWarning {
                     file: path.to_path_buf(),
                     line: line_no,
@@ -270,9 +318,73 @@ impl Config {
                     suggestion: closest_key(key),
                 }),
             }
-            config.raw.insert(key.to_owned(), value.to_owned());
+            if !SECRET_KEYS.contains(&key) {
+                config.raw.insert(key.to_owned(), value.to_owned());
+            }
         }
+        config.build_tls().map_err(|(key, message)| ConfigError {
+            file: path.to_path_buf(),
+            line: lines.get(key).copied().unwrap_or(0),
+            key: Some(key.to_owned()),
+            message,
+        })?;
         Ok((config, warnings))
+    }
+
+    /// Builds [`Config::server_tls`] and [`Config::client_tls`] from the
+    /// `tls*` keys, or says which key is wrong and why.
+    fn build_tls(&mut self) -> Result<(), (&'static str, String)> {
+        let server_only = [
+            ("tls_cert", self.tls_cert.is_some()),
+            ("tls_key", self.tls_key.is_some()),
+            ("tls_client_ca", self.tls_client_ca.is_some()),
+        ];
+        if self.tls == TlsMode::Off {
+            if let Some((key, _)) = server_only.iter().find(|(_, set)| *set) {
+                return Err((
+                    key,
+                    "has no effect with tls=off (set tls=optional or required)".into(),
+                ));
+            }
+        } else {
+            let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+                return Err((
+                    "tls",
+                    format!("tls={} needs tls_cert and tls_key", self.tls),
+                ));
+            };
+            let tls = ServerTls::from_pem_files(cert, key, self.tls_client_ca.as_deref(), self.tls)
+                .map_err(|e| ("tls", e.to_string()))?;
+            self.server_tls = Some(tls);
+        }
+        let identity = match (&self.tls_client_cert, &self.tls_client_key) {
+            (Some(cert), Some(key)) => Some((cert.as_path(), key.as_path())),
+            (None, None) => None,
+            (Some(_), None) => return Err(("tls_client_cert", "needs tls_client_key".into())),
+            (None, Some(_)) => return Err(("tls_client_key", "needs tls_client_cert".into())),
+        };
+        let Some(ca) = &self.tls_ca else {
+            let client_only = [
+                ("tls_server_name", self.tls_server_name.is_some()),
+                ("tls_client_cert", identity.is_some()),
+            ];
+            if let Some((key, _)) = client_only.iter().find(|(_, set)| *set) {
+                return Err((
+                    key,
+                    "needs tls_ca (the CA that signed the providers' certificates)".into(),
+                ));
+            }
+            return Ok(());
+        };
+        let mut tls =
+            ClientTls::from_pem_files(ca, identity).map_err(|e| ("tls_ca", e.to_string()))?;
+        if let Some(name) = &self.tls_server_name {
+            tls = tls
+                .with_server_name(name)
+                .map_err(|e| ("tls_server_name", e.to_string()))?;
+        }
+        self.client_tls = Some(tls);
+        Ok(())
     }
 
     /// The ZooKeeper connect string: `zookeeper`, or the seed's ip:port pair.
@@ -347,7 +459,19 @@ pub const KEYS: &[(&str, KeySetter)] = &[
     key!("drain_ms" => drain: millis),
     key!("log_dir" => log_dir: |v| non_empty(v).map(PathBuf::from)),
     key!("log_level" => log_level: level),
+    key!("tls" => tls: |v: &str| v.parse()),
+    key!("tls_cert" => tls_cert: |v| readable_file(v).map(Some)),
+    key!("tls_key" => tls_key: |v| readable_file(v).map(Some)),
+    key!("tls_client_ca" => tls_client_ca: |v| readable_file(v).map(Some)),
+    key!("tls_ca" => tls_ca: |v| readable_file(v).map(Some)),
+    key!("tls_server_name" => tls_server_name: |v| non_empty(v).map(Some)),
+    key!("tls_client_cert" => tls_client_cert: |v| readable_file(v).map(Some)),
+    key!("tls_client_key" => tls_client_key: |v| readable_file(v).map(Some)),
+    key!("auth_token" => auth_tokens: AuthToken::list),
 ];
+
+/// Keys whose values are secrets: kept out of [`Config::raw`].
+const SECRET_KEYS: &[&str] = &["auth_token"];
 
 /// The known key `key` most likely meant: the nearest by edit distance,
 /// if at most a third of its letters (and at least one) differ.
@@ -382,6 +506,14 @@ fn non_empty(value: &str) -> Result<String, String> {
     } else {
         Ok(value.to_owned())
     }
+}
+
+/// A file that exists and can be read (its content is checked when the
+/// TLS settings are built).
+fn readable_file(value: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(non_empty(value)?);
+    std::fs::File::open(&path).map_err(|e| format!("cannot read '{value}': {e}"))?;
+    Ok(path)
 }
 
 fn number<T: FromStr>(value: &str) -> Result<T, String> {
@@ -549,8 +681,11 @@ mod tests {
 
     #[test]
     fn known_keys_give_no_warning() {
+        // Keys naming certificate files are covered in tests/tls.rs, where
+        // certificates are made.
         let text: String = KEYS
             .iter()
+            .filter(|(key, _)| !key.starts_with("tls_"))
             .map(|(key, _)| format!("{key}={}\n", sample_value(key)))
             .collect();
         let (_, warnings) = Config::parse_with_warnings("all.conf", &text).unwrap();
@@ -568,6 +703,8 @@ mod tests {
             "concurrency_limiter" => "auto",
             "max_concurrency" => "EchoService.Echo:5, *:100",
             "log_level" => "warn",
+            "tls" => "off",
+            "auth_token" => "s3cret,other",
             "rpcserverip" | "zookeeperip" | "zookeeper" | "log_dir" => "x",
             _ => "7",
         }
@@ -625,6 +762,29 @@ mod tests {
             e.to_string(),
             "o.conf:1: key 'concurrency_limiter': 'maybe' is not one of auto, off"
         );
+    }
+
+    #[test]
+    fn tls_keys_are_checked_together_and_tokens_kept_secret() {
+        let e = Config::parse("t.conf", "# x\ntls=required\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.conf:2: key 'tls': tls=required needs tls_cert and tls_key"
+        );
+        let e = Config::parse("t.conf", "tls=sometimes").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("tls"));
+        let e = Config::parse("t.conf", "tls_ca=/definitely/not/here.pem").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("t.conf:1: key 'tls_ca': cannot read"),
+            "{e}"
+        );
+        let e = Config::parse("t.conf", "\ntls_server_name=x").unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (2, Some("tls_server_name")));
+        let c = Config::parse("t.conf", "auth_token=alpha, beta").unwrap();
+        assert_eq!(c.auth_tokens.len(), 2);
+        assert_eq!(c.get("auth_token"), None);
+        assert!(!format!("{c:?}").contains("alpha"));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 pub use crate::codec::WireFormat;
 use crate::status::Status;
+use crate::tls::TlsMode;
 
 /// One provider of a service.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -28,6 +29,11 @@ pub struct Endpoint {
     /// The largest frame body the provider accepts, when it published one
     /// (ZooKeeper discovery): larger calls fail locally, before sending.
     pub max_frame: Option<usize>,
+    /// What the provider published about TLS on its port (ZooKeeper
+    /// discovery; `Off` when unknown). A consumer speaks TLS to every
+    /// provider when it has [`ChannelOptions::tls`](crate::ChannelOptions::tls);
+    /// without it, a provider that requires TLS is not called.
+    pub tls: TlsMode,
 }
 
 impl Endpoint {
@@ -39,6 +45,7 @@ impl Endpoint {
             weight: 100,
             format: WireFormat::Mprpc,
             max_frame: None,
+            tls: TlsMode::Off,
         }
     }
 }

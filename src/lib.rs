@@ -64,6 +64,7 @@
 
 #[cfg(feature = "app")]
 pub mod app;
+pub mod auth;
 pub mod balance;
 pub mod client;
 pub mod codec;
@@ -74,6 +75,8 @@ mod endpoint;
 #[cfg(feature = "app")]
 pub mod logging;
 mod net;
+/// TLS settings: [`tls::ServerTls`] for providers, [`tls::ClientTls`] for consumers.
+pub use net::tls;
 pub mod provider;
 pub mod reflection;
 #[cfg(feature = "zookeeper")]

@@ -37,6 +37,9 @@ pub enum Code {
     /// the client's own I/O thread (inside a `*_with` callback) would wait
     /// on itself and stall every call of the channel.
     FailedPrecondition = 11,
+    /// The provider requires an auth token and the connection sent none or
+    /// a wrong one; the provider closes the connection after this reply.
+    Unauthenticated = 12,
     /// The method is over its concurrency limit: the server refused the
     /// call at once without running it. Nothing happened, so the call may
     /// be retried (the client does so once, on another provider).
@@ -60,6 +63,7 @@ impl Code {
             9 => Code::ResourceExhausted,
             10 => Code::ShuttingDown,
             11 => Code::FailedPrecondition,
+            12 => Code::Unauthenticated,
             13 => Code::Overloaded,
             _ => Code::Internal,
         }
@@ -80,6 +84,7 @@ impl Code {
             Code::ResourceExhausted => "resource_exhausted",
             Code::ShuttingDown => "shutting_down",
             Code::FailedPrecondition => "failed_precondition",
+            Code::Unauthenticated => "unauthenticated",
             Code::Overloaded => "overloaded",
         }
     }
@@ -160,6 +165,11 @@ impl Status {
         Status::new(Code::Application, message)
     }
 
+    /// An `Unauthenticated` status.
+    pub fn unauthenticated(message: impl Into<String>) -> Status {
+        Status::new(Code::Unauthenticated, message)
+    }
+
     /// An `Overloaded` status.
     pub fn overloaded(message: impl Into<String>) -> Status {
         Status::new(Code::Overloaded, message)
@@ -185,7 +195,7 @@ mod tests {
 
     #[test]
     fn every_code_round_trips_through_its_wire_byte() {
-        for v in (0..=11u8).chain([13]) {
+        for v in 0..=13u8 {
             assert_eq!(Code::from_u8(v) as u8, v);
         }
         assert_eq!(Code::from_u8(200), Code::Internal);

@@ -8,7 +8,7 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::sync::{mpsc, Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -17,6 +17,9 @@ use bytes::{Bytes, BytesMut};
 use mprpc::client::{decode_response, Channel, ChannelOptions, LoadBalance, TypedCall};
 use mprpc::codec::{encode_response, Decoder, Frame, Request};
 use mprpc::{CallOptions, CancelHandle, Code, Endpoint, StaticDiscover, Status};
+
+mod common;
+use common::logs::captured_logs;
 
 /// Generous bound for "this must not hang".
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -89,7 +92,8 @@ fn serve(mut stream: TcpStream, stats: Arc<Stats>) {
                     stats.cancels.fetch_add(1, Ordering::SeqCst);
                 }
                 Ok(None) => break,
-                Ok(Some(Frame::Response(_) | Frame::Oversized(_))) | Err(_) => return,
+                Ok(Some(Frame::Response(_) | Frame::Oversized(_) | Frame::Auth { .. }))
+                | Err(_) => return,
             }
         }
         if !out.is_empty() && writer.lock().unwrap().write_all(&out).is_err() {
@@ -498,28 +502,6 @@ fn pending_call_is_a_future_and_typed_calls_decode() {
     let bad = decode_response::<String>(Bytes::from_static(b"\xff\xff\xff")).unwrap_err();
     assert_eq!(bad.code(), Code::Internal);
     assert!(bad.message().contains("bad response"));
-}
-
-/// Log lines the client wrote, for checking which endpoints it tried.
-fn captured_logs() -> &'static Mutex<Vec<u8>> {
-    static LOGS: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        struct Sink;
-        impl Write for Sink {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                captured_logs().lock().unwrap().extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let _ = tracing_subscriber::fmt()
-            .with_writer(|| Sink)
-            .with_ansi(false)
-            .try_init();
-        Mutex::new(Vec::new())
-    })
 }
 
 #[test]

@@ -20,9 +20,11 @@ use bytes::BytesMut;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
+use crate::auth::AuthToken;
 use crate::codec::{set_request_timeout, Decoder, Frame, ProtocolError};
 use crate::discovery::Endpoint;
 use crate::net::{FlushList, ReadTurn, Transport};
+use crate::tls::ClientTls;
 
 /// Bytes read from one connection before its replies are decoded; bounds
 /// the read buffer when a peer streams replies faster than we consume them.
@@ -50,6 +52,13 @@ pub(crate) struct Queued {
     pub frame: Range<usize>,
 }
 
+/// How a new connection secures itself: TLS, and the token it presents.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Security<'a> {
+    pub tls: Option<&'a ClientTls>,
+    pub auth: Option<&'a AuthToken>,
+}
+
 /// What a non-blocking connect has come to.
 pub(crate) enum ConnectState {
     InProgress,
@@ -73,16 +82,27 @@ pub(crate) struct ProviderConn {
 
 impl ProviderConn {
     /// Starts a non-blocking connect and registers for its completion.
+    /// With `tls` the connection speaks TLS (its handshake starts at the
+    /// first flush); with `auth` the token goes out before any request.
     pub(crate) fn connect(
         addr: SocketAddr,
         registry: &Registry,
         token: Token,
         deadline: Instant,
+        secure: Security<'_>,
     ) -> io::Result<ProviderConn> {
+        let session = secure.tls.map(|tls| tls.session(addr)).transpose()?;
         let mut stream = TcpStream::connect(addr)?;
         registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
+        let mut io = match session {
+            Some(session) => Transport::with_tls(stream, true, session),
+            None => Transport::new(stream, true),
+        };
+        if let Some(token) = secure.auth {
+            crate::codec::encode_auth(token.as_bytes(), io.output());
+        }
         Ok(ProviderConn {
-            io: Transport::new(stream, true),
+            io,
             addr,
             connecting_until: Some(deadline),
             queued: Vec::new(),
@@ -187,7 +207,8 @@ impl ProviderConn {
         (std::mem::take(&mut self.queued), frames)
     }
 
-    /// Reads what the socket has (up to [`READ_BATCH`]).
+    /// Reads what the socket has (up to [`READ_BATCH`]); `needs_flush` in
+    /// the result asks for a flush (a TLS handshake message to answer).
     pub(crate) fn read_turn(&mut self, short_read_drains: bool) -> io::Result<ReadTurn> {
         self.io.read_turn(READ_CHUNK, READ_BATCH, short_read_drains)
     }

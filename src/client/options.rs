@@ -3,8 +3,10 @@
 use std::time::Duration;
 
 use super::LoadBalance;
+use crate::auth::AuthToken;
 use crate::codec::DEFAULT_MAX_FRAME;
 use crate::config::Config;
+use crate::tls::ClientTls;
 
 /// How a channel behaves. `Default` suits most uses; `from_config` takes
 /// the timeouts, limits and threads from the seed-format config file.
@@ -38,6 +40,13 @@ pub struct ChannelOptions {
     /// one helps only when one client thread is the bottleneck and cores
     /// are free.
     pub io_threads: usize,
+    /// Speak TLS to every provider (of our format), verifying its
+    /// certificate; `None`: plain, and providers that publish
+    /// `tls=required` are not called.
+    pub tls: Option<ClientTls>,
+    /// Sent once on each new connection, before its first request, to
+    /// providers that require a token.
+    pub auth_token: Option<AuthToken>,
 }
 
 impl Default for ChannelOptions {
@@ -53,13 +62,17 @@ impl Default for ChannelOptions {
             backoff_max: Duration::from_secs(2),
             connections_per_endpoint: 1,
             io_threads: 1,
+            tls: None,
+            auth_token: None,
         }
     }
 }
 
 impl ChannelOptions {
     /// Defaults, with `call_timeout_ms`, `connect_timeout_ms`,
-    /// `max_frame_size`, `load_balance` and `client_io_threads` from the config.
+    /// `max_frame_size`, `load_balance`, `client_io_threads`, the TLS keys
+    /// (`tls_ca` and the rest) and `auth_token` (its first token) from the
+    /// config.
     pub fn from_config(config: &Config) -> ChannelOptions {
         ChannelOptions {
             call_timeout: config.call_timeout,
@@ -67,6 +80,8 @@ impl ChannelOptions {
             max_frame_size: config.max_frame_size,
             load_balance: config.load_balance,
             io_threads: config.client_io_threads,
+            tls: config.client_tls.clone(),
+            auth_token: config.auth_tokens.first().cloned(),
             ..ChannelOptions::default()
         }
     }

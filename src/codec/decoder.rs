@@ -5,7 +5,10 @@ use std::fmt;
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::frame::{Frame, FrameKind, Oversized, Request, Response};
-use super::{DEFAULT_MAX_FRAME, HEADER_LEN, MAGIC, REQUEST_FIXED_LEN, RESPONSE_FIXED_LEN, VERSION};
+use super::{
+    DEFAULT_MAX_FRAME, HEADER_LEN, MAGIC, MAX_TOKEN_LEN, REQUEST_FIXED_LEN, RESPONSE_FIXED_LEN,
+    VERSION,
+};
 use crate::status::Code;
 
 /// Why a byte stream is not a valid mprpc stream. Any of these closes the
@@ -146,7 +149,7 @@ impl Decoder {
         let kind = match kind {
             k if k == FrameKind::Request as u8 => FrameKind::Request,
             k if k == FrameKind::Response as u8 => FrameKind::Response,
-            k if k == FrameKind::Cancel as u8 => {
+            k if k == FrameKind::Cancel as u8 || k == FrameKind::Auth as u8 => {
                 return Err(ProtocolError::FrameTooLarge {
                     len,
                     max: self.max_frame,
@@ -193,6 +196,14 @@ fn parse_body(kind: u8, body: Bytes) -> Result<Frame, ProtocolError> {
             Ok(Frame::Cancel {
                 id: u64::from_be_bytes(body[..8].try_into().expect("8 bytes")),
             })
+        }
+        k if k == FrameKind::Auth as u8 => {
+            if body.len() > MAX_TOKEN_LEN {
+                return Err(ProtocolError::Malformed(
+                    "auth token longer than 1024 bytes",
+                ));
+            }
+            Ok(Frame::Auth { token: body })
         }
         other => Err(ProtocolError::UnknownKind(other)),
     }
@@ -242,7 +253,7 @@ fn parse_response(mut body: Bytes) -> Result<Response, ProtocolError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{encode_cancel, encode_request, encode_response, RequestHead};
+    use crate::codec::{encode_auth, encode_cancel, encode_request, encode_response, RequestHead};
 
     fn sample_frames() -> (BytesMut, Vec<Frame>) {
         let mut buf = BytesMut::new();
@@ -256,6 +267,7 @@ mod tests {
         encode_response(7, Code::Ok, "", b"world", &mut buf);
         encode_response(8, Code::Application, "no such user", b"", &mut buf);
         encode_cancel(9, &mut buf);
+        encode_auth(b"s3cret", &mut buf);
         encode_request(
             RequestHead {
                 id: u64::MAX,
@@ -287,6 +299,9 @@ mod tests {
                 payload: Bytes::new(),
             }),
             Frame::Cancel { id: 9 },
+            Frame::Auth {
+                token: Bytes::from_static(b"s3cret"),
+            },
             Frame::Request(Request::new(u64::MAX, 0, "S", "", Bytes::new())),
         ];
         (buf, frames)
@@ -428,6 +443,10 @@ mod tests {
             (&b"MP\x01\x01\x00\x00\x00\x02ab"[..], "short request"),
             (&b"MP\x01\x02\x00\x00\x00\x01a"[..], "short response"),
             (&b"MP\x01\x03\x00\x00\x00\x01a"[..], "short cancel"),
+            (
+                &[&b"MP\x01\x04\x00\x00\x04\x01"[..], &[b't'; 1025]].concat()[..],
+                "long token",
+            ),
             (
                 &b"MP\x01\x01\x00\x00\x00\x0e\0\0\0\0\0\0\0\x01\0\0\0\0\x05\x05"[..],
                 "names overrun",

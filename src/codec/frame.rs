@@ -17,6 +17,8 @@ pub enum FrameKind {
     Response = 2,
     /// A client giving up on a call it sent.
     Cancel = 3,
+    /// A client presenting its auth token (once, first on a connection).
+    Auth = 4,
 }
 
 /// A decoded request. Names and payload are slices of the read buffer.
@@ -123,6 +125,12 @@ pub enum Frame {
     Cancel {
         /// The id of the cancelled request.
         id: u64,
+    },
+    /// The client's auth token (server side; compared in constant time,
+    /// never logged).
+    Auth {
+        /// The token's bytes, a slice of the read buffer.
+        token: Bytes,
     },
     /// A request or response whose body is larger than the decoder's limit.
     /// Only that one call fails: its body is skipped, never buffered.
@@ -290,6 +298,23 @@ pub fn encode_response_with(
     let body_len = (dst.len() - start - HEADER_LEN) as u32;
     dst[start + 4..start + 8].copy_from_slice(&body_len.to_be_bytes());
     debug_assert!(body_len as usize >= RESPONSE_FIXED_LEN);
+}
+
+/// Appends an auth frame carrying `token`.
+///
+/// # Panics
+///
+/// If the token is longer than [`MAX_TOKEN_LEN`](super::MAX_TOKEN_LEN)
+/// bytes (the channel checks its options before sending any).
+pub fn encode_auth(token: &[u8], dst: &mut BytesMut) {
+    assert!(
+        token.len() <= super::MAX_TOKEN_LEN,
+        "encode_auth: a token of {} bytes exceeds {} bytes",
+        token.len(),
+        super::MAX_TOKEN_LEN
+    );
+    put_header(dst, FrameKind::Auth, token.len());
+    dst.put_slice(token);
 }
 
 /// Appends a cancel frame for request `id`.

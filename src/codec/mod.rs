@@ -16,7 +16,7 @@
 //!   `M` is not speaking this protocol; garbage is recognised at once instead
 //!   of after a bogus length has been waited for.
 //! * `version` is [`VERSION`] (1). Other versions are a protocol error.
-//! * `kind` is 1 = request, 2 = response, 3 = cancel.
+//! * `kind` is 1 = request, 2 = response, 3 = cancel, 4 = auth.
 //! * `body_len` is bounded by the configured max frame size, so no peer can
 //!   make us buffer without bound. A request or response over the limit fails
 //!   alone: its id is read, its body is skipped as it arrives (never
@@ -54,6 +54,23 @@
 //! Sent by a client that gave up on a call; the server drops the reply if it
 //! has not been sent yet. It is advisory: a reply may still arrive.
 //!
+//! ## Auth body (kind 4)
+//!
+//! ```text
+//! token (at most 1024 bytes)
+//! ```
+//!
+//! A client whose channel has an auth token sends this once, as the first
+//! frame of each connection (before its first request, in the same write).
+//! A provider configured with `auth_token` compares it, in constant time,
+//! with each of its tokens; until a frame with a right token has arrived,
+//! every request is answered `Unauthenticated` (status 12) and the
+//! connection is closed after the reply, as it is after a wrong token.
+//! A provider without `auth_token` ignores the frame. Nothing else changed:
+//! a client without a token sends no auth frame, so the version stays 1
+//! (only a provider older than this kind, given a token it could not check
+//! anyway, closes the connection on the unknown kind).
+//!
 //! # Zero copy
 //!
 //! [`Decoder::decode`] works on the connection's `BytesMut` read buffer in the
@@ -82,7 +99,7 @@ pub use seed as legacy;
 pub use decoder::{skip_body, Decoder, ProtocolError};
 pub use format::WireFormat;
 pub use frame::{
-    check_names, encode_cancel, encode_request, encode_response, encode_response_with,
+    check_names, encode_auth, encode_cancel, encode_request, encode_response, encode_response_with,
     request_parts, request_service, set_request_timeout, Frame, FrameKind, NameTooLong, Oversized,
     Request, RequestHead, Response,
 };
@@ -99,5 +116,7 @@ pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 pub const REQUEST_FIXED_LEN: usize = 8 + 4 + 1 + 1;
 /// The longest service or method name a request can carry (one length byte).
 pub const MAX_NAME_LEN: usize = 255;
+/// The longest auth token an auth frame carries.
+pub const MAX_TOKEN_LEN: usize = 1024;
 /// Fixed part of a response body: id, status, error length.
 pub const RESPONSE_FIXED_LEN: usize = 8 + 1 + 2;

@@ -7,8 +7,11 @@
 //! * [`FlushList`] — the connections a loop flushes once per turn, each
 //!   listed once.
 //! * `read_into` — the one `read(2)` routine both sides use.
+//! * [`tls`] — TLS settings of both sides ([`ServerTls`], [`ClientTls`]);
+//!   the transport drives the sessions.
 
 mod read;
+pub mod tls;
 mod transport;
 
 pub(crate) use read::read_into;

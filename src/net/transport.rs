@@ -8,17 +8,29 @@
 //! flushes once per loop turn through a [`FlushList`]. Both the server's
 //! reactors and the client's drivers use it, so the flush loop, the
 //! writable-interest toggle and the oversized-frame skip exist once.
+//!
+//! TLS sits here too, between the socket and the buffers, so no event loop
+//! knows about it: with a rustls session, reads go socket → rustls →
+//! plaintext into the read buffer, and flushes go output → rustls →
+//! records to the socket. A plain connection takes the same path as before
+//! (one branch on the session being absent: no extra copy, no allocation).
+//! A server port with `tls=optional` or `required` starts undecided and
+//! looks at the first bytes: a TLS record starts `0x16 0x03`.
 
-use std::io::{self, Write};
+use std::io::{self, BufRead, Write};
 
 use bytes::{Buf, BytesMut};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
+use super::tls::{tls_io_error, ServerTls};
 use crate::codec::{skip_body, Decoder, Frame, ProtocolError};
 
+/// The first bytes of a TLS handshake record: content type 22, version 3.x.
+const TLS_RECORD_START: [u8; 2] = [0x16, 0x03];
+
 /// What one read turn found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct ReadTurn {
     /// Bytes read this turn.
     pub bytes: usize,
@@ -26,6 +38,27 @@ pub(crate) struct ReadTurn {
     pub eof: bool,
     /// The socket has nothing more for now.
     pub drained: bool,
+    /// The transport has bytes of its own to send (a TLS handshake reply):
+    /// flush it this turn even if nothing else was written.
+    pub needs_flush: bool,
+}
+
+/// Whether and how a connection is encrypted.
+enum Security {
+    Plain,
+    /// A server port taking TLS: decided by the first bytes.
+    Undecided(ServerTls),
+    Tls(Box<rustls::Connection>),
+}
+
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Security::Plain => "Plain",
+            Security::Undecided(_) => "Undecided",
+            Security::Tls(_) => "Tls",
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -39,6 +72,7 @@ pub(crate) struct Transport {
     flush_queued: bool,
     /// Body bytes of an oversized frame still to skip as they arrive.
     skip: usize,
+    security: Security,
 }
 
 impl Transport {
@@ -54,7 +88,29 @@ impl Transport {
             writable_armed,
             flush_queued: false,
             skip: 0,
+            security: Security::Plain,
         }
+    }
+
+    /// An accepted connection on a port that takes TLS (`tls`), plain until
+    /// its first bytes say otherwise.
+    pub(crate) fn accepted(stream: TcpStream, tls: Option<&ServerTls>) -> Transport {
+        let mut transport = Transport::new(stream, false);
+        if let Some(tls) = tls {
+            transport.security = Security::Undecided(tls.clone());
+        }
+        transport
+    }
+
+    /// A connection that speaks TLS from its first byte (a client's).
+    pub(crate) fn with_tls(
+        stream: TcpStream,
+        writable_armed: bool,
+        session: rustls::Connection,
+    ) -> Transport {
+        let mut transport = Transport::new(stream, writable_armed);
+        transport.security = Security::Tls(Box::new(session));
+        transport
     }
 
     pub(crate) fn stream(&self) -> &TcpStream {
@@ -71,17 +127,29 @@ impl Transport {
     /// `short_read_drains`, a read that did not fill the space offered
     /// counts as drained (edge-triggered: new data raises a new event), which
     /// saves the syscall that would only return `WouldBlock`.
+    ///
+    /// `bytes` counts what came off the socket (TLS records included), so a
+    /// turn that only advanced a handshake still counts as activity.
     pub(crate) fn read_turn(
         &mut self,
         chunk: usize,
         max: usize,
         short_read_drains: bool,
     ) -> io::Result<ReadTurn> {
-        let mut turn = ReadTurn {
-            bytes: 0,
-            eof: false,
-            drained: false,
-        };
+        match self.security {
+            Security::Plain => self.read_plain(chunk, max, short_read_drains),
+            Security::Tls(_) => self.read_tls(max),
+            Security::Undecided(_) => self.read_first_bytes(chunk, max),
+        }
+    }
+
+    fn read_plain(
+        &mut self,
+        chunk: usize,
+        max: usize,
+        short_read_drains: bool,
+    ) -> io::Result<ReadTurn> {
+        let mut turn = ReadTurn::default();
         loop {
             match super::read_into(&self.stream, &mut self.rbuf, chunk) {
                 Ok((0, _)) => {
@@ -110,6 +178,98 @@ impl Transport {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// A server port taking TLS, at its first bytes: reads them as they
+    /// come, then starts a TLS session over them (`0x16 0x03`) or stays
+    /// plain, unless TLS is required.
+    fn read_first_bytes(&mut self, chunk: usize, max: usize) -> io::Result<ReadTurn> {
+        let mut turn = self.read_plain(chunk, max, true)?;
+        let Security::Undecided(tls) = &self.security else {
+            unreachable!("read_first_bytes on a decided connection");
+        };
+        let first = &self.rbuf[..self.rbuf.len().min(2)];
+        if first.is_empty() || first == &TLS_RECORD_START[..1] {
+            return Ok(turn); // not enough to tell yet
+        }
+        if first != TLS_RECORD_START {
+            if tls.is_required() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "plain-text (non-TLS) bytes on a port that requires TLS",
+                ));
+            }
+            self.security = Security::Plain;
+            return Ok(turn);
+        }
+        let mut session = tls.session()?;
+        let mut arrived = &self.rbuf[..];
+        while !arrived.is_empty() {
+            if session.read_tls(&mut arrived)? == 0 {
+                break;
+            }
+        }
+        self.rbuf.clear();
+        self.security = Security::Tls(Box::new(session));
+        let Transport {
+            stream,
+            rbuf,
+            security: Security::Tls(session),
+            ..
+        } = self
+        else {
+            unreachable!("just set");
+        };
+        decrypt(session, stream, rbuf)?;
+        if !turn.drained && turn.bytes < max {
+            let more = self.read_tls(max - turn.bytes)?;
+            turn.bytes += more.bytes;
+            turn.eof = more.eof;
+            turn.drained = more.drained;
+        }
+        turn.needs_flush = self.tls_pending();
+        Ok(turn)
+    }
+
+    /// Reads TLS records until the socket is drained, EOF (TCP, or the
+    /// peer's close_notify) or `max` bytes, decrypting into the read buffer.
+    fn read_tls(&mut self, max: usize) -> io::Result<ReadTurn> {
+        let Transport {
+            stream,
+            rbuf,
+            security: Security::Tls(session),
+            ..
+        } = self
+        else {
+            unreachable!("read_tls without a session");
+        };
+        let mut turn = ReadTurn::default();
+        loop {
+            let mut stop = false;
+            match session.read_tls(&mut &*stream) {
+                Ok(0) => {
+                    turn.eof = true;
+                    turn.drained = true;
+                }
+                Ok(n) => turn.bytes += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => turn.drained = true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // Decrypt what arrived; the error repeats on the next read.
+                Err(_) if turn.bytes > 0 => stop = true,
+                Err(e) => return Err(e),
+            }
+            decrypt(session, stream, rbuf)?;
+            if stop || turn.drained || turn.bytes >= max {
+                turn.needs_flush = session.wants_write();
+                return Ok(turn);
+            }
+        }
+    }
+
+    /// TLS records are waiting to be written (a handshake message, or
+    /// encrypted output).
+    fn tls_pending(&self) -> bool {
+        matches!(&self.security, Security::Tls(s) if s.wants_write())
     }
 
     /// The next complete frame in the read buffer, skipping the rest of an
@@ -144,9 +304,12 @@ impl Transport {
         })
     }
 
-    /// Part of a frame has arrived and the rest has not.
+    /// Part of a frame has arrived and the rest has not (a TLS handshake
+    /// under way counts: a peer stalling it is as slow as a half frame).
     pub(crate) fn mid_frame(&self) -> bool {
-        !self.rbuf.is_empty() || self.skip > 0
+        !self.rbuf.is_empty()
+            || self.skip > 0
+            || matches!(&self.security, Security::Tls(s) if s.is_handshaking())
     }
 
     /// Where replies or requests are encoded, to go out at the next flush.
@@ -154,14 +317,19 @@ impl Transport {
         &mut self.wbuf
     }
 
-    /// Encoded bytes not yet taken by the socket.
+    /// Encoded bytes not yet taken by the socket (plus one while TLS
+    /// records wait: rustls holds at most its buffer limit, 64 KiB, so the
+    /// output here still measures backpressure).
     pub(crate) fn unsent(&self) -> usize {
-        self.wbuf.len()
+        self.wbuf.len() + usize::from(self.tls_pending())
     }
 
     /// Writes as much output as the socket takes. Returns true when all of
     /// it went out, false when the socket is full (watch for writability).
     pub(crate) fn flush(&mut self) -> io::Result<bool> {
+        if let Security::Tls(_) = self.security {
+            return self.flush_tls();
+        }
         while !self.wbuf.is_empty() {
             match self.stream.write(&self.wbuf) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -172,6 +340,38 @@ impl Transport {
             }
         }
         Ok(true)
+    }
+
+    /// Hands output to rustls (up to its buffer limit) and writes its
+    /// records, until both are empty or the socket is full. Output given
+    /// before the handshake finished waits inside rustls and is encrypted
+    /// and written once it has (a read then reports `needs_flush`).
+    fn flush_tls(&mut self) -> io::Result<bool> {
+        let Transport {
+            stream,
+            wbuf,
+            security: Security::Tls(session),
+            ..
+        } = self
+        else {
+            unreachable!("flush_tls without a session");
+        };
+        loop {
+            if !wbuf.is_empty() {
+                let n = session.writer().write(wbuf)?;
+                wbuf.advance(n);
+            }
+            if !session.wants_write() {
+                return Ok(wbuf.is_empty());
+            }
+            match session.write_tls(&mut &*stream) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Flushes, then asks for writable events only while output is left:
@@ -193,6 +393,43 @@ impl Transport {
             self.writable_armed = !all;
         }
         Ok(all)
+    }
+}
+
+/// Processes the TLS records rustls has read and appends the plaintext to
+/// `rbuf`. A protocol or certificate error is sent to the peer as an alert
+/// (best effort) and returned, to close the connection.
+fn decrypt(
+    session: &mut rustls::Connection,
+    stream: &TcpStream,
+    rbuf: &mut BytesMut,
+) -> io::Result<()> {
+    if let Err(e) = session.process_new_packets() {
+        let handshaking = session.is_handshaking();
+        let _ = session.write_tls(&mut &*stream);
+        return Err(tls_io_error(e, handshaking));
+    }
+    let mut reader = session.reader();
+    loop {
+        let n = match reader.fill_buf() {
+            Ok([]) => return Ok(()), // the peer's close_notify
+            Ok(chunk) => {
+                rbuf.extend_from_slice(chunk);
+                chunk.len()
+            }
+            // Nothing more for now, or TCP EOF without close_notify (the
+            // read reports that EOF).
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::UnexpectedEof
+                ) =>
+            {
+                return Ok(())
+            }
+            Err(e) => return Err(e),
+        };
+        reader.consume(n);
     }
 }
 

@@ -30,6 +30,7 @@ use super::RegistryError;
 use crate::config::Config;
 use crate::endpoint::{Discover, Endpoint, WireFormat};
 use crate::status::Status;
+use crate::tls::TlsMode;
 
 type Cache = RwLock<HashMap<String, Arc<[Endpoint]>>>;
 
@@ -478,6 +479,7 @@ impl Worker {
                     weight: info.weight,
                     format: WireFormat::Mprpc,
                     max_frame: info.max_frame,
+                    tls: info.tls,
                 }),
                 None => debug!("skipping provider node {path}/{name}: not an ip:port"),
             }
@@ -519,6 +521,7 @@ impl Worker {
                 weight: ProviderInfo::DEFAULT_WEIGHT,
                 format: WireFormat::Legacy,
                 max_frame: None,
+                tls: TlsMode::Off,
             })
             .collect())
     }

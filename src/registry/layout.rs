@@ -5,6 +5,8 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
+use crate::tls::TlsMode;
+
 /// `<root>/services`.
 pub(crate) fn services_path(root: &str) -> String {
     format!("{}/services", root.trim_end_matches('/'))
@@ -48,6 +50,9 @@ pub struct ProviderInfo {
     /// The largest frame body the provider accepts (`None`: not published),
     /// so consumers refuse larger calls before sending them.
     pub max_frame: Option<usize>,
+    /// TLS on the provider's port (`Off` when not published), so consumers
+    /// know a plain connection would be refused.
+    pub tls: TlsMode,
 }
 
 impl ProviderInfo {
@@ -61,6 +66,7 @@ impl ProviderInfo {
         methods: &[&str],
         start_time_ms: u64,
         max_frame: usize,
+        tls: TlsMode,
     ) -> ProviderInfo {
         ProviderInfo {
             addr,
@@ -70,19 +76,21 @@ impl ProviderInfo {
             start_time_ms,
             pid: std::process::id(),
             max_frame: Some(max_frame),
+            tls,
         }
     }
 
     /// The node data: `key=value` lines.
     pub fn encode(&self) -> String {
         format!(
-            "protocol=mprpc\naddr={}\nmethods={}\nweight={}\nversion={}\nstart_time_ms={}\npid={}\n{}",
+            "protocol=mprpc\naddr={}\nmethods={}\nweight={}\nversion={}\nstart_time_ms={}\npid={}\ntls={}\n{}",
             self.addr,
             self.methods.join(","),
             self.weight,
             self.version,
             self.start_time_ms,
             self.pid,
+            self.tls,
             self.max_frame
                 .map_or(String::new(), |m| format!("max_frame={m}\n"))
         )
@@ -101,6 +109,7 @@ impl ProviderInfo {
             start_time_ms: 0,
             pid: 0,
             max_frame: None,
+            tls: TlsMode::Off,
         };
         let text = String::from_utf8_lossy(data);
         for line in text.lines() {
@@ -121,6 +130,7 @@ impl ProviderInfo {
                 "start_time_ms" => info.start_time_ms = value.parse().unwrap_or(0),
                 "pid" => info.pid = value.parse().unwrap_or(0),
                 "max_frame" => info.max_frame = value.parse().ok(),
+                "tls" => info.tls = value.parse().unwrap_or_default(),
                 _ => {}
             }
         }
@@ -149,7 +159,8 @@ mod tests {
     #[test]
     fn provider_info_round_trips() {
         let addr: SocketAddr = "127.0.0.1:8000".parse().unwrap();
-        let info = ProviderInfo::local(addr, &["Login", "Register"], 42, 1 << 20);
+        let info =
+            ProviderInfo::local(addr, &["Login", "Register"], 42, 1 << 20, TlsMode::Required);
         let back = ProviderInfo::parse("127.0.0.1:8000", info.encode().as_bytes()).unwrap();
         assert_eq!(back, info);
     }
@@ -160,6 +171,7 @@ mod tests {
         assert_eq!(info.weight, 100);
         assert!(info.methods.is_empty());
         assert_eq!(info.max_frame, None, "not published by older providers");
+        assert_eq!(info.tls, TlsMode::Off, "not published by older providers");
         assert!(ProviderInfo::parse("not-an-addr", b"").is_none());
         assert!(ProviderInfo::parse("", b"weight=1").is_none());
     }

@@ -25,12 +25,16 @@
 //! version=0.1.0
 //! start_time_ms=1700000000000
 //! pid=4242
+//! tls=required
+//! max_frame=16777216
 //! ```
 //!
 //! Persistent parents are created idempotently (an existing node is fine),
 //! so any number of providers serve one service. The node name is the
 //! address consumers connect to; `weight` feeds weighted balancing (unknown
-//! keys are ignored, a bad weight counts as 100).
+//! keys are ignored, a bad weight counts as 100); `tls` (off, optional or
+//! required; absent means off) tells consumers whether a plain connection
+//! would be refused; `max_frame` is the largest frame body it accepts.
 //!
 //! With `zk_legacy_layout` (the default) a provider also writes the seed's
 //! layout so the seed's C++ consumers find it: `/<Service>` persistent and

@@ -23,6 +23,7 @@ use super::session::{self, Backoff, Settings};
 use super::RegistryError;
 use crate::config::Config;
 use crate::service::ServiceInfo;
+use crate::tls::TlsMode;
 
 /// A provider's registration; one per provider process.
 ///
@@ -72,6 +73,10 @@ impl Registrar {
         let (first_tx, first_rx) = std::sync::mpsc::channel();
         let mut worker = Worker::new(settings.clone(), addr, services, shared.clone());
         worker.max_frame = config.max_frame_size;
+        worker.tls = config
+            .server_tls
+            .as_ref()
+            .map_or(TlsMode::Off, |t| t.mode());
         let thread =
             session::spawn_thread("mprpc-zk-registrar", move || worker.run(receiver, first_tx))
                 .map_err(|e| settings.error("cannot start the registrar thread", e))?;
@@ -132,6 +137,8 @@ struct Worker {
     start_time_ms: u64,
     /// Published so consumers refuse oversized calls before sending.
     max_frame: usize,
+    /// TLS on the provider's port, published so consumers connect right.
+    tls: TlsMode,
     shared: Arc<Shared>,
     client: Option<zk::Client>,
     state: Option<zk::StateWatcher>,
@@ -163,6 +170,7 @@ impl Worker {
             services,
             start_time_ms,
             max_frame: crate::codec::DEFAULT_MAX_FRAME,
+            tls: TlsMode::Off,
             shared,
             client: None,
             state: None,
@@ -302,8 +310,14 @@ impl Worker {
             )
             .await?;
             let path = layout::provider_path(&self.settings.root, service, self.addr);
-            let data = ProviderInfo::local(self.addr, methods, self.start_time_ms, self.max_frame)
-                .encode();
+            let data = ProviderInfo::local(
+                self.addr,
+                methods,
+                self.start_time_ms,
+                self.max_frame,
+                self.tls,
+            )
+            .encode();
             self.create_ours(&client, &path, data.as_bytes()).await?;
             if self.settings.legacy {
                 self.mkdirs(&client, &layout::legacy_service_path(service))

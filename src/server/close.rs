@@ -29,6 +29,9 @@ pub(crate) enum CloseReason {
         service: String,
         method: String,
     },
+    /// Calls without a right auth token were answered `Unauthenticated`
+    /// (or, in the seed's format, refused): why.
+    Unauthenticated(&'static str),
     /// A frame stayed incomplete this long (slow or stalled peer).
     SlowFrame(Duration),
     Idle(Duration),
@@ -61,6 +64,9 @@ impl fmt::Display for CloseReason {
             }
             CloseReason::SeedUnknown { service, method } => {
                 write!(f, "seed-format call to unknown {service}.{method}")
+            }
+            CloseReason::Unauthenticated(why) => {
+                write!(f, "unauthenticated ({why}): calls refused")
             }
             CloseReason::SlowFrame(limit) => {
                 write!(

@@ -12,8 +12,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
-
 use super::close::CloseReason;
 use crate::codec::WireFormat;
 use crate::net::Transport;
@@ -26,6 +24,17 @@ pub(crate) struct Backpressure {
     pub(crate) write_high_water: usize,
     /// Pool calls in flight at which reading pauses.
     pub(crate) max_inflight: usize,
+}
+
+/// Where a connection stands with token authentication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Auth {
+    /// The server needs no token, or a right one arrived.
+    Passed,
+    /// The server needs a token and none has arrived.
+    Waiting,
+    /// A wrong token arrived.
+    Refused,
 }
 
 /// The idle and slow-frame limits a connection is held to.
@@ -60,15 +69,23 @@ pub(crate) struct Connection {
     last_active: Instant,
     /// When the bytes of a still-incomplete frame started waiting.
     partial_since: Option<Instant>,
+    auth: Auth,
 }
 
 impl Connection {
-    /// Wraps a stream registered with `Interest::READABLE`.
-    pub(crate) fn new(id: u64, stream: TcpStream, peer: SocketAddr, now: Instant) -> Connection {
+    /// Wraps a transport whose stream is registered with
+    /// `Interest::READABLE`; `needs_auth`: its calls wait for a token.
+    pub(crate) fn new(
+        id: u64,
+        io: Transport,
+        peer: SocketAddr,
+        now: Instant,
+        needs_auth: bool,
+    ) -> Connection {
         Connection {
             id,
             peer,
-            io: Transport::new(stream, false),
+            io,
             format: None,
             inflight: 0,
             pool_calls: HashMap::new(),
@@ -77,6 +94,22 @@ impl Connection {
             close_when_quiet: false,
             last_active: now,
             partial_since: None,
+            auth: if needs_auth {
+                Auth::Waiting
+            } else {
+                Auth::Passed
+            },
+        }
+    }
+
+    pub(crate) fn auth(&self) -> Auth {
+        self.auth
+    }
+
+    /// A token arrived and was checked; a connection once refused stays so.
+    pub(crate) fn token_checked(&mut self, right: bool) {
+        if self.auth == Auth::Waiting {
+            self.auth = if right { Auth::Passed } else { Auth::Refused };
         }
     }
 
@@ -196,7 +229,11 @@ impl Connection {
                 Err(e) => CloseReason::Protocol(e),
             })
         } else if self.close_when_quiet {
-            Some(CloseReason::Answered)
+            Some(match self.auth {
+                Auth::Passed => CloseReason::Answered,
+                Auth::Waiting => CloseReason::Unauthenticated("no auth token sent"),
+                Auth::Refused => CloseReason::Unauthenticated("wrong auth token"),
+            })
         } else {
             None
         }

@@ -13,6 +13,7 @@ use super::protocol;
 use super::reactor::ReactorShared;
 use super::table::{Entry, ServiceTable};
 use super::workers::{Job, JobSender};
+use crate::auth::AuthToken;
 use crate::codec::{Decoder, Request, WireFormat};
 use crate::service::CallContext;
 
@@ -35,6 +36,8 @@ pub(crate) struct Dispatcher {
     decoder: Decoder,
     limits: Backpressure,
     concurrency: Arc<Limits>,
+    /// Tokens a connection must present one of (empty: none needed).
+    auth_tokens: Arc<[AuthToken]>,
 }
 
 impl Dispatcher {
@@ -55,7 +58,24 @@ impl Dispatcher {
             decoder,
             limits,
             concurrency,
+            auth_tokens: Arc::new([]),
         }
+    }
+
+    /// Calls run only on connections that presented one of `tokens`.
+    pub(crate) fn with_auth(mut self, tokens: Arc<[AuthToken]>) -> Dispatcher {
+        self.auth_tokens = tokens;
+        self
+    }
+
+    /// New connections must authenticate.
+    pub(crate) fn needs_auth(&self) -> bool {
+        !self.auth_tokens.is_empty()
+    }
+
+    /// Whether `token` is one this server accepts (constant time).
+    pub(crate) fn accepts_token(&self, token: &[u8]) -> bool {
+        crate::auth::accepts(&self.auth_tokens, token)
     }
 
     pub(crate) fn table(&self) -> &ServiceTable {

@@ -41,8 +41,10 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::auth::AuthToken;
 use crate::config::Config;
 use crate::service::{Service, ServiceInfo};
+use crate::tls::{ServerTls, TlsMode};
 use limit::Limits;
 use reactor::ReactorShared;
 use table::ServiceTable;
@@ -82,6 +84,11 @@ pub struct ServerOptions {
     pub concurrency_limiter: ConcurrencyLimiter,
     /// Fixed per-method limits; a method's own wins over the adaptive one.
     pub max_concurrency: MaxConcurrency,
+    /// TLS on the port (`None`: plain only).
+    pub tls: Option<ServerTls>,
+    /// Tokens a connection must present one of before its calls run
+    /// (empty: no authentication).
+    pub auth_tokens: Vec<AuthToken>,
 }
 
 impl Default for ServerOptions {
@@ -111,6 +118,8 @@ impl ServerOptions {
             shutdown_grace: Duration::from_secs(5),
             concurrency_limiter: config.concurrency_limiter,
             max_concurrency: config.max_concurrency.clone(),
+            tls: config.server_tls.clone(),
+            auth_tokens: config.auth_tokens.clone(),
         }
     }
 }
@@ -216,7 +225,13 @@ impl Server {
             shared.clone(),
         )?;
         threads.push(thread);
-        tracing::info!(%local_addr, reactors = reactor_count, "server started");
+        let tls = self
+            .options
+            .tls
+            .as_ref()
+            .map_or(TlsMode::Off, ServerTls::mode);
+        let auth = !self.options.auth_tokens.is_empty();
+        tracing::info!(%local_addr, reactors = reactor_count, %tls, auth, "server started");
         Ok(ServerHandle {
             inner: Arc::new(HandleInner {
                 local_addr,

@@ -3,7 +3,11 @@
 // `pub` so every test crate that declares `mod common` can reach them.
 #![allow(unreachable_pub)]
 
+pub mod certs;
 pub mod frames;
 pub mod helper_process;
+pub mod logs;
 pub mod services;
 pub mod zk;
+
+pub use zk::temp_dir;

@@ -30,7 +30,7 @@ pub fn free_port() -> u16 {
 }
 
 /// A fresh, empty directory under the system temp dir.
-fn temp_dir(tag: &str) -> PathBuf {
+pub fn temp_dir(tag: &str) -> PathBuf {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

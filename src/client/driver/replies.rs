@@ -51,6 +51,9 @@ impl Driver {
                 Ok(turn) => turn,
                 Err(e) => return self.close(key, format!("connection to {addr} lost: {e}")),
             };
+            if turn.needs_flush {
+                conn.schedule_flush(key, &mut self.flush);
+            }
             if let Err(why) = self.decode_replies(key) {
                 tracing::warn!("client: protocol error from {addr}: {why}; closing the connection");
                 return self.close(key, format!("protocol error from {addr}: {why}"));
@@ -85,7 +88,9 @@ impl Driver {
                 Ok(Some(Frame::Request(_) | Frame::Oversized(_))) => {
                     return Err("unexpected request frame".to_owned())
                 }
-                Ok(Some(Frame::Cancel { .. })) => return Err("unexpected cancel frame".to_owned()),
+                Ok(Some(Frame::Cancel { .. } | Frame::Auth { .. })) => {
+                    return Err("unexpected cancel or auth frame".to_owned())
+                }
                 Ok(None) => return Ok(()),
                 Err(e) => return Err(e.to_string()),
             }

@@ -10,12 +10,13 @@ use std::sync::Arc;
 use mio::Token;
 
 use super::{far_or, Driver, Pending, NO_CONN};
-use crate::client::conn::{ProviderConn, Queued, Routed};
+use crate::client::conn::{ProviderConn, Queued, Routed, Security};
 use crate::client::legacy::{self, LegacyCall};
 use crate::client::queue::{Command, NewCall};
 use crate::codec::{request_service, WireFormat};
 use crate::discovery::Endpoint;
 use crate::status::Status;
+use crate::tls::TlsMode;
 
 /// Where a call goes next, and how often connecting has failed for it.
 pub(super) struct Route {
@@ -97,7 +98,15 @@ impl Driver {
                 return self.hand_to_seed_pool(id, endpoint.addr, frame);
             }
             let addr = endpoint.addr;
-            match self.connection_to(addr) {
+            let refused_plain = endpoint.tls == TlsMode::Required && self.options.tls.is_none();
+            let opened = if refused_plain {
+                Err(io::Error::other(
+                    "the provider requires TLS and this channel has none (set tls_ca)",
+                ))
+            } else {
+                self.connection_to(addr)
+            };
+            match opened {
                 Ok(key) => return self.attach(key, id, frame, route),
                 Err(e) => {
                     let reason = format!("connect to {addr} failed: {e}");
@@ -174,7 +183,11 @@ impl Driver {
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         let deadline = far_or(self.now, self.options.connect_timeout);
-        match ProviderConn::connect(addr, self.poll.registry(), Token(key), deadline) {
+        let secure = Security {
+            tls: self.options.tls.as_ref(),
+            auth: self.options.auth_token.as_ref(),
+        };
+        match ProviderConn::connect(addr, self.poll.registry(), Token(key), deadline, secure) {
             Ok(conn) => {
                 entry.insert(conn);
                 pool.conns.push(key);

@@ -7,7 +7,7 @@ use bytes::BytesMut;
 use super::{invoke, Progress};
 use crate::codec::{encode_response, encode_response_with, Frame, FrameKind, Request, WireFormat};
 use crate::server::close::CloseReason;
-use crate::server::connection::Connection;
+use crate::server::connection::{Auth, Connection};
 use crate::server::dispatch::{Dispatcher, Turn};
 use crate::service::{CallContext, Service};
 use crate::status::{Code, Status};
@@ -21,7 +21,20 @@ pub(super) fn process(conn: &mut Connection, dispatcher: &Dispatcher, turn: Turn
             Err(e) => return Progress::Close(CloseReason::Protocol(e)),
         };
         match frame {
+            Frame::Request(request) if conn.auth() != Auth::Passed => {
+                let status = Status::unauthenticated(match conn.auth() {
+                    Auth::Refused => "wrong auth token",
+                    _ => "this provider requires an auth token and none was sent",
+                });
+                write_error(request.id, &status, conn.io().output());
+                conn.close_after_reply();
+                return Progress::Done;
+            }
             Frame::Request(request) => serve(conn, dispatcher, request, turn),
+            Frame::Auth { token } if dispatcher.needs_auth() => {
+                conn.token_checked(dispatcher.accepts_token(&token));
+            }
+            Frame::Auth { .. } => {} // no token needed here
             Frame::Cancel { id } => conn.cancel(id),
             Frame::Oversized(o) if o.kind == FrameKind::Request => {
                 // Fail that one call; the connection and its other calls go on.

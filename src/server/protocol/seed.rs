@@ -17,6 +17,12 @@ use crate::status::Status;
 
 /// The connection's one request, once it has fully arrived.
 pub(super) fn process(conn: &mut Connection, dispatcher: &Dispatcher, turn: Turn) -> Progress {
+    if dispatcher.needs_auth() {
+        // The seed's format has no way to carry a token.
+        return Progress::Close(CloseReason::Unauthenticated(
+            "seed-format call, which cannot carry an auth token",
+        ));
+    }
     let max = dispatcher.decoder().max_frame();
     let request = match seed::decode_request(conn.io().input(), max) {
         Ok(Some(request)) => request,

@@ -40,8 +40,10 @@ use super::table::ServiceTable;
 use super::timer::TimerWheel;
 use super::workers::JobSender;
 use super::{ServerOptions, ServerShared};
+use crate::auth::AuthToken;
 use crate::codec::Decoder;
-use crate::net::FlushList;
+use crate::net::{FlushList, Transport};
+use crate::tls::ServerTls;
 
 const WAKER: Token = Token(usize::MAX);
 
@@ -117,6 +119,7 @@ pub(crate) fn spawn(
     };
     let decoder = Decoder::new(options.max_frame_size);
     let guard = server.thread_guard();
+    let auth_tokens: Arc<[AuthToken]> = options.auth_tokens.clone().into();
     let mut reactor = Reactor {
         index,
         poll,
@@ -129,7 +132,9 @@ pub(crate) fn spawn(
             decoder,
             limits,
             server.limits().clone(),
-        ),
+        )
+        .with_auth(auth_tokens),
+        tls: options.tls.clone(),
         shared: shared.clone(),
         server,
         deadlines: Deadlines {
@@ -160,6 +165,8 @@ struct Reactor {
     poll: Poll,
     conns: Slab<Connection>,
     dispatcher: Dispatcher,
+    /// TLS on this port, handed to each accepted connection.
+    tls: Option<ServerTls>,
     shared: Arc<ReactorShared>,
     server: Arc<ServerShared>,
     deadlines: Deadlines,
@@ -243,7 +250,15 @@ impl Reactor {
                 continue;
             }
             self.next_conn_id += 1;
-            entry.insert(Connection::new(self.next_conn_id, stream, peer, self.now));
+            let io = Transport::accepted(stream, self.tls.as_ref());
+            let needs_auth = self.dispatcher.needs_auth();
+            entry.insert(Connection::new(
+                self.next_conn_id,
+                io,
+                peer,
+                self.now,
+                needs_auth,
+            ));
             self.schedule_deadline_check(key);
             tracing::debug!(%peer, reactor = self.index, "connection accepted");
         }
