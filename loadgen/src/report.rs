@@ -252,6 +252,13 @@ impl Report {
             self.window,
             if self.client == "engine" { "per connection" } else { "in all" }
         );
+        if !self.workers.is_empty() {
+            let _ = writeln!(
+                s,
+                "- distributed over {} workers: rate, connections and in-flight calls split between them, sender threads per worker; one common start",
+                self.workers.len()
+            );
+        }
         let _ = writeln!(
             s,
             "- request: {} bytes; warm-up {:.1} s, measured {:.1} s; started {}",

@@ -189,6 +189,34 @@ mod tests {
     }
 
     #[test]
+    fn the_workers_schedules_interleave_into_one() {
+        use crate::schedule::Schedule;
+        use std::time::{Duration, Instant};
+        let (start, qps, threads, workers) = (Instant::now(), 600.0, 2, 3);
+        let end = start + Duration::from_millis(500);
+        let one: Vec<Instant> = Schedule::new(start, qps, 0, 1).unsent(0, end).collect();
+        // Each worker runs qps/K on its threads, placed as main.rs does.
+        let mut all: Vec<Instant> = (0..workers)
+            .flat_map(|index| {
+                let slice = Slice { index, of: workers };
+                (0..threads).flat_map(move |t| {
+                    let (thread, of) = slice.thread(t, threads);
+                    let share = qps / workers as f64;
+                    Schedule::new(start, share * slice.of as f64, thread, of)
+                        .unsent(0, end)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        all.sort();
+        assert_eq!(all.len(), one.len());
+        for (a, b) in all.iter().zip(&one) {
+            let gap = if a > b { *a - *b } else { *b - *a };
+            assert!(gap < Duration::from_micros(1), "{gap:?}");
+        }
+    }
+
+    #[test]
     fn child_args_take_the_worker_s_slice() {
         let args = Args::try_parse_from([
             "loadgen",

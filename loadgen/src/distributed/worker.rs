@@ -191,6 +191,10 @@ impl<'a> Worker<'a> {
         let (mut ready, mut started, mut finished) = (false, false, false);
         loop {
             if beat.lost(&self.zk) {
+                if finished {
+                    // The coordinator has our result and removed the run.
+                    return Ok(());
+                }
                 return Err(format!(
                     "the coordinator's heartbeat stopped for {HEARTBEAT_LOST:?}: load stopped"
                 ));

@@ -39,6 +39,7 @@ impl Service for Echo {
     }
 }
 
+/// Our provider on a free 127.0.0.1 port, not registered anywhere.
 pub fn provider() -> ProviderHandle {
     let config = Config {
         rpc_server_ip: "127.0.0.1".into(),
@@ -50,6 +51,22 @@ pub fn provider() -> ProviderHandle {
     let mut provider = RpcProvider::new(&config);
     provider.without_registry().notify_service(Echo);
     provider.start().expect("provider starts")
+}
+
+/// Our provider, registered in ZooKeeper `connect` under `root`.
+pub fn registered_provider(connect: &str, root: &str) -> ProviderHandle {
+    let config = Config {
+        rpc_server_ip: "127.0.0.1".into(),
+        rpc_server_port: 0,
+        zookeeper: Some(connect.to_owned()),
+        zk_root: root.to_owned(),
+        registry: RegistryKind::ZooKeeper,
+        reactor_threads: 1,
+        ..Config::default()
+    };
+    let mut provider = RpcProvider::new(&config);
+    provider.notify_service(Echo);
+    provider.start().expect("provider starts and registers")
 }
 
 /// A fresh, empty directory for one run's report.
