@@ -67,6 +67,7 @@ fn call_error(name: &str, status: &Status) -> Error {
         Code::Unavailable => "no provider could be reached",
         Code::DeadlineExceeded => "no reply in time (--timeout-ms)",
         Code::Application => "the handler failed",
+        Code::Unauthenticated => "the provider wants a token (-i FILE with auth_token)",
         _ => "the call failed",
     };
     Error::new(format!("{name}: {why}: {status}"))

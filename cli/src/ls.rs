@@ -85,12 +85,13 @@ fn registry(services: &[ServiceListing], only: Option<&str>) -> Result<String> {
 /// `addr  key=value ...` from a provider node.
 fn provider_line(p: &ProviderInfo, now_ms: u64) -> String {
     let mut line = format!(
-        "{}  methods={} weight={} version={} pid={}",
+        "{}  methods={} weight={} version={} pid={} tls={}",
         p.addr,
         p.methods.join(","),
         p.weight,
         p.version,
-        p.pid
+        p.pid,
+        p.tls
     );
     if let Some(max) = p.max_frame {
         let _ = write!(line, " max_frame={max}");

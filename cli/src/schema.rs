@@ -231,6 +231,9 @@ impl<'a> Schemas<'a> {
                 "cannot reach provider {addr} (to ask it for the schema of '{wire}'): {}",
                 status.message()
             )),
+            Code::Unauthenticated => Error::new(format!(
+                "provider {addr} wants a token: -i FILE with the consumers' auth_token ({status})"
+            )),
             _ => Error::new(format!("provider {addr}: reflection failed: {status}")),
         }
     }

@@ -1,27 +1,32 @@
 //! Where the providers are: ZooKeeper (`--zk`, discovery as consumers do
 //! it, through `mprpc::registry`) or one address (`--addr`, in our wire
-//! format or with `--seed` in the seed's). Every command starts here.
+//! format or with `--seed` in the seed's), and how to talk to them: a
+//! consumer's config file (`-i`) brings its TLS keys, token and timeouts,
+//! so a secured cluster is reached the way its consumers reach it. Every
+//! command starts here.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use mprpc::config::RegistryKind;
 use mprpc::discovery::{Discover, Endpoint, StaticDiscover, WireFormat};
 use mprpc::registry::{ServiceListing, ZkDiscover};
 use mprpc::{Channel, ChannelOptions, Config};
 
 use crate::error::{fail, Error, Result};
 
-/// Where to find providers (one of `--zk` and `--addr`).
+/// Where to find providers: `--zk`, `--addr`, or a consumer's config file.
 #[derive(Debug, Args)]
 pub(crate) struct TargetArgs {
     /// ZooKeeper to discover providers in (`host:port`, or a list `h1:p1,h2:p2`).
     #[arg(long, global = true, value_name = "HOST:PORT", conflicts_with = "addr")]
     zk: Option<String>,
-    /// Root of the registry layout in ZooKeeper.
-    #[arg(long, global = true, default_value = "/mprpc", value_name = "PATH")]
-    zk_root: String,
+    /// Root of the registry layout in ZooKeeper [default: /mprpc, or the config's zk_root].
+    #[arg(long, global = true, value_name = "PATH")]
+    zk_root: Option<String>,
     /// One provider to talk to directly, without ZooKeeper.
     #[arg(long, global = true, value_name = "HOST:PORT")]
     addr: Option<String>,
@@ -29,40 +34,71 @@ pub(crate) struct TargetArgs {
     /// it has no reflection, so `call` and `describe` need --proto.
     #[arg(long, global = true, requires = "addr")]
     seed: bool,
-    /// How long a call (or a ZooKeeper request) may take, in milliseconds.
-    #[arg(long, global = true, default_value_t = 5000, value_name = "MS")]
-    timeout_ms: u64,
+    /// A consumer's config file (the seed's format): its registry, TLS keys,
+    /// auth_token, zk_digest and timeouts apply; --zk and --addr win over it.
+    #[arg(short = 'i', long = "config", global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// How long a call (or opening a ZooKeeper session) may take, in
+    /// milliseconds [default: 5000, or the config's call_timeout_ms].
+    #[arg(long, global = true, value_name = "MS")]
+    timeout_ms: Option<u64>,
 }
 
 impl TargetArgs {
-    /// Checks the flags and resolves `--addr`.
+    /// Reads the config, checks the flags and resolves the address.
     pub(crate) fn resolve(&self) -> Result<Target> {
-        let timeout = Duration::from_millis(self.timeout_ms.max(1));
-        let kind = match (&self.zk, &self.addr) {
-            (Some(connect), None) => {
-                Kind::Zk(Box::new(Config {
-                    zookeeper: Some(connect.clone()),
-                    zk_root: self.zk_root.clone(),
-                    connect_timeout: timeout,
-                    call_timeout: timeout,
-                    ..Config::default()
-                }))
+        let mut config = match &self.config {
+            Some(path) => load(path)?,
+            None => Config::default(),
+        };
+        if let Some(ms) = self.timeout_ms {
+            let timeout = Duration::from_millis(ms.max(1));
+            config.call_timeout = timeout;
+            config.connect_timeout = timeout;
+        }
+        // A one-shot tool: the timeout bounds opening the session too.
+        config.zk_session_timeout = config.call_timeout;
+        if let Some(root) = &self.zk_root {
+            config.zk_root = root.clone();
+        }
+        let addr = match (&self.zk, &self.addr, &self.config) {
+            (Some(connect), _, _) => {
+                config.zookeeper = Some(connect.clone());
+                None
             }
-            (None, Some(addr)) => {
-                let format = if self.seed {
+            (None, Some(addr), _) => Some(addr.clone()),
+            (None, None, Some(_)) if config.registry == RegistryKind::ZooKeeper => None,
+            (None, None, Some(_)) => Some(config.rpc_server_addr()),
+            (None, None, None) => fail!(
+                "say where the providers are: --zk HOST:PORT (ZooKeeper), --addr HOST:PORT (one provider) or -i FILE (a consumer's config)"
+            ),
+        };
+        let kind = match addr {
+            None => Kind::Zk,
+            Some(addr) => Kind::Addr(Endpoint {
+                format: if self.seed {
                     WireFormat::Legacy
                 } else {
                     WireFormat::Mprpc
-                };
-                Kind::Addr(Endpoint {
-                    format,
-                    ..Endpoint::new(resolve(addr)?)
-                })
-            }
-            _ => fail!("say where the providers are: --zk HOST:PORT (ZooKeeper) or --addr HOST:PORT (one provider)"),
+                },
+                ..Endpoint::new(resolve(&addr)?)
+            }),
         };
-        Ok(Target { kind, timeout })
+        Ok(Target {
+            kind,
+            config: Box::new(config),
+        })
     }
+}
+
+/// Reads a config file; what looks like a typo is reported, as providers do.
+fn load(path: &Path) -> Result<Config> {
+    let (config, warnings) =
+        Config::load_with_warnings(path).map_err(|e| Error::new(e.to_string()))?;
+    for warning in warnings {
+        eprintln!("mprpc: warning: {warning}");
+    }
+    Ok(config)
 }
 
 fn resolve(addr: &str) -> Result<SocketAddr> {
@@ -77,28 +113,30 @@ fn resolve(addr: &str) -> Result<SocketAddr> {
 
 #[derive(Debug)]
 enum Kind {
-    Zk(Box<Config>),
+    /// ZooKeeper, as `config` says.
+    Zk,
     Addr(Endpoint),
 }
 
-/// Resolved flags: how to reach providers.
+/// Resolved flags: how to reach providers, and the client settings.
 #[derive(Debug)]
 pub(crate) struct Target {
     kind: Kind,
-    timeout: Duration,
+    config: Box<Config>,
 }
 
 impl Target {
     /// The call timeout.
     pub(crate) fn timeout(&self) -> Duration {
-        self.timeout
+        self.config.call_timeout
     }
 
     /// Where providers come from, for a channel.
     pub(crate) fn discover(&self) -> Result<Arc<dyn Discover>> {
         match &self.kind {
-            Kind::Zk(config) => {
-                let zk = ZkDiscover::connect(config).map_err(|e| Error::new(e.to_string()))?;
+            Kind::Zk => {
+                let zk =
+                    ZkDiscover::connect(&self.config).map_err(|e| Error::new(e.to_string()))?;
                 Ok(zk)
             }
             Kind::Addr(endpoint) => Ok(Arc::new(StaticDiscover::new(vec![endpoint.clone()]))),
@@ -117,9 +155,9 @@ impl Target {
             .map_err(|status| Error::new(status.message().to_owned()))?;
         if list.is_empty() {
             match &self.kind {
-                Kind::Zk(config) => fail!(
+                Kind::Zk => fail!(
                     "unknown service '{service}': no provider registered in ZooKeeper {} (see `mprpc ls`)",
-                    config.zookeeper_connect()
+                    self.config.zookeeper_connect()
                 ),
                 Kind::Addr(_) => fail!("no provider for '{service}'"),
             }
@@ -129,11 +167,8 @@ impl Target {
 
     /// A channel over `discover` with this target's timeouts.
     pub(crate) fn channel(&self, discover: Arc<dyn Discover>) -> Result<Channel> {
-        let options = ChannelOptions {
-            call_timeout: self.timeout,
-            connect_timeout: self.timeout,
-            ..ChannelOptions::default()
-        };
+        // TLS, token and timeouts as the config says.
+        let options = ChannelOptions::from_config(&self.config);
         Channel::new(discover, options)
             .map_err(|e| Error::new(format!("cannot start the client: {e}")))
     }
@@ -146,7 +181,7 @@ impl Target {
     /// The whole registry (`--zk`), or `None` for `--addr`.
     pub(crate) fn browse(&self) -> Result<Option<Vec<ServiceListing>>> {
         match &self.kind {
-            Kind::Zk(config) => mprpc::registry::browse(config)
+            Kind::Zk => mprpc::registry::browse(&self.config)
                 .map(Some)
                 .map_err(|e| Error::new(e.to_string())),
             Kind::Addr(_) => Ok(None),
@@ -157,7 +192,7 @@ impl Target {
     pub(crate) fn endpoint(&self) -> Option<&Endpoint> {
         match &self.kind {
             Kind::Addr(endpoint) => Some(endpoint),
-            Kind::Zk(_) => None,
+            Kind::Zk => None,
         }
     }
 }

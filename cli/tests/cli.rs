@@ -224,7 +224,6 @@ fn ls_lists_two_providers_of_one_service_through_zookeeper() {
             p.addr()
         );
         assert!(ls.contains(&line), "{line:?} not in:\n{ls}");
-        assert!(ls.contains(&format!("pid={}", std::process::id())), "{ls}");
     }
     assert_eq!(ls.matches("  provider ").count(), 2, "{ls}");
     // Discovered, described by reflection, called, balanced over both.
@@ -402,7 +401,7 @@ fn mistakes_get_clear_errors() {
         ),
         (
             &["call", "UserServiceRpc.Login"],
-            "--zk HOST:PORT (ZooKeeper) or --addr HOST:PORT",
+            "--zk HOST:PORT (ZooKeeper), --addr HOST:PORT",
         ),
         (
             &[
@@ -454,6 +453,61 @@ fn mistakes_get_clear_errors() {
     // None of it disturbed the provider.
     let reply = ok(&["--addr", a, "call", "UserServiceRpc.Register", "{}"]);
     assert_eq!(json_of(&reply)["sucess"], json!(true));
+    server.shutdown();
+    server.wait();
+}
+
+#[test]
+fn a_consumers_config_file_brings_its_token_and_registry_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider_conf = Config::parse(
+        "provider.conf",
+        "rpcserverip=127.0.0.1\nrpcserverport=0\nregistry=none\nauth_token=s3cret\n",
+    )
+    .unwrap();
+    let mut server = Server::new(&provider_conf);
+    server.add_service(UserServiceRpcServer::new(UserService));
+    let server = server.start().unwrap();
+    let addr = server.local_addr();
+    // registry=none: the consumer dials rpcserverip:rpcserverport, with the token.
+    let conf = dir.path().join("consumer.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "rpcserverip=127.0.0.1\nrpcserverport={}\nregistry=none\nauth_token=s3cret\nregisty=typo\n",
+            addr.port()
+        ),
+    )
+    .unwrap();
+    let conf = conf.to_str().unwrap();
+    let out = mprpc(&["-i", conf, "call", "UserServiceRpc.Register", "{}"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(json_of(&stdout(&out))["sucess"], json!(true));
+    assert!(
+        stderr(&out).contains("unknown key 'registy' (did you mean 'registry'?)"),
+        "{}",
+        stderr(&out)
+    );
+    let err = fails(&[
+        "--addr",
+        &addr.to_string(),
+        "call",
+        "UserServiceRpc.Register",
+        "{}",
+    ]);
+    assert!(err.contains("wants a token"), "{err}");
+    let err = fails(&[
+        "--addr",
+        &addr.to_string(),
+        "call",
+        "--proto",
+        USER_PROTO,
+        "UserServiceRpc.Register",
+        "{}",
+    ]);
+    assert!(err.contains("wants a token"), "{err}");
+    let err = fails(&["-i", "/nonexistent/consumer.conf", "ls"]);
+    assert!(err.contains("/nonexistent/consumer.conf"), "{err}");
     server.shutdown();
     server.wait();
 }
