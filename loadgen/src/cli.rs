@@ -156,6 +156,13 @@ pub struct Args {
     #[arg(long, value_name = "K", requires = "zk", value_parser = clap::value_parser!(u32).range(1..))]
     pub workers: Option<u32>,
 
+    /// With --workers: authenticate with this digest (`user:password`, the
+    /// providers' `zk_digest`) and create the run's nodes so that only its
+    /// holders may change them. The workers need the same. Never published.
+    #[arg(long, value_name = "USER:PASSWORD", requires = "workers")]
+    #[serde(skip)]
+    pub zk_digest: Option<String>,
+
     /// With --workers: how long to wait for K idle workers.
     #[arg(long, value_name = "TIME", default_value = "30s", value_parser = parse_duration)]
     pub wait_workers: Duration,
@@ -206,6 +213,11 @@ pub struct WorkerArgs {
     /// This worker's name, unique among the workers [default: HOST-PID].
     #[arg(long)]
     pub name: Option<String>,
+
+    /// Authenticate with this digest (`user:password`, the coordinator's
+    /// --zk-digest) and create our nodes so only its holders may change them.
+    #[arg(long, value_name = "USER:PASSWORD")]
+    pub zk_digest: Option<String>,
 }
 
 /// Which client drives an mprpc target (every other target is driven by
@@ -372,5 +384,18 @@ mod tests {
         assert_eq!(back.qps, Rate::Fixed(250.0));
         assert_eq!(back.duration, Duration::from_millis(1500));
         assert_eq!((back.connections, back.addr.as_deref()), (6, Some("a:1")));
+        // The run's spec is world-readable: the coordinator's secret stays home.
+        let secret = Args::try_parse_from([
+            "loadgen",
+            "--zk",
+            "z:1",
+            "--workers",
+            "2",
+            "--zk-digest",
+            "u:s3cret",
+        ])
+        .unwrap();
+        assert_eq!(secret.zk_digest.as_deref(), Some("u:s3cret"));
+        assert!(!serde_json::to_string(&secret).unwrap().contains("s3cret"));
     }
 }

@@ -53,6 +53,11 @@ impl Drop for Proc {
 
 /// `loadgen worker --zk ... --zk-root root --name name`.
 fn worker(zk: &ZkServer, root: &str, name: &str) -> Proc {
+    worker_with(zk, root, name, &[])
+}
+
+/// [`worker`] with more flags.
+fn worker_with(zk: &ZkServer, root: &str, name: &str, extra: &[&str]) -> Proc {
     let log = std::env::temp_dir()
         .join(format!("loadgen-{root}-{name}-{}.log", std::process::id()).replace('/', ""));
     let file = std::fs::File::create(&log).unwrap();
@@ -66,6 +71,7 @@ fn worker(zk: &ZkServer, root: &str, name: &str) -> Proc {
             "--name",
             name,
         ])
+        .args(extra)
         .stdout(file.try_clone().unwrap())
         .stderr(file)
         .spawn()
@@ -518,4 +524,105 @@ fn workers_discover_the_providers_in_zookeeper() {
     for p in &providers {
         p.shutdown_gracefully();
     }
+}
+
+#[test]
+fn a_worker_that_cannot_run_says_why_and_the_run_stops() {
+    let (zk, _turn) = zk();
+    let root = "/t-fail";
+    let raw = RawZk::connect(&zk.connect_string(), None);
+    let lone = worker(zk, root, "f1");
+    wait_idle(&raw, root, &["f1"], &[&lone]);
+    let dir = out_dir("dist-fail");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let output = coordinator(
+        zk,
+        root,
+        &dir,
+        &[
+            "--workers",
+            "1",
+            "--addr",
+            &closed,
+            "--qps",
+            "10",
+            "--duration",
+            "1s",
+            "--timeout",
+            "1s",
+        ],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("worker f1 cannot run: probe call"),
+        "{stderr}"
+    );
+    assert_eq!(raw.children(&format!("{root}/loadgen/runs")), Some(vec![]));
+    wait_idle(&raw, root, &["f1"], &[&lone]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_digest_keeps_strangers_from_claiming_workers() {
+    let (zk, _turn) = zk();
+    let root = "/t-digest";
+    let raw = RawZk::connect(&zk.connect_string(), None);
+    let server = provider();
+    let secret = ["--zk-digest", "load:secret"];
+    let guarded = worker_with(zk, root, "g1", &secret);
+    wait_idle(&raw, root, &["g1"], &[&guarded]);
+    let acl = raw.acl(&format!("{root}/loadgen/workers/g1"));
+    assert!(acl.iter().any(|a| a.scheme() == "digest"), "{acl:?}");
+    assert!(
+        !acl.iter()
+            .any(|a| a.scheme() == "world" && a.permission() != zookeeper_client::Permission::READ),
+        "{acl:?}"
+    );
+    let dir = out_dir("dist-digest");
+    let addr = server.addr().to_string();
+    let flags = [
+        "--workers",
+        "1",
+        "--addr",
+        &addr,
+        "--client",
+        "raw",
+        "--qps",
+        "100",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0s",
+        "--wait-workers",
+        "2s",
+    ];
+    // Without the secret: the worker is seen but cannot be claimed.
+    let stranger = coordinator(zk, root, &dir, &flags).output().unwrap();
+    assert!(!stranger.status.success());
+    let stderr = String::from_utf8_lossy(&stranger.stderr);
+    assert!(stderr.contains("cannot create"), "{stderr}");
+    wait_idle(&raw, root, &["g1"], &[&guarded]);
+    // With it, the run goes ahead.
+    let output = coordinator(zk, root, &dir, &[&flags[..], &secret[..]].concat())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+        guarded.log()
+    );
+    let r = read_json(&dir);
+    assert_eq!(u(&r, "completed"), sum(&r, "completed"));
+    assert!(u(&r, "completed") > 0);
+    let _ = std::fs::remove_dir_all(&dir);
+    server.shutdown_gracefully();
 }

@@ -37,7 +37,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     for note in RunSpec::split_notes(args, k) {
         println!("loadgen: note: {note}");
     }
-    let zk = Zk::connect(connect, SESSION_TIMEOUT)?;
+    let zk = Zk::connect(connect, SESSION_TIMEOUT, args.zk_digest.as_deref())?;
     let base = base(&args.zk_root);
     for dir in ["workers", "runs"] {
         zk.mkdir(&format!("{base}/{dir}"))

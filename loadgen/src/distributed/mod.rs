@@ -26,7 +26,9 @@
 //! <root>/loadgen/runs/<RUN>/results/<NAME>   persistent: its final frame (or why it failed)
 //! ```
 //!
-//! `<root>` is `--zk-root` (default `/mprpc`). Frames are [`wire`]'s: a
+//! `<root>` is `--zk-root` (default `/mprpc`). Nodes have the open ACL, or
+//! with `--zk-digest` the registry's "holders of the secret all, world
+//! read" (the digest itself is never written). Frames are [`wire`]'s: a
 //! JSON header and the histograms in HdrHistogram's V2 deflate format; a
 //! frame over [`wire::MAX_FRAME`] (ZooKeeper's 1 MB node limit) is refused
 //! with an error instead of being written.

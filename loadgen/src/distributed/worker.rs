@@ -72,7 +72,7 @@ struct Worker<'a> {
 impl<'a> Worker<'a> {
     /// Opens a session and creates the registration node.
     fn register(args: &'a WorkerArgs, name: &str) -> Result<Worker<'a>, String> {
-        let zk = Zk::connect(&args.zk, SESSION_TIMEOUT)?;
+        let zk = Zk::connect(&args.zk, SESSION_TIMEOUT, args.zk_digest.as_deref())?;
         let base = base(&args.zk_root);
         for dir in ["workers", "runs"] {
             zk.mkdir(&format!("{base}/{dir}"))
@@ -207,7 +207,13 @@ impl<'a> Worker<'a> {
                         ready = true;
                         self.write(mine, &frame)?;
                     }
-                    Ok(Kind::Tick) => self.write(mine, &frame)?,
+                    // Progress only: a second that cannot be published
+                    // (ZooKeeper briefly away) is skipped.
+                    Ok(Kind::Tick) => {
+                        if let Err(e) = self.write(mine, &frame) {
+                            eprintln!("loadgen worker {}: {e}", self.name);
+                        }
+                    }
                     Ok(Kind::Final | Kind::Failed) => {
                         finished = true;
                         self.publish(run_path, &frame);

@@ -2,7 +2,9 @@
 //! `zookeeper-client` crate's tasks run on a current-thread tokio runtime
 //! on their own thread (as the library's registry does), so the session's
 //! pings go on while the caller sleeps; every request is bounded by
-//! [`OP_TIMEOUT`]. Nodes are created with the open ACL.
+//! [`OP_TIMEOUT`]. Nodes are created with the open ACL, or with a digest
+//! (`user:password`, as the library's `zk_digest`) "holders of the secret
+//! may do anything, everyone may read".
 
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -23,7 +25,14 @@ pub struct Zk {
     thread: Option<std::thread::JoinHandle<()>>,
     /// The connect string, for messages.
     pub connect: String,
+    acls: zk::Acls<'static>,
 }
+
+/// Holders of the same digest may do anything; everyone may read.
+static DIGEST_ACLS: [zk::Acl; 2] = [
+    zk::Acl::new_const(zk::Permission::ALL, "auth", ""),
+    zk::Acl::new_const(zk::Permission::READ, "world", "anyone"),
+];
 
 impl std::fmt::Debug for Zk {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -34,8 +43,14 @@ impl std::fmt::Debug for Zk {
 type Ready = Result<(zk::Client, tokio::runtime::Handle), String>;
 
 impl Zk {
-    /// Opens a session, failing within [`OP_TIMEOUT`] if no server answers.
-    pub fn connect(connect: &str, session_timeout: Duration) -> Result<Zk, String> {
+    /// Opens a session (authenticated with `digest` if given), failing
+    /// within [`OP_TIMEOUT`] if no server answers.
+    pub fn connect(
+        connect: &str,
+        session_timeout: Duration,
+        digest: Option<&str>,
+    ) -> Result<Zk, String> {
+        let auth = digest.map(str::to_owned);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Ready>();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let target = connect.to_owned();
@@ -53,9 +68,12 @@ impl Zk {
                     }
                 };
                 runtime.block_on(async move {
-                    let connector = zk::Client::connector()
+                    let mut connector = zk::Client::connector()
                         .with_session_timeout(session_timeout)
                         .with_fail_eagerly();
+                    if let Some(auth) = &auth {
+                        connector = connector.with_auth("digest", auth.as_bytes());
+                    }
                     let client = match tokio::time::timeout(OP_TIMEOUT, connector.connect(&target))
                         .await
                     {
@@ -85,6 +103,11 @@ impl Zk {
                 stop: Some(stop),
                 thread: Some(thread),
                 connect: connect.to_owned(),
+                acls: if digest.is_some() {
+                    zk::Acls::new(&DIGEST_ACLS)
+                } else {
+                    zk::Acls::anyone_all()
+                },
             }),
             Err(e) => {
                 let _ = thread.join();
@@ -128,23 +151,23 @@ impl Zk {
 
     /// Creates `path` (its parent must exist); returns its stat.
     pub fn create(&self, path: &str, data: &[u8], ephemeral: bool) -> Result<zk::Stat, Error> {
-        let (path, data) = (path.to_owned(), data.to_vec());
+        let (path, data, acls) = (path.to_owned(), data.to_vec(), self.acls);
         self.run(move |c| async move {
             let mode = if ephemeral {
                 zk::CreateMode::Ephemeral
             } else {
                 zk::CreateMode::Persistent
             };
-            let options = mode.with_acls(zk::Acls::anyone_all());
+            let options = mode.with_acls(acls);
             c.create(&path, &data, &options).await.map(|(stat, _)| stat)
         })
     }
 
     /// Creates `path` and its missing parents (persistent, empty).
     pub fn mkdir(&self, path: &str) -> Result<(), Error> {
-        let path = path.to_owned();
+        let (path, acls) = (path.to_owned(), self.acls);
         self.run(move |c| async move {
-            let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+            let options = zk::CreateMode::Persistent.with_acls(acls);
             c.mkdir(&path, &options).await
         })
     }
