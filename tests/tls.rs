@@ -334,3 +334,41 @@ fn closed_without_reply(mut s: TcpStream) -> bool {
         }
     }
 }
+
+#[test]
+fn a_provider_publishes_that_it_requires_tls_and_consumers_follow() {
+    use mprpc::registry::{Registrar, ZkDiscover};
+    use mprpc::service::ServiceInfo;
+    use mprpc::Discover;
+
+    let pki = Pki::new();
+    let zk = common::zk::ZkServer::start();
+    let tls = server_tls(&pki, false, TlsMode::Required);
+    let server = start(Some(tls.clone()), &[]);
+    let config = Config {
+        zookeeper: Some(zk.connect_string()),
+        zk_session_timeout: Duration::from_millis(1000),
+        tls: TlsMode::Required,
+        server_tls: Some(tls),
+        ..Config::default()
+    };
+    let services = vec![ServiceInfo::new("Test", &["Echo"])];
+    let _registrar = Registrar::start(&config, server.local_addr(), services).unwrap();
+    let discover = ZkDiscover::connect(&config).unwrap();
+    let endpoints = discover.providers("Test").unwrap();
+    assert_eq!(endpoints[0].tls, TlsMode::Required);
+
+    let plain = Channel::new(discover.clone(), ChannelOptions::default()).unwrap();
+    let status = echo(&plain, "x").unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(
+        status.message().contains("requires TLS and this channel has none"),
+        "{status}"
+    );
+    let options = ChannelOptions {
+        tls: Some(client_tls(&pki, None)),
+        ..ChannelOptions::default()
+    };
+    let secure = Channel::new(discover, options).unwrap();
+    assert_eq!(echo(&secure, "over TLS").unwrap(), "over TLS");
+}
