@@ -3,7 +3,9 @@
 # tonic (gRPC), redis-server (PING) and the seed's wire format, every server
 # loaded by the same client: loadgen's engine (the same connections, the
 # same window per connection, the same latency stamps). Our framework's own
-# `Channel` client is measured too, and redis-benchmark as a cross-check.
+# `Channel` client is measured too, and redis-benchmark as a cross-check,
+# and the `Channel` over TLS (a second echo-provider with tls=required and a
+# certificate `loadgen certs` makes) for the cost of TLS.
 #
 #   scripts/compare.sh                  full run (about 20 min + the build)
 #   ROUNDS=1 SECS=1 WARMUP=0.5 scripts/compare.sh   smoke test (~3 min)
@@ -101,6 +103,22 @@ printf '%s\n' "$BIN/echo-provider -i echo-provider.conf" >>"$RAW/commands.txt"
 PIDS+=($!)
 wait_port "$OURS_PORT" || { cat "$WORK/echo.log"; die "echo-provider did not start"; }
 
+TLS_PORT=$(free_port)
+run "$BIN/loadgen" certs "$WORK/tls" >/dev/null
+cat >"$WORK/echo-tls.conf" <<EOF
+rpcserverip=127.0.0.1
+rpcserverport=$TLS_PORT
+registry=none
+log_dir=$WORK/logs-tls
+reactor_threads=$REACTORS
+tls=required
+tls_cert=$WORK/tls/provider.crt
+tls_key=$WORK/tls/provider.key
+EOF
+cp "$WORK/echo-tls.conf" "$RAW/echo-provider-tls.conf"
+start_bg "$BIN/echo-provider" -i "$WORK/echo-tls.conf" >"$WORK/echo-tls.log" 2>&1
+wait_port "$TLS_PORT" || { cat "$WORK/echo-tls.log"; die "echo-provider (TLS) did not start"; }
+
 TONIC_PORT=$(free_port)
 start_bg "$BIN/tonic-echo-server" --addr "127.0.0.1:$TONIC_PORT" --workers "$REACTORS" >"$WORK/tonic.log" 2>&1
 wait_port "$TONIC_PORT" || { cat "$WORK/tonic.log"; die "tonic-echo-server did not start"; }
@@ -154,7 +172,7 @@ json.dump({
         "volo_workers": int(sys.argv[3]),
         "redis": "1 (io-threads 1)",
         "loadgen_engine_threads": 1,
-        "os_threads_at_start": {name: threads(pid) for name, pid in zip(["echo-provider", "tonic-echo-server", "volo-echo-server", "redis-server"], pids)},
+        "os_threads_at_start": {name: threads(pid) for name, pid in zip(["echo-provider", "echo-provider-tls", "tonic-echo-server", "volo-echo-server", "redis-server"], pids)},
     },
 }, open(sys.argv[1], "w"), indent=2)
 PY
@@ -171,13 +189,14 @@ declare -A TARGET=(
     [ours]="--target mprpc --client raw --addr 127.0.0.1:$OURS_PORT"
     [ours-channel]="--target mprpc --client channel --addr 127.0.0.1:$OURS_PORT"
     [ours-blocking]="--target mprpc --client blocking --addr 127.0.0.1:$OURS_PORT"
+    [ours-tls]="--target mprpc --client channel --addr 127.0.0.1:$TLS_PORT --tls-ca $WORK/tls/ca.crt"
     [volo]="--target volo --addr 127.0.0.1:$VOLO_PORT"
     [tonic]="--target tonic --addr 127.0.0.1:$TONIC_PORT"
     [redis]="--target redis --addr 127.0.0.1:$REDIS_PORT"
     [seed]="--target seed --addr 127.0.0.1:$OURS_PORT"
 )
-SYSTEMS=(ours volo tonic redis seed ours-channel)
-PIPELINED=(ours volo tonic redis ours-channel) # one call per connection: no pipelining
+SYSTEMS=(ours volo tonic redis seed ours-channel ours-tls)
+PIPELINED=(ours volo tonic redis ours-channel ours-tls) # seed: one call per connection, no pipelining
 RPC=(ours volo tonic ours-channel)
 N=0
 # One connection, one call at a time: the engine, the Channel's blocking

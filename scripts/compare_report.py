@@ -23,12 +23,13 @@ NAMES = {
     "ours": "mprpc (ours), loadgen engine",
     "ours-channel": "mprpc (ours), its own `Channel` client",
     "ours-blocking": "mprpc (ours), `Channel::call` (blocking)",
+    "ours-tls": "mprpc (ours) over TLS, its own `Channel` client",
     "volo": "Volo (volo-thrift, framed binary)",
     "tonic": "tonic (gRPC)",
     "redis": "redis-server PING",
     "seed": "seed wire format → our provider (a connection per call)",
 }
-ORDER = ["ours", "ours-channel", "ours-blocking", "volo", "tonic", "redis", "seed"]
+ORDER = ["ours", "ours-channel", "ours-tls", "ours-blocking", "volo", "tonic", "redis", "seed"]
 
 
 def load_runs(raw):
@@ -146,6 +147,9 @@ def goals(d, depth, rb):
     rows.append(latency_goal(d, "p99 at 50% of the slowest system's saturation ≤ 0.5× tonic's", "tonic", 2.0))
     rows.append(throughput_goal(d, "our protocol vs the seed's format against the same provider (no goal: context)", "c1",
                                 "ours", "seed", 0.0))
+    for config, shape in (("c1", "1 call per connection"), (f"p{depth}", f"pipelined {depth} deep")):
+        rows.append(throughput_goal(d, f"cost of TLS: `Channel` over TLS vs plain `Channel` ({shape}; no goal: context)",
+                                    config, "ours-tls", "ours-channel", 0.0))
     return rows
 
 
@@ -156,6 +160,7 @@ def goals_table(rows):
         t = "—" if target == 0 else f"≥ {target:g}×"
         L.append(f"| {name} | {measured} | {r} | {t} | {met if target else '—'} |")
     L.append("| ≥ 100× the seed's C++ implementation as a system | not built on this machine (see below) | n/a | ≥ 100× | n/a |")
+    L.append("| ours over TLS vs tonic over TLS (context) | not run: tonic-echo-server and loadgen's engine speak no TLS yet | n/a | — | — |")
     return L
 
 

@@ -362,7 +362,9 @@ fn a_provider_publishes_that_it_requires_tls_and_consumers_follow() {
     let status = echo(&plain, "x").unwrap_err();
     assert_eq!(status.code(), Code::Unavailable);
     assert!(
-        status.message().contains("requires TLS and this channel has none"),
+        status
+            .message()
+            .contains("requires TLS and this channel has none"),
         "{status}"
     );
     let options = ChannelOptions {

@@ -138,6 +138,17 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = ClientKind::Channel)]
     pub client: ClientKind,
 
+    /// mprpc through the `Channel` (`--client channel` or `blocking`):
+    /// speak TLS, trusting providers whose certificate this CA (PEM file)
+    /// signed (`loadgen certs DIR` writes a test CA and certificate).
+    #[arg(long, value_name = "PATH")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// With --tls-ca: the name to check the provider's certificate against
+    /// [default: the provider's IP address].
+    #[arg(long, value_name = "NAME", requires = "tls_ca")]
+    pub tls_server_name: Option<String>,
+
     /// Name of this run in the report files.
     #[arg(long, default_value = "run")]
     pub label: String,
@@ -187,6 +198,15 @@ impl Args {
                     .into(),
             );
         }
+        if self.tls_ca.is_some()
+            && (self.target != TargetKind::Mprpc || self.client == ClientKind::Raw)
+        {
+            return Err(
+                "--tls-ca: TLS is spoken by the framework's Channel only (--target mprpc, \
+                 --client channel or blocking); the engine is plain TCP"
+                    .into(),
+            );
+        }
         Ok(())
     }
 }
@@ -197,6 +217,17 @@ pub enum Command {
     /// Register in ZooKeeper as a load worker and serve the runs a
     /// coordinator (`loadgen --zk HOST:PORT --workers K ...`) hands out.
     Worker(WorkerArgs),
+    /// Write a test CA and a provider certificate for 127.0.0.1 and
+    /// localhost (PEM: ca.crt, provider.crt, provider.key) into DIR, for
+    /// TLS runs on this machine (`tls_cert`, `tls_key`; `--tls-ca`).
+    Certs(CertsArgs),
+}
+
+/// `loadgen certs`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CertsArgs {
+    /// Where the PEM files go (created if missing).
+    pub dir: PathBuf,
 }
 
 /// `loadgen worker`.

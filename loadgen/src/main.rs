@@ -6,6 +6,7 @@
 //! `loadgen --help`. `loadgen worker` and `--workers K` spread one run
 //! over several machines (see `distributed`).
 
+mod certs;
 mod cli;
 mod distributed;
 mod driver;
@@ -43,6 +44,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let result = match &args.command {
         Some(Command::Worker(worker)) => distributed::worker::serve(worker),
+        Some(Command::Certs(certs)) => certs::write(&certs.dir),
         None if args.worker_child => distributed::child::run(),
         None if args.workers.is_some() => args
             .check()

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use mprpc::client::{Channel, ChannelOptions};
 use mprpc::registry::ZkDiscover;
+use mprpc::tls::ClientTls;
 use mprpc::{CallOptions, Config, Discover, StaticDiscover};
 
 use crate::cli::Args;
@@ -37,6 +38,7 @@ impl MprpcTarget {
     pub fn connect(args: &Args, request: Bytes, expect_len: Option<usize>) -> Result<Self, String> {
         let base = ChannelOptions {
             call_timeout: args.timeout,
+            tls: client_tls(args)?,
             ..ChannelOptions::default()
         };
         let with_conns = |channels: usize| ChannelOptions {
@@ -136,6 +138,21 @@ impl MprpcTarget {
             }
         }
         Ok(())
+    }
+}
+
+/// `--tls-ca` and `--tls-server-name` as the channels' TLS settings.
+fn client_tls(args: &Args) -> Result<Option<ClientTls>, String> {
+    let Some(ca) = &args.tls_ca else {
+        return Ok(None);
+    };
+    let tls = ClientTls::from_pem_files(ca, None).map_err(|e| format!("--tls-ca: {e}"))?;
+    match &args.tls_server_name {
+        Some(name) => tls
+            .with_server_name(name)
+            .map(Some)
+            .map_err(|e| format!("--tls-server-name: {e}")),
+        None => Ok(Some(tls)),
     }
 }
 

@@ -214,3 +214,61 @@ fn redis_ping_end_to_end() {
     assert_eq!(r["target"], "redis");
     assert_eq!(u(&r, "window"), 16);
 }
+
+#[test]
+fn tls_through_the_channel_with_certs_it_wrote() {
+    use mprpc::server::{Server, ServerOptions};
+    use mprpc::tls::{ServerTls, TlsMode};
+
+    let dir = out_dir("certs");
+    let wrote = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .arg("certs")
+        .arg(&dir)
+        .output()
+        .expect("loadgen certs runs");
+    assert!(wrote.status.success(), "{wrote:?}");
+    let tls = ServerTls::from_pem_files(
+        &dir.join("provider.crt"),
+        &dir.join("provider.key"),
+        None,
+        TlsMode::Required,
+    )
+    .unwrap();
+    let mut server = Server::with_options(ServerOptions {
+        reactor_threads: 1,
+        tls: Some(tls),
+        ..Default::default()
+    });
+    server.add_service(common::Echo);
+    let server = server.start().unwrap();
+    let ca = dir.join("ca.crt");
+    let ca = ca.to_str().unwrap();
+    let run = [
+        "--qps",
+        "2000",
+        "--duration",
+        "1s",
+        "--warmup",
+        "200ms",
+        "--connections",
+        "2",
+        "--tls-ca",
+        ca,
+    ];
+    let r = loadgen("tls", server.local_addr(), &run);
+    assert_eq!(u(&r, "errors"), 0, "{r}");
+    assert!(u(&r, "completed") > 1_000, "{r}");
+    // The engine speaks plain TCP: refused up front, with the reason.
+    let raw = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "--client",
+            "raw",
+            "--addr",
+            &server.local_addr().to_string(),
+        ])
+        .args(["--tls-ca", ca, "--no-write"])
+        .output()
+        .unwrap();
+    assert!(!raw.status.success());
+    assert!(String::from_utf8_lossy(&raw.stderr).contains("--tls-ca: TLS is spoken by"));
+}
