@@ -195,6 +195,19 @@ pub struct Config {
     /// on connections that sent one of them; a consumer sends the first.
     /// Never logged, and kept out of [`Config::raw`].
     pub auth_tokens: Vec<AuthToken>,
+    /// `admin`: serve the admin pages (HTTP `/metrics`, `/status`, `/`,
+    /// `/connections`): `on`, `off`, or `auto` (default: on when the
+    /// provider listens on a loopback address).
+    pub admin: Option<bool>,
+    /// `admin_port`: serve the admin pages on this port instead of the RPC
+    /// port (0: any free port).
+    pub admin_port: Option<u16>,
+    /// `admin_token`: a token every admin request must carry (a secret:
+    /// kept out of [`Config::raw`], like `auth_token`).
+    pub admin_token: Option<AuthToken>,
+    /// `metrics_log_interval_s`: log one metrics line per method this often
+    /// (0 = off).
+    pub metrics_log_interval: Option<Duration>,
     /// Every key/value as read, including ones the framework does not know,
     /// for applications that keep their own settings in the same file.
     pub raw: BTreeMap<String, String>,
@@ -242,6 +255,10 @@ impl Default for Config {
             server_tls: None,
             client_tls: None,
             auth_tokens: Vec::new(),
+            admin: None,
+            admin_port: None,
+            admin_token: None,
+            metrics_log_interval: Some(Duration::from_secs(60)),
             raw: BTreeMap::new(),
         }
     }
@@ -468,10 +485,14 @@ pub const KEYS: &[(&str, KeySetter)] = &[
     key!("tls_client_cert" => tls_client_cert: |v| readable_file(v).map(Some)),
     key!("tls_client_key" => tls_client_key: |v| readable_file(v).map(Some)),
     key!("auth_token" => auth_tokens: AuthToken::list),
+    key!("admin" => admin: on_off_auto),
+    key!("admin_port" => admin_port: |v| number(v).map(Some)),
+    key!("admin_token" => admin_token: |v| AuthToken::new(v).map(Some)),
+    key!("metrics_log_interval_s" => metrics_log_interval: optional_secs),
 ];
 
 /// Keys whose values are secrets: kept out of [`Config::raw`].
-const SECRET_KEYS: &[&str] = &["auth_token"];
+const SECRET_KEYS: &[&str] = &["auth_token", "admin_token"];
 
 /// The known key `key` most likely meant: the nearest by edit distance,
 /// if at most a third of its letters (and at least one) differ.
@@ -536,6 +557,21 @@ fn millis(value: &str) -> Result<Duration, String> {
 /// Milliseconds where 0 means "off".
 fn optional_millis(value: &str) -> Result<Option<Duration>, String> {
     millis(value).map(|d| (!d.is_zero()).then_some(d))
+}
+
+/// Seconds where 0 means "off".
+fn optional_secs(value: &str) -> Result<Option<Duration>, String> {
+    number::<u64>(value).map(|s| (s > 0).then(|| Duration::from_secs(s)))
+}
+
+/// `auto` (None) or a boolean.
+fn on_off_auto(value: &str) -> Result<Option<bool>, String> {
+    if value.eq_ignore_ascii_case("auto") {
+        return Ok(None);
+    }
+    boolean(value)
+        .map(Some)
+        .map_err(|_| format!("'{value}' is not one of on, off, auto"))
 }
 
 fn boolean(value: &str) -> Result<bool, String> {
@@ -705,6 +741,8 @@ mod tests {
             "log_level" => "warn",
             "tls" => "off",
             "auth_token" => "s3cret,other",
+            "admin" => "auto",
+            "admin_token" => "t0ken",
             "rpcserverip" | "zookeeperip" | "zookeeper" | "log_dir" => "x",
             _ => "7",
         }

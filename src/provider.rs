@@ -141,7 +141,10 @@ impl RpcProvider {
         #[cfg(feature = "zookeeper")]
         let registrar = if self.register {
             match Registrar::start(&self.config, addr, server.services()) {
-                Ok(r) => Some(r),
+                Ok(r) => {
+                    server.set_registry(r.admin_probe());
+                    Some(r)
+                }
                 Err(e) => {
                     server.shutdown();
                     server.wait();

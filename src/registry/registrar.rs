@@ -5,7 +5,7 @@
 //! threads only send it commands. While ZooKeeper is unreachable the worker
 //! retries with back-off and the provider keeps serving.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -22,6 +22,7 @@ use super::layout::{self, ProviderInfo};
 use super::session::{self, Backoff, Settings};
 use super::RegistryError;
 use crate::config::Config;
+use crate::server::admin::{RegistryProbe, RegistryStatus};
 use crate::service::ServiceInfo;
 use crate::tls::TlsMode;
 
@@ -51,6 +52,26 @@ impl std::fmt::Debug for Registrar {
 struct Shared {
     registered: AtomicBool,
     session: Mutex<Option<zk::SessionInfo>>,
+    /// For the admin pages: the session's last state, the nodes we hold.
+    state: Mutex<String>,
+    nodes: Mutex<BTreeSet<String>>,
+}
+
+/// What the admin pages show of a registrar.
+struct Probe {
+    shared: Arc<Shared>,
+    connect: String,
+}
+
+impl RegistryProbe for Probe {
+    fn status(&self) -> RegistryStatus {
+        RegistryStatus {
+            connect: self.connect.clone(),
+            registered: self.shared.registered.load(Ordering::Acquire),
+            session: self.shared.state.lock().clone(),
+            nodes: self.shared.nodes.lock().iter().cloned().collect(),
+        }
+    }
 }
 
 enum Command {
@@ -111,6 +132,14 @@ impl Registrar {
     /// True while our nodes are known to be in ZooKeeper.
     pub fn is_registered(&self) -> bool {
         self.shared.registered.load(Ordering::Acquire)
+    }
+
+    /// The registration's state for the admin pages.
+    pub(crate) fn admin_probe(&self) -> Arc<dyn RegistryProbe> {
+        Arc::new(Probe {
+            shared: self.shared.clone(),
+            connect: self.settings.connect.clone(),
+        })
     }
 
     /// The current session (for tests that force a session expiry).
@@ -228,6 +257,7 @@ impl Worker {
 
     fn on_state(&mut self, state: zk::SessionState) {
         use zk::SessionState::*;
+        *self.shared.state.lock() = format!("{state:?}");
         match state {
             Expired | Closed | AuthFailed => {
                 warn!(
@@ -235,6 +265,7 @@ impl Worker {
                     self.settings.connect
                 );
                 self.shared.registered.store(false, Ordering::Release);
+                self.shared.nodes.lock().clear();
                 self.client = None;
                 self.state = None;
                 if !self.deregistered {
@@ -280,6 +311,8 @@ impl Worker {
             self.state = None;
             let client = self.settings.connect().await?;
             info!(session = %client.session_id(), "ZooKeeper {}: session opened", self.settings.connect);
+            *self.shared.state.lock() = format!("{:?}", zk::SessionState::SyncConnected);
+            self.shared.nodes.lock().clear();
             self.state = Some(client.state_watcher());
             *self.shared.session.lock() = Some(client.session().clone());
             self.generation += 1;
@@ -360,12 +393,12 @@ impl Worker {
                 .bounded(client.create(path, data, &options))
                 .await
             {
-                Ok(_) => return Ok(()),
+                Ok(_) => return self.holds(path),
                 Err(zk::Error::NodeExists) => {}
                 Err(e) => return Err(fail(e)),
             }
             match self.settings.bounded(client.get_data(path)).await {
-                Ok((_, stat)) if stat.ephemeral_owner == session => return Ok(()),
+                Ok((_, stat)) if stat.ephemeral_owner == session => return self.holds(path),
                 Ok((_, stat)) => {
                     info!(
                         "replacing stale node {path} of session {:#x}",
@@ -403,7 +436,7 @@ impl Worker {
                 .bounded(client.create(path, ours.as_bytes(), &options))
                 .await
             {
-                Ok(_) => return Ok(()),
+                Ok(_) => return self.holds(path),
                 Err(zk::Error::NodeExists) => {}
                 Err(e) => return Err(fail(e)),
             }
@@ -413,7 +446,7 @@ impl Worker {
                 Err(e) => return Err(fail(e)),
             };
             if stat.ephemeral_owner == session {
-                return Ok(());
+                return self.holds(path);
             }
             if layout::parse_legacy_addr(&data) == Some(self.addr) {
                 // Ours, from an earlier session that has not expired yet.
@@ -449,6 +482,12 @@ impl Worker {
         Ok(())
     }
 
+    /// Notes that our session holds node `path` (for the admin pages).
+    fn holds(&self, path: &str) -> Result<(), RegistryError> {
+        self.shared.nodes.lock().insert(path.to_owned());
+        Ok(())
+    }
+
     fn watch_legacy(&mut self, path: &str, watcher: zk::OneshotWatcher) {
         self.waiting_legacy.insert(path.to_owned());
         let (generation, path, tx) = (self.generation, path.to_owned(), self.freed_tx.clone());
@@ -466,6 +505,7 @@ impl Worker {
         self.retry_at = None;
         self.generation += 1;
         self.shared.registered.store(false, Ordering::Release);
+        self.shared.nodes.lock().clear();
         self.state = None;
         let Some(client) = self.client.take() else {
             return;

@@ -1,8 +1,9 @@
 //! The acceptor thread: takes new connections off the listening socket and
 //! deals them to the reactors round robin.
 //!
-//! It owns its own mio `Poll` with two tokens: the listener, and a `Waker`
-//! through which `shutdown()` tells it to close the port. Over the
+//! It owns its own mio `Poll` with up to three tokens: the listener, the
+//! admin listener (`admin_port`, if set), and a `Waker` through which
+//! `shutdown()` tells it to close the ports. Over the
 //! connection limit a new connection is accepted and closed at once (the
 //! peer sees a clean close, the backlog does not fill up).
 
@@ -20,11 +21,13 @@ use super::ServerShared;
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
+const ADMIN: Token = Token(2);
 /// How soon to try accepting again after running out of file descriptors.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 pub(crate) fn spawn(
     mut listener: TcpListener,
+    mut admin: Option<TcpListener>,
     reactors: Vec<Arc<ReactorShared>>,
     max_connections: usize,
     shared: Arc<ServerShared>,
@@ -32,6 +35,9 @@ pub(crate) fn spawn(
     let poll = Poll::new()?;
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;
+    if let Some(admin) = &mut admin {
+        poll.registry().register(admin, ADMIN, Interest::READABLE)?;
+    }
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
     let guard = shared.thread_guard();
     let thread = std::thread::Builder::new()
@@ -41,6 +47,7 @@ pub(crate) fn spawn(
             let mut acceptor = Acceptor {
                 poll,
                 listener,
+                admin,
                 reactors,
                 next: 0,
                 max_connections,
@@ -56,6 +63,7 @@ pub(crate) fn spawn(
 struct Acceptor {
     poll: Poll,
     listener: TcpListener,
+    admin: Option<TcpListener>,
     reactors: Vec<Arc<ReactorShared>>,
     next: usize,
     max_connections: usize,
@@ -81,19 +89,26 @@ impl Acceptor {
                 // Dropping the listener closes the port: no new connections.
                 return Ok(());
             }
-            let listener_ready = events.iter().any(|e| e.token() == LISTENER);
-            if listener_ready || retrying {
-                retrying = !self.accept_all();
+            let ready = |token| events.iter().any(|e| e.token() == token);
+            let (rpc, admin) = (ready(LISTENER), ready(ADMIN));
+            if rpc || admin || retrying {
+                retrying = !(self.accept_all(false) & self.accept_all(true));
             }
         }
     }
 
-    /// Accepts until the queue is empty (true) or accept fails for lack of
-    /// resources (false: retry later rather than spin).
-    fn accept_all(&mut self) -> bool {
+    /// Accepts from the RPC or the admin listener until its queue is empty
+    /// (true) or accept fails for lack of resources (false: retry later
+    /// rather than spin).
+    fn accept_all(&mut self, admin: bool) -> bool {
         loop {
-            match self.listener.accept() {
-                Ok((stream, peer)) => self.hand_off(stream, peer),
+            let accepted = match (admin, &self.admin) {
+                (false, _) => self.listener.accept(),
+                (true, Some(listener)) => listener.accept(),
+                (true, None) => return true,
+            };
+            match accepted {
+                Ok((stream, peer)) => self.hand_off(stream, peer, admin),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -104,7 +119,7 @@ impl Acceptor {
         }
     }
 
-    fn hand_off(&mut self, stream: mio::net::TcpStream, peer: std::net::SocketAddr) {
+    fn hand_off(&mut self, stream: mio::net::TcpStream, peer: std::net::SocketAddr, admin: bool) {
         let open = self.shared.connections().fetch_add(1, Ordering::AcqRel);
         if open >= self.max_connections {
             self.shared.connections().fetch_sub(1, Ordering::AcqRel);
@@ -114,6 +129,6 @@ impl Acceptor {
         let _ = stream.set_nodelay(true);
         let reactor = &self.reactors[self.next % self.reactors.len()];
         self.next = self.next.wrapping_add(1);
-        reactor.add_connection(stream, peer);
+        reactor.add_connection(stream, peer, admin);
     }
 }

@@ -35,6 +35,9 @@ pub(crate) enum CloseReason {
     /// A frame stayed incomplete this long (slow or stalled peer).
     SlowFrame(Duration),
     Idle(Duration),
+    /// HTTP where the admin pages are not served, or other bytes on the
+    /// admin port.
+    AdminRefused(&'static str),
     /// The server shut down with nothing owed on this connection.
     Shutdown,
     /// The shutdown grace period ran out with this connection still busy.
@@ -47,6 +50,17 @@ impl CloseReason {
         matches!(
             self,
             CloseReason::PeerClosed | CloseReason::Answered | CloseReason::Shutdown
+        )
+    }
+
+    /// The peer sent bytes we refuse (counted as rejected frames).
+    pub(crate) fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            CloseReason::Protocol(_)
+                | CloseReason::UnexpectedResponse
+                | CloseReason::SeedUnknown { .. }
+                | CloseReason::AdminRefused(_)
         )
     }
 }
@@ -75,6 +89,7 @@ impl fmt::Display for CloseReason {
                 )
             }
             CloseReason::Idle(limit) => write!(f, "idle for {limit:?}"),
+            CloseReason::AdminRefused(why) => f.write_str(why),
             CloseReason::Shutdown => f.write_str("server shut down"),
             CloseReason::ShutdownGraceOver => f.write_str("shutdown grace period over"),
         }

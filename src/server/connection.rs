@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::close::CloseReason;
-use crate::codec::WireFormat;
+use super::protocol::{self, Speaks};
+use super::stats::{self, ConnStats};
 use crate::net::Transport;
 
 /// When a connection stops reading so a slow or greedy peer cannot make us
@@ -51,8 +52,12 @@ pub(crate) struct Connection {
     id: u64,
     peer: SocketAddr,
     io: Transport,
-    /// Decided by the first two bytes; `None` until they arrive.
-    format: Option<WireFormat>,
+    /// Decided by the first bytes; `None` until enough arrived.
+    speaks: Option<Speaks>,
+    /// Accepted on the admin port: only HTTP is served.
+    admin_port: bool,
+    /// Its figures for the admin pages.
+    stats: Arc<ConnStats>,
     /// Calls handed to the worker pool and not answered yet.
     inflight: usize,
     /// Cancel flags of the pool calls in flight, by request id; a set flag
@@ -74,19 +79,23 @@ pub(crate) struct Connection {
 
 impl Connection {
     /// Wraps a transport whose stream is registered with
-    /// `Interest::READABLE`; `needs_auth`: its calls wait for a token.
+    /// `Interest::READABLE`; `needs_auth`: its calls wait for a token;
+    /// `stats` is where its figures go.
     pub(crate) fn new(
         id: u64,
         io: Transport,
-        peer: SocketAddr,
+        admin_port: bool,
+        stats: Arc<ConnStats>,
         now: Instant,
         needs_auth: bool,
     ) -> Connection {
         Connection {
             id,
-            peer,
+            peer: stats.peer,
             io,
-            format: None,
+            speaks: None,
+            admin_port,
+            stats,
             inflight: 0,
             pool_calls: HashMap::new(),
             read_paused: false,
@@ -125,12 +134,24 @@ impl Connection {
         &mut self.io
     }
 
-    /// The connection's wire format, detected from its first bytes.
-    pub(crate) fn format(&mut self) -> Option<WireFormat> {
-        if self.format.is_none() {
-            self.format = WireFormat::detect(self.io.input());
+    pub(crate) fn stats(&self) -> &Arc<ConnStats> {
+        &self.stats
+    }
+
+    /// Accepted on the admin port.
+    pub(crate) fn on_admin_port(&self) -> bool {
+        self.admin_port
+    }
+
+    /// What the connection speaks, detected from its first bytes.
+    pub(crate) fn speaks(&mut self) -> Option<Speaks> {
+        if self.speaks.is_none() {
+            self.speaks = protocol::detect(self.io.input());
+            if let Some(speaks) = self.speaks {
+                self.stats.set_protocol(speaks.name());
+            }
         }
-        self.format
+        self.speaks
     }
 
     /// Reading is on: not paused and the peer has not closed.
@@ -152,6 +173,7 @@ impl Connection {
     /// A call goes to the worker pool; the returned flag cancels it.
     pub(crate) fn start_pool_call(&mut self, id: u64) -> Arc<AtomicBool> {
         self.inflight += 1;
+        stats::bump(&self.stats.in_flight, 1);
         let flag = Arc::new(AtomicBool::new(false));
         self.pool_calls.insert(id, flag.clone());
         flag
@@ -169,6 +191,8 @@ impl Connection {
     /// A pool call came back: true if its reply should be sent.
     pub(crate) fn finish_pool_call(&mut self, id: u64) -> bool {
         self.inflight -= 1;
+        let in_flight = &self.stats.in_flight;
+        in_flight.store(stats::read(in_flight).saturating_sub(1), Ordering::Relaxed);
         match self.pool_calls.remove(&id) {
             Some(flag) => !flag.load(Ordering::Acquire),
             None => true,

@@ -6,11 +6,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::admin::Admin;
 use super::connection::{Backpressure, Connection};
 use super::limit::{Admission, Limits};
 use super::metrics::ThreadStats;
 use super::protocol;
 use super::reactor::ReactorShared;
+use super::stats::{self, ReactorStats};
 use super::table::{Entry, ServiceTable};
 use super::workers::{Job, JobSender};
 use crate::auth::AuthToken;
@@ -27,7 +29,8 @@ pub(crate) struct Turn {
 }
 
 /// One reactor's view of the services: the table, the pool, its own reply
-/// queue, its metrics, the decoder and the backpressure limits.
+/// queue, its metrics, the decoder, the backpressure limits and the admin
+/// pages (when they are on).
 pub(crate) struct Dispatcher {
     table: Arc<ServiceTable>,
     pool: Option<JobSender>,
@@ -38,6 +41,7 @@ pub(crate) struct Dispatcher {
     concurrency: Arc<Limits>,
     /// Tokens a connection must present one of (empty: none needed).
     auth_tokens: Arc<[AuthToken]>,
+    admin: Option<Arc<Admin>>,
 }
 
 impl Dispatcher {
@@ -59,7 +63,14 @@ impl Dispatcher {
             limits,
             concurrency,
             auth_tokens: Arc::new([]),
+            admin: None,
         }
+    }
+
+    /// Serves the admin pages on HTTP connections (`None`: they are off).
+    pub(crate) fn with_admin(mut self, admin: Option<Arc<Admin>>) -> Dispatcher {
+        self.admin = admin;
+        self
     }
 
     /// Calls run only on connections that presented one of `tokens`.
@@ -76,6 +87,16 @@ impl Dispatcher {
     /// Whether `token` is one this server accepts (constant time).
     pub(crate) fn accepts_token(&self, token: &[u8]) -> bool {
         crate::auth::accepts(&self.auth_tokens, token)
+    }
+
+    /// The admin pages, if they are on.
+    pub(crate) fn admin(&self) -> Option<&Admin> {
+        self.admin.as_deref()
+    }
+
+    /// This reactor's counters.
+    pub(crate) fn reactor_stats(&self) -> &ReactorStats {
+        self.reply_to.stats()
     }
 
     pub(crate) fn table(&self) -> &ServiceTable {
@@ -118,6 +139,7 @@ impl Dispatcher {
                 .then(|| turn.now + Duration::from_millis(request.timeout_ms as u64)),
             peer: conn.peer(),
         };
+        stats::bump(&conn.stats().calls, 1);
         match (&self.pool, entry.blocking) {
             (Some(pool), true) => pool.send(Job {
                 entry: entry.clone(),

@@ -19,15 +19,23 @@
 //! Use: [`Server::new`], [`Server::add_service`] for each service,
 //! [`Server::start`] to get a [`ServerHandle`], and `wait()` / `shutdown()`
 //! on it (or [`Server::run`] to block, as the seed's `Run()` does).
+//!
+//! The same port serves the admin pages over HTTP (`admin`: `/metrics`,
+//! `/status`, `/`, `/connections`), told apart by the first bytes; or
+//! `admin_port` serves them apart. A `metrics_log` thread logs per-method
+//! figures periodically.
 
 mod acceptor;
+pub(crate) mod admin;
 mod close;
 mod connection;
 mod dispatch;
 mod limit;
 mod metrics;
+mod metrics_log;
 mod protocol;
 mod reactor;
+mod stats;
 mod table;
 mod timer;
 mod workers;
@@ -52,6 +60,8 @@ use workers::WorkerPool;
 
 pub use limit::{ConcurrencyLimiter, MaxConcurrency, MethodConcurrency};
 
+use admin::Admin;
+pub use admin::AdminOptions;
 use metrics::MetricsRegistry;
 pub use metrics::{MethodMetrics, Metrics};
 
@@ -89,6 +99,10 @@ pub struct ServerOptions {
     /// Tokens a connection must present one of before its calls run
     /// (empty: no authentication).
     pub auth_tokens: Vec<AuthToken>,
+    /// The admin pages (HTTP): whether, where, and the token they require.
+    pub admin: AdminOptions,
+    /// Log one line per called method this often (`None`: never).
+    pub metrics_log_interval: Option<Duration>,
 }
 
 impl Default for ServerOptions {
@@ -120,6 +134,12 @@ impl ServerOptions {
             max_concurrency: config.max_concurrency.clone(),
             tls: config.server_tls.clone(),
             auth_tokens: config.auth_tokens.clone(),
+            admin: AdminOptions {
+                enabled: config.admin,
+                port: config.admin_port,
+                token: config.admin_token.clone(),
+            },
+            metrics_log_interval: config.metrics_log_interval,
         }
     }
 }
@@ -128,6 +148,8 @@ impl ServerOptions {
 pub struct Server {
     options: ServerOptions,
     services: ServiceTable,
+    /// The config file's keys as read, for `/status`.
+    config_keys: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for Server {
@@ -142,7 +164,9 @@ impl std::fmt::Debug for Server {
 impl Server {
     /// A server configured from the seed-style config file.
     pub fn new(config: &Config) -> Server {
-        Server::with_options(ServerOptions::from_config(config))
+        let mut server = Server::with_options(ServerOptions::from_config(config));
+        server.config_keys = config.raw.clone().into_iter().collect();
+        server
     }
 
     /// A server with explicit options (no config file).
@@ -150,6 +174,7 @@ impl Server {
         Server {
             options,
             services: ServiceTable::default(),
+            config_keys: Vec::new(),
         }
     }
 
@@ -195,6 +220,13 @@ impl Server {
         services.add_reflection();
         let metrics = Arc::new(MetricsRegistry::new(services.method_names()));
         let table = Arc::new(services);
+        let settings = settings_in_effect(&self.options, &self.config_keys);
+        let (admin, admin_listener) =
+            start_admin(&self.options.admin, local_addr, &metrics, settings)?;
+        let admin_addr = match &admin_listener {
+            Some(listener) => Some(listener.local_addr()?),
+            None => admin.as_ref().map(|_| local_addr),
+        };
         let reactor_count = self.options.reactor_threads.max(1);
         let mut reactors = Vec::with_capacity(reactor_count);
         let mut threads = Vec::new();
@@ -214,12 +246,24 @@ impl Server {
                 self.options.clone(),
                 shared.clone(),
                 metrics.register_thread(),
+                admin.clone(),
             )?;
             reactors.push(handle);
             threads.push(thread);
         }
+        if let Some(admin) = &admin {
+            admin.set_reactors(reactors.clone());
+        }
+        if let Some(interval) = self.options.metrics_log_interval {
+            threads.push(metrics_log::spawn(
+                metrics.clone(),
+                interval,
+                shared.clone(),
+            )?);
+        }
         let (acceptor_waker, thread) = acceptor::spawn(
             mio::net::TcpListener::from_std(listener),
+            admin_listener.map(mio::net::TcpListener::from_std),
             reactors.clone(),
             self.options.max_connections,
             shared.clone(),
@@ -232,9 +276,14 @@ impl Server {
             .map_or(TlsMode::Off, ServerTls::mode);
         let auth = !self.options.auth_tokens.is_empty();
         tracing::info!(%local_addr, reactors = reactor_count, %tls, auth, "server started");
+        if let Some(addr) = admin_addr {
+            tracing::info!("admin pages on http://{addr}/ (/metrics, /status, /connections)");
+        }
         Ok(ServerHandle {
             inner: Arc::new(HandleInner {
                 local_addr,
+                admin_addr,
+                admin,
                 services: published,
                 metrics,
                 shared,
@@ -253,6 +302,72 @@ impl Server {
     }
 }
 
+/// The admin pages' state, and their own listener when `admin_port` is
+/// set; `(None, None)` when they are off.
+fn start_admin(
+    options: &AdminOptions,
+    local_addr: SocketAddr,
+    metrics: &Arc<MetricsRegistry>,
+    settings: Vec<(String, String)>,
+) -> io::Result<(Option<Arc<Admin>>, Option<StdListener>)> {
+    if !options.is_enabled_for(local_addr) {
+        return Ok((None, None));
+    }
+    let listener = match options.port {
+        Some(port) => {
+            let addr = SocketAddr::new(local_addr.ip(), port);
+            let listener = StdListener::bind(addr).map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot listen on admin_port {addr}: {e}"))
+            })?;
+            listener.set_nonblocking(true)?;
+            Some(listener)
+        }
+        None => None,
+    };
+    let admin = Admin::new(options, local_addr, metrics.clone(), settings);
+    Ok((Some(Arc::new(admin)), listener))
+}
+
+/// The config file's keys overlaid with the options in effect, for
+/// `/status` (secrets are redacted there).
+fn settings_in_effect(
+    o: &ServerOptions,
+    config_keys: &[(String, String)],
+) -> Vec<(String, String)> {
+    let ms = |d: Option<Duration>| d.map_or(0, |d| d.as_millis()).to_string();
+    let effective = [
+        ("listen", o.addr.clone()),
+        ("reactor_threads", o.reactor_threads.max(1).to_string()),
+        ("worker_threads", o.worker_threads.to_string()),
+        ("max_frame_size", o.max_frame_size.to_string()),
+        ("max_connections", o.max_connections.to_string()),
+        (
+            "max_inflight_per_connection",
+            o.max_inflight_per_connection.to_string(),
+        ),
+        ("write_high_water_bytes", o.write_high_water.to_string()),
+        ("idle_timeout_ms", ms(o.idle_timeout)),
+        ("frame_timeout_ms", ms(o.frame_timeout)),
+        ("listen_backlog", o.listen_backlog.to_string()),
+        (
+            "admin_port",
+            o.admin.port.map_or("-".into(), |p| p.to_string()),
+        ),
+        (
+            "metrics_log_interval_s",
+            o.metrics_log_interval
+                .map_or(0, |d| d.as_secs())
+                .to_string(),
+        ),
+    ];
+    let mut settings: std::collections::BTreeMap<String, String> =
+        config_keys.iter().cloned().collect();
+    for (key, value) in effective {
+        settings.insert(key.into(), value);
+    }
+    settings.into_iter().collect()
+}
+
 /// What a reactor does with one decoded request of an inline service:
 /// run the handler and append the reply frame to `out`; returns whether
 /// the call succeeded. For benchmarks and tests of the dispatch path; not a
@@ -264,7 +379,7 @@ pub fn serve_request(
     ctx: &crate::service::CallContext,
     out: &mut bytes::BytesMut,
 ) -> bool {
-    protocol::run_framed_call(service, request, ctx, out)
+    protocol::run_framed_call(service, request, ctx, out) == crate::status::Code::Ok
 }
 
 /// std listens with a backlog of 128, too few for a burst of connects (each
@@ -387,6 +502,9 @@ impl Drop for ThreadGuard {
 
 struct HandleInner {
     local_addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
+    #[cfg_attr(not(feature = "zookeeper"), allow(dead_code))]
+    admin: Option<Arc<Admin>>,
     services: Vec<ServiceInfo>,
     metrics: Arc<MetricsRegistry>,
     shared: Arc<ServerShared>,
@@ -416,6 +534,20 @@ impl ServerHandle {
     /// The address the server listens on (with the real port if 0 was asked).
     pub fn local_addr(&self) -> SocketAddr {
         self.inner.local_addr
+    }
+
+    /// Where the admin pages are served (the RPC address itself unless
+    /// `admin_port` is set); `None` when they are off.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.inner.admin_addr
+    }
+
+    /// Lets the admin pages show the registry's state.
+    #[cfg_attr(not(feature = "zookeeper"), allow(dead_code))]
+    pub(crate) fn set_registry(&self, probe: Arc<dyn admin::RegistryProbe>) {
+        if let Some(admin) = &self.inner.admin {
+            admin.set_registry(probe);
+        }
     }
 
     /// The published services and their methods.

@@ -5,8 +5,10 @@
 //! failed call's reply. The bytes themselves are codec's ([`crate::codec`]
 //! and [`crate::codec::seed`]).
 //!
-//! A connection's format is detected from its first two bytes.
+//! A connection's format is detected from its first bytes ([`detect`]):
+//! ours, the seed's, or admin HTTP (`http`, served by [`super::admin`]).
 
+mod http;
 mod mprpc;
 mod seed;
 
@@ -40,13 +42,63 @@ pub(crate) enum Progress {
     Close(CloseReason),
 }
 
+/// What a connection speaks, from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Speaks {
+    /// An RPC wire format.
+    Rpc(WireFormat),
+    /// HTTP for the admin pages.
+    Http,
+}
+
+impl Speaks {
+    /// The name `/connections` shows.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Speaks::Rpc(WireFormat::Mprpc) => "mprpc",
+            Speaks::Rpc(WireFormat::Legacy) => "seed",
+            Speaks::Http => "http",
+        }
+    }
+}
+
+/// What a stream speaks, from its first bytes; `None` until enough arrived.
+/// HTTP starts with an upper-case method and a space or more letters ("GET
+/// ", "HEAD", "POST"); as a seed header size those four bytes would say
+/// more than 500 MB, which no seed request is. So a stream whose first two
+/// bytes are letters waits for four; every other stream is decided by two
+/// bytes as [`WireFormat::detect`] does.
+pub(crate) fn detect(first: &[u8]) -> Option<Speaks> {
+    let letter = |b: &u8| b.is_ascii_uppercase();
+    let rpc = WireFormat::detect(first)?;
+    if rpc == WireFormat::Mprpc || !first[..2].iter().all(letter) {
+        return Some(Speaks::Rpc(rpc));
+    }
+    let head = first.get(..4)?;
+    let http = head.iter().all(|b| letter(b) || *b == b' ');
+    Some(if http { Speaks::Http } else { Speaks::Rpc(rpc) })
+}
+
 /// Decodes and dispatches every complete request in the connection's input,
 /// in whichever format it speaks, until backpressure pauses it.
 pub(crate) fn process(conn: &mut Connection, dispatcher: &Dispatcher, turn: Turn) -> Progress {
-    match conn.format() {
-        None => Progress::Open,
-        Some(WireFormat::Mprpc) => mprpc::process(conn, dispatcher, turn),
-        Some(WireFormat::Legacy) => seed::process(conn, dispatcher, turn),
+    let Some(speaks) = conn.speaks() else {
+        return Progress::Open;
+    };
+    // Admin HTTP where it is served; RPC anywhere but the admin port.
+    let admin = dispatcher
+        .admin()
+        .filter(|admin| conn.on_admin_port() || admin.on_rpc_port());
+    match (speaks, admin) {
+        (Speaks::Http, Some(admin)) => http::process(conn, dispatcher, admin),
+        (Speaks::Http, None) => Progress::Close(CloseReason::AdminRefused(
+            "HTTP on the RPC port, where the admin pages are off",
+        )),
+        (Speaks::Rpc(_), _) if conn.on_admin_port() => {
+            Progress::Close(CloseReason::AdminRefused("not HTTP on the admin port"))
+        }
+        (Speaks::Rpc(WireFormat::Mprpc), _) => mprpc::process(conn, dispatcher, turn),
+        (Speaks::Rpc(WireFormat::Legacy), _) => seed::process(conn, dispatcher, turn),
     }
 }
 
@@ -61,15 +113,15 @@ pub(crate) fn run_call(
     stats: &ThreadStats,
 ) -> bool {
     let method_id = entry.method_id(request.method_bytes());
-    let started = stats.start_timer();
-    let ok = match format {
+    let started = method_id.and_then(|id| stats.begin(id));
+    let code = match format {
         WireFormat::Mprpc => mprpc::run_call(&*entry.service, request, ctx, out),
         WireFormat::Legacy => seed::run_call(&*entry.service, request, ctx, out),
     };
     if let Some(id) = method_id {
-        stats.record(id, ok, started);
+        stats.record(id, code, started);
     }
-    ok
+    code == Code::Ok
 }
 
 /// Appends the reply of call `id` failing with `status`, in `format`.
@@ -116,4 +168,21 @@ fn panic_text(panic: &Box<dyn Any + Send>) -> String {
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into());
     format!("handler panicked: {what}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_bytes_decide() {
+        assert_eq!(detect(b"M"), None);
+        assert_eq!(detect(b"MP\x01"), Some(Speaks::Rpc(WireFormat::Mprpc)));
+        // A 77-byte seed header: 'M', then zeros.
+        assert_eq!(detect(b"M\x00"), Some(Speaks::Rpc(WireFormat::Legacy)));
+        assert_eq!(detect(b"GE"), None, "two letters wait for four bytes");
+        assert_eq!(detect(b"GET "), Some(Speaks::Http));
+        assert_eq!(detect(b"HEAD /"), Some(Speaks::Http));
+        assert_eq!(detect(b"AB\x00\x00"), Some(Speaks::Rpc(WireFormat::Legacy)));
+    }
 }

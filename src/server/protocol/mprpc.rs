@@ -39,6 +39,7 @@ pub(super) fn process(conn: &mut Connection, dispatcher: &Dispatcher, turn: Turn
             Frame::Oversized(o) if o.kind == FrameKind::Request => {
                 // Fail that one call; the connection and its other calls go on.
                 let status = o.status("request", "this server's");
+                crate::server::stats::bump(&dispatcher.reactor_stats().frames_rejected, 1);
                 tracing::warn!(peer = %conn.peer(), id = o.id, "{}; answered ResourceExhausted", status.message());
                 write_error(o.id, &status, conn.io().output());
             }
@@ -65,8 +66,8 @@ fn serve(conn: &mut Connection, dispatcher: &Dispatcher, request: Request, turn:
     dispatcher.dispatch(conn, entry, request, WireFormat::Mprpc, turn);
 }
 
-/// Runs the handler and appends its reply frame; returns whether it
-/// succeeded. The response message is encoded straight into `out` after the
+/// Runs the handler and appends its reply frame; returns the reply's
+/// status code. The response message is encoded straight into `out` after the
 /// reply header; on failure that partial frame is cut off and an error
 /// reply written instead.
 pub(crate) fn run_call(
@@ -74,7 +75,7 @@ pub(crate) fn run_call(
     request: Request,
     ctx: &CallContext,
     out: &mut BytesMut,
-) -> bool {
+) -> Code {
     let id = request.id;
     let start = out.len();
     let mut result = Ok(());
@@ -82,11 +83,11 @@ pub(crate) fn run_call(
         result = invoke(service, request, ctx, buf)
     });
     match result {
-        Ok(()) => true,
+        Ok(()) => Code::Ok,
         Err(status) => {
             out.truncate(start);
             write_error(id, &status, out);
-            false
+            status.code()
         }
     }
 }

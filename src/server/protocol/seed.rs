@@ -13,7 +13,7 @@ use crate::server::close::CloseReason;
 use crate::server::connection::Connection;
 use crate::server::dispatch::{Dispatcher, Turn};
 use crate::service::{CallContext, Service};
-use crate::status::Status;
+use crate::status::{Code, Status};
 
 /// The connection's one request, once it has fully arrived.
 pub(super) fn process(conn: &mut Connection, dispatcher: &Dispatcher, turn: Turn) -> Progress {
@@ -56,21 +56,21 @@ pub(super) fn process(conn: &mut Connection, dispatcher: &Dispatcher, turn: Turn
 }
 
 /// Runs the handler; the reply is the bare message on success and nothing
-/// otherwise (the connection is closed either way). Returns whether it
-/// succeeded.
+/// otherwise (the connection is closed either way). Returns the call's
+/// status code.
 pub(super) fn run_call(
     service: &dyn Service,
     request: Request,
     ctx: &CallContext,
     out: &mut BytesMut,
-) -> bool {
+) -> Code {
     let start = out.len();
     match invoke(service, request, ctx, out) {
-        Ok(()) => true,
+        Ok(()) => Code::Ok,
         Err(status) => {
             out.truncate(start);
             write_error(&status);
-            false
+            status.code()
         }
     }
 }

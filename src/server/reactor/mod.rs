@@ -32,10 +32,12 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use parking_lot::Mutex;
 use slab::Slab;
 
+use super::admin::Admin;
 use super::close::CloseReason;
 use super::connection::{Backpressure, Connection, Deadlines};
 use super::dispatch::Dispatcher;
 use super::metrics::ThreadStats;
+use super::stats::{self, ConnStats, ReactorStats};
 use super::table::ServiceTable;
 use super::timer::TimerWheel;
 use super::workers::JobSender;
@@ -59,6 +61,8 @@ pub(crate) struct PoolReply {
 struct Incoming {
     stream: TcpStream,
     peer: SocketAddr,
+    /// Accepted on the admin port.
+    admin_port: bool,
 }
 
 /// The part of a reactor other threads talk to.
@@ -66,14 +70,26 @@ pub(crate) struct ReactorShared {
     waker: Waker,
     incoming: Mutex<Vec<Incoming>>,
     replies: Mutex<Vec<PoolReply>>,
+    stats: ReactorStats,
 }
 
 impl ReactorShared {
-    /// Queues a newly accepted connection for this reactor.
-    pub(crate) fn add_connection(&self, stream: TcpStream, peer: SocketAddr) {
-        if push(&self.incoming, Incoming { stream, peer }) {
+    /// Queues a newly accepted connection (from the admin port or not) for
+    /// this reactor.
+    pub(crate) fn add_connection(&self, stream: TcpStream, peer: SocketAddr, admin_port: bool) {
+        let incoming = Incoming {
+            stream,
+            peer,
+            admin_port,
+        };
+        if push(&self.incoming, incoming) {
             self.wake();
         }
+    }
+
+    /// Its connections and counters, for the admin pages.
+    pub(crate) fn stats(&self) -> &ReactorStats {
+        &self.stats
     }
 
     /// Queues a finished pool call's reply.
@@ -106,12 +122,14 @@ pub(crate) fn spawn(
     options: ServerOptions,
     server: Arc<ServerShared>,
     stats: Arc<ThreadStats>,
+    admin: Option<Arc<Admin>>,
 ) -> io::Result<(Arc<ReactorShared>, JoinHandle<()>)> {
     let poll = Poll::new()?;
     let shared = Arc::new(ReactorShared {
         waker: Waker::new(poll.registry(), WAKER)?,
         incoming: Mutex::new(Vec::new()),
         replies: Mutex::new(Vec::new()),
+        stats: ReactorStats::default(),
     });
     let limits = Backpressure {
         write_high_water: options.write_high_water,
@@ -133,7 +151,8 @@ pub(crate) fn spawn(
             limits,
             server.limits().clone(),
         )
-        .with_auth(auth_tokens),
+        .with_auth(auth_tokens)
+        .with_admin(admin),
         tls: options.tls.clone(),
         shared: shared.clone(),
         server,
@@ -233,7 +252,12 @@ impl Reactor {
 
     fn adopt_connections(&mut self) {
         let incoming = std::mem::take(&mut *self.shared.incoming.lock());
-        for Incoming { mut stream, peer } in incoming {
+        for Incoming {
+            mut stream,
+            peer,
+            admin_port,
+        } in incoming
+        {
             if self.server.is_shutting_down() {
                 self.forget_connection();
                 continue;
@@ -252,10 +276,13 @@ impl Reactor {
             self.next_conn_id += 1;
             let io = Transport::accepted(stream, self.tls.as_ref());
             let needs_auth = self.dispatcher.needs_auth();
+            let stats = Arc::new(ConnStats::new(peer, self.index, self.now));
+            self.shared.stats.opened(self.next_conn_id, stats.clone());
             entry.insert(Connection::new(
                 self.next_conn_id,
                 io,
-                peer,
+                admin_port,
+                stats,
                 self.now,
                 needs_auth,
             ));
@@ -297,7 +324,12 @@ impl Reactor {
                 continue;
             };
             FlushList::taken(conn.io());
-            match conn.io().flush_and_watch(self.poll.registry(), Token(key)) {
+            let unsent = conn.io().unsent();
+            let flushed = conn.io().flush_and_watch(self.poll.registry(), Token(key));
+            let sent = unsent.saturating_sub(conn.io().unsent()) as u64;
+            stats::bump(&conn.stats().bytes_out, sent);
+            stats::bump(&self.shared.stats.bytes_out, sent);
+            match flushed {
                 Ok(true) => {}
                 Ok(false) => self
                     .server
@@ -322,6 +354,10 @@ impl Reactor {
         };
         let _ = self.poll.registry().deregister(conn.io().stream_mut());
         self.forget_connection();
+        self.shared.stats.closed(conn.id());
+        if reason.is_bad_input() {
+            stats::bump(&self.shared.stats.frames_rejected, 1);
+        }
         if reason.is_routine() {
             tracing::debug!(peer = %conn.peer(), "connection closed: {reason}");
         } else {

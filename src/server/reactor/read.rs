@@ -10,6 +10,7 @@ use super::Reactor;
 use crate::server::close::CloseReason;
 use crate::server::dispatch::Turn;
 use crate::server::protocol::{self, Progress};
+use crate::server::stats;
 
 /// Bytes we make room for before each `read`, and read per step: input is
 /// processed (and backpressure checked) after each step.
@@ -37,6 +38,8 @@ impl Reactor {
             };
             if turn.bytes > 0 {
                 conn.touch(self.now);
+                stats::bump(&conn.stats().bytes_in, turn.bytes as u64);
+                stats::bump(&self.shared.stats.bytes_in, turn.bytes as u64);
                 if !self.process_input(key) {
                     return;
                 }

@@ -1,0 +1,284 @@
+//! The admin pages: HTTP on the provider's own port (told apart from RPC by
+//! its first bytes, see `protocol::detect`) or on `admin_port`.
+//!
+//! | path | what |
+//! |---|---|
+//! | `GET /metrics` | Prometheus text exposition format (version 0.0.4) |
+//! | `GET /status` | the same figures as JSON, plus version, uptime and config (shape below) |
+//! | `GET /` | a page (HTML, JS, canvas; embedded, no CDN) charting /status every second |
+//! | `GET /connections` | one line per open connection |
+//!
+//! `HEAD` works too; other methods get 405, other paths 404. With
+//! `admin_token` set every request must carry it, as `Authorization: Bearer
+//! TOKEN` or `?token=TOKEN` (the page passes its own `?token=` on to
+//! /status); a missing or wrong token gets 401 (compared in constant time).
+//! Requests are served on the reactor that owns the connection, under the
+//! same idle and slow-frame timers as RPC; a request head is bounded
+//! ([`http::MAX_REQUEST`]) and a bad one gets a 4xx reply and a close.
+//!
+//! # `/status` JSON
+//!
+//! ```text
+//! {
+//!   "version": "0.1.0",              // mprpc crate version
+//!   "pid": 4242,
+//!   "addr": "127.0.0.1:8000",        // the RPC listen address
+//!   "uptime_s": 12.5,
+//!   "process": {"rss_bytes": 9000000, "cpu_seconds": 0.42},   // null if unknown
+//!   "connections": 3,                // open now, all reactors
+//!   "reactors": [{"index": 0, "connections": 2, "accepted": 9, "bytes_in": 1200,
+//!                 "bytes_out": 900, "frames_rejected": 0}],
+//!   "methods": [{"service": "UserServiceRpc", "method": "Login",
+//!                "calls": 100, "errors": 2, "errors_by_code": {"application": 2},
+//!                "in_flight": 0, "p50_us": 12, "p90_us": 20, "p99_us": 40,
+//!                "p999_us": 80, "max_us": 95, "latency_samples": 100}],
+//!   "registry": null | {"connect": "127.0.0.1:2181", "registered": true,
+//!                "session": "SyncConnected", "nodes": ["/mprpc/services/.../127.0.0.1:8000"]},
+//!   "config": {"rpcserverport": "8000", "admin_token": "<redacted>", ...}
+//! }
+//! ```
+//!
+//! Counters (`calls`, `errors`, bytes, `accepted`, `frames_rejected`) count
+//! since start; a reader takes differences for rates. Latency is handler
+//! time since start, sampled (every call for a thread's first 1024, then one
+//! in eight); `methods` lists every method served, called or not (the
+//! built-in `mprpc.Reflection` too).
+//! `config` is the config file's keys as read overlaid with the server's
+//! settings in effect; keys holding secrets read `<redacted>`.
+
+pub(crate) mod http;
+mod json;
+mod process;
+mod prometheus;
+mod status;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use parking_lot::Mutex;
+
+use super::metrics::{MetricsRegistry, Slot};
+use super::reactor::ReactorShared;
+use super::stats;
+use crate::auth::{self, AuthToken};
+use http::{Request, Response};
+
+/// The page `/`, compiled into the binary.
+const PAGE: &str = include_str!("page.html");
+
+/// Where and whether the admin pages are served.
+#[derive(Debug, Clone, Default)]
+pub struct AdminOptions {
+    /// `admin`: serve them (`None`: only when the server listens on a
+    /// loopback address).
+    pub enabled: Option<bool>,
+    /// `admin_port`: serve them on this port (same IP) instead of the RPC
+    /// port; 0 picks a free one.
+    pub port: Option<u16>,
+    /// `admin_token`: every admin request must carry it.
+    pub token: Option<AuthToken>,
+}
+
+impl AdminOptions {
+    /// Whether the pages are on for a server listening on `addr`.
+    pub fn is_enabled_for(&self, addr: SocketAddr) -> bool {
+        self.enabled.unwrap_or_else(|| addr.ip().is_loopback())
+    }
+}
+
+/// What the registry tells the admin pages (set by the provider once it
+/// registered).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RegistryStatus {
+    pub(crate) connect: String,
+    pub(crate) registered: bool,
+    /// The session's last state (`SyncConnected`, `Disconnected`, ...).
+    pub(crate) session: String,
+    /// The nodes this provider holds now.
+    pub(crate) nodes: Vec<String>,
+}
+
+/// A source of [`RegistryStatus`] (the ZooKeeper registrar).
+pub(crate) trait RegistryProbe: Send + Sync {
+    fn status(&self) -> RegistryStatus;
+}
+
+/// Everything the pages read, shared by the reactors.
+pub(crate) struct Admin {
+    token: Option<AuthToken>,
+    /// Served on the RPC port (else only on `admin_port`).
+    on_rpc_port: bool,
+    started: Instant,
+    addr: SocketAddr,
+    metrics: Arc<MetricsRegistry>,
+    reactors: OnceLock<Vec<Arc<ReactorShared>>>,
+    registry: Mutex<Option<Arc<dyn RegistryProbe>>>,
+    /// Config in effect, secrets redacted.
+    settings: Vec<(String, String)>,
+}
+
+/// One reactor's figures at one moment.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReactorFigures {
+    connections: usize,
+    accepted: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+    frames_rejected: u64,
+}
+
+/// Everything `/metrics` and `/status` show, read once per request.
+pub(crate) struct Snapshot {
+    methods: Vec<(&'static str, &'static str, Slot, u64)>,
+    reactors: Vec<ReactorFigures>,
+    admin_requests: u64,
+    rss_bytes: Option<u64>,
+    cpu_seconds: Option<f64>,
+    uptime_s: f64,
+    registry: Option<RegistryStatus>,
+}
+
+impl Admin {
+    pub(crate) fn new(
+        options: &AdminOptions,
+        addr: SocketAddr,
+        metrics: Arc<MetricsRegistry>,
+        settings: Vec<(String, String)>,
+    ) -> Admin {
+        Admin {
+            token: options.token.clone(),
+            on_rpc_port: options.port.is_none(),
+            started: Instant::now(),
+            addr,
+            metrics,
+            reactors: OnceLock::new(),
+            registry: Mutex::new(None),
+            settings: redacted(settings),
+        }
+    }
+
+    /// The reactors, once they run (the pages list their connections).
+    pub(crate) fn set_reactors(&self, reactors: Vec<Arc<ReactorShared>>) {
+        let _ = self.reactors.set(reactors);
+    }
+
+    #[cfg_attr(not(feature = "zookeeper"), allow(dead_code))]
+    pub(crate) fn set_registry(&self, probe: Arc<dyn RegistryProbe>) {
+        *self.registry.lock() = Some(probe);
+    }
+
+    /// Whether HTTP on the RPC port is served (else only on `admin_port`).
+    pub(crate) fn on_rpc_port(&self) -> bool {
+        self.on_rpc_port
+    }
+
+    /// The reply to one request.
+    pub(crate) fn respond(&self, request: &Request) -> Response {
+        if !self.authorized(request) {
+            return Response::text(
+                401,
+                "admin_token required: Authorization: Bearer TOKEN or ?token=TOKEN",
+            )
+            .with_header("WWW-Authenticate: Bearer realm=\"mprpc admin\"".into());
+        }
+        match request.path.as_str() {
+            "/" => Response::new(200, "text/html; charset=utf-8", PAGE),
+            "/metrics" => Response::new(
+                200,
+                "text/plain; version=0.0.4; charset=utf-8",
+                prometheus::render(&self.snapshot()),
+            ),
+            "/status" => Response::new(
+                200,
+                "application/json",
+                status::json(&self.snapshot(), self.addr, &self.settings),
+            ),
+            "/connections" => Response::new(
+                200,
+                "text/plain; charset=utf-8",
+                status::connections(self.reactors(), Instant::now()),
+            ),
+            other => Response::text(
+                404,
+                &format!("no admin page '{other}' (try /, /metrics, /status, /connections)"),
+            ),
+        }
+    }
+
+    fn authorized(&self, request: &Request) -> bool {
+        let Some(token) = &self.token else {
+            return true;
+        };
+        let given = request
+            .bearer
+            .clone()
+            .or_else(|| request.query_param("token"));
+        given.is_some_and(|given| auth::accepts(std::slice::from_ref(token), given.as_bytes()))
+    }
+
+    fn reactors(&self) -> &[Arc<ReactorShared>] {
+        self.reactors.get().map_or(&[], Vec::as_slice)
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let reactors: Vec<ReactorFigures> = self
+            .reactors()
+            .iter()
+            .map(|r| {
+                let s = r.stats();
+                ReactorFigures {
+                    connections: s.connections(),
+                    accepted: stats::read(&s.accepted),
+                    bytes_in: stats::read(&s.bytes_in),
+                    bytes_out: stats::read(&s.bytes_out),
+                    frames_rejected: stats::read(&s.frames_rejected),
+                }
+            })
+            .collect();
+        let admin_requests = self
+            .reactors()
+            .iter()
+            .map(|r| stats::read(&r.stats().admin_requests))
+            .sum();
+        Snapshot {
+            methods: self.metrics.merged(),
+            reactors,
+            admin_requests,
+            rss_bytes: process::rss_bytes(),
+            cpu_seconds: process::cpu_seconds(),
+            uptime_s: self.started.elapsed().as_secs_f64(),
+            registry: self.registry.lock().as_ref().map(|probe| probe.status()),
+        }
+    }
+}
+
+/// Settings whose key names a secret read `<redacted>`.
+fn redacted(settings: Vec<(String, String)>) -> Vec<(String, String)> {
+    const SECRET: [&str; 5] = ["token", "digest", "password", "secret", "key"];
+    settings
+        .into_iter()
+        .map(|(key, value)| {
+            let lower = key.to_ascii_lowercase();
+            let secret = SECRET.iter().any(|s| lower.contains(s)) && !lower.ends_with("_file");
+            (key, if secret { "<redacted>".into() } else { value })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted() {
+        let settings = redacted(vec![
+            ("admin_token".into(), "x".into()),
+            ("zk_digest".into(), "u:p".into()),
+            ("rpcserverport".into(), "8000".into()),
+        ]);
+        assert_eq!(settings[0].1, "<redacted>");
+        assert_eq!(settings[1].1, "<redacted>");
+        assert_eq!(settings[2].1, "8000");
+    }
+}

@@ -1,0 +1,105 @@
+//! Live counters of connections and reactors, for the admin pages
+//! (`/metrics`, `/status`, `/connections`).
+//!
+//! A connection's figures are written only by its reactor thread, so every
+//! update is a plain load and store of a relaxed atomic (no locked
+//! read-modify-write on the hot path); the admin pages read them from any
+//! thread. Each reactor keeps its live connections' stats in a map the
+//! admin pages lock to list them; only opening and closing a connection
+//! touch that lock on the reactor's side.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+
+/// Adds `n` to a counter only one thread writes.
+pub(crate) fn bump(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+}
+
+/// Reads a counter.
+pub(crate) fn read(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
+/// One connection's figures.
+#[derive(Debug)]
+pub(crate) struct ConnStats {
+    pub(crate) peer: SocketAddr,
+    pub(crate) reactor: usize,
+    pub(crate) opened: Instant,
+    /// What it speaks: 0 not known yet, else a [`ConnStats::PROTOCOLS`] index.
+    protocol: AtomicU8,
+    pub(crate) calls: AtomicU64,
+    pub(crate) bytes_in: AtomicU64,
+    pub(crate) bytes_out: AtomicU64,
+    /// Calls handed to the worker pool and not answered yet.
+    pub(crate) in_flight: AtomicU64,
+}
+
+impl ConnStats {
+    const PROTOCOLS: [&'static str; 4] = ["-", "mprpc", "seed", "http"];
+
+    pub(crate) fn new(peer: SocketAddr, reactor: usize, opened: Instant) -> ConnStats {
+        ConnStats {
+            peer,
+            reactor,
+            opened,
+            protocol: AtomicU8::new(0),
+            calls: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+        }
+    }
+
+    /// Notes the protocol detected: "mprpc", "seed" or "http".
+    pub(crate) fn set_protocol(&self, name: &str) {
+        let index = Self::PROTOCOLS.iter().position(|p| *p == name).unwrap_or(0);
+        self.protocol.store(index as u8, Ordering::Relaxed);
+    }
+
+    pub(crate) fn protocol(&self) -> &'static str {
+        Self::PROTOCOLS[usize::from(self.protocol.load(Ordering::Relaxed)).min(3)]
+    }
+}
+
+/// One reactor's figures: its live connections and its totals since start.
+#[derive(Debug, Default)]
+pub(crate) struct ReactorStats {
+    live: Mutex<HashMap<u64, Arc<ConnStats>>>,
+    pub(crate) bytes_in: AtomicU64,
+    pub(crate) bytes_out: AtomicU64,
+    /// Connections closed for bad input (protocol errors, bad HTTP) plus
+    /// oversized frames refused.
+    pub(crate) frames_rejected: AtomicU64,
+    pub(crate) accepted: AtomicU64,
+    pub(crate) admin_requests: AtomicU64,
+}
+
+impl ReactorStats {
+    pub(crate) fn opened(&self, id: u64, conn: Arc<ConnStats>) {
+        bump(&self.accepted, 1);
+        self.live.lock().insert(id, conn);
+    }
+
+    pub(crate) fn closed(&self, id: u64) {
+        self.live.lock().remove(&id);
+    }
+
+    /// Open connections now.
+    pub(crate) fn connections(&self) -> usize {
+        self.live.lock().len()
+    }
+
+    /// The live connections' stats, oldest first.
+    pub(crate) fn live(&self) -> Vec<Arc<ConnStats>> {
+        let mut conns: Vec<Arc<ConnStats>> = self.live.lock().values().cloned().collect();
+        conns.sort_by_key(|c| c.opened);
+        conns
+    }
+}
