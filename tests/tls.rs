@@ -374,3 +374,29 @@ fn a_provider_publishes_that_it_requires_tls_and_consumers_follow() {
     let secure = Channel::new(discover, options).unwrap();
     assert_eq!(echo(&secure, "over TLS").unwrap(), "over TLS");
 }
+
+#[test]
+fn calls_move_on_when_a_providers_handshake_fails() {
+    let pki = Pki::new();
+    let other = Pki::new(); // a provider whose certificate the consumer does not trust
+    let bad = start(Some(server_tls(&other, false, TlsMode::Required)), &[]);
+    let good = start(Some(server_tls(&pki, false, TlsMode::Required)), &[]);
+    let endpoints = vec![
+        mprpc::Endpoint::new(bad.local_addr()),
+        mprpc::Endpoint::new(good.local_addr()),
+    ];
+    let options = ChannelOptions {
+        tls: Some(client_tls(&pki, None)),
+        ..ChannelOptions::default()
+    };
+    let ch = Channel::new(Arc::new(StaticDiscover::new(endpoints)), options).unwrap();
+    for i in 0..20 {
+        let text = format!("call {i}");
+        let reply = echo(&ch, &text).expect("routed to the provider it trusts");
+        assert_eq!(reply, text.as_bytes());
+    }
+    wait_logged(&[&format!(
+        "connection to {} lost: TLS handshake failed",
+        bad.local_addr()
+    )]);
+}

@@ -5,9 +5,10 @@
 //!
 //! Requests are appended to the transport's output as they are routed and
 //! flushed once per loop turn, so pipelined calls share write syscalls.
-//! While the TCP connect is still in progress the frames wait in the output,
-//! and `queued` remembers where each one is: if the connect fails, none of
-//! them has touched the network and the driver may retry them elsewhere.
+//! While the TCP connect (and, with TLS, the handshake) is still in
+//! progress the frames wait in the output, and `queued` remembers where each
+//! one is: if the connect or the handshake fails, none of them has touched
+//! the network and the driver may retry them elsewhere.
 //! The driver owns the call bookkeeping; this file only does socket I/O.
 
 use std::io;
@@ -70,8 +71,11 @@ pub(crate) enum ConnectState {
 pub(crate) struct ProviderConn {
     io: Transport,
     addr: SocketAddr,
-    /// `Some` until the TCP connect completes: its deadline.
+    /// `Some` until the connection is open (TCP connected and, with TLS,
+    /// the handshake done): its deadline.
     connecting_until: Option<Instant>,
+    /// The TCP connect completed (a TLS handshake may still be under way).
+    tcp_up: bool,
     /// Requests waiting for the connect (only while connecting).
     queued: Vec<Queued>,
     /// Calls routed here and not yet completed.
@@ -105,6 +109,7 @@ impl ProviderConn {
             io,
             addr,
             connecting_until: Some(deadline),
+            tcp_up: false,
             queued: Vec::new(),
             inflight: 0,
             answered: false,
@@ -115,8 +120,19 @@ impl ProviderConn {
         self.addr
     }
 
+    /// Requests may go out: connected, and any TLS handshake done.
     pub(crate) fn is_open(&self) -> bool {
         self.connecting_until.is_none()
+    }
+
+    /// The TCP connect completed.
+    pub(crate) fn tcp_up(&self) -> bool {
+        self.tcp_up
+    }
+
+    /// Connected, and no TLS handshake is under way: ready to be opened.
+    pub(crate) fn ready(&self) -> bool {
+        self.tcp_up && !self.io.handshaking()
     }
 
     /// When the connect in progress times out (`None` once connected).
@@ -154,6 +170,7 @@ impl ProviderConn {
             Ok(_) => {
                 // Latency over batching at the TCP level: we batch ourselves.
                 let _ = stream.set_nodelay(true);
+                self.tcp_up = true;
                 ConnectState::Connected
             }
             Err(e) if e.kind() == io::ErrorKind::NotConnected => ConnectState::InProgress,
@@ -161,7 +178,7 @@ impl ProviderConn {
         }
     }
 
-    /// The connect completed: requests that waited for it get their
+    /// The connection opened: requests that waited for it get their
     /// remaining budget (`now` to their deadline) written into their frame.
     pub(crate) fn opened(&mut self, now: Instant) {
         self.connecting_until = None;
@@ -229,11 +246,11 @@ impl ProviderConn {
         list.add(key, &mut self.io);
     }
 
-    /// Flushes (once connected), watching for writability only while
-    /// output is left.
+    /// Flushes (once TCP is connected: a TLS handshake goes out, requests
+    /// wait for it), watching for writability only while output is left.
     pub(crate) fn flush(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
         FlushList::taken(&mut self.io);
-        if self.is_open() {
+        if self.tcp_up {
             self.io.flush_and_watch(registry, token)?;
         }
         Ok(())

@@ -14,7 +14,8 @@ use crate::tls::ClientTls;
 pub struct ChannelOptions {
     /// Timeout of a call that does not set its own (`Duration::MAX`: none).
     pub call_timeout: Duration,
-    /// How long a TCP connect may take before the attempt counts as failed.
+    /// How long a TCP connect (and, with TLS, the handshake) may take
+    /// before the attempt counts as failed.
     pub connect_timeout: Duration,
     /// Largest frame body sent or accepted: a larger request fails locally,
     /// a larger reply fails its call (the connection carries on); both with

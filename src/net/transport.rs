@@ -266,6 +266,11 @@ impl Transport {
         }
     }
 
+    /// A TLS handshake is under way (or has not started).
+    pub(crate) fn handshaking(&self) -> bool {
+        matches!(&self.security, Security::Tls(s) if s.is_handshaking())
+    }
+
     /// TLS records are waiting to be written (a handshake message, or
     /// encrypted output).
     fn tls_pending(&self) -> bool {
@@ -307,9 +312,7 @@ impl Transport {
     /// Part of a frame has arrived and the rest has not (a TLS handshake
     /// under way counts: a peer stalling it is as slow as a half frame).
     pub(crate) fn mid_frame(&self) -> bool {
-        !self.rbuf.is_empty()
-            || self.skip > 0
-            || matches!(&self.security, Security::Tls(s) if s.is_handshaking())
+        !self.rbuf.is_empty() || self.skip > 0 || self.handshaking()
     }
 
     /// Where replies or requests are encoded, to go out at the next flush.
@@ -343,9 +346,8 @@ impl Transport {
     }
 
     /// Hands output to rustls (up to its buffer limit) and writes its
-    /// records, until both are empty or the socket is full. Output given
-    /// before the handshake finished waits inside rustls and is encrypted
-    /// and written once it has (a read then reports `needs_flush`).
+    /// records, until both are empty or the socket is full. Output stays in
+    /// the buffer until the handshake is done.
     fn flush_tls(&mut self) -> io::Result<bool> {
         let Transport {
             stream,
@@ -357,7 +359,9 @@ impl Transport {
             unreachable!("flush_tls without a session");
         };
         loop {
-            if !wbuf.is_empty() {
+            // Output waits here until the handshake is done, so a handshake
+            // that fails has sent none of it (a client retries it elsewhere).
+            if !wbuf.is_empty() && !session.is_handshaking() {
                 let n = session.writer().write(wbuf)?;
                 wbuf.advance(n);
             }

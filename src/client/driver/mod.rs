@@ -17,9 +17,9 @@
 //! Failure rules: a connection that breaks after connecting fails exactly
 //! the calls routed to it (`Unavailable`, naming the address and the cause;
 //! they may have reached the server, so they are never retried). A connect
-//! that fails or times out has sent nothing, so its calls are routed again
-//! to another usable endpoint, up to `max_retries` more connection attempts
-//! and never past their deadline. Either failure backs the endpoint off
+//! or TLS handshake that fails or times out has sent nothing, so its calls
+//! are routed again to another usable endpoint, up to `max_retries` more
+//! connection attempts and never past their deadline. Either failure backs the endpoint off
 //! (see `health`). A call a provider refused `Overloaded` (it did not run)
 //! is sent once more, to another provider, within its deadline (`retry`).
 
@@ -145,7 +145,7 @@ struct Driver {
     balancer: Balancer,
     /// Connections written to this turn, to flush at its end.
     flush: FlushList,
-    /// Connections whose TCP connect is in progress.
+    /// Connections not open yet (TCP connect or TLS handshake under way).
     connecting: usize,
     /// The empty half of the double-buffered submission queue.
     spare: Batch,

@@ -13,10 +13,11 @@ impl Driver {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        if !conn.is_open() {
+        if !conn.tcp_up() {
             match conn.check_connect() {
                 ConnectState::InProgress => return,
-                ConnectState::Connected => self.connected(key),
+                // A TLS handshake starts with the next flush.
+                ConnectState::Connected => conn.schedule_flush(key, &mut self.flush),
                 ConnectState::Failed(e) => {
                     let reason = format!("connect to {} failed: {e}", conn.addr());
                     return self.close(key, reason);
@@ -32,8 +33,17 @@ impl Driver {
         if event.is_writable() {
             self.schedule_flush(key);
         }
+        if self
+            .conns
+            .get(key)
+            .is_some_and(|c| !c.is_open() && c.ready())
+        {
+            self.connected(key);
+        }
     }
 
+    /// TCP is connected and any TLS handshake done: the requests that
+    /// waited go out.
     fn connected(&mut self, key: usize) {
         self.connecting -= 1;
         let conn = &mut self.conns[key];
