@@ -18,6 +18,11 @@
 #   trimmed    (if gdb is installed) after malloc_trim(0) in the provider:
 #              how much of the RSS is memory the allocator kept, not live
 #              data; malloc_stats() goes to results/scale/malloc-stats.txt
+# Then the memory options: for each way of giving memory back (glibc as
+# is; MALLOC_ARENA_MAX=1; the provider's own trim_memory=true, the
+# default), a fresh provider goes through the same CHURN cycles and its
+# RSS with no connection is compared with its start
+# (results/scale/memory-options.csv).
 # At each step it samples the provider's VmRSS, its open fds, the server-side
 # established connections (ss), the client's VmRSS and the kernel's TCP
 # memory (/proc/net/sockstat). Raw data goes to results/scale/.
@@ -62,6 +67,7 @@ read -r PORT_LO PORT_HI </proc/sys/net/ipv4/ip_local_port_range
 for tool in python3 ss; do command -v "$tool" >/dev/null || die "$tool not found"; done
 
 T0=$(date +%s)
+git_state
 build_release loadgen:connscale mprpc-examples:echo-provider
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mprpc-scale.XXXXXX")
@@ -167,7 +173,7 @@ json.dump({
     "kernel": platform.release(),
     "mem_total": next((l.split(":")[1].strip() for l in open("/proc/meminfo") if l.startswith("MemTotal")), "?"),
     "rustc": out("rustc", "-V"),
-    "git_commit": out("git", "describe", "--always", "--dirty", "--abbrev=12"),
+    "git_commit": os.environ["GIT_COMMIT"] + ("-dirty" if os.environ["GIT_DIRTY"] == "true" else ""),
     "git_dirty_src": out("git", "status", "--short", "--", "src", "examples", "loadgen").splitlines(),
     "nofile_soft": int(sys.argv[2]),
     "nofile_hard": sys.argv[3],
@@ -218,7 +224,7 @@ exec 3>&-
 wait "$CLIENT_PID" || die "connscale failed: $(cat "$WORK/connscale.err")"
 CLIENT_PID=
 wait_established 0 30
-sleep 1
+sleep 2 # trim_memory gives memory back a second after the last close
 sample end
 
 # Churn: more clients come and go; a leak shows as RSS that keeps climbing.
@@ -227,7 +233,7 @@ for k in $(seq 1 "$CHURN"); do
         </dev/null >"$WORK/churn.out" 2>&1 || { cat "$WORK/churn.out" >&2; die "churn client $k failed"; }
     sed -n "s/^PHASE //p" "$WORK/churn.out" | grep '"channel_open"' | sed "s/\"phase\":\"channel_open\"/\"phase\":\"churn_$k\"/" >>"$OUT/phases.jsonl"
     wait_established 0 30
-    sleep 1
+    sleep 2
     sample "churn_$k"
 done
 
@@ -249,6 +255,39 @@ uptime >"$OUT/uptime-after.txt"
 cp "$WORK/connscale.err" "$OUT/connscale.stderr.txt"
 # The provider's warnings, if any (bounded).
 cat "$WORK"/logs/* 2>/dev/null | head -200 >"$OUT/provider-log-head.txt" || true
+kill "$PROVIDER_PID" && wait "$PROVIDER_PID" 2>/dev/null || true
+
+# ------------------------------------------------------------- memory options
+# The same churn against a fresh provider per option; the sampling helpers
+# follow PROVIDER_PID and PORT.
+echo "option,step,server_rss_kib" >"$OUT/memory-options.csv"
+for option in glibc arena_max_1 trim_memory; do
+    PORT=$(free_port)
+    sed -e "s/^rpcserverport=.*/rpcserverport=$PORT/" "$WORK/echo.conf" >"$WORK/$option.conf"
+    envs=(MPRPC_OPTION="$option")
+    case $option in
+        glibc) echo "trim_memory=false" >>"$WORK/$option.conf" ;;
+        arena_max_1) echo "trim_memory=false" >>"$WORK/$option.conf"; envs+=(MALLOC_ARENA_MAX=1) ;;
+        trim_memory) echo "trim_memory=true" >>"$WORK/$option.conf" ;;
+    esac
+    log "memory option $option: $CHURN churns of $CONNS connections"
+    env "${envs[@]}" "$BIN/echo-provider" -i "$WORK/$option.conf" >>"$WORK/$option.out" 2>&1 &
+    PROVIDER_PID=$!
+    wait_port "$PORT" 10 || { cat "$WORK/$option.out" >&2; die "echo-provider ($option) did not start"; }
+    sleep 1
+    echo "$option,start,$(status_kib "$PROVIDER_PID" VmRSS)" >>"$OUT/memory-options.csv"
+    for k in $(seq 1 "$CHURN"); do
+        timeout 120 "$BIN/connscale" --addr "127.0.0.1:$PORT" --connections "$CONNS" --rounds 0 --no-raw \
+            </dev/null >"$WORK/churn.out" 2>&1 || { cat "$WORK/churn.out" >&2; die "$option churn $k failed"; }
+        grep -q '"failed":0' "$WORK/churn.out" || { cat "$WORK/churn.out" >&2; die "$option churn $k: calls failed"; }
+        wait_established 0 30
+        sleep 2
+        echo "$option,churn_$k,$(status_kib "$PROVIDER_PID" VmRSS)" >>"$OUT/memory-options.csv"
+    done
+    echo "$option,peak,$(status_kib "$PROVIDER_PID" VmHWM)" >>"$OUT/memory-options.csv"
+    kill "$PROVIDER_PID" && wait "$PROVIDER_PID" 2>/dev/null || true
+done
+PROVIDER_PID=
 echo "$(($(date +%s) - T0))" >"$OUT/total_seconds.txt"
 
 # ------------------------------------------------------------- report
@@ -323,6 +362,33 @@ if "trimmed" in rows:
       f"in the provider, and after `malloc_trim(0)` (through gdb) its RSS fell from {kib(churn[-1] if churn else 'end') / 1024:.1f} "
       f"to {kib('trimmed') / 1024:.1f} MiB: the rest was freed memory the allocator had kept (see malloc-stats.txt).")
 w("")
+opts = {}
+for r in csv.DictReader(open(f"{out}/memory-options.csv")):
+    opts.setdefault(r["option"], {})[r["step"]] = int(r["server_rss_kib"])
+if opts:
+    about = {
+        "glibc": "glibc as it is (`trim_memory=false`): freed memory stays in its per-thread arenas",
+        "arena_max_1": "`trim_memory=false` with `MALLOC_ARENA_MAX=1`: every thread shares one arena",
+        "trim_memory": "`trim_memory=true` (the default): each reactor calls `malloc_trim(0)` a second after a storm of closes",
+    }
+    churns = sorted((k for k in next(iter(opts.values())) if k.startswith("churn_")), key=lambda k: int(k[6:]))
+    w("## Memory after connection storms: the options
+")
+    w(f"Each option: a fresh provider, then {len(churns)} clients one after the other, each opening {n:,} connections "
+      "through a Channel (one call each) and leaving; RSS sampled 2 s after the last connection closed. "
+      "Goal: RSS with no connection ≤ 2× the RSS at start.
+")
+    w("| option | start (MiB) | " + " | ".join(f"after churn {k[6:]}" for k in churns) + " | peak (MiB) | last ÷ start | ≤ 2× |")
+    w("|---|---:|" + "---:|" * len(churns) + "---:|---:|---|")
+    for name, r in opts.items():
+        ratio = r[churns[-1]] / r["start"]
+        w(f"| {about.get(name, name)} | {r['start'] / 1024:.1f} | " + " | ".join(f"{r[k] / 1024:.1f}" for k in churns)
+          + f" | {r['peak'] / 1024:.1f} | {ratio:.2f}× | {'yes' if ratio <= 2 else '**no**'} |")
+    w("")
+    best = min(opts, key=lambda k: opts[k][churns[-1]])
+    w(f"Lowest RSS after the last churn: `{best}`. The provider's default is `trim_memory=true`; "
+      "an allocator of its own (jemalloc, mimalloc) was not measured: it would add a C build or a dependency "
+      "for what one glibc call already gives back.\n")
 fails = [f for p in (raw, co, cr) for f in p.get("first_failures", [])]
 if fails:
     w("First failures reported by the client:\n")
@@ -346,7 +412,7 @@ w("How it is measured: VmRSS/VmHWM from `/proc/PID/status`; fds from `/proc/PID/
   "at each step, so every sample is taken while the connections are held. "
   "The server allocates a connection's read buffer on its first read, so the idle figure is the cost of "
   "the connection's struct, its slab slot and epoll registration; the after-use figure adds its buffers.\n")
-w("Raw data: `results/scale/` (samples.csv, phases.jsonl with the client's per-phase counts, env.json, "
+w("Raw data: `results/scale/` (samples.csv, memory-options.csv, phases.jsonl with the client's per-phase counts, env.json, "
   "the provider config, the command, uptime before/after).")
 open(md, "w").write("\n".join(L) + "\n")
 print(f"wrote {md}")

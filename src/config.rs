@@ -148,6 +148,10 @@ pub struct Config {
     /// queued at once (`100`, or `Service.Method:50, *:100`; `0`: none).
     /// Calls over a limit are answered `Overloaded` without running.
     pub max_concurrency: MaxConcurrency,
+    /// `trim_memory`: after a storm of connection closes, a provider gives
+    /// the memory its allocator kept back to the kernel (glibc's
+    /// `malloc_trim`, once closes have stopped for a second).
+    pub trim_memory: bool,
     /// `load_balance`: how a consumer spreads calls over providers:
     /// round_robin, random, least_outstanding or consistent_hash.
     pub load_balance: LoadBalance,
@@ -237,6 +241,7 @@ impl Default for Config {
             write_high_water: 4 * 1024 * 1024,
             concurrency_limiter: ConcurrencyLimiter::Off,
             max_concurrency: MaxConcurrency::default(),
+            trim_memory: true,
             load_balance: LoadBalance::RoundRobin,
             call_timeout: Duration::from_secs(5),
             client_io_threads: 1,
@@ -469,6 +474,7 @@ pub const KEYS: &[(&str, KeySetter)] = &[
     key!("listen_backlog" => listen_backlog: number),
     key!("concurrency_limiter" => concurrency_limiter: str::parse),
     key!("max_concurrency" => max_concurrency: str::parse),
+    key!("trim_memory" => trim_memory: boolean),
     key!("load_balance" => load_balance: load_balance),
     key!("call_timeout_ms" => call_timeout: millis),
     key!("client_io_threads" => client_io_threads: positive),
@@ -733,7 +739,7 @@ mod tests {
         match key {
             "registry" => "none",
             "zk_root" => "/mprpc",
-            "zk_legacy_layout" => "true",
+            "zk_legacy_layout" | "trim_memory" => "true",
             "zk_digest" => "u:p",
             "load_balance" => "random",
             "concurrency_limiter" => "auto",

@@ -103,6 +103,9 @@ pub struct ServerOptions {
     pub admin: AdminOptions,
     /// Log one line per called method this often (`None`: never).
     pub metrics_log_interval: Option<Duration>,
+    /// After a storm of connection closes, give freed memory back to the
+    /// kernel (glibc's `malloc_trim`) once closes stop for a second.
+    pub trim_memory: bool,
 }
 
 impl Default for ServerOptions {
@@ -140,6 +143,7 @@ impl ServerOptions {
                 token: config.admin_token.clone(),
             },
             metrics_log_interval: config.metrics_log_interval,
+            trim_memory: config.trim_memory,
         }
     }
 }

@@ -61,6 +61,13 @@ impl TimerWheel {
     }
 
     /// How long until the next slot boundary (the poll timeout).
+    /// Gives back the slots' spare capacity (after a connection storm).
+    pub(crate) fn shrink(&mut self) {
+        for slot in &mut self.slots {
+            slot.shrink_to_fit();
+        }
+    }
+
     pub(crate) fn until_next_tick(&self, now: Instant) -> Duration {
         (self.cursor_time + self.tick).saturating_duration_since(now)
     }

@@ -12,12 +12,14 @@
 //!    so pipelined requests are answered in a batch.
 //!
 //! The loop is here; reading and backpressure are in `read`, deadlines in
-//! `deadlines`, shutdown in `drain`. Connections keep their bytes in a
+//! `deadlines`, shutdown in `drain`, memory given back after connection
+//! storms in `trim`. Connections keep their bytes in a
 //! [`Transport`](crate::net::Transport) the loop never reaches into.
 
 mod deadlines;
 mod drain;
 mod read;
+mod trim;
 
 use std::io;
 use std::net::SocketAddr;
@@ -141,7 +143,7 @@ pub(crate) fn spawn(
     let mut reactor = Reactor {
         index,
         poll,
-        conns: Slab::with_capacity(1024),
+        conns: Slab::with_capacity(trim::TABLE_CAPACITY),
         dispatcher: Dispatcher::new(
             table,
             pool,
@@ -165,6 +167,7 @@ pub(crate) fn spawn(
         next_conn_id: (index as u64) << 48,
         drain_started: None,
         timers: deadlines::wheel(Instant::now()),
+        trim: trim::Trim::new(options.trim_memory),
         now: Instant::now(),
     };
     let thread = std::thread::Builder::new()
@@ -196,6 +199,8 @@ struct Reactor {
     drain_started: Option<Instant>,
     /// Idle and slow-frame deadlines of this reactor's connections.
     timers: TimerWheel,
+    /// When to give memory back after a storm of closes.
+    trim: trim::Trim,
     /// The time at the start of this loop turn (saves clock reads).
     now: Instant,
 }
@@ -237,16 +242,22 @@ impl Reactor {
                 return Ok(());
             }
             self.check_deadlines();
+            self.trim_if_due();
         }
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
-        if self.server.is_shutting_down() {
+        let now = Instant::now();
+        let timers = if self.server.is_shutting_down() {
             Some(Duration::from_millis(10))
         } else if self.timers_enabled() {
-            Some(self.timers.until_next_tick(Instant::now()))
+            Some(self.timers.until_next_tick(now))
         } else {
             None
+        };
+        match (timers, self.trim.timeout(now)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -358,6 +369,7 @@ impl Reactor {
         if reason.is_bad_input() {
             stats::bump(&self.shared.stats.frames_rejected, 1);
         }
+        self.trim.closed(self.now);
         if reason.is_routine() {
             tracing::debug!(peer = %conn.peer(), "connection closed: {reason}");
         } else {
