@@ -359,8 +359,9 @@ if "trimmed" in rows:
     ms = open(f"{out}/malloc-stats.txt").read().split("Total (incl. mmap):")[-1].split()
     inuse = next((int(ms[i + 4]) for i in range(len(ms)) if ms[i:i + 3] == ["in", "use", "bytes"]), None)
     w(f"- Retained, not leaked: with no connection left, glibc's `malloc_stats()` says {inuse / 2**20:.1f} MiB are in use "
-      f"in the provider, and after `malloc_trim(0)` (through gdb) its RSS fell from {kib(churn[-1] if churn else 'end') / 1024:.1f} "
-      f"to {kib('trimmed') / 1024:.1f} MiB: the rest was freed memory the allocator had kept (see malloc-stats.txt).")
+      f"in the provider, and a `malloc_trim(0)` through gdb took its RSS from {kib(churn[-1] if churn else 'end') / 1024:.1f} "
+      f"to {kib('trimmed') / 1024:.1f} MiB (see malloc-stats.txt); with `trim_memory` on (the default, as here) the provider "
+      "has given back what glibc kept on its own, so little is left to trim (the options below compare it with glibc as is).")
 w("")
 opts = {}
 for r in csv.DictReader(open(f"{out}/memory-options.csv")):
@@ -372,12 +373,10 @@ if opts:
         "trim_memory": "`trim_memory=true` (the default): each reactor calls `malloc_trim(0)` a second after a storm of closes",
     }
     churns = sorted((k for k in next(iter(opts.values())) if k.startswith("churn_")), key=lambda k: int(k[6:]))
-    w("## Memory after connection storms: the options
-")
+    w("## Memory after connection storms: the options\n")
     w(f"Each option: a fresh provider, then {len(churns)} clients one after the other, each opening {n:,} connections "
       "through a Channel (one call each) and leaving; RSS sampled 2 s after the last connection closed. "
-      "Goal: RSS with no connection ≤ 2× the RSS at start.
-")
+      "Goal: RSS with no connection ≤ 2× the RSS at start.\n")
     w("| option | start (MiB) | " + " | ".join(f"after churn {k[6:]}" for k in churns) + " | peak (MiB) | last ÷ start | ≤ 2× |")
     w("|---|---:|" + "---:|" * len(churns) + "---:|---:|---|")
     for name, r in opts.items():
