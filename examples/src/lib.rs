@@ -21,6 +21,6 @@ mod echo;
 mod friend;
 mod user;
 
-pub use echo::Echo;
+pub use echo::{Echo, SlowEcho};
 pub use friend::FriendService;
 pub use user::UserService;

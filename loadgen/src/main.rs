@@ -455,6 +455,7 @@ fn build_report(
         send_lag_us: LagPercentiles::of(&s.lag),
         latency_us: Percentiles::of(&s.latency),
         service_time_us: Percentiles::of(&s.service),
+        ok_latency_us: Percentiles::of(&s.ok_latency),
         latency_curve: curve(&s.latency),
         per_channel: source
             .names

@@ -49,6 +49,9 @@ pub struct Histograms {
     /// From the actual send to completion (excludes the sender's own lag and
     /// in-flight-cap waits).
     pub service: Histogram<u64>,
+    /// `latency` of the successful calls only (goodput under overload,
+    /// when refusals are fast errors).
+    pub ok_latency: Histogram<u64>,
 }
 
 pub struct Recorder {
@@ -104,6 +107,7 @@ impl Recorder {
             hist: Mutex::new(Histograms {
                 latency: new_histogram(),
                 service: new_histogram(),
+                ok_latency: new_histogram(),
             }),
             completed: AtomicU64::new(0),
             errors: AtomicU64::new(0),
@@ -194,8 +198,11 @@ impl Recorder {
         {
             let mut h = self.hist.lock();
             for d in done.iter().filter(|d| self.measured(d.intended)) {
-                h.latency
-                    .saturating_record(micros(d.at.saturating_duration_since(d.intended)));
+                let latency = micros(d.at.saturating_duration_since(d.intended));
+                h.latency.saturating_record(latency);
+                if d.error.is_none() {
+                    h.ok_latency.saturating_record(latency);
+                }
                 h.service
                     .saturating_record(micros(d.at.saturating_duration_since(d.sent)));
                 completed += 1;
@@ -222,6 +229,9 @@ impl Recorder {
                 let mut h = self.hist.lock();
                 h.latency.saturating_record(latency);
                 h.service.saturating_record(service);
+                if outcome == Outcome::Ok {
+                    h.ok_latency.saturating_record(latency);
+                }
             }
             self.completed.fetch_add(1, Ordering::Relaxed);
             if let Some(c) = self.per_conn.get(conn) {
@@ -282,6 +292,7 @@ pub fn micros(d: std::time::Duration) -> u64 {
 pub struct Snapshot {
     pub latency: Histogram<u64>,
     pub service: Histogram<u64>,
+    pub ok_latency: Histogram<u64>,
     pub lag: Histogram<u64>,
     pub sent_measured: u64,
     pub sent_in_window: u64,
@@ -303,6 +314,7 @@ impl Snapshot {
         Snapshot {
             latency: new_histogram(),
             service: new_histogram(),
+            ok_latency: new_histogram(),
             lag: new_histogram(),
             sent_measured: 0,
             sent_in_window: 0,
@@ -328,6 +340,7 @@ pub fn snapshot(recorders: &[&'static Recorder]) -> Snapshot {
             let h = r.hist.lock();
             s.latency.add(&h.latency).expect("same bounds");
             s.service.add(&h.service).expect("same bounds");
+            s.ok_latency.add(&h.ok_latency).expect("same bounds");
         }
         s.lag.add(&*r.lag.lock()).expect("same bounds");
         s.sent_measured += r.sent_measured.load(Ordering::Relaxed);
@@ -408,6 +421,7 @@ mod tests {
         assert_eq!(s.per_conn, vec![0, 2]);
         assert_eq!(s.in_flight, 0);
         assert_eq!(s.latency.len(), 2);
+        assert_eq!(s.ok_latency.len(), 1, "only the successful call");
     }
 
     #[test]

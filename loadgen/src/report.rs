@@ -143,6 +143,8 @@ pub struct Report {
     pub latency_us: Percentiles,
     /// Microseconds from the actual send.
     pub service_time_us: Percentiles,
+    /// `latency_us` of the successful calls only.
+    pub ok_latency_us: Percentiles,
     /// (percentile in %, latency in µs) points of the latency curve.
     pub latency_curve: Vec<(f64, u64)>,
     pub per_channel: Vec<ChannelCount>,
@@ -307,6 +309,7 @@ impl Report {
         for (name, p) in [
             ("from intended send (CO-corrected)", &self.latency_us),
             ("from actual send", &self.service_time_us),
+            ("successful calls, from intended send", &self.ok_latency_us),
         ] {
             let _ = writeln!(
                 s,

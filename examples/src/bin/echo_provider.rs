@@ -1,14 +1,17 @@
 //! `echo-provider -i FILE`: serves `mprpc.bench` EchoService, the target of
-//! the benchmarks and the load generator. Handlers run on the reactors. It
-//! registers in ZooKeeper like any provider (unless `registry=none`) and
-//! stops gracefully on SIGINT or SIGTERM.
+//! the benchmarks and the load generator. Handlers run on the reactors;
+//! with `--handler-sleep-us N` each call instead waits N µs on the worker
+//! pool (a handler waiting on a disk or a downstream service: the overload
+//! benchmark's server). It registers in ZooKeeper like any provider (unless
+//! `registry=none`) and stops gracefully on SIGINT or SIGTERM.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use mprpc::prelude::*;
 use mprpc_examples::bench::EchoServiceServer;
-use mprpc_examples::Echo;
+use mprpc_examples::{Echo, SlowEcho};
 
 /// Serves EchoService (each reply carries the request's payload back).
 #[derive(Debug, Parser)]
@@ -16,13 +19,23 @@ use mprpc_examples::Echo;
 struct Args {
     #[command(flatten)]
     app: mprpc::AppArgs,
+    /// Each call sleeps this many microseconds on the worker pool
+    /// (`worker_threads`) before answering; 0: answer at once on the reactor.
+    #[arg(long, value_name = "US", default_value_t = 0)]
+    handler_sleep_us: u64,
 }
 
 fn main() -> ExitCode {
-    let app = Application::init_with(&Args::parse().app);
+    let args = Args::parse();
+    let app = Application::init_with(&args.app);
 
     let mut provider = RpcProvider::new(&app.config);
-    provider.notify_service(EchoServiceServer::new(Echo));
+    if args.handler_sleep_us > 0 {
+        let pause = Duration::from_micros(args.handler_sleep_us);
+        provider.notify_blocking_service(EchoServiceServer::new(SlowEcho { pause }));
+    } else {
+        provider.notify_service(EchoServiceServer::new(Echo));
+    }
     let handle = match provider.start() {
         Ok(handle) => handle,
         Err(e) => {

@@ -70,6 +70,7 @@ pub fn merge(outcomes: &[Outcome]) -> Result<Snapshot, String> {
         add(&mut m.latency, &s.latency)?;
         add(&mut m.service, &s.service)?;
         add(&mut m.lag, &s.lag)?;
+        add(&mut m.ok_latency, &s.ok_latency)?;
         m.sent_measured += s.sent_measured;
         m.sent_in_window += s.sent_in_window;
         m.unanswered += s.unanswered;

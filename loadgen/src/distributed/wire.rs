@@ -102,7 +102,7 @@ impl Frame {
             Frame::Failed(why) => header.error = Some(why.clone()),
             Frame::Tick(s) | Frame::Final(s, _) => {
                 header.counts = Some(counts(s));
-                for h in [&s.latency, &s.service, &s.lag] {
+                for h in [&s.latency, &s.service, &s.lag, &s.ok_latency] {
                     let start = blobs.len();
                     V2DeflateSerializer::new()
                         .serialize(h, &mut blobs)
@@ -141,10 +141,10 @@ impl Frame {
             Kind::Tick | Kind::Final => {}
         }
         let counts = header.counts.ok_or("frame without counts")?;
-        if header.histograms.len() != 3 {
-            return Err("frame without its three histograms".into());
+        if header.histograms.len() != 4 {
+            return Err("frame without its four histograms".into());
         }
-        let mut hists = Vec::with_capacity(3);
+        let mut hists = Vec::with_capacity(4);
         for &len in &header.histograms {
             if len > rest.len() {
                 return Err("frame shorter than its histograms".into());
@@ -156,10 +156,11 @@ impl Frame {
                 .map_err(|e| format!("bad histogram in frame: {e:?}"))?;
             hists.push(h);
         }
-        let lag = hists.pop().expect("three histograms");
-        let service = hists.pop().expect("three histograms");
-        let latency = hists.pop().expect("three histograms");
-        let s = snapshot(counts, latency, service, lag);
+        let ok_latency = hists.pop().expect("four histograms");
+        let lag = hists.pop().expect("four histograms");
+        let service = hists.pop().expect("four histograms");
+        let latency = hists.pop().expect("four histograms");
+        let s = snapshot(counts, [latency, service, lag, ok_latency]);
         match header.kind {
             Kind::Tick => Ok(Frame::Tick(s)),
             _ => Ok(Frame::Final(
@@ -212,16 +213,13 @@ fn counts(s: &Snapshot) -> Counts {
     }
 }
 
-fn snapshot(
-    c: Counts,
-    latency: Histogram<u64>,
-    service: Histogram<u64>,
-    lag: Histogram<u64>,
-) -> Snapshot {
+/// A snapshot of `c` and its histograms: latency, service, lag, ok_latency.
+fn snapshot(c: Counts, [latency, service, lag, ok_latency]: [Histogram<u64>; 4]) -> Snapshot {
     Snapshot {
         latency,
         service,
         lag,
+        ok_latency,
         sent_measured: c.sent_measured,
         sent_in_window: c.sent_in_window,
         unanswered: c.unanswered,
@@ -273,6 +271,7 @@ mod tests {
         for &v in values {
             s.latency.record(v).unwrap();
             s.service.record(v / 2 + 1).unwrap();
+            s.ok_latency.record(v).unwrap();
         }
         s.lag.record(3).unwrap();
         s.completed = values.len() as u64;
