@@ -6,11 +6,13 @@
 #     comparison's yardstick)
 #   - redis-tools  (redis-benchmark, the comparison's cross-check;
 #     benchmarks only: skipped with --no-bench)
+#   - chromium, fonts-dejavu-core  (scripts/status_page.sh opens the admin
+#     page in headless Chromium; scripts/test.sh runs it)
 # Java comes with the machine (ZooKeeper needs a JRE; installed if missing).
 # Usage: scripts/setup.sh [--no-bench]
 set -euo pipefail
 
-want=(zookeeper redis-server)
+want=(zookeeper redis-server chromium fonts-dejavu-core)
 [[ "${1:-}" == "--no-bench" ]] || want+=(redis-tools)
 command -v java >/dev/null 2>&1 || want+=(default-jre-headless)
 
@@ -40,4 +42,5 @@ done
 
 ls /usr/share/java/zookeeper.jar >/dev/null
 command -v redis-server >/dev/null
+command -v chromium >/dev/null
 echo "setup: done (zookeeper jar: /usr/share/java/zookeeper.jar, java: $(command -v java))"

@@ -31,7 +31,9 @@
 //!   "methods": [{"service": "UserServiceRpc", "method": "Login",
 //!                "calls": 100, "errors": 2, "errors_by_code": {"application": 2},
 //!                "in_flight": 0, "p50_us": 12, "p90_us": 20, "p99_us": 40,
-//!                "p999_us": 80, "max_us": 95, "latency_samples": 100}],
+//!                "p999_us": 80, "max_us": 95, "latency_samples": 100,
+//!                "recent": {"window_s": 7.5, "calls": 40, "calls_per_s": 5.3,
+//!                           "p50_us": 11, "p99_us": 35} | null}],
 //!   "registry": null | {"connect": "127.0.0.1:2181", "registered": true,
 //!                "session": "SyncConnected", "nodes": ["/mprpc/services/.../127.0.0.1:8000"]},
 //!   "config": {"rpcserverport": "8000", "admin_token": "<redacted>", ...}
@@ -41,7 +43,8 @@
 //! Counters (`calls`, `errors`, bytes, `accepted`, `frames_rejected`) count
 //! since start; a reader takes differences for rates. Latency is handler
 //! time since start, sampled (every call for a thread's first 1024, then one
-//! in eight); `methods` lists every method served, called or not (the
+//! in eight); `recent` covers the last 5 to 10 seconds (null until the
+//! server has been asked twice, 5 s apart); `methods` lists every method served, called or not (the
 //! built-in `mprpc.Reflection` too).
 //! `config` is the config file's keys as read overlaid with the server's
 //! settings in effect; keys holding secrets read `<redacted>`.
@@ -50,6 +53,7 @@ pub(crate) mod http;
 mod json;
 mod process;
 mod prometheus;
+mod recent;
 mod status;
 
 use std::net::SocketAddr;
@@ -116,6 +120,8 @@ pub(crate) struct Admin {
     registry: Mutex<Option<Arc<dyn RegistryProbe>>>,
     /// Config in effect, secrets redacted.
     settings: Vec<(String, String)>,
+    /// Baselines for the recent-latency window of `/status`.
+    window: recent::Window,
 }
 
 /// One reactor's figures at one moment.
@@ -155,6 +161,7 @@ impl Admin {
             reactors: OnceLock::new(),
             registry: Mutex::new(None),
             settings: redacted(settings),
+            window: recent::Window::default(),
         }
     }
 
@@ -189,11 +196,13 @@ impl Admin {
                 "text/plain; version=0.0.4; charset=utf-8",
                 prometheus::render(&self.snapshot()),
             ),
-            "/status" => Response::new(
-                200,
-                "application/json",
-                status::json(&self.snapshot(), self.addr, &self.settings),
-            ),
+            "/status" => {
+                let snapshot = self.snapshot();
+                let slots: Vec<&Slot> = snapshot.methods.iter().map(|m| &m.2).collect();
+                let recent = self.window.recent(&slots, Instant::now());
+                let json = status::json(&snapshot, &recent, self.addr, &self.settings);
+                Response::new(200, "application/json", json)
+            }
             "/connections" => Response::new(
                 200,
                 "text/plain; charset=utf-8",

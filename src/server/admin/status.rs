@@ -7,11 +7,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::json::Json;
+use super::recent::Recent;
 use super::Snapshot;
 use crate::server::reactor::ReactorShared;
 use crate::server::stats;
 
-pub(super) fn json(s: &Snapshot, addr: SocketAddr, settings: &[(String, String)]) -> String {
+pub(super) fn json(
+    s: &Snapshot,
+    recent: &[Option<Recent>],
+    addr: SocketAddr,
+    settings: &[(String, String)],
+) -> String {
     let mut j = Json::default();
     j.begin_object();
     j.str_field("version", env!("CARGO_PKG_VERSION"));
@@ -42,7 +48,7 @@ pub(super) fn json(s: &Snapshot, addr: SocketAddr, settings: &[(String, String)]
         j.end_object();
     }
     j.end_array();
-    methods(&mut j, s);
+    methods(&mut j, s, recent);
     registry(&mut j, s);
     j.object_field("config");
     for (key, value) in settings {
@@ -53,9 +59,10 @@ pub(super) fn json(s: &Snapshot, addr: SocketAddr, settings: &[(String, String)]
     j.finish()
 }
 
-fn methods(j: &mut Json, s: &Snapshot) {
+fn methods(j: &mut Json, s: &Snapshot, recent: &[Option<Recent>]) {
     j.array_field("methods");
-    for (service, method, slot, in_flight) in &s.methods {
+    let recent = recent.iter().copied().chain(std::iter::repeat(None));
+    for ((service, method, slot, in_flight), recent) in s.methods.iter().zip(recent) {
         let h = &slot.latency_us;
         j.begin_object();
         j.str_field("service", service);
@@ -78,6 +85,19 @@ fn methods(j: &mut Json, s: &Snapshot) {
         }
         j.num_field("max_us", h.max() as f64);
         j.num_field("latency_samples", h.len() as f64);
+        match recent {
+            Some(r) => {
+                let secs = r.window_ms as f64 / 1000.0;
+                j.object_field("recent");
+                j.num_field("window_s", secs);
+                j.num_field("calls", r.calls as f64);
+                j.num_field("calls_per_s", r.calls as f64 / secs.max(1e-3));
+                j.num_field("p50_us", r.p50_us as f64);
+                j.num_field("p99_us", r.p99_us as f64);
+                j.end_object();
+            }
+            None => j.null_field("recent"),
+        }
         j.end_object();
     }
     j.end_array();
