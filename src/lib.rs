@@ -8,8 +8,11 @@
 //!   `format` ([`WireFormat`]: ours or the seed's, told apart by a stream's
 //!   first two bytes) and [`codec::seed`] (the seed's format, all of it).
 //! * `net` — socket plumbing both sides share: `Transport` (one
-//!   non-blocking connection: socket, read and write buffers, writable
-//!   interest) and `FlushList` (the connections to flush once per loop turn).
+//!   non-blocking connection: socket, TLS session if any, read and write
+//!   buffers, writable interest), `FlushList` (the connections to flush once
+//!   per loop turn) and [`tls`] (TLS settings: [`tls::ServerTls`],
+//!   [`tls::ClientTls`]); [`auth`] — auth tokens, sent once per connection
+//!   and compared in constant time.
 //! * [`service`] — the contract generated service code implements;
 //!   [`reflection`] — the built-in `mprpc.Reflection` service every server
 //!   adds, listing its services and serving their schemas.

@@ -6,7 +6,7 @@
 //!
 //! rustls does the protocol, with the `ring` provider chosen explicitly (so
 //! a process-wide default provider is never needed); the bytes move through
-//! [`Transport`](super::Transport), which drives rustls's non-blocking API
+//! `Transport` (in `src/net`), which drives rustls's non-blocking API
 //! on our mio sockets. Certificates and keys are read from PEM.
 
 use std::fmt;
