@@ -32,6 +32,7 @@ const STALE_RUN: Duration = Duration::from_secs(60);
 
 /// `loadgen --zk HOST:PORT --workers K ...`.
 pub fn run(args: &Args) -> Result<(), String> {
+    let args = &RunSpec::portable(args)?;
     let k = args.workers.ok_or("--workers K is needed")?;
     let connect = args.zk.as_deref().ok_or("--workers needs --zk HOST:PORT")?;
     for note in RunSpec::split_notes(args, k) {

@@ -51,6 +51,19 @@ pub struct RunSpec {
 }
 
 impl RunSpec {
+    /// The coordinator's flags as the workers need them on other machines:
+    /// a `--request-file` travels as its bytes (in hex). Paths that stay
+    /// paths (`--tls-ca`) name a file on every worker's machine.
+    pub fn portable(args: &Args) -> Result<Args, String> {
+        let mut args = args.clone();
+        if let Some(path) = args.request_file.take() {
+            let bytes = std::fs::read(&path)
+                .map_err(|e| format!("--request-file {}: {e}", path.display()))?;
+            args.request_hex = Some(bytes.iter().map(|b| format!("{b:02x}")).collect());
+        }
+        Ok(args)
+    }
+
     /// Totals too small to split: each worker still gets one.
     pub fn split_notes(args: &Args, workers: u32) -> Vec<String> {
         [
@@ -251,6 +264,25 @@ mod tests {
         assert!(spec.child_args("d", "zk:9").is_err());
         assert_eq!(RunSpec::split_notes(&spec.args, 8).len(), 1);
         assert!(RunSpec::split_notes(&spec.args, 7).is_empty());
+    }
+
+    #[test]
+    fn a_request_file_travels_as_its_bytes() {
+        let path = std::env::temp_dir().join(format!("loadgen-spec-{}", std::process::id()));
+        std::fs::write(&path, [0x0a, 0x02, 0xff]).unwrap();
+        let args = Args::try_parse_from(["loadgen", "--zk", "z:1", "--workers", "2"])
+            .map(|mut a| {
+                a.request_file = Some(path.clone());
+                a
+            })
+            .unwrap();
+        let portable = RunSpec::portable(&args).unwrap();
+        assert_eq!(portable.request_file, None);
+        assert_eq!(portable.request_hex.as_deref(), Some("0a02ff"));
+        std::fs::remove_file(&path).unwrap();
+        assert!(RunSpec::portable(&args)
+            .unwrap_err()
+            .contains("--request-file"));
     }
 
     #[test]
