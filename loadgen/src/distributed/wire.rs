@@ -2,10 +2,11 @@
 //! and what the worker publishes in ZooKeeper for the coordinator.
 //!
 //! A frame is `LGW1`, a big-endian u32 header length, a JSON [`Header`],
-//! then the latency, service-time and send-lag histograms back to back in
-//! HdrHistogram's V2 deflate format (their lengths are in the header).
-//! Histograms travel whole, so the coordinator can add them exactly. On a
-//! pipe each frame is preceded by its big-endian u32 length.
+//! then the latency, service-time, send-lag and successful-call latency
+//! histograms back to back in HdrHistogram's V2 deflate format (their
+//! lengths are in the header). Histograms travel whole, so the
+//! coordinator can add them exactly. On a pipe each frame is preceded by
+//! its big-endian u32 length.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -55,7 +56,7 @@ struct Header {
     counts: Option<Counts>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     source: Option<Source>,
-    /// Bytes of the latency, service and lag histograms that follow.
+    /// Bytes of the latency, service, lag and ok-latency histograms that follow.
     #[serde(default)]
     histograms: Vec<usize>,
 }
