@@ -214,7 +214,9 @@ impl Server {
             &self.services,
             self.options.concurrency_limiter,
             &self.options.max_concurrency,
-            self.options.worker_threads.max(1) as u32,
+            // A burst may queue one handler time deep before anything is
+            // refused: the adaptive limit never falls below twice the pool.
+            2 * self.options.worker_threads.max(1) as u32,
         );
         let shared = Arc::new(ServerShared::new(limits));
 

@@ -62,8 +62,7 @@ pub(super) struct AutoLimit {
 }
 
 impl AutoLimit {
-    /// A limit that never goes below `floor` (calls that find a free worker
-    /// are never refused).
+    /// A limit that never goes below `floor`.
     pub(super) fn new(floor: u32) -> AutoLimit {
         AutoLimit {
             window_start: AtomicU64::new(0),

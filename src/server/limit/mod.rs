@@ -157,7 +157,8 @@ pub(crate) struct Limits {
 
 impl Limits {
     /// The limits `mode` and `fixed` give `table`'s methods; an adaptive
-    /// limit never falls below `floor` (the worker threads).
+    /// limit never falls below `floor` (twice the worker threads: calls that
+    /// find a free worker, or one a handler time away, are never refused).
     pub(crate) fn new(
         table: &ServiceTable,
         mode: ConcurrencyLimiter,
