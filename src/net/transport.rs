@@ -366,7 +366,9 @@ impl Transport {
                 wbuf.advance(n);
             }
             if !session.wants_write() {
-                return Ok(wbuf.is_empty());
+                // Output held back by the handshake waits for the peer, not
+                // for the socket: no need to watch for writability.
+                return Ok(wbuf.is_empty() || session.is_handshaking());
             }
             match session.write_tls(&mut &*stream) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
