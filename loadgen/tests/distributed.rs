@@ -608,6 +608,10 @@ fn a_digest_keeps_strangers_from_claiming_workers() {
     assert!(!stranger.status.success());
     let stderr = String::from_utf8_lossy(&stranger.stderr);
     assert!(stderr.contains("cannot create"), "{stderr}");
+    assert!(
+        stderr.contains("give --zk-digest user:password"),
+        "{stderr}"
+    );
     wait_idle(&raw, root, &["g1"], &[&guarded]);
     // With it, the run goes ahead.
     let output = coordinator(zk, root, &dir, &[&flags[..], &secret[..]].concat())

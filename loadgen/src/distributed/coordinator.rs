@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::merge::{self, Outcome, Status};
 use super::spec::{RunSpec, WorkerNode, VERSION};
 use super::wire::{kind_of, Frame, Kind};
-use super::zk::{clock_offset_ms, unix_ms, Error, Zk};
+use super::zk::{clock_offset_ms, explain, unix_ms, Error, Zk};
 use super::{base, HEARTBEAT, SESSION_TIMEOUT, START_LEAD};
 use crate::cli::Args;
 use crate::recorder::Snapshot;
@@ -41,8 +41,12 @@ pub fn run(args: &Args) -> Result<(), String> {
     let zk = Zk::connect(connect, SESSION_TIMEOUT, args.zk_digest.as_deref())?;
     let base = base(&args.zk_root);
     for dir in ["workers", "runs"] {
-        zk.mkdir(&format!("{base}/{dir}"))
-            .map_err(|e| format!("ZooKeeper {connect}: cannot create {base}/{dir}: {e}"))?;
+        zk.mkdir(&format!("{base}/{dir}")).map_err(|e| {
+            format!(
+                "ZooKeeper {connect}: cannot create {base}/{dir}: {}",
+                explain(&e)
+            )
+        })?;
     }
     remove_stale_runs(&zk, &base);
     let mut run = claim(&zk, args, &base, k as usize)?;
@@ -163,7 +167,7 @@ fn try_claim<'a>(
         args: args.clone(),
     };
     let json = serde_json::to_vec(&spec).map_err(|e| format!("run spec: {e}"))?;
-    let fail = |what: &str, e: Error| format!("cannot create {what}: {e}");
+    let fail = |what: &str, e: Error| format!("cannot create {what}: {}", explain(&e));
     let before = unix_ms();
     let stat = zk.create(&path, &json, false).map_err(|e| fail(&path, e))?;
     let offset = clock_offset_ms(stat.ctime, before, unix_ms());

@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 use super::child::PARENT_ENV;
 use super::spec::{check_name, hostname, RunSpec, WorkerNode, VERSION};
 use super::wire::{kind_of, read_frame, Frame, Kind};
-use super::zk::{clock_offset_ms, unix_ms, Error, Zk};
+use super::zk::{clock_offset_ms, explain, unix_ms, Error, Zk};
 use super::{base, HEARTBEAT_LOST, SESSION_TIMEOUT};
 use crate::cli::WorkerArgs;
 
@@ -75,8 +75,13 @@ impl<'a> Worker<'a> {
         let zk = Zk::connect(&args.zk, SESSION_TIMEOUT, args.zk_digest.as_deref())?;
         let base = base(&args.zk_root);
         for dir in ["workers", "runs"] {
-            zk.mkdir(&format!("{base}/{dir}"))
-                .map_err(|e| format!("ZooKeeper {}: cannot create {base}/{dir}: {e}", args.zk))?;
+            zk.mkdir(&format!("{base}/{dir}")).map_err(|e| {
+                format!(
+                    "ZooKeeper {}: cannot create {base}/{dir}: {}",
+                    args.zk,
+                    explain(&e)
+                )
+            })?;
         }
         let node = format!("{base}/workers/{name}");
         let idle = WorkerNode {
@@ -92,7 +97,13 @@ impl<'a> Worker<'a> {
                     "a worker named {name} is already registered at {node}; give another --name"
                 ))
             }
-            Err(e) => return Err(format!("ZooKeeper {}: cannot create {node}: {e}", args.zk)),
+            Err(e) => {
+                return Err(format!(
+                    "ZooKeeper {}: cannot create {node}: {}",
+                    args.zk,
+                    explain(&e)
+                ))
+            }
         }
         println!(
             "loadgen worker {name}: registered at {node} in ZooKeeper {}; waiting for runs",

@@ -259,6 +259,14 @@ impl Drop for Zk {
     }
 }
 
+/// `e`, with what to do when it is a refusal by a digest ACL.
+pub fn explain(e: &Error) -> String {
+    match e {
+        Error::NoAuth => format!("{e} (these nodes are protected: give --zk-digest user:password)"),
+        _ => e.to_string(),
+    }
+}
+
 /// Unix time now, in milliseconds.
 pub fn unix_ms() -> i64 {
     SystemTime::now()
