@@ -4,17 +4,20 @@
 //! for the seed's C++ providers, which have none) and turns JSON into
 //! protobuf and back with prost-reflect.
 //!
-//! One module per command (`ls`, `describe`, `call`); `target` is where
-//! providers come from, `schema` where descriptors come from, `json` the
-//! JSON mapping, `error` the one error type every command returns.
+//! One module per command (`ls`, `describe`, `call`, `top`); `target` is
+//! where providers come from, `schema` where descriptors come from, `json`
+//! the JSON mapping, `http` the GET of a provider's admin `/status` that
+//! `top` reads, `error` the one error type every command returns.
 
 mod call;
 mod describe;
 mod error;
+mod http;
 mod json;
 mod ls;
 mod schema;
 mod target;
+mod top;
 
 use std::process::ExitCode;
 
@@ -38,7 +41,8 @@ const EXAMPLES: &str = "Examples:
   mprpc --zk 127.0.0.1:2181 ls
   mprpc --zk 127.0.0.1:2181 describe UserServiceRpc.Login
   mprpc --zk 127.0.0.1:2181 call --bytes text UserServiceRpc.Login '{\"name\":\"zhang san\",\"pwd\":\"123456\"}'
-  mprpc --addr 127.0.0.1:8000 --seed call --proto user.proto UserServiceRpc.Login '{}'";
+  mprpc --addr 127.0.0.1:8000 --seed call --proto user.proto UserServiceRpc.Login '{}'
+  mprpc --zk 127.0.0.1:2181 top UserServiceRpc";
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -68,6 +72,9 @@ enum Command {
         #[arg(long, value_enum, default_value_t = json::BytesAs::Base64)]
         bytes: json::BytesAs,
     },
+    /// Live per-method rates and latencies of every provider of a service,
+    /// from their admin /status, refreshed in the terminal.
+    Top(top::TopArgs),
 }
 
 fn main() -> ExitCode {
@@ -92,5 +99,6 @@ fn run(cli: Cli) -> Result<()> {
             schema,
             bytes,
         } => call::run(&target, &schema, &method, &json, bytes),
+        Command::Top(args) => top::run(&target, &args),
     }
 }

@@ -519,10 +519,169 @@ fn every_command_has_help() {
         &["ls", "--help"],
         &["describe", "--help"],
         &["call", "--help"],
+        &["top", "--help"],
     ] {
         let help = ok(args);
         assert!(help.contains("Usage: mprpc"), "{help}");
         assert!(help.contains("--zk"), "{help}");
     }
     assert!(ok(&["call", "--help"]).contains("--bytes"));
+}
+/// Calls `UserServiceRpc.Register` on every one of `addrs` in turn until
+/// `stop` is set.
+fn keep_calling(
+    addrs: Vec<std::net::SocketAddr>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<u64> {
+    use mprpc_examples::fixbug::{RegisterRequest, UserServiceRpcStub};
+    std::thread::spawn(move || {
+        let stubs: Vec<UserServiceRpcStub> = addrs
+            .iter()
+            .map(|a| UserServiceRpcStub::new(mprpc::Channel::direct(a).unwrap()))
+            .collect();
+        let mut calls = 0;
+        while !stop.load(Ordering::Relaxed) {
+            for stub in &stubs {
+                let mut c = mprpc::Controller::new();
+                stub.register(&mut c, &RegisterRequest::default()).unwrap();
+                calls += 1;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        calls
+    })
+}
+
+/// The rows of `top`'s last table: (provider, method, calls/s).
+fn top_rows(out: &str) -> Vec<(String, String, String)> {
+    let last = out.rsplit("mprpc top:").next().unwrap_or_default();
+    last.lines()
+        .skip(2)
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            (cols.len() == 8).then(|| (cols[0].to_owned(), cols[1].to_owned(), cols[2].to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn top_shows_live_rates_of_every_provider_of_a_service() {
+    let zk = zk::ZkServer::start();
+    let connect = zk.connect_string();
+    let providers = [registered_provider(&connect), registered_provider(&connect)];
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = keep_calling(providers.iter().map(|p| p.addr()).collect(), stop.clone());
+    let out = ok(&[
+        "--zk",
+        &connect,
+        "top",
+        "UserServiceRpc",
+        "--iterations",
+        "2",
+        "--interval-ms",
+        "400",
+    ]);
+    stop.store(true, Ordering::Relaxed);
+    assert!(load.join().unwrap() > 0);
+    assert_eq!(
+        out.matches("mprpc top: UserServiceRpc on 2 provider(s)")
+            .count(),
+        2,
+        "{out}"
+    );
+    let rows = top_rows(&out);
+    for p in &providers {
+        let addr = p.addr().to_string();
+        let register = rows
+            .iter()
+            .find(|(a, m, _)| *a == addr && m == "UserServiceRpc.Register")
+            .unwrap_or_else(|| panic!("no Register row for {addr} in:\n{out}"));
+        let rate: f64 = register.2.parse().unwrap_or_else(|_| panic!("{out}"));
+        assert!(rate > 0.0, "{out}");
+        let login = rows
+            .iter()
+            .find(|(a, m, _)| *a == addr && m == "UserServiceRpc.Login");
+        assert_eq!(login.map(|r| &r.2[..]), Some("0.0"), "{out}");
+    }
+    let all: f64 = rows
+        .iter()
+        .find(|(a, m, _)| a == "all" && m == "UserServiceRpc.Register")
+        .map(|r| r.2.parse().unwrap())
+        .unwrap_or_else(|| panic!("no total in:\n{out}"));
+    assert!(all > 0.0, "{out}");
+    for p in &providers {
+        p.shutdown_gracefully();
+    }
+}
+
+#[test]
+fn top_says_why_a_provider_cannot_be_read() {
+    // A seed-format provider has no admin pages; a closed port none at all.
+    let seed = seed_provider::SeedProvider::start();
+    let out = ok(&[
+        "--addr",
+        &seed.addr.to_string(),
+        "--seed",
+        "top",
+        "--iterations",
+        "1",
+        "--interval-ms",
+        "100",
+    ]);
+    assert!(
+        out.contains("cannot read /status: seed-format provider: no admin pages"),
+        "{out}"
+    );
+    let closed = format!("127.0.0.1:{}", zk::free_port());
+    let out = ok(&[
+        "--addr",
+        &closed,
+        "top",
+        "--iterations",
+        "1",
+        "--interval-ms",
+        "100",
+    ]);
+    assert!(
+        out.contains(&format!("cannot read /status: {closed}: cannot connect")),
+        "{out}"
+    );
+    let err = fails(&["--zk", "127.0.0.1:1", "top"]);
+    assert!(err.contains("say which service to watch"), "{err}");
+}
+
+#[test]
+fn top_passes_the_admin_token() {
+    let conf = Config::parse(
+        "provider.conf",
+        "rpcserverip=127.0.0.1\nrpcserverport=0\nregistry=none\nadmin_token=adm1n\n",
+    )
+    .unwrap();
+    let mut server = Server::new(&conf);
+    server.add_service(UserServiceRpcServer::new(UserService));
+    let server = server.start().unwrap();
+    let addr = server.local_addr().to_string();
+    let top = [
+        "--addr",
+        &addr,
+        "top",
+        "--iterations",
+        "1",
+        "--interval-ms",
+        "100",
+    ];
+    let denied = ok(&top);
+    assert!(
+        denied.contains("401") && denied.contains("--admin-token"),
+        "{denied}"
+    );
+    let out = ok(&[&top[..], &["--admin-token", "adm1n"]].concat());
+    let rows = top_rows(&out);
+    assert!(
+        rows.iter()
+            .any(|(a, m, _)| *a == addr && m == "UserServiceRpc.Login"),
+        "{out}"
+    );
+    server.shutdown();
+    server.wait();
 }
