@@ -20,13 +20,18 @@
 //!   the reactors; `reactor/` is one event loop (`mod`), reading under
 //!   backpressure (`read`), idle and slow-frame deadlines (`deadlines`) and
 //!   shutdown (`drain`); `protocol/` holds the interface every wire format
-//!   implements (`mod`) and the two formats (`mprpc`, `seed`); `dispatch`
+//!   implements (`mod`, which also tells them apart by the first bytes), the
+//!   two RPC formats (`mprpc`, `seed`) and admin HTTP (`http`); `dispatch`
 //!   runs a handler inline or on the pool, found through `table` (service
 //!   name → service), once `limit/` (per-method concurrency limits, fixed
 //!   or adaptive) admits it; `connection` is a transport plus the server's
 //!   per-connection bookkeeping, `close` the reasons for closing one;
 //!   `workers` is the pool for blocking services, `timer` the hashed timer
-//!   wheel, `metrics` per-method counts and latency.
+//!   wheel, `metrics` per-method counts and latency (`metrics_log` logs
+//!   them periodically), `stats` per-connection and per-reactor counters;
+//!   `admin/` serves the admin pages (`/metrics` in `prometheus`, `/status`
+//!   and `/connections` in `status`, the page `/`, the HTTP subset in
+//!   `http`, the recent-latency window in `recent`).
 //! * [`provider`] — the seed's `RpcProvider`: server + ZooKeeper
 //!   registration + graceful shutdown on signals.
 //! * [`client`] — the consumer. `mod` is the [`Channel`] API and `options`

@@ -282,6 +282,19 @@ mod tests {
         assert_eq!(parse_str(&long), Err(HttpError::TooLarge));
     }
 
+    proptest::proptest! {
+        /// Any bytes: no panic, and a request is only ever taken off the
+        /// front of a head that ended within the bound.
+        #[test]
+        fn any_bytes_parse_or_fail_cleanly(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..10_000)) {
+            let mut input = BytesMut::from(&bytes[..]);
+            let before = input.len();
+            if let Ok(Some(_)) = parse(&mut input) {
+                proptest::prop_assert!(before - input.len() <= MAX_REQUEST);
+            }
+        }
+    }
+
     #[test]
     fn a_response_has_length_and_connection_headers() {
         let mut out = BytesMut::new();
