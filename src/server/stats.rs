@@ -91,6 +91,11 @@ impl ReactorStats {
         self.live.lock().remove(&id);
     }
 
+    /// Gives back the memory of the live-connection map after a storm.
+    pub(crate) fn shrink(&self) {
+        self.live.lock().shrink_to_fit();
+    }
+
     /// Open connections now.
     pub(crate) fn connections(&self) -> usize {
         self.live.lock().len()

@@ -76,6 +76,7 @@ impl Reactor {
             self.conns = slab::Slab::with_capacity(TABLE_CAPACITY);
         }
         self.timers.shrink();
+        self.shared.stats().shrink();
         let began = Instant::now();
         let released = release_free_memory();
         tracing::debug!(
