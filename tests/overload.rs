@@ -105,9 +105,12 @@ fn a_fixed_limit_refuses_the_surplus_at_once_and_admitted_calls_keep_their_laten
     assert_eq!((slow.service, slow.method), ("BlockingTest", "Slow"));
     assert_eq!((slow.limit, slow.adaptive), (4, false));
     assert_eq!(slow.refused, overloaded as u64);
+    // The metrics count refusals as answered calls with an error.
+    let metrics = limited.metrics();
+    let metrics = metrics.get("BlockingTest", "Slow").unwrap();
     assert_eq!(
-        limited.metrics().get("BlockingTest", "Slow").unwrap().calls,
-        ok as u64
+        (metrics.calls, metrics.errors),
+        (CALLS as u64, overloaded as u64)
     );
 
     // The same flood without a limit queues every call for the 4 workers:
@@ -263,6 +266,9 @@ fn a_consumer_retries_a_refused_call_once_on_another_provider() {
     assert!(refused >= 1, "no call went to the busy provider");
     let served = idle.metrics().get("BlockingTest", "Slow").unwrap().calls;
     assert_eq!(served, CALLS as u64);
+    let busy_metrics = busy.metrics();
+    let busy_slow = busy_metrics.get("BlockingTest", "Slow").unwrap();
+    assert_eq!(busy_slow.errors, refused, "every refusal counted");
     assert_eq!(slow_limit(&idle).refused, 0);
     assert!(hold.wait().is_ok());
     for server in [busy, idle] {

@@ -68,6 +68,7 @@ fn call_error(name: &str, status: &Status) -> Error {
         Code::DeadlineExceeded => "no reply in time (--timeout-ms)",
         Code::Application => "the handler failed",
         Code::Unauthenticated => "the provider wants a token (-i FILE with auth_token)",
+        Code::Overloaded => "every provider tried is over its concurrency limit; try again later",
         _ => "the call failed",
     };
     Error::new(format!("{name}: {why}: {status}"))

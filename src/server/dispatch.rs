@@ -18,6 +18,7 @@ use super::workers::{Job, JobSender};
 use crate::auth::AuthToken;
 use crate::codec::{Decoder, Request, WireFormat};
 use crate::service::CallContext;
+use crate::status::Code;
 
 /// The facts of this loop turn a dispatch needs.
 #[derive(Debug, Clone, Copy)]
@@ -130,7 +131,12 @@ impl Dispatcher {
             Admission::Unlimited => None,
             Admission::Admitted(permit) => Some(permit),
             Admission::Refused => {
-                return protocol::write_overloaded(format, request.id, conn.io().output())
+                // Counted as an answered call with code `overloaded`, so
+                // /metrics and the metrics log show what was shed.
+                if let Some(id) = entry.method_id(request.method_bytes()) {
+                    self.stats.record(id, Code::Overloaded, None);
+                }
+                return protocol::write_overloaded(format, request.id, conn.io().output());
             }
         };
         let ctx = CallContext {
