@@ -3,25 +3,15 @@
 //! method every second (its totals moving with the calls); with 0 it logs
 //! none.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use mprpc::client::Channel;
 use mprpc::Controller;
 use mprpc_examples::fixbug::{LoginRequest, UserServiceRpcStub};
 
-/// Kills the child when the test ends, however it ends.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod common;
+use common::provider_process::{self, Proc};
 
 /// Starts `provider` (no registry) with `interval` seconds; returns it and
 /// the port it announced.
@@ -33,30 +23,8 @@ fn start_provider(dir: &Path, interval: u64) -> (Proc, u16) {
         dir.join("logs").display()
     );
     std::fs::write(&conf, text).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_provider"))
-        .arg("-i")
-        .arg(&conf)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("provider starts");
-    let stdout = child.stdout.take().unwrap();
-    let proc = Proc(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let port = line
-                .strip_prefix("RpcProvider start service at ip:127.0.0.1 port:")
-                .and_then(|p| p.trim().parse::<u16>().ok());
-            if let Some(port) = port {
-                let _ = tx.send(port);
-            }
-        }
-    });
-    let port = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("provider announced its port");
-    (proc, port)
+    let started = provider_process::start(env!("CARGO_BIN_EXE_provider"), &conf);
+    (started.proc, started.port)
 }
 
 fn login(port: u16, times: usize) {

@@ -6,11 +6,11 @@
 //! clear status (none hangs, none gets another call's reply), and exit 0
 //! within the drain plus the grace period.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The real-ZooKeeper harness shared with the root crate's tests.
@@ -27,19 +27,12 @@ use mprpc::registry::ZkDiscover;
 use mprpc::{CallOptions, Code, Config, Discover};
 use mprpc_examples::bench::{EchoRequest, EchoServiceStub};
 
+mod common;
+use common::provider_process::{self, Proc};
+
 const DRAIN: Duration = Duration::from_millis(500);
 /// The server's default shutdown grace period.
 const GRACE: Duration = Duration::from_secs(5);
-
-/// Kills the child if the test fails before it exits.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn providers_path() -> &'static str {
     "/mprpc/services/EchoService/providers"
@@ -56,30 +49,8 @@ fn start_provider(dir: &std::path::Path, zk_port: u16) -> (Proc, u16) {
         dir.join("logs").display()
     );
     std::fs::write(&conf, text).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_echo-provider"))
-        .arg("-i")
-        .arg(&conf)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("echo-provider starts");
-    let stdout = child.stdout.take().unwrap();
-    let proc = Proc(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let port = line
-                .strip_prefix("RpcProvider start service at ip:127.0.0.1 port:")
-                .and_then(|p| p.trim().parse::<u16>().ok());
-            if let Some(port) = port {
-                let _ = tx.send(port);
-            }
-        }
-    });
-    let port = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("echo-provider announced its port");
-    (proc, port)
+    let started = provider_process::start(env!("CARGO_BIN_EXE_echo-provider"), &conf);
+    (started.proc, started.port)
 }
 
 /// Pipelines requests on a raw connection and never reads: its replies

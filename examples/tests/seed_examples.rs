@@ -4,9 +4,9 @@
 //! request, a handler's own error), and the real `provider` and `consumer`
 //! binaries run as processes.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,9 @@ use mprpc_examples::fixbug::{
     UserServiceRpcServer, UserServiceRpcStub,
 };
 use mprpc_examples::{Echo, FriendService, UserService};
+
+mod common;
+use common::provider_process::{self, Proc};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -274,16 +277,6 @@ fn a_handler_error_reaches_the_callers_controller_with_its_text() {
 
 // ---- the binaries, as a user runs them ----
 
-/// A child process killed (if still running) when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// The seed's config. With `zk_port` the programs use that ZooKeeper (as the
 /// seed does); without, `registry=none` makes the consumer dial `port`.
 fn write_config(dir: &Path, name: &str, port: u16, zk_port: Option<u16>) -> std::path::PathBuf {
@@ -306,41 +299,14 @@ fn write_config(dir: &Path, name: &str, port: u16, zk_port: Option<u16>) -> std:
 /// Starts `provider` on port 0; returns it, its port and its stdout lines.
 fn start_provider(dir: &Path, zk_port: Option<u16>) -> (Proc, u16, mpsc::Receiver<String>) {
     let conf = write_config(dir, "provider.conf", 0, zk_port);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_provider"))
-        .arg("-i")
-        .arg(&conf)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("provider starts");
-    let stdout = child.stdout.take().unwrap();
-    let proc = Proc(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + WAIT;
-    let mut seen = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx
-            .recv_timeout(left)
-            .unwrap_or_else(|_| panic!("provider never announced itself; printed {seen:?}"));
-        if let Some(port) = line
-            .strip_prefix("RpcProvider start service at ip:127.0.0.1 port:")
-            .and_then(|p| p.parse().ok())
-        {
-            assert!(seen.contains(&"service_name:UserServiceRpc".to_owned()));
-            assert!(seen.contains(&"method_name:GetFriendsList".to_owned()));
-            return (proc, port, rx);
-        }
-        seen.push(line);
-    }
+    let started = provider_process::start(env!("CARGO_BIN_EXE_provider"), &conf);
+    assert!(started
+        .before
+        .contains(&"service_name:UserServiceRpc".to_owned()));
+    assert!(started
+        .before
+        .contains(&"method_name:GetFriendsList".to_owned()));
+    (started.proc, started.port, started.lines)
 }
 
 /// Runs `consumer -i conf` to completion (bounded); returns (success, stdout).
