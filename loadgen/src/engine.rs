@@ -19,6 +19,10 @@
 //!   the drain period, calls still unanswered are counted too; both enter
 //!   the latency histogram with lower-bound latencies (see `Recorder`).
 //!
+//! With `tls` in the plan, every persistent connection speaks TLS
+//! (`crate::tls_io`); its handshake happens before the first call leaves,
+//! so it is in no call's latency (as for a pooled client connection).
+//!
 //! Protocols with one call per TCP connection (the seed's) get
 //! `connections × window` slots of one call each, a fresh connection per
 //! call; their send time is the `connect`.
@@ -31,10 +35,13 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BytesMut};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+use mprpc::tls::ClientTls;
+use rustls::ClientConnection;
 
 use crate::protocol::{Protocol, Reply};
 use crate::recorder::{Done, Recorder};
 use crate::schedule::{set_timer_slack_ns, Schedule};
+use crate::tls_io;
 
 /// One engine thread's share of the load.
 pub struct EnginePlan {
@@ -51,6 +58,8 @@ pub struct EnginePlan {
     pub drain: Duration,
     /// `None`: closed loop.
     pub schedule: Option<Schedule>,
+    /// Speak TLS on every connection (not with one-call connections).
+    pub tls: Option<ClientTls>,
 }
 
 const TIMER: Token = Token(usize::MAX);
@@ -68,6 +77,8 @@ struct Conn<C> {
     /// Report index.
     index: usize,
     stream: Option<TcpStream>,
+    /// The TLS session, when the plan asks for TLS.
+    tls: Option<Box<ClientConnection>>,
     state: C,
     rbuf: BytesMut,
     wbuf: BytesMut,
@@ -114,6 +125,9 @@ impl<'a, P: Protocol> Engine<'a, P> {
         let poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
         let timer = Timer::new(&poll)?;
         let per_call = proto.per_call_connection();
+        if per_call && plan.tls.is_some() {
+            return Err("TLS needs persistent connections (not one call per connection)".into());
+        }
         let (slots, window) = if per_call {
             (plan.connections * plan.window, 1)
         } else {
@@ -127,6 +141,7 @@ impl<'a, P: Protocol> Engine<'a, P> {
                 addr,
                 index,
                 stream: None,
+                tls: None,
                 state: proto.new_conn(),
                 rbuf: BytesMut::with_capacity(64 * 1024),
                 wbuf: BytesMut::with_capacity(64 * 1024),
@@ -147,6 +162,12 @@ impl<'a, P: Protocol> Engine<'a, P> {
                     .register(&mut stream, Token(i), Interest::READABLE)
                     .map_err(|e| format!("register: {e}"))?;
                 conn.stream = Some(stream);
+                if let Some(tls) = &plan.tls {
+                    let session = tls
+                        .client_connection(addr)
+                        .map_err(|e| format!("TLS to {addr}: {e}"))?;
+                    conn.tls = Some(Box::new(session));
+                }
                 proto.start(&mut conn.state, &mut conn.wbuf);
             }
             conns.push(conn);
@@ -319,7 +340,9 @@ impl<'a, P: Protocol> Engine<'a, P> {
 
     fn flush_all(&mut self) {
         for i in 0..self.conns.len() {
-            if !self.conns[i].wbuf.is_empty() && !self.conns[i].want_write {
+            let c = &self.conns[i];
+            let handshake_out = c.tls.as_deref().is_some_and(tls_io::wants_write);
+            if (!c.wbuf.is_empty() || handshake_out) && !c.want_write {
                 self.flush(i);
             }
         }
@@ -335,32 +358,28 @@ impl<'a, P: Protocol> Engine<'a, P> {
             }
             return;
         };
-        let mut failed = None;
-        while !c.wbuf.is_empty() {
-            match stream.write(&c.wbuf) {
-                Ok(0) => {
-                    failed = Some("WriteFailed");
-                    break;
+        let flushed = match c.tls.as_deref_mut() {
+            Some(session) => tls_io::flush(session, stream, &mut c.wbuf).map_err(|e| {
+                if e.kind() == io::ErrorKind::InvalidData {
+                    "TlsError"
+                } else {
+                    "ConnectionError"
                 }
-                Ok(n) => c.wbuf.advance(n),
-                Err(e)
-                    if e.kind() == io::ErrorKind::WouldBlock
-                        || e.kind() == io::ErrorKind::NotConnected =>
-                {
-                    break
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    failed = Some("ConnectionError");
-                    break;
-                }
+            }),
+            None => write_plain(stream, &mut c.wbuf),
+        };
+        let flushed = match flushed {
+            Ok(flushed) => flushed,
+            Err(why) => {
+                self.fail_conn(i, why);
+                return;
             }
-        }
-        if let Some(why) = failed {
-            self.fail_conn(i, why);
+        };
+        let c = &mut self.conns[i];
+        let Some(stream) = c.stream.as_mut() else {
             return;
-        }
-        let full = !c.wbuf.is_empty();
+        };
+        let full = flushed.blocked;
         if !self.per_call && full != c.want_write {
             let interest = if full {
                 Interest::READABLE | Interest::WRITABLE
@@ -373,7 +392,7 @@ impl<'a, P: Protocol> Engine<'a, P> {
         if self.per_call {
             c.want_write = full;
         }
-        if !full && c.unwritten > 0 {
+        if flushed.all_sent && c.unwritten > 0 {
             let now = Instant::now();
             let closed = self.plan.schedule.is_none();
             self.sent_batch.clear();
@@ -395,8 +414,17 @@ impl<'a, P: Protocol> Engine<'a, P> {
         let Some(stream) = c.stream.as_mut() else {
             return;
         };
-        let eof = match read_available(stream, &mut c.rbuf) {
+        let read = match c.tls.as_deref_mut() {
+            Some(session) => tls_io::read(session, stream, &mut c.rbuf),
+            None => read_available(stream, &mut c.rbuf),
+        };
+        let eof = match read {
             Ok(eof) => eof,
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                eprintln!("loadgen: connection to {}: {e}", c.addr);
+                self.fail_conn(i, "TlsError");
+                return;
+            }
             Err(_) => {
                 self.fail_conn(i, "ConnectionError");
                 return;
@@ -479,6 +507,7 @@ impl<'a, P: Protocol> Engine<'a, P> {
         if let Some(mut stream) = c.stream.take() {
             let _ = self.poll.registry().deregister(&mut stream);
         }
+        c.tls = None;
         c.rbuf.clear();
         c.wbuf.clear();
         c.want_write = false;
@@ -508,6 +537,32 @@ impl<'a, P: Protocol> Engine<'a, P> {
         }
         self.timer.set(next - now)
     }
+}
+
+/// Writes what the socket takes of `wbuf` (a connect still in progress
+/// takes nothing yet).
+fn write_plain(
+    stream: &mut TcpStream,
+    wbuf: &mut BytesMut,
+) -> Result<tls_io::Flushed, &'static str> {
+    while !wbuf.is_empty() {
+        match stream.write(wbuf) {
+            Ok(0) => return Err("WriteFailed"),
+            Ok(n) => wbuf.advance(n),
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    || e.kind() == io::ErrorKind::NotConnected =>
+            {
+                break
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Err("ConnectionError"),
+        }
+    }
+    Ok(tls_io::Flushed {
+        blocked: !wbuf.is_empty(),
+        all_sent: wbuf.is_empty(),
+    })
 }
 
 /// Reads everything available; `Ok(true)` when the peer closed.
@@ -584,14 +639,32 @@ impl Timer {
     }
 }
 
+/// A blocking byte stream, plain or TLS, for the probe.
+trait Stream: Read + Write {}
+impl<T: Read + Write> Stream for T {}
+
 /// One blocking call before the clock starts: fails fast, with the reason,
-/// when the target is unreachable or answers something else.
-pub fn probe<P: Protocol>(proto: &P, addr: SocketAddr, timeout: Duration) -> Result<(), String> {
-    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)
+/// when the target is unreachable, refuses the TLS handshake, or answers
+/// something else.
+pub fn probe<P: Protocol>(
+    proto: &P,
+    addr: SocketAddr,
+    tls: Option<&ClientTls>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let tcp = std::net::TcpStream::connect_timeout(&addr, timeout)
         .map_err(|e| format!("connect {addr}: {e}"))?;
-    stream
-        .set_read_timeout(Some(timeout))
+    tcp.set_read_timeout(Some(timeout))
         .map_err(|e| format!("{addr}: {e}"))?;
+    let mut stream: Box<dyn Stream> = match tls {
+        Some(tls) => {
+            let session = tls
+                .client_connection(addr)
+                .map_err(|e| format!("TLS to {addr}: {e}"))?;
+            Box::new(rustls::StreamOwned::new(session, tcp))
+        }
+        None => Box::new(tcp),
+    };
     let mut state = proto.new_conn();
     let mut out = BytesMut::new();
     proto.start(&mut state, &mut out);

@@ -16,6 +16,7 @@ mod protocol;
 mod recorder;
 mod report;
 mod schedule;
+mod tls_io;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -214,7 +215,8 @@ fn run_mprpc(
                 .collect::<Result<_, String>>()?
         };
         let proto = protocol::mprpc::Mprpc::new(&args.service, &args.method, request, expect_len);
-        return run_engine(args, &proto, addrs, endpoint, discovered, io);
+        let tls = mprpc_target::client_tls(args)?;
+        return run_engine(args, &proto, addrs, tls, endpoint, discovered, io);
     }
     let counted_per = if args.pin_providers {
         "provider"
@@ -270,8 +272,19 @@ fn target_name(args: &Args) -> String {
 /// A target at `--addr`, driven by the engine after one probe call.
 fn run_direct<P: Protocol>(args: &Args, proto: &P, io: &dyn RunIo) -> Result<(), String> {
     let addr = direct_addr(args)?;
-    engine::probe(proto, addr, Duration::from_secs(2))?;
-    run_engine(args, proto, vec![addr], addr.to_string(), Vec::new(), io)
+    // Only gRPC takes --tls-ca here (`Args::check`); HTTP/2 over TLS is
+    // agreed through ALPN.
+    let tls = mprpc_target::client_tls(args)?.map(|t| t.with_alpn(vec![b"h2".to_vec()]));
+    engine::probe(proto, addr, tls.as_ref(), Duration::from_secs(2))?;
+    run_engine(
+        args,
+        proto,
+        vec![addr],
+        tls,
+        addr.to_string(),
+        Vec::new(),
+        io,
+    )
 }
 
 /// Each sending thread drives its share of the connections with the engine.
@@ -279,6 +292,7 @@ fn run_engine<P: Protocol>(
     args: &Args,
     proto: &P,
     addrs: Vec<SocketAddr>,
+    tls: Option<mprpc::tls::ClientTls>,
     endpoint: String,
     discovered: Vec<String>,
     io: &dyn RunIo,
@@ -301,6 +315,7 @@ fn run_engine<P: Protocol>(
             end: plan.end,
             drain: args.timeout + Duration::from_secs(1),
             schedule: plan.schedule,
+            tls: tls.clone(),
         };
         if let Err(e) = engine::run(proto, &engine_plan, rec) {
             eprintln!("loadgen: engine thread {}: {e}", plan.thread);

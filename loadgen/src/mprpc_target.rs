@@ -142,7 +142,7 @@ impl MprpcTarget {
 }
 
 /// `--tls-ca` and `--tls-server-name` as the channels' TLS settings.
-fn client_tls(args: &Args) -> Result<Option<ClientTls>, String> {
+pub fn client_tls(args: &Args) -> Result<Option<ClientTls>, String> {
     let Some(ca) = &args.tls_ca else {
         return Ok(None);
     };

@@ -263,17 +263,44 @@ fn tls_through_the_channel_with_certs_it_wrote() {
     let r = loadgen("tls", server.local_addr(), &run);
     assert_eq!(u(&r, "errors"), 0, "{r}");
     assert!(u(&r, "completed") > 1_000, "{r}");
-    // The engine speaks plain TCP: refused up front, with the reason.
-    let raw = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args([
+    let addr = server.local_addr().to_string();
+    // The engine over TLS, open and closed loop, the same discipline as plain.
+    for (name, qps) in [("tls-raw-open", "2000"), ("tls-raw-closed", "max")] {
+        let mut raw = run;
+        raw[1] = qps;
+        let raw: Vec<&str> = raw.iter().copied().chain(["--client", "raw"]).collect();
+        let r = loadgen(name, server.local_addr(), &raw);
+        assert_eq!(r["client"], "engine", "{r}");
+        assert_eq!(u(&r, "errors"), 0, "{r}");
+        assert!(u(&r, "completed") > 1_000, "{r}");
+    }
+    // Refused up front, with the reason: a plain engine on the TLS port
+    // (its probe), a certificate for another name, TLS to a target that
+    // does not speak it.
+    let refused = |args: &[&str], says: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+            .args(["--addr", &addr, "--duration", "1s", "--no-write"])
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    };
+    refused(&["--client", "raw"], "probe");
+    refused(
+        &[
             "--client",
             "raw",
-            "--addr",
-            &server.local_addr().to_string(),
-        ])
-        .args(["--tls-ca", ca, "--no-write"])
-        .output()
-        .unwrap();
-    assert!(!raw.status.success());
-    assert!(String::from_utf8_lossy(&raw.stderr).contains("--tls-ca: TLS is spoken by"));
+            "--tls-ca",
+            ca,
+            "--tls-server-name",
+            "other.example",
+        ],
+        "probe",
+    );
+    refused(
+        &["--target", "redis", "--tls-ca", ca],
+        "--tls-ca: TLS is spoken to --target mprpc and tonic only",
+    );
 }

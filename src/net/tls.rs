@@ -223,15 +223,29 @@ impl ClientTls {
         Ok(self)
     }
 
-    /// A client-side session to the provider at `addr`.
-    pub(crate) fn session(&self, addr: SocketAddr) -> std::io::Result<rustls::Connection> {
+    /// Offers these ALPN protocols in the handshake (`b"h2"` for gRPC);
+    /// none by default (mprpc's own port needs none).
+    pub fn with_alpn(mut self, protocols: Vec<Vec<u8>>) -> ClientTls {
+        let mut config = (*self.config).clone();
+        config.alpn_protocols = protocols;
+        self.config = Arc::new(config);
+        self
+    }
+
+    /// A client-side rustls session to the provider at `addr`, for a
+    /// client that drives rustls itself (loadgen's engine); the framework's
+    /// own connections get theirs through `Transport`.
+    pub fn client_connection(&self, addr: SocketAddr) -> std::io::Result<rustls::ClientConnection> {
         let name = self
             .server_name
             .clone()
             .unwrap_or_else(|| ServerName::IpAddress(addr.ip().into()));
-        let conn = rustls::ClientConnection::new(self.config.clone(), name)
-            .map_err(|e| tls_io_error(e, true))?;
-        Ok(conn.into())
+        rustls::ClientConnection::new(self.config.clone(), name).map_err(|e| tls_io_error(e, true))
+    }
+
+    /// A client-side session to the provider at `addr`.
+    pub(crate) fn session(&self, addr: SocketAddr) -> std::io::Result<rustls::Connection> {
+        Ok(self.client_connection(addr)?.into())
     }
 }
 
