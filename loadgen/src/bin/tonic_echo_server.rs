@@ -1,8 +1,11 @@
 //! `tonic-echo-server`: the gRPC (tonic) unary echo baseline for the
 //! comparison, serving `mprpc.bench.EchoService` from the same bench.proto.
 //! Prints `listening on ADDR` once bound (ask for port 0 to get a free one).
+//! With `--tls-cert` and `--tls-key` it serves gRPC over TLS only (tonic's
+//! rustls with ring, ALPN h2), for the comparison's cost-of-TLS rows.
 
 use clap::Parser;
+use tonic::transport::{Identity, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 
 mod pb {
@@ -22,6 +25,23 @@ struct Args {
     /// tokio worker threads (default: one per core).
     #[arg(long)]
     workers: Option<usize>,
+    /// Serve TLS with this certificate chain (PEM; `loadgen certs DIR`
+    /// writes one for 127.0.0.1).
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+}
+
+/// `--tls-cert`/`--tls-key` as tonic's TLS settings (`None`: plain TCP).
+fn tls_config(args: &Args) -> Result<Option<ServerTlsConfig>, String> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    let identity = Identity::from_pem(read(cert)?, read(key)?);
+    Ok(Some(ServerTlsConfig::new().identity(identity)))
 }
 
 #[derive(Debug, Default)]
@@ -38,6 +58,7 @@ impl EchoService for Echo {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    let tls = tls_config(&args)?;
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = args.workers {
         builder.worker_threads(n);
@@ -47,7 +68,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("listening on {}", listener.local_addr()?);
         let incoming =
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-        tonic::transport::Server::builder()
+        let mut server = tonic::transport::Server::builder();
+        if let Some(tls) = tls {
+            server = server.tls_config(tls)?;
+        }
+        server
             .add_service(EchoServiceServer::new(Echo))
             .serve_with_incoming(incoming)
             .await?;
