@@ -3,11 +3,13 @@
 # tonic (gRPC), redis-server (PING) and the seed's wire format, every server
 # loaded by the same client: loadgen's engine (the same connections, the
 # same window per connection, the same latency stamps). Our framework's own
-# `Channel` client is measured too, and redis-benchmark as a cross-check,
-# and the `Channel` over TLS (a second echo-provider with tls=required and a
-# certificate `loadgen certs` makes) for the cost of TLS.
+# `Channel` client is measured too, and redis-benchmark as a cross-check.
+# The cost of TLS: a second echo-provider with tls=required and a second
+# tonic-echo-server with --tls-cert (a certificate `loadgen certs` makes),
+# both loaded by the same engine over TLS (`--tls-ca`), in the same shapes as
+# their plain twins; our `Channel` over TLS too.
 #
-#   scripts/compare.sh                  full run (about 20 min + the build)
+#   scripts/compare.sh                  full run (the report states how long it took)
 #   ROUNDS=1 SECS=1 WARMUP=0.5 scripts/compare.sh   smoke test (~3 min)
 #
 # Every configuration runs ROUNDS times, interleaved across systems (ours,
@@ -123,6 +125,11 @@ TONIC_PORT=$(free_port)
 start_bg "$BIN/tonic-echo-server" --addr "127.0.0.1:$TONIC_PORT" --workers "$REACTORS" >"$WORK/tonic.log" 2>&1
 wait_port "$TONIC_PORT" || { cat "$WORK/tonic.log"; die "tonic-echo-server did not start"; }
 
+TONIC_TLS_PORT=$(free_port)
+start_bg "$BIN/tonic-echo-server" --addr "127.0.0.1:$TONIC_TLS_PORT" --workers "$REACTORS" \
+    --tls-cert "$WORK/tls/provider.crt" --tls-key "$WORK/tls/provider.key" >"$WORK/tonic-tls.log" 2>&1
+wait_port "$TONIC_TLS_PORT" || { cat "$WORK/tonic-tls.log"; die "tonic-echo-server (TLS) did not start"; }
+
 VOLO_PORT=$(free_port)
 start_bg "$BIN/volo-echo-server" --addr "127.0.0.1:$VOLO_PORT" --workers "$REACTORS" >"$WORK/volo.log" 2>&1
 wait_port "$VOLO_PORT" || { cat "$WORK/volo.log"; die "volo-echo-server did not start"; }
@@ -172,7 +179,7 @@ json.dump({
         "volo_workers": int(sys.argv[3]),
         "redis": "1 (io-threads 1)",
         "loadgen_engine_threads": 1,
-        "os_threads_at_start": {name: threads(pid) for name, pid in zip(["echo-provider", "echo-provider-tls", "tonic-echo-server", "volo-echo-server", "redis-server"], pids)},
+        "os_threads_at_start": {name: threads(pid) for name, pid in zip(["echo-provider", "echo-provider-tls", "tonic-echo-server", "tonic-echo-server-tls", "volo-echo-server", "redis-server"], pids)},
     },
 }, open(sys.argv[1], "w"), indent=2)
 PY
@@ -184,25 +191,32 @@ COMMON=(--duration "${SECS}s" --warmup "${WARMUP}s" --payload "$PAYLOAD" --out-d
 # Connections per run (the single-call block sets LG_CONNS=1).
 LG_CONNS=$CONNS
 # system name -> loadgen arguments. Every system is driven by the engine,
-# except ours-channel (the framework's own client).
+# except ours-channel, ours-blocking and ours-tls-channel (the framework's
+# own client). The *-tls systems are their plain twins over TLS.
 declare -A TARGET=(
     [ours]="--target mprpc --client raw --addr 127.0.0.1:$OURS_PORT"
     [ours-channel]="--target mprpc --client channel --addr 127.0.0.1:$OURS_PORT"
     [ours-blocking]="--target mprpc --client blocking --addr 127.0.0.1:$OURS_PORT"
-    [ours-tls]="--target mprpc --client channel --addr 127.0.0.1:$TLS_PORT --tls-ca $WORK/tls/ca.crt"
+    [ours-tls]="--target mprpc --client raw --addr 127.0.0.1:$TLS_PORT --tls-ca $WORK/tls/ca.crt"
+    [ours-tls-channel]="--target mprpc --client channel --addr 127.0.0.1:$TLS_PORT --tls-ca $WORK/tls/ca.crt"
+    [tonic-tls]="--target tonic --addr 127.0.0.1:$TONIC_TLS_PORT --tls-ca $WORK/tls/ca.crt"
     [volo]="--target volo --addr 127.0.0.1:$VOLO_PORT"
     [tonic]="--target tonic --addr 127.0.0.1:$TONIC_PORT"
     [redis]="--target redis --addr 127.0.0.1:$REDIS_PORT"
     [seed]="--target seed --addr 127.0.0.1:$OURS_PORT"
 )
-SYSTEMS=(ours volo tonic redis seed ours-channel ours-tls)
-PIPELINED=(ours volo tonic redis ours-channel ours-tls) # seed: one call per connection, no pipelining
+SYSTEMS=(ours volo tonic redis seed ours-channel ours-tls tonic-tls ours-tls-channel)
+# seed: one call per connection, no pipelining
+PIPELINED=(ours volo tonic redis ours-channel ours-tls tonic-tls ours-tls-channel)
+# The common rate is set by these (the slowest's saturation) ...
 RPC=(ours volo tonic ours-channel)
+# ... and run by these too (TLS vs plain at one rate).
+AT_COMMON=("${RPC[@]}" ours-tls tonic-tls)
 N=0
 # One connection, one call at a time: the engine, the Channel's blocking
 # call, and redis through the engine (redis-benchmark -c 1 as cross-check).
 SINGLE=(ours ours-blocking redis)
-TOTAL=$((ROUNDS * (${#SYSTEMS[@]} + ${#PIPELINED[@]} + ${#SINGLE[@]} + 3 * ${#SYSTEMS[@]} + ${#RPC[@]} + 3)))
+TOTAL=$((ROUNDS * (${#SYSTEMS[@]} + ${#PIPELINED[@]} + ${#SINGLE[@]} + 3 * ${#SYSTEMS[@]} + ${#AT_COMMON[@]} + 3)))
 lg() { # system label args...
     local sys=$1 label=$2
     shift 2
@@ -256,7 +270,7 @@ for r in $(seq 1 "$ROUNDS"); do
             lg "$s" "open$pct-$s-r$r" --qps "$(pct_of "${SAT[$s]}" "$pct")" --in-flight $((CONNS * DEPTH))
         done
     done
-    for s in "${RPC[@]}"; do
+    for s in "${AT_COMMON[@]}"; do
         lg "$s" "common-$s-r$r" --qps "$COMMON_RATE" --in-flight $((CONNS * DEPTH))
     done
     loadavg "round $r open-loop end"
