@@ -8,5 +8,9 @@ fn main() -> std::io::Result<()> {
             "../proto/bench.proto",
         ],
         &["../proto"],
-    )
+    )?;
+    // Its handlers return futures (answer later).
+    mprpc_build::configure()
+        .async_service("mprpc.later.LaterService")
+        .compile_protos(&["../proto/later.proto"], &["../proto"])
 }

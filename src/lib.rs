@@ -13,7 +13,9 @@
 //!   per loop turn) and [`tls`] (TLS settings: [`tls::ServerTls`],
 //!   [`tls::ClientTls`]); [`auth`] — auth tokens, sent once per connection
 //!   and compared in constant time.
-//! * [`service`] — the contract generated service code implements;
+//! * [`service`] — the contract generated service code implements (sync
+//!   handlers, or futures for services that answer later);
+//!   [`responder`] — a [`Responder`] completes such a call from any thread;
 //!   [`reflection`] — the built-in `mprpc.Reflection` service every server
 //!   adds, listing its services and serving their schemas.
 //! * [`server`] — the provider's TCP server. `acceptor` deals connections to
@@ -22,7 +24,8 @@
 //!   shutdown (`drain`); `protocol/` holds the interface every wire format
 //!   implements (`mod`, which also tells them apart by the first bytes), the
 //!   two RPC formats (`mprpc`, `seed`) and admin HTTP (`http`); `dispatch`
-//!   runs a handler inline or on the pool, found through `table` (service
+//!   runs a handler inline, on the pool or, for services that answer later,
+//!   as a future on the reactor's executor (`pending`), found through `table` (service
 //!   name → service), once `limit/` (per-method concurrency limits, fixed
 //!   or adaptive) admits it; `connection` is a transport plus the server's
 //!   per-connection bookkeeping, `close` the reasons for closing one;
@@ -89,6 +92,7 @@ pub mod provider;
 pub mod reflection;
 #[cfg(feature = "zookeeper")]
 pub mod registry;
+pub mod responder;
 pub mod server;
 pub mod service;
 pub mod status;
@@ -101,6 +105,7 @@ pub use config::{Config, ConfigError};
 pub use controller::{CallOptions, CancelHandle, Controller};
 pub use discovery::{Discover, Endpoint, StaticDiscover, WireFormat};
 pub use provider::{ProviderHandle, RpcProvider};
+pub use responder::{Reply, Responder};
 pub use service::{CallContext, Schema, Service};
 pub use status::{Code, Status};
 
@@ -114,6 +119,7 @@ pub mod prelude {
     pub use crate::controller::{CallOptions, CancelHandle, Controller};
     pub use crate::discovery::{Discover, Endpoint, StaticDiscover};
     pub use crate::provider::{ProviderHandle, RpcProvider};
+    pub use crate::responder::{Reply, Responder};
     pub use crate::service::{CallContext, Service};
     pub use crate::status::{Code, Status};
 }

@@ -7,7 +7,9 @@
 //! only ever sees `dyn Service`, so any number of services can be published
 //! side by side.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -66,6 +68,51 @@ pub trait Service: Send + Sync + 'static {
     fn schema(&self) -> Option<Schema> {
         None
     }
+
+    /// True for a service whose handlers answer later: the server calls
+    /// [`Service::call_later`] and polls the future on the connection's
+    /// reactor instead of calling [`Service::call`]. Code generation says
+    /// so for services built with `mprpc_build::Builder::async_service`.
+    fn answers_later(&self) -> bool {
+        false
+    }
+
+    /// Decodes `request` for `method` and starts the handler; the future
+    /// yields the encoded response message (no framing). It is polled on
+    /// the reactor that read the request, woken through that reactor's
+    /// `Waker`, and dropped unfinished if the connection closes or the
+    /// caller cancels. It must not block: await other futures instead.
+    ///
+    /// Errors (the call is answered at once): as for [`Service::call`].
+    fn call_later(
+        &self,
+        method: &str,
+        ctx: CallContext,
+        request: Bytes,
+    ) -> Result<ReplyFuture, Status> {
+        let _ = (ctx, request);
+        Err(Status::unknown_method(self.name(), method))
+    }
+}
+
+/// A handler's answer to come: the encoded response message, or a status.
+pub type ReplyFuture = Pin<Box<dyn Future<Output = Result<BytesMut, Status>> + Send + 'static>>;
+
+/// Turns a handler's typed future into a [`ReplyFuture`] that encodes its
+/// message (what generated async services call).
+pub fn encode_later<M, F>(reply: F) -> ReplyFuture
+where
+    M: prost::Message,
+    F: Future<Output = Result<M, Status>> + Send + 'static,
+{
+    Box::pin(async move {
+        let message = reply.await?;
+        let mut out = BytesMut::with_capacity(message.encoded_len());
+        message
+            .encode(&mut out)
+            .map_err(|e| Status::internal(format!("cannot encode reply: {e}")))?;
+        Ok(out)
+    })
 }
 
 /// Where a service's `.proto` schema is: what reflection hands to tools

@@ -4,6 +4,8 @@
 //! * [`fixbug`] — messages, traits and stubs from `user.proto`,
 //!   `friend.proto` and `common.proto` (package `fixbug`, as in the seed).
 //! * [`mod@bench`] — the echo service from `bench.proto` (package `mprpc.bench`).
+//! * [`later`] — `LaterService` from `later.proto`, generated with
+//!   handlers that return futures (`async_service`), for the tests.
 //! * [`UserService`], [`FriendService`], [`Echo`] — the handlers,
 //!   printing and answering what the seed's callee does.
 
@@ -15,6 +17,11 @@ pub mod fixbug {
 pub mod bench {
     //! Generated from `proto/bench.proto`.
     mprpc::include_proto!("mprpc.bench");
+}
+
+pub mod later {
+    //! Generated from `proto/later.proto`, handlers answering later.
+    mprpc::include_proto!("mprpc.later");
 }
 
 mod echo;

@@ -6,6 +6,10 @@
 //!
 //! * `trait UserServiceRpc` — one `fn login(&self, ctx, request) -> Result<LoginResponse, Status>`
 //!   per rpc; the user implements it (the seed's "inherit `UserServiceRpc`").
+//!   A service opted into answering later ([`MprpcServiceGenerator::async_service`])
+//!   gets instead `fn login(self: Arc<Self>, ctx, request) -> impl Future<Output =
+//!   Result<LoginResponse, Status>> + Send + 'static` (`async fn` in the impl works),
+//!   polled on the connection's reactor without blocking it.
 //! * `struct UserServiceRpcServer<T>` — implements `mprpc::Service`: matches
 //!   the method name, decodes the request, runs the handler and encodes the
 //!   reply straight into the server's output buffer.
@@ -56,6 +60,10 @@ pub struct MprpcServiceGenerator {
     full_name_services: Vec<String>,
     /// Every compiled file, to embed each service's descriptors.
     descriptors: Option<Arc<FileDescriptorSet>>,
+    /// Every service's handlers return futures.
+    all_async: bool,
+    /// Services (`package.Service`) whose handlers return futures.
+    async_services: Vec<String>,
 }
 
 impl Default for MprpcServiceGenerator {
@@ -66,6 +74,8 @@ impl Default for MprpcServiceGenerator {
             full_names: false,
             full_name_services: Vec::new(),
             descriptors: None,
+            all_async: false,
+            async_services: Vec::new(),
         }
     }
 }
@@ -102,6 +112,29 @@ impl MprpcServiceGenerator {
         let name = service.as_ref().trim_start_matches('.').to_owned();
         self.full_name_services.push(name);
         self
+    }
+
+    /// Every service's handlers return futures and answer later
+    /// (default: false, handlers return their answer).
+    pub fn async_services(mut self, enable: bool) -> Self {
+        self.all_async = enable;
+        self
+    }
+
+    /// One service's (`package.Service`, a leading `.` is optional) handlers
+    /// return futures: `fn method(self: Arc<Self>, ctx, request) -> impl
+    /// Future<Output = Result<Reply, Status>> + Send + 'static`, polled on
+    /// the connection's reactor, so a handler can await other calls
+    /// (`Channel::call_async`, a `Responder`) without blocking a thread.
+    pub fn async_service(mut self, service: impl AsRef<str>) -> Self {
+        let name = service.as_ref().trim_start_matches('.').to_owned();
+        self.async_services.push(name);
+        self
+    }
+
+    /// Whether `service`'s handlers return futures.
+    fn answers_later(&self, service: &Service) -> bool {
+        self.all_async || self.async_services.contains(&full_proto_name(service))
     }
 
     /// The compiled files (with their imports), so each `...Server<T>`
@@ -148,9 +181,10 @@ impl prost_build::ServiceGenerator for MprpcServiceGenerator {
         }
         let wire = self.wire_name(&service);
         if self.build_server {
-            write_trait(&service, buf);
+            let later = self.answers_later(&service);
+            write_trait(&service, later, buf);
             let schema = self.schema_bytes(&service);
-            write_server(&service, &wire, schema.as_deref(), buf);
+            write_server(&service, &wire, schema.as_deref(), later, buf);
         }
         if self.build_client {
             write_stub(&service, &wire, buf);
@@ -246,12 +280,16 @@ fn has_comments(comments: &Comments) -> bool {
     !comments.leading.is_empty() || !comments.trailing.is_empty()
 }
 
-/// The user-implemented trait: one handler per rpc.
-fn write_trait(service: &Service, buf: &mut String) {
+/// The user-implemented trait: one handler per rpc, answering now or
+/// (`later`) through a future.
+fn write_trait(service: &Service, later: bool, buf: &mut String) {
     let name = &service.name;
     write_comments(&service.comments, 0, buf);
     if has_comments(&service.comments) {
         buf.push_str("///\n");
+    }
+    if later {
+        return write_async_trait(service, buf);
     }
     let _ = writeln!(
         buf,
@@ -279,9 +317,51 @@ fn write_trait(service: &Service, buf: &mut String) {
     buf.push_str("}\n");
 }
 
+/// The trait of a service that answers later: each handler returns a future.
+fn write_async_trait(service: &Service, buf: &mut String) {
+    let name = &service.name;
+    write_comments(&service.comments, 0, buf);
+    if has_comments(&service.comments) {
+        buf.push_str("///\n");
+    }
+    let _ = writeln!(
+        buf,
+        "/// Server side of `{full}`, answering later: implement it and publish it\n\
+         /// with [`{name}Server`].\n\
+         ///\n\
+         /// Each handler returns a future (an `async fn` or `async move` block\n\
+         /// works), polled on the reactor thread that read the request: it must\n\
+         /// never block, only await (`*_async` stub calls, an `mprpc::Responder`'s\n\
+         /// reply). The future is dropped if the caller cancels or the connection\n\
+         /// closes.\n\
+         pub trait {name}: ::core::marker::Send + ::core::marker::Sync + 'static {{",
+        full = full_proto_name(service),
+    );
+    for method in &service.methods {
+        write_comments(&method.comments, 1, buf);
+        let _ = writeln!(
+            buf,
+            "    fn {fname}(self: ::std::sync::Arc<Self>, ctx: {MPRPC}::CallContext, request: {input}) \
+             -> impl ::core::future::Future<Output = ::core::result::Result<{output}, {MPRPC}::Status>> \
+             + ::core::marker::Send + 'static;",
+            fname = method.name,
+            input = method.input_type,
+            output = method.output_type,
+        );
+    }
+    buf.push_str("}\n");
+}
+
 /// `XServer<T>`: the dispatch glue the framework calls; with `schema`
-/// (encoded descriptors) it also answers `Service::schema`.
-fn write_server(service: &Service, wire: &str, schema: Option<&[u8]>, buf: &mut String) {
+/// (encoded descriptors) it also answers `Service::schema`; for a service
+/// answering `later`, `call_later` starts the handlers' futures.
+fn write_server(
+    service: &Service,
+    wire: &str,
+    schema: Option<&[u8]>,
+    later: bool,
+    buf: &mut String,
+) {
     let name = &service.name;
     let server = format!("{name}Server");
     let (schema_const, schema_fn) = match schema {
@@ -348,19 +428,83 @@ impl<T: {name}> {MPRPC}::Service for {server}<T> {{
     fn methods(&self) -> &'static [&'static str] {{
         Self::METHODS
     }}
-{schema_fn}
-    fn call(
+{schema_fn}"#,
+        methods = method_names.join(", "),
+    );
+    if later {
+        write_call_later(service, buf);
+        return;
+    }
+    let _ = writeln!(
+        buf,
+        r#"    fn call(
         &self,
         method: &str,
         ctx: &{MPRPC}::CallContext,
         request: {PRIVATE}::bytes::Bytes,
         response: &mut {PRIVATE}::bytes::BytesMut,
     ) -> ::core::result::Result<(), {MPRPC}::Status> {{
-        match method {{"#,
-        methods = method_names.join(", "),
+        match method {{"#
     );
     for method in &service.methods {
         write_dispatch_arm(service, method, buf);
+    }
+    let _ = writeln!(
+        buf,
+        r#"            _ => ::core::result::Result::Err({MPRPC}::Status::unknown_method(Self::SERVICE_NAME, method)),
+        }}
+    }}
+}}"#
+    );
+}
+
+/// `Service::call_later` (and a `call` the server never uses for it): decode,
+/// start the handler's future, encode its reply when it comes.
+fn write_call_later(service: &Service, buf: &mut String) {
+    let _ = writeln!(
+        buf,
+        r#"    fn call(
+        &self,
+        method: &str,
+        _ctx: &{MPRPC}::CallContext,
+        _request: {PRIVATE}::bytes::Bytes,
+        _response: &mut {PRIVATE}::bytes::BytesMut,
+    ) -> ::core::result::Result<(), {MPRPC}::Status> {{
+        ::core::result::Result::Err({MPRPC}::Status::internal(::std::format!(
+            "{{}}.{{method}} answers later: the server runs it through call_later",
+            Self::SERVICE_NAME
+        )))
+    }}
+
+    fn answers_later(&self) -> bool {{
+        true
+    }}
+
+    fn call_later(
+        &self,
+        method: &str,
+        ctx: {MPRPC}::CallContext,
+        request: {PRIVATE}::bytes::Bytes,
+    ) -> ::core::result::Result<{MPRPC}::service::ReplyFuture, {MPRPC}::Status> {{
+        match method {{"#
+    );
+    for method in &service.methods {
+        let _ = writeln!(
+            buf,
+            r#"            {wire:?} => {{
+                let request = <{input} as {PRIVATE}::prost::Message>::decode(request).map_err(|e| {{
+                    {MPRPC}::Status::bad_request(::std::format!("{service}.{wire}: cannot decode {input_proto}: {{e}}"))
+                }})?;
+                let inner = ::std::sync::Arc::clone(&self.inner);
+                ::core::result::Result::Ok({MPRPC}::service::encode_later({name}::{fname}(inner, ctx, request)))
+            }}"#,
+            wire = method.proto_name,
+            input = method.input_type,
+            input_proto = method.input_proto_type,
+            name = service.name,
+            service = service.proto_name,
+            fname = method.name,
+        );
     }
     let _ = writeln!(
         buf,
@@ -724,6 +868,38 @@ mod tests {
             panic!("{code}")
         };
         assert_eq!(lit.value(), bytes);
+    }
+
+    #[test]
+    fn an_async_service_gets_future_handlers_and_call_later_others_stay_sync() {
+        for mut generator in [
+            MprpcServiceGenerator::new().async_services(true),
+            MprpcServiceGenerator::new().async_service("fixbug.UserServiceRpc"),
+            MprpcServiceGenerator::new().async_service(".fixbug.UserServiceRpc"),
+        ] {
+            let code = generate(&mut generator, user_service());
+            syn::parse_str::<syn::File>(&code).unwrap_or_else(|e| panic!("{e}\n{code}"));
+            assert!(code.contains(
+                "fn login(self: ::std::sync::Arc<Self>, ctx: ::mprpc::CallContext, request: LoginRequest) \
+                 -> impl ::core::future::Future<Output = ::core::result::Result<LoginResponse, ::mprpc::Status>> \
+                 + ::core::marker::Send + 'static;"
+            ));
+            assert!(code.contains("fn answers_later(&self) -> bool {\n        true"));
+            assert!(code.contains("fn call_later("));
+            assert!(code.contains(
+                "::mprpc::service::encode_later(UserServiceRpc::login(inner, ctx, request))"
+            ));
+            // The stub is the same either way.
+            assert!(code.contains("pub fn login_async("));
+        }
+        let other = generate(
+            &mut MprpcServiceGenerator::new().async_service("other.UserServiceRpc"),
+            user_service(),
+        );
+        assert!(!other.contains("answers_later") && !other.contains("call_later"));
+        assert!(
+            other.contains("fn login(&self, ctx: &::mprpc::CallContext, request: LoginRequest)")
+        );
     }
 
     #[test]

@@ -73,6 +73,8 @@ pub struct Builder {
     file_descriptor_set_path: Option<PathBuf>,
     full_service_names: bool,
     full_name_services: Vec<String>,
+    async_services: bool,
+    async_service_names: Vec<String>,
     prost_hooks: Vec<ProstHook>,
 }
 
@@ -87,6 +89,8 @@ impl Default for Builder {
             file_descriptor_set_path: None,
             full_service_names: false,
             full_name_services: Vec::new(),
+            async_services: false,
+            async_service_names: Vec::new(),
             prost_hooks: Vec::new(),
         }
     }
@@ -103,6 +107,8 @@ impl std::fmt::Debug for Builder {
             .field("file_descriptor_set_path", &self.file_descriptor_set_path)
             .field("full_service_names", &self.full_service_names)
             .field("full_name_services", &self.full_name_services)
+            .field("async_services", &self.async_services)
+            .field("async_service_names", &self.async_service_names)
             .field("prost_hooks", &self.prost_hooks.len())
             .finish()
     }
@@ -161,6 +167,23 @@ impl Builder {
         self
     }
 
+    /// Every service's handlers return futures and answer later (default:
+    /// false). See [`Builder::async_service`].
+    pub fn async_services(mut self, enable: bool) -> Self {
+        self.async_services = enable;
+        self
+    }
+
+    /// One service's (`package.Service`) handlers return futures: `fn
+    /// method(self: Arc<Self>, ctx, request) -> impl Future<Output =
+    /// Result<Reply, Status>> + Send + 'static`, polled on the connection's
+    /// reactor, so a middle tier awaits its downstream calls without
+    /// blocking a thread. May be repeated; other services stay sync.
+    pub fn async_service(mut self, service: impl AsRef<str>) -> Self {
+        self.async_service_names.push(service.as_ref().to_owned());
+        self
+    }
+
     /// Also write the encoded `FileDescriptorSet` to this path.
     pub fn file_descriptor_set_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.file_descriptor_set_path = Some(path.into());
@@ -209,9 +232,16 @@ impl Builder {
                 .build_server(self.build_server)
                 .build_client(self.build_client)
                 .full_service_names(self.full_service_names)
+                .async_services(self.async_services)
                 .file_descriptor_set(fds.clone()),
             |generator, service| generator.full_service_name(service),
         );
+        let generator = self
+            .async_service_names
+            .iter()
+            .fold(generator, |generator, service| {
+                generator.async_service(service)
+            });
         config.service_generator(Box::new(generator));
         for hook in self.prost_hooks {
             hook(&mut config);
@@ -313,6 +343,17 @@ service Pinger {
         assert!(code.contains("pub const SERVICE_NAME: &'static str = \"demo.v1.Pinger\";"));
         let (_dir, code) = compile_demo(configure());
         assert!(code.contains("pub const SERVICE_NAME: &'static str = \"Pinger\";"));
+    }
+
+    #[test]
+    fn async_services_reach_the_generator() {
+        let (_dir, code) = compile_demo(configure().async_service("demo.v1.Pinger"));
+        syn::parse_str::<syn::File>(&code).unwrap_or_else(|e| panic!("{e}\n{code}"));
+        assert!(code.contains("fn call_later("));
+        let (_dir, code) = compile_demo(configure().async_services(true));
+        assert!(code.contains("fn call_later("));
+        let (_dir, code) = compile_demo(configure());
+        assert!(!code.contains("fn call_later("));
     }
 
     #[test]

@@ -58,7 +58,8 @@ pub(crate) struct Connection {
     admin_port: bool,
     /// Its figures for the admin pages.
     stats: Arc<ConnStats>,
-    /// Calls handed to the worker pool and not answered yet.
+    /// Calls handed to the worker pool, or waiting for their future
+    /// (`pending`), and not answered yet.
     inflight: usize,
     /// Cancel flags of the pool calls in flight, by request id; a set flag
     /// keeps the handler from starting and drops the reply.

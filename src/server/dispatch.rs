@@ -1,15 +1,19 @@
-//! From a decoded request to a running handler: inline on the reactor, or
-//! handed to the worker pool, once the method's concurrency limit
+//! From a decoded request to a running handler: inline on the reactor,
+//! handed to the worker pool, or started as a future this reactor polls
+//! (`pending`, for services that answer later), once the method's concurrency limit
 //! (`limit`) admits it. The wire formats (`protocol`) decode requests and
 //! write replies; this module decides whether and where the handler runs.
 
+use std::cell::RefCell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::admin::Admin;
 use super::connection::{Backpressure, Connection};
-use super::limit::{Admission, Limits};
+use super::limit::{Admission, Limits, Permit};
 use super::metrics::ThreadStats;
+use super::pending::{CallAddr, Done, Pending};
 use super::protocol;
 use super::reactor::ReactorShared;
 use super::stats::{self, ReactorStats};
@@ -18,7 +22,7 @@ use super::workers::{Job, JobSender};
 use crate::auth::AuthToken;
 use crate::codec::{Decoder, Request, WireFormat};
 use crate::service::CallContext;
-use crate::status::Code;
+use crate::status::{Code, Status};
 
 /// The facts of this loop turn a dispatch needs.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +47,8 @@ pub(crate) struct Dispatcher {
     /// Tokens a connection must present one of (empty: none needed).
     auth_tokens: Arc<[AuthToken]>,
     admin: Option<Arc<Admin>>,
+    /// Calls of services that answer later, waiting for their futures.
+    later: RefCell<Pending>,
 }
 
 impl Dispatcher {
@@ -56,6 +62,7 @@ impl Dispatcher {
         concurrency: Arc<Limits>,
     ) -> Dispatcher {
         Dispatcher {
+            later: RefCell::new(Pending::new(&reply_to)),
             table,
             pool,
             reply_to,
@@ -113,7 +120,8 @@ impl Dispatcher {
     }
 
     /// Runs `request` for `entry`: blocking services on the pool (the reply
-    /// comes back through the reactor's queue), the rest right here, the
+    /// comes back through the reactor's queue), services that answer later
+    /// as a future on this reactor (`pending`), the rest right here, the
     /// reply appended to the connection's output. Over the method's
     /// concurrency limit it is answered `Overloaded` instead.
     pub(crate) fn dispatch(
@@ -146,6 +154,9 @@ impl Dispatcher {
             peer: conn.peer(),
         };
         stats::bump(&conn.stats().calls, 1);
+        if entry.answers_later {
+            return self.start_later(conn, entry, request, ctx, format, turn.key, permit);
+        }
         match (&self.pool, entry.blocking) {
             (Some(pool), true) => pool.send(Job {
                 entry: entry.clone(),
@@ -173,5 +184,75 @@ impl Dispatcher {
                 }
             }
         }
+    }
+
+    /// Starts a call of a service that answers later and polls it once:
+    /// answered now if it is ready, else it waits on this reactor (counted
+    /// in flight on its connection) until its future is woken.
+    #[allow(clippy::too_many_arguments)]
+    fn start_later(
+        &self,
+        conn: &mut Connection,
+        entry: &Entry,
+        mut request: Request,
+        ctx: CallContext,
+        format: WireFormat,
+        key: usize,
+        permit: Option<Permit>,
+    ) {
+        let method_id = entry.method_id(request.method_bytes());
+        let addr = CallAddr {
+            key,
+            conn_id: conn.id(),
+            id: request.id,
+            format,
+            service: entry.service.name(),
+            method: method_id.map_or("?", |id| {
+                entry.service.methods()[id - entry.first_method_id]
+            }),
+            method_id,
+            started: method_id.and_then(|id| self.stats.begin(id)),
+        };
+        let payload = std::mem::take(&mut request.payload);
+        let method = request.method();
+        let started = catch_unwind(AssertUnwindSafe(|| {
+            entry.service.call_later(method, ctx, payload)
+        }))
+        .unwrap_or_else(|panic| Err(Status::internal(protocol::panic_text(&panic))));
+        let done = match started {
+            Ok(future) => self.later.borrow_mut().start(future, addr, permit),
+            Err(status) => Some(Done::failed(addr, status, permit)),
+        };
+        match done {
+            Some(done) => done.answer(Some(conn.io().output()), &self.stats),
+            None => {
+                conn.start_pool_call(addr.id);
+            }
+        }
+    }
+
+    /// Polls the woken call in `slot`; its outcome if it finished.
+    pub(crate) fn poll_later(&self, slot: usize) -> Option<Done> {
+        self.later.borrow_mut().poll_woken(slot)
+    }
+
+    /// Answers a finished call into `out` (`None`: not sent), records it.
+    pub(crate) fn answer_later(&self, done: Done, out: Option<&mut bytes::BytesMut>) {
+        done.answer(out, &self.stats);
+    }
+
+    /// The caller cancelled call `id`: if it is waiting here, its future is
+    /// dropped and it leaves the connection's calls in flight.
+    pub(crate) fn cancel_later(&self, conn: &mut Connection, id: u64) {
+        if self.later.borrow_mut().cancel(conn.id(), id, &self.stats) {
+            conn.finish_pool_call(id);
+        }
+    }
+
+    /// Connection `conn_id` closed: its waiting calls' futures are dropped.
+    pub(crate) fn connection_closed(&self, conn_id: u64) {
+        self.later
+            .borrow_mut()
+            .connection_closed(conn_id, &self.stats);
     }
 }

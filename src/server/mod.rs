@@ -33,6 +33,7 @@ mod dispatch;
 mod limit;
 mod metrics;
 mod metrics_log;
+mod pending;
 mod protocol;
 mod reactor;
 mod stats;

@@ -1,5 +1,6 @@
 //! The service table: a service's wire name → the service and where its
-//! handlers run (inline on the reactor, or on the worker pool).
+//! handlers run (inline on the reactor, on the worker pool, or as futures
+//! polled on the reactor).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,6 +13,9 @@ use crate::service::{Service, ServiceInfo};
 pub(crate) struct Entry {
     pub(crate) service: Arc<dyn Service>,
     pub(crate) blocking: bool,
+    /// Its handlers return futures (`Service::answers_later`): they run on
+    /// the reactor's executor (`pending`), never on the pool.
+    pub(crate) answers_later: bool,
     /// Metrics id of the service's first method; the others follow in
     /// `methods()` order.
     pub(crate) first_method_id: usize,
@@ -58,6 +62,7 @@ impl ServiceTable {
         self.method_names
             .extend(service.methods().iter().map(|m| (service_name, *m)));
         let entry = Entry {
+            answers_later: service.answers_later(),
             service,
             blocking,
             first_method_id,

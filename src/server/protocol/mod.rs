@@ -132,6 +132,23 @@ pub(crate) fn write_error(format: WireFormat, id: u64, status: &Status, out: &mu
     }
 }
 
+/// Appends the reply of call `id` that answered later: `body` is the
+/// encoded response message (the seed's format sends it bare).
+pub(crate) fn write_later(
+    format: WireFormat,
+    id: u64,
+    result: Result<BytesMut, Status>,
+    out: &mut BytesMut,
+) {
+    match (format, result) {
+        (WireFormat::Mprpc, Ok(body)) => {
+            crate::codec::encode_response(id, Code::Ok, "", &body, out)
+        }
+        (WireFormat::Legacy, Ok(body)) => out.extend_from_slice(&body),
+        (format, Err(status)) => write_error(format, id, &status, out),
+    }
+}
+
 /// Appends the `Overloaded` reply of call `id`, refused by its method's
 /// concurrency limit (ours without allocating: a fixed message).
 pub(crate) fn write_overloaded(format: WireFormat, id: u64, out: &mut BytesMut) {
@@ -161,7 +178,8 @@ fn invoke(
     result
 }
 
-fn panic_text(panic: &Box<dyn Any + Send>) -> String {
+/// A caught panic as the message of the `Internal` status it becomes.
+pub(crate) fn panic_text(panic: &Box<dyn Any + Send>) -> String {
     let what = panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())

@@ -35,7 +35,10 @@ pub(super) fn process(conn: &mut Connection, dispatcher: &Dispatcher, turn: Turn
                 conn.token_checked(dispatcher.accepts_token(&token));
             }
             Frame::Auth { .. } => {} // no token needed here
-            Frame::Cancel { id } => conn.cancel(id),
+            Frame::Cancel { id } => {
+                conn.cancel(id);
+                dispatcher.cancel_later(conn, id);
+            }
             Frame::Oversized(o) if o.kind == FrameKind::Request => {
                 // Fail that one call; the connection and its other calls go on.
                 let status = o.status("request", "this server's");

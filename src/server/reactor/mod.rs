@@ -72,6 +72,8 @@ pub(crate) struct ReactorShared {
     waker: Waker,
     incoming: Mutex<Vec<Incoming>>,
     replies: Mutex<Vec<PoolReply>>,
+    /// Slab slots of calls answering later whose futures were woken.
+    woken: Mutex<Vec<usize>>,
     stats: ReactorStats,
 }
 
@@ -97,6 +99,13 @@ impl ReactorShared {
     /// Queues a finished pool call's reply.
     pub(crate) fn complete(&self, reply: PoolReply) {
         if push(&self.replies, reply) {
+            self.wake();
+        }
+    }
+
+    /// The future of the call in `slot` (of `pending`) can make progress.
+    pub(crate) fn task_woken(&self, slot: usize) {
+        if push(&self.woken, slot) {
             self.wake();
         }
     }
@@ -131,6 +140,7 @@ pub(crate) fn spawn(
         waker: Waker::new(poll.registry(), WAKER)?,
         incoming: Mutex::new(Vec::new()),
         replies: Mutex::new(Vec::new()),
+        woken: Mutex::new(Vec::new()),
         stats: ReactorStats::default(),
     });
     let limits = Backpressure {
@@ -209,6 +219,7 @@ impl Reactor {
     fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         let mut replies = Vec::new();
+        let mut woken = Vec::new();
         loop {
             let timeout = self.poll_timeout();
             if let Err(e) = self.poll.poll(&mut events, timeout) {
@@ -223,6 +234,7 @@ impl Reactor {
                     WAKER => {
                         self.adopt_connections();
                         self.take_replies(&mut replies);
+                        self.poll_woken(&mut woken);
                     }
                     Token(key) => {
                         if event.is_writable() {
@@ -320,6 +332,30 @@ impl Reactor {
         }
     }
 
+    /// Polls the woken futures of calls that answer later and writes the
+    /// replies of those that finished.
+    fn poll_woken(&mut self, woken: &mut Vec<usize>) {
+        std::mem::swap(&mut *self.shared.woken.lock(), woken);
+        for slot in woken.drain(..) {
+            let Some(done) = self.dispatcher.poll_later(slot) else {
+                continue;
+            };
+            let key = done.addr.key;
+            let conn = self.conns.get_mut(key);
+            // A closed connection's calls were dropped with it, so `conn` is
+            // this call's; the id check is a cheap guard all the same.
+            match conn.filter(|c| c.id() == done.addr.conn_id) {
+                Some(conn) => {
+                    let send = conn.finish_pool_call(done.addr.id);
+                    self.dispatcher
+                        .answer_later(done, send.then(|| conn.io().output()));
+                    self.flushes.add(key, conn.io());
+                }
+                None => self.dispatcher.answer_later(done, None),
+            }
+        }
+    }
+
     /// Queues connection `key` for this turn's flush.
     fn queue_flush(&mut self, key: usize) {
         if let Some(conn) = self.conns.get_mut(key) {
@@ -365,6 +401,7 @@ impl Reactor {
         };
         let _ = self.poll.registry().deregister(conn.io().stream_mut());
         self.forget_connection();
+        self.dispatcher.connection_closed(conn.id());
         self.shared.stats.closed(conn.id());
         if reason.is_bad_input() {
             stats::bump(&self.shared.stats.frames_rejected, 1);

@@ -1,0 +1,254 @@
+//! Calls that answer later: each reactor's small executor for the futures
+//! of services that answer later ([`Service::answers_later`]).
+//!
+//! No async runtime runs in the server. A call's future is polled once
+//! when its request is dispatched; if it is not ready it waits in this
+//! reactor's slab, and its `Waker` queues the slab slot on the reactor
+//! (`ReactorShared::task_woken`) and wakes the reactor's mio `Waker`, the
+//! way the worker pool hands replies back. The reactor polls the woken
+//! ones each turn and writes their replies into their connections' output.
+//! A task is dropped unfinished when its caller cancels or its connection
+//! closes (`BTreeMap` by connection and call id finds them); a panic while
+//! starting or polling becomes `Internal`, as for a sync handler.
+//!
+//! Sync services never come here: their inline path is unchanged.
+
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Instant;
+
+use bytes::BytesMut;
+use slab::Slab;
+
+use super::limit::Permit;
+use super::metrics::ThreadStats;
+use super::protocol;
+use super::reactor::ReactorShared;
+use crate::codec::WireFormat;
+use crate::service::ReplyFuture;
+use crate::status::{Code, Status};
+
+/// Where a call's reply goes and what it is, for metrics and logs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CallAddr {
+    /// The connection's slab key and unique id.
+    pub(crate) key: usize,
+    pub(crate) conn_id: u64,
+    /// The request id on that connection.
+    pub(crate) id: u64,
+    pub(crate) format: WireFormat,
+    pub(crate) service: &'static str,
+    pub(crate) method: &'static str,
+    /// Metrics id of the method and when its metrics started timing.
+    pub(crate) method_id: Option<usize>,
+    pub(crate) started: Option<Instant>,
+}
+
+/// A call waiting for its future.
+struct Task {
+    future: ReplyFuture,
+    waker: Arc<TaskWaker>,
+    addr: CallAddr,
+    /// The method's concurrency slot, held until the call ends.
+    permit: Option<Permit>,
+}
+
+/// A finished call: its address, outcome and permit.
+pub(crate) struct Done {
+    pub(crate) addr: CallAddr,
+    pub(crate) result: Result<BytesMut, Status>,
+    permit: Option<Permit>,
+}
+
+/// Wakes one slab slot of one reactor; a wake while already queued is free.
+struct TaskWaker {
+    reactor: Weak<ReactorShared>,
+    slot: usize,
+    queued: AtomicBool,
+}
+
+impl Wake for TaskWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.queued.swap(true, Ordering::AcqRel) {
+            if let Some(reactor) = self.reactor.upgrade() {
+                reactor.task_woken(self.slot);
+            }
+        }
+    }
+}
+
+/// One reactor's pending calls.
+pub(crate) struct Pending {
+    reactor: Weak<ReactorShared>,
+    tasks: Slab<Task>,
+    /// (connection id, request id) → slot, to cancel one call or drop a
+    /// closed connection's calls.
+    by_call: BTreeMap<(u64, u64), usize>,
+}
+
+impl Pending {
+    pub(crate) fn new(reactor: &Arc<ReactorShared>) -> Pending {
+        Pending {
+            reactor: Arc::downgrade(reactor),
+            tasks: Slab::new(),
+            by_call: BTreeMap::new(),
+        }
+    }
+
+    /// Polls `future` once; if it is not ready, keeps it (and `permit`)
+    /// until it is woken, cancelled or its connection closes.
+    pub(crate) fn start(
+        &mut self,
+        future: ReplyFuture,
+        addr: CallAddr,
+        permit: Option<Permit>,
+    ) -> Option<Done> {
+        let entry = self.tasks.vacant_entry();
+        let mut task = Task {
+            future,
+            waker: Arc::new(TaskWaker {
+                reactor: self.reactor.clone(),
+                slot: entry.key(),
+                queued: AtomicBool::new(false),
+            }),
+            addr,
+            permit,
+        };
+        match poll(&mut task) {
+            Some(result) => Some(task.done(result)),
+            None => {
+                self.by_call.insert((addr.conn_id, addr.id), entry.key());
+                entry.insert(task);
+                None
+            }
+        }
+    }
+
+    /// Polls the task in `slot` (woken); its outcome if it finished.
+    pub(crate) fn poll_woken(&mut self, slot: usize) -> Option<Done> {
+        let task = self.tasks.get_mut(slot)?;
+        task.waker.queued.store(false, Ordering::Release);
+        let result = poll(task)?;
+        let task = self.tasks.remove(slot);
+        self.by_call.remove(&(task.addr.conn_id, task.addr.id));
+        Some(task.done(result))
+    }
+
+    /// The caller cancelled call `id`: its future is dropped, the
+    /// cancellation counted; nothing is answered.
+    pub(crate) fn cancel(&mut self, conn_id: u64, id: u64, stats: &ThreadStats) -> bool {
+        let Some(slot) = self.by_call.remove(&(conn_id, id)) else {
+            return false;
+        };
+        let task = self.tasks.remove(slot);
+        task.addr.record(Code::Cancelled, stats);
+        true
+    }
+
+    /// Connection `conn_id` closed: every call of it is dropped unanswered.
+    pub(crate) fn connection_closed(&mut self, conn_id: u64, stats: &ThreadStats) {
+        if self.tasks.is_empty() {
+            return;
+        }
+        let calls: Vec<(u64, u64)> = self
+            .by_call
+            .range((conn_id, 0)..=(conn_id, u64::MAX))
+            .map(|(call, _)| *call)
+            .collect();
+        for call in calls {
+            self.cancel(call.0, call.1, stats);
+        }
+        if self.tasks.is_empty() && self.tasks.capacity() > 1024 {
+            // A burst of pending calls is over: give the slab's memory back.
+            self.tasks.shrink_to_fit();
+        }
+    }
+}
+
+impl Task {
+    fn done(self, result: Result<BytesMut, Status>) -> Done {
+        Done {
+            addr: self.addr,
+            result,
+            permit: self.permit,
+        }
+    }
+}
+
+impl Done {
+    /// A call that failed before it had a future.
+    pub(crate) fn failed(addr: CallAddr, status: Status, permit: Option<Permit>) -> Done {
+        Done {
+            addr,
+            result: Err(status),
+            permit,
+        }
+    }
+
+    /// Writes the reply into `out` (`None`: nobody to answer), records the
+    /// call and releases its permit.
+    pub(crate) fn answer(self, out: Option<&mut BytesMut>, stats: &ThreadStats) {
+        let Done {
+            addr,
+            result,
+            permit,
+        } = self;
+        if let Err(status) = &result {
+            if status.code() == Code::Internal {
+                tracing::error!(
+                    service = addr.service,
+                    method = addr.method,
+                    %status,
+                    "handler failed"
+                );
+            }
+        }
+        let code = match &result {
+            Ok(_) => Code::Ok,
+            Err(status) => status.code(),
+        };
+        if let Some(out) = out {
+            protocol::write_later(addr.format, addr.id, result, out);
+        }
+        addr.record(code, stats);
+        if let Some(permit) = permit {
+            let admitted = permit.admitted();
+            permit.finish(code == Code::Ok, admitted);
+        }
+    }
+}
+
+impl CallAddr {
+    fn record(&self, code: Code, stats: &ThreadStats) {
+        if let Some(id) = self.method_id {
+            stats.record(id, code, self.started);
+        }
+    }
+}
+
+/// Polls a task's future, a panic becoming `Internal`; `None`: pending.
+fn poll(task: &mut Task) -> Option<Result<BytesMut, Status>> {
+    let waker = Waker::from(task.waker.clone());
+    let mut cx = Context::from_waker(&waker);
+    let polled = catch_unwind(AssertUnwindSafe(|| task.future.as_mut().poll(&mut cx)));
+    match polled {
+        Ok(Poll::Ready(result)) => Some(result),
+        Ok(Poll::Pending) => None,
+        Err(panic) => Some(Err(Status::internal(protocol::panic_text(&panic)))),
+    }
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("calls", &self.tasks.len())
+            .finish()
+    }
+}
