@@ -157,6 +157,9 @@ pub struct Config {
     pub load_balance: LoadBalance,
     /// `call_timeout_ms`: a client call's default timeout.
     pub call_timeout: Duration,
+    /// `deadline_margin_ms`: a call started while serving one gets what
+    /// remains of that call's deadline minus this (for the hop back).
+    pub deadline_margin: Duration,
     /// `client_io_threads`: I/O driver threads per client channel.
     pub client_io_threads: usize,
     /// `connect_timeout_ms`: how long a client waits for a TCP connect.
@@ -244,6 +247,7 @@ impl Default for Config {
             trim_memory: true,
             load_balance: LoadBalance::RoundRobin,
             call_timeout: Duration::from_secs(5),
+            deadline_margin: Duration::from_millis(5),
             client_io_threads: 1,
             connect_timeout: Duration::from_secs(2),
             drain: Duration::from_millis(1000),
@@ -477,6 +481,7 @@ pub const KEYS: &[(&str, KeySetter)] = &[
     key!("trim_memory" => trim_memory: boolean),
     key!("load_balance" => load_balance: load_balance),
     key!("call_timeout_ms" => call_timeout: millis),
+    key!("deadline_margin_ms" => deadline_margin: millis),
     key!("client_io_threads" => client_io_threads: positive),
     key!("connect_timeout_ms" => connect_timeout: millis),
     key!("drain_ms" => drain: millis),

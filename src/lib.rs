@@ -16,6 +16,7 @@
 //! * [`service`] — the contract generated service code implements (sync
 //!   handlers, or futures for services that answer later);
 //!   [`responder`] — a [`Responder`] completes such a call from any thread;
+//!   `deadline` — calls started while serving one inherit its deadline;
 //!   [`reflection`] — the built-in `mprpc.Reflection` service every server
 //!   adds, listing its services and serving their schemas.
 //! * [`server`] — the provider's TCP server. `acceptor` deals connections to
@@ -81,6 +82,7 @@ pub mod client;
 pub mod codec;
 pub mod config;
 pub mod controller;
+mod deadline;
 pub mod discovery;
 mod endpoint;
 #[cfg(feature = "app")]

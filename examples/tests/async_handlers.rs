@@ -3,7 +3,8 @@
 //! that each provider polls on its reactor, with no async runtime.
 //!
 //! * a middle tier awaits a downstream provider's call on ONE reactor, many
-//!   calls at once (a blocked reactor would let only one through);
+//!   calls at once (a blocked reactor would let only one through), and the
+//!   downstream call inherits the caller's remaining deadline;
 //! * a `Responder` is answered from another thread, or dropped (Internal);
 //! * 10,000 calls pending on one reactor: memory stays bounded, all answered;
 //! * a closed connection or a cancel drops the handler's future (Drop guard);
@@ -31,6 +32,8 @@ use prost::Message;
 struct Parked {
     payload: Vec<u8>,
     responder: Responder<LaterReply>,
+    /// What the call's deadline left when it arrived (from `timeout_ms`).
+    remaining: Option<Duration>,
 }
 
 /// Counts when the future of a `Hold` call is dropped, finished or not.
@@ -66,7 +69,7 @@ impl LaterService for Later {
 
     fn hold(
         self: Arc<Self>,
-        _ctx: CallContext,
+        ctx: CallContext,
         request: LaterRequest,
     ) -> impl Future<Output = Result<LaterReply, Status>> + Send + 'static {
         let (responder, reply) = Responder::pair();
@@ -74,6 +77,7 @@ impl LaterService for Later {
         self.parked.lock().unwrap().push(Parked {
             payload: request.payload.to_vec(),
             responder,
+            remaining: ctx.remaining(),
         });
         async move {
             let _guard = guard;
@@ -138,7 +142,10 @@ fn parked_count(parked: &Mutex<Vec<Parked>>) -> usize {
 fn answer_all_from_another_thread(parked: &Mutex<Vec<Parked>>) {
     let calls = std::mem::take(&mut *parked.lock().unwrap());
     std::thread::spawn(move || {
-        for Parked { payload, responder } in calls {
+        for Parked {
+            payload, responder, ..
+        } in calls
+        {
             responder.send(Ok(LaterReply {
                 payload: payload.into(),
             }));
@@ -192,6 +199,41 @@ fn a_middle_tier_awaits_downstream_calls_without_blocking_its_one_reactor() {
     for (i, call) in calls.into_iter().enumerate() {
         assert_eq!(payload_of(call), format!("call {i}").as_bytes());
     }
+    middle.shutdown();
+    backend.shutdown();
+}
+
+#[test]
+fn a_downstream_call_inherits_the_remaining_deadline_minus_the_margin() {
+    let _memory = side_by_side();
+    let backend = Later::default();
+    let parked = backend.parked.clone();
+    let backend = start(backend, ServerOptions::default());
+    let middle = start(
+        Later {
+            downstream: Some(stub(&backend)),
+            ..Later::default()
+        },
+        ServerOptions::default(),
+    );
+    let margin = mprpc::ChannelOptions::default().deadline_margin;
+    let client = stub(&middle);
+    // The client asks for 3 s; the middle tier's own call would take the
+    // channel's 5 s default, so only inheritance explains a shorter one.
+    let upstream = Duration::from_secs(3);
+    assert!(upstream < mprpc::ChannelOptions::default().call_timeout);
+    let relayed = client.relay_async(&request(b"deadline"), &CallOptions::with_timeout(upstream));
+    wait_until("the relayed call is parked", || parked_count(&parked) == 1);
+    let remaining = parked.lock().unwrap()[0]
+        .remaining
+        .expect("a deadline on the wire");
+    assert!(
+        remaining <= upstream - margin,
+        "the last hop got {remaining:?} of the caller's {upstream:?}"
+    );
+    assert!(remaining > Duration::ZERO);
+    answer_all_from_another_thread(&parked);
+    assert_eq!(payload_of(relayed), b"deadline");
     middle.shutdown();
     backend.shutdown();
 }

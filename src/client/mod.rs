@@ -282,6 +282,15 @@ impl Channel {
                 )));
             }
         }
+        // Started while serving a call: capped at what remains of its deadline.
+        let now = Instant::now();
+        let timeout = options.timeout.unwrap_or(inner.options.call_timeout);
+        let timeout = crate::deadline::inherit(timeout, inner.options.deadline_margin, now)
+            .map_err(|()| {
+                Status::deadline_exceeded(
+                    "the call being served has (almost) reached its deadline; not started",
+                )
+            })?;
         if inner.inflight.fetch_add(1, Ordering::Relaxed) >= inner.options.max_inflight {
             inner.inflight.fetch_sub(1, Ordering::Relaxed);
             return Err(Status::resource_exhausted(format!(
@@ -289,8 +298,7 @@ impl Channel {
                 inner.options.max_inflight
             )));
         }
-        let timeout = options.timeout.unwrap_or(inner.options.call_timeout);
-        let deadline = Instant::now().checked_add(timeout);
+        let deadline = now.checked_add(timeout);
         let timeout_ms = match deadline {
             Some(_) => timeout
                 .as_nanos()

@@ -14,6 +14,9 @@ use crate::tls::ClientTls;
 pub struct ChannelOptions {
     /// Timeout of a call that does not set its own (`Duration::MAX`: none).
     pub call_timeout: Duration,
+    /// A call started while serving one (inside a handler) times out at
+    /// what remains of that call's deadline minus this margin, if sooner.
+    pub deadline_margin: Duration,
     /// How long a TCP connect (and, with TLS, the handshake) may take
     /// before the attempt counts as failed.
     pub connect_timeout: Duration,
@@ -54,6 +57,7 @@ impl Default for ChannelOptions {
     fn default() -> Self {
         ChannelOptions {
             call_timeout: Duration::from_secs(5),
+            deadline_margin: Duration::from_millis(5),
             connect_timeout: Duration::from_secs(2),
             max_frame_size: DEFAULT_MAX_FRAME,
             max_inflight: 100_000,
@@ -70,13 +74,14 @@ impl Default for ChannelOptions {
 }
 
 impl ChannelOptions {
-    /// Defaults, with `call_timeout_ms`, `connect_timeout_ms`,
+    /// Defaults, with `call_timeout_ms`, `deadline_margin_ms`, `connect_timeout_ms`,
     /// `max_frame_size`, `load_balance`, `client_io_threads`, the TLS keys
     /// (`tls_ca` and the rest) and `auth_token` (its first token) from the
     /// config.
     pub fn from_config(config: &Config) -> ChannelOptions {
         ChannelOptions {
             call_timeout: config.call_timeout,
+            deadline_margin: config.deadline_margin,
             connect_timeout: config.connect_timeout,
             max_frame_size: config.max_frame_size,
             load_balance: config.load_balance,

@@ -206,6 +206,7 @@ impl Dispatcher {
             conn_id: conn.id(),
             id: request.id,
             format,
+            deadline: ctx.deadline,
             service: entry.service.name(),
             method: method_id.map_or("?", |id| {
                 entry.service.methods()[id - entry.first_method_id]
@@ -215,8 +216,9 @@ impl Dispatcher {
         };
         let payload = std::mem::take(&mut request.payload);
         let method = request.method();
+        let deadline = ctx.deadline;
         let started = catch_unwind(AssertUnwindSafe(|| {
-            entry.service.call_later(method, ctx, payload)
+            crate::deadline::serving(deadline, || entry.service.call_later(method, ctx, payload))
         }))
         .unwrap_or_else(|panic| Err(Status::internal(protocol::panic_text(&panic))));
         let done = match started {

@@ -42,6 +42,8 @@ pub(crate) struct CallAddr {
     pub(crate) format: WireFormat,
     pub(crate) service: &'static str,
     pub(crate) method: &'static str,
+    /// When the caller gives up: calls the future starts inherit it.
+    pub(crate) deadline: Option<Instant>,
     /// Metrics id of the method and when its metrics started timing.
     pub(crate) method_id: Option<usize>,
     pub(crate) started: Option<Instant>,
@@ -237,7 +239,10 @@ impl CallAddr {
 fn poll(task: &mut Task) -> Option<Result<BytesMut, Status>> {
     let waker = Waker::from(task.waker.clone());
     let mut cx = Context::from_waker(&waker);
-    let polled = catch_unwind(AssertUnwindSafe(|| task.future.as_mut().poll(&mut cx)));
+    let future = &mut task.future;
+    let polled = catch_unwind(AssertUnwindSafe(|| {
+        crate::deadline::serving(task.addr.deadline, || future.as_mut().poll(&mut cx))
+    }));
     match polled {
         Ok(Poll::Ready(result)) => Some(result),
         Ok(Poll::Pending) => None,

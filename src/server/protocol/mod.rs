@@ -168,8 +168,10 @@ fn invoke(
 ) -> Result<(), Status> {
     let payload = std::mem::take(&mut request.payload);
     let method = request.method();
-    let result = catch_unwind(AssertUnwindSafe(|| service.call(method, ctx, payload, out)))
-        .unwrap_or_else(|panic| Err(Status::internal(panic_text(&panic))));
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        crate::deadline::serving(ctx.deadline, || service.call(method, ctx, payload, out))
+    }))
+    .unwrap_or_else(|panic| Err(Status::internal(panic_text(&panic))));
     if let Err(status) = &result {
         if status.code() == Code::Internal {
             tracing::error!(service = service.name(), method, %status, "handler failed");
