@@ -7,12 +7,13 @@
 //!   downstream call inherits the caller's remaining deadline;
 //! * a `Responder` is answered from another thread, or dropped (Internal);
 //! * 10,000 calls pending on one reactor: memory stays bounded, all answered;
-//! * a closed connection or a cancel drops the handler's future (Drop guard);
+//! * a closed connection, a cancel (also from upstream, through a middle
+//!   tier) or a passed deadline drops the handler's future (Drop guard);
 //! * a panicking future answers Internal; a bad request BadRequest;
 //! * a concurrency limit's permits are released when async calls finish.
 
 use std::future::Future;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use mprpc::client::{Channel, TypedCall};
-use mprpc::codec::{encode_request, RequestHead};
+use mprpc::codec::{encode_request, Decoder, Frame, RequestHead, DEFAULT_MAX_FRAME};
 use mprpc::server::{Server, ServerHandle, ServerOptions};
 use mprpc::{CallContext, CallOptions, Code, Responder, Status};
 use mprpc_examples::later::{
@@ -239,6 +240,83 @@ fn a_downstream_call_inherits_the_remaining_deadline_minus_the_margin() {
 }
 
 #[test]
+fn an_upstream_cancel_cancels_the_downstream_call() {
+    let _memory = side_by_side();
+    let backend = Later::default();
+    let (parked, dropped) = (backend.parked.clone(), backend.dropped.clone());
+    let backend = start(backend, ServerOptions::default());
+    let middle = start(
+        Later {
+            downstream: Some(stub(&backend)),
+            ..Later::default()
+        },
+        ServerOptions::default(),
+    );
+    let client = stub(&middle);
+    let relayed = client.relay_async(&request(b"cancel me"), &CallOptions::default());
+    wait_until("the relayed call is parked", || parked_count(&parked) == 1);
+    // Dropping the middle tier's future drops its downstream call, which
+    // cancels it on the backend: the backend's future is dropped too.
+    relayed.cancel();
+    wait_until("the backend's future is dropped", || {
+        dropped.load(Ordering::SeqCst) == 1
+    });
+    let Parked { responder, .. } = parked.lock().unwrap().pop().unwrap();
+    assert!(responder.is_abandoned());
+    middle.shutdown();
+    backend.shutdown();
+}
+
+/// Sends one `Hold` call with `timeout_ms` over a raw connection (which
+/// never cancels anything itself).
+fn raw_hold(server: &ServerHandle, payload: &[u8], timeout_ms: u32) -> TcpStream {
+    let mut raw = TcpStream::connect(server.local_addr()).unwrap();
+    let mut frame = BytesMut::new();
+    let head = RequestHead {
+        id: 1,
+        timeout_ms,
+        service: LaterServiceStub::SERVICE_NAME,
+        method: "Hold",
+    };
+    encode_request(head, &request(payload).encode_to_vec(), &mut frame);
+    raw.write_all(&frame).unwrap();
+    raw
+}
+
+#[test]
+fn a_passed_deadline_drops_the_future_and_answers_deadline_exceeded() {
+    let _memory = side_by_side();
+    let service = Later::default();
+    let (parked, dropped) = (service.parked.clone(), service.dropped.clone());
+    let server = start(service, ServerOptions::default());
+    let began = Instant::now();
+    let mut raw = raw_hold(&server, b"too late", 200);
+    raw.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let decoder = Decoder::new(DEFAULT_MAX_FRAME);
+    let mut input = BytesMut::new();
+    let reply = loop {
+        if let Some(frame) = decoder.decode(&mut input).unwrap() {
+            break frame;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = raw
+            .read(&mut chunk)
+            .expect("a reply before the read timeout");
+        assert!(n > 0, "closed without a reply");
+        input.extend_from_slice(&chunk[..n]);
+    };
+    let Frame::Response(reply) = reply else {
+        panic!("{reply:?}")
+    };
+    assert_eq!(reply.code, Code::DeadlineExceeded);
+    assert!(began.elapsed() >= Duration::from_millis(200));
+    assert_eq!(dropped.load(Ordering::SeqCst), 1, "the future is dropped");
+    let Parked { responder, .. } = parked.lock().unwrap().pop().unwrap();
+    assert!(responder.is_abandoned());
+    server.shutdown();
+}
+
+#[test]
 fn a_responder_answers_from_another_thread_and_a_dropped_one_answers_internal() {
     let _memory = side_by_side();
     let service = Later::default();
@@ -324,16 +402,7 @@ fn a_closed_connection_or_a_cancel_drops_the_handlers_future() {
     let server = start(service, ServerOptions::default());
     // The connection closes (here the server closes it: bad bytes follow
     // the request): its pending futures are dropped.
-    let mut raw = TcpStream::connect(server.local_addr()).unwrap();
-    let mut frame = BytesMut::new();
-    let head = RequestHead {
-        id: 1,
-        timeout_ms: 0,
-        service: LaterServiceStub::SERVICE_NAME,
-        method: "Hold",
-    };
-    encode_request(head, &request(b"orphan").encode_to_vec(), &mut frame);
-    raw.write_all(&frame).unwrap();
+    let mut raw = raw_hold(&server, b"orphan", 0);
     wait_until("the call is parked", || parked_count(&parked) == 1);
     assert_eq!(dropped.load(Ordering::SeqCst), 0);
     raw.write_all(&[0xff; 16]).unwrap();

@@ -233,6 +233,16 @@ impl Dispatcher {
         }
     }
 
+    /// A waiting call whose deadline passed by `now`, to answer.
+    pub(crate) fn expire_later(&self, now: Instant) -> Option<Done> {
+        self.later.borrow_mut().expire(now)
+    }
+
+    /// When the next waiting call's deadline passes.
+    pub(crate) fn next_later_deadline(&self) -> Option<Instant> {
+        self.later.borrow().next_deadline()
+    }
+
     /// Polls the woken call in `slot`; its outcome if it finished.
     pub(crate) fn poll_later(&self, slot: usize) -> Option<Done> {
         self.later.borrow_mut().poll_woken(slot)

@@ -8,12 +8,15 @@
 //! way the worker pool hands replies back. The reactor polls the woken
 //! ones each turn and writes their replies into their connections' output.
 //! A task is dropped unfinished when its caller cancels or its connection
-//! closes (`BTreeMap` by connection and call id finds them); a panic while
+//! closes (`BTreeMap` by connection and call id finds them), or answered
+//! `DeadlineExceeded` and dropped once its deadline passes (a min-heap of
+//! deadlines the reactor's poll timeout honours); a panic while
 //! starting or polling becomes `Internal`, as for a sync handler.
 //!
 //! Sync services never come here: their inline path is unchanged.
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -93,6 +96,9 @@ pub(crate) struct Pending {
     /// (connection id, request id) → slot, to cancel one call or drop a
     /// closed connection's calls.
     by_call: BTreeMap<(u64, u64), usize>,
+    /// (deadline, connection id, request id) of calls that have one; an
+    /// entry whose call has finished is skipped when it comes due.
+    deadlines: BinaryHeap<Reverse<(Instant, u64, u64)>>,
 }
 
 impl Pending {
@@ -101,6 +107,7 @@ impl Pending {
             reactor: Arc::downgrade(reactor),
             tasks: Slab::new(),
             by_call: BTreeMap::new(),
+            deadlines: BinaryHeap::new(),
         }
     }
 
@@ -127,6 +134,10 @@ impl Pending {
             Some(result) => Some(task.done(result)),
             None => {
                 self.by_call.insert((addr.conn_id, addr.id), entry.key());
+                if let Some(deadline) = addr.deadline {
+                    self.deadlines
+                        .push(Reverse((deadline, addr.conn_id, addr.id)));
+                }
                 entry.insert(task);
                 None
             }
@@ -141,6 +152,39 @@ impl Pending {
         let task = self.tasks.remove(slot);
         self.by_call.remove(&(task.addr.conn_id, task.addr.id));
         Some(task.done(result))
+    }
+
+    /// When the next waiting call's deadline passes, if any does.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines.peek().map(|Reverse((at, _, _))| *at)
+    }
+
+    /// A waiting call whose deadline passed by `now`, dropped and ready to
+    /// be answered `DeadlineExceeded`; `None` when there is no (more).
+    pub(crate) fn expire(&mut self, now: Instant) -> Option<Done> {
+        if self.tasks.is_empty() {
+            self.deadlines.clear(); // every entry left is of a finished call
+            return None;
+        }
+        while let Some(Reverse((at, conn_id, id))) = self.deadlines.peek().copied() {
+            if at > now {
+                return None;
+            }
+            self.deadlines.pop();
+            let Some(&slot) = self.by_call.get(&(conn_id, id)) else {
+                continue; // finished before its deadline
+            };
+            if self.tasks[slot].addr.deadline != Some(at) {
+                continue; // a later call that reused the id
+            }
+            self.by_call.remove(&(conn_id, id));
+            let task = self.tasks.remove(slot);
+            let status = Status::deadline_exceeded(
+                "the caller's deadline passed while the handler was pending; it was dropped",
+            );
+            return Some(Done::failed(task.addr, status, task.permit));
+        }
+        None
     }
 
     /// The caller cancelled call `id`: its future is dropped, the

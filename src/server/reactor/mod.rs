@@ -39,6 +39,7 @@ use super::close::CloseReason;
 use super::connection::{Backpressure, Connection, Deadlines};
 use super::dispatch::Dispatcher;
 use super::metrics::ThreadStats;
+use super::pending::Done;
 use super::stats::{self, ConnStats, ReactorStats};
 use super::table::ServiceTable;
 use super::timer::TimerWheel;
@@ -254,6 +255,8 @@ impl Reactor {
                 return Ok(());
             }
             self.check_deadlines();
+            self.expire_later();
+            self.flush_queued();
             self.trim_if_due();
         }
     }
@@ -267,10 +270,14 @@ impl Reactor {
         } else {
             None
         };
-        match (timers, self.trim.timeout(now)) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let later = self
+            .dispatcher
+            .next_later_deadline()
+            .map(|at| at.saturating_duration_since(now));
+        [timers, self.trim.timeout(now), later]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn adopt_connections(&mut self) {
@@ -337,22 +344,33 @@ impl Reactor {
     fn poll_woken(&mut self, woken: &mut Vec<usize>) {
         std::mem::swap(&mut *self.shared.woken.lock(), woken);
         for slot in woken.drain(..) {
-            let Some(done) = self.dispatcher.poll_later(slot) else {
-                continue;
-            };
-            let key = done.addr.key;
-            let conn = self.conns.get_mut(key);
-            // A closed connection's calls were dropped with it, so `conn` is
-            // this call's; the id check is a cheap guard all the same.
-            match conn.filter(|c| c.id() == done.addr.conn_id) {
-                Some(conn) => {
-                    let send = conn.finish_pool_call(done.addr.id);
-                    self.dispatcher
-                        .answer_later(done, send.then(|| conn.io().output()));
-                    self.flushes.add(key, conn.io());
-                }
-                None => self.dispatcher.answer_later(done, None),
+            if let Some(done) = self.dispatcher.poll_later(slot) {
+                self.answer_later(done);
             }
+        }
+    }
+
+    /// Answers the calls waiting for a future whose deadline passed.
+    fn expire_later(&mut self) {
+        while let Some(done) = self.dispatcher.expire_later(self.now) {
+            self.answer_later(done);
+        }
+    }
+
+    /// Writes a finished call's reply into its connection's output.
+    fn answer_later(&mut self, done: Done) {
+        let key = done.addr.key;
+        let conn = self.conns.get_mut(key);
+        // A closed connection's calls were dropped with it, so `conn` is
+        // this call's; the id check is a cheap guard all the same.
+        match conn.filter(|c| c.id() == done.addr.conn_id) {
+            Some(conn) => {
+                let send = conn.finish_pool_call(done.addr.id);
+                self.dispatcher
+                    .answer_later(done, send.then(|| conn.io().output()));
+                self.flushes.add(key, conn.io());
+            }
+            None => self.dispatcher.answer_later(done, None),
         }
     }
 
