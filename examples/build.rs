@@ -1,14 +1,19 @@
 //! Generates the example messages, service traits and stubs from `../proto`.
 
 fn main() -> std::io::Result<()> {
-    mprpc_build::compile_protos(
-        &[
-            "../proto/user.proto",
-            "../proto/friend.proto",
-            "../proto/bench.proto",
-        ],
-        &["../proto"],
-    )?;
+    // The gateway's handlers return futures (it awaits its backends); the
+    // seed's services stay sync. One run: they share package `fixbug`.
+    mprpc_build::configure()
+        .async_service("fixbug.GatewayServiceRpc")
+        .compile_protos(
+            &[
+                "../proto/user.proto",
+                "../proto/friend.proto",
+                "../proto/gateway.proto",
+                "../proto/bench.proto",
+            ],
+            &["../proto"],
+        )?;
     // Its handlers return futures (answer later).
     mprpc_build::configure()
         .async_service("mprpc.later.LaterService")

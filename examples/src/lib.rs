@@ -2,15 +2,19 @@
 //! here so the `provider` binary and the tests share them.
 //!
 //! * [`fixbug`] — messages, traits and stubs from `user.proto`,
-//!   `friend.proto` and `common.proto` (package `fixbug`, as in the seed).
+//!   `friend.proto` and `common.proto` (package `fixbug`, as in the seed),
+//!   and `gateway.proto`'s `GatewayServiceRpc` (handlers answering later).
 //! * [`mod@bench`] — the echo service from `bench.proto` (package `mprpc.bench`).
 //! * [`later`] — `LaterService` from `later.proto`, generated with
 //!   handlers that return futures (`async_service`), for the tests.
 //! * [`UserService`], [`FriendService`], [`Echo`] — the handlers,
 //!   printing and answering what the seed's callee does.
+//! * [`Gateway`] — the middle tier over those two, and [`OnWorkerPool`] to
+//!   run it the blocking way instead.
 
 pub mod fixbug {
-    //! Generated from `proto/common.proto`, `proto/user.proto`, `proto/friend.proto`.
+    //! Generated from `proto/common.proto`, `proto/user.proto`,
+    //! `proto/friend.proto` and `proto/gateway.proto`.
     mprpc::include_proto!("fixbug");
 }
 
@@ -26,8 +30,12 @@ pub mod later {
 
 mod echo;
 mod friend;
+pub mod gateway;
 mod user;
+pub mod worker_pool;
 
 pub use echo::{Echo, SlowEcho};
 pub use friend::FriendService;
+pub use gateway::Gateway;
 pub use user::UserService;
+pub use worker_pool::OnWorkerPool;

@@ -4,9 +4,8 @@
 //! request, a handler's own error), and the real `provider` and `consumer`
 //! binaries run as processes.
 
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -28,7 +27,7 @@ use mprpc_examples::fixbug::{
 use mprpc_examples::{Echo, FriendService, UserService};
 
 mod common;
-use common::provider_process::{self, Proc};
+use common::provider_process::{self, run_consumer, write_config, Proc};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -277,25 +276,6 @@ fn a_handler_error_reaches_the_callers_controller_with_its_text() {
 
 // ---- the binaries, as a user runs them ----
 
-/// The seed's config. With `zk_port` the programs use that ZooKeeper (as the
-/// seed does); without, `registry=none` makes the consumer dial `port`.
-fn write_config(dir: &Path, name: &str, port: u16, zk_port: Option<u16>) -> std::path::PathBuf {
-    let path = dir.join(name);
-    let registry = match zk_port {
-        Some(_) => "zk_session_timeout_ms=2000",
-        None => "registry=none",
-    };
-    let text = format!(
-        "#rpc节点的ip地址\nrpcserverip=127.0.0.1\n#rpc节点的port端口号\nrpcserverport={port}\n\
-         #zk的ip地址\nzookeeperip=127.0.0.1\n#zk的port端口号\nzookeeperport={}\n\
-         log_dir={}\ncall_timeout_ms=5000\n{registry}\n",
-        zk_port.unwrap_or(2181),
-        dir.join("logs").display()
-    );
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 /// Starts `provider` on port 0; returns it, its port and its stdout lines.
 fn start_provider(dir: &Path, zk_port: Option<u16>) -> (Proc, u16, mpsc::Receiver<String>) {
     let conf = write_config(dir, "provider.conf", 0, zk_port);
@@ -307,36 +287,6 @@ fn start_provider(dir: &Path, zk_port: Option<u16>) -> (Proc, u16, mpsc::Receive
         .before
         .contains(&"method_name:GetFriendsList".to_owned()));
     (started.proc, started.port, started.lines)
-}
-
-/// Runs `consumer -i conf` to completion (bounded); returns (success, stdout).
-fn run_consumer(conf: &Path) -> (bool, String) {
-    let mut child = Proc(
-        Command::new(env!("CARGO_BIN_EXE_consumer"))
-            .arg("-i")
-            .arg(conf)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("consumer starts"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "consumer hung");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut out = String::new();
-    child
-        .0
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    (status.success(), out)
 }
 
 #[test]
@@ -359,7 +309,7 @@ fn provider_and_consumer_meet_through_a_real_zookeeper() {
 
 /// Runs the consumer and checks both programs printed the seed's lines.
 fn check_seed_demo(conf: &Path, provider_out: &mpsc::Receiver<String>) {
-    let (ok, out) = run_consumer(conf);
+    let (ok, out) = run_consumer(conf, &[]);
     assert!(ok, "consumer failed:\n{out}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
@@ -406,7 +356,7 @@ fn consumer_without_a_provider_prints_the_error_and_fails() {
         .unwrap()
         .port();
     let conf = write_config(dir.path(), "consumer.conf", port, None);
-    let (ok, out) = run_consumer(&conf);
+    let (ok, out) = run_consumer(&conf, &[]);
     assert!(!ok, "consumer must fail without a provider:\n{out}");
     assert_eq!(out.lines().count(), 3, "one error line per call:\n{out}");
     assert!(!out.contains("response success"), "{out}");
@@ -419,6 +369,7 @@ fn every_binary_has_help() {
         env!("CARGO_BIN_EXE_provider"),
         env!("CARGO_BIN_EXE_consumer"),
         env!("CARGO_BIN_EXE_echo-provider"),
+        env!("CARGO_BIN_EXE_gateway"),
     ] {
         let out = Command::new(exe).arg("--help").output().unwrap();
         assert!(out.status.success(), "{exe} --help failed");

@@ -1,7 +1,9 @@
 //! `consumer -i test.conf`: the seed's callers. Finds the providers of
 //! UserServiceRpc and FriendServiceRpc in ZooKeeper (or, with
 //! `registry=none`, dials rpcserverip:rpcserverport), calls Login, Register
-//! and GetFriendsList and prints what the seed's callers print. Exits
+//! and GetFriendsList and prints what the seed's callers print. With
+//! `--gateway` it instead calls the gateway example's
+//! GatewayServiceRpc.GetUserPage (which asks both services itself). Exits
 //! non-zero if any call failed.
 
 use std::process::ExitCode;
@@ -9,8 +11,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use mprpc::prelude::*;
 use mprpc_examples::fixbug::{
-    FriendServiceRpcStub, GetFriendsListRequest, LoginRequest, RegisterRequest, ResultCode,
-    UserServiceRpcStub,
+    FriendServiceRpcStub, GatewayServiceRpcStub, GetFriendsListRequest, GetUserPageRequest,
+    LoginRequest, RegisterRequest, ResultCode, UserServiceRpcStub,
 };
 
 /// Calls the seed's example services (Login, Register, GetFriendsList).
@@ -19,10 +21,15 @@ use mprpc_examples::fixbug::{
 struct Args {
     #[command(flatten)]
     app: mprpc::AppArgs,
+    /// Call GatewayServiceRpc.GetUserPage (the `gateway` example, which
+    /// calls Login and GetFriendsList itself) instead of the three calls.
+    #[arg(long)]
+    gateway: bool,
 }
 
 fn main() -> ExitCode {
-    let app = Application::init_with(&Args::parse().app);
+    let args = Args::parse();
+    let app = Application::init_with(&args.app);
     let channel = match mprpc::discovery::from_config(&app.config) {
         Ok(discover) => match Channel::new(discover, ChannelOptions::from_config(&app.config)) {
             Ok(channel) => channel,
@@ -36,6 +43,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if args.gateway {
+        return if get_user_page(&GatewayServiceRpcStub::new(channel)) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
     let users = UserServiceRpcStub::new(channel.clone());
     let friends = FriendServiceRpcStub::new(channel);
 
@@ -120,6 +134,33 @@ fn get_friends_list(stub: &FriendServiceRpcStub) -> bool {
         }
         Some(errmsg) => {
             println!("rpc GetFriendsList response error : {errmsg}");
+            false
+        }
+    }
+}
+
+fn get_user_page(stub: &GatewayServiceRpcStub) -> bool {
+    let request = GetUserPageRequest {
+        name: "zhang san".into(),
+        pwd: "123456".into(),
+        userid: 1000,
+    };
+    let mut controller = Controller::new();
+    let Ok(response) = stub.get_user_page(&mut controller, &request) else {
+        println!("{}", controller.error_text());
+        return false;
+    };
+    match app_error(response.result.as_ref()) {
+        None => {
+            println!("rpc GetUserPage response success!");
+            println!("login success:{}", u8::from(response.login_sucess));
+            for (i, name) in response.friends.iter().enumerate() {
+                println!("index:{} name:{}", i + 1, String::from_utf8_lossy(name));
+            }
+            true
+        }
+        Some(errmsg) => {
+            println!("rpc GetUserPage response error : {errmsg}");
             false
         }
     }

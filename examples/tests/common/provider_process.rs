@@ -1,9 +1,10 @@
 //! An example provider binary run as a person runs it (`-i CONFIG`), as a
 //! child process that is killed when the test ends; its port is read from
-//! the line the seed's provider prints when it starts serving.
+//! the line the seed's provider prints when it starts serving. Also the
+//! seed's config file the examples read, and a consumer run to its end.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -36,9 +37,15 @@ pub struct Started {
 
 /// Starts `bin -i config` and waits until it announces its port.
 pub fn start(bin: &str, config: &Path) -> Started {
+    start_with(bin, config, &[])
+}
+
+/// Starts `bin -i config args...` and waits until it announces its port.
+pub fn start_with(bin: &str, config: &Path, args: &[&str]) -> Started {
     let mut child = Command::new(bin)
         .arg("-i")
         .arg(config)
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -73,4 +80,50 @@ pub fn start(bin: &str, config: &Path) -> Started {
         }
         before.push(line);
     }
+}
+
+/// Writes the seed's config as `dir/name`. With `zk_port` the programs use
+/// that ZooKeeper (as the seed does); without, `registry=none` makes a
+/// consumer dial `port`.
+pub fn write_config(dir: &Path, name: &str, port: u16, zk_port: Option<u16>) -> PathBuf {
+    let path = dir.join(name);
+    let registry = match zk_port {
+        Some(_) => "zk_session_timeout_ms=2000",
+        None => "registry=none",
+    };
+    let text = format!(
+        "#rpc节点的ip地址\nrpcserverip=127.0.0.1\n#rpc节点的port端口号\nrpcserverport={port}\n\
+         #zk的ip地址\nzookeeperip=127.0.0.1\n#zk的port端口号\nzookeeperport={}\n\
+         log_dir={}\ncall_timeout_ms=5000\n{registry}\n",
+        zk_port.unwrap_or(2181),
+        dir.join("logs").display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Runs `consumer -i conf args...` to its end (bounded: 30 s); returns
+/// (success, stdout).
+pub fn run_consumer(conf: &Path, args: &[&str]) -> (bool, String) {
+    let mut child = Proc(
+        Command::new(env!("CARGO_BIN_EXE_consumer"))
+            .arg("-i")
+            .arg(conf)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("consumer starts"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "consumer hung");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.0.stdout.take().unwrap(), &mut out).unwrap();
+    (status.success(), out)
 }
