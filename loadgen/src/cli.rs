@@ -113,6 +113,15 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub request_file: Option<PathBuf>,
 
+    /// mprpc, `--client channel` or `blocking`: every call of --service
+    /// --method goes out together with this one (`SERVICE/METHOD=HEX`, its
+    /// encoded request in hex, possibly empty) on the same channel, and
+    /// counts once, when both have answered: an error if either failed, its
+    /// latency the slower one's. E.g. a client doing itself the two calls a
+    /// middle tier would make for it.
+    #[arg(long, value_name = "SERVICE/METHOD=HEX", value_parser = parse_also_call)]
+    pub also_call: Option<AlsoCall>,
+
     /// Sending threads. Each keeps its share of the rate and of the
     /// connections (engine) or of --in-flight (channel).
     #[arg(long, short = 't', default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
@@ -199,6 +208,13 @@ impl Args {
                     .into(),
             );
         }
+        if self.also_call.is_some()
+            && (self.target != TargetKind::Mprpc || self.client == ClientKind::Raw)
+        {
+            return Err(
+                "--also-call: only with --target mprpc and --client channel or blocking".into(),
+            );
+        }
         if self.tls_ca.is_some() && !matches!(self.target, TargetKind::Mprpc | TargetKind::Tonic) {
             return Err("--tls-ca: TLS is spoken to --target mprpc and tonic only".into());
         }
@@ -272,6 +288,35 @@ pub enum TargetKind {
     /// The seed C++ mprpc's format (--addr): one short connection per call;
     /// our provider answers it on its own port, and so does a C++ provider.
     Seed,
+}
+
+/// `--also-call`: a second call made alongside each measured one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlsoCall {
+    pub service: String,
+    pub method: String,
+    /// The encoded request message.
+    pub request: Vec<u8>,
+}
+
+impl std::fmt::Display for AlsoCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.service, self.method)
+    }
+}
+
+/// `SERVICE/METHOD=HEX` (`=HEX` may be left out for an empty request).
+pub fn parse_also_call(s: &str) -> Result<AlsoCall, String> {
+    let (name, hex) = s.split_once('=').unwrap_or((s, ""));
+    let (service, method) = name
+        .split_once('/')
+        .filter(|(s, m)| !s.is_empty() && !m.is_empty())
+        .ok_or_else(|| format!("'{s}' is not SERVICE/METHOD=HEX"))?;
+    Ok(AlsoCall {
+        service: service.into(),
+        method: method.into(),
+        request: parse_hex(hex)?,
+    })
 }
 
 /// `--qps`: a fixed rate or as fast as the in-flight cap allows.
@@ -369,6 +414,21 @@ mod tests {
         assert_eq!(parse_hex(""), Ok(vec![]));
         assert!(parse_hex("abc").is_err());
         assert!(parse_hex("zz").is_err());
+    }
+
+    #[test]
+    fn also_call() {
+        let call = parse_also_call("FriendServiceRpc/GetFriendsList=08e807").unwrap();
+        assert_eq!(call.to_string(), "FriendServiceRpc.GetFriendsList");
+        assert_eq!(call.request, [0x08, 0xe8, 0x07]);
+        assert_eq!(parse_also_call("S/M").unwrap().request, Vec::<u8>::new());
+        for bad in ["S", "S/", "/M=00", "S/M=zz", ""] {
+            assert!(parse_also_call(bad).is_err(), "{bad}");
+        }
+        let raw = Args::try_parse_from(["loadgen", "--client", "raw", "--also-call", "S/M"]);
+        assert!(raw.unwrap().check().is_err(), "the engine sends one call");
+        let channel = Args::try_parse_from(["loadgen", "--addr", "a:1", "--also-call", "S/M"]);
+        assert!(channel.unwrap().check().is_ok());
     }
 
     #[test]

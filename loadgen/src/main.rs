@@ -448,6 +448,7 @@ fn build_report(
         endpoint: source.endpoint,
         service: args.service.clone(),
         method: args.method.clone(),
+        also_call: args.also_call.as_ref().map(ToString::to_string),
         connections: args.connections,
         channels: connections,
         threads: args.threads,

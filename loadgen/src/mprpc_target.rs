@@ -1,7 +1,9 @@
 //! Driving mprpc providers with the framework's own non-blocking client
 //! (`Channel::call_with`). Providers are found through ZooKeeper or given
-//! with `--addr`; calls are spread round robin over the channels.
+//! with `--addr`; calls are spread round robin over the channels. With
+//! `--also-call` each measured call is a pair of calls sent together.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -10,7 +12,9 @@ use mprpc::registry::ZkDiscover;
 use mprpc::tls::ClientTls;
 use mprpc::{CallOptions, Config, Discover, StaticDiscover};
 
-use crate::cli::Args;
+use parking_lot::Mutex;
+
+use crate::cli::{AlsoCall, Args};
 use crate::driver::Target;
 use crate::recorder::Outcome;
 
@@ -23,6 +27,8 @@ pub struct MprpcTarget {
     /// layout), anything else is counted as a `BadReply` error.
     expect_len: Option<usize>,
     options: CallOptions,
+    /// `--also-call`: sent alongside each call.
+    also: Option<AlsoCall>,
     /// What each connection talks to, for the report.
     pub describe: Vec<String>,
     /// Providers seen in ZooKeeper at start (empty with --addr).
@@ -108,6 +114,7 @@ impl MprpcTarget {
             request,
             expect_len,
             options: CallOptions::with_timeout(args.timeout),
+            also: args.also_call.clone(),
             describe,
             discovered,
             _discover: keep,
@@ -136,6 +143,16 @@ impl MprpcTarget {
                     ));
                 }
             }
+            if let Some(also) = &self.also {
+                ch.call(
+                    &also.service,
+                    &also.method,
+                    also.request.clone().into(),
+                    &self.options,
+                    None,
+                )
+                .map_err(|s| format!("probe of --also-call {also} on channel {i} failed: {s}"))?;
+            }
         }
         Ok(())
     }
@@ -157,16 +174,62 @@ pub fn client_tls(args: &Args) -> Result<Option<ClientTls>, String> {
 }
 
 impl MprpcTarget {
-    /// One blocking call (`Channel::call`) on channel `conn`.
+    /// One blocking call (`Channel::call`) on channel `conn`; with
+    /// `--also-call`, both calls started, then both waited for.
     pub fn call_blocking(&self, conn: usize) -> Outcome {
-        let result = self.channels[conn].call(
+        let channel = &self.channels[conn];
+        let Some(also) = &self.also else {
+            let result = channel.call(
+                &self.service,
+                &self.method,
+                self.request.clone(),
+                &self.options,
+                None,
+            );
+            return outcome(result, self.expect_len);
+        };
+        let first = channel.call_async(
             &self.service,
             &self.method,
             self.request.clone(),
             &self.options,
-            None,
         );
-        outcome(result, self.expect_len)
+        let second = channel.call_async(
+            &also.service,
+            &also.method,
+            also.request.clone().into(),
+            &self.options,
+        );
+        let first = outcome(first.wait(), self.expect_len);
+        let second = outcome(second.wait(), None);
+        match first {
+            Outcome::Ok => second,
+            failed => failed,
+        }
+    }
+}
+
+/// Splits `done` in two: it runs once, after both halves ran, with the
+/// first error either half saw (or `Ok`).
+fn both<F: FnOnce(Outcome) + Send + 'static>(done: F) -> impl Fn(Outcome) + Send + Sync + Clone {
+    struct Pair<F> {
+        left: AtomicUsize,
+        failed: Mutex<Option<Outcome>>,
+        done: Mutex<Option<F>>,
+    }
+    let pair = Arc::new(Pair {
+        left: AtomicUsize::new(2),
+        failed: Mutex::new(None),
+        done: Mutex::new(Some(done)),
+    });
+    move |result| {
+        if let Outcome::Err(_) = result {
+            pair.failed.lock().get_or_insert(result);
+        }
+        if pair.left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let done = pair.done.lock().take().expect("the pair finishes once");
+            done(pair.failed.lock().take().unwrap_or(Outcome::Ok));
+        }
     }
 }
 
@@ -186,13 +249,64 @@ impl Target for MprpcTarget {
 
     fn call(&self, conn: usize, done: impl FnOnce(Outcome) + Send + 'static) {
         let expect = self.expect_len;
-        // The returned handle only cancels; dropping it leaves the call running.
-        let _ = self.channels[conn].call_with(
+        let channel = &self.channels[conn];
+        let Some(also) = &self.also else {
+            // The returned handle only cancels; dropping it leaves the call running.
+            let _ = channel.call_with(
+                &self.service,
+                &self.method,
+                self.request.clone(),
+                &self.options,
+                move |result| done(outcome(result, expect)),
+            );
+            return;
+        };
+        let done = both(done);
+        let second = done.clone();
+        let _ = channel.call_with(
             &self.service,
             &self.method,
             self.request.clone(),
             &self.options,
             move |result| done(outcome(result, expect)),
         );
+        let _ = channel.call_with(
+            &also.service,
+            &also.method,
+            also.request.clone().into(),
+            &self.options,
+            move |result| second(outcome(result, None)),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pair_finishes_once_after_both_with_the_first_error() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = |seen: &Arc<Mutex<Vec<Outcome>>>| {
+            let seen = seen.clone();
+            both(move |o| seen.lock().push(o))
+        };
+        let pair = record(&seen);
+        pair(Outcome::Ok);
+        assert!(seen.lock().is_empty(), "waits for the second half");
+        pair(Outcome::Ok);
+        assert_eq!(*seen.lock(), [Outcome::Ok]);
+
+        seen.lock().clear();
+        let pair = record(&seen);
+        pair(Outcome::Err("unavailable".into()));
+        pair(Outcome::Err("deadline_exceeded".into()));
+        assert_eq!(*seen.lock(), [Outcome::Err("unavailable".into())]);
+
+        seen.lock().clear();
+        let pair = record(&seen);
+        pair(Outcome::Ok);
+        pair(Outcome::Err("internal".into()));
+        assert_eq!(*seen.lock(), [Outcome::Err("internal".into())]);
     }
 }

@@ -105,6 +105,9 @@ pub struct Report {
     pub endpoint: String,
     pub service: String,
     pub method: String,
+    /// `--also-call`: `Service.Method` sent alongside each call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub also_call: Option<String>,
     pub connections: u32,
     pub channels: usize,
     pub threads: u32,
@@ -254,6 +257,12 @@ impl Report {
             self.window,
             if self.client == "engine" { "per connection" } else { "in all" }
         );
+        if let Some(also) = &self.also_call {
+            let _ = writeln!(
+                s,
+                "- each call went out together with `{also}`, and counts once, when both answered"
+            );
+        }
         if !self.workers.is_empty() {
             let _ = writeln!(
                 s,

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{f, out_dir, provider, read_json, u};
+use common::{f, out_dir, provider, read_json, served, u};
 use serde_json::Value;
 
 /// Runs loadgen with `args` against `addr`; returns its JSON report.
@@ -118,6 +118,55 @@ fn a_modest_rate_is_sent_on_schedule() {
         "achieved {achieved}"
     );
     assert_eq!(u(&r, "completed"), u(&r, "sent"));
+    server.shutdown_gracefully();
+}
+
+#[test]
+fn also_call_sends_two_calls_per_measured_call_and_counts_them_once() {
+    let server = provider();
+    let args = [
+        "--qps",
+        "max",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0s",
+        "--connections",
+        "2",
+        "--in-flight",
+        "16",
+    ];
+    for client in ["channel", "blocking"] {
+        let before = served(&server);
+        let also = ["--client", client, "--also-call", "EchoService/Echo=0a0178"];
+        let r = loadgen(
+            &format!("also-{client}"),
+            server.addr(),
+            &[&args[..], &also].concat(),
+        );
+        assert_eq!(r["also_call"], "EchoService.Echo", "{r}");
+        assert_eq!(u(&r, "errors"), 0, "{r}");
+        let sent = u(&r, "sent");
+        assert!(sent > 0, "{r}");
+        // Two per call (measured or not: calls outside the window are not
+        // counted), and the probe's two.
+        let calls = served(&server) - before;
+        assert!(calls >= 2 * sent + 2, "{client}: {calls} served, {r}");
+        assert_eq!(calls % 2, 0, "{client}: {calls} served, {r}");
+    }
+
+    let output = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["--addr", &server.addr().to_string(), "--no-write"])
+        .args(["--duration", "1s", "--also-call", "EchoService/Nope"])
+        .output()
+        .expect("loadgen runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr
+            .contains("probe of --also-call EchoService.Nope on channel 0 failed: unknown_method"),
+        "{stderr}"
+    );
     server.shutdown_gracefully();
 }
 
