@@ -66,11 +66,7 @@ fn server_step(decoder: &Decoder, read_buf: &mut BytesMut, frame: &[u8], out: &m
     let Ok(Some(Frame::Request(req))) = decoder.decode(read_buf) else {
         panic!("request frame expected");
     };
-    let ctx = CallContext {
-        request_id: req.id,
-        deadline: None,
-        peer: SocketAddr::from((Ipv4Addr::LOCALHOST, 1)),
-    };
+    let ctx = CallContext::new(req.id, None, SocketAddr::from((Ipv4Addr::LOCALHOST, 1)));
     mprpc::server::serve_request(service, req, &ctx, out);
     out.clear();
 }

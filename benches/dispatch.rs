@@ -45,11 +45,7 @@ fn decode_one(decoder: &Decoder, buf: &mut BytesMut) -> Request {
 fn bench_dispatch(c: &mut Criterion) {
     let service: &dyn Service = &EchoServer;
     let decoder = Decoder::new(DEFAULT_MAX_FRAME);
-    let ctx = CallContext {
-        request_id: 1,
-        deadline: None,
-        peer: SocketAddr::from((Ipv4Addr::LOCALHOST, 1)),
-    };
+    let ctx = CallContext::new(1, None, SocketAddr::from((Ipv4Addr::LOCALHOST, 1)));
     let mut group = c.benchmark_group("dispatch");
     group.throughput(Throughput::Elements(1));
     for size in [64usize, 4096] {

@@ -5,27 +5,41 @@
 //! (`ChannelOptions::deadline_margin`), so a middle tier never waits for a
 //! downstream answer its own caller will no longer read.
 //!
+//! The same cell carries the served call's trace id ([`crate::trace`]),
+//! which calls started then send on.
+//!
 //! A thread-local cell: setting it costs no allocation, so the sync inline
 //! path stays allocation-free.
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-thread_local! {
-    /// The deadline of the call this thread is serving right now.
-    static SERVING: Cell<Option<Instant>> = const { Cell::new(None) };
+use crate::trace::TraceId;
+
+/// What a call started now inherits from the call this thread serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Serving {
+    /// When that call's caller gives up (`None`: never).
+    pub(crate) deadline: Option<Instant>,
+    /// Its trace id.
+    pub(crate) trace: TraceId,
 }
 
-/// Runs `f` as serving a call whose caller gives up at `deadline`.
-pub(crate) fn serving<R>(deadline: Option<Instant>, f: impl FnOnce() -> R) -> R {
+thread_local! {
+    /// The call this thread is serving right now.
+    static SERVING: Cell<Option<Serving>> = const { Cell::new(None) };
+}
+
+/// Runs `f` as serving `call`.
+pub(crate) fn serving<R>(call: Serving, f: impl FnOnce() -> R) -> R {
     /// Restores the outer value even if `f` panics.
-    struct Restore(Option<Instant>);
+    struct Restore(Option<Serving>);
     impl Drop for Restore {
         fn drop(&mut self) {
             SERVING.with(|s| s.set(self.0));
         }
     }
-    let _restore = Restore(SERVING.with(|s| s.replace(deadline)));
+    let _restore = Restore(SERVING.with(|s| s.replace(Some(call))));
     f()
 }
 
@@ -33,7 +47,7 @@ pub(crate) fn serving<R>(deadline: Option<Instant>, f: impl FnOnce() -> R) -> R 
 /// the served call's deadline minus `margin`. `Err(())` when nothing
 /// remains (the upstream caller has given up or is about to).
 pub(crate) fn inherit(timeout: Duration, margin: Duration, now: Instant) -> Result<Duration, ()> {
-    match SERVING.with(Cell::get) {
+    match SERVING.with(Cell::get).and_then(|call| call.deadline) {
         None => Ok(timeout),
         Some(deadline) => {
             let left = deadline
@@ -48,6 +62,12 @@ pub(crate) fn inherit(timeout: Duration, margin: Duration, now: Instant) -> Resu
     }
 }
 
+/// The trace id of the call this thread serves, if it serves one.
+#[allow(dead_code)] // the channel's side comes in the client change
+pub(crate) fn current_trace() -> Option<TraceId> {
+    SERVING.with(Cell::get).map(|call| call.trace)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,7 +77,13 @@ mod tests {
         let now = Instant::now();
         let (five, ms) = (Duration::from_secs(5), Duration::from_millis(1));
         assert_eq!(inherit(five, ms, now), Ok(five), "not serving: unchanged");
-        serving(Some(now + Duration::from_secs(1)), || {
+        let call = |deadline| Serving {
+            deadline,
+            trace: TraceId(7),
+        };
+        assert_eq!(current_trace(), None);
+        serving(call(Some(now + Duration::from_secs(1))), || {
+            assert_eq!(current_trace(), Some(TraceId(7)));
             assert_eq!(inherit(five, ms * 10, now), Ok(Duration::from_millis(990)));
             assert_eq!(
                 inherit(ms, ms * 10, now),
@@ -65,8 +91,9 @@ mod tests {
                 "a shorter own timeout wins"
             );
             assert_eq!(inherit(five, five, now), Err(()), "nothing left");
-            serving(None, || assert_eq!(inherit(five, ms, now), Ok(five)));
+            serving(call(None), || assert_eq!(inherit(five, ms, now), Ok(five)));
         });
         assert_eq!(inherit(five, ms, now), Ok(five), "restored after");
+        assert_eq!(current_trace(), None);
     }
 }

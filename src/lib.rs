@@ -53,7 +53,10 @@
 //!   a provider registered, and the watched cache consumers discover from.
 //! * [`balance`] — the load-balancing policy names ([`LoadBalance`]), apart
 //!   from the client so that [`config`] does not depend on it.
-//! * [`controller`], [`status`] — per-call options and outcomes.
+//! * [`controller`], [`status`] — per-call options and outcomes;
+//!   [`metadata`] — key/value pairs carried with requests and replies;
+//!   [`trace`] — trace ids and the span each served call runs in;
+//!   [`interceptor`] — middleware chains on both sides.
 //! * [`config`] — the seed's config file and every key the framework reads;
 //!   `app` and `logging` (feature `app`) — the seed's `Init` with a command
 //!   line, and the daily log file.
@@ -85,8 +88,10 @@ pub mod controller;
 mod deadline;
 pub mod discovery;
 mod endpoint;
+pub mod interceptor;
 #[cfg(feature = "app")]
 pub mod logging;
+pub mod metadata;
 mod net;
 /// TLS settings: [`tls::ServerTls`] for providers, [`tls::ClientTls`] for consumers.
 pub use net::tls;
@@ -98,6 +103,7 @@ pub mod responder;
 pub mod server;
 pub mod service;
 pub mod status;
+pub mod trace;
 
 #[cfg(feature = "app")]
 pub use app::{AppArgs, Application};
@@ -106,10 +112,13 @@ pub use client::{Channel, ChannelOptions};
 pub use config::{Config, ConfigError};
 pub use controller::{CallOptions, CancelHandle, Controller};
 pub use discovery::{Discover, Endpoint, StaticDiscover, WireFormat};
+pub use interceptor::{CallInfo, ClientCall, ClientInterceptor, Interceptor, Outcome};
+pub use metadata::Metadata;
 pub use provider::{ProviderHandle, RpcProvider};
 pub use responder::{Reply, Responder};
 pub use service::{CallContext, Schema, Service};
 pub use status::{Code, Status};
+pub use trace::TraceId;
 
 /// Everything a provider or consumer `main` uses, in one `use`:
 /// `use mprpc::prelude::*;`.
@@ -120,10 +129,13 @@ pub mod prelude {
     pub use crate::config::Config;
     pub use crate::controller::{CallOptions, CancelHandle, Controller};
     pub use crate::discovery::{Discover, Endpoint, StaticDiscover};
+    pub use crate::interceptor::{CallInfo, ClientCall, ClientInterceptor, Interceptor, Outcome};
+    pub use crate::metadata::Metadata;
     pub use crate::provider::{ProviderHandle, RpcProvider};
     pub use crate::responder::{Reply, Responder};
     pub use crate::service::{CallContext, Service};
     pub use crate::status::{Code, Status};
+    pub use crate::trace::TraceId;
 }
 
 /// Includes the code `mprpc-build` generated for a protobuf package

@@ -228,11 +228,7 @@ mod tests {
     }
 
     fn ctx() -> CallContext {
-        CallContext {
-            request_id: 1,
-            deadline: None,
-            peer: "127.0.0.1:1".parse().unwrap(),
-        }
+        CallContext::new(1, None, "127.0.0.1:1".parse().unwrap())
     }
 
     fn call<M: Message + Default>(

@@ -10,14 +10,18 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
 
+use crate::metadata::{Metadata, MetadataTooLong};
 use crate::status::Status;
+use crate::trace::TraceId;
 
 /// What a handler knows about the call it is serving.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct CallContext {
     /// The request id on its connection (unique per connection only).
     pub request_id: u64,
@@ -25,9 +29,109 @@ pub struct CallContext {
     pub deadline: Option<Instant>,
     /// The caller's address.
     pub peer: SocketAddr,
+    /// The request's metadata (empty when the caller sent none).
+    pub metadata: Metadata,
+    /// The request chain's trace id: the caller's, or made up here when
+    /// it sent none. Calls this handler starts carry it on.
+    pub trace_id: TraceId,
+    /// When the request arrived (interceptors' latency starts here).
+    pub(crate) received: Instant,
+    /// The reply's metadata, set by the handler.
+    reply: ReplyMetadata,
+}
+
+/// Where a handler's reply metadata waits for the reply: in the context
+/// (sync handlers, which the server reads back once they return), or
+/// shared with the server (async handlers own their context).
+#[derive(Debug)]
+enum ReplyMetadata {
+    Here(Mutex<Metadata>),
+    Shared(Arc<Mutex<Metadata>>),
+}
+
+impl Clone for CallContext {
+    /// A copy for the handler's own use; a clone of an async handler's
+    /// context sets the same reply metadata, a sync one's a copy.
+    fn clone(&self) -> Self {
+        CallContext {
+            request_id: self.request_id,
+            deadline: self.deadline,
+            peer: self.peer,
+            metadata: self.metadata.clone(),
+            trace_id: self.trace_id,
+            received: self.received,
+            reply: match &self.reply {
+                ReplyMetadata::Here(m) => ReplyMetadata::Here(Mutex::new(m.lock().clone())),
+                ReplyMetadata::Shared(m) => ReplyMetadata::Shared(m.clone()),
+            },
+        }
+    }
 }
 
 impl CallContext {
+    /// A context for call `request_id` from `peer` (no metadata, a new
+    /// trace id): what the server builds, for tests and benchmarks.
+    pub fn new(request_id: u64, deadline: Option<Instant>, peer: SocketAddr) -> CallContext {
+        CallContext::with_metadata(request_id, deadline, peer, Metadata::new(), Instant::now())
+    }
+
+    /// A context carrying the request's `metadata`, its trace id read from
+    /// it (or made up).
+    pub(crate) fn with_metadata(
+        request_id: u64,
+        deadline: Option<Instant>,
+        peer: SocketAddr,
+        metadata: Metadata,
+        received: Instant,
+    ) -> CallContext {
+        CallContext {
+            request_id,
+            deadline,
+            peer,
+            trace_id: TraceId::of_request(&metadata),
+            metadata,
+            received,
+            reply: ReplyMetadata::Here(Mutex::new(Metadata::new())),
+        }
+    }
+
+    /// Sets `key` in the reply's metadata (the caller reads it with the
+    /// reply, failed or not). A caller of protocol version 1 cannot read
+    /// metadata; it gets the reply without.
+    pub fn set_reply_metadata(&self, key: &str, value: &str) -> Result<(), MetadataTooLong> {
+        match &self.reply {
+            ReplyMetadata::Here(m) => m.lock().insert(key, value),
+            ReplyMetadata::Shared(m) => m.lock().insert(key, value),
+        }
+    }
+
+    /// Takes the reply metadata set so far.
+    pub(crate) fn take_reply_metadata(&self) -> Metadata {
+        match &self.reply {
+            ReplyMetadata::Here(m) => std::mem::take(&mut *m.lock()),
+            ReplyMetadata::Shared(m) => std::mem::take(&mut *m.lock()),
+        }
+    }
+
+    /// Shares the reply metadata with the server, for a handler that
+    /// answers later (it owns its context).
+    pub(crate) fn share_reply_metadata(&mut self) -> Arc<Mutex<Metadata>> {
+        if let ReplyMetadata::Shared(m) = &self.reply {
+            return m.clone();
+        }
+        let shared = Arc::new(Mutex::new(self.take_reply_metadata()));
+        self.reply = ReplyMetadata::Shared(shared.clone());
+        shared
+    }
+
+    /// What calls started while serving this one inherit.
+    pub(crate) fn serving(&self) -> crate::deadline::Serving {
+        crate::deadline::Serving {
+            deadline: self.deadline,
+            trace: self.trace_id,
+        }
+    }
+
     /// Time left before the caller gives up; `None` means no deadline.
     pub fn remaining(&self) -> Option<std::time::Duration> {
         self.deadline

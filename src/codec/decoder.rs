@@ -4,11 +4,12 @@ use std::fmt;
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::frame::{Frame, FrameKind, Oversized, Request, Response};
+use super::frame::{Frame, FrameKind, Oversized, Request, Response, META_LEN_LEN};
 use super::{
     DEFAULT_MAX_FRAME, HEADER_LEN, MAGIC, MAX_TOKEN_LEN, REQUEST_FIXED_LEN, RESPONSE_FIXED_LEN,
-    VERSION,
+    VERSION, VERSION_NO_METADATA,
 };
+use crate::metadata::Metadata;
 use crate::status::Code;
 
 /// Why a byte stream is not a valid mprpc stream. Any of these closes the
@@ -17,7 +18,8 @@ use crate::status::Code;
 pub enum ProtocolError {
     /// The stream does not start a frame with "MP".
     BadMagic([u8; 2]),
-    /// The header's version byte is not [`VERSION`].
+    /// The header's version byte is neither [`VERSION`] nor
+    /// [`VERSION_NO_METADATA`].
     UnsupportedVersion(u8),
     /// The header's kind byte is not a known [`FrameKind`].
     UnknownKind(u8),
@@ -108,8 +110,9 @@ impl Decoder {
         if buf.len() < HEADER_LEN {
             return Ok(None);
         }
-        if buf[2] != VERSION {
-            return Err(ProtocolError::UnsupportedVersion(buf[2]));
+        let version = buf[2];
+        if version != VERSION && version != VERSION_NO_METADATA {
+            return Err(ProtocolError::UnsupportedVersion(version));
         }
         let kind = buf[3];
         let body_len = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]) as usize;
@@ -123,7 +126,7 @@ impl Decoder {
         }
         buf.advance(HEADER_LEN);
         let body = buf.split_to(body_len).freeze();
-        parse_body(kind, body).map(Some)
+        parse_body(kind, version == VERSION, body).map(Some)
     }
 
     /// [`decode`](Self::decode) once the peer has closed: a complete frame
@@ -185,10 +188,10 @@ pub fn skip_body(buf: &mut BytesMut, unread: &mut usize) -> bool {
     *unread == 0
 }
 
-fn parse_body(kind: u8, body: Bytes) -> Result<Frame, ProtocolError> {
+fn parse_body(kind: u8, v2: bool, body: Bytes) -> Result<Frame, ProtocolError> {
     match kind {
-        k if k == FrameKind::Request as u8 => parse_request(body).map(Frame::Request),
-        k if k == FrameKind::Response as u8 => parse_response(body).map(Frame::Response),
+        k if k == FrameKind::Request as u8 => parse_request(body, v2).map(Frame::Request),
+        k if k == FrameKind::Response as u8 => parse_response(body, v2).map(Frame::Response),
         k if k == FrameKind::Cancel as u8 => {
             if body.len() != 8 {
                 return Err(ProtocolError::Malformed("cancel body is not 8 bytes"));
@@ -209,8 +212,34 @@ fn parse_body(kind: u8, body: Bytes) -> Result<Frame, ProtocolError> {
     }
 }
 
-fn parse_request(mut body: Bytes) -> Result<Request, ProtocolError> {
-    if body.len() < REQUEST_FIXED_LEN {
+/// The fixed part's length in a frame of this version.
+fn fixed_len(fixed: usize, v2: bool) -> usize {
+    fixed + if v2 { META_LEN_LEN } else { 0 }
+}
+
+/// A version 2 body's `meta_len` field, read from `body`.
+fn meta_len(body: &mut Bytes, v2: bool) -> usize {
+    if v2 {
+        body.get_u32() as usize
+    } else {
+        0
+    }
+}
+
+/// Splits the metadata block off the end of what is left of a body.
+fn split_metadata(body: &mut Bytes, meta_len: usize) -> Result<Metadata, ProtocolError> {
+    if meta_len == 0 {
+        return Ok(Metadata::new());
+    }
+    let at = body
+        .len()
+        .checked_sub(meta_len)
+        .ok_or(ProtocolError::Malformed("metadata overruns the body"))?;
+    Metadata::from_wire(body.split_off(at)).map_err(ProtocolError::Malformed)
+}
+
+fn parse_request(mut body: Bytes, v2: bool) -> Result<Request, ProtocolError> {
+    if body.len() < fixed_len(REQUEST_FIXED_LEN, v2) {
         return Err(ProtocolError::Malformed(
             "request body shorter than its fixed part",
         ));
@@ -219,18 +248,23 @@ fn parse_request(mut body: Bytes) -> Result<Request, ProtocolError> {
     let timeout_ms = body.get_u32();
     let service_len = body.get_u8() as usize;
     let method_len = body.get_u8() as usize;
+    let meta_len = meta_len(&mut body, v2);
     if body.len() < service_len + method_len {
         return Err(ProtocolError::Malformed(
             "service/method names overrun the body",
         ));
     }
     let names = body.split_to(service_len + method_len);
-    Request::from_name_bytes(id, timeout_ms, names, service_len, body)
-        .ok_or(ProtocolError::Malformed("service/method name is not UTF-8"))
+    let metadata = split_metadata(&mut body, meta_len)?;
+    let mut request = Request::from_name_bytes(id, timeout_ms, names, service_len, body)
+        .ok_or(ProtocolError::Malformed("service/method name is not UTF-8"))?;
+    request.metadata = metadata;
+    request.replies_with_metadata = v2;
+    Ok(request)
 }
 
-fn parse_response(mut body: Bytes) -> Result<Response, ProtocolError> {
-    if body.len() < RESPONSE_FIXED_LEN {
+fn parse_response(mut body: Bytes, v2: bool) -> Result<Response, ProtocolError> {
+    if body.len() < fixed_len(RESPONSE_FIXED_LEN, v2) {
         return Err(ProtocolError::Malformed(
             "response body shorter than its fixed part",
         ));
@@ -238,22 +272,29 @@ fn parse_response(mut body: Bytes) -> Result<Response, ProtocolError> {
     let id = body.get_u64();
     let code = Code::from_u8(body.get_u8());
     let error_len = body.get_u16() as usize;
+    let meta_len = meta_len(&mut body, v2);
     if body.len() < error_len {
         return Err(ProtocolError::Malformed("error text overruns the body"));
     }
     let error = body.split_to(error_len);
+    let metadata = split_metadata(&mut body, meta_len)?;
     Ok(Response {
         id,
         code,
         error,
         payload: body,
+        metadata,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{encode_auth, encode_cancel, encode_request, encode_response, RequestHead};
+    use crate::codec::{
+        encode_auth, encode_cancel, encode_request, encode_request_meta, encode_response,
+        encode_response_meta, RequestHead, RequestMeta,
+    };
+    use crate::trace::TraceId;
 
     fn sample_frames() -> (BytesMut, Vec<Frame>) {
         let mut buf = BytesMut::new();
@@ -278,6 +319,27 @@ mod tests {
             b"",
             &mut buf,
         );
+        let caller = Metadata::from_pairs([("caller", "web"), ("k", "")]).unwrap();
+        let meta = RequestMeta {
+            metadata: &caller,
+            trace: Some(TraceId(0xab)),
+            reply_metadata: true,
+        };
+        encode_request_meta(head, meta, b"hi", &mut buf);
+        let reply = Metadata::from_pairs([("served-by", "p1")]).unwrap();
+        encode_response_meta(7, Code::Ok, "", b"ok", true, &reply, &mut buf);
+        encode_response_meta(8, Code::Ok, "", b"", true, &Metadata::new(), &mut buf);
+        let mut sent = caller.clone();
+        sent.insert("trace-id", "00000000000000ab").unwrap();
+        let mut with_meta = Request::new(
+            7,
+            1500,
+            "UserServiceRpc",
+            "Login",
+            Bytes::from_static(b"hi"),
+        );
+        with_meta.metadata = sent;
+        with_meta.replies_with_metadata = true;
         let frames = vec![
             Frame::Request(Request::new(
                 7,
@@ -291,18 +353,35 @@ mod tests {
                 code: Code::Ok,
                 error: Bytes::new(),
                 payload: Bytes::from_static(b"world"),
+                metadata: Metadata::new(),
             }),
             Frame::Response(Response {
                 id: 8,
                 code: Code::Application,
                 error: Bytes::from_static(b"no such user"),
                 payload: Bytes::new(),
+                metadata: Metadata::new(),
             }),
             Frame::Cancel { id: 9 },
             Frame::Auth {
                 token: Bytes::from_static(b"s3cret"),
             },
             Frame::Request(Request::new(u64::MAX, 0, "S", "", Bytes::new())),
+            Frame::Request(with_meta),
+            Frame::Response(Response {
+                id: 7,
+                code: Code::Ok,
+                error: Bytes::new(),
+                payload: Bytes::from_static(b"ok"),
+                metadata: reply,
+            }),
+            Frame::Response(Response {
+                id: 8,
+                code: Code::Ok,
+                error: Bytes::new(),
+                payload: Bytes::new(),
+                metadata: Metadata::new(),
+            }),
         ];
         (buf, frames)
     }
@@ -438,7 +517,19 @@ mod tests {
     fn bad_version_kind_and_short_bodies_are_errors() {
         let d = Decoder::default();
         for (bytes, what) in [
-            (&b"MP\x02\x01\x00\x00\x00\x00"[..], "version"),
+            (&b"MP\x03\x01\x00\x00\x00\x00"[..], "version"),
+            (
+                &b"MP\x02\x01\x00\x00\x00\x0e\0\0\0\0\0\0\0\x01\0\0\0\0\0\0"[..],
+                "short v2 request",
+            ),
+            (
+                &b"MP\x02\x01\x00\x00\x00\x13\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\0\0\x09\x01"[..],
+                "metadata overruns the body",
+            ),
+            (
+                &b"MP\x02\x02\x00\x00\x00\x11\0\0\0\0\0\0\0\x01\0\x00\x00\0\0\0\x02\x01\x00"[..],
+                "metadata entry overruns its block",
+            ),
             (&b"MP\x01\x09\x00\x00\x00\x00"[..], "kind"),
             (&b"MP\x01\x01\x00\x00\x00\x02ab"[..], "short request"),
             (&b"MP\x01\x02\x00\x00\x00\x01a"[..], "short response"),
@@ -463,6 +554,37 @@ mod tests {
             let mut buf = BytesMut::from(bytes);
             assert!(d.decode(&mut buf).is_err(), "{what} must be rejected");
         }
+    }
+
+    #[test]
+    fn version_1_frames_as_older_builds_wrote_them_still_decode() {
+        // A request and a reply, byte for byte as a build before metadata
+        // (protocol version 1) sent them.
+        let old: &[u8] = b"MP\x01\x01\x00\x00\x00\x14\
+            \0\0\0\0\0\0\0\x05\0\0\x03\xe8\x01\x03SGetxy\
+            MP\x01\x02\x00\x00\x00\x0d\0\0\0\0\0\0\0\x05\0\0\0ok";
+        let mut buf = BytesMut::from(old);
+        let frames = decode_all(&Decoder::default(), &mut buf);
+        let mut request = Request::new(5, 1000, "S", "Get", Bytes::from_static(b"xy"));
+        assert_eq!(frames[0], Frame::Request(request.clone()));
+        let Frame::Response(reply) = &frames[1] else {
+            panic!("{frames:?}")
+        };
+        assert_eq!((reply.id, &reply.payload[..]), (5, &b"ok"[..]));
+        assert!(reply.metadata.is_empty());
+        // What we write without metadata is still exactly version 1.
+        let mut ours = BytesMut::new();
+        let head = RequestHead {
+            id: 5,
+            timeout_ms: 1000,
+            service: "S",
+            method: "Get",
+        };
+        encode_request(head, b"xy", &mut ours);
+        encode_response(5, Code::Ok, "", b"ok", &mut ours);
+        assert_eq!(&ours[..], old);
+        request.replies_with_metadata = false;
+        assert!(request.metadata.is_empty());
     }
 
     #[test]

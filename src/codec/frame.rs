@@ -4,8 +4,13 @@ use std::fmt;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::{HEADER_LEN, MAGIC, MAX_NAME_LEN, REQUEST_FIXED_LEN, RESPONSE_FIXED_LEN, VERSION};
+use super::{
+    HEADER_LEN, MAGIC, MAX_NAME_LEN, REQUEST_FIXED_LEN, RESPONSE_FIXED_LEN, VERSION,
+    VERSION_NO_METADATA,
+};
+use crate::metadata::{entry_len, put_entry, Metadata};
 use crate::status::Code;
+use crate::trace::{TraceId, TRACE_ID_KEY};
 
 /// The `kind` byte of the frame header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +39,12 @@ pub struct Request {
     pub(crate) service_len: usize,
     /// The encoded protobuf request message.
     pub payload: Bytes,
+    /// The request's metadata (empty for a version 1 frame).
+    pub metadata: Metadata,
+    /// It came as a version 2 frame: its caller reads reply metadata, so
+    /// the reply is written as version 2 too (a version 1 caller gets
+    /// version 1 replies it can read).
+    pub replies_with_metadata: bool,
 }
 
 impl Request {
@@ -48,6 +59,8 @@ impl Request {
             names: names.freeze(),
             service_len: service.len(),
             payload,
+            metadata: Metadata::new(),
+            replies_with_metadata: false,
         }
     }
 
@@ -69,6 +82,8 @@ impl Request {
             names,
             service_len,
             payload,
+            metadata: Metadata::new(),
+            replies_with_metadata: false,
         })
     }
 
@@ -92,6 +107,11 @@ impl Request {
     pub(crate) fn method_bytes(&self) -> &[u8] {
         &self.names[self.service_len..]
     }
+
+    /// The method's name bytes as a shared slice (no copy).
+    pub(crate) fn method_shared(&self) -> Bytes {
+        self.names.slice(self.service_len..)
+    }
 }
 
 /// A decoded response.
@@ -105,6 +125,8 @@ pub struct Response {
     pub error: Bytes,
     /// The encoded protobuf response message on `Ok`; otherwise empty.
     pub payload: Bytes,
+    /// The reply's metadata (empty for a version 1 frame).
+    pub metadata: Metadata,
 }
 
 impl Response {
@@ -178,9 +200,49 @@ pub struct RequestHead<'a> {
     pub method: &'a str,
 }
 
+/// What a request carries besides its routing and payload (version 2).
+#[derive(Debug, Clone, Copy)]
+pub struct RequestMeta<'a> {
+    /// The caller's metadata.
+    pub metadata: &'a Metadata,
+    /// A trace id to send as `trace-id` (when `metadata` has none).
+    pub trace: Option<TraceId>,
+    /// The caller reads the reply's metadata: ask for a version 2 reply.
+    pub reply_metadata: bool,
+}
+
+impl RequestMeta<'_> {
+    /// Whether a version 2 frame is needed (else version 1, which costs
+    /// nothing extra and any server reads).
+    fn needed(&self) -> bool {
+        !self.metadata.is_empty() || self.trace.is_some() || self.reply_metadata
+    }
+
+    /// The metadata block's length.
+    fn len(&self) -> usize {
+        self.metadata.as_wire().len()
+            + self
+                .trace
+                .map_or(0, |_| entry_len(TRACE_ID_KEY, "0123456789abcdef"))
+    }
+
+    fn put(&self, dst: &mut BytesMut) {
+        dst.put_slice(self.metadata.as_wire());
+        if let Some(trace) = self.trace {
+            let hex = trace.to_hex();
+            let hex = std::str::from_utf8(&hex).expect("hex digits are ASCII");
+            put_entry(dst, TRACE_ID_KEY, hex);
+        }
+    }
+}
+
 fn put_header(dst: &mut BytesMut, kind: FrameKind, body_len: usize) {
+    put_header_version(dst, VERSION_NO_METADATA, kind, body_len)
+}
+
+fn put_header_version(dst: &mut BytesMut, version: u8, kind: FrameKind, body_len: usize) {
     dst.put_slice(&MAGIC);
-    dst.put_u8(VERSION);
+    dst.put_u8(version);
     dst.put_u8(kind as u8);
     dst.put_u32(body_len as u32);
 }
@@ -222,21 +284,59 @@ pub fn check_names(service: &str, method: &str) -> Result<(), NameTooLong> {
 /// [`check_names`] first (the channel rejects such calls before encoding),
 /// since a cut name would address another service or split a character.
 pub fn encode_request(head: RequestHead<'_>, payload: &[u8], dst: &mut BytesMut) {
+    let none = Metadata::new();
+    let meta = RequestMeta {
+        metadata: &none,
+        trace: None,
+        reply_metadata: false,
+    };
+    encode_request_meta(head, meta, payload, dst)
+}
+
+/// Appends a request frame carrying `meta`: version 2 when it has anything
+/// to carry, else version 1, byte for byte what [`encode_request`] writes.
+///
+/// # Panics
+///
+/// As [`encode_request`].
+pub fn encode_request_meta(
+    head: RequestHead<'_>,
+    meta: RequestMeta<'_>,
+    payload: &[u8],
+    dst: &mut BytesMut,
+) {
     if let Err(e) = check_names(head.service, head.method) {
         panic!("encode_request: {e} (callers must check_names first)");
     }
     let (service, method) = (head.service.as_bytes(), head.method.as_bytes());
-    let body_len = REQUEST_FIXED_LEN + service.len() + method.len() + payload.len();
+    let v2 = meta.needed();
+    let meta_len = if v2 { meta.len() } else { 0 };
+    let body_len = REQUEST_FIXED_LEN
+        + if v2 { META_LEN_LEN } else { 0 }
+        + service.len()
+        + method.len()
+        + payload.len()
+        + meta_len;
     dst.reserve(HEADER_LEN + body_len);
-    put_header(dst, FrameKind::Request, body_len);
+    let version = if v2 { VERSION } else { VERSION_NO_METADATA };
+    put_header_version(dst, version, FrameKind::Request, body_len);
     dst.put_u64(head.id);
     dst.put_u32(head.timeout_ms);
     dst.put_u8(service.len() as u8);
     dst.put_u8(method.len() as u8);
+    if v2 {
+        dst.put_u32(meta_len as u32);
+    }
     dst.put_slice(service);
     dst.put_slice(method);
     dst.put_slice(payload);
+    if v2 {
+        meta.put(dst);
+    }
 }
+
+/// The size of the `meta_len` field version 2 adds to a fixed part.
+pub(crate) const META_LEN_LEN: usize = 4;
 
 /// Where `timeout_ms` sits in an encoded request frame.
 const TIMEOUT_AT: usize = HEADER_LEN + 8;
@@ -260,16 +360,28 @@ pub fn request_service(frame: &[u8]) -> Option<&str> {
 }
 
 /// Service, method and payload of one encoded request frame (as
-/// [`encode_request`] wrote it), without copying; `None` if it is not one.
-/// Lets a request already encoded in our format be re-encoded in the seed's.
+/// [`encode_request`] or [`encode_request_meta`] wrote it), without
+/// copying; `None` if it is not one. Lets a request already encoded in our
+/// format be re-encoded in the seed's (which has no metadata to carry).
 pub fn request_parts(frame: &[u8]) -> Option<(&str, &str, &[u8])> {
     let service_len = *frame.get(SERVICE_LEN_AT)? as usize;
     let method_len = *frame.get(SERVICE_LEN_AT + 1)? as usize;
-    let names = SERVICE_LEN_AT + 2;
+    let (names, meta_len) = match *frame.get(2)? {
+        VERSION => {
+            let at = SERVICE_LEN_AT + 2;
+            let len = frame.get(at..at + META_LEN_LEN)?;
+            (
+                at + META_LEN_LEN,
+                u32::from_be_bytes(len.try_into().ok()?) as usize,
+            )
+        }
+        _ => (SERVICE_LEN_AT + 2, 0),
+    };
     let payload = names + service_len + method_len;
     let service = std::str::from_utf8(frame.get(names..names + service_len)?).ok()?;
     let method = std::str::from_utf8(frame.get(names + service_len..payload)?).ok()?;
-    Some((service, method, frame.get(payload..)?))
+    let end = frame.len().checked_sub(meta_len)?;
+    Some((service, method, frame.get(payload..end)?))
 }
 
 /// Appends a response frame carrying `payload` (on `Ok`) or `error` text.
@@ -287,17 +399,77 @@ pub fn encode_response_with(
     dst: &mut BytesMut,
     write: impl FnOnce(&mut BytesMut),
 ) {
+    let started = begin_response(id, code, error, false, dst);
+    write(dst);
+    end_response(started, &Metadata::new(), dst);
+}
+
+/// A response frame being written: where it starts, and where its
+/// `meta_len` sits if it is a version 2 frame.
+#[derive(Debug, Clone, Copy)]
+pub struct ResponseStart {
+    start: usize,
+    meta_len_at: Option<usize>,
+}
+
+/// Writes a response frame's header and fixed part into `dst`; the caller
+/// appends the payload, then calls [`end_response`]. `with_metadata`
+/// makes it a version 2 frame (only for a caller that asked for one:
+/// [`Request::replies_with_metadata`]).
+pub fn begin_response(
+    id: u64,
+    code: Code,
+    error: &str,
+    with_metadata: bool,
+    dst: &mut BytesMut,
+) -> ResponseStart {
     let error = &error.as_bytes()[..error.len().min(u16::MAX as usize)];
     let start = dst.len();
-    put_header(dst, FrameKind::Response, 0);
+    let version = if with_metadata {
+        VERSION
+    } else {
+        VERSION_NO_METADATA
+    };
+    put_header_version(dst, version, FrameKind::Response, 0);
     dst.put_u64(id);
     dst.put_u8(code as u8);
     dst.put_u16(error.len() as u16);
+    let meta_len_at = with_metadata.then(|| {
+        dst.put_u32(0);
+        dst.len() - META_LEN_LEN
+    });
     dst.put_slice(error);
-    write(dst);
-    let body_len = (dst.len() - start - HEADER_LEN) as u32;
-    dst[start + 4..start + 8].copy_from_slice(&body_len.to_be_bytes());
+    ResponseStart { start, meta_len_at }
+}
+
+/// Finishes a response frame begun by [`begin_response`]: appends
+/// `metadata` (a version 1 frame cannot carry it: it is dropped) and
+/// patches the lengths.
+pub fn end_response(started: ResponseStart, metadata: &Metadata, dst: &mut BytesMut) {
+    if let Some(at) = started.meta_len_at {
+        let meta = metadata.as_wire();
+        dst.put_slice(meta);
+        dst[at..at + META_LEN_LEN].copy_from_slice(&(meta.len() as u32).to_be_bytes());
+    }
+    let body_len = (dst.len() - started.start - HEADER_LEN) as u32;
+    dst[started.start + 4..started.start + 8].copy_from_slice(&body_len.to_be_bytes());
     debug_assert!(body_len as usize >= RESPONSE_FIXED_LEN);
+}
+
+/// Appends a complete response frame with `metadata` (version 2 when
+/// `with_metadata`, else version 1 and the metadata is dropped).
+pub fn encode_response_meta(
+    id: u64,
+    code: Code,
+    error: &str,
+    payload: &[u8],
+    with_metadata: bool,
+    metadata: &Metadata,
+    dst: &mut BytesMut,
+) {
+    let started = begin_response(id, code, error, with_metadata, dst);
+    dst.put_slice(payload);
+    end_response(started, metadata, dst);
 }
 
 /// Appends an auth frame carrying `token`.

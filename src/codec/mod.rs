@@ -15,7 +15,12 @@
 //! * `magic` is the two bytes `M` `P`. A connection whose first byte is not
 //!   `M` is not speaking this protocol; garbage is recognised at once instead
 //!   of after a bogus length has been waited for.
-//! * `version` is [`VERSION`] (1). Other versions are a protocol error.
+//! * `version` is 1 ([`VERSION_NO_METADATA`]) or 2 ([`VERSION`]): a
+//!   version 2 request or response carries metadata (see below); every
+//!   other frame, and every request or response without metadata, is
+//!   written as version 1, byte for byte the original layout, so a frame
+//!   without metadata costs nothing extra and peers that only know version
+//!   1 read everything but metadata. Other versions are a protocol error.
 //! * `kind` is 1 = request, 2 = response, 3 = cancel, 4 = auth.
 //! * `body_len` is bounded by the configured max frame size, so no peer can
 //!   make us buffer without bound. A request or response over the limit fails
@@ -27,8 +32,10 @@
 //! ## Request body (kind 1)
 //!
 //! ```text
-//! request_id u64 | timeout_ms u32 | service_len u8 | method_len u8 |
-//! service (utf-8) | method (utf-8) | payload (the protobuf request)
+//! version 1: request_id u64 | timeout_ms u32 | service_len u8 | method_len u8 |
+//!            service (utf-8) | method (utf-8) | payload (the protobuf request)
+//! version 2: request_id u64 | timeout_ms u32 | service_len u8 | method_len u8 |
+//!            meta_len u32 | service | method | payload | metadata (meta_len bytes)
 //! ```
 //!
 //! `timeout_ms` is the caller's remaining time budget (0 = none): the server
@@ -39,11 +46,30 @@
 //! ## Response body (kind 2)
 //!
 //! ```text
-//! request_id u64 | status u8 | error_len u16 | error text (utf-8) | payload
+//! version 1: request_id u64 | status u8 | error_len u16 | error text (utf-8) | payload
+//! version 2: request_id u64 | status u8 | error_len u16 | meta_len u32 |
+//!            error text | payload | metadata (meta_len bytes)
 //! ```
 //!
 //! `status` is a [`crate::Code`]; on `Ok` the payload is the protobuf
-//! response, otherwise the error text says why.
+//! response, otherwise the error text says why. A server answers a version
+//! 2 request with a version 2 response (its `meta_len` may be 0) and a
+//! version 1 request with a version 1 response, so an old client never
+//! sees a frame it cannot read (reply metadata is not sent to it).
+//!
+//! ## Metadata block (version 2)
+//!
+//! ```text
+//! entry*: key_len u8 | value_len u16 | key (utf-8) | value (utf-8)
+//! ```
+//!
+//! The block sits at the end of the body, after the payload, so a server
+//! can encode the response message in place and append the reply metadata
+//! its handler set once the handler has returned. Keys and values are
+//! checked as UTF-8 when the frame is decoded (a bad block closes the
+//! connection, like any malformed frame); the block is a zero-copy slice
+//! of the read buffer, like the payload ([`crate::Metadata`]). A trace id
+//! travels as the entry `trace-id` (16 hex digits, [`crate::trace`]).
 //!
 //! ## Cancel body (kind 3)
 //!
@@ -66,10 +92,10 @@
 //! with each of its tokens; until a frame with a right token has arrived,
 //! every request is answered `Unauthenticated` (status 12) and the
 //! connection is closed after the reply, as it is after a wrong token.
-//! A provider without `auth_token` ignores the frame. Nothing else changed:
-//! a client without a token sends no auth frame, so the version stays 1
-//! (only a provider older than this kind, given a token it could not check
-//! anyway, closes the connection on the unknown kind).
+//! A provider without `auth_token` ignores the frame. A client without a
+//! token sends no auth frame (only a provider older than this kind, given
+//! a token it could not check anyway, closes the connection on the
+//! unknown kind).
 //!
 //! # Zero copy
 //!
@@ -86,7 +112,9 @@
 //! [`WireFormat::detect`] tells them apart by a stream's first two bytes.
 //! Everything about the seed's bytes lives in [`seed`]; everything about
 //! ours in this module (frame layout, offsets, in-place patching), so no
-//! other module knows where a field sits.
+//! other module knows where a field sits. The seed's format has no
+//! metadata and did not change: a call made in it has an empty
+//! [`crate::Metadata`] on the server and a trace id made up there.
 
 mod decoder;
 mod format;
@@ -99,15 +127,20 @@ pub use seed as legacy;
 pub use decoder::{skip_body, Decoder, ProtocolError};
 pub use format::WireFormat;
 pub use frame::{
-    check_names, encode_auth, encode_cancel, encode_request, encode_response, encode_response_with,
-    request_parts, request_service, set_request_timeout, Frame, FrameKind, NameTooLong, Oversized,
-    Request, RequestHead, Response,
+    begin_response, check_names, encode_auth, encode_cancel, encode_request, encode_request_meta,
+    encode_response, encode_response_meta, encode_response_with, end_response, request_parts,
+    request_service, set_request_timeout, Frame, FrameKind, NameTooLong, Oversized, Request,
+    RequestHead, RequestMeta, Response, ResponseStart,
 };
 
 /// The two bytes every frame starts with.
 pub const MAGIC: [u8; 2] = *b"MP";
-/// The protocol version this build speaks.
-pub const VERSION: u8 = 1;
+/// The newest protocol version this build speaks: frames that carry
+/// metadata.
+pub const VERSION: u8 = 2;
+/// The version of frames without metadata (the original layout); written
+/// whenever there is no metadata to carry, and always read.
+pub const VERSION_NO_METADATA: u8 = 1;
 /// Size of the fixed frame header.
 pub const HEADER_LEN: usize = 8;
 /// Default limit on a frame's body: 16 MiB.

@@ -13,7 +13,7 @@ use super::admin::Admin;
 use super::connection::{Backpressure, Connection};
 use super::limit::{Admission, Limits, Permit};
 use super::metrics::ThreadStats;
-use super::pending::{CallAddr, Done, Pending};
+use super::pending::{CallAddr, Done, Extra, Observed, Pending};
 use super::protocol;
 use super::reactor::ReactorShared;
 use super::stats::{self, ReactorStats};
@@ -21,6 +21,7 @@ use super::table::{Entry, ServiceTable};
 use super::workers::{Job, JobSender};
 use crate::auth::AuthToken;
 use crate::codec::{Decoder, Request, WireFormat};
+use crate::interceptor::{CallInfo, Interceptors};
 use crate::service::CallContext;
 use crate::status::{Code, Status};
 
@@ -49,6 +50,8 @@ pub(crate) struct Dispatcher {
     admin: Option<Arc<Admin>>,
     /// Calls of services that answer later, waiting for their futures.
     later: RefCell<Pending>,
+    /// The server's interceptors (usually none).
+    interceptors: Interceptors,
 }
 
 impl Dispatcher {
@@ -72,7 +75,20 @@ impl Dispatcher {
             concurrency,
             auth_tokens: Arc::new([]),
             admin: None,
+            interceptors: Interceptors::default(),
         }
+    }
+
+    /// Every call passes `interceptors` first.
+    pub(crate) fn with_interceptors(mut self, interceptors: Interceptors) -> Dispatcher {
+        self.later.get_mut().set_interceptors(interceptors.clone());
+        self.interceptors = interceptors;
+        self
+    }
+
+    /// The interceptors, when any is installed.
+    fn chain(&self) -> Option<&Interceptors> {
+        (!self.interceptors.is_empty()).then_some(&self.interceptors)
     }
 
     /// Serves the admin pages on HTTP connections (`None`: they are off).
@@ -122,16 +138,30 @@ impl Dispatcher {
     /// Runs `request` for `entry`: blocking services on the pool (the reply
     /// comes back through the reactor's queue), services that answer later
     /// as a future on this reactor (`pending`), the rest right here, the
-    /// reply appended to the connection's output. Over the method's
-    /// concurrency limit it is answered `Overloaded` instead.
+    /// reply appended to the connection's output. An interceptor may refuse
+    /// it first; over the method's concurrency limit it is answered
+    /// `Overloaded` instead.
     pub(crate) fn dispatch(
         &self,
         conn: &mut Connection,
         entry: &Entry,
-        request: Request,
+        mut request: Request,
         format: WireFormat,
         turn: Turn,
     ) {
+        let ctx = CallContext::with_metadata(
+            request.id,
+            (request.timeout_ms > 0)
+                .then(|| turn.now + Duration::from_millis(request.timeout_ms as u64)),
+            conn.peer(),
+            std::mem::take(&mut request.metadata),
+            turn.now,
+        );
+        if let Some(chain) = self.chain() {
+            if let Err(status) = self.intercept(chain, entry, &request, &ctx) {
+                return protocol::write_error(format, request.id, &status, conn.io().output());
+            }
+        }
         let permit = match self
             .concurrency
             .admit(entry, request.method_bytes(), turn.now)
@@ -144,14 +174,12 @@ impl Dispatcher {
                 if let Some(id) = entry.method_id(request.method_bytes()) {
                     self.stats.record(id, Code::Overloaded, None);
                 }
+                if let Some(chain) = self.chain() {
+                    let (service, method) = (entry.service.name(), request.method());
+                    protocol::observe(chain, service, method, &ctx, Code::Overloaded);
+                }
                 return protocol::write_overloaded(format, request.id, conn.io().output());
             }
-        };
-        let ctx = CallContext {
-            request_id: request.id,
-            deadline: (request.timeout_ms > 0)
-                .then(|| turn.now + Duration::from_millis(request.timeout_ms as u64)),
-            peer: conn.peer(),
         };
         stats::bump(&conn.stats().calls, 1);
         if entry.answers_later {
@@ -168,6 +196,7 @@ impl Dispatcher {
                 token: turn.key,
                 conn_id: conn.id(),
                 permit,
+                interceptors: self.chain().cloned(),
             }),
             _ => {
                 let ok = protocol::run_call(
@@ -177,6 +206,7 @@ impl Dispatcher {
                     format,
                     conn.io().output(),
                     &self.stats,
+                    self.chain(),
                 );
                 if let Some(permit) = permit {
                     let admitted = permit.admitted();
@@ -184,6 +214,33 @@ impl Dispatcher {
                 }
             }
         }
+    }
+
+    /// Runs the interceptors' `before`; a refusal is counted in the
+    /// method's metrics and shown to every `after`.
+    fn intercept(
+        &self,
+        chain: &Interceptors,
+        entry: &Entry,
+        request: &Request,
+        ctx: &CallContext,
+    ) -> Result<(), Status> {
+        let (service, method) = (entry.service.name(), request.method());
+        let info = CallInfo {
+            service,
+            method,
+            peer: ctx.peer,
+            trace_id: ctx.trace_id,
+            metadata: &ctx.metadata,
+        };
+        let refused = chain.before(&info);
+        if let Err(status) = &refused {
+            if let Some(id) = entry.method_id(request.method_bytes()) {
+                self.stats.record(id, status.code(), None);
+            }
+            protocol::observe(chain, service, method, ctx, status.code());
+        }
+        refused
     }
 
     /// Starts a call of a service that answers later and polls it once:
@@ -195,7 +252,7 @@ impl Dispatcher {
         conn: &mut Connection,
         entry: &Entry,
         mut request: Request,
-        ctx: CallContext,
+        mut ctx: CallContext,
         format: WireFormat,
         key: usize,
         permit: Option<Permit>,
@@ -207,6 +264,8 @@ impl Dispatcher {
             id: request.id,
             format,
             deadline: ctx.deadline,
+            trace: ctx.trace_id,
+            replies_with_metadata: request.replies_with_metadata,
             service: entry.service.name(),
             method: method_id.map_or("?", |id| {
                 entry.service.methods()[id - entry.first_method_id]
@@ -216,17 +275,29 @@ impl Dispatcher {
         };
         let payload = std::mem::take(&mut request.payload);
         let method = request.method();
-        let deadline = ctx.deadline;
+        let extra = Extra {
+            reply: request
+                .replies_with_metadata
+                .then(|| ctx.share_reply_metadata()),
+            span: crate::trace::call_span(entry.service.name(), method, ctx.peer, ctx.trace_id),
+            observed: self.chain().map(|_| Observed {
+                peer: ctx.peer,
+                metadata: ctx.metadata.clone(),
+                received: ctx.received,
+            }),
+        };
+        let serving = ctx.serving();
         let started = catch_unwind(AssertUnwindSafe(|| {
-            crate::deadline::serving(deadline, || entry.service.call_later(method, ctx, payload))
+            let _entered = extra.span.enter();
+            crate::deadline::serving(serving, || entry.service.call_later(method, ctx, payload))
         }))
         .unwrap_or_else(|panic| Err(Status::internal(protocol::panic_text(&panic))));
         let done = match started {
-            Ok(future) => self.later.borrow_mut().start(future, addr, permit),
-            Err(status) => Some(Done::failed(addr, status, permit)),
+            Ok(future) => self.later.borrow_mut().start(future, addr, extra, permit),
+            Err(status) => Some(Done::failed(addr, extra, status, permit)),
         };
         match done {
-            Some(done) => done.answer(Some(conn.io().output()), &self.stats),
+            Some(done) => self.answer_later(done, Some(conn.io().output())),
             None => {
                 conn.start_pool_call(addr.id);
             }
@@ -250,7 +321,7 @@ impl Dispatcher {
 
     /// Answers a finished call into `out` (`None`: not sent), records it.
     pub(crate) fn answer_later(&self, done: Done, out: Option<&mut bytes::BytesMut>) {
-        done.answer(out, &self.stats);
+        done.answer(out, &self.stats, &self.interceptors);
     }
 
     /// The caller cancelled call `id`: if it is waiting here, its future is

@@ -52,6 +52,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::auth::AuthToken;
 use crate::config::Config;
+use crate::interceptor::{Interceptor, Interceptors};
 use crate::service::{Service, ServiceInfo};
 use crate::tls::{ServerTls, TlsMode};
 use limit::Limits;
@@ -107,6 +108,9 @@ pub struct ServerOptions {
     /// After a storm of connection closes, give freed memory back to the
     /// kernel (glibc's `malloc_trim`) once closes stop for a second.
     pub trim_memory: bool,
+    /// Interceptors every call passes, in order (none by default; see
+    /// [`crate::interceptor`]).
+    pub interceptors: Interceptors,
 }
 
 impl Default for ServerOptions {
@@ -145,6 +149,7 @@ impl ServerOptions {
             },
             metrics_log_interval: config.metrics_log_interval,
             trim_memory: config.trim_memory,
+            interceptors: Interceptors::default(),
         }
     }
 }
@@ -192,6 +197,13 @@ impl Server {
     /// thread that read the request (no hand-off, lowest latency).
     pub fn add_service(&mut self, service: impl Service) -> &mut Self {
         self.services.insert(Arc::new(service), false);
+        self
+    }
+
+    /// Adds an interceptor at the end of the chain every call passes
+    /// (see [`crate::interceptor`]).
+    pub fn add_interceptor(&mut self, interceptor: impl Interceptor) -> &mut Self {
+        self.options.interceptors.push(Arc::new(interceptor));
         self
     }
 

@@ -17,6 +17,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
+use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -24,6 +25,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
 
 use bytes::BytesMut;
+use parking_lot::Mutex;
 use slab::Slab;
 
 use super::limit::Permit;
@@ -31,8 +33,11 @@ use super::metrics::ThreadStats;
 use super::protocol;
 use super::reactor::ReactorShared;
 use crate::codec::WireFormat;
+use crate::interceptor::{CallInfo, Interceptors, Outcome};
+use crate::metadata::Metadata;
 use crate::service::ReplyFuture;
 use crate::status::{Code, Status};
+use crate::trace::TraceId;
 
 /// Where a call's reply goes and what it is, for metrics and logs.
 #[derive(Debug, Clone, Copy)]
@@ -47,9 +52,31 @@ pub(crate) struct CallAddr {
     pub(crate) method: &'static str,
     /// When the caller gives up: calls the future starts inherit it.
     pub(crate) deadline: Option<Instant>,
+    /// The request chain's trace id, inherited likewise.
+    pub(crate) trace: TraceId,
+    /// The caller reads reply metadata (protocol version 2).
+    pub(crate) replies_with_metadata: bool,
     /// Metrics id of the method and when its metrics started timing.
     pub(crate) method_id: Option<usize>,
     pub(crate) started: Option<Instant>,
+}
+
+/// What a call carries besides its address: the reply metadata its
+/// handler sets, the span it is polled in, and what its interceptors see.
+pub(crate) struct Extra {
+    /// Shared with the handler's context (`None`: its caller cannot read
+    /// reply metadata).
+    pub(crate) reply: Option<Arc<Mutex<Metadata>>>,
+    pub(crate) span: tracing::Span,
+    /// `Some` when interceptors are installed.
+    pub(crate) observed: Option<Observed>,
+}
+
+/// A call as its interceptors' `after` sees it.
+pub(crate) struct Observed {
+    pub(crate) peer: SocketAddr,
+    pub(crate) metadata: Metadata,
+    pub(crate) received: Instant,
 }
 
 /// A call waiting for its future.
@@ -57,6 +84,7 @@ struct Task {
     future: ReplyFuture,
     waker: Arc<TaskWaker>,
     addr: CallAddr,
+    extra: Extra,
     /// The method's concurrency slot, held until the call ends.
     permit: Option<Permit>,
 }
@@ -65,6 +93,7 @@ struct Task {
 pub(crate) struct Done {
     pub(crate) addr: CallAddr,
     pub(crate) result: Result<BytesMut, Status>,
+    extra: Extra,
     permit: Option<Permit>,
 }
 
@@ -99,6 +128,8 @@ pub(crate) struct Pending {
     /// (deadline, connection id, request id) of calls that have one; an
     /// entry whose call has finished is skipped when it comes due.
     deadlines: BinaryHeap<Reverse<(Instant, u64, u64)>>,
+    /// The server's interceptors, told of cancelled calls.
+    interceptors: Interceptors,
 }
 
 impl Pending {
@@ -108,7 +139,13 @@ impl Pending {
             tasks: Slab::new(),
             by_call: BTreeMap::new(),
             deadlines: BinaryHeap::new(),
+            interceptors: Interceptors::default(),
         }
+    }
+
+    /// Cancelled calls are shown to `interceptors`.
+    pub(crate) fn set_interceptors(&mut self, interceptors: Interceptors) {
+        self.interceptors = interceptors;
     }
 
     /// Polls `future` once; if it is not ready, keeps it (and `permit`)
@@ -117,6 +154,7 @@ impl Pending {
         &mut self,
         future: ReplyFuture,
         addr: CallAddr,
+        extra: Extra,
         permit: Option<Permit>,
     ) -> Option<Done> {
         let entry = self.tasks.vacant_entry();
@@ -128,6 +166,7 @@ impl Pending {
                 queued: AtomicBool::new(false),
             }),
             addr,
+            extra,
             permit,
         };
         match poll(&mut task) {
@@ -182,7 +221,7 @@ impl Pending {
             let status = Status::deadline_exceeded(
                 "the caller's deadline passed while the handler was pending; it was dropped",
             );
-            return Some(Done::failed(task.addr, status, task.permit));
+            return Some(Done::failed(task.addr, task.extra, status, task.permit));
         }
         None
     }
@@ -195,6 +234,8 @@ impl Pending {
         };
         let task = self.tasks.remove(slot);
         task.addr.record(Code::Cancelled, stats);
+        task.extra
+            .observe(&task.addr, Code::Cancelled, &self.interceptors);
         true
     }
 
@@ -223,27 +264,61 @@ impl Task {
         Done {
             addr: self.addr,
             result,
+            extra: self.extra,
             permit: self.permit,
         }
     }
 }
 
+impl Extra {
+    /// Shows the call's outcome to the interceptors, if any is installed.
+    fn observe(&self, addr: &CallAddr, code: Code, chain: &Interceptors) {
+        let Some(observed) = &self.observed else {
+            return;
+        };
+        let info = CallInfo {
+            service: addr.service,
+            method: addr.method,
+            peer: observed.peer,
+            trace_id: addr.trace,
+            metadata: &observed.metadata,
+        };
+        let outcome = Outcome {
+            code,
+            latency: observed.received.elapsed(),
+        };
+        chain.after(&info, &outcome);
+    }
+}
+
 impl Done {
     /// A call that failed before it had a future.
-    pub(crate) fn failed(addr: CallAddr, status: Status, permit: Option<Permit>) -> Done {
+    pub(crate) fn failed(
+        addr: CallAddr,
+        extra: Extra,
+        status: Status,
+        permit: Option<Permit>,
+    ) -> Done {
         Done {
             addr,
             result: Err(status),
+            extra,
             permit,
         }
     }
 
     /// Writes the reply into `out` (`None`: nobody to answer), records the
-    /// call and releases its permit.
-    pub(crate) fn answer(self, out: Option<&mut BytesMut>, stats: &ThreadStats) {
+    /// call, shows it to the interceptors and releases its permit.
+    pub(crate) fn answer(
+        self,
+        out: Option<&mut BytesMut>,
+        stats: &ThreadStats,
+        interceptors: &Interceptors,
+    ) {
         let Done {
             addr,
             result,
+            extra,
             permit,
         } = self;
         if let Err(status) = &result {
@@ -261,9 +336,15 @@ impl Done {
             Err(status) => status.code(),
         };
         if let Some(out) = out {
-            protocol::write_later(addr.format, addr.id, result, out);
+            let metadata = match &extra.reply {
+                Some(reply) => std::mem::take(&mut *reply.lock()),
+                None => Metadata::new(),
+            };
+            let with_metadata = addr.replies_with_metadata;
+            protocol::write_later(addr.format, addr.id, result, with_metadata, &metadata, out);
         }
         addr.record(code, stats);
+        extra.observe(&addr, code, interceptors);
         if let Some(permit) = permit {
             let admitted = permit.admitted();
             permit.finish(code == Code::Ok, admitted);
@@ -279,13 +360,19 @@ impl CallAddr {
     }
 }
 
-/// Polls a task's future, a panic becoming `Internal`; `None`: pending.
+/// Polls a task's future in its span, a panic becoming `Internal`;
+/// `None`: pending.
 fn poll(task: &mut Task) -> Option<Result<BytesMut, Status>> {
     let waker = Waker::from(task.waker.clone());
     let mut cx = Context::from_waker(&waker);
     let future = &mut task.future;
+    let serving = crate::deadline::Serving {
+        deadline: task.addr.deadline,
+        trace: task.addr.trace,
+    };
+    let _entered = task.extra.span.enter();
     let polled = catch_unwind(AssertUnwindSafe(|| {
-        crate::deadline::serving(task.addr.deadline, || future.as_mut().poll(&mut cx))
+        crate::deadline::serving(serving, || future.as_mut().poll(&mut cx))
     }));
     match polled {
         Ok(Poll::Ready(result)) => Some(result),

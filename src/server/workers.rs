@@ -21,7 +21,9 @@ use super::protocol::{run_call, write_error};
 use super::reactor::{PoolReply, ReactorShared};
 use super::table::Entry;
 use crate::codec::{Request, WireFormat};
+use crate::interceptor::Interceptors;
 use crate::service::CallContext;
+use crate::status::Code;
 use crate::status::Status;
 
 /// One blocking call waiting for a worker.
@@ -38,6 +40,8 @@ pub(crate) struct Job {
     pub(crate) conn_id: u64,
     /// The method's concurrency slot, held until the reply is written.
     pub(crate) permit: Option<Permit>,
+    /// The server's interceptors, when any is installed.
+    pub(crate) interceptors: Option<Interceptors>,
 }
 
 /// The jobs waiting for a worker, and whether the pool is stopping.
@@ -142,21 +146,31 @@ fn work(queue: &Queue, stats: &ThreadStats) {
             token,
             conn_id,
             permit,
+            interceptors,
         } = job;
         let id = request.id;
         let mut frame = BytesMut::new();
+        let unrun = |code| {
+            if let Some(chain) = &interceptors {
+                let (service, method) = (entry.service.name(), request.method());
+                super::protocol::observe(chain, service, method, &ctx, code);
+            }
+        };
         if cancelled.load(Ordering::Acquire) {
             // The client gave up: do not run it (the reactor drops the
             // empty reply; it only counts the call as finished).
+            unrun(Code::Cancelled);
         } else if ctx.expired() {
             // It waited in the queue past its deadline: nobody is waiting
             // for the answer, so do not run it.
             let status = Status::deadline_exceeded("deadline passed before the handler started");
             write_error(format, id, &status, &mut frame);
+            unrun(status.code());
         } else {
             frame.reserve(256);
             let started = std::time::Instant::now();
-            let ok = run_call(&entry, request, &ctx, format, &mut frame, stats);
+            let chain = interceptors.as_ref();
+            let ok = run_call(&entry, request, &ctx, format, &mut frame, stats, chain);
             if let Some(permit) = permit {
                 permit.finish(ok, started);
             }

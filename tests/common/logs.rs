@@ -19,7 +19,9 @@ pub fn captured_logs() -> &'static Mutex<Vec<u8>> {
                 Ok(())
             }
         }
+        // INFO, plus the DEBUG span each served call runs in (its trace id).
         let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info,mprpc::call=debug"))
             .with_writer(|| Sink)
             .with_ansi(false)
             .try_init();

@@ -23,6 +23,8 @@ use super::dispatch::{Dispatcher, Turn};
 use super::metrics::ThreadStats;
 use super::table::Entry;
 use crate::codec::{Request, WireFormat};
+use crate::interceptor::{CallInfo, Interceptors, Outcome};
+use crate::metadata::Metadata;
 use crate::service::{CallContext, Service};
 use crate::status::{Code, Status};
 
@@ -103,7 +105,8 @@ pub(crate) fn process(conn: &mut Connection, dispatcher: &Dispatcher, turn: Turn
 }
 
 /// Runs `request` and appends its reply, in `format`, to `out`; records
-/// the call in the thread's metrics. Returns whether it succeeded.
+/// the call in the thread's metrics and shows its outcome to the
+/// interceptors (`None`: none installed). Returns whether it succeeded.
 pub(crate) fn run_call(
     entry: &Entry,
     request: Request,
@@ -111,9 +114,11 @@ pub(crate) fn run_call(
     format: WireFormat,
     out: &mut BytesMut,
     stats: &ThreadStats,
+    interceptors: Option<&Interceptors>,
 ) -> bool {
     let method_id = entry.method_id(request.method_bytes());
     let started = method_id.and_then(|id| stats.begin(id));
+    let method = interceptors.map(|_| request.method_shared());
     let code = match format {
         WireFormat::Mprpc => mprpc::run_call(&*entry.service, request, ctx, out),
         WireFormat::Legacy => seed::run_call(&*entry.service, request, ctx, out),
@@ -121,7 +126,33 @@ pub(crate) fn run_call(
     if let Some(id) = method_id {
         stats.record(id, code, started);
     }
+    if let (Some(chain), Some(method)) = (interceptors, method) {
+        let method = std::str::from_utf8(&method).unwrap_or("?");
+        observe(chain, entry.service.name(), method, ctx, code);
+    }
     code == Code::Ok
+}
+
+/// Shows a finished (or refused) call's outcome to the interceptors.
+pub(crate) fn observe(
+    chain: &Interceptors,
+    service: &str,
+    method: &str,
+    ctx: &CallContext,
+    code: Code,
+) {
+    let info = CallInfo {
+        service,
+        method,
+        peer: ctx.peer,
+        trace_id: ctx.trace_id,
+        metadata: &ctx.metadata,
+    };
+    let outcome = Outcome {
+        code,
+        latency: ctx.received.elapsed(),
+    };
+    chain.after(&info, &outcome);
 }
 
 /// Appends the reply of call `id` failing with `status`, in `format`.
@@ -133,19 +164,27 @@ pub(crate) fn write_error(format: WireFormat, id: u64, status: &Status, out: &mu
 }
 
 /// Appends the reply of call `id` that answered later: `body` is the
-/// encoded response message (the seed's format sends it bare).
+/// encoded response message (the seed's format sends it bare), with
+/// `metadata` if its caller reads metadata (`with_metadata`).
 pub(crate) fn write_later(
     format: WireFormat,
     id: u64,
     result: Result<BytesMut, Status>,
+    with_metadata: bool,
+    metadata: &Metadata,
     out: &mut BytesMut,
 ) {
+    use crate::codec::encode_response_meta;
     match (format, result) {
         (WireFormat::Mprpc, Ok(body)) => {
-            crate::codec::encode_response(id, Code::Ok, "", &body, out)
+            encode_response_meta(id, Code::Ok, "", &body, with_metadata, metadata, out)
+        }
+        (WireFormat::Mprpc, Err(status)) => {
+            let (code, why) = (status.code(), status.message());
+            encode_response_meta(id, code, why, &[], with_metadata, metadata, out)
         }
         (WireFormat::Legacy, Ok(body)) => out.extend_from_slice(&body),
-        (format, Err(status)) => write_error(format, id, &status, out),
+        (WireFormat::Legacy, Err(status)) => seed::write_error(&status),
     }
 }
 
@@ -159,7 +198,8 @@ pub(crate) fn write_overloaded(format: WireFormat, id: u64, out: &mut BytesMut) 
     }
 }
 
-/// Runs the handler, turning a panic into an `Internal` status.
+/// Runs the handler in the call's span, turning a panic into an
+/// `Internal` status.
 fn invoke(
     service: &dyn Service,
     mut request: Request,
@@ -168,8 +208,10 @@ fn invoke(
 ) -> Result<(), Status> {
     let payload = std::mem::take(&mut request.payload);
     let method = request.method();
+    let span = crate::trace::call_span(service.name(), method, ctx.peer, ctx.trace_id);
+    let _entered = span.enter();
     let result = catch_unwind(AssertUnwindSafe(|| {
-        crate::deadline::serving(ctx.deadline, || service.call(method, ctx, payload, out))
+        crate::deadline::serving(ctx.serving(), || service.call(method, ctx, payload, out))
     }))
     .unwrap_or_else(|panic| Err(Status::internal(panic_text(&panic))));
     if let Err(status) = &result {

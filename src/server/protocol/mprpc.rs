@@ -5,7 +5,11 @@
 use bytes::BytesMut;
 
 use super::{invoke, Progress};
-use crate::codec::{encode_response, encode_response_with, Frame, FrameKind, Request, WireFormat};
+use crate::codec::{
+    begin_response, encode_response, encode_response_meta, end_response, Frame, FrameKind, Request,
+    WireFormat,
+};
+use crate::metadata::Metadata;
 use crate::server::close::CloseReason;
 use crate::server::connection::{Auth, Connection};
 use crate::server::dispatch::{Dispatcher, Turn};
@@ -72,7 +76,8 @@ fn serve(conn: &mut Connection, dispatcher: &Dispatcher, request: Request, turn:
 /// Runs the handler and appends its reply frame; returns the reply's
 /// status code. The response message is encoded straight into `out` after the
 /// reply header; on failure that partial frame is cut off and an error
-/// reply written instead.
+/// reply written instead. A caller that reads metadata (version 2) gets
+/// the reply metadata the handler set, failed or not.
 pub(crate) fn run_call(
     service: &dyn Service,
     request: Request,
@@ -80,17 +85,24 @@ pub(crate) fn run_call(
     out: &mut BytesMut,
 ) -> Code {
     let id = request.id;
+    let with_metadata = request.replies_with_metadata;
     let start = out.len();
-    let mut result = Ok(());
-    encode_response_with(id, Code::Ok, "", out, |buf| {
-        result = invoke(service, request, ctx, buf)
-    });
+    let begun = begin_response(id, Code::Ok, "", with_metadata, out);
+    let result = invoke(service, request, ctx, out);
+    let metadata = match with_metadata {
+        true => ctx.take_reply_metadata(),
+        false => Metadata::new(),
+    };
     match result {
-        Ok(()) => Code::Ok,
+        Ok(()) => {
+            end_response(begun, &metadata, out);
+            Code::Ok
+        }
         Err(status) => {
             out.truncate(start);
-            write_error(id, &status, out);
-            status.code()
+            let (code, why) = (status.code(), status.message());
+            encode_response_meta(id, code, why, &[], with_metadata, &metadata, out);
+            code
         }
     }
 }

@@ -165,7 +165,8 @@ pub(crate) fn spawn(
             server.limits().clone(),
         )
         .with_auth(auth_tokens)
-        .with_admin(admin),
+        .with_admin(admin)
+        .with_interceptors(options.interceptors.clone()),
         tls: options.tls.clone(),
         shared: shared.clone(),
         server,
