@@ -5,21 +5,27 @@
 //!   buffer (no sockets);
 //! * server process, end to end: the same plus the reactor's reads and
 //!   writes, counted inside a child process serving the echo service;
-//! * client path: one blocking `call`, and `call_with` at depth 16, counted
-//!   in the calling process (caller thread + the client's I/O thread).
+//! * client path: one blocking `call`, `call_with` at depth 16 and
+//!   `call_async` futures at depth 16 (polled as a `Future`, the thread
+//!   parked between polls), counted in the calling process (caller thread +
+//!   the client's I/O thread).
 //!
 //! `cargo bench --bench allocations` prints the table and writes it to
 //! `results/allocations.md`; `cargo test --bench allocations` runs a short
 //! smoke version and writes nothing.
 
+use std::collections::VecDeque;
+use std::future::Future;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::Thread;
 
 use bytes::{Bytes, BytesMut};
-use mprpc::client::Channel;
+use mprpc::client::{Channel, PendingCall};
 use mprpc::codec::{encode_request, Decoder, Frame, RequestHead, DEFAULT_MAX_FRAME};
 use mprpc::server::{Server, ServerOptions};
 use mprpc::{CallContext, CallOptions, Service};
@@ -162,6 +168,50 @@ fn pipelined(channel: &Channel, request: &Bytes, n: u64) {
     }
 }
 
+/// Wakes a parked thread.
+struct Unpark(Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Polls `call` as a `Future` until it is ready, parking between polls.
+fn block_on(mut call: PendingCall, cx: &mut Context<'_>) -> Result<Bytes, mprpc::Status> {
+    loop {
+        match std::pin::Pin::new(&mut call).poll(cx) {
+            Poll::Ready(r) => return r,
+            Poll::Pending => std::thread::park(),
+        }
+    }
+}
+
+/// Runs `n` `call_async` calls keeping `DEPTH` futures in flight, awaiting
+/// the oldest before starting the next.
+fn pipelined_futures(
+    channel: &Channel,
+    request: &Bytes,
+    n: u64,
+    window: &mut VecDeque<PendingCall>,
+    cx: &mut Context<'_>,
+) {
+    let options = CallOptions::default();
+    for _ in 0..n {
+        if window.len() as u64 >= DEPTH {
+            let oldest = window.pop_front().expect("window is full");
+            block_on(oldest, cx).expect("echo call");
+        }
+        window.push_back(channel.call_async(SERVICE, "Echo", request.clone(), &options));
+    }
+    while let Some(call) = window.pop_front() {
+        block_on(call, cx).expect("echo call");
+    }
+}
+
 struct Row {
     path: &'static str,
     size: usize,
@@ -224,6 +274,18 @@ fn main() {
         let (allocs, bytes) = per_call(n / batch, || pipelined(&channel, &request, batch));
         rows.push(Row {
             path: "client: `call_with` at depth 16 (caller + client I/O thread)",
+            size,
+            allocs: allocs / batch as f64,
+            bytes: bytes / batch as f64,
+        });
+        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        let mut window = VecDeque::with_capacity(DEPTH as usize);
+        let (allocs, bytes) = per_call(n / batch, || {
+            pipelined_futures(&channel, &request, batch, &mut window, &mut cx)
+        });
+        rows.push(Row {
+            path: "client: `call_async` futures at depth 16 (caller + client I/O thread)",
             size,
             allocs: allocs / batch as f64,
             bytes: bytes / batch as f64,

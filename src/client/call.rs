@@ -1,24 +1,22 @@
 //! How a call's outcome reaches its caller: callback, future or blocking wait.
 //!
-//! Every call owns one `Arc<dyn Completion>` (a single allocation that also
-//! holds the user's callback). Whoever completes it first — the driver with
-//! a reply, a deadline or a lost connection, or a canceller on any thread —
-//! delivers the result; later attempts are ignored. That is what lets
-//! `cancel()` finish a call at once, from the cancelling thread, while the
-//! driver merely forgets it and tells the server.
+//! Every call has a completion cell, pooled by its driver (see `cells`).
+//! Whoever completes it first — the driver with a reply, a deadline or a
+//! lost connection, or a canceller on any thread — delivers the result;
+//! later attempts are ignored. That is what lets `cancel()` finish a call
+//! at once, from the cancelling thread, while the driver merely forgets it
+//! and tells the server.
 
 use std::cell::Cell;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use parking_lot::{Condvar, Mutex};
 
+use super::cells::CellRef;
 use super::queue::Shared;
 use crate::status::{Code, Status};
 
@@ -59,142 +57,8 @@ pub(crate) fn refuse_blocking_on_io_thread() -> Result<(), Status> {
     ))
 }
 
-/// How long a blocking wait spins before it parks.
-const SPIN_FOR: std::time::Duration = std::time::Duration::from_micros(100);
-
 /// A call's outcome.
 pub(crate) type CallResult = Result<Bytes, Status>;
-
-/// The receiving end of one call.
-pub(crate) trait Completion: Send + Sync + 'static {
-    /// Delivers `result` unless the call already completed; true if it did.
-    fn complete(&self, result: CallResult) -> bool;
-    fn is_done(&self) -> bool;
-}
-
-/// `call_with`: runs the user's callback once.
-pub(crate) struct CallbackCell<F> {
-    done: Mutex<Option<F>>,
-}
-
-impl<F> CallbackCell<F> {
-    pub(crate) fn new(done: F) -> CallbackCell<F> {
-        CallbackCell {
-            done: Mutex::new(Some(done)),
-        }
-    }
-}
-
-impl<F: FnOnce(CallResult) + Send + 'static> Completion for CallbackCell<F> {
-    fn complete(&self, result: CallResult) -> bool {
-        let Some(done) = self.done.lock().take() else {
-            return false;
-        };
-        // A panicking callback must not take the I/O driver down with it.
-        if catch_unwind(AssertUnwindSafe(|| done(result))).is_err() {
-            tracing::error!("client: a call_with callback panicked");
-        }
-        true
-    }
-
-    fn is_done(&self) -> bool {
-        self.done.lock().is_none()
-    }
-}
-
-#[derive(Default)]
-struct FutureState {
-    result: Option<CallResult>,
-    waker: Option<Waker>,
-}
-
-/// `call_async` / `call`: a result slot with a condvar and a task waker.
-#[derive(Default)]
-pub(crate) struct FutureCell {
-    done: AtomicBool,
-    state: Mutex<FutureState>,
-    ready: Condvar,
-}
-
-impl Completion for FutureCell {
-    fn complete(&self, result: CallResult) -> bool {
-        let mut state = self.state.lock();
-        if self.done.load(Ordering::Relaxed) {
-            return false;
-        }
-        self.done.store(true, Ordering::Release);
-        state.result = Some(result);
-        let waker = state.waker.take();
-        drop(state);
-        self.ready.notify_one();
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-        true
-    }
-
-    fn is_done(&self) -> bool {
-        self.done.load(Ordering::Acquire)
-    }
-}
-
-impl FutureCell {
-    fn wait(&self) -> CallResult {
-        if !self.is_done() {
-            refuse_blocking_on_io_thread()?;
-            self.spin_until_done();
-        }
-        let mut state = self.state.lock();
-        loop {
-            if let Some(result) = state.result.take() {
-                return result;
-            }
-            if self.done.load(Ordering::Relaxed) {
-                return Err(already_taken());
-            }
-            self.ready.wait(&mut state);
-        }
-    }
-
-    /// Loopback replies often come back within tens of microseconds: a
-    /// short spin (then yielding the core, which the I/O and server threads
-    /// may need) catches them without the futex sleep and wake-up that
-    /// parking costs on both sides. Gives up after [`SPIN_FOR`].
-    fn spin_until_done(&self) {
-        let started = std::time::Instant::now();
-        let mut spins = 0u32;
-        while !self.done.load(Ordering::Acquire) {
-            if spins < 64 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
-            spins += 1;
-            if spins.is_multiple_of(16) && started.elapsed() >= SPIN_FOR {
-                return;
-            }
-        }
-    }
-
-    fn poll(&self, cx: &mut Context<'_>) -> Poll<CallResult> {
-        let mut state = self.state.lock();
-        if let Some(result) = state.result.take() {
-            return Poll::Ready(result);
-        }
-        if self.done.load(Ordering::Relaxed) {
-            return Poll::Ready(Err(already_taken()));
-        }
-        match &mut state.waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            slot => *slot = Some(cx.waker().clone()),
-        }
-        Poll::Pending
-    }
-}
-
-fn already_taken() -> Status {
-    Status::internal("call result already taken (future polled after completion)")
-}
 
 fn cancelled() -> Status {
     Status::cancelled("call cancelled by the caller")
@@ -204,7 +68,7 @@ fn cancelled() -> Status {
 /// cancel the call.
 #[derive(Clone)]
 pub struct CallHandle {
-    cell: Arc<dyn Completion>,
+    cell: CellRef,
     id: u64,
     shared: Arc<Shared>,
 }
@@ -219,21 +83,21 @@ impl std::fmt::Debug for CallHandle {
 }
 
 impl CallHandle {
-    pub(crate) fn new(cell: Arc<dyn Completion>, id: u64, shared: Arc<Shared>) -> CallHandle {
+    pub(crate) fn new(cell: CellRef, id: u64, shared: Arc<Shared>) -> CallHandle {
         CallHandle { cell, id, shared }
     }
 
     /// Completes the call with `Code::Cancelled` now (running its callback
     /// on this thread) and tells the server to drop it. No-op once done.
     pub fn cancel(&self) {
-        if self.cell.complete(Err(cancelled())) && self.id != 0 {
+        if self.shared.cells.complete(self.cell, Err(cancelled())) && self.id != 0 {
             self.shared.cancel(self.id);
         }
     }
 
     /// True once the call has completed (replied, failed or cancelled).
     pub fn is_done(&self) -> bool {
-        self.cell.is_done()
+        self.shared.cells.is_done(self.cell)
     }
 }
 
@@ -259,7 +123,7 @@ impl CallHandle {
 /// ```
 #[must_use = "dropping a PendingCall cancels the call: `.await` it, `.wait()` on it, or keep it"]
 pub struct PendingCall {
-    cell: Arc<FutureCell>,
+    cell: CellRef,
     id: u64,
     shared: Arc<Shared>,
 }
@@ -268,37 +132,48 @@ impl std::fmt::Debug for PendingCall {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PendingCall")
             .field("id", &self.id)
-            .field("done", &self.cell.is_done())
+            .field("done", &self.is_done())
             .finish()
     }
 }
 
 impl PendingCall {
-    pub(crate) fn new(cell: Arc<FutureCell>, id: u64, shared: Arc<Shared>) -> PendingCall {
+    pub(crate) fn new(cell: CellRef, id: u64, shared: Arc<Shared>) -> PendingCall {
         PendingCall { cell, id, shared }
     }
 
     /// Parks this thread until the call completes.
     pub fn wait(self) -> Result<Bytes, Status> {
-        self.cell.wait()
+        self.take()
+    }
+
+    /// Waits for the result and takes it (the cell is freed on drop).
+    fn take(&self) -> CallResult {
+        self.shared
+            .cells
+            .wait(self.cell, refuse_blocking_on_io_thread)
+    }
+
+    fn poll_result(&self, cx: &mut Context<'_>) -> Poll<CallResult> {
+        self.shared.cells.poll(self.cell, cx)
     }
 
     /// Completes the call with `Code::Cancelled` now and tells the server
     /// to drop it. No-op once done.
     pub fn cancel(&self) {
-        if self.cell.complete(Err(cancelled())) && self.id != 0 {
+        if self.shared.cells.complete(self.cell, Err(cancelled())) && self.id != 0 {
             self.shared.cancel(self.id);
         }
     }
 
     /// True once the call has completed.
     pub fn is_done(&self) -> bool {
-        self.cell.is_done()
+        self.shared.cells.is_done(self.cell)
     }
 
     /// A handle that can cancel this call from elsewhere.
     pub(crate) fn handle(&self) -> CallHandle {
-        CallHandle::new(self.cell.clone(), self.id, self.shared.clone())
+        CallHandle::new(self.cell, self.id, self.shared.clone())
     }
 }
 
@@ -306,14 +181,15 @@ impl Future for PendingCall {
     type Output = Result<Bytes, Status>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.cell.poll(cx)
+        self.poll_result(cx)
     }
 }
 
 impl Drop for PendingCall {
+    /// Frees the call's cell; a call still pending is cancelled.
     fn drop(&mut self) {
-        if !self.cell.is_done() {
-            self.cancel();
+        if self.shared.cells.release(self.cell) && self.id != 0 {
+            self.shared.cancel(self.id);
         }
     }
 }
@@ -343,7 +219,7 @@ impl<T: prost::Message + Default> TypedCall<T> {
 
     /// Parks this thread until the call completes, then decodes the reply.
     pub fn wait(self) -> Result<T, Status> {
-        self.inner.cell.wait().and_then(decode_response)
+        self.inner.take().and_then(decode_response)
     }
 
     /// Completes the call with `Code::Cancelled` now and tells the server
@@ -363,8 +239,7 @@ impl<T: prost::Message + Default> Future for TypedCall<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.inner
-            .cell
-            .poll(cx)
+            .poll_result(cx)
             .map(|r| r.and_then(decode_response))
     }
 }

@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use parking_lot::{Condvar, Mutex};
 
-use super::call::{CallResult, Completion};
+use super::call::CallResult;
+use super::cells::CellRef;
 use super::queue::Shared;
 use crate::codec::{request_parts, seed};
 use crate::status::Status;
@@ -37,7 +38,7 @@ pub(crate) struct LegacyCall {
     pub deadline: Option<Instant>,
     pub connect_timeout: Duration,
     pub max_reply: usize,
-    pub completion: Arc<dyn Completion>,
+    pub cell: CellRef,
     pub shared: Arc<Shared>,
 }
 
@@ -78,9 +79,9 @@ fn serve(pool: &Pool) {
                 pool.ready.wait(&mut queue);
             }
         };
-        if !call.completion.is_done() {
+        if !call.shared.cells.is_done(call.cell) {
             let result = run(&call);
-            call.completion.complete(result);
+            call.shared.cells.complete(call.cell, result);
         }
         call.shared.retire();
     }

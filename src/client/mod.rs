@@ -31,6 +31,7 @@
 
 mod balance;
 mod call;
+mod cells;
 mod conn;
 mod driver;
 mod health;
@@ -49,7 +50,7 @@ pub use balance::LoadBalance;
 pub use call::{decode_response, CallHandle, PendingCall, TypedCall};
 pub use options::ChannelOptions;
 
-use call::{CallbackCell, Completion, FutureCell};
+use cells::CellRef;
 use queue::{Shared, Submit};
 
 use crate::codec::{check_names, REQUEST_FIXED_LEN};
@@ -207,9 +208,9 @@ impl Channel {
     where
         F: FnOnce(Result<Bytes, Status>) + Send + 'static,
     {
-        let cell: Arc<dyn Completion> = Arc::new(CallbackCell::new(done));
         let driver = self.driver();
-        let id = self.start(driver, service, method, &request, options, &cell);
+        let cell = driver.cells.callback(done);
+        let id = self.start(driver, service, method, &request, options, cell);
         CallHandle::new(cell, id, driver.clone())
     }
 
@@ -222,10 +223,9 @@ impl Channel {
         request: Bytes,
         options: &CallOptions,
     ) -> PendingCall {
-        let cell = Arc::new(FutureCell::default());
-        let completion: Arc<dyn Completion> = cell.clone();
         let driver = self.driver();
-        let id = self.start(driver, service, method, &request, options, &completion);
+        let cell = driver.cells.future();
+        let id = self.start(driver, service, method, &request, options, cell);
         PendingCall::new(cell, id, driver.clone())
     }
 
@@ -238,12 +238,12 @@ impl Channel {
         method: &str,
         payload: &[u8],
         options: &CallOptions,
-        completion: &Arc<dyn Completion>,
+        cell: CellRef,
     ) -> u64 {
         match self.admit(service, method, payload.len(), options) {
-            Ok(submit) => driver.submit(submit, payload, completion.clone()),
+            Ok(submit) => driver.submit(submit, payload, cell),
             Err(status) => {
-                completion.complete(Err(status));
+                driver.cells.complete(cell, Err(status));
                 0
             }
         }

@@ -22,7 +22,7 @@ use bytes::BytesMut;
 use mio::Waker;
 use parking_lot::Mutex;
 
-use super::call::Completion;
+use super::cells::{CellRef, Cells};
 use crate::codec::{encode_request, RequestHead};
 use crate::discovery::Endpoint;
 
@@ -34,7 +34,7 @@ pub(crate) struct NewCall {
     pub deadline: Option<Instant>,
     pub endpoints: Arc<[Endpoint]>,
     pub hash_key: Option<u64>,
-    pub completion: Arc<dyn Completion>,
+    pub cell: CellRef,
 }
 
 /// Work for the driver.
@@ -72,6 +72,8 @@ pub(crate) struct Shared {
     pub inflight: Arc<AtomicUsize>,
     /// Set when the last `Channel` clone is dropped.
     pub shutdown: AtomicBool,
+    /// The completion cells of this driver's calls.
+    pub cells: Cells,
 }
 
 /// The routing part of a call being submitted.
@@ -96,6 +98,7 @@ impl Shared {
             waker,
             inflight: Arc::new(AtomicUsize::new(0)),
             shutdown: AtomicBool::new(false),
+            cells: Cells::default(),
         }
     }
 
@@ -106,12 +109,7 @@ impl Shared {
     }
 
     /// Encodes and queues a call; returns its request id.
-    pub(crate) fn submit(
-        &self,
-        call: Submit<'_>,
-        payload: &[u8],
-        completion: Arc<dyn Completion>,
-    ) -> u64 {
+    pub(crate) fn submit(&self, call: Submit<'_>, payload: &[u8], cell: CellRef) -> u64 {
         let mut guard = self.queue.lock();
         let Queue { batch, next_id } = &mut *guard;
         let id = *next_id;
@@ -131,7 +129,7 @@ impl Shared {
             deadline: call.deadline,
             endpoints: call.endpoints,
             hash_key: call.hash_key,
-            completion,
+            cell,
         }));
         self.queued(guard);
         id

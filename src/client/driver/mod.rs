@@ -40,7 +40,8 @@ use mio::{Events, Poll, Token, Waker};
 use slab::Slab;
 
 use super::balance::Balancer;
-use super::call::{mark_io_thread, CallResult, Completion};
+use super::call::{mark_io_thread, CallResult};
+use super::cells::CellRef;
 use super::conn::ProviderConn;
 use super::health::Health;
 use super::queue::{Batch, Shared};
@@ -78,7 +79,7 @@ pub(crate) fn spawn(
 struct Pending {
     conn: usize,
     deadline: Option<Instant>,
-    completion: Arc<dyn Completion>,
+    cell: CellRef,
     /// Its frame, kept for one retry elsewhere after `Overloaded`.
     retry: Option<Retry>,
 }
@@ -229,7 +230,7 @@ impl Driver {
         if let Some(mut pending) = self.pending.remove(&id) {
             self.retire(&pending);
             self.spare_frames.recycle(pending.retry.take());
-            pending.completion.complete(result);
+            self.shared.cells.complete(pending.cell, result);
         }
     }
 

@@ -48,7 +48,7 @@ impl Driver {
     }
 
     fn start_call(&mut self, call: NewCall, frames: &[u8]) {
-        if call.completion.is_done() {
+        if self.shared.cells.is_done(call.cell) {
             // Cancelled before we saw it: send nothing.
             self.shared.retire();
             return;
@@ -63,7 +63,7 @@ impl Driver {
             Pending {
                 conn: NO_CONN,
                 deadline: call.deadline,
-                completion: call.completion,
+                cell: call.cell,
                 retry,
             },
         );
@@ -149,7 +149,7 @@ impl Driver {
                 deadline: pending.deadline,
                 connect_timeout: self.options.connect_timeout,
                 max_reply: self.options.max_frame_size,
-                completion: pending.completion,
+                cell: pending.cell,
                 shared: self.shared.clone(),
             });
         }
@@ -308,9 +308,8 @@ impl Driver {
         for id in lost {
             if let Some(pending) = self.pending.remove(&id) {
                 self.shared.retire();
-                pending
-                    .completion
-                    .complete(Err(Status::unavailable(reason.to_owned())));
+                let status = Status::unavailable(reason.to_owned());
+                self.shared.cells.complete(pending.cell, Err(status));
             }
         }
     }

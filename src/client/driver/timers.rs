@@ -89,9 +89,8 @@ impl Driver {
                 Some(addr) => format!("no reply from {addr} before the call's deadline"),
                 None => "the call's deadline passed before it was sent".to_owned(),
             };
-            pending
-                .completion
-                .complete(Err(Status::deadline_exceeded(message)));
+            let status = Status::deadline_exceeded(message);
+            self.shared.cells.complete(pending.cell, Err(status));
         }
         if self.connecting > 0 {
             self.expire_connects();

@@ -1,0 +1,475 @@
+//! Completion cells: where a call's outcome waits for its caller, pooled per
+//! driver so that a call in steady state allocates nothing.
+//!
+//! A cell holds what one call needs on the receiving side — the user's
+//! callback (`call_with`) or a result slot with a waker and a condvar
+//! (`call_async`, `call`). Cells live in chunks that are allocated once and
+//! never freed while the driver lives, and are recycled through a lock-free
+//! free list. A call names its cell by a [`CellRef`]: index plus generation.
+//! The generation changes each time a cell is freed, so a stale reference
+//! (the driver's after a cancel, a `CallHandle` kept past completion) finds
+//! a mismatch and does nothing: exactly one completion wins, as before.
+//!
+//! Who frees a cell: a callback cell is freed by whoever completes it, once
+//! the callback has returned; a future cell by its `PendingCall` when it is
+//! dropped (after taking the result, or to cancel it). The callback's
+//! storage (`Box<Option<F>>`) stays in the cell and is reused by the next
+//! callback of the same closure type, so a loop that starts calls from one
+//! call site allocates nothing; a different closure type costs one box.
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::task::{Context, Poll, Waker};
+
+use parking_lot::{Condvar, Mutex};
+
+use super::call::CallResult;
+use crate::status::Status;
+
+/// Cells in the first chunk; chunk `k` holds `BASE << k`.
+const BASE: u32 = 64;
+/// Chunks: room for `BASE * (2^CHUNKS - 1)` cells (about 4 billion).
+const CHUNKS: usize = 26;
+
+/// A call's cell: which one, and which use of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CellRef {
+    index: u32,
+    generation: u32,
+}
+
+/// What a cell is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Free = 0,
+    Pending = 1,
+    Done = 2,
+}
+
+/// How the outcome is delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Callback,
+    Future,
+}
+
+/// A type-erased `Option<F>` for a callback `F`, kept for reuse.
+trait Callback: Send {
+    /// Runs the callback if it is still there.
+    fn run(&mut self, result: CallResult);
+    fn as_any(&mut self) -> &mut dyn Any;
+}
+
+impl<F: FnOnce(CallResult) + Send + 'static> Callback for Option<F> {
+    fn run(&mut self, result: CallResult) {
+        if let Some(done) = self.take() {
+            done(result);
+        }
+    }
+
+    fn as_any(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+struct State {
+    generation: u32,
+    phase: Phase,
+    kind: Kind,
+    /// The callback's storage; `None` inside while no callback is armed.
+    callback: Option<Box<dyn Callback>>,
+    result: Option<CallResult>,
+    waker: Option<Waker>,
+}
+
+struct Cell {
+    state: Mutex<State>,
+    /// `generation << 2 | phase`, written under `state`'s lock, read
+    /// without it (is the call done? — asked on every spin and start).
+    stamp: AtomicU64,
+    ready: Condvar,
+    /// The next free cell + 1 (0: none), while this one is free.
+    next_free: AtomicU32,
+}
+
+impl Default for Cell {
+    fn default() -> Cell {
+        Cell {
+            state: Mutex::new(State {
+                generation: 0,
+                phase: Phase::Free,
+                kind: Kind::Future,
+                callback: None,
+                result: None,
+                waker: None,
+            }),
+            stamp: AtomicU64::new(Phase::Free as u64),
+            ready: Condvar::new(),
+            next_free: AtomicU32::new(0),
+        }
+    }
+}
+
+fn stamp(generation: u32, phase: Phase) -> u64 {
+    (u64::from(generation) << 2) | phase as u64
+}
+
+impl State {
+    fn set(&mut self, stamp_of: &AtomicU64, phase: Phase) {
+        self.phase = phase;
+        stamp_of.store(stamp(self.generation, phase), Ordering::Release);
+    }
+}
+
+/// The cells of one driver.
+pub(crate) struct Cells {
+    chunks: [OnceLock<Box<[Cell]>>; CHUNKS],
+    /// Cells handed out so far (the next never-used index).
+    fresh: AtomicU32,
+    /// Free list head: `tag << 32 | (index + 1)`; the tag defeats ABA.
+    free: AtomicU64,
+}
+
+impl Default for Cells {
+    fn default() -> Cells {
+        Cells {
+            chunks: std::array::from_fn(|_| OnceLock::new()),
+            fresh: AtomicU32::new(0),
+            free: AtomicU64::new(0),
+        }
+    }
+}
+
+impl std::fmt::Debug for Cells {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cells")
+            .field("allocated", &self.fresh.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+fn already_taken() -> Status {
+    Status::internal("call result already taken (future polled after completion)")
+}
+
+impl Cells {
+    /// Cells ever handed out (the pool's high-water mark).
+    #[cfg(test)]
+    fn allocated(&self) -> usize {
+        self.fresh.load(Ordering::Relaxed) as usize
+    }
+
+    fn cell(&self, index: u32) -> &Cell {
+        let n = index / BASE + 1;
+        let k = 31 - n.leading_zeros();
+        let offset = index - BASE * ((1 << k) - 1);
+        let chunk = self.chunks[k as usize].get_or_init(|| {
+            (0..BASE << k)
+                .map(|_| Cell::default())
+                .collect::<Vec<_>>()
+                .into_boxed_slice()
+        });
+        &chunk[offset as usize]
+    }
+
+    fn pop_free(&self) -> Option<u32> {
+        let mut head = self.free.load(Ordering::Acquire);
+        loop {
+            let top = head as u32;
+            if top == 0 {
+                return None;
+            }
+            let next = self.cell(top - 1).next_free.load(Ordering::Relaxed);
+            let new = ((head >> 32).wrapping_add(1) << 32) | u64::from(next);
+            match self
+                .free
+                .compare_exchange_weak(head, new, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Some(top - 1),
+                Err(now) => head = now,
+            }
+        }
+    }
+
+    fn push_free(&self, index: u32) {
+        let cell = self.cell(index);
+        let mut head = self.free.load(Ordering::Acquire);
+        loop {
+            cell.next_free.store(head as u32, Ordering::Relaxed);
+            let new = ((head >> 32).wrapping_add(1) << 32) | u64::from(index + 1);
+            match self
+                .free
+                .compare_exchange_weak(head, new, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return,
+                Err(now) => head = now,
+            }
+        }
+    }
+
+    /// A free cell, now pending, of `kind`; `arm` runs under its lock.
+    fn acquire(&self, kind: Kind, arm: impl FnOnce(&mut State)) -> CellRef {
+        let index = self.pop_free().unwrap_or_else(|| {
+            let index = self.fresh.fetch_add(1, Ordering::Relaxed);
+            assert!(
+                u64::from(index) < u64::from(BASE) * ((1 << CHUNKS) - 1),
+                "client: completion cells exhausted"
+            );
+            index
+        });
+        let cell = self.cell(index);
+        let mut state = cell.state.lock();
+        state.kind = kind;
+        arm(&mut state);
+        state.set(&cell.stamp, Phase::Pending);
+        CellRef {
+            index,
+            generation: state.generation,
+        }
+    }
+
+    /// A cell for a call whose outcome goes to `done`.
+    pub(crate) fn callback<F>(&self, done: F) -> CellRef
+    where
+        F: FnOnce(CallResult) + Send + 'static,
+    {
+        self.acquire(Kind::Callback, |state| {
+            let kept = state
+                .callback
+                .as_mut()
+                .and_then(|b| b.as_any().downcast_mut::<Option<F>>());
+            match kept {
+                Some(slot) => *slot = Some(done),
+                None => state.callback = Some(Box::new(Some(done))),
+            }
+        })
+    }
+
+    /// A cell for a call whose outcome a `PendingCall` takes.
+    pub(crate) fn future(&self) -> CellRef {
+        self.acquire(Kind::Future, |_| {})
+    }
+
+    /// True once the call is no longer pending (completed, or its cell
+    /// already reused).
+    pub(crate) fn is_done(&self, r: CellRef) -> bool {
+        self.cell(r.index).stamp.load(Ordering::Acquire) != stamp(r.generation, Phase::Pending)
+    }
+
+    /// Delivers `result` unless the call already completed; true if it did.
+    /// A callback runs here, on this thread, outside the cell's lock.
+    pub(crate) fn complete(&self, r: CellRef, result: CallResult) -> bool {
+        let cell = self.cell(r.index);
+        let mut state = cell.state.lock();
+        if state.generation != r.generation || state.phase != Phase::Pending {
+            return false;
+        }
+        state.set(&cell.stamp, Phase::Done);
+        match state.kind {
+            Kind::Future => {
+                state.result = Some(result);
+                let waker = state.waker.take();
+                drop(state);
+                cell.ready.notify_one();
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+            }
+            Kind::Callback => {
+                let mut callback = state.callback.take();
+                drop(state);
+                if let Some(callback) = callback.as_mut() {
+                    // A panicking callback must not take the I/O driver down.
+                    if catch_unwind(AssertUnwindSafe(|| callback.run(result))).is_err() {
+                        tracing::error!("client: a call_with callback panicked");
+                    }
+                }
+                let mut state = cell.state.lock();
+                state.callback = callback;
+                self.free(r.index, cell, state);
+            }
+        }
+        true
+    }
+
+    /// Frees a cell (its lock held): the next use gets a new generation.
+    fn free(&self, index: u32, cell: &Cell, mut state: parking_lot::MutexGuard<'_, State>) {
+        state.generation = state.generation.wrapping_add(1);
+        state.set(&cell.stamp, Phase::Free);
+        let result = state.result.take();
+        let waker = state.waker.take();
+        drop(state);
+        drop((result, waker));
+        self.push_free(index);
+    }
+
+    /// The owner of a future cell is done with it; true if the call was
+    /// still pending (the caller should tell the driver to cancel it).
+    pub(crate) fn release(&self, r: CellRef) -> bool {
+        let cell = self.cell(r.index);
+        let state = cell.state.lock();
+        if state.generation != r.generation || state.phase == Phase::Free {
+            return false;
+        }
+        let was_pending = state.phase == Phase::Pending;
+        self.free(r.index, cell, state);
+        was_pending
+    }
+
+    /// Blocks until a future cell's call completes; takes its result.
+    /// `before_park` may refuse to block (its error is returned).
+    pub(crate) fn wait(
+        &self,
+        r: CellRef,
+        before_park: impl FnOnce() -> Result<(), Status>,
+    ) -> CallResult {
+        let cell = self.cell(r.index);
+        if !self.is_done(r) {
+            before_park()?;
+            spin_until(|| self.is_done(r));
+        }
+        let mut state = cell.state.lock();
+        loop {
+            if state.generation != r.generation {
+                return Err(already_taken());
+            }
+            if let Some(result) = state.result.take() {
+                return result;
+            }
+            if state.phase != Phase::Pending {
+                return Err(already_taken());
+            }
+            cell.ready.wait(&mut state);
+        }
+    }
+
+    /// Polls a future cell: its result once, then "already taken".
+    pub(crate) fn poll(&self, r: CellRef, cx: &mut Context<'_>) -> Poll<CallResult> {
+        let cell = self.cell(r.index);
+        let mut state = cell.state.lock();
+        if state.generation != r.generation {
+            return Poll::Ready(Err(already_taken()));
+        }
+        if let Some(result) = state.result.take() {
+            return Poll::Ready(result);
+        }
+        if state.phase != Phase::Pending {
+            return Poll::Ready(Err(already_taken()));
+        }
+        match &mut state.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+/// How long a blocking wait spins before it parks.
+const SPIN_FOR: std::time::Duration = std::time::Duration::from_micros(100);
+
+/// Loopback replies often come back within tens of microseconds: a short
+/// spin (then yielding the core, which the I/O and server threads may
+/// need) catches them without the futex sleep and wake-up that parking
+/// costs on both sides. Gives up after [`SPIN_FOR`].
+fn spin_until(done: impl Fn() -> bool) {
+    let started = std::time::Instant::now();
+    let mut spins = 0u32;
+    while !done() {
+        if spins < 64 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+        spins += 1;
+        if spins.is_multiple_of(16) && started.elapsed() >= SPIN_FOR {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+
+    #[test]
+    fn indices_map_to_distinct_cells_across_chunks() {
+        let cells = Cells::default();
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..(BASE * 7) {
+            assert!(
+                seen.insert(cells.cell(i) as *const Cell as usize),
+                "index {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn callback_runs_once_and_its_cell_is_reused() {
+        let cells = Cells::default();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let mut first = None;
+        for _ in 0..3 {
+            let runs2 = runs.clone();
+            let r = cells.callback(move |res: CallResult| {
+                assert!(res.is_ok());
+                runs2.fetch_add(1, Ordering::Relaxed);
+            });
+            first.get_or_insert(r.index);
+            assert_eq!(Some(r.index), first, "the freed cell is reused");
+            assert!(!cells.is_done(r));
+            assert!(cells.complete(r, Ok(Bytes::new())));
+            assert!(cells.is_done(r));
+            assert!(
+                !cells.complete(r, Ok(Bytes::new())),
+                "a stale ref does nothing"
+            );
+        }
+        assert_eq!(runs.load(Ordering::Relaxed), 3);
+        assert_eq!(cells.allocated(), 1);
+    }
+
+    #[test]
+    fn future_result_is_taken_once_and_release_reports_pending() {
+        let cells = Cells::default();
+        let r = cells.future();
+        assert!(cells.complete(r, Ok(Bytes::from_static(b"x"))));
+        assert_eq!(cells.wait(r, || Ok(())).unwrap(), Bytes::from_static(b"x"));
+        assert_eq!(
+            cells.wait(r, || Ok(())).unwrap_err().code(),
+            crate::Code::Internal
+        );
+        assert!(!cells.release(r), "completed: nothing to cancel");
+        let r2 = cells.future();
+        assert_eq!(r2.index, r.index);
+        assert_ne!(r2.generation, r.generation);
+        assert!(!cells.complete(r, Ok(Bytes::new())), "old generation");
+        assert!(cells.release(r2), "still pending: cancel it");
+    }
+
+    #[test]
+    fn concurrent_acquire_and_free_hand_out_each_cell_once() {
+        let cells = Arc::new(Cells::default());
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let cells = cells.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..20_000 {
+                        let r = cells.future();
+                        assert!(!cells.is_done(r), "a live cell was handed out twice");
+                        assert!(cells.complete(r, Ok(Bytes::new())));
+                        cells.release(r);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(cells.allocated() <= 4);
+    }
+}
