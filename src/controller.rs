@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use crate::metadata::{Metadata, MetadataTooLong};
 use crate::status::{Code, Status};
 
 /// Options that shape one call; the controller carries them, and the
@@ -22,6 +23,13 @@ pub struct CallOptions {
     pub timeout: Option<Duration>,
     /// Routing key for consistent-hash load balancing.
     pub hash_key: Option<u64>,
+    /// Metadata sent with the request (empty: none, and the request frame
+    /// is the same as without metadata). A call made while serving one
+    /// also carries that call's trace id, unless this sets `trace-id`.
+    pub metadata: Metadata,
+    /// Where the reply's metadata goes (`None`: not wanted). See
+    /// [`CallOptions::capture_reply_metadata`].
+    pub reply_metadata: Option<ReplyMetadata>,
 }
 
 impl CallOptions {
@@ -29,8 +37,43 @@ impl CallOptions {
     pub fn with_timeout(timeout: Duration) -> CallOptions {
         CallOptions {
             timeout: Some(timeout),
-            hash_key: None,
+            ..CallOptions::default()
         }
+    }
+
+    /// These options with `key` set to `value` in the request metadata.
+    pub fn with_metadata(mut self, key: &str, value: &str) -> Result<CallOptions, MetadataTooLong> {
+        self.metadata.insert(key, value)?;
+        Ok(self)
+    }
+
+    /// Asks for the reply's metadata: calls made with these options store
+    /// it in the returned [`ReplyMetadata`] before they complete, whichever
+    /// way they are made (blocking, callback, future, generated stubs).
+    pub fn capture_reply_metadata(&mut self) -> ReplyMetadata {
+        self.reply_metadata
+            .get_or_insert_with(ReplyMetadata::default)
+            .clone()
+    }
+}
+
+/// Holds the metadata of the last reply to a call made with the
+/// [`CallOptions`] that hold it; cheap to clone (clones share it).
+#[derive(Debug, Clone, Default)]
+pub struct ReplyMetadata {
+    slot: Arc<Mutex<Metadata>>,
+}
+
+impl ReplyMetadata {
+    /// The metadata of the last reply (empty before one arrived, or if the
+    /// server sent none).
+    pub fn get(&self) -> Metadata {
+        self.slot.lock().clone()
+    }
+
+    /// Stores a reply's metadata (before its call completes).
+    pub(crate) fn set(&self, metadata: Metadata) {
+        *self.slot.lock() = metadata;
     }
 }
 
@@ -124,6 +167,19 @@ impl Controller {
     pub fn set_hash_key(&mut self, key: u64) -> &mut Self {
         self.options.hash_key = Some(key);
         self
+    }
+
+    /// Sets `key` to `value` in the metadata of the calls this controller
+    /// makes.
+    pub fn set_metadata(&mut self, key: &str, value: &str) -> Result<&mut Self, MetadataTooLong> {
+        self.options.metadata.insert(key, value)?;
+        Ok(self)
+    }
+
+    /// Asks for the reply metadata of the calls this controller makes: it
+    /// is in the returned [`ReplyMetadata`] once a call has returned.
+    pub fn capture_reply_metadata(&mut self) -> ReplyMetadata {
+        self.options.capture_reply_metadata()
     }
 
     /// The options the next call will use.

@@ -63,7 +63,6 @@ pub(crate) fn inherit(timeout: Duration, margin: Duration, now: Instant) -> Resu
 }
 
 /// The trace id of the call this thread serves, if it serves one.
-#[allow(dead_code)] // the channel's side comes in the client change
 pub(crate) fn current_trace() -> Option<TraceId> {
     SERVING.with(Cell::get).map(|call| call.trace)
 }

@@ -179,7 +179,6 @@ impl Chain<dyn Interceptor> {
     }
 }
 
-#[allow(dead_code)] // the channel's side comes in the client change
 impl Chain<dyn ClientInterceptor> {
     /// Runs every `before` in order; the first refusal wins.
     pub(crate) fn before(&self, call: &mut ClientCall<'_>) -> Result<(), Status> {

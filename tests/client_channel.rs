@@ -564,6 +564,7 @@ fn spread(policy: LoadBalance, key: impl Fn(usize) -> Option<u64>) -> Vec<usize>
         let options = CallOptions {
             timeout: None,
             hash_key: key(i),
+            ..CallOptions::default()
         };
         ch.call("Test", "echo", Bytes::new(), &options, None)
             .expect("echo");

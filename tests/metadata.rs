@@ -1,8 +1,9 @@
 //! Call metadata, trace ids and interceptors over real sockets on
-//! 127.0.0.1: metadata both ways for inline, pool and async handlers; a
-//! version 1 frame (no metadata) still answered; trace ids made up at the
-//! first hop and logged in each call's span; interceptors refusing calls
-//! and observing each call once.
+//! 127.0.0.1: metadata both ways for inline, pool and async handlers and
+//! for blocking, callback and future calls; a version 1 frame (no
+//! metadata) still answered; trace ids made up at the first hop, carried
+//! through a middle tier and logged in each call's span; interceptors on
+//! both sides refusing calls and observing each call once.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -11,11 +12,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use mprpc::client::Channel;
 use mprpc::codec::{encode_request_meta, Decoder, Frame, RequestHead, RequestMeta, Response};
 use mprpc::server::{Server, ServerHandle, ServerOptions};
 use mprpc::service::ReplyFuture;
 use mprpc::{
-    CallContext, CallInfo, Code, Interceptor, Metadata, Outcome, Service, Status, TraceId,
+    CallContext, CallInfo, CallOptions, ChannelOptions, ClientCall, ClientInterceptor, Code,
+    Interceptor, Metadata, Outcome, Service, StaticDiscover, Status, TraceId,
 };
 use parking_lot::Mutex;
 
@@ -281,5 +284,245 @@ fn an_interceptor_refuses_before_the_handler_and_sees_each_call_once() {
     assert!(
         !logs.contains("marker=deny-"),
         "a refused call's handler ran:\n{logs}"
+    );
+}
+
+fn channel_to(handle: &ServerHandle, options: ChannelOptions) -> Channel {
+    let discover = StaticDiscover::single(handle.local_addr()).unwrap();
+    Channel::new(Arc::new(discover), options).unwrap()
+}
+
+#[test]
+fn a_channel_sends_metadata_and_reads_the_reply_metadata_in_every_call_style() {
+    let handle = server(None);
+    let channel = channel_to(&handle, ChannelOptions::default());
+    for service in ["Inline", "Pool", "Later"] {
+        for style in ["blocking", "callback", "future"] {
+            let mut options = CallOptions::default()
+                .with_metadata("caller", style)
+                .unwrap();
+            let reply_metadata = options.capture_reply_metadata();
+            let reply = match style {
+                "blocking" => channel.call(service, "Echo", Bytes::new(), &options, None),
+                "callback" => {
+                    let (tx, rx) = std::sync::mpsc::channel();
+                    channel.call_with(service, "Echo", Bytes::new(), &options, move |r| {
+                        tx.send(r).unwrap()
+                    });
+                    rx.recv().unwrap()
+                }
+                _ => channel
+                    .call_async(service, "Echo", Bytes::new(), &options)
+                    .wait(),
+            };
+            let trace = reply.unwrap_or_else(|e| panic!("{service} {style}: {e}"));
+            let got = reply_metadata.get();
+            assert_eq!(got.get("caller"), Some(style), "{service} {style}");
+            assert_eq!(got.get("served-by"), Some(service), "{service} {style}");
+            // The first hop made a trace id up; none was sent.
+            assert_eq!(got.get("trace-id"), None);
+            assert!(TraceId::parse(std::str::from_utf8(&trace).unwrap()).is_some());
+        }
+    }
+    // Without a slot the request goes out as version 1: no metadata back.
+    let plain = channel.call(
+        "Inline",
+        "Echo",
+        Bytes::new(),
+        &CallOptions::default(),
+        None,
+    );
+    assert!(plain.is_ok());
+    handle.shutdown();
+}
+
+/// `Hop` calls `Inline.Echo` on the next server (blocking on the pool, or
+/// awaiting it when it answers later) and answers `<own trace id>/<the
+/// next hop's>`.
+struct Relay {
+    name: &'static str,
+    later: bool,
+    next: Channel,
+}
+
+fn hop_reply(own: TraceId, next: Result<Bytes, Status>) -> Result<BytesMut, Status> {
+    let next = next?;
+    let text = format!("{own}/{}", String::from_utf8_lossy(&next));
+    Ok(BytesMut::from(text.as_bytes()))
+}
+
+fn pass_marker(ctx: &CallContext) -> CallOptions {
+    tracing::info!("relay hop");
+    let marker = ctx.metadata.get("marker").unwrap_or("-");
+    CallOptions::default()
+        .with_metadata("marker", marker)
+        .unwrap()
+}
+
+impl Service for Relay {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn methods(&self) -> &'static [&'static str] {
+        &["Hop"]
+    }
+
+    fn call(&self, _: &str, ctx: &CallContext, _: Bytes, out: &mut BytesMut) -> Result<(), Status> {
+        let options = pass_marker(ctx);
+        let next = self
+            .next
+            .call("Inline", "Echo", Bytes::new(), &options, None);
+        out.extend_from_slice(&hop_reply(ctx.trace_id, next)?);
+        Ok(())
+    }
+
+    fn answers_later(&self) -> bool {
+        self.later
+    }
+
+    fn call_later(&self, _: &str, ctx: CallContext, _: Bytes) -> Result<ReplyFuture, Status> {
+        let options = pass_marker(&ctx);
+        let next = self
+            .next
+            .call_async("Inline", "Echo", Bytes::new(), &options);
+        Ok(Box::pin(async move { hop_reply(ctx.trace_id, next.await) }))
+    }
+}
+
+#[test]
+fn a_trace_id_made_at_the_first_hop_reaches_the_last_and_is_in_both_spans() {
+    let last = server(None);
+    let mut middle = Server::with_options(ServerOptions {
+        reactor_threads: 1,
+        worker_threads: 2,
+        ..ServerOptions::default()
+    });
+    let next = channel_to(&last, ChannelOptions::default());
+    middle.add_blocking_service(Relay {
+        name: "PoolRelay",
+        later: false,
+        next: next.clone(),
+    });
+    middle.add_service(Relay {
+        name: "LaterRelay",
+        later: true,
+        next,
+    });
+    let middle = middle.start().unwrap();
+    let client = channel_to(&middle, ChannelOptions::default());
+    for service in ["PoolRelay", "LaterRelay"] {
+        let marker = format!("hop-{service}");
+        let options = CallOptions::default()
+            .with_metadata("marker", &marker)
+            .unwrap();
+        let reply = client.call(service, "Hop", Bytes::new(), &options, None);
+        let reply = String::from_utf8(reply.unwrap().to_vec()).unwrap();
+        let (first, last_hop) = reply.split_once('/').unwrap();
+        assert_eq!(first, last_hop, "{service}: the last hop saw another id");
+        // Both hops logged inside a span carrying that id.
+        let relay_line = wait_logged(&["relay hop", &format!("trace_id={first}")]);
+        assert!(relay_line.contains(service), "{relay_line}");
+        let last_line = wait_logged(&["meta handler ran", &marker]);
+        assert!(
+            last_line.contains(&format!("trace_id={first}")),
+            "{last_line}"
+        );
+    }
+    // A trace id the caller sets is the one every hop uses.
+    let options = CallOptions::default()
+        .with_metadata("trace-id", "0000000000c0ffee")
+        .unwrap();
+    let reply = client.call("LaterRelay", "Hop", Bytes::new(), &options, None);
+    assert_eq!(&reply.unwrap()[..], b"0000000000c0ffee/0000000000c0ffee");
+    middle.shutdown();
+    last.shutdown();
+}
+
+/// Adds `client-tag` to every call and refuses calls whose metadata says
+/// `local-deny`; records every outcome it is shown.
+#[derive(Default)]
+struct ClientGate {
+    outcomes: Mutex<Vec<(String, Code)>>,
+}
+
+impl ClientInterceptor for ClientGate {
+    fn before(&self, call: &mut ClientCall<'_>) -> Result<(), Status> {
+        if call.metadata.get("local-deny").is_some() {
+            return Err(Status::new(
+                Code::FailedPrecondition,
+                "refused by the client gate",
+            ));
+        }
+        call.metadata.insert("client-tag", "gate").unwrap();
+        Ok(())
+    }
+
+    fn after(&self, service: &str, method: &str, outcome: &Outcome) {
+        self.outcomes
+            .lock()
+            .push((format!("{service}.{method}"), outcome.code));
+    }
+}
+
+#[test]
+fn a_client_interceptor_adds_metadata_refuses_locally_and_sees_each_outcome_once() {
+    let server_gate = Arc::new(Gate::default());
+    let handle = server(Some(server_gate.clone()));
+    let client_gate = Arc::new(ClientGate::default());
+    let options = ChannelOptions::default().with_interceptor(client_gate.clone());
+    let channel = channel_to(&handle, options);
+
+    let mut options = CallOptions::default();
+    let reply_metadata = options.capture_reply_metadata();
+    channel
+        .call("Inline", "Echo", Bytes::new(), &options, None)
+        .unwrap();
+    assert_eq!(reply_metadata.get().get("client-tag"), Some("gate"));
+
+    let refused = CallOptions::default()
+        .with_metadata("local-deny", "1")
+        .unwrap();
+    let err = channel
+        .call_async("Pool", "Echo", Bytes::new(), &refused)
+        .wait()
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(err.message(), "refused by the client gate");
+
+    // Refused by the server's interceptor: the caller gets its status.
+    let denied = CallOptions::default()
+        .with_metadata("token", "deny")
+        .unwrap();
+    let err = channel
+        .call("Later", "Echo", Bytes::new(), &denied, None)
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+
+    // A cancelled call is an outcome too, seen once: a provider that
+    // never answers (a listener nobody accepts on).
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let discover = StaticDiscover::single(silent.local_addr().unwrap()).unwrap();
+    let options = ChannelOptions::default().with_interceptor(client_gate.clone());
+    let stuck = Channel::new(Arc::new(discover), options).unwrap();
+    let pending = stuck.call_async("Silent", "Echo", Bytes::new(), &CallOptions::default());
+    pending.cancel();
+    assert_eq!(pending.wait().unwrap_err().code(), Code::Cancelled);
+
+    handle.shutdown();
+    assert_eq!(
+        server_gate.before.load(Ordering::SeqCst),
+        2,
+        "the locally refused call never reached the server"
+    );
+    let outcomes = client_gate.outcomes.lock().clone();
+    assert_eq!(
+        outcomes,
+        vec![
+            ("Inline.Echo".to_owned(), Code::Ok),
+            ("Pool.Echo".to_owned(), Code::FailedPrecondition),
+            ("Later.Echo".to_owned(), Code::Unauthenticated),
+            ("Silent.Echo".to_owned(), Code::Cancelled),
+        ]
     );
 }

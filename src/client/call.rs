@@ -17,6 +17,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 
 use super::cells::CellRef;
+use super::observe::Watch;
 use super::queue::Shared;
 use crate::status::{Code, Status};
 
@@ -126,6 +127,8 @@ pub struct PendingCall {
     cell: CellRef,
     id: u64,
     shared: Arc<Shared>,
+    /// The channel's interceptors, told of the outcome once it is taken.
+    watch: Option<Box<Watch>>,
 }
 
 impl std::fmt::Debug for PendingCall {
@@ -138,24 +141,48 @@ impl std::fmt::Debug for PendingCall {
 }
 
 impl PendingCall {
-    pub(crate) fn new(cell: CellRef, id: u64, shared: Arc<Shared>) -> PendingCall {
-        PendingCall { cell, id, shared }
+    pub(crate) fn new(
+        cell: CellRef,
+        id: u64,
+        shared: Arc<Shared>,
+        watch: Option<Box<Watch>>,
+    ) -> PendingCall {
+        PendingCall {
+            cell,
+            id,
+            shared,
+            watch,
+        }
     }
 
     /// Parks this thread until the call completes.
-    pub fn wait(self) -> Result<Bytes, Status> {
+    pub fn wait(mut self) -> Result<Bytes, Status> {
         self.take()
     }
 
     /// Waits for the result and takes it (the cell is freed on drop).
-    fn take(&self) -> CallResult {
-        self.shared
+    fn take(&mut self) -> CallResult {
+        let result = self
+            .shared
             .cells
-            .wait(self.cell, refuse_blocking_on_io_thread)
+            .wait(self.cell, refuse_blocking_on_io_thread);
+        self.watched(&result);
+        result
     }
 
-    fn poll_result(&self, cx: &mut Context<'_>) -> Poll<CallResult> {
-        self.shared.cells.poll(self.cell, cx)
+    fn poll_result(&mut self, cx: &mut Context<'_>) -> Poll<CallResult> {
+        let polled = self.shared.cells.poll(self.cell, cx);
+        if let Poll::Ready(result) = &polled {
+            self.watched(result);
+        }
+        polled
+    }
+
+    /// Tells the interceptors (if any) how the call ended, once.
+    fn watched(&mut self, result: &CallResult) {
+        if let Some(watch) = self.watch.take() {
+            watch.ended(result);
+        }
     }
 
     /// Completes the call with `Code::Cancelled` now and tells the server
@@ -181,17 +208,37 @@ impl Future for PendingCall {
     type Output = Result<Bytes, Status>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.poll_result(cx)
+        self.get_mut().poll_result(cx)
     }
 }
 
 impl Drop for PendingCall {
     /// Frees the call's cell; a call still pending is cancelled.
     fn drop(&mut self) {
+        if let Some(watch) = self.watch.take() {
+            // Its outcome was never taken: it is its result if there is
+            // one, else the cancel this drop makes.
+            if self.is_done() {
+                let waker = std::task::Waker::from(Arc::new(NoWake));
+                let mut cx = Context::from_waker(&waker);
+                if let Poll::Ready(result) = self.shared.cells.poll(self.cell, &mut cx) {
+                    watch.ended(&result);
+                }
+            } else {
+                watch.ended_with(Code::Cancelled);
+            }
+        }
         if self.shared.cells.release(self.cell) && self.id != 0 {
             self.shared.cancel(self.id);
         }
     }
+}
+
+/// A waker for a poll that only peeks.
+struct NoWake;
+
+impl std::task::Wake for NoWake {
+    fn wake(self: Arc<Self>) {}
 }
 
 /// A `PendingCall` whose reply is decoded as a protobuf `T`. Dropping it
@@ -218,7 +265,7 @@ impl<T: prost::Message + Default> TypedCall<T> {
     }
 
     /// Parks this thread until the call completes, then decodes the reply.
-    pub fn wait(self) -> Result<T, Status> {
+    pub fn wait(mut self) -> Result<T, Status> {
         self.inner.take().and_then(decode_response)
     }
 
@@ -238,7 +285,8 @@ impl<T: prost::Message + Default> Future for TypedCall<T> {
     type Output = Result<T, Status>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner
+        self.get_mut()
+            .inner
             .poll_result(cx)
             .map(|r| r.and_then(decode_response))
     }

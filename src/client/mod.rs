@@ -36,6 +36,7 @@ mod conn;
 mod driver;
 mod health;
 mod legacy;
+mod observe;
 mod options;
 mod queue;
 
@@ -53,10 +54,13 @@ pub use options::ChannelOptions;
 use cells::CellRef;
 use queue::{Shared, Submit};
 
-use crate::codec::{check_names, REQUEST_FIXED_LEN};
+use crate::codec::{check_names, RequestMeta, REQUEST_FIXED_LEN};
 use crate::controller::{CallOptions, CancelHandle};
 use crate::discovery::{Discover, StaticDiscover};
+use crate::interceptor::ClientCall;
 use crate::status::Status;
+use crate::trace::TRACE_ID_KEY;
+use observe::Watch;
 
 /// A client of one or more services. Cheap to clone: clones share the I/O
 /// driver and its connections. The driver stops once the last clone is
@@ -209,7 +213,13 @@ impl Channel {
         F: FnOnce(Result<Bytes, Status>) + Send + 'static,
     {
         let driver = self.driver();
-        let cell = driver.cells.callback(done);
+        let cell = match Watch::new(&self.inner.options.interceptors, service, method) {
+            None => driver.cells.callback(done),
+            Some(watch) => driver.cells.callback(move |result: Result<Bytes, Status>| {
+                watch.ended(&result);
+                done(result)
+            }),
+        };
         let id = self.start(driver, service, method, &request, options, cell);
         CallHandle::new(cell, id, driver.clone())
     }
@@ -225,8 +235,9 @@ impl Channel {
     ) -> PendingCall {
         let driver = self.driver();
         let cell = driver.cells.future();
+        let watch = Watch::new(&self.inner.options.interceptors, service, method);
         let id = self.start(driver, service, method, &request, options, cell);
-        PendingCall::new(cell, id, driver.clone())
+        PendingCall::new(cell, id, driver.clone(), watch)
     }
 
     /// Queues a call for the driver, or completes it at once with why it
@@ -260,7 +271,25 @@ impl Channel {
     ) -> Result<Submit<'a>, Status> {
         let inner = &*self.inner;
         check_names(service, method).map_err(|e| Status::bad_request(e.to_string()))?;
-        let body = REQUEST_FIXED_LEN + service.len() + method.len() + payload_len;
+        let mut metadata = options.metadata.clone();
+        if !inner.options.interceptors.is_empty() {
+            let mut call = ClientCall {
+                service,
+                method,
+                metadata: &mut metadata,
+            };
+            inner.options.interceptors.before(&mut call)?;
+        }
+        // Started while serving a call: its trace id goes on.
+        let trace =
+            crate::deadline::current_trace().filter(|_| metadata.get(TRACE_ID_KEY).is_none());
+        let meta = RequestMeta {
+            metadata: &metadata,
+            trace,
+            reply_metadata: options.reply_metadata.is_some(),
+        };
+        let body =
+            REQUEST_FIXED_LEN + service.len() + method.len() + payload_len + meta.extra_len();
         if body > inner.options.max_frame_size {
             return Err(Status::resource_exhausted(format!(
                 "request frame of {body} bytes exceeds the max frame size of {} bytes",
@@ -313,6 +342,9 @@ impl Channel {
             deadline,
             endpoints,
             hash_key: options.hash_key,
+            metadata,
+            trace,
+            reply_metadata: options.reply_metadata.clone(),
         })
     }
 }

@@ -6,6 +6,7 @@ use super::LoadBalance;
 use crate::auth::AuthToken;
 use crate::codec::DEFAULT_MAX_FRAME;
 use crate::config::Config;
+use crate::interceptor::{ClientInterceptor, ClientInterceptors};
 use crate::tls::ClientTls;
 
 /// How a channel behaves. `Default` suits most uses; `from_config` takes
@@ -51,6 +52,9 @@ pub struct ChannelOptions {
     /// Sent once on each new connection, before its first request, to
     /// providers that require a token.
     pub auth_token: Option<AuthToken>,
+    /// Interceptors every call of this channel passes, in order (none by
+    /// default; see [`crate::interceptor`]).
+    pub interceptors: ClientInterceptors,
 }
 
 impl Default for ChannelOptions {
@@ -69,11 +73,18 @@ impl Default for ChannelOptions {
             io_threads: 1,
             tls: None,
             auth_token: None,
+            interceptors: ClientInterceptors::default(),
         }
     }
 }
 
 impl ChannelOptions {
+    /// These options with `interceptor` added at the end of the chain.
+    pub fn with_interceptor(mut self, interceptor: impl ClientInterceptor) -> ChannelOptions {
+        self.interceptors.push(std::sync::Arc::new(interceptor));
+        self
+    }
+
     /// Defaults, with `call_timeout_ms`, `deadline_margin_ms`, `connect_timeout_ms`,
     /// `max_frame_size`, `load_balance`, `client_io_threads`, the TLS keys
     /// (`tls_ca` and the rest) and `auth_token` (its first token) from the

@@ -23,8 +23,11 @@ use mio::Waker;
 use parking_lot::Mutex;
 
 use super::cells::{CellRef, Cells};
-use crate::codec::{encode_request, RequestHead};
+use crate::codec::{encode_request_meta, RequestHead, RequestMeta};
+use crate::controller::ReplyMetadata;
 use crate::discovery::Endpoint;
+use crate::metadata::Metadata;
+use crate::trace::TraceId;
 
 /// A call handed to the driver.
 pub(crate) struct NewCall {
@@ -35,6 +38,8 @@ pub(crate) struct NewCall {
     pub endpoints: Arc<[Endpoint]>,
     pub hash_key: Option<u64>,
     pub cell: CellRef,
+    /// Where its reply's metadata goes, if the caller asked for it.
+    pub reply_metadata: Option<ReplyMetadata>,
 }
 
 /// Work for the driver.
@@ -84,6 +89,10 @@ pub(crate) struct Submit<'a> {
     pub deadline: Option<Instant>,
     pub endpoints: Arc<[Endpoint]>,
     pub hash_key: Option<u64>,
+    /// What the request carries besides its payload (version 2 when any).
+    pub metadata: Metadata,
+    pub trace: Option<TraceId>,
+    pub reply_metadata: Option<ReplyMetadata>,
 }
 
 impl Shared {
@@ -121,7 +130,12 @@ impl Shared {
             service: call.service,
             method: call.method,
         };
-        encode_request(head, payload, &mut batch.frames);
+        let meta = RequestMeta {
+            metadata: &call.metadata,
+            trace: call.trace,
+            reply_metadata: call.reply_metadata.is_some(),
+        };
+        encode_request_meta(head, meta, payload, &mut batch.frames);
         let frame = start..batch.frames.len();
         batch.commands.push(Command::Call(NewCall {
             id,
@@ -130,6 +144,7 @@ impl Shared {
             endpoints: call.endpoints,
             hash_key: call.hash_key,
             cell,
+            reply_metadata: call.reply_metadata,
         }));
         self.queued(guard);
         id

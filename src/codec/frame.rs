@@ -212,6 +212,16 @@ pub struct RequestMeta<'a> {
 }
 
 impl RequestMeta<'_> {
+    /// The bytes it adds to a request body: 0 when there is nothing to
+    /// carry (a version 1 frame), else `meta_len` and the metadata block.
+    pub fn extra_len(&self) -> usize {
+        if self.needed() {
+            META_LEN_LEN + self.len()
+        } else {
+            0
+        }
+    }
+
     /// Whether a version 2 frame is needed (else version 1, which costs
     /// nothing extra and any server reads).
     fn needed(&self) -> bool {

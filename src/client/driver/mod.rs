@@ -47,6 +47,8 @@ use super::health::Health;
 use super::queue::{Batch, Shared};
 use super::ChannelOptions;
 use crate::codec::Decoder;
+use crate::controller::ReplyMetadata;
+use crate::metadata::Metadata;
 use crate::net::FlushList;
 use retry::{Retry, SpareFrames};
 use timers::Deadlines;
@@ -82,6 +84,8 @@ struct Pending {
     cell: CellRef,
     /// Its frame, kept for one retry elsewhere after `Overloaded`.
     retry: Option<Retry>,
+    /// Where its reply's metadata goes, if the caller asked for it.
+    reply_metadata: Option<ReplyMetadata>,
 }
 
 /// The connections to one provider address.
@@ -232,6 +236,19 @@ impl Driver {
             self.spare_frames.recycle(pending.retry.take());
             self.shared.cells.complete(pending.cell, result);
         }
+    }
+
+    /// Completes call `id` (if still pending) with a reply carrying
+    /// `metadata`, stored first where its caller asked for it.
+    fn finish_reply(&mut self, id: u64, result: CallResult, metadata: Metadata) {
+        if let Some(slot) = self
+            .pending
+            .get(&id)
+            .and_then(|p| p.reply_metadata.as_ref())
+        {
+            slot.set(metadata);
+        }
+        self.finish(id, result);
     }
 
     /// Releases a call's in-flight slots (channel and connection).

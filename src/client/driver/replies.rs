@@ -122,6 +122,6 @@ impl Driver {
         } else {
             Err(Status::new(reply.code, reply.error_str()))
         };
-        self.finish(reply.id, result);
+        self.finish_reply(reply.id, result, reply.metadata);
     }
 }

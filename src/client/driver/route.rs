@@ -65,6 +65,7 @@ impl Driver {
                 deadline: call.deadline,
                 cell: call.cell,
                 retry,
+                reply_metadata: call.reply_metadata,
             },
         );
         let route = Route {
