@@ -31,6 +31,10 @@ const FILES: &[(&str, &str)] = &[
         "src/bin/consumer.rs",
         include_str!("../src/bin/consumer.rs"),
     ),
+    (
+        "src/bin/metadata.rs",
+        include_str!("../src/bin/metadata.rs"),
+    ),
 ];
 
 /// The code generated for `proto/user.proto`.
@@ -113,10 +117,17 @@ fn provider_api<S: Service + Clone>(provider: &mut RpcProvider, service: S) {
 }
 
 /// `CallContext` methods the docs name, checked the same way.
-const CONTEXT_API: &[&str] = &["expired", "remaining"];
+const CONTEXT_API: &[&str] = &[
+    "expired",
+    "remaining",
+    "metadata",
+    "trace_id",
+    "set_reply_metadata",
+];
 #[allow(dead_code)]
 fn context_api(ctx: &CallContext) {
-    let _ = (ctx.expired(), ctx.remaining());
+    let _ = (ctx.expired(), ctx.remaining(), &ctx.metadata, ctx.trace_id);
+    let _ = ctx.set_reply_metadata("k", "v");
 }
 
 /// Every `` `prefix NAME` `` in `text`, e.g. `RpcProvider::` gives the names
@@ -242,6 +253,42 @@ fn run_consumer(conf: &Path, args: &[&str]) -> Output {
             panic!("readme-consumer hung");
         }
     }
+}
+
+#[test]
+fn the_readme_metadata_example_runs_as_shown() {
+    let child = Command::new(env!("CARGO_BIN_EXE_readme-metadata"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("readme-metadata starts");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let output = rx
+        .recv_timeout(WAIT)
+        .expect("readme-metadata hung")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{output:?}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("login from readme, trace id "),
+        "{stdout}"
+    );
+    assert_eq!(
+        lines[1..],
+        [
+            "UserServiceRpc.Login -> Ok",
+            "served by readme-metadata",
+            "UserServiceRpc.Login -> Unauthenticated",
+            "without a token: unauthenticated: no valid token",
+        ],
+        "{stdout}"
+    );
+    // The README shows this output.
+    assert!(README.contains(&stdout.replace(&lines[0][28..], "f5545846a38ac4c5")));
 }
 
 #[test]
