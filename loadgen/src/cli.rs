@@ -147,6 +147,15 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = ClientKind::Channel)]
     pub client: ClientKind,
 
+    /// mprpc, `--client channel` or `blocking`: I/O threads (driver event
+    /// loops) per channel, the `client_io_threads` key. Each owns its share
+    /// of the channel's connections (--connections split over --channels ×
+    /// I/O threads, rounded up). Calls from the sender threads go round
+    /// robin over them; in closed loop each completion starts the next call
+    /// on the I/O thread that ran it, so the load stays sharded.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub io_threads: u32,
+
     /// mprpc (any --client) and tonic: speak TLS, trusting servers whose
     /// certificate this CA (PEM file) signed (`loadgen certs DIR` writes a
     /// test CA and certificate). The engine's connections handshake before
@@ -208,11 +217,17 @@ impl Args {
                     .into(),
             );
         }
-        if self.also_call.is_some()
-            && (self.target != TargetKind::Mprpc || self.client == ClientKind::Raw)
-        {
+        let channel = self.target == TargetKind::Mprpc && self.client != ClientKind::Raw;
+        if self.also_call.is_some() && !channel {
             return Err(
                 "--also-call: only with --target mprpc and --client channel or blocking".into(),
+            );
+        }
+        if self.io_threads > 1 && !channel {
+            return Err(
+                "--io-threads: the I/O threads of mprpc's `Channel` (--target mprpc \
+                 --client channel or blocking); the engine's event loops are --threads"
+                    .into(),
             );
         }
         if self.tls_ca.is_some() && !matches!(self.target, TargetKind::Mprpc | TargetKind::Tonic) {
@@ -447,6 +462,18 @@ mod tests {
         assert!(
             Args::try_parse_from(["loadgen", "--workers", "2"]).is_err(),
             "needs --zk"
+        );
+        let io = |extra: &[&str]| {
+            let base = ["loadgen", "--addr", "a:1", "--io-threads", "2"];
+            Args::try_parse_from(base.iter().chain(extra)).map(|a| a.check())
+        };
+        assert_eq!(io(&[]).unwrap(), Ok(()));
+        assert_eq!(io(&["--client", "blocking"]).unwrap(), Ok(()));
+        assert!(io(&["--client", "raw"]).unwrap().is_err(), "the engine");
+        assert!(io(&["--target", "redis"]).unwrap().is_err(), "not ours");
+        assert!(
+            Args::try_parse_from(["loadgen", "--io-threads", "0"]).is_err(),
+            "at least one"
         );
         let worker = Args::try_parse_from(["loadgen", "worker", "--zk", "b:2"]).unwrap();
         assert!(matches!(worker.command, Some(Command::Worker(w)) if w.zk == "b:2"));

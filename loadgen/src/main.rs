@@ -438,10 +438,13 @@ fn build_report(
     let duration_s = args.duration.as_secs_f64();
     let qps = args.qps.fixed();
     let achieved_qps = s.sent_in_window as f64 / duration_s;
+    // The Channel's I/O threads; the engine's loops are its sender threads.
+    let io_threads = (source.client != "engine").then_some(args.io_threads);
     Report {
         label: args.label.clone(),
         target: target_name(args),
         client: source.client,
+        io_threads,
         mode: if qps.is_some() { "open" } else { "closed" }.into(),
         command: std::env::args().collect(),
         started_at_utc,

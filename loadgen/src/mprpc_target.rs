@@ -38,17 +38,20 @@ pub struct MprpcTarget {
 }
 
 impl MprpcTarget {
-    /// `--connections` N are spread over the channels: `--channels` K (each
-    /// with N/K persistent connections per provider, rounded up; one client
-    /// I/O thread each), or with `--pin-providers` one channel per provider.
+    /// `--connections` N are spread over the channels: `--channels` K, or
+    /// with `--pin-providers` one channel per provider, each with
+    /// `--io-threads` T I/O threads; every I/O thread opens its own
+    /// N/(K·T) persistent connections per provider, rounded up.
     pub fn connect(args: &Args, request: Bytes, expect_len: Option<usize>) -> Result<Self, String> {
+        let io_threads = args.io_threads as usize;
         let base = ChannelOptions {
             call_timeout: args.timeout,
             tls: client_tls(args)?,
+            io_threads,
             ..ChannelOptions::default()
         };
         let with_conns = |channels: usize| ChannelOptions {
-            connections_per_endpoint: (args.connections as usize).div_ceil(channels),
+            connections_per_endpoint: (args.connections as usize).div_ceil(channels * io_threads),
             ..base.clone()
         };
         let mut channels = Vec::new();
@@ -121,11 +124,17 @@ impl MprpcTarget {
         })
     }
 
-    /// One blocking call per channel: fails fast (with the reason) when
-    /// the target is unreachable or rejects the request, and opens the
-    /// connections before the clock starts.
+    /// One blocking call per I/O thread of each channel (calls from this
+    /// thread go round robin over them): fails fast (with the reason) when
+    /// the target is unreachable or rejects the request, and opens a
+    /// connection on every I/O thread before the clock starts.
     pub fn probe(&self) -> Result<(), String> {
-        for (i, ch) in self.channels.iter().enumerate() {
+        let each = self
+            .channels
+            .iter()
+            .enumerate()
+            .flat_map(|(i, ch)| std::iter::repeat_n((i, ch), ch.options().io_threads.max(1)));
+        for (i, ch) in each {
             let reply = ch
                 .call(
                     &self.service,

@@ -98,6 +98,10 @@ pub struct Report {
     pub target: String,
     /// "engine" (loadgen's own pipelining engine) or "channel" (mprpc's `Channel`).
     pub client: String,
+    /// The `Channel`'s I/O threads per channel (`--io-threads`); absent
+    /// for the engine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub io_threads: Option<u32>,
     /// "open" (fixed rate) or "closed" (`--qps max`).
     pub mode: String,
     pub command: Vec<String>,
@@ -246,12 +250,15 @@ impl Report {
         let _ = writeln!(s, "## loadgen: {}\n", self.label);
         let _ = writeln!(
             s,
-            "- target: {} {} `{}.{}` via the {} client, {} connection(s), {} sender thread(s), window {} ({})",
+            "- target: {} {} `{}.{}` via the {} client{}, {} connection(s), {} sender thread(s), window {} ({})",
             self.target,
             self.endpoint,
             self.service,
             self.method,
             self.client,
+            self.io_threads
+                .map(|n| format!(" ({n} I/O thread(s) per channel)"))
+                .unwrap_or_default(),
             self.connections,
             self.threads,
             self.window,

@@ -14,13 +14,27 @@ use serde_json::Value;
 
 /// Runs loadgen with `args` against `addr`; returns its JSON report.
 fn loadgen(name: &str, addr: SocketAddr, args: &[&str]) -> Value {
+    loadgen_watching(name, addr, args, || {})
+}
+
+/// As `loadgen`, calling `watch` every few milliseconds while it runs.
+fn loadgen_watching(name: &str, addr: SocketAddr, args: &[&str], mut watch: impl FnMut()) -> Value {
     let dir = out_dir(name);
-    let output = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .args(["--addr", &addr.to_string(), "--label", name, "--out-dir"])
         .arg(&dir)
         .args(args)
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("loadgen runs");
+    // Its output is small (a summary and a progress line a second): the
+    // pipes cannot fill up before it exits.
+    while child.try_wait().expect("loadgen status").is_none() {
+        watch();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let output = child.wait_with_output().expect("loadgen output");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -80,6 +94,62 @@ fn overload_is_reported_as_not_held_by_both_clients() {
     );
     check_overload(&channel);
     assert_eq!(channel["client"], "channel");
+    server.shutdown_gracefully();
+}
+
+#[test]
+fn channel_with_two_io_threads_shards_its_connections() {
+    let server = provider();
+    let mut most = 0;
+    let r = loadgen_watching(
+        "io-threads",
+        server.addr(),
+        &[
+            "--io-threads",
+            "2",
+            "--qps",
+            "max",
+            "--duration",
+            "1s",
+            "--warmup",
+            "200ms",
+            "--connections",
+            "2",
+            "--in-flight",
+            "16",
+        ],
+        || most = most.max(server.server().connection_count()),
+    );
+    assert_eq!(r["client"], "channel", "{r}");
+    assert_eq!(u(&r, "io_threads"), 2, "{r}");
+    assert!(u(&r, "completed") > 1_000, "{r}");
+    assert_eq!(u(&r, "errors"), 0, "{r}");
+    assert_eq!(r["target_held"], true, "{r}");
+    // Each I/O thread opened its own one of the two connections: one
+    // thread would have opened one, unsplit connections four.
+    assert_eq!(most, 2, "connections open at once");
+    // Blocking calls from two sender threads, over both I/O threads.
+    let b = loadgen(
+        "io-threads-blocking",
+        server.addr(),
+        &[
+            "--client",
+            "blocking",
+            "--io-threads",
+            "2",
+            "--threads",
+            "2",
+            "--duration",
+            "500ms",
+            "--warmup",
+            "100ms",
+            "--connections",
+            "2",
+        ],
+    );
+    assert_eq!(b["client"], "blocking", "{b}");
+    assert!(u(&b, "completed") > 100, "{b}");
+    assert_eq!(u(&b, "errors"), 0, "{b}");
     server.shutdown_gracefully();
 }
 
