@@ -8,9 +8,14 @@
 # tonic-echo-server with --tls-cert (a certificate `loadgen certs` makes),
 # both loaded by the same engine over TLS (`--tls-ca`), in the same shapes as
 # their plain twins; our `Channel` over TLS too.
+# Client I/O threads: our `Channel` with io_threads = 2 beside 1 against the
+# same provider, and against a third provider with 2 reactors the engine on
+# 2 threads and the `Channel` with 1 and 2 I/O threads (closed loop only).
 #
 #   scripts/compare.sh                  full run (the report states how long it took)
 #   ROUNDS=1 SECS=1 WARMUP=0.5 scripts/compare.sh   smoke test (~3 min)
+#   TRIAL_DIR=/tmp/cmp ROUNDS=1 ...     writes everything under /tmp/cmp instead
+#                                       (a copy of README.md included)
 #
 # Every configuration runs ROUNDS times, interleaved across systems (ours,
 # Volo, tonic, redis, seed, ours, ...). Closed loop first (saturation, with 1
@@ -26,7 +31,8 @@
 #
 # Knobs (environment): ROUNDS (3), SECS (measured seconds per run, 5),
 # WARMUP (s, 1), CONNS (50), DEPTH (pipelining depth, 16), PAYLOAD (64),
-# REACTORS (our reactors = tonic and Volo worker threads, 1), SKIP_BUILD=1.
+# REACTORS (our reactors = tonic and Volo worker threads, 1), SKIP_BUILD=1,
+# TRIAL_DIR (see above); binaries come from $CARGO_TARGET_DIR (or target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib.sh
@@ -40,9 +46,17 @@ DEPTH=${DEPTH:-16}
 PAYLOAD=${PAYLOAD:-64}
 # One server thread each: the load generator needs the other core.
 REACTORS=${REACTORS:-1}
-OUT=results/comparison
+# The client I/O threads block: a provider with this many reactors.
+REACTORS_IO=2
+if [[ -n ${TRIAL_DIR:-} ]]; then
+    mkdir -p "$TRIAL_DIR"
+    cp README.md "$TRIAL_DIR/README.md"
+    OUT=$TRIAL_DIR/comparison REPORT=$TRIAL_DIR/COMPARISON.md README=$TRIAL_DIR/README.md
+else
+    OUT=results/comparison REPORT=results/COMPARISON.md README=README.md
+fi
 RAW=$OUT/raw
-BIN=target/release
+BIN=${CARGO_TARGET_DIR:-target}/release
 T0=$(date +%s)
 
 scratch compare
@@ -139,9 +153,17 @@ start_bg redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendon
     --daemonize no --logfile "$WORK/redis.log"
 wait_port "$REDIS_PORT" || die "redis-server did not start"
 
+# The client I/O threads block's provider: the plain one with more reactors.
+R2_PORT=$(free_port)
+sed -e "s/^rpcserverport=.*/rpcserverport=$R2_PORT/" -e "s/^reactor_threads=.*/reactor_threads=$REACTORS_IO/" \
+    -e "s|^log_dir=.*|log_dir=$WORK/logs-r2|" "$WORK/echo.conf" >"$WORK/echo-r2.conf"
+cp "$WORK/echo-r2.conf" "$RAW/echo-provider-r2.conf"
+start_bg "$BIN/echo-provider" -i "$WORK/echo-r2.conf" >"$WORK/echo-r2.log" 2>&1
+wait_port "$R2_PORT" || { cat "$WORK/echo-r2.log"; die "echo-provider ($REACTORS_IO reactors) did not start"; }
+
 sleep 0.5 # let the runtimes start their worker threads before counting them
 # Machine, versions, commit and thread counts, for the report.
-python3 - "$RAW/env.json" "$T_BUILD" "$REACTORS" "${PIDS[@]}" <<'PY'
+python3 - "$RAW/env.json" "$T_BUILD" "$REACTORS" "$REACTORS_IO" "${PIDS[@]}" <<'PY'
 import json, os, platform, re, subprocess, sys, time
 def out(*cmd):
     try:
@@ -158,7 +180,7 @@ lock = open("Cargo.lock").read()
 def locked(name):
     m = re.search(r'name = "%s"\nversion = "([^"]+)"' % re.escape(name), lock)
     return m.group(1) if m else "unknown"
-pids = sys.argv[4:]
+pids = sys.argv[5:]
 json.dump({
     "date_utc": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     "nproc": os.cpu_count(),
@@ -175,16 +197,17 @@ json.dump({
     "mem_total": next((l.split(":")[1].strip() for l in open("/proc/meminfo") if l.startswith("MemTotal")), "?"),
     "threads": {
         "ours_reactors": int(sys.argv[3]),
+        "ours_io_block_reactors": int(sys.argv[4]),
         "tonic_workers": int(sys.argv[3]),
         "volo_workers": int(sys.argv[3]),
         "redis": "1 (io-threads 1)",
         "loadgen_engine_threads": 1,
-        "os_threads_at_start": {name: threads(pid) for name, pid in zip(["echo-provider", "echo-provider-tls", "tonic-echo-server", "tonic-echo-server-tls", "volo-echo-server", "redis-server"], pids)},
+        "os_threads_at_start": {name: threads(pid) for name, pid in zip(["echo-provider", "echo-provider-tls", "tonic-echo-server", "tonic-echo-server-tls", "volo-echo-server", "redis-server", "echo-provider-r2"], pids)},
     },
 }, open(sys.argv[1], "w"), indent=2)
 PY
 cat >"$RAW/params.json" <<EOF
-{"rounds": $ROUNDS, "secs": $SECS, "warmup_s": $WARMUP, "connections": $CONNS, "depth": $DEPTH, "payload": $PAYLOAD, "reactors": $REACTORS}
+{"rounds": $ROUNDS, "secs": $SECS, "warmup_s": $WARMUP, "connections": $CONNS, "depth": $DEPTH, "payload": $PAYLOAD, "reactors": $REACTORS, "reactors_io": $REACTORS_IO}
 EOF
 
 COMMON=(--duration "${SECS}s" --warmup "${WARMUP}s" --payload "$PAYLOAD" --out-dir "$RAW")
@@ -192,10 +215,16 @@ COMMON=(--duration "${SECS}s" --warmup "${WARMUP}s" --payload "$PAYLOAD" --out-d
 LG_CONNS=$CONNS
 # system name -> loadgen arguments. Every system is driven by the engine,
 # except ours-channel, ours-blocking and ours-tls-channel (the framework's
-# own client). The *-tls systems are their plain twins over TLS.
+# own client). The *-tls systems are their plain twins over TLS; -io2: the
+# Channel with 2 I/O threads; ours-r2*: against the provider with
+# $REACTORS_IO reactors (the engine on as many threads).
 declare -A TARGET=(
     [ours]="--target mprpc --client raw --addr 127.0.0.1:$OURS_PORT"
     [ours-channel]="--target mprpc --client channel --addr 127.0.0.1:$OURS_PORT"
+    [ours-channel-io2]="--target mprpc --client channel --io-threads 2 --addr 127.0.0.1:$OURS_PORT"
+    [ours-r2]="--target mprpc --client raw --threads $REACTORS_IO --addr 127.0.0.1:$R2_PORT"
+    [ours-r2-channel]="--target mprpc --client channel --addr 127.0.0.1:$R2_PORT"
+    [ours-r2-channel-io2]="--target mprpc --client channel --io-threads 2 --addr 127.0.0.1:$R2_PORT"
     [ours-blocking]="--target mprpc --client blocking --addr 127.0.0.1:$OURS_PORT"
     [ours-tls]="--target mprpc --client raw --addr 127.0.0.1:$TLS_PORT --tls-ca $WORK/tls/ca.crt"
     [ours-tls-channel]="--target mprpc --client channel --addr 127.0.0.1:$TLS_PORT --tls-ca $WORK/tls/ca.crt"
@@ -206,6 +235,9 @@ declare -A TARGET=(
     [seed]="--target seed --addr 127.0.0.1:$OURS_PORT"
 )
 SYSTEMS=(ours volo tonic redis seed ours-channel ours-tls tonic-tls ours-tls-channel)
+# Client I/O threads: closed loop only, in both shapes (each right after
+# the systems above in every round).
+IO_SCALING=(ours-channel-io2 ours-r2 ours-r2-channel ours-r2-channel-io2)
 # seed: one call per connection, no pipelining
 PIPELINED=(ours volo tonic redis ours-channel ours-tls tonic-tls ours-tls-channel)
 # The common rate is set by these (the slowest's saturation) ...
@@ -216,7 +248,7 @@ N=0
 # One connection, one call at a time: the engine, the Channel's blocking
 # call, and redis through the engine (redis-benchmark -c 1 as cross-check).
 SINGLE=(ours ours-blocking redis)
-TOTAL=$((ROUNDS * (${#SYSTEMS[@]} + ${#PIPELINED[@]} + ${#SINGLE[@]} + 3 * ${#SYSTEMS[@]} + ${#AT_COMMON[@]} + 3)))
+TOTAL=$((ROUNDS * (${#SYSTEMS[@]} + ${#PIPELINED[@]} + 2 * ${#IO_SCALING[@]} + ${#SINGLE[@]} + 3 * ${#SYSTEMS[@]} + ${#AT_COMMON[@]} + 3)))
 lg() { # system label args...
     local sys=$1 label=$2
     shift 2
@@ -231,10 +263,10 @@ lg() { # system label args...
 # ------------------------------------------------- closed loop (saturation)
 for r in $(seq 1 "$ROUNDS"); do
     loadavg "round $r closed-loop start"
-    for s in "${SYSTEMS[@]}"; do
+    for s in "${SYSTEMS[@]}" "${IO_SCALING[@]}"; do
         lg "$s" "c1-$s-r$r" --qps max --in-flight "$CONNS"
     done
-    for s in "${PIPELINED[@]}"; do
+    for s in "${PIPELINED[@]}" "${IO_SCALING[@]}"; do
         lg "$s" "p$DEPTH-$s-r$r" --qps max --in-flight $((CONNS * DEPTH))
     done
     N=$((N + 2))
@@ -284,5 +316,5 @@ json.dump(env, open(sys.argv[1], "w"), indent=2)
 PY
 
 log "report"
-python3 scripts/compare_report.py "$OUT" results/COMPARISON.md README.md
-echo "done in ${T_TOTAL}s: results/COMPARISON.md and README.md's benchmark block"
+python3 scripts/compare_report.py "$OUT" "$REPORT" "$README"
+echo "done in ${T_TOTAL}s: $REPORT and $README's benchmark block"

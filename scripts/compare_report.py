@@ -22,6 +22,7 @@ import sys
 NAMES = {
     "ours": "mprpc (ours), loadgen engine",
     "ours-channel": "mprpc (ours), its own `Channel` client",
+    "ours-channel-io2": "mprpc (ours), its own `Channel` client, 2 I/O threads",
     "ours-blocking": "mprpc (ours), `Channel::call` (blocking)",
     "ours-tls": "mprpc (ours) over TLS, loadgen engine",
     "ours-tls-channel": "mprpc (ours) over TLS, its own `Channel` client",
@@ -31,7 +32,7 @@ NAMES = {
     "redis": "redis-server PING",
     "seed": "seed wire format → our provider (a connection per call)",
 }
-ORDER = ["ours", "ours-channel", "ours-tls", "ours-tls-channel", "ours-blocking", "volo", "tonic", "tonic-tls",
+ORDER = ["ours", "ours-channel", "ours-channel-io2", "ours-tls", "ours-tls-channel", "ours-blocking", "volo", "tonic", "tonic-tls",
          "redis", "seed"]
 # The cost of TLS: (what, TLS system, the system it is compared with).
 TLS_PAIRS = [
@@ -40,6 +41,21 @@ TLS_PAIRS = [
     ("over TLS: ours ÷ tonic", "ours-tls", "tonic-tls"),
     ("ours: TLS ÷ plain (`Channel`)", "ours-tls-channel", "ours-channel"),
 ]
+# Client I/O threads, per provider: (reactors key in params.json, [(system, client), ...]).
+IO_BLOCKS = [
+    ("reactors", [("ours", "engine, 1 thread"), ("ours-channel", "`Channel`, 1 I/O thread"),
+                  ("ours-channel-io2", "`Channel`, 2 I/O threads")]),
+    ("reactors_io", [("ours-r2", "engine, 2 threads"), ("ours-r2-channel", "`Channel`, 1 I/O thread"),
+                     ("ours-r2-channel-io2", "`Channel`, 2 I/O threads")]),
+]
+# (what, N = 2 system, N = 1 system) for the scaling ratios.
+IO_PAIRS = [
+    ("`Channel` 2 ÷ 1 I/O threads", "ours-channel-io2", "ours-channel"),
+    ("`Channel` 2 ÷ 1 I/O threads", "ours-r2-channel-io2", "ours-r2-channel"),
+]
+# "Grows": N = 2's worst run at least this far above N = 1's best, so
+# run-to-run noise alone cannot meet it.
+IO_GROWTH = 1.1
 
 
 def load_runs(raw):
@@ -146,15 +162,21 @@ def single_call_goal(d, rb):
     return (name, measured, ratio, 1.0, "yes" if ratio[0] >= 1.0 else "**no**")
 
 
-def goals(d, depth, rb):
+def goals(d, depth, rb, reactors):
     rows = [single_call_goal(d, rb)]
-    for config, shape in (("c1", "1 call per connection"), (f"p{depth}", f"pipelined {depth} deep")):
+    # The Channel's ratio to the engine: MISSION.md asks 0.9×; issue 10
+    # asks 0.95× without pipelining.
+    for config, shape, channel in (("c1", "1 call per connection", 0.95), (f"p{depth}", f"pipelined {depth} deep", 0.9)):
         rows.append(throughput_goal(d, f"throughput ≥ 1.2× redis PING, same client ({shape})", config, "ours", "redis", 1.2))
-        rows.append(throughput_goal(d, f"`Channel` ≥ 0.9× the engine against our server ({shape})", config, "ours-channel", "ours", 0.9))
+        rows.append(throughput_goal(d, f"`Channel` ≥ {channel:g}× the engine against our server ({shape})", config,
+                                    "ours-channel", "ours", channel))
         rows.append(throughput_goal(d, f"≥ 1.5× Volo ({shape})", config, "ours", "volo", 1.5))
         rows.append(throughput_goal(d, f"≥ 3× tonic ({shape})", config, "ours", "tonic", 3.0))
     rows.append(latency_goal(d, "p99 at 50% of the slowest system's saturation ≤ 0.5× Volo's", "volo", 2.0))
     rows.append(latency_goal(d, "p99 at 50% of the slowest system's saturation ≤ 0.5× tonic's", "tonic", 2.0))
+    rows.append(throughput_goal(d, f"`Channel` grows with `io_threads`: 2 ÷ 1 I/O threads (pipelined {depth} deep, "
+                                   f"provider with {reactors} reactor(s))", f"p{depth}", "ours-channel-io2",
+                                "ours-channel", IO_GROWTH))
     rows.append(throughput_goal(d, "our protocol vs the seed's format against the same provider (no goal: context)", "c1",
                                 "ours", "seed", 0.0))
     return rows
@@ -194,6 +216,33 @@ def tls_table(d, depth):
             L.append(f"| {what} | " + " | ".join(cells) + " |")
     if len(L) == 2:
         L.append("| not run | n/a | n/a | n/a |")
+    return L
+
+
+def io_threads_tables(d, params):
+    """Every run of the client I/O threads block, then the N = 2 ÷ N = 1
+    ratio per round, median (min–max), for each provider and shape."""
+    conns, depth = params["connections"], params["depth"]
+    shapes = [("c1", f"{conns} conns × 1"), (f"p{depth}", f"{conns} conns × {depth}")]
+    L = ["| provider | client | shape | calls/s median (min–max) | p50 median | p99 median (min–max) | errors | runs |",
+         "|---|---|---|---|---|---|---|---|"]
+    for key, systems in IO_BLOCKS:
+        for config, shape in shapes:
+            for s, client in systems:
+                runs = d.get(config, s)
+                if runs:
+                    L.append(f"| {params.get(key, '?')} reactor(s) | {client} | {shape} | {spread(d.qps(config, s), rate)} | "
+                             f"{us(statistics.median(r['latency_us']['p50'] for r in runs))} | "
+                             f"{spread(d.p99(config, s), us)} | {sum(r['errors'] for r in runs)} | {len(runs)} |")
+    if len(L) == 2:
+        L.append("| not run | | | n/a | n/a | n/a | n/a | 0 |")
+    L += ["", "| provider | ratio | " + " | ".join(f"calls/s, {shape}" for _, shape in shapes) + " |",
+          "|---|---|---|---|"]
+    qps = lambda r: r["achieved_qps"]
+    ratio = lambda v: f"{v:.2f}×"
+    for (key, _), (what, a, b) in zip(IO_BLOCKS, IO_PAIRS):
+        cells = [spread(per_round_ratios(d.get(config, a), d.get(config, b), qps), ratio) for config, _ in shapes]
+        L.append(f"| {params.get(key, '?')} reactor(s) | {what} | " + " | ".join(cells) + " |")
     return L
 
 
@@ -264,7 +313,7 @@ def main(out_dir, md_path, readme):
     rb = load_redis_benchmark(raw)
     commands = open(os.path.join(raw, "commands.txt")).read().strip()
     loadavg = open(os.path.join(raw, "loadavg.txt")).read().strip()
-    rows = goals(d, depth, rb)
+    rows = goals(d, depth, rb, params["reactors"])
     th = env["threads"]
     rel = os.path.relpath(out_dir, os.path.dirname(md_path) or ".")
     dirty = " **with uncommitted changes**" if env.get("git_dirty") else ""
@@ -285,11 +334,13 @@ def main(out_dir, md_path, readme):
     L.append(f"- tonic {env['tonic']}, volo-thrift {env['volo_thrift']}; {env['redis_server']}")
     L.append(f"- Server threads: our provider {th['ours_reactors']} reactor(s); tonic {th['tonic_workers']} tokio "
              f"worker(s); Volo {th['volo_workers']} tokio worker(s); redis {th['redis']}. OS threads per server at "
-             f"start (including acceptors, timers and runtime helpers): {th['os_threads_at_start']}.")
-    L.append(f"- Client: loadgen, {th['loadgen_engine_threads']} engine thread (one mio loop) for every target; the "
-             "`Channel` rows use the Channel's one I/O thread (in closed loop each completion starts the next call "
-             "on that thread, as the engine refills on the thread that reads the reply; in open loop 1 sender "
-             "thread hands calls to it). Servers and client share the same cores over loopback.")
+             f"start (including acceptors, timers and runtime helpers): {th['os_threads_at_start']}. The client "
+             f"I/O threads section also uses a provider with {th.get('ours_io_block_reactors', '?')} reactors.")
+    L.append(f"- Client: loadgen, {th['loadgen_engine_threads']} engine thread (one mio loop) for every target (2 in "
+             "the client I/O threads section where it says so); the `Channel` rows use the Channel's one I/O thread "
+             "unless they say 2 (in closed loop each completion starts the next call on the I/O thread that ran it, "
+             "as the engine refills on the thread that reads the reply; in open loop 1 sender thread hands calls to "
+             "it). Servers and client share the same cores over loopback.")
     L.append("- Load averages (1/5/15 min) around each block:\n")
     L.append("```\n" + loadavg + "\n```\n")
     L.append("## Saturation (closed loop)\n")
@@ -336,6 +387,31 @@ def main(out_dir, md_path, readme):
              "figures are in the tables above.\n")
     L += tls_table(d, depth)
     L.append("")
+    L.append("## Client I/O threads: does the `Channel` scale with `io_threads`?\n")
+    L.append("`io_threads = N` runs N driver loops per `Channel`, each with its own connections (here the "
+             f"{params['connections']} are split between them) and its own calls: the closed loop's first calls are dealt round robin over the loops and "
+             "each completion starts the next call on its own loop, so nothing crosses between them. Closed loop, "
+             "interleaved with the runs above in every round, against the provider everything else uses and against "
+             f"a second plain provider with {params.get('reactors_io', '?')} reactors (there the engine runs on as "
+             "many threads: what two client loops of the engine get from this box). The ratio is N = 2 ÷ N = 1 per round, "
+             "median (min–max) over the rounds; the goal row above asks N = 2's worst run to be at least "
+             f"{IO_GROWTH:g}× N = 1's best, pipelined, against the provider with {params['reactors']} "
+             "reactor(s) (its engine row shows what it answers to one client loop). Client and servers share the machine's "
+             f"{env['nproc']} cores: every client thread added takes CPU time from the provider's reactors (and, on a "
+             "loaded machine, from other processes; see the load averages above).\n")
+    L += io_threads_tables(d, params)
+    L.append("")
+    L.append("**What to expect beyond 2 cores (reasoning, not a measurement).** The driver loops share nothing on "
+             "the hot path: each owns its poll, connections, pending calls and deadlines; what they share is the "
+             "channel's in-flight counter and the reference count of the provider list (atomic writes on every call, "
+             "from every loop) and, for calls started outside a callback, the round-robin cursor and the chosen "
+             "loop's queue lock. So with the provider on other cores "
+             "and not saturated, throughput should grow nearly in proportion to N while N is below the free cores, "
+             "until those shared cache lines (written by every loop on every call) or the provider become "
+             "the limit. Past the cores, extra loops only add context switches. Callers that start calls from their "
+             "own threads (rather than from completions) spread them round robin, so a single caller thread can "
+             "still be the limit; several caller threads avoid that. On this box none of these regimes can be "
+             "isolated: one or two provider reactors, the load generator and the loops all share 2 cores.\n")
     L.append("## The seed's C++ implementation\n")
     L.append("It cannot be built on this machine, so the \"≥ 100×\" row is n/a. Its wire format is measured above "
              "against our provider (which answers it on its own port). To drive a C++ mprpc provider the same way:\n")
