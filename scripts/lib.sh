@@ -16,8 +16,11 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# Where cargo puts release binaries (honours CARGO_TARGET_DIR).
+RELEASE_DIR=${CARGO_TARGET_DIR:-target}/release
+
 # Builds the release binaries named as PACKAGE:BINARY (unless SKIP_BUILD=1)
-# and checks each is in target/release.
+# and checks each is in $RELEASE_DIR.
 build_release() {
     if [[ ${SKIP_BUILD:-0} != 1 ]]; then
         log "release build"
@@ -27,7 +30,7 @@ build_release() {
         done
     fi
     for spec in "$@"; do
-        [[ -x target/release/${spec##*:} ]] || die "target/release/${spec##*:} missing"
+        [[ -x $RELEASE_DIR/${spec##*:} ]] || die "$RELEASE_DIR/${spec##*:} missing"
     done
 }
 
