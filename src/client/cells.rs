@@ -10,9 +10,12 @@
 //! (the driver's after a cancel, a `CallHandle` kept past completion) finds
 //! a mismatch and does nothing: exactly one completion wins, as before.
 //!
-//! Who frees a cell: a callback cell is freed by whoever completes it, once
-//! the callback has returned; a future cell by its `PendingCall` when it is
-//! dropped (after taking the result, or to cancel it). The callback's
+//! A cell has two holders: the caller's side (the callback until it has
+//! run, or the `PendingCall` until it is dropped) and the driver (until it
+//! has forgotten the call: replied, expired, failed, or cancelled — it
+//! learns of a cancel through its queue). It is freed when both let go, so
+//! while the driver knows a call, no other call has its cell: the driver
+//! files its calls by cell index (see `CellRef::index`). The callback's
 //! storage (`Box<Option<F>>`) stays in the cell and is reused by the next
 //! callback of the same closure type, so a loop that starts calls from one
 //! call site allocates nothing; a different closure type costs one box.
@@ -38,6 +41,13 @@ const CHUNKS: usize = 26;
 pub(crate) struct CellRef {
     index: u32,
     generation: u32,
+}
+
+impl CellRef {
+    /// The cell's index: unique among the calls a driver holds.
+    pub(crate) fn index(self) -> u32 {
+        self.index
+    }
 }
 
 /// What a cell is doing.
@@ -76,6 +86,8 @@ impl<F: FnOnce(CallResult) + Send + 'static> Callback for Option<F> {
 
 struct State {
     generation: u32,
+    /// Holders left (caller's side, driver); freed at 0.
+    holders: u8,
     phase: Phase,
     kind: Kind,
     /// The callback's storage; `None` inside while no callback is armed.
@@ -99,6 +111,7 @@ impl Default for Cell {
         Cell {
             state: Mutex::new(State {
                 generation: 0,
+                holders: 0,
                 phase: Phase::Free,
                 kind: Kind::Future,
                 callback: None,
@@ -209,7 +222,8 @@ impl Cells {
         }
     }
 
-    /// A free cell, now pending, of `kind`; `arm` runs under its lock.
+    /// A free cell, now pending, of `kind`, held by the caller's side and
+    /// by the driver; `arm` runs under its lock.
     fn acquire(&self, kind: Kind, arm: impl FnOnce(&mut State)) -> CellRef {
         let index = self.pop_free().unwrap_or_else(|| {
             let index = self.fresh.fetch_add(1, Ordering::Relaxed);
@@ -222,6 +236,7 @@ impl Cells {
         let cell = self.cell(index);
         let mut state = cell.state.lock();
         state.kind = kind;
+        state.holders = 2;
         arm(&mut state);
         state.set(&cell.stamp, Phase::Pending);
         CellRef {
@@ -259,16 +274,35 @@ impl Cells {
     }
 
     /// Delivers `result` unless the call already completed; true if it did.
-    /// A callback runs here, on this thread, outside the cell's lock.
+    /// A callback runs here, on this thread, outside the cell's lock; then
+    /// the caller's side lets go of the cell.
     pub(crate) fn complete(&self, r: CellRef, result: CallResult) -> bool {
+        self.deliver(r, result, 0)
+    }
+
+    /// The driver completes a call and lets go of its cell, in one go.
+    pub(crate) fn finish(&self, r: CellRef, result: CallResult) {
+        self.deliver(r, result, 1);
+    }
+
+    /// `complete`, with `driver` (0 or 1) holders letting go as well.
+    fn deliver(&self, r: CellRef, result: CallResult, driver: u8) -> bool {
         let cell = self.cell(r.index);
         let mut state = cell.state.lock();
-        if state.generation != r.generation || state.phase != Phase::Pending {
+        if state.generation != r.generation {
+            return false;
+        }
+        if state.phase != Phase::Pending {
+            if driver > 0 && state.phase != Phase::Free {
+                self.let_go(r.index, cell, state, driver);
+            }
             return false;
         }
         state.set(&cell.stamp, Phase::Done);
         match state.kind {
             Kind::Future => {
+                // The `PendingCall` still holds the cell: not freed here.
+                state.holders -= driver;
                 state.result = Some(result);
                 let waker = state.waker.take();
                 drop(state);
@@ -288,14 +322,25 @@ impl Cells {
                 }
                 let mut state = cell.state.lock();
                 state.callback = callback;
-                self.free(r.index, cell, state);
+                self.let_go(r.index, cell, state, 1 + driver);
             }
         }
         true
     }
 
-    /// Frees a cell (its lock held): the next use gets a new generation.
-    fn free(&self, index: u32, cell: &Cell, mut state: parking_lot::MutexGuard<'_, State>) {
+    /// `holders` let go (its lock held); the last frees the cell, and
+    /// its next use gets a new generation.
+    fn let_go(
+        &self,
+        index: u32,
+        cell: &Cell,
+        mut state: parking_lot::MutexGuard<'_, State>,
+        holders: u8,
+    ) {
+        state.holders = state.holders.saturating_sub(holders);
+        if state.holders > 0 {
+            return;
+        }
         state.generation = state.generation.wrapping_add(1);
         state.set(&cell.stamp, Phase::Free);
         let result = state.result.take();
@@ -309,13 +354,26 @@ impl Cells {
     /// still pending (the caller should tell the driver to cancel it).
     pub(crate) fn release(&self, r: CellRef) -> bool {
         let cell = self.cell(r.index);
-        let state = cell.state.lock();
+        let mut state = cell.state.lock();
         if state.generation != r.generation || state.phase == Phase::Free {
             return false;
         }
         let was_pending = state.phase == Phase::Pending;
-        self.free(r.index, cell, state);
+        if was_pending {
+            // Nobody will take a result now; a late one is not stored.
+            state.set(&cell.stamp, Phase::Done);
+        }
+        self.let_go(r.index, cell, state, 1);
         was_pending
+    }
+
+    /// The driver has forgotten the call (or never got it).
+    pub(crate) fn driver_done(&self, r: CellRef) {
+        let cell = self.cell(r.index);
+        let state = cell.state.lock();
+        if state.generation == r.generation && state.phase != Phase::Free {
+            self.let_go(r.index, cell, state, 1);
+        }
     }
 
     /// Blocks until a future cell's call completes; takes its result.
@@ -409,7 +467,7 @@ mod tests {
     }
 
     #[test]
-    fn callback_runs_once_and_its_cell_is_reused() {
+    fn callback_runs_once_and_its_cell_is_reused_once_both_let_go() {
         let cells = Cells::default();
         let runs = Arc::new(AtomicUsize::new(0));
         let mut first = None;
@@ -424,6 +482,8 @@ mod tests {
             assert!(!cells.is_done(r));
             assert!(cells.complete(r, Ok(Bytes::new())));
             assert!(cells.is_done(r));
+            assert!(!cells.complete(r, Ok(Bytes::new())), "completes once");
+            cells.driver_done(r);
             assert!(
                 !cells.complete(r, Ok(Bytes::new())),
                 "a stale ref does nothing"
@@ -438,17 +498,31 @@ mod tests {
         let cells = Cells::default();
         let r = cells.future();
         assert!(cells.complete(r, Ok(Bytes::from_static(b"x"))));
+        cells.driver_done(r);
         assert_eq!(cells.wait(r, || Ok(())).unwrap(), Bytes::from_static(b"x"));
-        assert_eq!(
-            cells.wait(r, || Ok(())).unwrap_err().code(),
-            crate::Code::Internal
-        );
+        let again = cells.wait(r, || Ok(())).unwrap_err();
+        assert_eq!(again.code(), crate::Code::Internal);
         assert!(!cells.release(r), "completed: nothing to cancel");
         let r2 = cells.future();
         assert_eq!(r2.index, r.index);
         assert_ne!(r2.generation, r.generation);
         assert!(!cells.complete(r, Ok(Bytes::new())), "old generation");
         assert!(cells.release(r2), "still pending: cancel it");
+        let r3 = cells.future();
+        assert_ne!(
+            r3.index, r2.index,
+            "the driver still holds the cancelled call's cell"
+        );
+        assert!(
+            !cells.complete(r2, Ok(Bytes::new())),
+            "a late reply is dropped"
+        );
+        cells.driver_done(r2);
+        assert_eq!(
+            cells.future().index,
+            r2.index,
+            "freed once the driver lets go"
+        );
     }
 
     #[test]
@@ -462,6 +536,7 @@ mod tests {
                         let r = cells.future();
                         assert!(!cells.is_done(r), "a live cell was handed out twice");
                         assert!(cells.complete(r, Ok(Bytes::new())));
+                        cells.driver_done(r);
                         cells.release(r);
                     }
                 })

@@ -79,9 +79,11 @@ fn serve(pool: &Pool) {
                 pool.ready.wait(&mut queue);
             }
         };
-        if !call.shared.cells.is_done(call.cell) {
+        if call.shared.cells.is_done(call.cell) {
+            call.shared.cells.driver_done(call.cell);
+        } else {
             let result = run(&call);
-            call.shared.cells.complete(call.cell, result);
+            call.shared.cells.finish(call.cell, result);
         }
         call.shared.retire();
     }

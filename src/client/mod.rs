@@ -254,7 +254,8 @@ impl Channel {
         match self.admit(service, method, payload.len(), options) {
             Ok(submit) => driver.submit(submit, payload, cell),
             Err(status) => {
-                driver.cells.complete(cell, Err(status));
+                // Never queued: this thread lets go for the driver too.
+                driver.cells.finish(cell, Err(status));
                 0
             }
         }

@@ -121,8 +121,11 @@ impl Shared {
     pub(crate) fn submit(&self, call: Submit<'_>, payload: &[u8], cell: CellRef) -> u64 {
         let mut guard = self.queue.lock();
         let Queue { batch, next_id } = &mut *guard;
-        let id = *next_id;
-        *next_id += 1;
+        // Low half: the cell index the driver files the call by; high half:
+        // a sequence number telling this call from earlier ones there.
+        let id = (*next_id << 32) | u64::from(cell.index());
+        *next_id = (*next_id + 1) & u64::from(u32::MAX);
+        *next_id = (*next_id).max(1);
         let start = batch.frames.len();
         let head = RequestHead {
             id,

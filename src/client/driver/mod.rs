@@ -23,6 +23,7 @@
 //! (see `health`). A call a provider refused `Overloaded` (it did not run)
 //! is sent once more, to another provider, within its deadline (`retry`).
 
+mod pending;
 mod replies;
 mod retry;
 mod route;
@@ -50,6 +51,7 @@ use crate::codec::Decoder;
 use crate::controller::ReplyMetadata;
 use crate::metadata::Metadata;
 use crate::net::FlushList;
+use pending::Calls;
 use retry::{Retry, SpareFrames};
 use timers::Deadlines;
 
@@ -79,6 +81,7 @@ pub(crate) fn spawn(
 
 /// A call the driver is responsible for.
 struct Pending {
+    id: u64,
     conn: usize,
     deadline: Option<Instant>,
     cell: CellRef,
@@ -144,7 +147,7 @@ struct Driver {
     decoder: Decoder,
     conns: Slab<ProviderConn>,
     pools: FastMap<SocketAddr, Pool>,
-    pending: FastMap<u64, Pending>,
+    pending: Calls,
     deadlines: Deadlines,
     health: Health,
     balancer: Balancer,
@@ -172,7 +175,7 @@ impl Driver {
             decoder: Decoder::new(options.max_frame_size),
             conns: Slab::new(),
             pools: FastMap::default(),
-            pending: FastMap::default(),
+            pending: Calls::default(),
             deadlines: Deadlines::default(),
             health: Health::new(options.backoff_base, options.backoff_max),
             balancer: Balancer::new(options.load_balance, seed),
@@ -231,21 +234,17 @@ impl Driver {
 
     /// Completes call `id` (if still pending) with `result`.
     fn finish(&mut self, id: u64, result: CallResult) {
-        if let Some(mut pending) = self.pending.remove(&id) {
+        if let Some(mut pending) = self.pending.remove(id) {
             self.retire(&pending);
             self.spare_frames.recycle(pending.retry.take());
-            self.shared.cells.complete(pending.cell, result);
+            self.shared.cells.finish(pending.cell, result);
         }
     }
 
     /// Completes call `id` (if still pending) with a reply carrying
     /// `metadata`, stored first where its caller asked for it.
     fn finish_reply(&mut self, id: u64, result: CallResult, metadata: Metadata) {
-        if let Some(slot) = self
-            .pending
-            .get(&id)
-            .and_then(|p| p.reply_metadata.as_ref())
-        {
+        if let Some(slot) = self.pending.get(id).and_then(|p| p.reply_metadata.as_ref()) {
             slot.set(metadata);
         }
         self.finish(id, result);

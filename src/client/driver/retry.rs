@@ -72,7 +72,7 @@ impl Driver {
     /// provider is up): the caller then gets the `Overloaded` status.
     pub(super) fn retry_overloaded(&mut self, id: u64, refused_by: SocketAddr) -> bool {
         let now = self.now;
-        let Some(pending) = self.pending.get_mut(&id) else {
+        let Some(pending) = self.pending.get_mut(id) else {
             return false;
         };
         if pending.deadline.is_some_and(|d| d <= now) {

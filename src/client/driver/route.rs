@@ -51,6 +51,7 @@ impl Driver {
         if self.shared.cells.is_done(call.cell) {
             // Cancelled before we saw it: send nothing.
             self.shared.retire();
+            self.shared.cells.driver_done(call.cell);
             return;
         }
         if let Some(deadline) = call.deadline {
@@ -58,16 +59,14 @@ impl Driver {
         }
         let frame = frames.get(call.frame).unwrap_or_default();
         let retry = self.keep_for_retry(frame, &call.endpoints, call.hash_key);
-        self.pending.insert(
-            call.id,
-            Pending {
-                conn: NO_CONN,
-                deadline: call.deadline,
-                cell: call.cell,
-                retry,
-                reply_metadata: call.reply_metadata,
-            },
-        );
+        self.pending.insert(Pending {
+            id: call.id,
+            conn: NO_CONN,
+            deadline: call.deadline,
+            cell: call.cell,
+            retry,
+            reply_metadata: call.reply_metadata,
+        });
         let route = Route {
             endpoints: call.endpoints,
             hash_key: call.hash_key,
@@ -127,7 +126,7 @@ impl Driver {
         self.balancer.pick(
             &route.endpoints,
             route.hash_key,
-            |e| Some(e.addr) != route.avoid && health.is_up(e.addr, now),
+            |e| route.avoid.is_none_or(|a| a != e.addr) && health.is_up(e.addr, now),
             |e| {
                 pools.get(&e.addr).map_or(0, |p| {
                     p.conns
@@ -143,7 +142,7 @@ impl Driver {
     /// One short connection per call: the seed-format pool takes the call
     /// (its completion and in-flight slot) over from here.
     fn hand_to_seed_pool(&mut self, id: u64, addr: SocketAddr, frame: &[u8]) {
-        if let Some(pending) = self.pending.remove(&id) {
+        if let Some(pending) = self.pending.remove(id) {
             legacy::start(LegacyCall {
                 addr,
                 frame: frame.to_vec(),
@@ -206,7 +205,7 @@ impl Driver {
 
     /// Appends call `id`'s frame to connection `key`.
     fn attach(&mut self, key: usize, id: u64, frame: &[u8], route: Route) {
-        let Some(pending) = self.pending.get_mut(&id) else {
+        let Some(pending) = self.pending.get_mut(id) else {
             return;
         };
         pending.conn = key;
@@ -226,9 +225,10 @@ impl Driver {
 
     /// The caller cancelled call `id` (already completed on its side).
     fn forget(&mut self, id: u64) {
-        if let Some(pending) = self.pending.remove(&id) {
+        if let Some(pending) = self.pending.remove(id) {
             self.retire(&pending);
             self.send_cancel(pending.conn, id);
+            self.shared.cells.driver_done(pending.cell);
         }
     }
 
@@ -278,12 +278,12 @@ impl Driver {
         // Detach first: the closed connection's key may be reused by a
         // connection the retries below open, and must not be charged.
         for q in &queued {
-            if let Some(pending) = self.pending.get_mut(&q.call.id) {
+            if let Some(pending) = self.pending.get_mut(q.call.id) {
                 pending.conn = NO_CONN;
             }
         }
         for Queued { call, frame } in queued {
-            if !self.pending.contains_key(&call.id) {
+            if !self.pending.contains(call.id) {
                 continue;
             }
             let route = Route {
@@ -300,17 +300,11 @@ impl Driver {
     /// Fails every call routed to connection `key` (it broke after
     /// connecting: they may have reached the server, so no retry).
     fn fail_calls_on(&mut self, key: usize, reason: &str) {
-        let lost: Vec<u64> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.conn == key)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in lost {
-            if let Some(pending) = self.pending.remove(&id) {
+        for id in self.pending.ids_on(key) {
+            if let Some(pending) = self.pending.remove(id) {
                 self.shared.retire();
                 let status = Status::unavailable(reason.to_owned());
-                self.shared.cells.complete(pending.cell, Err(status));
+                self.shared.cells.finish(pending.cell, Err(status));
             }
         }
     }

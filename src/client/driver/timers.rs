@@ -79,7 +79,7 @@ impl Driver {
             if !self.is_live(deadline, id) {
                 continue;
             }
-            let Some(pending) = self.pending.remove(&id) else {
+            let Some(pending) = self.pending.remove(id) else {
                 continue;
             };
             self.retire(&pending);
@@ -90,7 +90,7 @@ impl Driver {
                 None => "the call's deadline passed before it was sent".to_owned(),
             };
             let status = Status::deadline_exceeded(message);
-            self.shared.cells.complete(pending.cell, Err(status));
+            self.shared.cells.finish(pending.cell, Err(status));
         }
         if self.connecting > 0 {
             self.expire_connects();
@@ -116,7 +116,7 @@ impl Driver {
     /// The entry `(deadline, id)` belongs to a call still pending.
     fn is_live(&self, deadline: Instant, id: u64) -> bool {
         self.pending
-            .get(&id)
+            .get(id)
             .is_some_and(|p| p.deadline == Some(deadline))
     }
 
@@ -127,7 +127,7 @@ impl Driver {
         }
         let pending = &self.pending;
         self.deadlines
-            .retain(|at, id| pending.get(&id).is_some_and(|p| p.deadline == Some(at)));
+            .retain(|at, id| pending.get(id).is_some_and(|p| p.deadline == Some(at)));
     }
 
     /// How long poll may sleep: until the earliest live deadline or
