@@ -288,8 +288,9 @@ w(f"| CPU ceiling of async ÷ direct: CPU µs per page of all three processes, d
 w("")
 w("The goal is judged on the medians. A page through the gateway is more work than the same page done "
   "directly: the gateway receives and answers the upstream call and makes the two backend calls over its own "
-  "`Channel`, one more RPC hop on the same cores. When the cores are the limit, throughput can be at most "
-  "the inverse ratio of CPU per page, the last row: that is the ceiling the async gateway is measured against. "
+  "`Channel`, one more RPC hop on the same cores. Were the three processes alone on the cores and CPU-bound, "
+  "async ÷ direct would come to the inverse ratio of their CPU per page (the last row); on this shared box other "
+  "programs take a varying share of the cores, so that row is a guide to what the extra hop costs, not a bound. "
   "CPU per page is each process's user + system time during the run (from /proc, and the client's from "
   "its rusage) over the pages of its warm-up and window, counted at the window's rate; the client is "
   "loadgen, on the same cores. The blocking gateway can have "
