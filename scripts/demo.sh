@@ -35,6 +35,7 @@ trap cleanup EXIT
 
 echo "== building the examples =="
 cargo build --quiet -p mprpc-examples --bins
+BIN=${CARGO_TARGET_DIR:-target}/debug
 
 echo "== starting ZooKeeper =="
 zk=$(scripts/zk.sh start | tail -n 1)
@@ -49,11 +50,11 @@ write_conf() { # file template
     echo "--- $1"; cat "$1"; echo "---"
 }
 
-# Starts target/debug/NAME -i CONF in the background, output in
+# Starts $BIN/NAME -i CONF in the background, output in
 # $work/NAME.out, and waits until it serves; sets STARTED_PID.
 start_server() { # name conf
     local out=$work/$1.out
-    target/debug/"$1" -i "$2" > "$out" 2>&1 &
+    "$BIN/$1" -i "$2" > "$out" 2>&1 &
     STARTED_PID=$!
     pids+=("$STARTED_PID")
     for _ in $(seq 1 100); do
@@ -77,10 +78,10 @@ if $gateway; then
     echo "== gateway -i gateway.conf =="
     start_server gateway "$gateway_conf"
     echo "== consumer --gateway -i test.conf =="
-    target/debug/consumer --gateway -i "$conf"
+    "$BIN/consumer" --gateway -i "$conf"
 else
     echo "== consumer -i test.conf =="
-    target/debug/consumer -i "$conf"
+    "$BIN/consumer" -i "$conf"
 fi
 
 echo "== stopping the provider (graceful: deregister, drain, close) =="
