@@ -490,6 +490,25 @@ fn a_client_interceptor_adds_metadata_refuses_locally_and_sees_each_outcome_once
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert_eq!(err.message(), "refused by the client gate");
 
+    // A callback call is seen once too, before its callback runs.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let gate = client_gate.clone();
+    channel.call_with(
+        "Inline",
+        "Echo",
+        Bytes::new(),
+        &CallOptions::default(),
+        move |r| {
+            let seen = gate.outcomes.lock().len();
+            tx.send((r.is_ok(), seen)).unwrap()
+        },
+    );
+    assert_eq!(
+        rx.recv().unwrap(),
+        (true, 3),
+        "after ran before the callback"
+    );
+
     // Refused by the server's interceptor: the caller gets its status.
     let denied = CallOptions::default()
         .with_metadata("token", "deny")
@@ -512,7 +531,7 @@ fn a_client_interceptor_adds_metadata_refuses_locally_and_sees_each_outcome_once
     handle.shutdown();
     assert_eq!(
         server_gate.before.load(Ordering::SeqCst),
-        2,
+        3,
         "the locally refused call never reached the server"
     );
     let outcomes = client_gate.outcomes.lock().clone();
@@ -521,6 +540,7 @@ fn a_client_interceptor_adds_metadata_refuses_locally_and_sees_each_outcome_once
         vec![
             ("Inline.Echo".to_owned(), Code::Ok),
             ("Pool.Echo".to_owned(), Code::FailedPrecondition),
+            ("Inline.Echo".to_owned(), Code::Ok),
             ("Later.Echo".to_owned(), Code::Unauthenticated),
             ("Silent.Echo".to_owned(), Code::Cancelled),
         ]
