@@ -284,7 +284,7 @@ for kind, goal in (("async", 0.8), ("pool", None)):
     met = ("yes" if m >= goal else "**no**") if goal else "—"
     w(f"| {kind} ÷ direct (pages/s) | {m:.2f}× | {lo:.2f}× | {hi:.2f}× | {f'≥ {goal}×' if goal else 'none (context)'} | {met} |")
 bound = med(rows["direct"]["cpu_all"]) / med(rows["async"]["cpu_all"])
-w(f"| CPU ceiling of async ÷ direct: CPU µs per page of all three processes, direct ÷ async | {bound:.2f}× | | | — | — |")
+w(f"| CPU µs per page of all three processes, direct ÷ async (async ÷ direct if CPU-bound) | {bound:.2f}× | | | — | — |")
 w("")
 w("The goal is judged on the medians. A page through the gateway is more work than the same page done "
   "directly: the gateway receives and answers the upstream call and makes the two backend calls over its own "
