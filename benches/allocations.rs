@@ -307,7 +307,8 @@ fn main() {
     if full {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/results/allocations.md");
         let text = format!(
-            "# Allocations per call\n\nWritten by `cargo bench --bench allocations` (benches/allocations.rs) on {} cores, {}; {n} calls per row after a warm-up.\nA global allocator wrapper counts every `alloc`/`realloc` in the process. The server-process row is counted inside a child process serving the echo service; the client rows in the calling process (caller thread + the client's I/O thread). Payload sizes are the echo payload (the request message is 2-3 bytes longer).\n\n{table}",
+            "# Allocations per call\n\nWritten by `cargo bench --bench allocations` (benches/allocations.rs) at commit {} on {} cores, {}; {n} calls per row after a warm-up.\nA global allocator wrapper counts every `alloc`/`realloc` in the process. The server-process row is counted inside a child process serving the echo service; the client rows in the calling process (caller thread + the client's I/O thread). Payload sizes are the echo payload (the request message is 2-3 bytes longer). Replies are zero-copy slices of a connection's read buffer: while replies not yet taken keep part of it alive, the next read needs a fresh buffer, which is what the future rows' fractional allocations at 4 KiB are.\n\n{table}",
+            git_state(),
             std::thread::available_parallelism().map_or(0, |n| n.get()),
             cpu_model(),
         );
@@ -315,6 +316,33 @@ fn main() {
             Ok(()) => println!("written to {path}"),
             Err(e) => eprintln!("cannot write {path}: {e}"),
         }
+    }
+}
+
+/// The commit measured, as scripts/lib.sh's `git_state` reports it.
+fn git_state() -> String {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let commit = git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let status = [
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        ".",
+        ":(exclude)results",
+        ":(exclude)README.md",
+    ];
+    match git(&status) {
+        Some(s) if !s.is_empty() => format!("`{commit}` (with uncommitted changes)"),
+        _ => format!("`{commit}`"),
     }
 }
 

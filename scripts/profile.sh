@@ -71,6 +71,43 @@ top() {
         callgrind_annotate --inclusive=no "$WORK/$1.callgrind" 2>/dev/null | sed -n '/^Ir/,$p' | head -32 || true
     fi
 }
+# Inclusive instructions per call of the client's main steps (callgrind
+# only): each step's inclusive count divided by the number of request
+# frames encoded (one per call, warm-up included).
+client_steps() {
+    [[ $TOOL == callgrind ]] || { echo "(per-step counts need callgrind)"; return; }
+    python3 - "$WORK/client.callgrind" <<'PY'
+import re, subprocess, sys
+f = sys.argv[1]
+def annotate(*args):
+    return subprocess.run(["callgrind_annotate", *args, f], capture_output=True, text=True).stdout
+rows = {}
+for line in annotate("--inclusive=yes").splitlines():
+    m = re.match(r"\s*([\d,]+) \(\s*[\d.]+%\)\s+(.+?)(?: \[[^]]*\])?$", line)
+    if m:
+        name = m.group(2).split(":", 1)[-1]
+        rows[name] = max(rows.get(name, 0), int(m.group(1).replace(",", "")))
+m = re.search(r">\s+\S*codec::frame::encode_request\w* \(([\d,]+)x\)", annotate("--tree=calling", "--inclusive=yes"))
+calls = int(m.group(1).replace(",", "")) if m else 0
+total = rows.get("PROGRAM", 0) or max(rows.values(), default=0)
+steps = [
+    ("whole loadgen process (start-up and loadgen's own bookkeeping included)", None),
+    ("`Channel::start` on the calling thread: checks, encode, queue", r"^mprpc::client::Channel::start$"),
+    ("request frame encoding (part of the above)", r"^mprpc::codec::frame::encode_request\w*$"),
+    ("driver: drain the queue and route each call onto a connection", r"drain_queue$"),
+    ("driver: decode replies", r"^mprpc::codec::decoder::Decoder::decode$"),
+    ("driver: deliver the outcome (cell + the user's callback, which starts the next call)", r"^mprpc::client::cells::Cells::(deliver|finish)$"),
+    ("loadgen's recording of each outcome", r"^loadgen::recorder::Recorder::on_done$"),
+]
+print(f"Request frames encoded (calls, warm-up included): {calls:,}.")
+print()
+print("| step | instructions per call (inclusive) |")
+print("|---|---|")
+for label, pat in steps:
+    found = [total] if pat is None else [v for k, v in rows.items() if re.search(pat, k)]
+    print(f"| {label} | {max(found) / calls:,.0f} |" if found and calls else f"| {label} | n/a |")
+PY
+}
 total_ir() { # total instructions counted by callgrind
     [[ $TOOL == callgrind ]] || { echo ""; return; }
     callgrind_annotate "$WORK/$1.callgrind" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}' || true
@@ -125,6 +162,10 @@ per_call() { python3 -c "import sys; a,b=sys.argv[1:]; print(f'{int(a)/max(1,int
     echo '```'
     top client
     echo '```'
+    echo
+    echo "### The client per call, by step"
+    echo
+    client_steps
     echo
     echo "Took $(($(date +%s) - T0)) s."
 } >"$OUT"

@@ -78,6 +78,7 @@ impl Balancer {
                     (false, false) => first_up(endpoints, a, &up),
                 }
             }
+            _ if n == 1 => first_up(endpoints, 0, &up),
             _ => {
                 let start = self.next % n;
                 self.next = self.next.wrapping_add(1);

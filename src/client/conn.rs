@@ -263,9 +263,30 @@ impl ProviderConn {
 
 /// A call's remaining budget in whole milliseconds (at least 1), as sent.
 pub(crate) fn budget_ms(deadline: Instant, now: Instant) -> u32 {
-    deadline
-        .saturating_duration_since(now)
-        .as_nanos()
-        .div_ceil(1_000_000)
-        .clamp(1, u32::MAX as u128) as u32
+    whole_ms(deadline.saturating_duration_since(now))
+}
+
+/// `d` in whole milliseconds, rounded up, within 1..=u32::MAX (in 64-bit
+/// arithmetic: this runs for every call, and `as_nanos` is a u128).
+pub(crate) fn whole_ms(d: std::time::Duration) -> u32 {
+    let ms = d
+        .as_secs()
+        .saturating_mul(1000)
+        .saturating_add(u64::from(d.subsec_nanos().div_ceil(1_000_000)));
+    ms.clamp(1, u64::from(u32::MAX)) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::whole_ms;
+    use std::time::Duration;
+
+    #[test]
+    fn whole_ms_rounds_up_and_clamps() {
+        assert_eq!(whole_ms(Duration::ZERO), 1);
+        assert_eq!(whole_ms(Duration::from_nanos(1)), 1);
+        assert_eq!(whole_ms(Duration::from_millis(7)), 7);
+        assert_eq!(whole_ms(Duration::from_nanos(1_000_000_100)), 1001);
+        assert_eq!(whole_ms(Duration::from_secs(u64::MAX)), u32::MAX);
+    }
 }

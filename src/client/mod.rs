@@ -330,10 +330,7 @@ impl Channel {
         }
         let deadline = now.checked_add(timeout);
         let timeout_ms = match deadline {
-            Some(_) => timeout
-                .as_nanos()
-                .div_ceil(1_000_000)
-                .clamp(1, u32::MAX as u128) as u32,
+            Some(_) => conn::whole_ms(timeout),
             None => 0,
         };
         Ok(Submit {
