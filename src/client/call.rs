@@ -13,6 +13,7 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -25,6 +26,24 @@ thread_local! {
     /// On a channel's I/O driver thread (where `call_with` callbacks run):
     /// that driver's queue. Null on every other thread.
     static IO_THREAD_OF: Cell<*const Shared> = const { Cell::new(std::ptr::null()) };
+}
+
+thread_local! {
+    /// On a driver thread: the time its current loop turn started.
+    static TURN_STARTED: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// The driver thread records when its loop turn started.
+pub(crate) fn set_turn_started(now: Instant) {
+    TURN_STARTED.with(|t| t.set(Some(now)));
+}
+
+/// The time to start a call's deadline from: on a driver thread (inside a
+/// callback) the start of its loop turn, which is at most one turn old and
+/// only makes the deadline earlier, saving a clock read per call (a
+/// noticeable cost on VMs); elsewhere, now.
+pub(crate) fn call_start_time() -> Instant {
+    TURN_STARTED.with(Cell::get).unwrap_or_else(Instant::now)
 }
 
 /// Marks the calling thread as the I/O thread of the driver behind `shared`.

@@ -43,7 +43,6 @@ mod queue;
 use std::net::ToSocketAddrs;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -313,7 +312,7 @@ impl Channel {
             }
         }
         // Started while serving a call: capped at what remains of its deadline.
-        let now = Instant::now();
+        let now = call::call_start_time();
         let timeout = options.timeout.unwrap_or(inner.options.call_timeout);
         let timeout = crate::deadline::inherit(timeout, inner.options.deadline_margin, now)
             .map_err(|()| {

@@ -41,7 +41,7 @@ use mio::{Events, Poll, Token, Waker};
 use slab::Slab;
 
 use super::balance::Balancer;
-use super::call::{mark_io_thread, CallResult};
+use super::call::{mark_io_thread, set_turn_started, CallResult};
 use super::cells::CellRef;
 use super::conn::ProviderConn;
 use super::health::Health;
@@ -211,6 +211,7 @@ impl Driver {
                 continue;
             }
             self.now = Instant::now();
+            set_turn_started(self.now);
             for event in events.iter() {
                 let Token(key) = event.token();
                 if key != WAKER.0 {
