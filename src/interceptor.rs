@@ -22,9 +22,10 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::metadata::Metadata;
+use crate::service::CallContext;
 use crate::status::{Code, Status};
 use crate::trace::TraceId;
 
@@ -41,6 +42,19 @@ pub struct CallInfo<'a> {
     pub trace_id: TraceId,
     /// The request's metadata.
     pub metadata: &'a Metadata,
+}
+
+impl<'a> CallInfo<'a> {
+    /// The call `ctx` describes, to `service`.`method`.
+    pub(crate) fn of(service: &'a str, method: &'a str, ctx: &'a CallContext) -> CallInfo<'a> {
+        CallInfo {
+            service,
+            method,
+            peer: ctx.peer,
+            trace_id: ctx.trace_id,
+            metadata: &ctx.metadata,
+        }
+    }
 }
 
 /// How a call ended.
@@ -171,10 +185,15 @@ impl Chain<dyn Interceptor> {
         self.list.iter().try_for_each(|i| i.before(call))
     }
 
-    /// Runs every `after`.
-    pub(crate) fn after(&self, call: &CallInfo<'_>, outcome: &Outcome) {
+    /// Runs every `after` for a call received at `received` that ended
+    /// with `code`.
+    pub(crate) fn finished(&self, call: &CallInfo<'_>, code: Code, received: Instant) {
+        let outcome = Outcome {
+            code,
+            latency: received.elapsed(),
+        };
         for i in self.list.iter() {
-            i.after(call, outcome);
+            i.after(call, &outcome);
         }
     }
 }

@@ -226,13 +226,7 @@ impl Dispatcher {
         ctx: &CallContext,
     ) -> Result<(), Status> {
         let (service, method) = (entry.service.name(), request.method());
-        let info = CallInfo {
-            service,
-            method,
-            peer: ctx.peer,
-            trace_id: ctx.trace_id,
-            metadata: &ctx.metadata,
-        };
+        let info = CallInfo::of(service, method, ctx);
         let refused = chain.before(&info);
         if let Err(status) = &refused {
             if let Some(id) = entry.method_id(request.method_bytes()) {

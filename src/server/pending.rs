@@ -33,7 +33,7 @@ use super::metrics::ThreadStats;
 use super::protocol;
 use super::reactor::ReactorShared;
 use crate::codec::WireFormat;
-use crate::interceptor::{CallInfo, Interceptors, Outcome};
+use crate::interceptor::{CallInfo, Interceptors};
 use crate::metadata::Metadata;
 use crate::service::ReplyFuture;
 use crate::status::{Code, Status};
@@ -283,11 +283,7 @@ impl Extra {
             trace_id: addr.trace,
             metadata: &observed.metadata,
         };
-        let outcome = Outcome {
-            code,
-            latency: observed.received.elapsed(),
-        };
-        chain.after(&info, &outcome);
+        chain.finished(&info, code, observed.received);
     }
 }
 

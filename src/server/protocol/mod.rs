@@ -23,7 +23,7 @@ use super::dispatch::{Dispatcher, Turn};
 use super::metrics::ThreadStats;
 use super::table::Entry;
 use crate::codec::{Request, WireFormat};
-use crate::interceptor::{CallInfo, Interceptors, Outcome};
+use crate::interceptor::{CallInfo, Interceptors};
 use crate::metadata::Metadata;
 use crate::service::{CallContext, Service};
 use crate::status::{Code, Status};
@@ -141,18 +141,7 @@ pub(crate) fn observe(
     ctx: &CallContext,
     code: Code,
 ) {
-    let info = CallInfo {
-        service,
-        method,
-        peer: ctx.peer,
-        trace_id: ctx.trace_id,
-        metadata: &ctx.metadata,
-    };
-    let outcome = Outcome {
-        code,
-        latency: ctx.received.elapsed(),
-    };
-    chain.after(&info, &outcome);
+    chain.finished(&CallInfo::of(service, method, ctx), code, ctx.received);
 }
 
 /// Appends the reply of call `id` failing with `status`, in `format`.
