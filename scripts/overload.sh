@@ -43,7 +43,7 @@ CONNECTIONS=${CONNECTIONS:-16}
 IN_FLIGHT=${IN_FLIGHT:-1024}
 RSS_EVERY=${RSS_EVERY:-5}
 OUT=results/overload
-BIN=target/release
+BIN=$RELEASE_DIR
 
 for tool in python3; do command -v "$tool" >/dev/null || die "$tool not found"; done
 T0=$(date +%s)

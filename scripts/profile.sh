@@ -24,7 +24,7 @@ SECS=${SECS:-10}
 REACTORS=${REACTORS:-1}
 DEPTH=${DEPTH:-16}
 CONNS=50
-BIN=target/release
+BIN=$RELEASE_DIR
 OUT=results/PROFILE.md
 T0=$(date +%s)
 

@@ -43,7 +43,7 @@ RATE=${RATE:-5000}
 CHURN=${CHURN:-5}
 TRIM=${TRIM:-1}
 OUT=results/scale
-BIN=target/release
+BIN=$RELEASE_DIR
 
 
 # File descriptors. RLIMIT_NOFILE is per process: the provider and the client

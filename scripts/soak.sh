@@ -32,7 +32,7 @@ PCT=${PCT:-70}
 WINDOW=${WINDOW:-10}
 SAT_DURATION=${SAT_DURATION:-10s}
 OUT=results/soak
-BIN=target/release
+BIN=$RELEASE_DIR
 
 
 seconds_of() {
