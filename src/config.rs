@@ -128,6 +128,15 @@ pub struct Config {
     /// `max_inflight_per_connection`: calls a connection may have in flight
     /// before the server stops reading from it.
     pub max_inflight_per_connection: usize,
+    /// `max_queued_calls`: blocking calls waiting for a worker, over all
+    /// connections, beyond which a new one is answered `Overloaded` without
+    /// running (a bound on the queue's memory; `concurrency_limiter=auto`
+    /// bounds its latency).
+    pub max_queued_calls: usize,
+    /// `max_buffered_bytes`: bytes of input the provider's connections may
+    /// hold at once beyond a small allowance each (partial frames); a
+    /// connection whose frame would pass it is closed.
+    pub max_buffered_bytes: usize,
     /// `idle_timeout_ms`: close a server connection idle this long (0 = never).
     pub idle_timeout: Option<Duration>,
     /// `frame_timeout_ms`: close a connection whose frame stays incomplete
@@ -238,6 +247,8 @@ impl Default for Config {
             max_frame_size: crate::codec::DEFAULT_MAX_FRAME,
             max_connections: 100_000,
             max_inflight_per_connection: 1024,
+            max_queued_calls: 16 * 1024,
+            max_buffered_bytes: 1 << 30,
             idle_timeout: None,
             frame_timeout: Some(Duration::from_secs(10)),
             listen_backlog: 4096,
@@ -472,6 +483,8 @@ pub const KEYS: &[(&str, KeySetter)] = &[
     key!("max_frame_size" => max_frame_size: positive),
     key!("max_connections" => max_connections: positive),
     key!("max_inflight_per_connection" => max_inflight_per_connection: positive),
+    key!("max_queued_calls" => max_queued_calls: positive),
+    key!("max_buffered_bytes" => max_buffered_bytes: positive),
     key!("idle_timeout_ms" => idle_timeout: optional_millis),
     key!("frame_timeout_ms" => frame_timeout: optional_millis),
     key!("write_high_water_bytes" => write_high_water: positive),

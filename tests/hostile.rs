@@ -18,7 +18,10 @@ use mprpc::CallOptions;
 
 mod common;
 use common::frames::request_batch;
-use common::services::{BlockingTest, TestService};
+use common::raw::RawClient;
+use common::services::{
+    wait_slow_started, wait_until_count, BlockingTest, Parked, TestService, Tracked,
+};
 
 const RUN_FOR: Duration = Duration::from_secs(3);
 
@@ -254,6 +257,172 @@ fn random_bytes_on_live_connections_never_take_the_server_down() {
         None,
     );
     assert_eq!(reply.unwrap(), Bytes::from_static(b"alive"));
+    server.shutdown();
+    server.wait();
+}
+
+// --- second round: work and state a peer leaves behind ---------------------
+
+/// A server with `options` (one reactor unless they say otherwise), the
+/// test services, the `Tracked` pool service and the `Parked` async one;
+/// returns the handle, what `Tracked` ran and how many `Parked` calls live.
+fn start_with(
+    options: ServerOptions,
+) -> (
+    ServerHandle,
+    Arc<parking_lot::Mutex<Vec<Bytes>>>,
+    Arc<std::sync::atomic::AtomicUsize>,
+) {
+    mprpc::logging::init_for_tests();
+    let mut server = Server::with_options(ServerOptions {
+        reactor_threads: 1,
+        worker_threads: 1,
+        ..options
+    });
+    let (tracked, runs) = Tracked::new();
+    let (parked, live) = Parked::new();
+    server.add_service(TestService);
+    server.add_blocking_service(BlockingTest);
+    server.add_blocking_service(tracked);
+    server.add_service(parked);
+    (server.start().unwrap(), runs, live)
+}
+
+#[test]
+fn a_reset_connections_queued_pool_calls_never_run() {
+    let (server, runs, _) = start_with(ServerOptions::default());
+    let mut c = RawClient::connect(server.local_addr());
+    // The one worker is busy for 300 ms; 200 calls queue behind it.
+    let mut batch = request_batch("BlockingTest", "Slow", [(1, &b"301"[..])]);
+    batch.extend_from_slice(&request_batch(
+        "Tracked",
+        "Run",
+        (2..202).map(|id| (id, &b"orphan"[..])),
+    ));
+    c.stream.write_all(&batch).unwrap();
+    wait_slow_started(b"301", 1);
+    c.reset();
+    let mut good = RawClient::connect(server.local_addr());
+    let reply = good.call(1, "Tracked", "Run", b"good");
+    assert_eq!(reply.code, mprpc::Code::Ok);
+    let ran = runs.lock().len();
+    assert_eq!(ran, 1, "{} calls of a reset connection ran", ran - 1);
+    server.shutdown();
+    server.wait();
+}
+
+#[test]
+fn the_pool_queue_is_bounded_and_answers_overloaded_beyond_it() {
+    let (server, runs, _) = start_with(ServerOptions {
+        max_queued_calls: 4,
+        ..ServerOptions::default()
+    });
+    let mut c = RawClient::connect(server.local_addr());
+    let mut batch = request_batch("BlockingTest", "Slow", [(1, &b"302"[..])]);
+    batch.extend_from_slice(&request_batch(
+        "Tracked",
+        "Run",
+        (2..22).map(|id| (id, &b"queued"[..])),
+    ));
+    c.stream.write_all(&batch).unwrap();
+    let mut overloaded = 0;
+    let mut answered = std::collections::BTreeSet::new();
+    while answered.len() < 21 {
+        let r = c.recv().expect("every call is answered");
+        assert!(answered.insert(r.id), "call {} answered twice", r.id);
+        match r.code {
+            mprpc::Code::Ok => {}
+            mprpc::Code::Overloaded => overloaded += 1,
+            other => panic!("call {}: {other:?}", r.id),
+        }
+    }
+    // At most the bound waits (plus the one a worker took off the queue).
+    assert!(overloaded >= 15, "only {overloaded} of 20 refused");
+    assert_eq!(
+        runs.lock().len(),
+        20 - overloaded,
+        "refused calls never ran"
+    );
+    server.shutdown();
+    server.wait();
+}
+
+#[test]
+fn a_trickled_seed_request_is_decoded_once_not_once_per_read() {
+    let (server, _, _) = start_with(ServerOptions {
+        max_frame_size: 4 << 20,
+        ..ServerOptions::default()
+    });
+    // A 1 MiB service name: re-decoding the header per read costs 1 MiB each.
+    let mut frame = bytes::BytesMut::new();
+    let name = "S".repeat(1 << 20);
+    mprpc::codec::legacy::encode_request(&name, "Echo", &[1u8; 400], &mut frame);
+    let mut s = TcpStream::connect(server.local_addr()).unwrap();
+    s.set_nodelay(true).unwrap();
+    let before = mprpc::codec::legacy::headers_decoded();
+    let (head, trickle) = frame.split_at(frame.len() - 300);
+    s.write_all(head).unwrap();
+    for byte in trickle {
+        s.write_all(std::slice::from_ref(byte)).unwrap();
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    // An unknown service: the server closes without a reply.
+    assert!(closed_by_server(s, Duration::from_secs(5)));
+    let decoded = mprpc::codec::legacy::headers_decoded() - before;
+    // Other tests of this binary may decode a few seed headers meanwhile.
+    assert!(
+        decoded < 30,
+        "the header was decoded {decoded} times for 300 reads"
+    );
+    server.shutdown();
+    server.wait();
+}
+
+#[test]
+fn a_connection_paused_at_its_inflight_limit_sees_its_peer_reset() {
+    let (server, _, live) = start_with(ServerOptions {
+        max_inflight_per_connection: 16,
+        ..ServerOptions::default()
+    });
+    let mut c = RawClient::connect(server.local_addr());
+    let batch = request_batch("Parked", "Wait", (1..=64).map(|id| (id, &b""[..])));
+    c.stream.write_all(&batch).unwrap();
+    let count = || live.load(Ordering::SeqCst);
+    assert_eq!(wait_until_count(count, 16, Duration::from_secs(5)), 16);
+    c.reset();
+    let left = wait_until_count(count, 0, Duration::from_secs(5));
+    assert_eq!(left, 0, "calls of a reset connection still in flight");
+    server.shutdown();
+    server.wait();
+}
+
+#[test]
+fn a_reused_request_id_closes_the_connection_and_orphans_nothing() {
+    let (server, runs, live) = start_with(ServerOptions::default());
+    let count = || live.load(Ordering::SeqCst);
+    // Async calls: ten with id 7.
+    let mut c = RawClient::connect(server.local_addr());
+    let batch = request_batch("Parked", "Wait", (0..10).map(|_| (7, &b""[..])));
+    c.stream.write_all(&batch).unwrap();
+    assert!(c.recv().is_none(), "the server closes the connection");
+    assert_eq!(wait_until_count(count, 0, Duration::from_secs(5)), 0);
+    // Pool calls: a second id 5 while the first waits for the worker.
+    let mut c = RawClient::connect(server.local_addr());
+    let mut batch = request_batch("BlockingTest", "Slow", [(1, &b"303"[..])]);
+    batch.extend_from_slice(&request_batch("Tracked", "Run", [(5, &b"first"[..])]));
+    batch.extend_from_slice(&request_batch("Tracked", "Run", [(5, &b"again"[..])]));
+    c.stream.write_all(&batch).unwrap();
+    assert!(c.recv().is_none(), "the server closes the connection");
+    let mut good = RawClient::connect(server.local_addr());
+    assert_eq!(
+        good.call(9, "Tracked", "Run", b"good").code,
+        mprpc::Code::Ok
+    );
+    assert_eq!(
+        *runs.lock(),
+        ["good"],
+        "no call of the closed connection ran"
+    );
     server.shutdown();
     server.wait();
 }

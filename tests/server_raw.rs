@@ -12,6 +12,7 @@ use mprpc::Code;
 
 mod common;
 use common::frames::request_batch;
+use common::raw::RawClient;
 use common::services::{BlockingTest, TestService, Tracked};
 
 /// A server with `options` and the test services (`Test` inline,
@@ -34,83 +35,6 @@ fn start(max_frame: usize) -> ServerHandle {
     })
     .start()
     .expect("server starts")
-}
-
-struct RawClient {
-    stream: TcpStream,
-    buf: BytesMut,
-    decoder: Decoder,
-}
-
-impl RawClient {
-    fn connect(addr: SocketAddr) -> RawClient {
-        let stream = TcpStream::connect(addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        RawClient {
-            stream,
-            buf: BytesMut::new(),
-            decoder: Decoder::default(),
-        }
-    }
-
-    fn send(&mut self, id: u64, service: &str, method: &str, payload: &[u8]) {
-        self.send_with_timeout(id, 0, service, method, payload);
-    }
-
-    fn send_with_timeout(
-        &mut self,
-        id: u64,
-        timeout_ms: u32,
-        service: &str,
-        method: &str,
-        payload: &[u8],
-    ) {
-        let mut out = BytesMut::new();
-        let head = RequestHead {
-            id,
-            timeout_ms,
-            service,
-            method,
-        };
-        encode_request(head, payload, &mut out);
-        self.stream.write_all(&out).unwrap();
-    }
-
-    fn cancel(&mut self, id: u64) {
-        let mut out = BytesMut::new();
-        encode_cancel(id, &mut out);
-        self.stream.write_all(&out).unwrap();
-    }
-
-    /// Next response, or None when the server closed the connection.
-    fn recv(&mut self) -> Option<Response> {
-        loop {
-            if let Some(frame) = self
-                .decoder
-                .decode(&mut self.buf)
-                .expect("server speaks the protocol")
-            {
-                match frame {
-                    Frame::Response(r) => return Some(r),
-                    other => panic!("unexpected frame {other:?}"),
-                }
-            }
-            let mut chunk = [0u8; 4096];
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return None,
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
-                Err(e) => panic!("read failed: {e}"),
-            }
-        }
-    }
-
-    fn call(&mut self, id: u64, service: &str, method: &str, payload: &[u8]) -> Response {
-        self.send(id, service, method, payload);
-        self.recv().expect("a reply")
-    }
 }
 
 #[test]

@@ -94,7 +94,7 @@ impl Decoder {
     /// * `Ok(Some(frame))`: a frame was removed from `buf`; call again, more
     ///   may follow (sticky packets).
     /// * `Ok(None)`: `buf` holds only part of a frame; nothing was consumed
-    ///   and space for the rest has been reserved.
+    ///   (and nothing reserved: the announced length is only a claim).
     /// * `Err(_)`: the stream is invalid; the connection must be closed.
     pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
         // Check the magic on whatever has arrived, so garbage fails at once.
@@ -121,7 +121,8 @@ impl Decoder {
         }
         let frame_len = HEADER_LEN + body_len;
         if buf.len() < frame_len {
-            buf.reserve(frame_len - buf.len());
+            // Nothing is reserved for the announced body: the buffer grows
+            // as its bytes arrive, so a header alone costs no memory.
             return Ok(None);
         }
         buf.advance(HEADER_LEN);

@@ -315,6 +315,31 @@ impl Transport {
         !self.rbuf.is_empty() || self.skip > 0 || self.handshaking()
     }
 
+    /// Bytes the read buffer holds room for (what it costs in memory).
+    pub(crate) fn input_capacity(&self) -> usize {
+        self.rbuf.capacity()
+    }
+
+    /// Bytes both buffers hold room for.
+    pub(crate) fn buffer_capacity(&self) -> usize {
+        self.rbuf.capacity() + self.wbuf.capacity()
+    }
+
+    /// Gives back a buffer that is empty but holds room for more than
+    /// `above` bytes (after a large frame or reply), so a connection's
+    /// memory follows what it holds now, not the largest it ever held.
+    /// Returns the bytes of room given back.
+    pub(crate) fn release_large_buffers(&mut self, above: usize) -> usize {
+        let mut freed = 0;
+        for buf in [&mut self.rbuf, &mut self.wbuf] {
+            if buf.is_empty() && buf.capacity() > above {
+                freed += buf.capacity();
+                *buf = BytesMut::new();
+            }
+        }
+        freed
+    }
+
     /// Where replies or requests are encoded, to go out at the next flush.
     pub(crate) fn output(&mut self) -> &mut BytesMut {
         &mut self.wbuf

@@ -23,6 +23,16 @@ pub(crate) enum CloseReason {
     Protocol(ProtocolError),
     /// A client sent a response frame.
     UnexpectedResponse,
+    /// A request reused the id of a call still in flight.
+    DuplicateCallId(u64),
+    /// The peer reset or errored while reading from it was paused.
+    PeerGone(io::Error),
+    /// A frame would have taken the process's buffered input past
+    /// `max_buffered_bytes`.
+    OverBudget {
+        held: usize,
+        limit: usize,
+    },
     /// A seed-format call to a service or method we do not publish (the
     /// seed's way: close without a reply), or any seed call while draining.
     SeedUnknown {
@@ -59,6 +69,7 @@ impl CloseReason {
             self,
             CloseReason::Protocol(_)
                 | CloseReason::UnexpectedResponse
+                | CloseReason::DuplicateCallId(_)
                 | CloseReason::SeedUnknown { .. }
                 | CloseReason::AdminRefused(_)
         )
@@ -76,6 +87,15 @@ impl fmt::Display for CloseReason {
             CloseReason::UnexpectedResponse => {
                 f.write_str("protocol error: a client sent a response frame")
             }
+            CloseReason::DuplicateCallId(id) => write!(
+                f,
+                "protocol error: request id {id} reused while a call with it is in flight"
+            ),
+            CloseReason::PeerGone(e) => write!(f, "peer gone while reading was paused: {e}"),
+            CloseReason::OverBudget { held, limit } => write!(
+                f,
+                "input buffers would pass max_buffered_bytes ({held} of {limit} bytes held)"
+            ),
             CloseReason::SeedUnknown { service, method } => {
                 write!(f, "seed-format call to unknown {service}.{method}")
             }

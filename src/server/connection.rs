@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::budget::{self, BufferBudget, OverBudget};
 use super::close::CloseReason;
 use super::protocol::{self, Speaks};
 use super::stats::{self, ConnStats};
@@ -75,6 +76,11 @@ pub(crate) struct Connection {
     last_active: Instant,
     /// When the bytes of a still-incomplete frame started waiting.
     partial_since: Option<Instant>,
+    /// Input bytes the frame arriving needs before decoding it is worth
+    /// trying again (the seed's format: its header is decoded once).
+    input_needed: usize,
+    /// What its read buffer is charged against the process's budget.
+    input_charge: usize,
     auth: Auth,
 }
 
@@ -104,6 +110,8 @@ impl Connection {
             close_when_quiet: false,
             last_active: now,
             partial_since: None,
+            input_needed: 0,
+            input_charge: 0,
             auth: if needs_auth {
                 Auth::Waiting
             } else {
@@ -133,6 +141,12 @@ impl Connection {
 
     pub(crate) fn io(&mut self) -> &mut Transport {
         &mut self.io
+    }
+
+    /// The undecoded input, and the length it must reach before the frame
+    /// in it can be complete.
+    pub(crate) fn input_and_needed(&mut self) -> (&mut bytes::BytesMut, &mut usize) {
+        (self.io.input(), &mut self.input_needed)
     }
 
     pub(crate) fn stats(&self) -> &Arc<ConnStats> {
@@ -189,6 +203,20 @@ impl Connection {
         }
     }
 
+    /// A call with this id is in flight (on the pool or answering later):
+    /// a request reusing it would make two replies with one id.
+    pub(crate) fn has_call(&self, id: u64) -> bool {
+        !self.pool_calls.is_empty() && self.pool_calls.contains_key(&id)
+    }
+
+    /// The connection closed: its pool calls still queued will not start
+    /// (the worker drops them unrun; nobody is left to answer).
+    pub(crate) fn cancel_pool_calls(&mut self) {
+        for flag in self.pool_calls.values() {
+            flag.store(true, Ordering::Release);
+        }
+    }
+
     /// A pool call came back: true if its reply should be sent.
     pub(crate) fn finish_pool_call(&mut self, id: u64) -> bool {
         self.inflight -= 1;
@@ -198,6 +226,31 @@ impl Connection {
             Some(flag) => !flag.load(Ordering::Acquire),
             None => true,
         }
+    }
+
+    // --- buffer memory --------------------------------------------------
+
+    /// Charges the read buffer's size against `budget` after it grew;
+    /// refused when that would pass it (the connection must close).
+    pub(crate) fn charge_input(&mut self, budget: &BufferBudget) -> Result<(), OverBudget> {
+        budget.recharge(&mut self.input_charge, self.io.input_capacity())
+    }
+
+    /// Gives back buffers left large and empty by a large frame or reply,
+    /// lowering the charge; returns the bytes given back.
+    pub(crate) fn give_back_buffers(&mut self, budget: &BufferBudget) -> usize {
+        let freed = self.io.release_large_buffers(budget::ALLOWANCE);
+        if freed > 0 {
+            let _ = budget.recharge(&mut self.input_charge, self.io.input_capacity());
+        }
+        freed
+    }
+
+    /// The connection closed: its charge is freed. Returns whether it held
+    /// large buffers (worth returning freed memory to the kernel for).
+    pub(crate) fn release_budget(&mut self, budget: &BufferBudget) -> bool {
+        budget.release(&mut self.input_charge);
+        self.io.buffer_capacity() > budget::ALLOWANCE
     }
 
     // --- backpressure and closing --------------------------------------

@@ -25,6 +25,10 @@ use crate::interceptor::{CallInfo, Interceptors};
 use crate::service::CallContext;
 use crate::status::{Code, Status};
 
+/// Why a call is answered `Overloaded` without running.
+const OVER_LIMIT: &str = "the method is over its concurrency limit; the call did not run";
+const QUEUE_FULL: &str = "the worker pool's queue is full (max_queued_calls); the call did not run";
+
 /// The facts of this loop turn a dispatch needs.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Turn {
@@ -162,6 +166,9 @@ impl Dispatcher {
                 return protocol::write_error(format, request.id, &status, conn.io().output());
             }
         }
+        if self.pool_queue_full(entry) {
+            return self.refuse(conn, entry, &request, &ctx, format, QUEUE_FULL);
+        }
         let permit = match self
             .concurrency
             .admit(entry, request.method_bytes(), turn.now)
@@ -169,16 +176,7 @@ impl Dispatcher {
             Admission::Unlimited => None,
             Admission::Admitted(permit) => Some(permit),
             Admission::Refused => {
-                // Counted as an answered call with code `overloaded`, so
-                // /metrics and the metrics log show what was shed.
-                if let Some(id) = entry.method_id(request.method_bytes()) {
-                    self.stats.record(id, Code::Overloaded, None);
-                }
-                if let Some(chain) = self.chain() {
-                    let (service, method) = (entry.service.name(), request.method());
-                    protocol::observe(chain, service, method, &ctx, Code::Overloaded);
-                }
-                return protocol::write_overloaded(format, request.id, conn.io().output());
+                return self.refuse(conn, entry, &request, &ctx, format, OVER_LIMIT);
             }
         };
         stats::bump(&conn.stats().calls, 1);
@@ -214,6 +212,34 @@ impl Dispatcher {
                 }
             }
         }
+    }
+
+    /// `entry`'s calls go to the worker pool, and its queue is full.
+    fn pool_queue_full(&self, entry: &Entry) -> bool {
+        let on_pool = entry.blocking && !entry.answers_later;
+        on_pool && self.pool.as_ref().is_some_and(JobSender::is_full)
+    }
+
+    /// Answers `request` `Overloaded` without running it (`why`), counted
+    /// as an answered call with that code so /metrics and the metrics log
+    /// show what was shed.
+    fn refuse(
+        &self,
+        conn: &mut Connection,
+        entry: &Entry,
+        request: &Request,
+        ctx: &CallContext,
+        format: WireFormat,
+        why: &'static str,
+    ) {
+        if let Some(id) = entry.method_id(request.method_bytes()) {
+            self.stats.record(id, Code::Overloaded, None);
+        }
+        if let Some(chain) = self.chain() {
+            let (service, method) = (entry.service.name(), request.method());
+            protocol::observe(chain, service, method, ctx, Code::Overloaded);
+        }
+        protocol::write_overloaded(format, request.id, why, conn.io().output());
     }
 
     /// Runs the interceptors' `before`; a refusal is counted in the

@@ -27,6 +27,7 @@
 
 mod acceptor;
 pub(crate) mod admin;
+mod budget;
 mod close;
 mod connection;
 mod dispatch;
@@ -82,6 +83,12 @@ pub struct ServerOptions {
     pub max_connections: usize,
     /// Blocking calls a connection may have in flight before reading pauses.
     pub max_inflight_per_connection: usize,
+    /// Blocking calls waiting for a worker beyond which a new one is
+    /// answered `Overloaded`.
+    pub max_queued_calls: usize,
+    /// Input bytes all connections may buffer beyond a small allowance
+    /// each; a connection whose frame would pass it is closed.
+    pub max_buffered_bytes: usize,
     /// Unsent reply bytes on a connection above which reading pauses.
     pub write_high_water: usize,
     /// Close connections idle for this long.
@@ -133,6 +140,8 @@ impl ServerOptions {
             max_frame_size: config.max_frame_size,
             max_connections: config.max_connections,
             max_inflight_per_connection: config.max_inflight_per_connection,
+            max_queued_calls: config.max_queued_calls,
+            max_buffered_bytes: config.max_buffered_bytes,
             write_high_water: config.write_high_water,
             idle_timeout: config.idle_timeout,
             frame_timeout: config.frame_timeout,
@@ -231,7 +240,7 @@ impl Server {
             // refused: the adaptive limit never falls below twice the pool.
             2 * self.options.worker_threads.max(1) as u32,
         );
-        let shared = Arc::new(ServerShared::new(limits));
+        let shared = Arc::new(ServerShared::new(limits, self.options.max_buffered_bytes));
 
         // Reflection is built in: served, but not listed (nor registered).
         let published = self.services.describe();
@@ -252,6 +261,7 @@ impl Server {
         let pool = if table.has_blocking() {
             Some(WorkerPool::start(
                 self.options.worker_threads.max(1),
+                self.options.max_queued_calls.max(1),
                 &metrics,
             )?)
         } else {
@@ -467,17 +477,20 @@ pub(crate) struct ServerShared {
     connections: AtomicUsize,
     backpressure: BackpressureCounters,
     limits: Arc<Limits>,
+    /// Input bytes buffered over all connections (`max_buffered_bytes`).
+    buffers: budget::BufferBudget,
     running_threads: Mutex<usize>,
     stopped: Condvar,
 }
 
 impl ServerShared {
-    fn new(limits: Limits) -> ServerShared {
+    fn new(limits: Limits, max_buffered_bytes: usize) -> ServerShared {
         ServerShared {
             shutting_down: AtomicBool::new(false),
             connections: AtomicUsize::new(0),
             backpressure: BackpressureCounters::default(),
             limits: Arc::new(limits),
+            buffers: budget::BufferBudget::new(max_buffered_bytes),
             running_threads: Mutex::new(0),
             stopped: Condvar::new(),
         }
@@ -497,6 +510,10 @@ impl ServerShared {
 
     pub(crate) fn limits(&self) -> &Arc<Limits> {
         &self.limits
+    }
+
+    pub(crate) fn buffers(&self) -> &budget::BufferBudget {
+        &self.buffers
     }
 
     /// Counts a server thread as running until the guard drops (even by a
@@ -589,6 +606,12 @@ impl ServerHandle {
     /// calls in flight and calls refused with `Overloaded`.
     pub fn concurrency(&self) -> Vec<MethodConcurrency> {
         self.inner.shared.limits.snapshot()
+    }
+
+    /// Input bytes connections hold beyond their allowance, charged
+    /// against `max_buffered_bytes` (large partial frames).
+    pub fn buffered_bytes(&self) -> usize {
+        self.inner.shared.buffers.charged()
     }
 
     /// Connections currently open.

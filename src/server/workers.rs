@@ -5,10 +5,15 @@
 //! the address of its connection (reactor, slab token, connection id); the
 //! finished reply frame is pushed onto that reactor's completion queue and
 //! the reactor is woken through its mio `Waker`.
+//!
+//! The queue is bounded (`max_queued_calls`): beyond it a call is answered
+//! `Overloaded` at once instead of waiting behind work nobody may still
+//! want. A closed connection's queued calls are flagged cancelled by its
+//! reactor, so a worker drops them unrun when it reaches them.
 
 use std::collections::VecDeque;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -51,10 +56,13 @@ struct Jobs {
     stopping: bool,
 }
 
-#[derive(Default)]
 struct Queue {
     jobs: Mutex<Jobs>,
     ready: Condvar,
+    /// Jobs waiting, readable without the lock (`is_full`).
+    queued: AtomicUsize,
+    /// The most jobs that may wait.
+    max_queued: usize,
 }
 
 /// Hands jobs to the pool; cloned into every reactor.
@@ -66,7 +74,15 @@ pub(crate) struct JobSender {
 impl JobSender {
     pub(crate) fn send(&self, job: Job) {
         self.queue.jobs.lock().waiting.push_back(job);
+        self.queue.queued.fetch_add(1, Ordering::Relaxed);
         self.queue.ready.notify_one();
+    }
+
+    /// The queue holds its most: a new call is refused rather than queued.
+    /// Reactors check and send apart, so it may run over by one call per
+    /// reactor.
+    pub(crate) fn is_full(&self) -> bool {
+        self.queue.queued.load(Ordering::Relaxed) >= self.queue.max_queued
     }
 }
 
@@ -78,8 +94,18 @@ pub(crate) struct WorkerPool {
 }
 
 impl WorkerPool {
-    pub(crate) fn start(count: usize, metrics: &MetricsRegistry) -> io::Result<WorkerPool> {
-        let queue = Arc::new(Queue::default());
+    /// `count` threads taking calls from a queue of at most `max_queued`.
+    pub(crate) fn start(
+        count: usize,
+        max_queued: usize,
+        metrics: &MetricsRegistry,
+    ) -> io::Result<WorkerPool> {
+        let queue = Arc::new(Queue {
+            jobs: Mutex::new(Jobs::default()),
+            ready: Condvar::new(),
+            queued: AtomicUsize::new(0),
+            max_queued,
+        });
         let threads = (0..count)
             .map(|i| {
                 let queue = queue.clone();
@@ -128,6 +154,7 @@ fn work(queue: &Queue, stats: &ThreadStats) {
             let mut guard = queue.jobs.lock();
             loop {
                 if let Some(job) = guard.waiting.pop_front() {
+                    queue.queued.fetch_sub(1, Ordering::Relaxed);
                     break job;
                 }
                 if guard.stopping {

@@ -7,6 +7,7 @@ pub mod certs;
 pub mod frames;
 pub mod helper_process;
 pub mod logs;
+pub mod raw;
 pub mod services;
 pub mod zk;
 

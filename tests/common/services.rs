@@ -141,3 +141,77 @@ impl Service for Tracked {
         Ok(())
     }
 }
+
+/// A service that answers later and never does: every call's future stays
+/// pending until the server drops it (its caller cancelled, its connection
+/// closed, its deadline passed). `live` counts the futures not yet dropped,
+/// so a test sees calls a server keeps for nobody.
+pub struct Parked {
+    pub live: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Counts one live future; its drop uncounts it.
+struct LiveGuard(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Parked {
+    pub fn new() -> (Parked, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        let live = std::sync::Arc::default();
+        (
+            Parked {
+                live: std::sync::Arc::clone(&live),
+            },
+            live,
+        )
+    }
+}
+
+impl Service for Parked {
+    fn name(&self) -> &'static str {
+        "Parked"
+    }
+
+    fn methods(&self) -> &'static [&'static str] {
+        &["Wait"]
+    }
+
+    fn call(&self, _: &str, _: &CallContext, _: Bytes, _: &mut BytesMut) -> Result<(), Status> {
+        Err(Status::internal("Parked only answers later"))
+    }
+
+    fn answers_later(&self) -> bool {
+        true
+    }
+
+    fn call_later(
+        &self,
+        _: &str,
+        _: CallContext,
+        _: Bytes,
+    ) -> Result<mprpc::service::ReplyFuture, Status> {
+        self.live.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let guard = LiveGuard(self.live.clone());
+        Ok(Box::pin(async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+            unreachable!("a pending future never finishes")
+        }))
+    }
+}
+
+/// Waits (up to `limit`) until `count()` equals `want`; the last value seen.
+pub fn wait_until_count(count: impl Fn() -> usize, want: usize, limit: Duration) -> usize {
+    let began = Instant::now();
+    loop {
+        let now = count();
+        if now == want || began.elapsed() >= limit {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

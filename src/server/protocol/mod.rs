@@ -177,13 +177,12 @@ pub(crate) fn write_later(
     }
 }
 
-/// Appends the `Overloaded` reply of call `id`, refused by its method's
-/// concurrency limit (ours without allocating: a fixed message).
-pub(crate) fn write_overloaded(format: WireFormat, id: u64, out: &mut BytesMut) {
-    const WHY: &str = "the method is over its concurrency limit; the call did not run";
+/// Appends the `Overloaded` reply of call `id`, refused without running
+/// for the reason `why` (ours without allocating: a fixed message).
+pub(crate) fn write_overloaded(format: WireFormat, id: u64, why: &'static str, out: &mut BytesMut) {
     match format {
-        WireFormat::Mprpc => crate::codec::encode_response(id, Code::Overloaded, WHY, &[], out),
-        WireFormat::Legacy => seed::write_error(&Status::overloaded(WHY)),
+        WireFormat::Mprpc => crate::codec::encode_response(id, Code::Overloaded, why, &[], out),
+        WireFormat::Legacy => seed::write_error(&Status::overloaded(why)),
     }
 }
 

@@ -34,7 +34,11 @@ pub(super) fn process(conn: &mut Connection, dispatcher: &Dispatcher, turn: Turn
                 conn.close_after_reply();
                 return Progress::Done;
             }
-            Frame::Request(request) => serve(conn, dispatcher, request, turn),
+            Frame::Request(request) => {
+                if let Err(reason) = serve(conn, dispatcher, request, turn) {
+                    return Progress::Close(reason);
+                }
+            }
             Frame::Auth { token } if dispatcher.needs_auth() => {
                 conn.token_checked(dispatcher.accepts_token(&token));
             }
@@ -60,17 +64,31 @@ pub(super) fn process(conn: &mut Connection, dispatcher: &Dispatcher, turn: Turn
     }
 }
 
-/// One request: refused while draining or for an unknown service, else run.
-fn serve(conn: &mut Connection, dispatcher: &Dispatcher, request: Request, turn: Turn) {
+/// One request: refused while draining or for an unknown service, else
+/// run. An id already in flight on the connection closes it: a second
+/// call with that id would leave two replies the peer cannot tell apart,
+/// and its first call orphaned.
+fn serve(
+    conn: &mut Connection,
+    dispatcher: &Dispatcher,
+    request: Request,
+    turn: Turn,
+) -> Result<(), CloseReason> {
+    if conn.has_call(request.id) {
+        return Err(CloseReason::DuplicateCallId(request.id));
+    }
     if turn.shutting_down {
         let status = Status::new(Code::ShuttingDown, "server is shutting down");
-        return write_error(request.id, &status, conn.io().output());
+        write_error(request.id, &status, conn.io().output());
+        return Ok(());
     }
     let Some(entry) = dispatcher.table().get(request.service_bytes()) else {
         let status = Status::unknown_service(request.service());
-        return write_error(request.id, &status, conn.io().output());
+        write_error(request.id, &status, conn.io().output());
+        return Ok(());
     };
     dispatcher.dispatch(conn, entry, request, WireFormat::Mprpc, turn);
+    Ok(())
 }
 
 /// Runs the handler and appends its reply frame; returns the reply's

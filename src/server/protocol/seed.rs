@@ -24,7 +24,8 @@ pub(super) fn process(conn: &mut Connection, dispatcher: &Dispatcher, turn: Turn
         ));
     }
     let max = dispatcher.decoder().max_frame();
-    let request = match seed::decode_request(conn.io().input(), max) {
+    let (input, needed) = conn.input_and_needed();
+    let request = match seed::decode_request_incremental(input, max, needed) {
         Ok(Some(request)) => request,
         Ok(None) => return Progress::Open,
         Err(e) => return Progress::Close(CloseReason::Protocol(e)),

@@ -242,7 +242,11 @@ impl Reactor {
                         if event.is_writable() {
                             self.queue_flush(key);
                         }
-                        if event.is_read_closed() || event.is_error() {
+                        if event.is_error() || event.is_write_closed() {
+                            // Reset, or both ways shut: nobody is left to
+                            // answer, even if reading is paused.
+                            self.peer_gone(key);
+                        } else if event.is_read_closed() {
                             // Read on to the EOF: no later event will say so.
                             self.read_ready(key, false);
                         } else if event.is_readable() {
@@ -406,6 +410,9 @@ impl Reactor {
                     continue;
                 }
             }
+            if conn.give_back_buffers(self.server.buffers()) > 0 {
+                self.trim.large_freed(self.now);
+            }
             if conn.resume_if_under(self.dispatcher.limits()) {
                 self.resume(key); // queues this connection's flush again
             } else if let Some(reason) = conn.finished() {
@@ -420,6 +427,10 @@ impl Reactor {
         };
         let _ = self.poll.registry().deregister(conn.io().stream_mut());
         self.forget_connection();
+        conn.cancel_pool_calls();
+        if conn.release_budget(self.server.buffers()) {
+            self.trim.large_freed(self.now);
+        }
         self.dispatcher.connection_closed(conn.id());
         self.shared.stats.closed(conn.id());
         if reason.is_bad_input() {

@@ -37,6 +37,10 @@ impl Reactor {
                 Err(e) => return self.close(key, CloseReason::Read(e)),
             };
             if turn.bytes > 0 {
+                if let Err(over) = conn.charge_input(self.server.buffers()) {
+                    let (held, limit) = (over.held, over.limit);
+                    return self.close(key, CloseReason::OverBudget { held, limit });
+                }
                 conn.touch(self.now);
                 stats::bump(&conn.stats().bytes_in, turn.bytes as u64);
                 stats::bump(&self.shared.stats.bytes_in, turn.bytes as u64);
@@ -51,6 +55,24 @@ impl Reactor {
                 return;
             }
         }
+    }
+
+    /// The socket reported an error or a hang-up (a reset peer): a reader
+    /// that is not paused reads on and meets the error itself (after any
+    /// requests still buffered); a paused one would never read again, so it
+    /// is closed now and its calls in flight are cancelled.
+    pub(super) fn peer_gone(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if !conn.is_paused() {
+            return self.read_ready(key, false);
+        }
+        let error = match conn.io().stream().take_error() {
+            Ok(Some(e)) | Err(e) => e,
+            Ok(None) => std::io::Error::from(std::io::ErrorKind::ConnectionReset),
+        };
+        self.close(key, CloseReason::PeerGone(error));
     }
 
     /// A paused reader's output drained: data that arrived while paused
@@ -73,6 +95,9 @@ impl Reactor {
         let conn = &mut self.conns[key];
         let progress = protocol::process(conn, &self.dispatcher, turn);
         conn.track_partial_frame(self.now);
+        if conn.give_back_buffers(self.server.buffers()) > 0 {
+            self.trim.large_freed(self.now);
+        }
         self.flushes.add(key, conn.io());
         match progress {
             Progress::Open => true,

@@ -6,7 +6,8 @@
 //! seen no close for a second, it shrinks its own tables (when it holds no
 //! connection) and calls `malloc_trim(0)`, which returns the free pages of
 //! every arena to the kernel. It costs a few milliseconds once per storm,
-//! never per call (the `trim_memory` key turns it off).
+//! never per call (the `trim_memory` key turns it off). The same happens a
+//! second after a connection gave back buffers a large frame left behind.
 
 use std::time::{Duration, Instant};
 
@@ -45,6 +46,14 @@ impl Trim {
         }
         self.closed += 1;
         if self.closed >= AFTER_CLOSES {
+            self.due = Some(now + QUIET);
+        }
+    }
+
+    /// A connection gave back (or closed with) large buffers at `now`:
+    /// glibc keeps such freed memory resident, so trim a second later.
+    pub(super) fn large_freed(&mut self, now: Instant) {
+        if self.enabled {
             self.due = Some(now + QUIET);
         }
     }
