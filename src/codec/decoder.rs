@@ -515,45 +515,62 @@ mod tests {
     }
 
     #[test]
-    fn bad_version_kind_and_short_bodies_are_errors() {
+    fn bad_version_kind_and_short_bodies_are_rejected_for_their_reason() {
         let d = Decoder::default();
-        for (bytes, what) in [
-            (&b"MP\x03\x01\x00\x00\x00\x00"[..], "version"),
+        for (bytes, expected) in [
+            (
+                &b"MP\x03\x01\x00\x00\x00\x00"[..],
+                ProtocolError::UnsupportedVersion(3),
+            ),
             (
                 &b"MP\x02\x01\x00\x00\x00\x0e\0\0\0\0\0\0\0\x01\0\0\0\0\0\0"[..],
-                "short v2 request",
+                ProtocolError::Malformed("request body shorter than its fixed part"),
             ),
             (
                 &b"MP\x02\x01\x00\x00\x00\x13\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\0\0\x09\x01"[..],
-                "metadata overruns the body",
+                ProtocolError::Malformed("metadata overruns the body"),
             ),
             (
                 &b"MP\x02\x02\x00\x00\x00\x11\0\0\0\0\0\0\0\x01\0\x00\x00\0\0\0\x02\x01\x00"[..],
-                "metadata entry overruns its block",
+                ProtocolError::Malformed("metadata entry overruns its block"),
             ),
-            (&b"MP\x01\x09\x00\x00\x00\x00"[..], "kind"),
-            (&b"MP\x01\x01\x00\x00\x00\x02ab"[..], "short request"),
-            (&b"MP\x01\x02\x00\x00\x00\x01a"[..], "short response"),
-            (&b"MP\x01\x03\x00\x00\x00\x01a"[..], "short cancel"),
+            (
+                &b"MP\x01\x09\x00\x00\x00\x00"[..],
+                ProtocolError::UnknownKind(9),
+            ),
+            (
+                &b"MP\x01\x01\x00\x00\x00\x02ab"[..],
+                ProtocolError::Malformed("request body shorter than its fixed part"),
+            ),
+            (
+                &b"MP\x01\x02\x00\x00\x00\x01a"[..],
+                ProtocolError::Malformed("response body shorter than its fixed part"),
+            ),
+            (
+                &b"MP\x01\x03\x00\x00\x00\x01a"[..],
+                ProtocolError::Malformed("cancel body is not 8 bytes"),
+            ),
             (
                 &[&b"MP\x01\x04\x00\x00\x04\x01"[..], &[b't'; 1025]].concat()[..],
-                "long token",
+                ProtocolError::Malformed("auth token longer than 1024 bytes"),
             ),
             (
                 &b"MP\x01\x01\x00\x00\x00\x0e\0\0\0\0\0\0\0\x01\0\0\0\0\x05\x05"[..],
-                "names overrun",
+                ProtocolError::Malformed("service/method names overrun the body"),
             ),
             (
                 &b"MP\x01\x01\x00\x00\x00\x0f\0\0\0\0\0\0\0\x01\0\0\0\0\x01\x00\xff"[..],
-                "non-utf8 name",
+                ProtocolError::Malformed("service/method name is not UTF-8"),
             ),
             (
                 &b"MP\x01\x02\x00\x00\x00\x0b\0\0\0\0\0\0\0\x01\0\x00\x09"[..],
-                "error overrun",
+                ProtocolError::Malformed("error text overruns the body"),
             ),
         ] {
             let mut buf = BytesMut::from(bytes);
-            assert!(d.decode(&mut buf).is_err(), "{what} must be rejected");
+            // The exact reason: a frame rejected for another one (an
+            // earlier check misfiring) would pass an `is_err` check.
+            assert_eq!(d.decode(&mut buf), Err(expected), "{bytes:?}");
         }
     }
 
