@@ -536,6 +536,34 @@ impl Drop for ThreadGuard {
     }
 }
 
+/// A server thread that died by a panic, reported by [`ServerHandle::wait`].
+#[derive(Debug)]
+struct ThreadPanicked {
+    thread: String,
+    message: String,
+}
+
+impl ThreadPanicked {
+    fn new(thread: String, payload: &(dyn std::any::Any + Send)) -> ThreadPanicked {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a non-text panic payload".to_owned());
+        ThreadPanicked { thread, message }
+    }
+}
+
+impl std::fmt::Display for ThreadPanicked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "server thread {} panicked: {}",
+            self.thread, self.message
+        )
+    }
+}
+
 struct HandleInner {
     local_addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
@@ -634,7 +662,20 @@ impl ServerHandle {
     }
 
     /// Blocks until every server thread has stopped.
+    ///
+    /// # Panics
+    ///
+    /// If a server thread (a reactor, the acceptor) panicked, with that
+    /// thread's name and message: a dead reactor must not go unnoticed.
     pub fn wait(&self) {
+        if let Err(panicked) = self.join_threads() {
+            panic!("{panicked}");
+        }
+    }
+
+    /// Waits for every server thread to stop and joins them; the first
+    /// one that panicked is the error.
+    fn join_threads(&self) -> Result<(), ThreadPanicked> {
         {
             let mut running = self.inner.shared.running_threads.lock();
             while *running > 0 {
@@ -645,14 +686,54 @@ impl ServerHandle {
         if let Some(pool) = self.inner.pool.lock().take() {
             pool.stop();
         }
-        for thread in self.inner.threads.lock().drain(..) {
-            let _ = thread.join();
+        let threads: Vec<_> = self.inner.threads.lock().drain(..).collect();
+        let mut first = Ok(());
+        for thread in threads {
+            let name = thread.thread().name().unwrap_or("unnamed").to_owned();
+            if let Err(payload) = thread.join() {
+                let panicked = ThreadPanicked::new(name, payload.as_ref());
+                tracing::error!(%panicked, "server thread died");
+                first = first.and(Err(panicked));
+            }
         }
+        first
     }
 
     /// True once [`shutdown`](Self::shutdown) has been called (the server
     /// may still be draining; `wait()` for it to stop).
     pub fn is_shut_down(&self) -> bool {
         self.inner.shared.is_shutting_down()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_reports_a_server_thread_that_panicked() {
+        let handle = Server::with_options(ServerOptions {
+            addr: "127.0.0.1:0".into(),
+            ..ServerOptions::default()
+        })
+        .start()
+        .expect("server starts");
+        // Stands in for a reactor that died: a server thread of this
+        // handle ending by a panic.
+        let dying = std::thread::Builder::new()
+            .name("mprpc-reactor-test".into())
+            .spawn(|| panic!("reactor invariant broken"))
+            .unwrap();
+        handle.inner.threads.lock().push(dying);
+        handle.shutdown();
+        let waited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle.wait()));
+        let payload = waited.expect_err("wait() must not hide a panicked thread");
+        let message = payload
+            .downcast_ref::<String>()
+            .expect("a formatted message");
+        assert_eq!(
+            message,
+            "server thread mprpc-reactor-test panicked: reactor invariant broken"
+        );
     }
 }
