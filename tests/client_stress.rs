@@ -4,7 +4,6 @@
 //! must complete exactly once, with its own reply or a clear status; none
 //! may hang. Also: several I/O threads per channel, and their shutdown.
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,9 +15,30 @@ use mprpc::server::{Server, ServerHandle, ServerOptions};
 use mprpc::{CallOptions, Code, StaticDiscover};
 
 mod common;
+use common::ledger::CompletionLedger;
 use common::services::{BlockingTest, TestService};
 
 fn start_on(addr: &str) -> ServerHandle {
+    try_start_on(addr).expect("server starts")
+}
+
+/// Restarts a provider on the port a stopped one used. The port was ours a
+/// moment ago, but the OS may hand it to another process in between: retry
+/// for a while on "address in use" rather than fail at once.
+fn restart_on(addr: SocketAddr) -> ServerHandle {
+    let give_up = Instant::now() + Duration::from_secs(10);
+    loop {
+        match try_start_on(&addr.to_string()) {
+            Ok(server) => return server,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < give_up => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            Err(e) => panic!("restarting the provider on {addr}: {e}"),
+        }
+    }
+}
+
+fn try_start_on(addr: &str) -> std::io::Result<ServerHandle> {
     mprpc::logging::init_for_tests();
     let mut server = Server::with_options(ServerOptions {
         addr: addr.to_owned(),
@@ -31,7 +51,7 @@ fn start_on(addr: &str) -> ServerHandle {
     });
     server.add_service(TestService);
     server.add_blocking_service(BlockingTest);
-    server.start().expect("server starts")
+    server.start()
 }
 
 /// The tests count this process's client I/O threads: one at a time.
@@ -90,20 +110,16 @@ fn every_call_completes_once_through_deadlines_cancels_and_a_restart() {
             now.map_or(1, |d| d.as_nanos() as u64 | 1)
         });
     println!("stress seed {seed0} (MPRPC_STRESS_SEED to repeat)");
-    let completions = Arc::new(AtomicU64::new(0));
+    // Completions are counted per call outside the callbacks (which run
+    // under the channel's catch_unwind), and checked after the run.
+    let ledger = Arc::new(CompletionLedger::new());
     let outcomes: Arc<Mutex<[usize; 16]>> = Arc::default();
-    let seen: Arc<Mutex<HashSet<u64>>> = Arc::default();
-    let started = Arc::new(AtomicU64::new(0));
+    let started: Arc<Mutex<Vec<u64>>> = Arc::default();
     let run_until = Instant::now() + RUN_FOR;
     let callers: Vec<_> = (0..THREADS)
         .map(|t| {
             let channel = channel.clone();
-            let (completions, outcomes, seen, started) = (
-                completions.clone(),
-                outcomes.clone(),
-                seen.clone(),
-                started.clone(),
-            );
+            let (ledger, outcomes, started) = (ledger.clone(), outcomes.clone(), started.clone());
             std::thread::spawn(move || {
                 let mut seed = seed0 ^ (t + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
                 let mine = Arc::new(AtomicU64::new(0)); // this thread's calls in flight
@@ -124,37 +140,28 @@ fn every_call_completes_once_through_deadlines_cancels_and_a_restart() {
                         _ => ("Test", "Echo", Bytes::from(format!("call {key}"))),
                     };
                     let expect = payload.clone();
-                    let (completions, outcomes, seen, mine2) = (
-                        completions.clone(),
-                        outcomes.clone(),
-                        seen.clone(),
-                        mine.clone(),
-                    );
+                    let (ledger, outcomes, mine2) =
+                        (ledger.clone(), outcomes.clone(), mine.clone());
                     mine.fetch_add(1, Ordering::Relaxed);
-                    started.fetch_add(1, Ordering::Relaxed);
+                    started.lock().unwrap().push(key);
                     let handle = channel.call_with(
                         service,
                         method,
                         payload,
                         &CallOptions::with_timeout(Duration::from_millis(timeout)),
                         move |result| {
-                            assert!(
-                                seen.lock().unwrap().insert(key),
-                                "call {key} completed twice"
-                            );
+                            ledger.complete(key);
                             let code = match result {
                                 Ok(reply) => {
-                                    assert_eq!(
-                                        reply, expect,
-                                        "call {key} got another call's reply"
-                                    );
+                                    ledger.check(key, || {
+                                        assert_eq!(reply, expect, "another call's reply")
+                                    });
                                     Code::Ok
                                 }
                                 Err(status) => status.code(),
                             };
                             outcomes.lock().unwrap()[code as usize] += 1;
                             mine2.fetch_sub(1, Ordering::Relaxed);
-                            completions.fetch_add(1, Ordering::Relaxed);
                         },
                     );
                     if r.is_multiple_of(13) {
@@ -168,13 +175,15 @@ fn every_call_completes_once_through_deadlines_cancels_and_a_restart() {
     std::thread::sleep(RUN_FOR / 3);
     server.shutdown();
     server.wait();
-    let restarted = start_on(&addr.to_string());
+    let restarted = restart_on(addr);
     for c in callers {
         c.join().unwrap();
     }
+    let started = std::mem::take(&mut *started.lock().unwrap());
     wait_for(Duration::from_secs(20), "every call to complete", || {
-        completions.load(Ordering::Relaxed) == started.load(Ordering::Relaxed)
+        ledger.completions() >= started.len() as u64
     });
+    ledger.assert_each_exactly_once(started);
     assert_eq!(channel.inflight(), 0);
     let outcomes = *outcomes.lock().unwrap();
     let allowed = [

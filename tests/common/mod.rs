@@ -6,6 +6,7 @@
 pub mod certs;
 pub mod frames;
 pub mod helper_process;
+pub mod ledger;
 pub mod logs;
 pub mod raw;
 pub mod services;
