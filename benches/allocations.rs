@@ -15,202 +15,23 @@
 //! smoke version and writes nothing.
 
 use std::collections::VecDeque;
-use std::future::Future;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, SocketAddr};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::process::Command;
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
-use std::thread::Thread;
+use std::task::Context;
 
 use bytes::{Bytes, BytesMut};
-use mprpc::client::{Channel, PendingCall};
-use mprpc::codec::{encode_request, Decoder, Frame, RequestHead, DEFAULT_MAX_FRAME};
-use mprpc::server::{Server, ServerOptions};
-use mprpc::{CallContext, CallOptions, Service};
+use mprpc::codec::{Decoder, DEFAULT_MAX_FRAME};
+use mprpc::CallOptions;
 
 mod common;
-use common::{echo_request_bytes, CountingAlloc, EchoServer};
+use common::alloc_paths::{
+    child_and_channel, per_call, pipelined, pipelined_futures, request_frame, serve_if_child,
+    server_step, unpark_current, DEPTH, SERVICE,
+};
+use common::{echo_request_bytes, CountingAlloc};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
-
-const SERVE_ENV: &str = "MPRPC_ALLOC_BENCH_SERVE";
-const SERVICE: &str = EchoServer::SERVICE_NAME;
-const DEPTH: u64 = 16;
-
-/// (allocations, bytes) per call over `n` runs of `f`, after a warm-up.
-fn per_call(n: u64, mut f: impl FnMut()) -> (f64, f64) {
-    for _ in 0..n.min(1000) {
-        f();
-    }
-    let (a0, b0) = CountingAlloc::snapshot();
-    for _ in 0..n {
-        f();
-    }
-    let (a1, b1) = CountingAlloc::snapshot();
-    ((a1 - a0) as f64 / n as f64, (b1 - b0) as f64 / n as f64)
-}
-
-fn request_frame(size: usize) -> BytesMut {
-    let mut buf = BytesMut::new();
-    let head = RequestHead {
-        id: 1,
-        timeout_ms: 0,
-        service: SERVICE,
-        method: "Echo",
-    };
-    encode_request(head, &echo_request_bytes(size), &mut buf);
-    buf
-}
-
-/// Decode + dispatch into `out`, as the reactor does for one frame.
-fn server_step(decoder: &Decoder, read_buf: &mut BytesMut, frame: &[u8], out: &mut BytesMut) {
-    let service: &dyn Service = &EchoServer;
-    read_buf.extend_from_slice(frame);
-    let Ok(Some(Frame::Request(req))) = decoder.decode(read_buf) else {
-        panic!("request frame expected");
-    };
-    let ctx = CallContext::new(req.id, None, SocketAddr::from((Ipv4Addr::LOCALHOST, 1)));
-    mprpc::server::serve_request(service, req, &ctx, out);
-    out.clear();
-}
-
-/// The child process: serve echo, answer "count" on stdin with the
-/// allocation counters, exit on EOF.
-fn serve() {
-    let mut server = Server::with_options(ServerOptions::default());
-    server.add_service(EchoServer);
-    let handle = server.start().expect("server starts");
-    println!("port {}", handle.local_addr().port());
-    let stdin = std::io::stdin();
-    for line in stdin.lock().lines() {
-        match line.as_deref().map(str::trim) {
-            Ok("count") => {
-                let (a, b) = CountingAlloc::snapshot();
-                println!("{a} {b}");
-            }
-            _ => break,
-        }
-    }
-    handle.shutdown();
-    handle.wait();
-}
-
-struct ChildServer {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-    port: u16,
-}
-
-impl ChildServer {
-    fn spawn() -> ChildServer {
-        let mut child = Command::new(std::env::current_exe().expect("own path"))
-            .env(SERVE_ENV, "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn the server child");
-        let stdin = child.stdin.take().expect("piped");
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("port line");
-        let port = line
-            .trim()
-            .strip_prefix("port ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("bad port line {line:?}"));
-        ChildServer {
-            child,
-            stdin,
-            stdout,
-            port,
-        }
-    }
-
-    fn count(&mut self) -> (u64, u64) {
-        writeln!(self.stdin, "count").expect("child alive");
-        self.stdin.flush().expect("child alive");
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).expect("count line");
-        let mut it = line
-            .split_whitespace()
-            .map(|x| x.parse::<u64>().expect("number"));
-        (it.next().expect("a"), it.next().expect("b"))
-    }
-
-    fn stop(mut self) {
-        drop(self.stdin);
-        let _ = self.child.wait();
-    }
-}
-
-/// Runs `n` `call_with` calls keeping `DEPTH` in flight.
-fn pipelined(channel: &Channel, request: &Bytes, n: u64) {
-    let options = CallOptions::default();
-    let done = Arc::new(AtomicU64::new(0));
-    let mut started = 0;
-    while started < n {
-        while started < n && started - done.load(Ordering::Acquire) < DEPTH {
-            let done = done.clone();
-            channel.call_with(SERVICE, "Echo", request.clone(), &options, move |r| {
-                assert!(r.is_ok(), "echo call failed");
-                done.fetch_add(1, Ordering::Release);
-            });
-            started += 1;
-        }
-        std::thread::yield_now();
-    }
-    while done.load(Ordering::Acquire) < n {
-        std::thread::yield_now();
-    }
-}
-
-/// Wakes a parked thread.
-struct Unpark(Thread);
-
-impl Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-/// Polls `call` as a `Future` until it is ready, parking between polls.
-fn block_on(mut call: PendingCall, cx: &mut Context<'_>) -> Result<Bytes, mprpc::Status> {
-    loop {
-        match std::pin::Pin::new(&mut call).poll(cx) {
-            Poll::Ready(r) => return r,
-            Poll::Pending => std::thread::park(),
-        }
-    }
-}
-
-/// Runs `n` `call_async` calls keeping `DEPTH` futures in flight, awaiting
-/// the oldest before starting the next.
-fn pipelined_futures(
-    channel: &Channel,
-    request: &Bytes,
-    n: u64,
-    window: &mut VecDeque<PendingCall>,
-    cx: &mut Context<'_>,
-) {
-    let options = CallOptions::default();
-    for _ in 0..n {
-        if window.len() as u64 >= DEPTH {
-            let oldest = window.pop_front().expect("window is full");
-            block_on(oldest, cx).expect("echo call");
-        }
-        window.push_back(channel.call_async(SERVICE, "Echo", request.clone(), &options));
-    }
-    while let Some(call) = window.pop_front() {
-        block_on(call, cx).expect("echo call");
-    }
-}
 
 struct Row {
     path: &'static str,
@@ -220,8 +41,8 @@ struct Row {
 }
 
 fn main() {
-    if std::env::var_os(SERVE_ENV).is_some() {
-        return serve();
+    if serve_if_child() {
+        return;
     }
     let full = std::env::args().any(|a| a == "--bench");
     let n: u64 = if full { 100_000 } else { 2_000 };
@@ -242,8 +63,7 @@ fn main() {
         });
     }
 
-    let mut child = ChildServer::spawn();
-    let channel = Channel::direct(("127.0.0.1", child.port)).expect("channel");
+    let (mut child, channel) = child_and_channel();
     let options = CallOptions::default();
     for size in [64usize, 4096] {
         let request = Bytes::from(echo_request_bytes(size));
@@ -270,15 +90,18 @@ fn main() {
             allocs: (s1 - s0) as f64 / calls as f64,
             bytes: (sb1 - sb0) as f64 / calls as f64,
         });
+        let completions = Arc::default();
         let batch = 1000;
-        let (allocs, bytes) = per_call(n / batch, || pipelined(&channel, &request, batch));
+        let (allocs, bytes) = per_call(n / batch, || {
+            pipelined(&channel, &request, batch, &completions)
+        });
         rows.push(Row {
             path: "client: `call_with` at depth 16 (caller + client I/O thread)",
             size,
             allocs: allocs / batch as f64,
             bytes: bytes / batch as f64,
         });
-        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        let waker = unpark_current();
         let mut cx = Context::from_waker(&waker);
         let mut window = VecDeque::with_capacity(DEPTH as usize);
         let (allocs, bytes) = per_call(n / batch, || {

@@ -12,6 +12,8 @@
 #![allow(dead_code)] // each bench binary uses a different subset
 #![allow(unreachable_pub)] // `pub` for every bench binary that declares `mod common`
 
+pub mod alloc_paths;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 
