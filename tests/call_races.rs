@@ -94,14 +94,17 @@ impl Rng {
     }
 }
 
+/// What fires one call's cancel.
+type Cancel = Box<dyn FnOnce() + Send>;
+
 /// Cancels queued at random moments, fired by one thread.
 #[derive(Default)]
 struct Canceller {
-    due: Mutex<Vec<(Instant, Box<dyn FnOnce() + Send>)>>,
+    due: Mutex<Vec<(Instant, Cancel)>>,
 }
 
 impl Canceller {
-    fn at(&self, when: Instant, cancel: Box<dyn FnOnce() + Send>) {
+    fn at(&self, when: Instant, cancel: Cancel) {
         self.due.lock().unwrap().push((when, cancel));
     }
 
@@ -180,10 +183,13 @@ fn race(channel: &Channel, style: Style, rng: &mut Rng) -> [u64; 16] {
         }
         let delay = rng.near(DEADLINE, DEADLINE / 2);
         let request = Bytes::from(format!("{}:{id}", delay.as_micros()));
-        let cancel_after = (rng.next() % 2 == 0).then(|| rng.near(DEADLINE, DEADLINE / 2));
+        let cancel_after = rng
+            .next()
+            .is_multiple_of(2)
+            .then(|| rng.near(DEADLINE, DEADLINE / 2));
         let started = Instant::now();
         let (ledger2, outcomes2) = (ledger.clone(), outcomes.clone());
-        let cancel: Box<dyn FnOnce() + Send> = match style {
+        let cancel: Cancel = match style {
             Style::Callback => {
                 let sent = request.clone();
                 let handle = channel.call_with("Delayed", "Answer", request, &options, move |r| {
