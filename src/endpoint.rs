@@ -55,6 +55,15 @@ pub trait Discover: Send + Sync + 'static {
     /// The current providers of `service`. An empty list or an error makes
     /// the call fail with `Unavailable`.
     fn providers(&self, service: &str) -> Result<Arc<[Endpoint]>, Status>;
+
+    /// The providers to call `service`.`method` on: by default every
+    /// provider of the service. A registry that lists providers per method
+    /// (the seed's `/<Service>/<Method>` layout) answers for that method
+    /// only, and fails when it has none, so nothing is sent.
+    fn method_providers(&self, service: &str, method: &str) -> Result<Arc<[Endpoint]>, Status> {
+        let _ = method;
+        self.providers(service)
+    }
 }
 
 /// A fixed list of providers, for every service or per service.

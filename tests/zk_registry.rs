@@ -60,6 +60,12 @@ fn addrs(discover: &ZkDiscover, service: &str) -> Vec<SocketAddr> {
     addrs
 }
 
+/// What the seed's consumer reads from a method node: the data as a C
+/// string (`ZkClient::GetData` returns the buffer as a `char*`).
+fn seed_reads(data: &[u8]) -> &[u8] {
+    data.split(|b| *b == 0).next().unwrap_or_default()
+}
+
 fn sorted(mut v: Vec<SocketAddr>) -> Vec<SocketAddr> {
     v.sort();
     v
@@ -94,12 +100,14 @@ fn registration_writes_the_documented_nodes() {
     let (_, parent) = raw.get(&providers_path()).unwrap();
     assert_eq!(parent.ephemeral_owner, 0, "parents are persistent");
 
-    // The seed's layout: /Service persistent, /Service/Method ephemeral "ip:port".
+    // The seed's layout: /Service persistent, /Service/Method ephemeral:
+    // "ip:port" to the seed's consumer, then our mark after a NUL.
     let (_, service_stat) = raw.get(&format!("/{SERVICE}")).unwrap();
     assert_eq!(service_stat.ephemeral_owner, 0);
     for method in METHODS {
         let (data, stat) = raw.get(&format!("/{SERVICE}/{method}")).unwrap();
-        assert_eq!(data, addr.to_string().as_bytes());
+        assert_eq!(seed_reads(&data), addr.to_string().as_bytes());
+        assert!(data.ends_with(b"\0protocol=mprpc"), "marked as ours");
         assert_eq!(stat.ephemeral_owner, info_owner(&raw, addr));
     }
 
@@ -284,7 +292,7 @@ fn a_provider_whose_session_expired_registers_again() {
     assert_ne!(new, old);
     assert_eq!(raw.get(&node).unwrap().1.ephemeral_owner, new);
     let (data, stat) = raw.get(&format!("/{SERVICE}/Login")).unwrap();
-    assert_eq!(data, addr.to_string().as_bytes());
+    assert_eq!(seed_reads(&data), addr.to_string().as_bytes());
     assert_eq!(stat.ephemeral_owner, new);
 }
 
@@ -408,12 +416,15 @@ fn a_taken_seed_layout_node_is_taken_over_when_freed() {
     let first = register(&config, a);
     let _second = register(&config, b);
     let login = format!("/{SERVICE}/Login");
-    assert_eq!(raw.get(&login).unwrap().0, a.to_string().as_bytes());
+    assert_eq!(
+        seed_reads(&raw.get(&login).unwrap().0),
+        a.to_string().as_bytes()
+    );
     drop(first);
     assert!(
-        wait_until(SOON, || raw
-            .get(&login)
-            .is_some_and(|(data, _)| data == b.to_string().as_bytes())),
+        wait_until(SOON, || raw.get(&login).is_some_and(
+            |(data, _)| seed_reads(&data) == b.to_string().as_bytes()
+        )),
         "the waiting provider did not take the seed-layout node over"
     );
 }

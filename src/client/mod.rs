@@ -296,7 +296,7 @@ impl Channel {
                 inner.options.max_frame_size
             )));
         }
-        let endpoints = inner.discover.providers(service)?;
+        let endpoints = inner.discover.method_providers(service, method)?;
         if endpoints.is_empty() {
             return Err(Status::unavailable(format!(
                 "no provider known for service '{service}'"

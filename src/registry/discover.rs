@@ -9,10 +9,12 @@
 //! fetched again and its watches re-armed.
 //!
 //! A service with no provider in our layout falls back to the seed's layout
-//! (`/<Service>/<Method>` holding `ip:port`); those endpoints speak the
-//! seed's wire format.
+//! (`/<Service>/<Method>` holding `ip:port`), looked up per method as the
+//! seed's consumer does; those endpoints speak the seed's wire format. A
+//! seed-layout node that one of our providers wrote (it carries our mark) is
+//! never used: that provider is called in our format through our layout.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -32,7 +34,72 @@ use crate::endpoint::{Discover, Endpoint, WireFormat};
 use crate::status::Status;
 use crate::tls::TlsMode;
 
-type Cache = RwLock<HashMap<String, Arc<[Endpoint]>>>;
+type Cache = RwLock<HashMap<String, Listing>>;
+
+/// A service's providers as cached: ours, or the seed layout's per method.
+#[derive(Debug, Clone, PartialEq)]
+struct Listing {
+    /// Every provider (from the seed's layout: each address once).
+    all: Arc<[Endpoint]>,
+    /// From the seed's layout only: each method node's provider.
+    seed_methods: Option<Arc<BTreeMap<String, Arc<[Endpoint]>>>>,
+}
+
+impl Listing {
+    fn ours(endpoints: Vec<Endpoint>) -> Listing {
+        Listing {
+            all: endpoints.into(),
+            seed_methods: None,
+        }
+    }
+
+    /// Seed-format endpoints from the `method → ip:port` nodes found.
+    fn seed(nodes: BTreeMap<String, SocketAddr>) -> Listing {
+        if nodes.is_empty() {
+            return Listing::ours(Vec::new());
+        }
+        let endpoint = |addr| Endpoint {
+            addr,
+            weight: ProviderInfo::DEFAULT_WEIGHT,
+            format: WireFormat::Legacy,
+            max_frame: None,
+            tls: TlsMode::Off,
+        };
+        let mut addrs: Vec<SocketAddr> = nodes.values().copied().collect();
+        addrs.sort();
+        addrs.dedup();
+        let by_method = nodes
+            .into_iter()
+            .map(|(method, addr)| (method, Arc::from([endpoint(addr)])))
+            .collect();
+        Listing {
+            all: addrs.into_iter().map(endpoint).collect(),
+            seed_methods: Some(Arc::new(by_method)),
+        }
+    }
+
+    /// What the discovery log says about the list, naming the wire format
+    /// each endpoint will be called in.
+    fn describe(&self) -> String {
+        match &self.seed_methods {
+            None => {
+                let addrs: Vec<SocketAddr> = self.all.iter().map(|e| e.addr).collect();
+                format!("{addrs:?}, called in mprpc's format")
+            }
+            Some(methods) => {
+                let nodes: Vec<String> = methods
+                    .iter()
+                    .map(|(method, e)| format!("{method} at {}", e[0].addr))
+                    .collect();
+                format!(
+                    "none of ours; from the seed's layout: {}, called in the seed's format \
+                     (no metadata, deadline, trace id or token)",
+                    nodes.join(", ")
+                )
+            }
+        }
+    }
+}
 
 /// Provider lists from ZooKeeper, cached and watched.
 pub struct ZkDiscover {
@@ -42,6 +109,7 @@ pub struct ZkDiscover {
     session: Arc<Mutex<Option<zk::SessionInfo>>>,
     lookup_timeout: Duration,
     connect: String,
+    root: String,
 }
 
 impl std::fmt::Debug for ZkDiscover {
@@ -57,7 +125,7 @@ impl std::fmt::Debug for ZkDiscover {
 enum Command {
     Resolve {
         service: String,
-        reply: std::sync::mpsc::SyncSender<Result<Arc<[Endpoint]>, String>>,
+        reply: std::sync::mpsc::SyncSender<Result<Listing, String>>,
     },
     Shutdown,
 }
@@ -83,6 +151,7 @@ impl ZkDiscover {
                 session: session_info,
                 lookup_timeout: settings.op_timeout,
                 connect: settings.connect,
+                root: settings.root,
             })),
             Ok(Err(e)) => {
                 let _ = thread.join();
@@ -102,7 +171,7 @@ impl ZkDiscover {
     }
 
     /// Asks the registry thread to fetch `service` and start watching it.
-    fn resolve(&self, service: &str) -> Result<Arc<[Endpoint]>, Status> {
+    fn resolve(&self, service: &str) -> Result<Listing, Status> {
         let (reply, answer) = std::sync::mpsc::sync_channel(1);
         let command = Command::Resolve {
             service: service.to_owned(),
@@ -118,19 +187,54 @@ impl ZkDiscover {
             return Err(unavailable("the discovery thread has stopped"));
         }
         match answer.recv_timeout(self.lookup_timeout) {
-            Ok(Ok(endpoints)) => Ok(endpoints),
+            Ok(Ok(listing)) => Ok(listing),
             Ok(Err(cause)) => Err(unavailable(&cause)),
             Err(_) => Err(unavailable("no answer in time")),
         }
     }
 }
 
-impl Discover for ZkDiscover {
-    fn providers(&self, service: &str) -> Result<Arc<[Endpoint]>, Status> {
-        if let Some(endpoints) = self.cache.read().get(service) {
-            return Ok(endpoints.clone());
+impl ZkDiscover {
+    fn listing(&self, service: &str) -> Result<Listing, Status> {
+        if let Some(listing) = self.cache.read().get(service) {
+            return Ok(listing.clone());
         }
         self.resolve(service)
+    }
+
+    /// "No provider" for `service`.`method`, naming every place looked at.
+    fn no_provider(&self, service: &str, method: &str, listing: &Listing) -> Status {
+        let seed_path = layout::legacy_method_path(service, method);
+        let seed_has = match &listing.seed_methods {
+            Some(methods) => {
+                let names: Vec<&str> = methods.keys().map(String::as_str).collect();
+                format!(" (the seed's layout has only {})", names.join(", "))
+            }
+            None => String::new(),
+        };
+        Status::unavailable(format!(
+            "no provider of {service}.{method}: ZooKeeper {} has none under {} \
+             and no seed-layout node {seed_path}{seed_has}",
+            self.connect,
+            layout::providers_path(&self.root, service),
+        ))
+    }
+}
+
+impl Discover for ZkDiscover {
+    fn providers(&self, service: &str) -> Result<Arc<[Endpoint]>, Status> {
+        self.listing(service).map(|listing| listing.all)
+    }
+
+    /// Our providers of `service`; without any, the seed-layout node
+    /// `/<service>/<method>`'s provider, as the seed's consumer looks it up.
+    fn method_providers(&self, service: &str, method: &str) -> Result<Arc<[Endpoint]>, Status> {
+        let listing = self.listing(service)?;
+        let found = match &listing.seed_methods {
+            None => Some(listing.all.clone()).filter(|all| !all.is_empty()),
+            Some(methods) => methods.get(method).cloned(),
+        };
+        found.ok_or_else(|| self.no_provider(service, method, &listing))
     }
 }
 
@@ -243,9 +347,9 @@ impl Worker {
         Ok(())
     }
 
-    async fn resolve(&mut self, service: String) -> Result<Arc<[Endpoint]>, String> {
-        if let Some(endpoints) = self.cache.read().get(&service) {
-            return Ok(endpoints.clone());
+    async fn resolve(&mut self, service: String) -> Result<Listing, String> {
+        if let Some(listing) = self.cache.read().get(&service) {
+            return Ok(listing.clone());
         }
         self.services.insert(service.clone());
         if self.client.is_none() {
@@ -253,7 +357,7 @@ impl Worker {
             return Err("no ZooKeeper session (reconnecting)".into());
         }
         match self.fetch(&service).await {
-            Ok(endpoints) => Ok(self.publish(&service, endpoints)),
+            Ok(listing) => Ok(self.publish(&service, listing)),
             Err(e) => {
                 self.mark_stale(service);
                 Err(e.to_string())
@@ -341,9 +445,9 @@ impl Worker {
     /// Fetches `service` again and swaps its cached list.
     async fn refresh(&mut self, service: String) {
         match self.fetch(&service).await {
-            Ok(endpoints) => {
+            Ok(listing) => {
                 self.stale.remove(&service);
-                self.publish(&service, endpoints);
+                self.publish(&service, listing);
             }
             Err(e) => {
                 warn!("{e}; keeping the cached providers of '{service}'");
@@ -359,21 +463,18 @@ impl Worker {
         }
     }
 
-    fn publish(&self, service: &str, endpoints: Vec<Endpoint>) -> Arc<[Endpoint]> {
-        let endpoints: Arc<[Endpoint]> = endpoints.into();
+    fn publish(&self, service: &str, listing: Listing) -> Listing {
         let mut cache = self.cache.write();
-        let changed = !matches!(cache.get(service), Some(old) if old[..] == endpoints[..]);
-        if changed {
-            let addrs: Vec<SocketAddr> = endpoints.iter().map(|e| e.addr).collect();
-            info!("providers of '{service}': {addrs:?}");
-            cache.insert(service.to_owned(), endpoints.clone());
+        if cache.get(service) != Some(&listing) {
+            info!("providers of '{service}': {}", listing.describe());
+            cache.insert(service.to_owned(), listing.clone());
         }
-        endpoints
+        listing
     }
 
     /// Reads the providers of `service` (our layout, else the seed's),
     /// arming watches on every path read.
-    async fn fetch(&mut self, service: &str) -> Result<Vec<Endpoint>, RegistryError> {
+    async fn fetch(&mut self, service: &str) -> Result<Listing, RegistryError> {
         let client = self
             .client
             .clone()
@@ -382,11 +483,12 @@ impl Worker {
         let names = self.children(&client, service, &path).await?;
         let ours = self.read_providers(&client, &path, &names).await?;
         if !ours.is_empty() {
-            return Ok(ours);
+            return Ok(Listing::ours(ours));
         }
         let legacy_path = layout::legacy_service_path(service);
         let methods = self.children(&client, service, &legacy_path).await?;
-        self.read_legacy(&client, service, &methods).await
+        let nodes = self.read_legacy(&client, service, &methods).await?;
+        Ok(Listing::seed(nodes))
     }
 
     /// Children of `path` (none if it does not exist), watched unless a
@@ -488,41 +590,39 @@ impl Worker {
         Ok(endpoints)
     }
 
-    /// Reads the seed's `/<service>/<method>` nodes: distinct `ip:port`s.
+    /// Reads the seed's `/<service>/<method>` nodes: each method's
+    /// `ip:port`, leaving out the nodes our own providers wrote.
     async fn read_legacy(
         &self,
         client: &zk::Client,
         service: &str,
         methods: &[String],
-    ) -> Result<Vec<Endpoint>, RegistryError> {
+    ) -> Result<BTreeMap<String, SocketAddr>, RegistryError> {
         let paths: Vec<String> = methods
             .iter()
             .map(|m| layout::legacy_method_path(service, m))
             .collect();
         let reads: Vec<_> = paths.iter().map(|p| client.get_data(p)).collect();
-        let mut addrs = Vec::new();
-        for (path, read) in paths.iter().zip(reads) {
+        let mut nodes = BTreeMap::new();
+        for ((method, path), read) in methods.iter().zip(&paths).zip(reads) {
             let data = match self.settings.bounded(read).await {
                 Ok((data, _)) => data,
                 Err(zk::Error::NoNode) => continue,
                 Err(e) => return Err(self.settings.error("cannot read", e).at(path)),
             };
-            match layout::parse_legacy_addr(&data) {
-                Some(addr) if !addrs.contains(&addr) => addrs.push(addr),
-                Some(_) => {}
+            match layout::parse_seed_node(&data) {
+                Some(node) if node.ours => info!(
+                    "seed-layout node {path} is an mprpc provider's ({}): not calling it in \
+                     the seed's format; waiting for its node under {}",
+                    node.addr,
+                    layout::providers_path(&self.settings.root, service)
+                ),
+                Some(node) => {
+                    nodes.insert(method.clone(), node.addr);
+                }
                 None => debug!("skipping seed-layout node {path}: data is not ip:port"),
             }
         }
-        addrs.sort();
-        Ok(addrs
-            .into_iter()
-            .map(|addr| Endpoint {
-                addr,
-                weight: ProviderInfo::DEFAULT_WEIGHT,
-                format: WireFormat::Legacy,
-                max_frame: None,
-                tls: TlsMode::Off,
-            })
-            .collect())
+        Ok(nodes)
     }
 }

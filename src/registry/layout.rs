@@ -138,18 +138,47 @@ impl ProviderInfo {
     }
 }
 
-/// Parses a seed method node's data, `ip:port` (NULs and spaces trimmed; a
-/// host name is resolved). `None` if it is not an address.
-pub(crate) fn parse_legacy_addr(data: &[u8]) -> Option<SocketAddr> {
+/// What follows the NUL in the seed-layout node of one of our providers.
+const OURS_MARK: &str = "protocol=mprpc";
+
+/// The data of one of our providers' seed-layout method nodes:
+/// `ip:port`, a NUL, then [`OURS_MARK`]. The seed's consumer
+/// (`ZkClient::GetData`) returns the buffer as a C string, so it reads
+/// exactly `ip:port` and splits it at ':' as before; our consumers see the
+/// mark and never call one of our providers in the seed's format.
+pub(crate) fn encode_seed_node(addr: SocketAddr) -> Vec<u8> {
+    format!("{addr}\0{OURS_MARK}").into_bytes()
+}
+
+/// A seed-layout method node, read back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SeedNode {
+    /// The `ip:port` it holds.
+    pub addr: SocketAddr,
+    /// Written by one of our providers ([`encode_seed_node`]), which must be
+    /// called in our format through our own layout, never in the seed's.
+    pub ours: bool,
+}
+
+/// Parses a seed method node's data: `ip:port` (trailing NULs and spaces
+/// trimmed; a host name is resolved), then our mark after a NUL if one of
+/// ours wrote it. `None` if it is not an address.
+pub(crate) fn parse_seed_node(data: &[u8]) -> Option<SeedNode> {
     let text = std::str::from_utf8(data).ok()?;
-    let text = text.trim_matches(|c: char| c == '\0' || c.is_whitespace());
-    if let Ok(addr) = text.parse() {
-        return Some(addr);
-    }
-    if text.is_empty() || !text.contains(':') {
-        return None;
-    }
-    text.to_socket_addrs().ok()?.next()
+    let (addr, rest) = text.split_once('\0').unwrap_or((text, ""));
+    let addr = addr.trim();
+    let ours = rest.trim_matches(|c: char| c == '\0' || c.is_whitespace()) == OURS_MARK;
+    let addr = match addr.parse() {
+        Ok(addr) => addr,
+        Err(_) if addr.contains(':') => addr.to_socket_addrs().ok()?.next()?,
+        Err(_) => return None,
+    };
+    Some(SeedNode { addr, ours })
+}
+
+/// The `ip:port` a seed method node holds (see [`parse_seed_node`]).
+pub(crate) fn parse_legacy_addr(data: &[u8]) -> Option<SocketAddr> {
+    parse_seed_node(data).map(|node| node.addr)
 }
 
 #[cfg(test)]
@@ -185,6 +214,29 @@ mod tests {
         assert_eq!(parse_legacy_addr(b""), None);
         assert_eq!(parse_legacy_addr(b"\xff"), None);
         assert_eq!(parse_legacy_addr(b"nonsense"), None);
+    }
+
+    #[test]
+    fn our_seed_nodes_are_marked_and_still_read_as_ip_port_by_a_c_string_reader() {
+        let addr: SocketAddr = "127.0.0.1:8100".parse().unwrap();
+        let data = encode_seed_node(addr);
+        assert_eq!(parse_seed_node(&data), Some(SeedNode { addr, ours: true }));
+        // The seed's consumer: the data as a C string, split at the first ':'.
+        let c_string = data.split(|b| *b == 0).next().unwrap();
+        assert_eq!(c_string, b"127.0.0.1:8100");
+        assert!(
+            data.len() < 64,
+            "the seed reads node data into a 64-byte buffer"
+        );
+        assert_eq!(
+            parse_seed_node(b"127.0.0.1:8100"),
+            Some(SeedNode { addr, ours: false }),
+            "a seed provider's node"
+        );
+        assert_eq!(
+            parse_seed_node(b"127.0.0.1:8100\0something-else").map(|n| n.ours),
+            Some(false)
+        );
     }
 
     #[test]

@@ -38,7 +38,14 @@
 //!
 //! With `zk_legacy_layout` (the default) a provider also writes the seed's
 //! layout so the seed's C++ consumers find it: `/<Service>` persistent and
-//! `/<Service>/<Method>` ephemeral holding `ip:port`. That layout has room
+//! `/<Service>/<Method>` ephemeral holding `ip:port`, then a NUL and
+//! `protocol=mprpc`. The seed's consumer reads the data as a C string, so it
+//! sees exactly `ip:port`; our consumers see the mark and never call one of
+//! our providers in the seed's format (its native node under `<root>` is
+//! what they use). Our consumers fall back to the seed's layout only for a
+//! service with no provider of ours, and look up `/<Service>/<Method>` per
+//! call as the seed does: a missing method node fails the call
+//! `Unavailable` before anything is sent. That layout has room
 //! for one provider per method, so a provider writes a method node only where
 //! it is free; when the holder's node vanishes, a waiting provider takes it
 //! over (it watches the node).

@@ -422,18 +422,18 @@ impl Worker {
         Err(fail(zk::Error::NodeExists))
     }
 
-    /// Writes the seed's method node `path` ("ip:port") if it is free; if
+    /// Writes the seed's method node `path` ("ip:port", marked as ours) if it is free; if
     /// another provider holds it, leaves it and watches it to take over.
     async fn claim_legacy(&mut self, path: &str) -> Result<(), RegistryError> {
         let client = self.client()?;
-        let ours = self.addr.to_string();
+        let ours = layout::encode_seed_node(self.addr);
         let options = zk::CreateMode::Ephemeral.with_acls(self.settings.acls());
         let session = client.session_id().0;
         let fail = |e: zk::Error| self.settings.error("cannot create", e).at(path);
         for _ in 0..3 {
             match self
                 .settings
-                .bounded(client.create(path, ours.as_bytes(), &options))
+                .bounded(client.create(path, &ours, &options))
                 .await
             {
                 Ok(_) => return self.holds(path),

@@ -158,6 +158,11 @@ impl Connection {
         self.admin_port
     }
 
+    /// Whether what the connection speaks is known yet.
+    pub(crate) fn speaks_known(&self) -> bool {
+        self.speaks.is_some()
+    }
+
     /// What the connection speaks, detected from its first bytes.
     pub(crate) fn speaks(&mut self) -> Option<Speaks> {
         if self.speaks.is_none() {

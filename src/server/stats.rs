@@ -78,6 +78,8 @@ pub(crate) struct ReactorStats {
     /// oversized frames refused.
     pub(crate) frames_rejected: AtomicU64,
     pub(crate) accepted: AtomicU64,
+    /// Connections that spoke the seed's format (one call each).
+    pub(crate) seed_connections: AtomicU64,
     pub(crate) admin_requests: AtomicU64,
 }
 

@@ -27,7 +27,7 @@
 //!   "process": {"rss_bytes": 9000000, "cpu_seconds": 0.42},   // null if unknown
 //!   "connections": 3,                // open now, all reactors
 //!   "reactors": [{"index": 0, "connections": 2, "accepted": 9, "bytes_in": 1200,
-//!                 "bytes_out": 900, "frames_rejected": 0}],
+//!                 "bytes_out": 900, "frames_rejected": 0, "seed_connections": 0}],
 //!   "methods": [{"service": "UserServiceRpc", "method": "Login",
 //!                "calls": 100, "errors": 2, "errors_by_code": {"application": 2},
 //!                "in_flight": 0, "p50_us": 12, "p90_us": 20, "p99_us": 40,
@@ -132,6 +132,7 @@ pub(crate) struct ReactorFigures {
     bytes_in: u64,
     bytes_out: u64,
     frames_rejected: u64,
+    seed_connections: u64,
 }
 
 /// Everything `/metrics` and `/status` show, read once per request.
@@ -242,6 +243,7 @@ impl Admin {
                     bytes_in: stats::read(&s.bytes_in),
                     bytes_out: stats::read(&s.bytes_out),
                     frames_rejected: stats::read(&s.frames_rejected),
+                    seed_connections: stats::read(&s.seed_connections),
                 }
             })
             .collect();

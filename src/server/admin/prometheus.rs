@@ -114,7 +114,7 @@ fn methods(out: &mut String, s: &Snapshot) {
 
 fn reactors(out: &mut String, reactors: &[ReactorFigures]) {
     type Field = fn(&ReactorFigures) -> f64;
-    let rows: [(&str, &str, &str, Field); 5] = [
+    let rows: [(&str, &str, &str, Field); 6] = [
         (
             "mprpc_connections",
             "gauge",
@@ -144,6 +144,12 @@ fn reactors(out: &mut String, reactors: &[ReactorFigures]) {
             "counter",
             "Bad input refused: oversized frames, and connections closed for protocol errors.",
             |r| r.frames_rejected as f64,
+        ),
+        (
+            "mprpc_seed_connections_total",
+            "counter",
+            "Connections that spoke the seed's wire format (one call each), per reactor.",
+            |r| r.seed_connections as f64,
         ),
     ];
     for (name, kind, help, field) in rows {

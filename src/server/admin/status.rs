@@ -45,6 +45,7 @@ pub(super) fn json(
         j.num_field("bytes_in", r.bytes_in as f64);
         j.num_field("bytes_out", r.bytes_out as f64);
         j.num_field("frames_rejected", r.frames_rejected as f64);
+        j.num_field("seed_connections", r.seed_connections as f64);
         j.end_object();
     }
     j.end_array();

@@ -21,6 +21,7 @@ use super::close::CloseReason;
 use super::connection::Connection;
 use super::dispatch::{Dispatcher, Turn};
 use super::metrics::ThreadStats;
+use super::stats;
 use super::table::Entry;
 use crate::codec::{Request, WireFormat};
 use crate::interceptor::{CallInfo, Interceptors};
@@ -84,9 +85,13 @@ pub(crate) fn detect(first: &[u8]) -> Option<Speaks> {
 /// Decodes and dispatches every complete request in the connection's input,
 /// in whichever format it speaks, until backpressure pauses it.
 pub(crate) fn process(conn: &mut Connection, dispatcher: &Dispatcher, turn: Turn) -> Progress {
+    let detected_now = !conn.speaks_known();
     let Some(speaks) = conn.speaks() else {
         return Progress::Open;
     };
+    if detected_now && speaks == Speaks::Rpc(WireFormat::Legacy) {
+        stats::bump(&dispatcher.reactor_stats().seed_connections, 1);
+    }
     // Admin HTTP where it is served; RPC anywhere but the admin port.
     let admin = dispatcher
         .admin()
