@@ -22,17 +22,21 @@
 //! let app = Application::init_with(&args.app);
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 use crate::config::{Config, ConfigError};
 use crate::logging::{self, LogGuard};
 
 /// The command line every mprpc program accepts; `#[command(flatten)]` it
 /// into a program's own arguments to add flags.
+///
+/// Its `--help` names the running binary and describes it as the program
+/// says ([`Application::init_about`]); a program with its own parser shows
+/// its own doc comment.
 #[derive(Debug, Clone, Parser)]
-#[command(about = "An mprpc program", long_about = None)]
+#[command(about = None, long_about = None)]
 pub struct AppArgs {
     /// Config file in the seed's key=value format (rpcserverip, rpcserverport,
     /// zookeeperip, zookeeperport, ...).
@@ -64,7 +68,13 @@ impl Application {
     /// with usage on `--help` or a missing `-i`) and exits with a clear
     /// message when the config is bad.
     pub fn init() -> Application {
-        Application::init_with(&AppArgs::parse())
+        Application::init_with(&parse_args(None))
+    }
+
+    /// Like [`Application::init`], with `about` as the program's
+    /// description in `--help` (without it, `--help` names the binary).
+    pub fn init_about(about: &str) -> Application {
+        Application::init_with(&parse_args(Some(about)))
     }
 
     /// Like [`Application::init`], from arguments the program parsed itself
@@ -76,4 +86,20 @@ impl Application {
             std::process::exit(2);
         })
     }
+}
+
+/// The process's arguments, with `--help` naming the running binary and
+/// showing `about` (default: "<binary>: an mprpc program"); exits with
+/// usage on `--help` or a bad command line, as clap does.
+fn parse_args(about: Option<&str>) -> AppArgs {
+    let binary = std::env::args_os()
+        .next()
+        .and_then(|path| Some(Path::new(&path).file_name()?.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "mprpc-program".to_owned());
+    let about = about.map_or_else(|| format!("{binary}: an mprpc program"), str::to_owned);
+    let matches = AppArgs::command()
+        .bin_name(binary)
+        .about(about)
+        .get_matches();
+    AppArgs::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }

@@ -26,7 +26,7 @@ use crate::server::{ConcurrencyLimiter, MaxConcurrency};
 use crate::tls::{ClientTls, ServerTls, TlsMode};
 
 /// A configuration error, pointing at the offending file, line and key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ConfigError {
     /// The config file that was being read.
     pub file: PathBuf,

@@ -16,7 +16,18 @@ use crate::metadata::{Metadata, MetadataTooLong};
 use crate::status::{Code, Status};
 
 /// Options that shape one call; the controller carries them, and the
-/// non-blocking API takes them directly.
+/// non-blocking API takes them directly. Build them as one chain:
+///
+/// ```
+/// use std::time::Duration;
+/// use mprpc::CallOptions;
+///
+/// let options = CallOptions::new()
+///     .timeout(Duration::from_millis(300))
+///     .metadata("account", "alice")
+///     .hash_key(42);
+/// assert_eq!(options.metadata.get("account"), Some("alice"));
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct CallOptions {
     /// Give up after this long; `None` uses the channel's default timeout.
@@ -30,18 +41,48 @@ pub struct CallOptions {
     /// Where the reply's metadata goes (`None`: not wanted). See
     /// [`CallOptions::capture_reply_metadata`].
     pub reply_metadata: Option<ReplyMetadata>,
+    /// An entry [`metadata`](Self::metadata) could not add (too long for
+    /// the wire): calls made with these options fail `BadRequest` with it,
+    /// before anything is sent. `None` normally.
+    pub invalid_metadata: Option<MetadataTooLong>,
 }
 
 impl CallOptions {
-    /// Options with only a timeout set (no hash key).
-    pub fn with_timeout(timeout: Duration) -> CallOptions {
-        CallOptions {
-            timeout: Some(timeout),
-            ..CallOptions::default()
-        }
+    /// No options set: the channel's timeout, no metadata, no hash key.
+    pub fn new() -> CallOptions {
+        CallOptions::default()
+    }
+
+    /// These options with the call's timeout set.
+    pub fn timeout(mut self, timeout: Duration) -> CallOptions {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// These options with the consistent-hash routing key set.
+    pub fn hash_key(mut self, key: u64) -> CallOptions {
+        self.hash_key = Some(key);
+        self
     }
 
     /// These options with `key` set to `value` in the request metadata.
+    /// An entry too long for the wire makes the calls fail `BadRequest`
+    /// (see [`invalid_metadata`](Self::invalid_metadata)); use
+    /// [`with_metadata`](Self::with_metadata) to get that error here.
+    pub fn metadata(mut self, key: &str, value: &str) -> CallOptions {
+        if let Err(e) = self.metadata.insert(key, value) {
+            self.invalid_metadata.get_or_insert(e);
+        }
+        self
+    }
+
+    /// Options with only a timeout set: `CallOptions::new().timeout(timeout)`.
+    pub fn with_timeout(timeout: Duration) -> CallOptions {
+        CallOptions::new().timeout(timeout)
+    }
+
+    /// Like [`metadata`](Self::metadata), but an entry too long for the
+    /// wire is an error here.
     pub fn with_metadata(mut self, key: &str, value: &str) -> Result<CallOptions, MetadataTooLong> {
         self.metadata.insert(key, value)?;
         Ok(self)
@@ -241,6 +282,30 @@ impl Controller {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn call_options_build_as_one_chain_and_keep_a_too_long_entry_as_an_error() {
+        let options = CallOptions::new()
+            .timeout(Duration::from_millis(300))
+            .metadata("account", "alice")
+            .hash_key(7);
+        assert_eq!(options.timeout, Some(Duration::from_millis(300)));
+        assert_eq!(options.metadata.get("account"), Some("alice"));
+        assert_eq!(options.hash_key, Some(7));
+        assert!(options.invalid_metadata.is_none());
+
+        let long = "x".repeat(crate::metadata::MAX_VALUE_LEN + 1);
+        let options = CallOptions::new()
+            .metadata("blob", &long)
+            .metadata("ok", "1");
+        let error = options
+            .invalid_metadata
+            .as_ref()
+            .expect("kept for the call");
+        assert_eq!(error.key, "blob");
+        assert_eq!(options.metadata.get("ok"), Some("1"));
+        assert!(CallOptions::new().with_metadata("blob", &long).is_err());
+    }
 
     #[test]
     fn controller_reports_failure_like_the_seed() {

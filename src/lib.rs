@@ -77,10 +77,25 @@
 //! use mprpc::prelude::*;
 //! ```
 
+/// Implements `Debug` as the `Display` sentence for public errors: a
+/// `main() -> Result<(), Box<dyn Error>>` prints its error with `{:?}`, so
+/// this is what a user sees when such a `main` fails.
+macro_rules! debug_as_display {
+    ($($error:ty),* $(,)?) => {
+        $(impl std::fmt::Debug for $error {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Display::fmt(self, f)
+            }
+        })*
+    };
+}
+
 #[cfg(feature = "app")]
 pub mod app;
 pub mod auth;
 pub mod balance;
+#[cfg(feature = "certs")]
+pub mod certs;
 pub mod client;
 pub mod codec;
 pub mod config;
@@ -119,6 +134,22 @@ pub use responder::{Reply, Responder};
 pub use service::{CallContext, Schema, Service};
 pub use status::{Code, Status};
 pub use trace::TraceId;
+/// The `tracing` crate, so a handler logs without a dependency of its own:
+/// `mprpc::tracing::info!(account = %name, "transfer refused")`. What it
+/// logs goes to mprpc's log (and names the call's trace id: see the README).
+pub use tracing;
+
+debug_as_display!(
+    codec::ProtocolError,
+    config::ConfigError,
+    discovery::DiscoverError,
+    metadata::MetadataTooLong,
+    provider::ProviderError,
+    status::Status,
+    tls::TlsError,
+);
+#[cfg(feature = "zookeeper")]
+debug_as_display!(registry::RegistryError);
 
 /// Everything a provider or consumer `main` uses, in one `use`:
 /// `use mprpc::prelude::*;`.

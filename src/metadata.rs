@@ -27,7 +27,7 @@ pub struct Metadata {
 }
 
 /// A key or value too long for the wire (`MAX_KEY_LEN` / `MAX_VALUE_LEN`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct MetadataTooLong {
     /// The key concerned.
     pub key: String,

@@ -51,7 +51,6 @@ use crate::server::{Server, ServerHandle};
 use crate::service::Service;
 
 /// Why a provider could not start.
-#[derive(Debug)]
 pub enum ProviderError {
     /// The server could not listen (address in use, bad address...).
     Listen(io::Error),
@@ -69,7 +68,7 @@ impl fmt::Display for ProviderError {
         match self {
             ProviderError::Listen(e) => write!(f, "cannot start the RPC server: {e}"),
             #[cfg(feature = "zookeeper")]
-            ProviderError::Registry(e) => write!(f, "cannot register in ZooKeeper: {e}"),
+            ProviderError::Registry(e) => write!(f, "cannot register the services: {e}"),
             #[cfg(not(feature = "zookeeper"))]
             ProviderError::NoZooKeeper => {
                 f.write_str("registry=zookeeper, but mprpc was built without its zookeeper feature")

@@ -11,7 +11,7 @@
 //! fills with the descriptors it compiled.
 //!
 //! The server adds this service to every table when it starts
-//! ([`Reflection::install`]); it is served on the RPC port in both wire
+//! ([`Reflection::new`]); it is served on the RPC port in both wire
 //! formats, but it is neither registered in ZooKeeper nor printed among the
 //! provider's services: ask a provider found there.
 

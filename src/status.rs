@@ -97,7 +97,7 @@ impl fmt::Display for Code {
 }
 
 /// A failed call: code plus message. `Result<T, Status>` is the call result.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Status {
     code: Code,
     message: String,
@@ -191,6 +191,18 @@ impl std::error::Error for Status {}
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn debug_is_the_display_sentence_for_a_main_that_returns_the_error() {
+        let status = Status::unavailable("no provider of Accounts.Get");
+        let boxed: Box<dyn std::error::Error> = Box::new(status);
+        assert_eq!(
+            format!("{boxed:?}"),
+            "unavailable: no provider of Accounts.Get"
+        );
+        assert_eq!(format!("{boxed:?}"), boxed.to_string());
+    }
+
     use super::*;
 
     #[test]

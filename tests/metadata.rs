@@ -546,3 +546,21 @@ fn a_client_interceptor_adds_metadata_refuses_locally_and_sees_each_outcome_once
         ]
     );
 }
+
+#[test]
+fn an_entry_too_long_for_the_wire_fails_the_call_before_it_is_sent() {
+    // Nothing listens there: a call that was sent would fail Unavailable.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let channel = Channel::direct(addr).unwrap();
+    let long = "x".repeat(mprpc::metadata::MAX_VALUE_LEN + 1);
+    let options = CallOptions::new()
+        .timeout(Duration::from_secs(1))
+        .metadata("blob", &long);
+    let status = channel
+        .call("Echo", "Echo", Bytes::new(), &options, None)
+        .unwrap_err();
+    assert_eq!(status.code(), Code::BadRequest, "{status}");
+    assert!(status.message().contains("'blob'"), "{status}");
+}

@@ -491,6 +491,25 @@ fn unreachable_zookeeper_is_an_error_not_a_panic() {
     assert!(err.to_string().contains(&connect), "{err}");
     let err = ZkDiscover::connect(&config).expect_err("no ZooKeeper there");
     assert!(err.to_string().contains(&connect), "{err}");
+    // A provider's `main() -> Result<(), Box<dyn Error>>` prints `Error: {:?}`:
+    // the sentence, not the struct.
+    let mut provider = mprpc::RpcProvider::new(&Config {
+        rpc_server_port: 0,
+        ..config.clone()
+    });
+    provider.notify_service(common::services::TestService);
+    let err: Box<dyn std::error::Error> = provider.start().unwrap_err().into();
+    let shown = format!("{err:?}");
+    assert_eq!(shown, err.to_string());
+    assert!(
+        shown.starts_with("cannot register the services: ZooKeeper "),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&connect) && shown.contains("cannot open a session"),
+        "{shown}"
+    );
+    assert!(shown.contains("is ZooKeeper running there?"), "{shown}");
 }
 
 #[test]

@@ -271,6 +271,9 @@ impl Channel {
     ) -> Result<Submit<'a>, Status> {
         let inner = &*self.inner;
         check_names(service, method).map_err(|e| Status::bad_request(e.to_string()))?;
+        if let Some(e) = &options.invalid_metadata {
+            return Err(Status::bad_request(e.to_string()));
+        }
         let mut metadata = options.metadata.clone();
         if !inner.options.interceptors.is_empty() {
             let mut call = ClientCall {

@@ -14,7 +14,7 @@ use crate::status::Code;
 
 /// Why a byte stream is not a valid mprpc stream. Any of these closes the
 /// connection it came from, and only that one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum ProtocolError {
     /// The stream does not start a frame with "MP".
     BadMagic([u8; 2]),

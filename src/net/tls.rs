@@ -58,7 +58,7 @@ impl fmt::Display for TlsMode {
 }
 
 /// Why TLS settings could not be built: which file or setting, and what.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct TlsError(String);
 
 impl TlsError {
@@ -256,7 +256,47 @@ pub(crate) fn tls_io_error(e: rustls::Error, handshaking: bool) -> std::io::Erro
     } else {
         "TLS error"
     };
-    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{what}: {e}"))
+    let text = match what_to_do(&e) {
+        Some(advice) => format!("{what}: {e}: {advice}"),
+        None => format!("{what}: {e}"),
+    };
+    std::io::Error::new(std::io::ErrorKind::InvalidData, text)
+}
+
+/// What to change when a handshake fails for a reason a person can fix.
+fn what_to_do(e: &rustls::Error) -> Option<&'static str> {
+    use rustls::{AlertDescription, CertificateError, Error};
+    Some(match e {
+        Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            "the peer's certificate is not signed by the CA this side trusts \
+             (consumer: tls_ca; provider, for client certificates: tls_client_ca); \
+             `mprpc certs DIR` makes a CA and certificates that work"
+        }
+        Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => {
+            "the provider's certificate does not name the address or name dialled: \
+             make it for that name or IP (`mprpc certs DIR --name HOST_OR_IP`) \
+             or set tls_server_name to a name it holds"
+        }
+        Error::InvalidCertificate(
+            CertificateError::Expired | CertificateError::ExpiredContext { .. },
+        ) => "the certificate has expired: make a new one",
+        Error::NoCertificatesPresented
+        | Error::AlertReceived(AlertDescription::CertificateRequired) => {
+            "the provider requires a client certificate (mutual TLS): \
+             set tls_client_cert and tls_client_key"
+        }
+        // webpki's reason travels as text inside `Other`.
+        Error::InvalidCertificate(CertificateError::Other(other))
+            if format!("{other:?}").contains("CaUsedAsEndEntity") =>
+        {
+            "the provider presents a CA certificate (such as a self-signed \
+             `openssl req -x509` one) as its own; it needs a certificate signed by \
+             that CA, naming its address: `mprpc certs DIR` makes both"
+        }
+        _ => return None,
+    })
 }
 
 fn provider() -> Arc<CryptoProvider> {

@@ -4,7 +4,7 @@ use std::fmt;
 
 /// A registry failure, naming the ZooKeeper connect string, the node path
 /// (when one is involved) and the cause.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RegistryError {
     connect: String,
     action: &'static str,

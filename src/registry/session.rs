@@ -64,10 +64,16 @@ impl Settings {
         }
         match tokio::time::timeout(self.op_timeout, connector.connect(&self.connect)).await {
             Ok(Ok(client)) => Ok(client),
-            Ok(Err(e)) => Err(self.error("cannot open a session", e)),
+            Ok(Err(e)) => Err(self.error(
+                "cannot open a session",
+                format!("{e} (is ZooKeeper running there? check zookeeperip and zookeeperport)"),
+            )),
             Err(_) => Err(self.error(
                 "cannot open a session",
-                format!("no answer within {:?}", self.op_timeout),
+                format!(
+                    "no answer within {:?} (is ZooKeeper running there?)",
+                    self.op_timeout
+                ),
             )),
         }
     }

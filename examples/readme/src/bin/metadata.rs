@@ -1,6 +1,8 @@
 //! The README's "Metadata, trace ids and interceptors": `readme-metadata`
 //! serves UserServiceRpc behind an interceptor and calls it, in one process.
 
+use std::time::Duration;
+
 use mprpc::prelude::*;
 use mprpc::server::{Server, ServerOptions};
 use my_app::fixbug::{
@@ -62,7 +64,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         reply_metadata.get().get("served-by").unwrap_or("?")
     );
 
-    let options = CallOptions::default(); // no token
+    let options = CallOptions::new() // one chain; no token
+        .timeout(Duration::from_millis(500))
+        .metadata("caller", "readme");
     let refused = stub.login_async(&LoginRequest::default(), &options).wait();
     println!("without a token: {}", refused.unwrap_err());
     handle.shutdown();

@@ -13,6 +13,7 @@ struct UserService;
 impl UserServiceRpc for UserService {
     fn login(&self, _ctx: &CallContext, req: LoginRequest) -> Result<LoginResponse, Status> {
         let sucess = req.name == "zhang san" && req.pwd == "123456";
+        mprpc::tracing::info!(sucess, "login"); // no tracing dependency needed
         Ok(LoginResponse {
             sucess,
             ..Default::default()
@@ -44,7 +45,8 @@ impl UserServiceRpc for UserService {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let app = Application::init(); // parses -i app.conf, starts logging
+    // Parses -i app.conf (--help shows this description) and starts logging.
+    let app = Application::init_about("Serves UserServiceRpc: Login and Register");
     let mut provider = RpcProvider::new(&app.config);
     provider.notify_service(UserServiceRpcServer::new(UserService));
     provider.run()?; // prints its address, registers in ZooKeeper, serves until SIGTERM
