@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use mprpc::codec::{encode_cancel, encode_request, Decoder, Frame, RequestHead, Response};
+use mprpc::codec::{encode_request, RequestHead};
 use mprpc::server::{Server, ServerHandle, ServerOptions};
 use mprpc::Code;
 
