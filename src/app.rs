@@ -57,7 +57,11 @@ impl Application {
     /// keys are then logged as warnings (on stderr and in the log file).
     pub fn init_from(args: &AppArgs) -> Result<Application, ConfigError> {
         let (config, warnings) = Config::load_with_warnings(&args.config)?;
-        let log = logging::init(&config.log_dir, &config.log_level);
+        let limits = logging::LogLimits {
+            max_bytes: config.log_max_bytes,
+            max_files: config.log_max_files,
+        };
+        let log = logging::init(&config.log_dir, &config.log_level, limits);
         for warning in &warnings {
             tracing::warn!("{warning}");
         }

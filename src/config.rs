@@ -139,6 +139,12 @@ pub struct Config {
     pub max_buffered_bytes: usize,
     /// `idle_timeout_ms`: close a server connection idle this long (0 = never).
     pub idle_timeout: Option<Duration>,
+    /// `auth_timeout_ms`: on a provider that requires a token, close an RPC
+    /// connection that has not sent one this long after it opened (0 = never).
+    pub auth_timeout: Option<Duration>,
+    /// `write_stall_timeout_ms`: close a server connection whose unsent
+    /// replies have not moved for this long (a peer that never reads; 0 = never).
+    pub write_stall_timeout: Option<Duration>,
     /// `frame_timeout_ms`: close a connection whose frame stays incomplete
     /// this long, so slow or stalled peers cannot pin buffers (0 = never).
     pub frame_timeout: Option<Duration>,
@@ -180,6 +186,11 @@ pub struct Config {
     pub log_dir: PathBuf,
     /// `log_level`: trace, debug, info, warn or error (`RUST_LOG` wins).
     pub log_level: String,
+    /// `log_max_bytes`: bytes one day's log file may take from a process
+    /// (past it, lines are dropped and counted).
+    pub log_max_bytes: u64,
+    /// `log_max_files`: daily log files kept (older ones are deleted).
+    pub log_max_files: usize,
     /// `tls`: off, optional (TLS and plain clients share the port) or
     /// required, on the provider's port.
     pub tls: TlsMode,
@@ -249,7 +260,9 @@ impl Default for Config {
             max_inflight_per_connection: 1024,
             max_queued_calls: 16 * 1024,
             max_buffered_bytes: 1 << 30,
-            idle_timeout: None,
+            idle_timeout: Some(Duration::from_secs(300)),
+            auth_timeout: Some(Duration::from_secs(10)),
+            write_stall_timeout: Some(Duration::from_secs(30)),
             frame_timeout: Some(Duration::from_secs(10)),
             listen_backlog: 4096,
             write_high_water: 4 * 1024 * 1024,
@@ -264,6 +277,8 @@ impl Default for Config {
             drain: Duration::from_millis(1000),
             log_dir: PathBuf::from("logs"),
             log_level: "info".into(),
+            log_max_bytes: 256 * 1024 * 1024,
+            log_max_files: 7,
             tls: TlsMode::Off,
             tls_cert: None,
             tls_key: None,
@@ -487,6 +502,8 @@ pub const KEYS: &[(&str, KeySetter)] = &[
     key!("max_buffered_bytes" => max_buffered_bytes: positive),
     key!("idle_timeout_ms" => idle_timeout: optional_millis),
     key!("frame_timeout_ms" => frame_timeout: optional_millis),
+    key!("auth_timeout_ms" => auth_timeout: optional_millis),
+    key!("write_stall_timeout_ms" => write_stall_timeout: optional_millis),
     key!("write_high_water_bytes" => write_high_water: positive),
     key!("listen_backlog" => listen_backlog: number),
     key!("concurrency_limiter" => concurrency_limiter: str::parse),
@@ -500,6 +517,8 @@ pub const KEYS: &[(&str, KeySetter)] = &[
     key!("drain_ms" => drain: millis),
     key!("log_dir" => log_dir: |v| non_empty(v).map(PathBuf::from)),
     key!("log_level" => log_level: level),
+    key!("log_max_bytes" => log_max_bytes: |v| positive(v).map(|n| n as u64)),
+    key!("log_max_files" => log_max_files: positive),
     key!("tls" => tls: |v: &str| v.parse()),
     key!("tls_cert" => tls_cert: |v| readable_file(v).map(Some)),
     key!("tls_key" => tls_key: |v| readable_file(v).map(Some)),

@@ -55,7 +55,6 @@ fn echo(stream: &mut TcpStream, id: u64) -> Code {
 #[test]
 fn queued_connections_are_accepted_once_descriptors_free_up() {
     mprpc::logging::init_for_tests();
-    lower_fd_limit(64);
     let mut server = Server::with_options(ServerOptions {
         reactor_threads: 1,
         ..ServerOptions::default()
@@ -63,6 +62,10 @@ fn queued_connections_are_accepted_once_descriptors_free_up() {
     server.add_service(TestService);
     let server = server.start().unwrap();
     let addr = server.local_addr();
+    // Lowered after the start, which raises the limit and fits
+    // max_connections to it: descriptors can still run out when something
+    // else in the process takes them (here: the clients).
+    lower_fd_limit(64);
 
     // Client and server sockets share this process's 64 descriptors: the
     // server runs out while accepting, leaving the last clients queued (and

@@ -313,6 +313,36 @@ fn connections_lists_one_line_per_connection() {
     server.wait();
 }
 
+#[test]
+fn connections_are_listed_a_page_at_a_time() {
+    let server = default_server();
+    let channels: Vec<Channel> = (0..5)
+        .map(|_| Channel::direct(server.local_addr()).unwrap())
+        .collect();
+    for channel in &channels {
+        call(channel, "Echo", b"x").unwrap();
+    }
+    let reply = get(server.local_addr(), "/connections?limit=2");
+    let lines: Vec<&str> = reply.body.lines().collect();
+    assert_eq!(
+        lines.len(),
+        4,
+        "header, two connections, a note: {}",
+        reply.body
+    );
+    assert!(
+        lines[3].starts_with("# 4 more of 6 connections not shown: /connections?offset=2&limit=2"),
+        "{}",
+        lines[3]
+    );
+    // The rest, on one page (the first request's connection may be gone).
+    let rest = get(server.local_addr(), "/connections?offset=2&limit=100");
+    assert!(rest.body.lines().count() >= 1 + 3, "{}", rest.body);
+    assert!(!rest.body.contains("not shown"), "{}", rest.body);
+    server.shutdown();
+    server.wait();
+}
+
 /// Bad HTTP (garbage, oversized, slow) is refused connection by
 /// connection, with a reply where HTTP allows one, while RPC calls on the
 /// same port all succeed.

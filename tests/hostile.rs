@@ -426,3 +426,43 @@ fn a_reused_request_id_closes_the_connection_and_orphans_nothing() {
     server.shutdown();
     server.wait();
 }
+
+// --- weak defaults: peers that hold a connection and do nothing useful ---
+
+#[test]
+fn a_peer_that_never_sends_its_token_is_closed_at_the_auth_deadline() {
+    let (server, _, _) = start_with(ServerOptions {
+        auth_tokens: vec![mprpc::auth::AuthToken::new("s3cret").unwrap()],
+        auth_timeout: Some(Duration::from_millis(300)),
+        idle_timeout: None,
+        ..ServerOptions::default()
+    });
+    let silent = TcpStream::connect(server.local_addr()).unwrap();
+    let began = Instant::now();
+    assert!(closed_by_server(silent, Duration::from_secs(5)));
+    assert!(
+        began.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        began.elapsed()
+    );
+    server.shutdown();
+    server.wait();
+}
+
+#[test]
+fn a_peer_that_never_reads_its_replies_is_closed_when_they_stall() {
+    let (server, _, _) = start_with(ServerOptions {
+        write_stall_timeout: Some(Duration::from_millis(300)),
+        idle_timeout: None,
+        ..ServerOptions::default()
+    });
+    let mut c = RawClient::connect(server.local_addr());
+    // 64 replies of 256 KiB: far more than the socket buffers take.
+    let batch = request_batch("Test", "Grow", (0..64).map(|id| (id, &b"262144"[..])));
+    c.stream.write_all(&batch).unwrap();
+    let open = || server.connection_count();
+    let left = wait_until_count(open, 0, Duration::from_secs(5));
+    assert_eq!(left, 0, "a peer that never reads is still connected");
+    server.shutdown();
+    server.wait();
+}

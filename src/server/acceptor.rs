@@ -11,12 +11,13 @@ use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::reactor::ReactorShared;
+use super::warn_limit::{Verdict, WarnLimit};
 use super::ServerShared;
 
 const LISTENER: Token = Token(0);
@@ -52,6 +53,7 @@ pub(crate) fn spawn(
                 next: 0,
                 max_connections,
                 shared,
+                warnings: WarnLimit::default(),
             };
             if let Err(e) = acceptor.run() {
                 tracing::error!(error = %e, "acceptor stopped on an error");
@@ -68,6 +70,8 @@ struct Acceptor {
     next: usize,
     max_connections: usize,
     shared: Arc<ServerShared>,
+    /// Refusals and accept failures a flood repeats: logged in bursts.
+    warnings: WarnLimit,
 }
 
 impl Acceptor {
@@ -112,7 +116,11 @@ impl Acceptor {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    tracing::warn!(error = %e, retry_in = ?ACCEPT_RETRY, "accept failed");
+                    if let Verdict::Log { suppressed } =
+                        self.warnings.check("accept", Instant::now())
+                    {
+                        tracing::warn!(error = %e, retry_in = ?ACCEPT_RETRY, suppressed, "accept failed");
+                    }
                     return false;
                 }
             }
@@ -123,7 +131,9 @@ impl Acceptor {
         let open = self.shared.connections().fetch_add(1, Ordering::AcqRel);
         if open >= self.max_connections {
             self.shared.connections().fetch_sub(1, Ordering::AcqRel);
-            tracing::warn!(%peer, limit = self.max_connections, "connection limit reached; closing new connection");
+            if let Verdict::Log { suppressed } = self.warnings.check("limit", Instant::now()) {
+                tracing::warn!(%peer, limit = self.max_connections, suppressed, "connection limit reached; closing new connection");
+            }
             return; // dropping `stream` closes it
         }
         let _ = stream.set_nodelay(true);

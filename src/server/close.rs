@@ -45,6 +45,8 @@ pub(crate) enum CloseReason {
     /// A frame stayed incomplete this long (slow or stalled peer).
     SlowFrame(Duration),
     Idle(Duration),
+    /// Unsent replies did not move this long (a peer that never reads).
+    WriteStalled(Duration),
     /// HTTP where the admin pages are not served, or other bytes on the
     /// admin port.
     AdminRefused(&'static str),
@@ -61,6 +63,28 @@ impl CloseReason {
             self,
             CloseReason::PeerClosed | CloseReason::Answered | CloseReason::Shutdown
         )
+    }
+
+    /// What kind of close this is, for rate-limiting its warnings.
+    pub(crate) fn cause(&self) -> &'static str {
+        match self {
+            CloseReason::PeerClosed => "peer closed",
+            CloseReason::Answered => "answered",
+            CloseReason::Read(_) => "read error",
+            CloseReason::Write(_) => "write error",
+            CloseReason::Protocol(_) | CloseReason::UnexpectedResponse => "protocol error",
+            CloseReason::DuplicateCallId(_) => "duplicate call id",
+            CloseReason::PeerGone(_) => "peer gone",
+            CloseReason::OverBudget { .. } => "over buffer budget",
+            CloseReason::SeedUnknown { .. } => "seed unknown method",
+            CloseReason::Unauthenticated(_) => "unauthenticated",
+            CloseReason::SlowFrame(_) => "slow frame",
+            CloseReason::Idle(_) => "idle",
+            CloseReason::WriteStalled(_) => "write stalled",
+            CloseReason::AdminRefused(_) => "admin refused",
+            CloseReason::Shutdown => "shutdown",
+            CloseReason::ShutdownGraceOver => "shutdown grace over",
+        }
     }
 
     /// The peer sent bytes we refuse (counted as rejected frames).
@@ -109,6 +133,9 @@ impl fmt::Display for CloseReason {
                 )
             }
             CloseReason::Idle(limit) => write!(f, "idle for {limit:?}"),
+            CloseReason::WriteStalled(limit) => {
+                write!(f, "replies unread for {limit:?} (the peer does not read)")
+            }
             CloseReason::AdminRefused(why) => f.write_str(why),
             CloseReason::Shutdown => f.write_str("server shut down"),
             CloseReason::ShutdownGraceOver => f.write_str("shutdown grace period over"),

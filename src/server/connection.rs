@@ -39,11 +39,15 @@ pub(crate) enum Auth {
     Refused,
 }
 
-/// The idle and slow-frame limits a connection is held to.
+/// The time limits a connection is held to.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Deadlines {
     pub(crate) idle: Option<Duration>,
     pub(crate) frame: Option<Duration>,
+    /// From the open to a right token, where one is required.
+    pub(crate) auth: Option<Duration>,
+    /// Unsent output without progress.
+    pub(crate) write_stall: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -74,6 +78,9 @@ pub(crate) struct Connection {
     /// one-call-per-connection format).
     close_when_quiet: bool,
     last_active: Instant,
+    opened: Instant,
+    /// Since when unsent output has not moved (a flush sent nothing).
+    output_stalled_since: Option<Instant>,
     /// When the bytes of a still-incomplete frame started waiting.
     partial_since: Option<Instant>,
     /// Input bytes the frame arriving needs before decoding it is worth
@@ -109,6 +116,8 @@ impl Connection {
             peer_closed: false,
             close_when_quiet: false,
             last_active: now,
+            opened: now,
+            output_stalled_since: None,
             partial_since: None,
             input_needed: 0,
             input_charge: 0,
@@ -334,12 +343,37 @@ impl Connection {
         }
     }
 
+    /// A flush at `now` left output unsent (or not) and sent some (or
+    /// none): starts, restarts or ends the write-stall clock.
+    pub(crate) fn note_output(&mut self, sent_some: bool, now: Instant) {
+        if self.io.unsent() == 0 {
+            self.output_stalled_since = None;
+        } else if sent_some || self.output_stalled_since.is_none() {
+            self.output_stalled_since = Some(now);
+        }
+    }
+
+    /// Waiting for a token on an RPC connection (admin HTTP has its own).
+    fn awaiting_token(&self) -> bool {
+        self.auth == Auth::Waiting && self.speaks != Some(Speaks::Http)
+    }
+
     /// A deadline that has passed at `now`, as the reason to close.
     pub(crate) fn overdue(&self, limits: Deadlines, now: Instant) -> Option<CloseReason> {
-        if let (Some(limit), Some(since)) = (limits.frame, self.partial_since) {
-            if now.duration_since(since) >= limit {
-                return Some(CloseReason::SlowFrame(limit));
-            }
+        let passed = |since: Option<Instant>, limit: Option<Duration>| match (since, limit) {
+            (Some(since), Some(limit)) => now.duration_since(since) >= limit,
+            _ => false,
+        };
+        if passed(self.partial_since, limits.frame) {
+            return limits.frame.map(CloseReason::SlowFrame);
+        }
+        if passed(self.output_stalled_since, limits.write_stall) {
+            return limits.write_stall.map(CloseReason::WriteStalled);
+        }
+        if self.awaiting_token() && passed(Some(self.opened), limits.auth) {
+            return Some(CloseReason::Unauthenticated(
+                "no auth token within auth_timeout_ms",
+            ));
         }
         let limit = limits.idle?;
         let idle = self.is_quiet() && !self.io.mid_frame();
@@ -352,9 +386,13 @@ impl Connection {
             .frame
             .map(|t| self.partial_since.map_or(now + t, |since| since + t));
         let idle = limits.idle.map(|t| self.last_active + t);
-        match (frame, idle) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let stall = limits
+            .write_stall
+            .map(|t| self.output_stalled_since.map_or(now + t, |since| since + t));
+        let auth = limits
+            .auth
+            .filter(|_| self.auth == Auth::Waiting)
+            .map(|t| self.opened + t);
+        [frame, idle, stall, auth].into_iter().flatten().min()
     }
 }

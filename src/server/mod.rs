@@ -31,6 +31,7 @@ mod budget;
 mod close;
 mod connection;
 mod dispatch;
+mod fd_limit;
 mod limit;
 mod metrics;
 mod metrics_log;
@@ -40,6 +41,7 @@ mod reactor;
 mod stats;
 mod table;
 mod timer;
+mod warn_limit;
 mod workers;
 
 use std::io;
@@ -95,6 +97,11 @@ pub struct ServerOptions {
     pub idle_timeout: Option<Duration>,
     /// Close a connection whose frame stays incomplete this long (slow loris).
     pub frame_timeout: Option<Duration>,
+    /// When tokens are required: close an RPC connection that sent none
+    /// this long after it opened.
+    pub auth_timeout: Option<Duration>,
+    /// Close a connection whose unsent replies have not moved this long.
+    pub write_stall_timeout: Option<Duration>,
     /// Connections the kernel may queue before we accept them.
     pub listen_backlog: u32,
     /// On shutdown, the longest we wait for in-flight calls to finish.
@@ -145,6 +152,8 @@ impl ServerOptions {
             write_high_water: config.write_high_water,
             idle_timeout: config.idle_timeout,
             frame_timeout: config.frame_timeout,
+            auth_timeout: config.auth_timeout,
+            write_stall_timeout: config.write_stall_timeout,
             listen_backlog: config.listen_backlog,
             shutdown_grace: Duration::from_secs(5),
             concurrency_limiter: config.concurrency_limiter,
@@ -224,8 +233,27 @@ impl Server {
         self
     }
 
+    /// Raises the open-files limit and lowers `max_connections` to what it
+    /// allows, saying so when it does.
+    fn fit_connections_to_open_files(&mut self) {
+        let open_files = fd_limit::raise_open_files();
+        let requested = self.options.max_connections;
+        let fitted = fd_limit::connection_limit(requested, open_files);
+        if fitted < requested {
+            tracing::info!(
+                requested,
+                max_connections = fitted,
+                open_files,
+                "max_connections lowered to fit the open-files limit (RLIMIT_NOFILE); \
+                 connections beyond it are refused"
+            );
+            self.options.max_connections = fitted;
+        }
+    }
+
     /// Binds, starts the acceptor, reactors and workers, and returns at once.
-    pub fn start(self) -> io::Result<ServerHandle> {
+    pub fn start(mut self) -> io::Result<ServerHandle> {
+        self.fit_connections_to_open_files();
         let addr = resolve(&self.options.addr)?;
         let listener = StdListener::bind(addr)
             .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
@@ -377,6 +405,10 @@ fn settings_in_effect(
         ("write_high_water_bytes", o.write_high_water.to_string()),
         ("idle_timeout_ms", ms(o.idle_timeout)),
         ("frame_timeout_ms", ms(o.frame_timeout)),
+        ("auth_timeout_ms", ms(o.auth_timeout)),
+        ("write_stall_timeout_ms", ms(o.write_stall_timeout)),
+        ("max_queued_calls", o.max_queued_calls.to_string()),
+        ("max_buffered_bytes", o.max_buffered_bytes.to_string()),
         ("listen_backlog", o.listen_backlog.to_string()),
         (
             "admin_port",

@@ -47,7 +47,8 @@
 //! server has been asked twice, 5 s apart); `methods` lists every method served, called or not (the
 //! built-in `mprpc.Reflection` too).
 //! `config` is the config file's keys as read overlaid with the server's
-//! settings in effect; keys holding secrets read `<redacted>`.
+//! settings in effect; the framework's keys holding secrets read
+//! `<redacted>`, and an application's own keys only `<set>`.
 
 pub(crate) mod http;
 mod json;
@@ -204,11 +205,17 @@ impl Admin {
                 let json = status::json(&snapshot, &recent, self.addr, &self.settings);
                 Response::new(200, "application/json", json)
             }
-            "/connections" => Response::new(
-                200,
-                "text/plain; charset=utf-8",
-                status::connections(self.reactors(), Instant::now()),
-            ),
+            "/connections" => {
+                let number = |name, default| {
+                    let given = request.query_param(name).and_then(|v| v.parse().ok());
+                    given.unwrap_or(default)
+                };
+                let offset = number("offset", 0);
+                let limit = number("limit", status::CONNECTIONS_PAGE);
+                let limit = limit.min(status::CONNECTIONS_PAGE_MAX);
+                let page = status::connections(self.reactors(), Instant::now(), offset, limit);
+                Response::new(200, "text/plain; charset=utf-8", page)
+            }
             other => Response::text(
                 404,
                 &format!("no admin page '{other}' (try /, /metrics, /status, /connections)"),
@@ -264,15 +271,25 @@ impl Admin {
     }
 }
 
-/// Settings whose key names a secret read `<redacted>`.
+/// What `/status` shows of each setting: keys the framework knows (and
+/// `listen`), verbatim, except those holding a secret (`<redacted>`); an
+/// application's own keys only as `<set>`, since their names cannot be
+/// trusted to say whether they hold one (`db_passwd`, `mysql_pwd`,
+/// `private_pem`).
 fn redacted(settings: Vec<(String, String)>) -> Vec<(String, String)> {
-    const SECRET: [&str; 5] = ["token", "digest", "password", "secret", "key"];
+    const SECRET: [&str; 3] = ["token", "digest", "password"];
+    let known = |key: &str| key == "listen" || crate::config::KEYS.iter().any(|(k, _)| *k == key);
     settings
         .into_iter()
         .map(|(key, value)| {
-            let lower = key.to_ascii_lowercase();
-            let secret = SECRET.iter().any(|s| lower.contains(s)) && !lower.ends_with("_file");
-            (key, if secret { "<redacted>".into() } else { value })
+            let shown = if !known(&key) {
+                "<set>".into()
+            } else if SECRET.iter().any(|s| key.contains(s)) {
+                "<redacted>".into()
+            } else {
+                value
+            };
+            (key, shown)
         })
         .collect()
 }
@@ -287,9 +304,14 @@ mod tests {
             ("admin_token".into(), "x".into()),
             ("zk_digest".into(), "u:p".into()),
             ("rpcserverport".into(), "8000".into()),
+            ("db_passwd".into(), "hunter2".into()),
+            ("private_pem".into(), "-----BEGIN".into()),
         ]);
-        assert_eq!(settings[0].1, "<redacted>");
-        assert_eq!(settings[1].1, "<redacted>");
-        assert_eq!(settings[2].1, "8000");
+        let shown: Vec<&str> = settings.iter().map(|(_, v)| v.as_str()).collect();
+        assert_eq!(
+            shown,
+            ["<redacted>", "<redacted>", "8000", "<set>", "<set>"],
+            "only the framework's own keys are shown"
+        );
     }
 }

@@ -120,14 +120,31 @@ fn registry(j: &mut Json, s: &Snapshot) {
     j.end_object();
 }
 
-/// A header line, then one line per open connection, oldest first.
-pub(super) fn connections(reactors: &[Arc<ReactorShared>], now: Instant) -> String {
+/// Lines `/connections` shows at most unless `?limit=` says otherwise,
+/// and the most it may say: the reply stays small with 10,000s open.
+pub(super) const CONNECTIONS_PAGE: usize = 1000;
+pub(super) const CONNECTIONS_PAGE_MAX: usize = 10_000;
+
+/// A header line, then one line per open connection (reactor by reactor,
+/// oldest first), `limit` of them from `offset` on; a last line says how
+/// many more there are and how to see them.
+pub(super) fn connections(
+    reactors: &[Arc<ReactorShared>],
+    now: Instant,
+    offset: usize,
+    limit: usize,
+) -> String {
     let mut out = format!(
         "{:<22} {:>7} {:>9} {:<8} {:>10} {:>12} {:>12} {:>9}\n",
         "peer", "reactor", "age_s", "protocol", "calls", "bytes_in", "bytes_out", "in_flight"
     );
+    let mut index = 0;
     for reactor in reactors {
         for c in reactor.stats().live() {
+            index += 1;
+            if index <= offset || index > offset + limit {
+                continue;
+            }
             let _ = writeln!(
                 out,
                 "{:<22} {:>7} {:>9.1} {:<8} {:>10} {:>12} {:>12} {:>9}",
@@ -141,6 +158,14 @@ pub(super) fn connections(reactors: &[Arc<ReactorShared>], now: Instant) -> Stri
                 stats::read(&c.in_flight),
             );
         }
+    }
+    let shown_to = (offset + limit).min(index);
+    if shown_to < index {
+        let _ = writeln!(
+            out,
+            "# {} more of {index} connections not shown: /connections?offset={shown_to}&limit={limit}",
+            index - shown_to
+        );
     }
     out
 }

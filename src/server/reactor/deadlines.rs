@@ -1,5 +1,6 @@
-//! Connection deadlines on the reactor: idle connections and frames that
-//! stay incomplete too long (slow loris) are closed.
+//! Connection deadlines on the reactor: idle connections, frames that stay
+//! incomplete too long (slow loris), connections that never authenticate
+//! and replies a peer never reads are closed.
 //!
 //! Timers are lazy (see [`TimerWheel`]): a connection is scheduled once for
 //! its earliest possible deadline; when the slot comes round, the real
@@ -22,7 +23,8 @@ pub(super) fn wheel(now: Instant) -> TimerWheel {
 
 impl Reactor {
     pub(super) fn timers_enabled(&self) -> bool {
-        self.deadlines.idle.is_some() || self.deadlines.frame.is_some()
+        let d = self.deadlines;
+        d.idle.is_some() || d.frame.is_some() || d.auth.is_some() || d.write_stall.is_some()
     }
 
     /// Schedules the first check of a new connection's deadlines.

@@ -43,6 +43,7 @@ use super::pending::Done;
 use super::stats::{self, ConnStats, ReactorStats};
 use super::table::ServiceTable;
 use super::timer::TimerWheel;
+use super::warn_limit::{Verdict, WarnLimit};
 use super::workers::JobSender;
 use super::{ServerOptions, ServerShared};
 use crate::auth::AuthToken;
@@ -173,6 +174,8 @@ pub(crate) fn spawn(
         deadlines: Deadlines {
             idle: options.idle_timeout,
             frame: options.frame_timeout,
+            auth: options.auth_timeout,
+            write_stall: options.write_stall_timeout,
         },
         shutdown_grace: options.shutdown_grace,
         flushes: FlushList::default(),
@@ -181,6 +184,7 @@ pub(crate) fn spawn(
         timers: deadlines::wheel(Instant::now()),
         trim: trim::Trim::new(options.trim_memory),
         now: Instant::now(),
+        warnings: WarnLimit::default(),
     };
     let thread = std::thread::Builder::new()
         .name(format!("mprpc-reactor-{index}"))
@@ -215,6 +219,8 @@ struct Reactor {
     trim: trim::Trim,
     /// The time at the start of this loop turn (saves clock reads).
     now: Instant,
+    /// Close warnings a flood of bad peers repeats: logged in bursts.
+    warnings: WarnLimit,
 }
 
 impl Reactor {
@@ -397,6 +403,7 @@ impl Reactor {
             let unsent = conn.io().unsent();
             let flushed = conn.io().flush_and_watch(self.poll.registry(), Token(key));
             let sent = unsent.saturating_sub(conn.io().unsent()) as u64;
+            conn.note_output(sent > 0, self.now);
             stats::bump(&conn.stats().bytes_out, sent);
             stats::bump(&self.shared.stats.bytes_out, sent);
             match flushed {
@@ -439,8 +446,8 @@ impl Reactor {
         self.trim.closed(self.now);
         if reason.is_routine() {
             tracing::debug!(peer = %conn.peer(), "connection closed: {reason}");
-        } else {
-            tracing::warn!(peer = %conn.peer(), "closing connection: {reason}");
+        } else if let Verdict::Log { suppressed } = self.warnings.check(reason.cause(), self.now) {
+            tracing::warn!(peer = %conn.peer(), suppressed, "closing connection: {reason}");
         }
     }
 
