@@ -540,10 +540,23 @@ const SECRET_KEYS: &[&str] = &["auth_token", "admin_token"];
 /// The known key `key` most likely meant: the nearest by edit distance,
 /// if at most a third of its letters (and at least one) differ.
 fn closest_key(key: &str) -> Option<&'static str> {
-    let key = key.to_ascii_lowercase();
-    let limit = (key.chars().count() / 3).max(1);
-    KEYS.iter()
-        .map(|(known, _)| (edit_distance(&key, known), *known))
+    closest_match(
+        &key.to_ascii_lowercase(),
+        KEYS.iter().map(|(known, _)| *known),
+    )
+}
+
+/// The candidate `word` most likely meant, for "did you mean" hints: the
+/// nearest by edit distance, if at most a third of its letters (and at
+/// least one) differ.
+pub fn closest_match<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|known| (edit_distance(word, known), known))
         .filter(|(distance, _)| *distance <= limit)
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, known)| known)

@@ -53,7 +53,8 @@ impl Service for Accounts {
 fn config(connect: &str, root: &str, port: u16) -> Config {
     Config {
         zookeeper: Some(connect.to_owned()),
-        zk_session_timeout: Duration::from_millis(1000),
+        // Long enough for a session to open on a loaded machine.
+        zk_session_timeout: Duration::from_secs(4),
         zk_root: root.to_owned(),
         rpc_server_ip: "127.0.0.1".into(),
         rpc_server_port: port,

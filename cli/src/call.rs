@@ -17,7 +17,7 @@ pub(crate) fn run(
     target: &Target,
     args: &SchemaArgs,
     name: &str,
-    request: &str,
+    request: Option<&str>,
     bytes: BytesAs,
 ) -> Result<()> {
     let Some((service, method)) = name.rsplit_once('.') else {
@@ -32,7 +32,7 @@ pub(crate) fn run(
         target.providers(&*discover, service)?; // an unknown service says so
     }
     let channel = target.channel(discover)?;
-    let options = CallOptions::with_timeout(target.timeout());
+    let options = CallOptions::new().timeout(target.timeout());
     let reply = channel
         .call(
             service,
@@ -52,22 +52,38 @@ pub(crate) fn run(
     Ok(())
 }
 
-/// The request text: the argument, or stdin for `-`.
-fn read_request(arg: &str) -> Result<String> {
-    if arg != "-" {
-        return Ok(arg.to_owned());
+/// The request text: the argument, or stdin for `-` or for no argument
+/// with stdin not a terminal. With neither, an error: an empty request is
+/// written `'{}'`, never assumed.
+fn read_request(arg: Option<&str>) -> Result<String> {
+    use std::io::IsTerminal as _;
+    match arg {
+        Some(text) if text != "-" => return Ok(text.to_owned()),
+        None if std::io::stdin().is_terminal() => fail!(
+            "give the request as JSON ('{{}}' for an empty one), or '-' to read it from stdin"
+        ),
+        _ => {}
     }
-    std::io::read_to_string(std::io::stdin())
-        .map_err(|e| Error::new(format!("cannot read the request from stdin: {e}")))
+    let text = std::io::read_to_string(std::io::stdin())
+        .map_err(|e| Error::new(format!("cannot read the request from stdin: {e}")))?;
+    if text.trim().is_empty() {
+        fail!("stdin held no request; give the request as JSON ('{{}}' for an empty one)");
+    }
+    Ok(text)
 }
 
 /// A failed call, said the way a person at a shell wants it.
 fn call_error(name: &str, status: &Status) -> Error {
     let why = match status.code() {
+        Code::Unavailable if status.message().contains("requires TLS") => {
+            "the provider requires TLS (--tls-ca FILE, or -i FILE with tls_ca)"
+        }
         Code::Unavailable => "no provider could be reached",
         Code::DeadlineExceeded => "no reply in time (--timeout-ms)",
         Code::Application => "the handler failed",
-        Code::Unauthenticated => "the provider wants a token (-i FILE with auth_token)",
+        Code::Unauthenticated => {
+            "the provider wants a token (--token TOKEN, or -i FILE with auth_token)"
+        }
         Code::Overloaded => "every provider tried is over its concurrency limit; try again later",
         _ => "the call failed",
     };

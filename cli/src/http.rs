@@ -1,11 +1,15 @@
 //! Just enough HTTP/1.1 to GET a provider's admin `/status`: one request
 //! per connection (`Connection: close`), a bounded reply, a deadline on
 //! every step. The admin pages answer with `Content-Length`; a reply
-//! without it is read to the close.
+//! without it is read to the close. With TLS (a provider with
+//! `tls=required` serves its admin pages over HTTPS) the same request goes
+//! through a rustls session.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
+
+use mprpc::tls::ClientTls;
 
 use crate::error::{Error, Result};
 
@@ -13,16 +17,17 @@ use crate::error::{Error, Result};
 /// methods fits many times over).
 const MAX_REPLY: u64 = 8 << 20;
 
-/// GETs `path` from `addr`, with `token` as a bearer token; the body of a
-/// 200 reply, or an error naming the status.
+/// GETs `path` from `addr` (over TLS with `tls`), with `token` as a bearer
+/// token; the body of a 200 reply, or an error naming the status.
 pub(crate) fn get(
     addr: SocketAddr,
     path: &str,
     token: Option<&str>,
+    tls: Option<&ClientTls>,
     timeout: Duration,
 ) -> Result<String> {
     let fail = |what: &str, e: std::io::Error| Error::new(format!("{addr}: {what}: {e}"));
-    let mut stream =
+    let stream =
         TcpStream::connect_timeout(&addr, timeout).map_err(|e| fail("cannot connect", e))?;
     stream
         .set_read_timeout(Some(timeout))
@@ -30,14 +35,14 @@ pub(crate) fn get(
         .map_err(|e| fail("socket", e))?;
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .map_err(|e| fail("cannot send", e))?;
-    let mut reply = Vec::new();
-    stream
-        .take(MAX_REPLY + 1)
-        .read_to_end(&mut reply)
-        .map_err(|e| fail("cannot read the reply", e))?;
+    let reply = match tls {
+        None => exchange(stream, &request),
+        Some(tls) => {
+            let session = tls.client_connection(addr).map_err(|e| fail("TLS", e))?;
+            exchange(rustls::StreamOwned::new(session, stream), &request)
+        }
+    };
+    let reply = reply.map_err(|e| fail("HTTP exchange", e))?;
     if reply.len() as u64 > MAX_REPLY {
         return Err(Error::new(format!(
             "{addr}{path}: reply larger than {MAX_REPLY} bytes"
@@ -46,12 +51,28 @@ pub(crate) fn get(
     parse(&reply).map_err(|why| Error::new(format!("{addr}{path}: {why}")))
 }
 
+/// Sends `request` and reads the reply to the close (at most
+/// `MAX_REPLY + 1` bytes). A peer that closes without TLS's close_notify
+/// after a whole reply is fine: the length is checked by `parse`.
+fn exchange(mut stream: impl Read + Write, request: &str) -> std::io::Result<Vec<u8>> {
+    stream.write_all(request.as_bytes())?;
+    stream.flush()?;
+    let mut reply = Vec::new();
+    match stream.take(MAX_REPLY + 1).read_to_end(&mut reply) {
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !reply.is_empty() => Ok(reply),
+        Err(e) => Err(e),
+        Ok(_) => Ok(reply),
+    }
+}
+
 /// The body of a complete 200 reply.
 fn parse(reply: &[u8]) -> std::result::Result<String, String> {
     let text = String::from_utf8_lossy(reply);
     let Some((head, body)) = text.split_once("\r\n\r\n") else {
         return Err(if reply.is_empty() {
-            "closed without a reply (is it an mprpc provider with the admin pages on?)".to_owned()
+            "closed without a reply (is it an mprpc provider with the admin pages on? \
+             one with tls=required serves them over HTTPS: give --tls-ca FILE)"
+                .to_owned()
         } else {
             "not an HTTP reply".to_owned()
         });

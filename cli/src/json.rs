@@ -107,12 +107,27 @@ fn check_fields(value: &Value, desc: &MessageDescriptor, path: &str) -> Result<(
         one.insert(key.clone(), field_value.clone());
         if let Err(e) = DynamicMessage::deserialize(desc.clone(), Value::Object(one)) {
             return Err(Error::new(format!(
-                "field '{here}' ({}) cannot be {field_value}: {e}",
-                type_name(&field)
+                "field '{here}' ({}) cannot be {field_value}: {e}{}",
+                type_name(&field),
+                bytes_hint(&field, field_value)
             )));
         }
     }
     Ok(())
+}
+
+/// For a `bytes` field given plain text: how protobuf's JSON mapping wants
+/// it, with the text encoded.
+fn bytes_hint(field: &FieldDescriptor, value: &Value) -> String {
+    match (field.kind(), value) {
+        (Kind::Bytes, Value::String(text)) => format!(
+            "; bytes fields take base64 in protobuf's JSON mapping: \"{}\" is \"{}\" \
+             (or pass --bytes text to give bytes as text)",
+            text,
+            BASE64.encode(text.as_bytes())
+        ),
+        _ => String::new(),
+    }
 }
 
 /// Calls `f` on every `bytes` value under a `desc` message, with its path.

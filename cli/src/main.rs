@@ -4,12 +4,13 @@
 //! for the seed's C++ providers, which have none) and turns JSON into
 //! protobuf and back with prost-reflect.
 //!
-//! One module per command (`ls`, `describe`, `call`, `top`); `target` is
+//! One module per command (`ls`, `describe`, `call`, `top`, `certs`); `target` is
 //! where providers come from, `schema` where descriptors come from, `json`
 //! the JSON mapping, `http` the GET of a provider's admin `/status` that
 //! `top` reads, `error` the one error type every command returns.
 
 mod call;
+mod certs;
 mod describe;
 mod error;
 mod http;
@@ -42,7 +43,9 @@ const EXAMPLES: &str = "Examples:
   mprpc --zk 127.0.0.1:2181 describe UserServiceRpc.Login
   mprpc --zk 127.0.0.1:2181 call --bytes text UserServiceRpc.Login '{\"name\":\"zhang san\",\"pwd\":\"123456\"}'
   mprpc --addr 127.0.0.1:8000 --seed call --proto user.proto UserServiceRpc.Login '{}'
-  mprpc --zk 127.0.0.1:2181 top UserServiceRpc";
+  mprpc --zk 127.0.0.1:2181 top UserServiceRpc
+  mprpc certs ./tls --name provider.internal --name 10.0.0.5
+  mprpc --addr 127.0.0.1:8000 --tls-ca ./tls/ca.crt --token s3cret --admin-token adm top";
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -62,9 +65,9 @@ enum Command {
     Call {
         /// `Service.Method`.
         method: String,
-        /// The request as JSON (`-`: read it from stdin).
-        #[arg(default_value = "{}")]
-        json: String,
+        /// The request as JSON (`{}` for an empty one; `-` or none with a
+        /// pipe on stdin: read it from stdin).
+        json: Option<String>,
         #[command(flatten)]
         schema: SchemaArgs,
         /// How `bytes` fields are written in JSON: base64 (the protobuf
@@ -75,6 +78,9 @@ enum Command {
     /// Live per-method rates and latencies of every provider of a service,
     /// from their admin /status, refreshed in the terminal.
     Top(top::TopArgs),
+    /// Writes a CA, a provider certificate and a client certificate (for
+    /// mutual TLS) into a directory, and the config lines that use them.
+    Certs(certs::CertsArgs),
 }
 
 fn main() -> ExitCode {
@@ -89,16 +95,17 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let target = cli.target.resolve()?;
+    let target = || cli.target.resolve();
     match cli.command {
-        Command::Ls { service } => ls::run(&target, service.as_deref()),
-        Command::Describe { name, schema } => describe::run(&target, &schema, &name),
+        Command::Ls { service } => ls::run(&target()?, service.as_deref()),
+        Command::Describe { name, schema } => describe::run(&target()?, &schema, &name),
         Command::Call {
             method,
             json,
             schema,
             bytes,
-        } => call::run(&target, &schema, &method, &json, bytes),
-        Command::Top(args) => top::run(&target, &args),
+        } => call::run(&target()?, &schema, &method, json.as_deref(), bytes),
+        Command::Top(args) => top::run(&target()?, &args),
+        Command::Certs(args) => certs::run(&args), // needs no provider
     }
 }

@@ -232,7 +232,7 @@ impl<'a> Schemas<'a> {
                 status.message()
             )),
             Code::Unauthenticated => Error::new(format!(
-                "provider {addr} wants a token: -i FILE with the consumers' auth_token ({status})"
+                "provider {addr} wants a token: --token TOKEN, or -i FILE with the consumers' auth_token ({status})"
             )),
             _ => Error::new(format!("provider {addr}: reflection failed: {status}")),
         }

@@ -11,9 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use mprpc::auth::AuthToken;
 use mprpc::config::RegistryKind;
 use mprpc::discovery::{Discover, Endpoint, StaticDiscover, WireFormat};
 use mprpc::registry::{ServiceListing, ZkDiscover};
+use mprpc::tls::ClientTls;
 use mprpc::{Channel, ChannelOptions, Config};
 
 use crate::error::{fail, Error, Result};
@@ -42,6 +44,20 @@ pub(crate) struct TargetArgs {
     /// milliseconds [default: 5000, or the config's call_timeout_ms].
     #[arg(long, global = true, value_name = "MS")]
     timeout_ms: Option<u64>,
+    /// Speak TLS to providers, trusting this CA (PEM); the admin pages of
+    /// a provider with tls=required are read over HTTPS too [config: tls_ca].
+    #[arg(long, global = true, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// A client certificate (PEM) for providers that require mutual TLS
+    /// [config: tls_client_cert]; needs --tls-client-key.
+    #[arg(long, global = true, value_name = "FILE", requires_all = ["tls_ca", "tls_client_key"])]
+    tls_client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM) [config: tls_client_key].
+    #[arg(long, global = true, value_name = "FILE", requires = "tls_client_cert")]
+    tls_client_key: Option<PathBuf>,
+    /// The auth token providers want [config: auth_token].
+    #[arg(long, global = true, value_name = "TOKEN")]
+    token: Option<String>,
 }
 
 impl TargetArgs {
@@ -61,6 +77,7 @@ impl TargetArgs {
         if let Some(root) = &self.zk_root {
             config.zk_root = root.clone();
         }
+        self.secure(&mut config)?;
         let addr = match (&self.zk, &self.addr, &self.config) {
             (Some(connect), _, _) => {
                 config.zookeeper = Some(connect.clone());
@@ -88,6 +105,26 @@ impl TargetArgs {
             kind,
             config: Box::new(config),
         })
+    }
+}
+
+impl TargetArgs {
+    /// `--tls-ca`, the client certificate and `--token` over the config's.
+    fn secure(&self, config: &mut Config) -> Result<()> {
+        if let Some(ca) = &self.tls_ca {
+            let identity = self
+                .tls_client_cert
+                .as_deref()
+                .zip(self.tls_client_key.as_deref());
+            let tls = ClientTls::from_pem_files(ca, identity)
+                .map_err(|e| Error::new(format!("--tls-ca: {e}")))?;
+            config.client_tls = Some(tls);
+        }
+        if let Some(token) = &self.token {
+            let token = AuthToken::new(token).map_err(|e| Error::new(format!("--token: {e}")))?;
+            config.auth_tokens = vec![token];
+        }
+        Ok(())
     }
 }
 
@@ -156,8 +193,9 @@ impl Target {
         if list.is_empty() {
             match &self.kind {
                 Kind::Zk => fail!(
-                    "unknown service '{service}': no provider registered in ZooKeeper {} (see `mprpc ls`)",
-                    self.config.zookeeper_connect()
+                    "unknown service '{service}': no provider registered in ZooKeeper {}{} (see `mprpc ls`)",
+                    self.config.zookeeper_connect(),
+                    self.did_you_mean(service)
                 ),
                 Kind::Addr(_) => fail!("no provider for '{service}'"),
             }
@@ -186,6 +224,23 @@ impl Target {
                 .map_err(|e| Error::new(e.to_string())),
             Kind::Addr(_) => Ok(None),
         }
+    }
+
+    /// " (did you mean 'X'?)" for the registered service nearest `service`.
+    fn did_you_mean(&self, service: &str) -> String {
+        let Ok(Some(listing)) = self.browse() else {
+            return String::new();
+        };
+        let names = listing.iter().map(|s| s.name.as_str());
+        match mprpc::config::closest_match(service, names) {
+            Some(name) => format!(" (did you mean '{name}'?)"),
+            None => String::new(),
+        }
+    }
+
+    /// TLS to the providers (`--tls-ca` or the config's `tls_ca`).
+    pub(crate) fn client_tls(&self) -> Option<&ClientTls> {
+        self.config.client_tls.as_ref()
     }
 
     /// The `--addr` endpoint, if that is the target.

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use mprpc::discovery::{Discover, Endpoint, WireFormat};
+use mprpc::tls::ClientTls;
 use serde_json::Value;
 
 use crate::error::{fail, Result};
@@ -77,6 +78,7 @@ pub(crate) fn run(target: &Target, args: &TopArgs) -> Result<()> {
         let providers = providers(target, &*discover, service)?;
         let readings = read_all(
             &providers,
+            target.client_tls(),
             args,
             target.timeout().min(interval * 2),
             service,
@@ -121,6 +123,7 @@ fn providers(
 /// Reads every provider's /status at once (one thread each).
 fn read_all(
     providers: &[Endpoint],
+    tls: Option<&ClientTls>,
     args: &TopArgs,
     timeout: Duration,
     service: Option<&str>,
@@ -133,7 +136,7 @@ fn read_all(
                 let format = p.format;
                 (
                     addr,
-                    scope.spawn(move || read(addr, format, args, timeout, service)),
+                    scope.spawn(move || read(addr, tls, format, args, timeout, service)),
                 )
             })
             .collect();
@@ -151,6 +154,7 @@ fn read_all(
 
 fn read(
     addr: SocketAddr,
+    tls: Option<&ClientTls>,
     format: WireFormat,
     args: &TopArgs,
     timeout: Duration,
@@ -160,7 +164,7 @@ fn read(
         return Err("seed-format provider: no admin pages".into());
     }
     let admin = SocketAddr::new(addr.ip(), args.admin_port.unwrap_or(addr.port()));
-    let body = http::get(admin, "/status", args.admin_token.as_deref(), timeout)
+    let body = http::get(admin, "/status", args.admin_token.as_deref(), tls, timeout)
         .map_err(|e| e.to_string())?;
     let at = Instant::now();
     let status: Value =

@@ -137,6 +137,7 @@ fn call_returns_the_seeds_values_as_json() {
         &addr,
         "call",
         "mprpc.Reflection.ListServices",
+        "{}",
     ]));
     let names: Vec<&str> = list["services"]
         .as_array()
@@ -411,6 +412,7 @@ fn mistakes_get_clear_errors() {
                 "--proto",
                 "/nonexistent/x.proto",
                 "UserServiceRpc.Login",
+                "{}",
             ],
             "--proto",
         ),
@@ -681,6 +683,93 @@ fn top_passes_the_admin_token() {
         rows.iter()
             .any(|(a, m, _)| *a == addr && m == "UserServiceRpc.Login"),
         "{out}"
+    );
+    server.shutdown();
+    server.wait();
+}
+
+#[test]
+fn certs_it_writes_secure_a_provider_that_call_and_top_reach_with_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = dir.path().join("tls");
+    let tls_dir = tls.to_str().unwrap();
+    let made = ok(&["certs", tls_dir]);
+    assert!(made.contains("tls_client_ca="), "{made}");
+    let file = |name: &str| tls.join(name).display().to_string();
+    // Mutual TLS, a token and an admin token on one port.
+    let conf = Config::parse(
+        "provider.conf",
+        &format!(
+            "rpcserverip=127.0.0.1\nrpcserverport=0\nregistry=none\ntls=required\n\
+             tls_cert={}\ntls_key={}\ntls_client_ca={}\nauth_token=s3cret\nadmin_token=adm1n\n",
+            file("provider.crt"),
+            file("provider.key"),
+            file("ca.crt")
+        ),
+    )
+    .unwrap();
+    let mut server = Server::new(&conf);
+    server.add_service(UserServiceRpcServer::new(UserService));
+    let server = server.start().unwrap();
+    let addr = server.local_addr().to_string();
+    let (ca, cert, key) = (file("ca.crt"), file("client.crt"), file("client.key"));
+    let secure = [
+        "--addr",
+        &addr,
+        "--tls-ca",
+        &ca,
+        "--tls-client-cert",
+        &cert,
+        "--tls-client-key",
+        &key,
+        "--token",
+        "s3cret",
+    ];
+    let reply = ok(&[&secure[..], &["call", "UserServiceRpc.Register", "{}"]].concat());
+    assert_eq!(json_of(&reply)["sucess"], json!(true));
+    let top = ["top", "--iterations", "1", "--admin-token", "adm1n"];
+    let out = ok(&[&secure[..], &top[..]].concat());
+    assert!(
+        top_rows(&out)
+            .iter()
+            .any(|(a, m, _)| *a == addr && m == "UserServiceRpc.Register"),
+        "{out}"
+    );
+    // Without the token, the hint names the flag.
+    let err = fails(&[&secure[..8], &["call", "UserServiceRpc.Register", "{}"]].concat());
+    assert!(err.contains("--token"), "{err}");
+    // Plain HTTP to an HTTPS admin page: the hint names --tls-ca.
+    let plain = ok(&[
+        "--addr",
+        &addr,
+        "top",
+        "--iterations",
+        "1",
+        "--admin-token",
+        "adm1n",
+    ]);
+    assert!(plain.contains("--tls-ca"), "{plain}");
+    server.shutdown();
+    server.wait();
+}
+
+#[test]
+fn call_without_json_and_bytes_as_text_and_unknown_services_say_what_to_do() {
+    let server = examples_provider();
+    let addr = server.local_addr().to_string();
+    // No JSON and an empty stdin: an error, not a silent '{}'.
+    let err = fails(&["--addr", &addr, "call", "UserServiceRpc.Register"]);
+    assert!(err.contains("'{}' for an empty one"), "{err}");
+    let err = fails(&[
+        "--addr",
+        &addr,
+        "call",
+        "UserServiceRpc.Login",
+        r#"{"name":"zhang san"}"#,
+    ]);
+    assert!(
+        err.contains("bytes fields take base64") && err.contains("emhhbmcgc2Fu"),
+        "{err}"
     );
     server.shutdown();
     server.wait();
