@@ -168,6 +168,11 @@ pub struct Args {
     #[arg(long, value_name = "NAME", requires = "tls_ca")]
     pub tls_server_name: Option<String>,
 
+    /// mprpc, `--client channel` or `blocking`: the auth token the
+    /// providers want (their `auth_token`), sent once per connection.
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+
     /// Name of this run in the report files.
     #[arg(long, default_value = "run")]
     pub label: String,
@@ -227,6 +232,13 @@ impl Args {
             return Err(
                 "--io-threads: the I/O threads of mprpc's `Channel` (--target mprpc \
                  --client channel or blocking); the engine's event loops are --threads"
+                    .into(),
+            );
+        }
+        if self.token.is_some() && !channel {
+            return Err(
+                "--token: sent by mprpc's `Channel` (--target mprpc --client channel or \
+                 blocking); the engine sends no auth frame"
                     .into(),
             );
         }

@@ -413,19 +413,44 @@ fn measure(
 /// unsent and the send lag's p99 is at most 1 ms. Closed loop has no rate target: held when nothing was left
 /// unanswered.
 fn target_held(target: Option<f64>, achieved: f64, s: &recorder::Snapshot) -> bool {
+    not_held_because(target, achieved, s).is_empty()
+}
+
+/// Which of [`target_held`]'s rules the run broke, in words (none: held).
+fn not_held_because(target: Option<f64>, achieved: f64, s: &recorder::Snapshot) -> Vec<String> {
     let lag_p99 = if s.lag.is_empty() {
         0
     } else {
         s.lag.value_at_quantile(0.99)
     };
+    let limit_us = recorder::LAG_LIMIT.as_micros() as u64;
+    let mut broken = Vec::new();
     match target {
         Some(q) => {
-            achieved >= 0.99 * q
-                && s.unsent_late == 0
-                && lag_p99 <= recorder::LAG_LIMIT.as_micros() as u64
+            if achieved < 0.99 * q {
+                broken.push(format!(
+                    "sent {achieved:.0}/s, {:.1}% of the target (needs 99%)",
+                    100.0 * achieved / q
+                ));
+            }
+            if s.unsent_late > 0 {
+                broken.push(format!(
+                    "{} calls due more than 1 ms before the end were never sent",
+                    s.unsent_late
+                ));
+            }
+            if lag_p99 > limit_us {
+                broken.push(format!(
+                    "send lag p99 {lag_p99} µs is over {limit_us} µs (the sender fell behind)"
+                ));
+            }
         }
-        None => s.unanswered == 0,
+        None if s.unanswered > 0 => {
+            broken.push(format!("{} calls were never answered", s.unanswered))
+        }
+        None => {}
     }
+    broken
 }
 
 fn build_report(
@@ -464,6 +489,7 @@ fn build_report(
         achieved_qps,
         ok_qps: (s.completed - s.errors) as f64 / duration_s,
         target_held: target_held(qps, achieved_qps, s),
+        not_held_because: not_held_because(qps, achieved_qps, s),
         sent: s.sent_measured,
         unsent: s.unsent,
         unanswered: s.unanswered,

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use mprpc::auth::AuthToken;
 use mprpc::client::{Channel, ChannelOptions};
 use mprpc::registry::ZkDiscover;
 use mprpc::tls::ClientTls;
@@ -44,9 +45,16 @@ impl MprpcTarget {
     /// N/(K·T) persistent connections per provider, rounded up.
     pub fn connect(args: &Args, request: Bytes, expect_len: Option<usize>) -> Result<Self, String> {
         let io_threads = args.io_threads as usize;
+        let auth_token = args
+            .token
+            .as_deref()
+            .map(AuthToken::new)
+            .transpose()
+            .map_err(|e| format!("--token: {e}"))?;
         let base = ChannelOptions {
             call_timeout: args.timeout,
             tls: client_tls(args)?,
+            auth_token,
             io_threads,
             ..ChannelOptions::default()
         };

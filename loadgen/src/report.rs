@@ -130,6 +130,8 @@ pub struct Report {
     /// due more than 1 ms before the window ended, send lag p99 ≤ 1 ms.
     /// Closed loop: nothing unanswered.
     pub target_held: bool,
+    /// The rules of `target_held` the run broke, in words (empty: held).
+    pub not_held_because: Vec<String>,
     /// Measured calls (intended inside the window) that were sent.
     pub sent: u64,
     /// Measured calls never sent before the window ended (entered in the
@@ -279,7 +281,7 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "- request: {} bytes; warm-up {:.1} s, measured {:.1} s; started {}",
+            "- request: {} bytes; warm-up {:.1} s (real calls to the target, not measured), measured {:.1} s; started {}",
             self.request_bytes, self.warmup_s, self.duration_s, self.started_at_utc
         );
         let _ = writeln!(
@@ -295,9 +297,9 @@ impl Report {
             s,
             "- {}; send lag p50 {}, p99 {}, max {}",
             if self.target_held {
-                "target held"
+                "target held".to_owned()
             } else {
-                "**TARGET NOT HELD**"
+                format!("**TARGET NOT HELD** ({})", self.not_held_because.join("; "))
             },
             fmt_us(self.send_lag_us.p50),
             fmt_us(self.send_lag_us.p99),

@@ -407,6 +407,7 @@ fn tls_through_the_channel_with_certs_it_wrote() {
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     };
     refused(&["--client", "raw"], "probe");
+    refused(&["--client", "raw", "--token", "t"], "--token");
     refused(
         &[
             "--client",
@@ -422,4 +423,84 @@ fn tls_through_the_channel_with_certs_it_wrote() {
         &["--target", "redis", "--tls-ca", ca],
         "--tls-ca: TLS is spoken to --target mprpc and tonic only",
     );
+}
+
+#[test]
+fn a_tls_provider_with_a_token_is_loaded_with_token_and_its_summary_says_what_held() {
+    use mprpc::auth::AuthToken;
+    use mprpc::server::{Server, ServerOptions};
+    use mprpc::tls::{ServerTls, TlsMode};
+
+    let dir = out_dir("certs-token");
+    let wrote = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .arg("certs")
+        .arg(&dir)
+        .output()
+        .expect("loadgen certs runs");
+    assert!(wrote.status.success(), "{wrote:?}");
+    let tls = ServerTls::from_pem_files(
+        &dir.join("provider.crt"),
+        &dir.join("provider.key"),
+        None,
+        TlsMode::Required,
+    )
+    .unwrap();
+    let mut server = Server::with_options(ServerOptions {
+        reactor_threads: 1,
+        tls: Some(tls),
+        auth_tokens: vec![AuthToken::new("s3cret").unwrap()],
+        ..Default::default()
+    });
+    server.add_service(common::Echo);
+    let server = server.start().unwrap();
+    let ca = dir.join("ca.crt");
+    let run = |token: Option<&str>| {
+        let mut args = vec![
+            "--addr".to_owned(),
+            server.local_addr().to_string(),
+            "--qps".into(),
+            "500".into(),
+            "--duration".into(),
+            "1s".into(),
+            "--warmup".into(),
+            "200ms".into(),
+            "--tls-ca".into(),
+            ca.display().to_string(),
+            "--no-write".into(),
+        ];
+        if let Some(token) = token {
+            args.extend(["--token".to_owned(), token.to_owned()]);
+        }
+        Command::new(env!("CARGO_BIN_EXE_loadgen"))
+            .args(&args)
+            .output()
+            .unwrap()
+    };
+    let out = run(Some("s3cret"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(" 0 errors"), "{stdout}");
+    assert!(
+        stdout.contains("real calls to the target, not measured"),
+        "{stdout}"
+    );
+    // The verdict names the rule it broke, or says it held.
+    assert!(
+        stdout.contains("target held") || stdout.contains("TARGET NOT HELD** ("),
+        "{stdout}"
+    );
+    let refused = run(None);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&refused.stdout),
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(!refused.status.success(), "{said}");
+    assert!(said.to_lowercase().contains("token"), "{said}");
+    server.shutdown();
+    server.wait();
 }

@@ -436,6 +436,12 @@ impl Run<'_> {
         let mut report = build_report(args, started_at_utc, merged.per_conn.len(), source, &merged);
         report.workers = merge::rows(args, &outcomes);
         report.target_held = report.workers.iter().all(|w| w.target_held);
+        report.not_held_because = report
+            .workers
+            .iter()
+            .filter(|w| !w.target_held)
+            .map(|w| format!("worker {} did not hold its share (see its row)", w.name))
+            .collect();
         print_and_write(args, &report, &merged.latency)?;
         let partial: Vec<String> = outcomes
             .iter()
