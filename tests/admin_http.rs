@@ -16,6 +16,7 @@ use mprpc::server::{AdminOptions, Server, ServerHandle, ServerOptions};
 use mprpc::{CallOptions, Code, Config, RpcProvider, Service};
 
 mod common;
+use common::closed::read_until_closed;
 use common::services::TestService;
 use common::zk::{wait_until, ZkServer};
 
@@ -43,10 +44,10 @@ struct Reply {
 /// Sends `raw` on a new connection and reads until the server closes.
 fn exchange(addr: SocketAddr, raw: &[u8]) -> Reply {
     let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.write_all(raw).unwrap();
-    let mut bytes = Vec::new();
-    let _ = s.read_to_end(&mut bytes);
+    // The server closes after its response: a hang fails here instead of
+    // reading as an empty reply (status 0).
+    let bytes = read_until_closed(&mut s, Duration::from_secs(10));
     parse_reply(&String::from_utf8_lossy(&bytes))
 }
 

@@ -20,6 +20,7 @@ use mprpc::{CallOptions, Code, Config, StaticDiscover, Status};
 
 mod common;
 use common::certs::{Identity, Pki};
+use common::closed::read_until_closed;
 use common::frames::request_batch;
 use common::logs::{captured_logs, logged, wait_logged};
 use common::services::TestService;
@@ -323,17 +324,7 @@ fn noise(seed: u64, len: usize) -> Vec<u8> {
 /// Reads until the server closes; true if it closed without sending a
 /// frame of ours (an alert or nothing).
 fn closed_without_reply(mut s: TcpStream) -> bool {
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return !got.starts_with(b"MP"),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
-            Err(_) => return false,
-        }
-    }
+    !read_until_closed(&mut s, Duration::from_secs(10)).starts_with(b"MP")
 }
 
 #[test]

@@ -4,10 +4,12 @@
 #![allow(unreachable_pub)]
 
 pub mod certs;
+pub mod closed;
 pub mod frames;
 pub mod helper_process;
 pub mod ledger;
 pub mod logs;
+pub mod ports;
 pub mod raw;
 pub mod services;
 pub mod zk;
