@@ -54,7 +54,7 @@ fn echo(stream: &mut TcpStream, id: u64) -> Code {
 
 #[test]
 fn queued_connections_are_accepted_once_descriptors_free_up() {
-    mprpc::logging::init_for_tests();
+    common::logs::captured_logs();
     let mut server = Server::with_options(ServerOptions {
         reactor_threads: 1,
         ..ServerOptions::default()
@@ -77,11 +77,11 @@ fn queued_connections_are_accepted_once_descriptors_free_up() {
             Err(_) => break,
         }
     }
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(
-        server.connection_count() < clients.len(),
-        "the limit was reached"
-    );
+    // The limit was reached: accept(2) failed for lack of descriptors
+    // (not merely "the server has not accepted them all yet").
+    let line = common::logs::wait_logged(&["accept failed"]);
+    assert!(line.contains("Too many open files"), "{line}");
+    assert!(server.connection_count() < clients.len());
 
     // Free descriptors: the server sees these close and closes its ends.
     let keep = clients.split_off(clients.len() * 2 / 3);

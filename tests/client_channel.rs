@@ -20,6 +20,7 @@ use mprpc::{CallOptions, CancelHandle, Code, Endpoint, StaticDiscover, Status};
 
 mod common;
 use common::logs::captured_logs;
+use common::ports::refusing_addr;
 
 /// Generous bound for "this must not hang".
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -27,6 +28,9 @@ const PATIENCE: Duration = Duration::from_secs(10);
 #[derive(Default)]
 struct Stats {
     connections: AtomicUsize,
+    /// Connections whose serving thread has ended (the peer closed, or
+    /// the script dropped it): everything sent on them has been read.
+    ended: AtomicUsize,
     requests: AtomicUsize,
     cancels: AtomicUsize,
 }
@@ -51,7 +55,10 @@ impl TestServer {
                 let Ok(stream) = stream else { continue };
                 s.connections.fetch_add(1, Ordering::SeqCst);
                 let s = s.clone();
-                thread::spawn(move || serve(stream, s));
+                thread::spawn(move || {
+                    serve(stream, &s);
+                    s.ended.fetch_add(1, Ordering::SeqCst);
+                });
             }
         });
         TestServer { addr, stats }
@@ -66,7 +73,7 @@ impl TestServer {
     }
 }
 
-fn serve(mut stream: TcpStream, stats: Arc<Stats>) {
+fn serve(mut stream: TcpStream, stats: &Stats) {
     let _ = stream.set_nodelay(true);
     let writer = Arc::new(Mutex::new(stream.try_clone().expect("clone")));
     let decoder = Decoder::default();
@@ -145,12 +152,6 @@ fn call(ch: &Channel, method: &str, payload: &'static str) -> Result<Bytes, Stat
         &opts(),
         None,
     )
-}
-
-/// An address nothing listens on.
-fn refusing_addr() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
 }
 
 /// Polls `cond` until it holds or PATIENCE runs out.
@@ -653,7 +654,12 @@ fn a_connect_that_times_out_sends_nothing_and_fails_unavailable() {
     assert_eq!(err.code(), Code::Unavailable, "{err}");
     assert!(err.message().contains("timed out"), "{err}");
     assert!(err.message().contains(&server.addr.to_string()), "{err}");
-    thread::sleep(Duration::from_millis(50));
+    // The abandoned connection reached the server and was closed by the
+    // channel: all it ever sent has been read, so the count is final.
+    eventually("the abandoned connection to be closed", || {
+        let connections = server.connections();
+        connections >= 1 && server.stats.ended.load(Ordering::SeqCst) == connections
+    });
     assert_eq!(
         server.requests(),
         0,

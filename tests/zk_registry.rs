@@ -314,7 +314,13 @@ fn a_provider_keeps_retrying_while_zookeeper_is_unreachable() {
         wait_until(SOON, || raw.get(&node).is_none()),
         "server expires the session"
     );
-    std::thread::sleep(Duration::from_millis(1500)); // a few failed attempts
+    // It keeps trying: new connection attempts reach the cut proxy.
+    let refused = proxy.refused();
+    assert!(
+        wait_until(SOON, || proxy.refused() >= refused + 2),
+        "the registrar stopped trying ({} attempts refused)",
+        proxy.refused()
+    );
     proxy.heal();
     assert!(wait_until(SOON, || registrar.is_registered()
         && raw.get(&node).is_some()));

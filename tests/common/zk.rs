@@ -128,12 +128,6 @@ impl Node {
         self.child = Some(child);
     }
 
-    /// Waits until the server reports a mode; panics with the log tail on timeout.
-    fn wait_serving(&mut self, deadline: Instant) -> String {
-        self.try_serving(deadline)
-            .unwrap_or_else(|why| panic!("{why}"))
-    }
-
     /// Waits until the server reports a mode; `Err` with the log tail if
     /// the process exited first (e.g. its port was taken meanwhile).
     fn try_serving(&mut self, deadline: Instant) -> Result<String, String> {
@@ -249,12 +243,23 @@ impl ZkServer {
     }
 
     /// Starts the server again on the same port and data dir (stops it first
-    /// if it is running) and waits until it serves.
+    /// if it is running) and waits until it serves. The port must stay the
+    /// same (clients know it): if it is briefly taken (the old socket not
+    /// yet released, or another process's ephemeral port), retry a few
+    /// times instead of failing at once.
     pub fn restart(&mut self) {
         self.node.kill();
-        let deadline = Instant::now() + START_TIMEOUT;
-        self.node.spawn();
-        self.node.wait_serving(deadline);
+        let mut last = String::new();
+        for _ in 0..5 {
+            self.node.spawn();
+            match self.node.try_serving(Instant::now() + START_TIMEOUT) {
+                Ok(_) => return,
+                Err(why) => last = why,
+            }
+            self.node.kill();
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        panic!("ZooKeeper did not restart in 5 attempts; last: {last}")
     }
 
     pub fn is_running(&self) -> bool {
@@ -539,6 +544,8 @@ pub struct ZkProxy {
     cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     conns: std::sync::Arc<std::sync::Mutex<Vec<TcpStream>>>,
+    /// Connections refused while cut: a client's attempts to get through.
+    refused: std::sync::Arc<AtomicUsize>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -553,7 +560,9 @@ impl ZkProxy {
         let cut = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
         let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
-        let (cut2, stop2, conns2) = (cut.clone(), stop.clone(), conns.clone());
+        let refused = Arc::new(AtomicUsize::new(0));
+        let (cut2, stop2, conns2, refused2) =
+            (cut.clone(), stop.clone(), conns.clone(), refused.clone());
         let thread = std::thread::spawn(move || {
             for client in listener.incoming() {
                 if stop2.load(Ordering::SeqCst) {
@@ -561,6 +570,7 @@ impl ZkProxy {
                 }
                 let Ok(client) = client else { continue };
                 if cut2.load(Ordering::SeqCst) {
+                    refused2.fetch_add(1, Ordering::SeqCst);
                     continue; // dropped: the partition refuses it
                 }
                 let Ok(server) = TcpStream::connect(upstream) else {
@@ -578,8 +588,14 @@ impl ZkProxy {
             cut,
             stop,
             conns,
+            refused,
             thread: Some(thread),
         }
+    }
+
+    /// How many connections the cut has refused so far.
+    pub fn refused(&self) -> usize {
+        self.refused.load(Ordering::SeqCst)
     }
 
     pub fn connect_string(&self) -> String {
