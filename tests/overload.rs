@@ -16,7 +16,7 @@ use mprpc::server::{ConcurrencyLimiter, MethodConcurrency, Server, ServerHandle,
 use mprpc::{CallOptions, Code, Endpoint, StaticDiscover};
 
 mod common;
-use common::services::{wait_slow_started, BlockingTest};
+use common::services::{slow_request, wait_slow_started, BlockingTest};
 
 fn start(options: ServerOptions) -> ServerHandle {
     mprpc::logging::init_for_tests();
@@ -222,13 +222,14 @@ fn busy_provider(hold_ms: u64) -> (ServerHandle, mprpc::client::PendingCall) {
         max_concurrency: "BlockingTest.Slow:1".parse().unwrap(),
         ..ServerOptions::default()
     });
+    let request = slow_request(hold_ms);
     let hold = Channel::direct(server.local_addr()).unwrap().call_async(
         "BlockingTest",
         "Slow",
-        Bytes::from(hold_ms.to_string()),
+        request.clone(),
         &CallOptions::with_timeout(Duration::from_secs(30)),
     );
-    wait_slow_started(hold_ms.to_string().as_bytes(), 1);
+    wait_slow_started(&request, 1);
     (server, hold)
 }
 

@@ -648,7 +648,8 @@ fn top_says_why_a_provider_cannot_be_read() {
         out.contains(&format!("cannot read /status: {closed}: cannot connect")),
         "{out}"
     );
-    let err = fails(&["--zk", "127.0.0.1:1", "top"]);
+    let nobody = format!("127.0.0.1:{}", zk::free_port());
+    let err = fails(&["--zk", &nobody, "top"]);
     assert!(err.contains("say which service to watch"), "{err}");
 }
 

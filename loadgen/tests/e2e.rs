@@ -7,10 +7,29 @@ mod common;
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use common::{f, out_dir, provider, read_json, served, u};
 use serde_json::Value;
+
+/// The machine's cores, shared by this binary's tests: the overload test
+/// saturates them (5M calls/s asked), so it runs alone (`saturate`), never
+/// beside a test that checks a held rate (`hold_a_rate`). Other tests run
+/// freely.
+static CORES: RwLock<()> = RwLock::new(());
+
+fn saturate() -> RwLockWriteGuard<'static, ()> {
+    CORES
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn hold_a_rate() -> RwLockReadGuard<'static, ()> {
+    CORES
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// Runs loadgen with `args` against `addr`; returns its JSON report.
 fn loadgen(name: &str, addr: SocketAddr, args: &[&str]) -> Value {
@@ -65,6 +84,7 @@ fn check_overload(report: &Value) {
 
 #[test]
 fn overload_is_reported_as_not_held_by_both_clients() {
+    let _alone = saturate();
     let server = provider();
     let addr = server.addr();
     let common = [
@@ -99,6 +119,7 @@ fn overload_is_reported_as_not_held_by_both_clients() {
 
 #[test]
 fn channel_with_two_io_threads_shards_its_connections() {
+    let _rate = hold_a_rate();
     let server = provider();
     let mut most = 0;
     let r = loadgen_watching(
@@ -155,6 +176,7 @@ fn channel_with_two_io_threads_shards_its_connections() {
 
 #[test]
 fn a_modest_rate_is_sent_on_schedule() {
+    let _rate = hold_a_rate();
     let server = provider();
     let r = loadgen(
         "modest",

@@ -1,8 +1,8 @@
 //! Hand-written services for server tests (no code generation needed):
 //! `Test` runs on the reactors, `BlockingTest` on the worker pool; both have
-//! Echo, Slow (sleeps the number of ms in the request), Fail (an
-//! application error), Panic and Grow (replies with as many bytes as the
-//! request's decimal number).
+//! Echo, Slow (sleeps the number of ms the request starts with, echoes the
+//! request), Fail (an application error), Panic and Grow (replies with as
+//! many bytes as the request's decimal number).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -12,9 +12,20 @@ use mprpc::{CallContext, Service, Status};
 
 pub struct TestService;
 
-/// How many `Slow` calls started, per request payload (tests in one binary
-/// run in parallel: each waits on its own payload).
+/// How many `Slow` calls started, per request payload. Tests in one binary
+/// run in parallel: each waits on payloads of its own, made unique by
+/// [`slow_request`], so no test sees another's calls.
 static SLOW_STARTED: Mutex<Vec<(Vec<u8>, usize)>> = Mutex::new(Vec::new());
+
+/// A `Slow` request for `ms` milliseconds that no other call in this
+/// process sends (`<ms>:<n>`); wait for its calls with
+/// [`wait_slow_started`].
+#[allow(dead_code)] // not every test binary uses it
+pub fn slow_request(ms: u64) -> Bytes {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Bytes::from(format!("{ms}:{n}"))
+}
 
 fn note_slow_start(payload: &[u8]) {
     let mut started = SLOW_STARTED.lock().unwrap_or_else(|e| e.into_inner());
@@ -22,6 +33,16 @@ fn note_slow_start(payload: &[u8]) {
         Some((_, n)) => *n += 1,
         None => started.push((payload.to_vec(), 1)),
     }
+}
+
+/// How many `Slow` calls with this payload have started their handler.
+#[allow(dead_code)] // not every test binary uses it
+pub fn slow_started(payload: &[u8]) -> usize {
+    let started = SLOW_STARTED.lock().unwrap_or_else(|e| e.into_inner());
+    started
+        .iter()
+        .find(|(p, _)| p == payload)
+        .map_or(0, |(_, n)| *n)
 }
 
 /// Waits (up to 10 s) until `n` `Slow` calls with this payload have started
@@ -69,7 +90,7 @@ impl Service for TestService {
                 note_slow_start(&req);
                 let ms = std::str::from_utf8(&req)
                     .ok()
-                    .and_then(|s| s.parse().ok())
+                    .and_then(|s| s.split(':').next()?.parse().ok())
                     .unwrap_or(100);
                 std::thread::sleep(Duration::from_millis(ms));
                 out.extend_from_slice(&req);
