@@ -501,8 +501,7 @@ fn pending_call_is_a_future_and_typed_calls_decode() {
         TypedCall::new(ch.call_async("Test", "echo", request.into(), &opts()));
     assert_eq!(block_on(typed).unwrap(), "hello");
     let bad = decode_response::<String>(Bytes::from_static(b"\xff\xff\xff")).unwrap_err();
-    assert_eq!(bad.code(), Code::Internal);
-    assert!(bad.message().contains("bad response"));
+    assert_eq!(bad.code(), Code::Internal, "{bad}");
 }
 
 #[test]

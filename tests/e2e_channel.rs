@@ -331,7 +331,6 @@ fn a_blocking_call_inside_a_callback_fails_at_once_and_the_channel_goes_on() {
     for r in [nested, waited] {
         let status = r.unwrap_err();
         assert_eq!(status.code(), Code::FailedPrecondition, "{status}");
-        assert!(status.message().contains("I/O thread"), "{status}");
     }
     // At once: well within either call's 1 s deadline.
     assert!(

@@ -138,7 +138,6 @@ fn an_oversized_request_is_answered_alone_and_garbage_closes_only_its_connection
         codes,
         [(1, Code::Ok), (2, Code::ResourceExhausted), (3, Code::Ok)]
     );
-    assert!(replies[1].error_str().contains("exceeds"), "{replies:?}");
     assert_eq!(big.call(4, "Test", "Echo", b"still").code, Code::Ok);
     let mut garbage = TcpStream::connect(server.local_addr()).unwrap();
     // (Not "GET / HTTP/1.1": that is a request for the admin pages.)

@@ -212,9 +212,12 @@ fn our_stubs_call_a_seed_provider() {
 fn a_stalled_seed_provider_hits_the_deadline() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
+    // The provider holds the connection, silent, until the call is over:
+    // only the deadline can end it (no race with a timed close).
+    let (release, released) = std::sync::mpsc::channel::<()>();
     let hold = std::thread::spawn(move || {
         let (s, _) = listener.accept().unwrap();
-        std::thread::sleep(Duration::from_millis(800));
+        let _ = released.recv_timeout(Duration::from_secs(30));
         drop(s);
     });
     let channel = legacy_channel(addr);
@@ -223,8 +226,13 @@ fn a_stalled_seed_provider_hits_the_deadline() {
     let users = UserServiceRpcStub::new(channel);
     let began = std::time::Instant::now();
     let result = users.register(&mut c, &RegisterRequest::default());
+    let waited = began.elapsed();
     assert_eq!(result.unwrap_err().code(), Code::DeadlineExceeded);
-    assert!(began.elapsed() < Duration::from_millis(700));
+    assert!(
+        waited >= Duration::from_millis(200),
+        "ended early: {waited:?}"
+    );
+    release.send(()).unwrap();
     hold.join().unwrap();
 }
 
