@@ -343,12 +343,15 @@ impl Run<'_> {
         self.sampler.take_peak();
         let before = self.plan.ensemble.snapshot();
         let started = Instant::now();
+        let mut start_failures = 0;
         for i in 0..n {
             if let Some(registrar) = self.providers[i].take() {
                 registrar.deregister();
             }
-            self.providers[i] = Some(fleet::start_provider(config, i)?);
-            if (i + 1) % (n / 10).max(1) == 0 {
+            let (registrar, failures) = start_with_retries(config, i)?;
+            start_failures += failures;
+            self.providers[i] = Some(registrar);
+            if (i + 1).is_multiple_of((n / 10).max(1)) {
                 eprintln!("regscale: rolling restart: {} of {n} restarted", i + 1);
             }
             std::thread::sleep(self.plan.restart_pause);
@@ -373,12 +376,33 @@ impl Run<'_> {
             "per_provider_ms": restart_seconds * 1000.0 / n.max(1) as f64,
             "final_convergence": final_convergence,
             "min_list_len": min_len,
+            "start_failures": start_failures,
             "empty_seen": empty_seen,
             "sweeps": sweeps,
             "load": load,
         }))
     }
 }
+
+/// Registers provider `i` again, as a deploy tool would: a start that
+/// fails (an overloaded ensemble times requests out) is retried, up to
+/// [`START_ATTEMPTS`] in all. Returns the registrar and the failed attempts.
+fn start_with_retries(config: &mprpc::Config, i: usize) -> Result<(Registrar, usize), String> {
+    let mut failures = 0;
+    loop {
+        match fleet::start_provider(config, i) {
+            Ok(registrar) => return Ok((registrar, failures)),
+            Err(e) if failures + 1 < START_ATTEMPTS => {
+                eprintln!("regscale: {e}; retrying");
+                failures += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Attempts per provider start in the rolling restart.
+const START_ATTEMPTS: usize = 3;
 
 fn convergence(mut latencies_us: Vec<u64>, missed: usize) -> Convergence {
     latencies_us.sort_unstable();

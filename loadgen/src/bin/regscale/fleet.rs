@@ -85,7 +85,7 @@ pub fn open_all<T: Send>(
                         return;
                     }
                 }
-                if (i + 1) % step == 0 {
+                if (i + 1).is_multiple_of(step) {
                     eprintln!("regscale: {what}: {} of {count} opened", i + 1);
                 }
             });
