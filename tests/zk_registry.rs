@@ -172,6 +172,45 @@ fn two_providers_are_discovered_and_the_watch_follows_changes() {
     assert!(wait_until(SOON, || addrs(&discover, SERVICE).is_empty()));
 }
 
+/// Consumers reuse provider nodes they have read (a changed list reads only
+/// newcomers); a node deleted and re-created between two listings keeps its
+/// name, so only the parent's cversion tells it was replaced. Replaced in one
+/// atomic multi-op with a new weight, the consumer must read it again.
+#[test]
+fn a_provider_node_replaced_under_the_same_name_is_read_again() {
+    init_logs();
+    let zk = ZkServer::start();
+    let config = config(&zk.connect_string());
+    let (a, b) = (fake_addr(), fake_addr());
+    let _first = register(&config, a);
+    let raw = RawZk::connect(&zk.connect_string(), None);
+    let b_path = format!("{}/{b}", providers_path());
+    let node = |weight: u32| format!("addr={b}\nweight={weight}\n");
+    raw.create(&b_path, node(100).as_bytes(), zk::CreateMode::Persistent)
+        .unwrap();
+    let discover = ZkDiscover::connect(&config).unwrap();
+    assert_eq!(addrs(&discover, SERVICE), sorted(vec![a, b]));
+
+    let (path, data) = (b_path.clone(), node(7).into_bytes());
+    raw.run(move |c| async move {
+        let mut multi = c.new_multi_writer();
+        let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+        multi.add_delete(&path, None).unwrap();
+        multi.add_create(&path, &data, &options).unwrap();
+        multi.commit().await.map(|_| ())
+    })
+    .expect("replace the node atomically");
+    let weight_of_b = || {
+        let list = discover.providers(SERVICE).unwrap();
+        list.iter().find(|e| e.addr == b).map(|e| e.weight)
+    };
+    assert!(
+        wait_until(SOON, || weight_of_b() == Some(7)),
+        "the replaced node's new data is read, not the cached one: {:?}",
+        weight_of_b()
+    );
+}
+
 #[test]
 fn an_unknown_service_is_empty_until_a_provider_registers() {
     init_logs();

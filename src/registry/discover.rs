@@ -4,7 +4,9 @@
 //! A lookup reads the cache under a read lock and clones an `Arc`. Only the
 //! first lookup of a service goes to the registry thread, which fetches the
 //! providers, arms a watch and fills the cache; from then on the thread
-//! re-fetches whenever a watch fires. When the session is lost, the cache
+//! re-fetches whenever a watch fires, reading only the provider nodes it
+//! has not read yet (`node_cache`: one change costs each consumer one
+//! listing, not one read per provider). When the session is lost, the cache
 //! keeps serving the last lists; after a new session every known service is
 //! fetched again and its watches re-armed.
 //!
@@ -27,6 +29,7 @@ use tracing::{debug, info, warn};
 use zookeeper_client as zk;
 
 use super::layout::{self, ProviderInfo};
+use super::node_cache::NodeCache;
 use super::session::{self, Backoff, Settings};
 use super::RegistryError;
 use crate::config::Config;
@@ -247,6 +250,28 @@ impl Drop for ZkDiscover {
     }
 }
 
+/// A listing of children with the parent's `cversion` (`None`: no parent).
+struct Listed {
+    names: Vec<String>,
+    cversion: Option<i32>,
+}
+
+impl Listed {
+    fn at(names: Vec<String>, stat: &zk::Stat) -> Listed {
+        Listed {
+            names,
+            cversion: Some(stat.cversion),
+        }
+    }
+
+    fn none() -> Listed {
+        Listed {
+            names: Vec::new(),
+            cversion: None,
+        }
+    }
+}
+
 /// A fired watch: which service to fetch again.
 struct Fired {
     generation: u64,
@@ -269,6 +294,8 @@ struct Worker {
     /// Paths with a watch pending in the current session, so re-fetching
     /// never stacks up duplicate watches.
     armed: HashSet<String>,
+    /// Provider nodes already read, so a changed list reads only newcomers.
+    nodes: NodeCache,
     generation: u64,
     backoff: Backoff,
     reconnect_at: Option<Instant>,
@@ -293,6 +320,7 @@ impl Worker {
             services: HashSet::new(),
             stale: HashSet::new(),
             armed: HashSet::new(),
+            nodes: NodeCache::default(),
             generation: 0,
             backoff: Backoff::new(),
             reconnect_at: None,
@@ -341,6 +369,7 @@ impl Worker {
         info!(session = %client.session_id(), "ZooKeeper {}: discovery session opened", self.settings.connect);
         self.generation += 1;
         self.armed.clear();
+        self.nodes.clear();
         self.state = Some(client.state_watcher());
         *self.session_info.lock() = Some(client.session().clone());
         self.client = Some(client);
@@ -480,8 +509,8 @@ impl Worker {
             .clone()
             .ok_or_else(|| self.settings.error("cannot fetch providers", "no session"))?;
         let path = layout::providers_path(&self.settings.root, service);
-        let names = self.children(&client, service, &path).await?;
-        let ours = self.read_providers(&client, &path, &names).await?;
+        let listed = self.children_versioned(&client, service, &path).await?;
+        let ours = self.read_providers(&client, &path, listed).await?;
         if !ours.is_empty() {
             return Ok(Listing::ours(ours));
         }
@@ -499,23 +528,34 @@ impl Worker {
         service: &str,
         path: &str,
     ) -> Result<Vec<String>, RegistryError> {
+        Ok(self.children_versioned(client, service, path).await?.names)
+    }
+
+    /// [`Worker::children`] with the parent's `cversion` (`None` if the
+    /// parent does not exist).
+    async fn children_versioned(
+        &mut self,
+        client: &zk::Client,
+        service: &str,
+        path: &str,
+    ) -> Result<Listed, RegistryError> {
         let fail = |e: zk::Error| self.settings.error("cannot list", e).at(path);
         if self.armed.contains(path) {
-            return match self.settings.bounded(client.list_children(path)).await {
-                Ok(children) => Ok(children),
-                Err(zk::Error::NoNode) => Ok(Vec::new()),
+            return match self.settings.bounded(client.get_children(path)).await {
+                Ok((names, stat)) => Ok(Listed::at(names, &stat)),
+                Err(zk::Error::NoNode) => Ok(Listed::none()),
                 Err(e) => Err(fail(e)),
             };
         }
         for _ in 0..3 {
             match self
                 .settings
-                .bounded(client.list_and_watch_children(path))
+                .bounded(client.get_and_watch_children(path))
                 .await
             {
-                Ok((children, watcher)) => {
+                Ok((names, stat, watcher)) => {
                     self.arm(service, path, watcher);
-                    return Ok(children);
+                    return Ok(Listed::at(names, &stat));
                 }
                 Err(zk::Error::NoNode) => {}
                 Err(e) => return Err(fail(e)),
@@ -528,7 +568,7 @@ impl Worker {
             {
                 Ok((None, watcher)) => {
                     self.arm(service, path, watcher);
-                    return Ok(Vec::new());
+                    return Ok(Listed::none());
                 }
                 Ok((Some(_), _)) => continue, // created meanwhile: list it
                 Err(e) => return Err(fail(e)),
@@ -552,19 +592,25 @@ impl Worker {
         });
     }
 
-    /// Reads every provider node under `path` (requests pipelined).
+    /// The provider nodes under `path`: those read before from the cache,
+    /// the others read now (requests pipelined).
     async fn read_providers(
-        &self,
+        &mut self,
         client: &zk::Client,
         path: &str,
-        names: &[String],
+        listed: Listed,
     ) -> Result<Vec<Endpoint>, RegistryError> {
-        let reads: Vec<_> = names
+        let Some(cversion) = listed.cversion else {
+            return Ok(Vec::new());
+        };
+        let plan = self.nodes.plan(path, &listed.names, cversion);
+        let reads: Vec<_> = plan
+            .read
             .iter()
             .map(|name| client.get_data(&format!("{path}/{name}")))
             .collect();
-        let mut endpoints = Vec::with_capacity(names.len());
-        for (name, read) in names.iter().zip(reads) {
+        let mut known = plan.reuse;
+        for (name, read) in plan.read.into_iter().zip(reads) {
             let data = match self.settings.bounded(read).await {
                 Ok((data, _)) => data,
                 Err(zk::Error::NoNode) => continue, // gone meanwhile; its watch fires
@@ -575,18 +621,21 @@ impl Worker {
                         .at(&format!("{path}/{name}")))
                 }
             };
-            match ProviderInfo::parse(name, &data) {
-                Some(info) => endpoints.push(Endpoint {
-                    addr: info.addr,
-                    weight: info.weight,
-                    format: WireFormat::Mprpc,
-                    max_frame: info.max_frame,
-                    tls: info.tls,
-                }),
-                None => debug!("skipping provider node {path}/{name}: not an ip:port"),
+            let endpoint = ProviderInfo::parse(&name, &data).map(|info| Endpoint {
+                addr: info.addr,
+                weight: info.weight,
+                format: WireFormat::Mprpc,
+                max_frame: info.max_frame,
+                tls: info.tls,
+            });
+            if endpoint.is_none() {
+                debug!("skipping provider node {path}/{name}: not an ip:port");
             }
+            known.push((name, endpoint));
         }
+        let mut endpoints: Vec<Endpoint> = known.iter().filter_map(|(_, e)| e.clone()).collect();
         endpoints.sort_by_key(|e| e.addr);
+        self.nodes.store(path, cversion, known);
         Ok(endpoints)
     }
 

@@ -71,6 +71,7 @@ mod browse;
 mod discover;
 mod error;
 mod layout;
+mod node_cache;
 mod registrar;
 mod session;
 
