@@ -245,8 +245,8 @@ def capacity(runs, w):
 
 
 def svg(runs, path):
-    """Two panels against M (log): leave p99 (ms, log) and requests per leave (log), one line per variant and N."""
-    width, height, left, top, pw, ph, gap = 900, 420, 70, 40, 360, 300, 90
+    """Three panels against M (log): leave p99, requests and ensemble CPU per leave (log), one line per variant and N."""
+    width, height, left, top, pw, ph, gap = 1320, 420, 70, 40, 330, 300, 110
     colors = {"before": ["#d62728", "#ff9896", "#8c564b"], "after": ["#1f77b4", "#aec7e8", "#2ca02c"]}
     dash = {10: "", 100: "6,3", 1000: "2,2"}
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -270,7 +270,7 @@ def svg(runs, path):
         out.append(f'<rect x="{x0}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>')
         for e in range(ylo, yhi + 1):
             out.append(f'<line x1="{x0}" x2="{x0 + pw}" y1="{Y(10**e):.1f}" y2="{Y(10**e):.1f}" stroke="#eee"/>')
-            out.append(f'<text x="{x0 - 5}" y="{Y(10**e) + 4:.1f}" text-anchor="end">{10**e:g}</text>')
+            out.append(f'<text x="{x0 - 5}" y="{Y(10**e) + 4:.1f}" text-anchor="end">{f"{10**e:,}" if e >= 0 else f"{10**e:g}"}</text>')
         for m in sorted(set(ms_)):
             out.append(f'<text x="{X(m):.1f}" y="{top + ph + 15}" text-anchor="middle">{m:,}</text>')
         out.append(f'<text x="{x0 + pw / 2}" y="{top + ph + 32}" text-anchor="middle">M consumers</text>')
@@ -286,10 +286,11 @@ def svg(runs, path):
             for x, y in line:
                 out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{color}"/>')
             lx, ly = line[-1]
-            out.append(f'<text x="{lx + 5:.1f}" y="{ly - 4:.1f}" fill="{color}">{variant} N={n}</text>')
+            out.append(f'<text x="{lx - 5:.1f}" y="{ly - 6:.1f}" fill="{color}" text-anchor="end">{variant} N={n}</text>')
 
     panel(left, "Leave: p99 until every consumer's list is right", lambda r: (event_summary(r, "leave") or {}).get("p99"), "ms")
     panel(left + pw + gap, "Ensemble requests per leave", lambda r: (event_summary(r, "leave") or {}).get("requests"), "requests")
+    panel(left + 2 * (pw + gap), "Ensemble CPU per leave (3 JVMs)", lambda r: (event_summary(r, "leave") or {}).get("cpu_s"), "CPU-seconds")
     out.append("</svg>")
     with open(path, "w") as f:
         f.write("\n".join(out) + "\n")
@@ -314,7 +315,7 @@ def main():
     w("Commands: `VARIANT=before GRID=\"...\" REPEATS=2 EVENTS=2 scripts/registry_scale.sh` at the harness "
       "commit (library without the node cache), then `VARIANT=after ...` at the node-cache commit. "
       "Per-run commits and dirty flags are in the tables' headings and in runs.jsonl.\n\n")
-    w("![leave p99 and requests per leave against M, per variant and N](registry/registry.svg)\n")
+    w("![leave p99, requests and ensemble CPU per leave against M, per variant and N](registry/registry.svg)\n")
     comparison(runs, w)
     goals(runs, w)
     tables(runs, w)
@@ -322,7 +323,8 @@ def main():
     if failed:
         w("\n## Failed runs\n\n")
         for r in failed:
-            w(f'- {r["variant"]} N={r["providers"]} M={r["consumers"]} run {r["rep"]} (commit {r["commit"]})\n')
+            w(f'- {r["variant"]} N={r["providers"]} M={r["consumers"]} run {r["rep"]} (commit {r["commit"]}): '
+              f'{r.get("reason", "see its log")}\n')
     with open(md_path, "w") as f:
         f.write("".join(lines))
 
