@@ -17,6 +17,7 @@
 #             variants already in results/registry/runs.jsonl stay, so the
 #             report shows before/after side by side
 #   EVENTS    leave+join pairs timed per run (3)
+#   ROLLING   1: end each run with a rolling restart of all N providers (default); 0: skip it
 #   ZK_HEAP   each server's JVM heap (1g)
 #   SKIP_BUILD=1, REPORT_ONLY=1 (rewrite REGISTRY.md from the raw runs)
 # Raw runs: results/registry/runs.jsonl (one JSON object per run, with the
@@ -30,6 +31,9 @@ GRID=${GRID:-"10:100 10:1000 100:1000 10:5000 100:5000 10:10000 100:10000 1000:1
 REPEATS=${REPEATS:-2}
 VARIANT=${VARIANT:-current}
 EVENTS=${EVENTS:-3}
+ROLLING=${ROLLING:-1}
+ROLLING_FLAG=()
+((ROLLING)) || ROLLING_FLAG=(--no-rolling)
 ZK_HEAP=${ZK_HEAP:-1g}
 OUT=results/registry
 CLASSPATH_ZK=${MPRPC_ZK_CLASSPATH:-/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar}
@@ -108,13 +112,14 @@ for size in $GRID; do
         log "$VARIANT: N=$n providers, M=$m consumers, run $rep of $REPEATS"
         ensemble_start "$n-$m-$rep"
         if nice -n 10 "$RELEASE_DIR/regscale" --zk "$ZK_CONNECT" --zk-pids "$ZK_PIDS" \
-            -n "$n" -m "$m" --events "$EVENTS" --label "$VARIANT" \
+            -n "$n" -m "$m" --events "$EVENTS" --label "$VARIANT" "${ROLLING_FLAG[@]}" \
             >"$OUT/last/run.json" 2> >(tee "$OUT/last/run.log" >&2); then
             python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); r.update(variant=sys.argv[2], rep=int(sys.argv[3]), commit=sys.argv[4], dirty=sys.argv[5]=="true", date=sys.argv[6]); print(json.dumps(r))' \
                 "$OUT/last/run.json" "$VARIANT" "$rep" "$GIT_COMMIT" "$GIT_DIRTY" "$(date -u +%FT%TZ)" >>"$OUT/runs.jsonl"
         else
             log "run failed (N=$n M=$m): see $OUT/last/run.log"
-            echo "{\"variant\":\"$VARIANT\",\"providers\":$n,\"consumers\":$m,\"rep\":$rep,\"failed\":true,\"commit\":\"$GIT_COMMIT\",\"dirty\":$GIT_DIRTY}" >>"$OUT/runs.jsonl"
+            python3 -c 'import json,sys; print(json.dumps(dict(variant=sys.argv[1], providers=int(sys.argv[2]), consumers=int(sys.argv[3]), rep=int(sys.argv[4]), failed=True, commit=sys.argv[5], dirty=sys.argv[6]=="true", reason=sys.argv[7])))' \
+                "$VARIANT" "$n" "$m" "$rep" "$GIT_COMMIT" "$GIT_DIRTY" "$(grep -v 'opened\|restarted' "$OUT/last/run.log" | tail -1)" >>"$OUT/runs.jsonl"
         fi
         ensemble_stop
     done
