@@ -338,7 +338,8 @@ fn connections_are_listed_a_page_at_a_time() {
     );
     // The rest, on one page (the first request's connection may be gone).
     let rest = get(server.local_addr(), "/connections?offset=2&limit=100");
-    assert!(rest.body.lines().count() >= 1 + 3, "{}", rest.body);
+    // A header line and at least three connections.
+    assert!(rest.body.lines().count() > 3, "{}", rest.body);
     assert!(!rest.body.contains("not shown"), "{}", rest.body);
     server.shutdown();
     server.wait();
