@@ -185,6 +185,14 @@ pub struct Args {
     #[arg(long)]
     pub no_write: bool,
 
+    /// A server's process id: its CPU time (and loadgen's own) over the
+    /// measured window goes into the report as CPU µs per call. Repeat it
+    /// for a chain of servers (their sum is the servers' figure). Local
+    /// runs only: a distributed worker's spec does not carry it.
+    #[arg(long, value_name = "PID")]
+    #[serde(skip)]
+    pub cpu_pid: Vec<u32>,
+
     /// Coordinate K workers (`loadgen worker`) registered in --zk: the
     /// rate (--qps), --connections and --in-flight are split between them;
     /// --threads and --channels are per worker.

@@ -118,6 +118,47 @@ struct Engine<'a, P: Protocol> {
     outstanding: usize,
     done: Vec<Done>,
     sent_batch: Vec<Instant>,
+    /// Connections with bytes to write (only these are flushed each turn).
+    to_flush: IndexSet,
+    /// Connections whose window may have room again: a reply, a read
+    /// that changed what the protocol allows (closed loop refills only
+    /// these each turn).
+    to_refill: IndexSet,
+    /// The buffer `IndexSet::take` fills, kept between turns.
+    scratch: Vec<usize>,
+}
+
+/// A set of connection indices in insertion order, each at most once, so
+/// a turn of the loop visits the connections that changed instead of all
+/// of them (800 connections × every wake-up adds up).
+struct IndexSet {
+    list: Vec<usize>,
+    member: Vec<bool>,
+}
+
+impl IndexSet {
+    fn full(n: usize) -> IndexSet {
+        IndexSet {
+            list: (0..n).collect(),
+            member: vec![true; n],
+        }
+    }
+
+    fn insert(&mut self, i: usize) {
+        if !self.member[i] {
+            self.member[i] = true;
+            self.list.push(i);
+        }
+    }
+
+    /// The members, emptying the set (`buf` is reused to avoid allocating).
+    fn take(&mut self, buf: &mut Vec<usize>) {
+        buf.clear();
+        std::mem::swap(&mut self.list, buf);
+        for &i in buf.iter() {
+            self.member[i] = false;
+        }
+    }
 }
 
 impl<'a, P: Protocol> Engine<'a, P> {
@@ -186,6 +227,9 @@ impl<'a, P: Protocol> Engine<'a, P> {
             outstanding: 0,
             done: Vec::new(),
             sent_batch: Vec::new(),
+            to_flush: IndexSet::full(slots),
+            to_refill: IndexSet::full(slots),
+            scratch: Vec::new(),
         })
     }
 
@@ -257,11 +301,14 @@ impl<'a, P: Protocol> Engine<'a, P> {
     /// that finds a free slot, round robin over the connections.
     fn fill(&mut self, now: Instant) {
         let Some(schedule) = self.plan.schedule else {
-            for i in 0..self.conns.len() {
+            let mut refill = std::mem::take(&mut self.scratch);
+            self.to_refill.take(&mut refill);
+            for &i in &refill {
                 while self.has_room(i) {
                     self.enqueue(i, now);
                 }
             }
+            self.scratch = refill;
             return;
         };
         let n = self.conns.len();
@@ -288,6 +335,7 @@ impl<'a, P: Protocol> Engine<'a, P> {
         }
         let c = &mut self.conns[i];
         let id = self.proto.encode(&mut c.state, &mut c.wbuf);
+        self.to_flush.insert(i);
         self.outstanding += 1;
         if !self.per_call {
             c.calls.push_back(Call {
@@ -339,13 +387,16 @@ impl<'a, P: Protocol> Engine<'a, P> {
     }
 
     fn flush_all(&mut self) {
-        for i in 0..self.conns.len() {
+        let mut pending = std::mem::take(&mut self.scratch);
+        self.to_flush.take(&mut pending);
+        for &i in &pending {
             let c = &self.conns[i];
             let handshake_out = c.tls.as_deref().is_some_and(tls_io::wants_write);
             if (!c.wbuf.is_empty() || handshake_out) && !c.want_write {
                 self.flush(i);
             }
         }
+        self.scratch = pending;
     }
 
     /// Writes what the socket takes; stamps the calls once all their bytes
@@ -410,6 +461,10 @@ impl<'a, P: Protocol> Engine<'a, P> {
     }
 
     fn on_readable(&mut self, i: usize) {
+        // A read can queue bytes (a TLS handshake, HTTP/2 acks) and free
+        // or allow slots: look at this connection on the next turn.
+        self.to_flush.insert(i);
+        self.to_refill.insert(i);
         let c = &mut self.conns[i];
         let Some(stream) = c.stream.as_mut() else {
             return;
@@ -503,6 +558,8 @@ impl<'a, P: Protocol> Engine<'a, P> {
     }
 
     fn close(&mut self, i: usize) {
+        // A one-call slot is free again.
+        self.to_refill.insert(i);
         let c = &mut self.conns[i];
         if let Some(mut stream) = c.stream.take() {
             let _ = self.poll.registry().deregister(&mut stream);
@@ -531,11 +588,14 @@ impl<'a, P: Protocol> Engine<'a, P> {
             return Ok(());
         };
         let next = s.at(self.next_k);
-        if next <= now || next >= self.plan.end {
-            // Due already (waiting for a slot: replies wake us) or past the end.
+        if next <= now || next >= self.plan.end || self.timer.armed_for == Some(next) {
+            // Due already (waiting for a slot: replies wake us), past the
+            // end, or armed for it already (a reply woke us first).
             return Ok(());
         }
-        self.timer.set(next - now)
+        self.timer.set(next - now)?;
+        self.timer.armed_for = Some(next);
+        Ok(())
     }
 }
 
@@ -582,6 +642,8 @@ fn read_available(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Result<bool
 /// A one-shot `timerfd` registered with the poll (Linux).
 struct Timer {
     fd: std::os::fd::OwnedFd,
+    /// The call the timer is set to wake us for, until it fires.
+    armed_for: Option<Instant>,
 }
 
 impl Timer {
@@ -606,7 +668,10 @@ impl Timer {
                 Interest::READABLE,
             )
             .map_err(|e| format!("register timerfd: {e}"))?;
-        Ok(Timer { fd })
+        Ok(Timer {
+            fd,
+            armed_for: None,
+        })
     }
 
     fn set(&self, after: Duration) -> Result<(), String> {
@@ -631,8 +696,9 @@ impl Timer {
         Ok(())
     }
 
-    fn clear(&self) {
+    fn clear(&mut self) {
         use std::os::fd::AsRawFd;
+        self.armed_for = None;
         let mut n = [0u8; 8];
         // SAFETY: reads at most 8 bytes into a local buffer.
         let _ = unsafe { libc::read(self.fd.as_raw_fd(), n.as_mut_ptr().cast(), 8) };

@@ -8,6 +8,7 @@
 
 mod certs;
 mod cli;
+mod cpu;
 mod distributed;
 mod driver;
 mod engine;
@@ -110,6 +111,8 @@ struct Finished {
     connections: usize,
     source: Source,
     snapshot: Snapshot,
+    /// CPU time of the server (`--cpu-pid`) and of loadgen in the window.
+    cpu: Option<cpu::CpuUsage>,
 }
 
 /// A single run: starts at once, prints, writes the report files.
@@ -125,13 +128,14 @@ impl RunIo for Local {
     }
 
     fn finish(&self, args: &Args, end: Finished) -> Result<(), String> {
-        let report = build_report(
+        let mut report = build_report(
             args,
             end.started_at_utc,
             end.connections,
             end.source,
             &end.snapshot,
         );
+        report.cpu = end.cpu;
         print_and_write(args, &report, &end.snapshot.latency)
     }
 }
@@ -193,6 +197,23 @@ fn run_mprpc(
     expect_len: Option<usize>,
     io: &dyn RunIo,
 ) -> Result<(), String> {
+    if args.client == ClientKind::Raw && args.zk.is_none() {
+        // The engine alone: no `Channel` (its I/O thread and its own
+        // connections would share the client's core with the engine).
+        let addr = direct_addr(args)?;
+        let proto = protocol::mprpc::Mprpc::new(&args.service, &args.method, request, expect_len);
+        let tls = mprpc_target::client_tls(args)?;
+        engine::probe(&proto, addr, tls.as_ref(), Duration::from_secs(2))?;
+        return run_engine(
+            args,
+            &proto,
+            vec![addr],
+            tls,
+            addr.to_string(),
+            Vec::new(),
+            io,
+        );
+    }
     // 'static: closed-loop completions start the next call themselves.
     let target: &'static mprpc_target::MprpcTarget = Box::leak(Box::new(
         mprpc_target::MprpcTarget::connect(args, request.clone(), expect_len)?,
@@ -367,7 +388,7 @@ fn measure(
     let cap_total = args.in_flight as usize;
     let sender = &sender;
 
-    let recorders = std::thread::scope(|scope| -> Result<Vec<&'static Recorder>, String> {
+    let (recorders, cpu) = std::thread::scope(|scope| -> Result<_, String> {
         let (tx, rx) = mpsc::channel();
         for t in 0..threads {
             let tx = tx.clone();
@@ -394,24 +415,37 @@ fn measure(
                 .map_err(|e| format!("cannot start a sender thread: {e}"))?;
         }
         drop(tx);
+        let cpu = scope.spawn(move || cpu::measure_window(&args.cpu_pid, measure_from, end));
         let recorders: Vec<&'static Recorder> = rx.iter().take(threads).collect();
         progress(&recorders, start, measure_from, end, io);
-        Ok(recorders)
+        let cpu = cpu
+            .join()
+            .map_err(|_| "the CPU sampler panicked".to_string())?;
+        Ok((recorders, cpu))
     })?;
 
+    let snapshot = snapshot(&recorders);
+    let cpu = match cpu {
+        Ok(window) => Some(window.usage(snapshot.sent_in_window)),
+        Err(e) => {
+            eprintln!("loadgen: no CPU figures: {e}");
+            None
+        }
+    };
     let end = Finished {
         started_at_utc,
         connections,
         source,
-        snapshot: snapshot(&recorders),
+        snapshot,
+        cpu,
     };
     io.finish(args, end)
 }
 
 /// Open loop: the rate is held when the measured send rate is within 1% of
 /// the target, nothing due more than 1 ms before the window's end was left
-/// unsent and the send lag's p99 is at most 1 ms. Closed loop has no rate target: held when nothing was left
-/// unanswered.
+/// unsent and the send lag's p99 is at most 1 ms. Closed loop has no rate
+/// target: held when nothing was left unanswered.
 fn target_held(target: Option<f64>, achieved: f64, s: &recorder::Snapshot) -> bool {
     not_held_because(target, achieved, s).is_empty()
 }
@@ -490,7 +524,9 @@ fn build_report(
         ok_qps: (s.completed - s.errors) as f64 / duration_s,
         target_held: target_held(qps, achieved_qps, s),
         not_held_because: not_held_because(qps, achieved_qps, s),
+        cpu: None,
         sent: s.sent_measured,
+        sent_total: s.sent,
         unsent: s.unsent,
         unanswered: s.unanswered,
         completed: s.completed,

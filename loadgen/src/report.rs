@@ -132,8 +132,14 @@ pub struct Report {
     pub target_held: bool,
     /// The rules of `target_held` the run broke, in words (empty: held).
     pub not_held_because: Vec<String>,
+    /// CPU time of the server (`--cpu-pid`) and of loadgen in the window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<crate::cpu::CpuUsage>,
     /// Measured calls (intended inside the window) that were sent.
     pub sent: u64,
+    /// Every call sent, warm-up included (per-call costs counted over the
+    /// whole process, such as syscalls, divide by this).
+    pub sent_total: u64,
     /// Measured calls never sent before the window ended (entered in the
     /// latency histogram as window end − intended send).
     pub unsent: u64,
@@ -310,6 +316,19 @@ impl Report {
             "- measured calls: {} sent, {} unsent, {} answered, {} unanswered, {} errors",
             self.sent, self.unsent, self.completed, self.unanswered, self.errors
         );
+        if let Some(cpu) = &self.cpu {
+            let per_call = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.2} µs/call"));
+            let _ = writeln!(
+                s,
+                "- CPU in the window: server(s) {} ({}), loadgen {} ({:.2} s); {} calls",
+                cpu.server_cpu_s
+                    .map_or("not sampled".into(), |v| format!("{v:.2} s")),
+                per_call(cpu.server_us_per_call),
+                per_call(cpu.client_us_per_call),
+                cpu.client_cpu_s,
+                cpu.calls
+            );
+        }
         if !self.errors_by_code.is_empty() {
             let list: Vec<String> = self
                 .errors_by_code

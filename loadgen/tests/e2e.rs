@@ -80,6 +80,9 @@ fn check_overload(report: &Value) {
     assert!((500_000..=10_000_000).contains(&p99), "p99 {p99} µs");
     let total = u(report, "sent") + u(report, "unsent");
     assert!(total > 5_000_000, "{total} calls scheduled in the window");
+    // The report says which rules the run broke.
+    let broken = report["not_held_because"].to_string();
+    assert!(broken.contains("never sent"), "{broken}");
 }
 
 #[test]
@@ -210,6 +213,85 @@ fn a_modest_rate_is_sent_on_schedule() {
         "achieved {achieved}"
     );
     assert_eq!(u(&r, "completed"), u(&r, "sent"));
+    server.shutdown_gracefully();
+}
+
+#[test]
+fn cpu_per_call_of_server_and_client_is_reported() {
+    // The provider runs in this test's process: its CPU is ours.
+    let server = provider();
+    let pid = std::process::id().to_string();
+    let r = loadgen(
+        "cpu",
+        server.addr(),
+        &[
+            "--client",
+            "raw",
+            "--qps",
+            "max",
+            "--duration",
+            "1s",
+            "--warmup",
+            "200ms",
+            "--connections",
+            "4",
+            "--in-flight",
+            "16",
+            "--cpu-pid",
+            &pid,
+        ],
+    );
+    let cpu = &r["cpu"];
+    assert_eq!(
+        cpu["server_pids"][0].as_u64(),
+        Some(u64::from(std::process::id())),
+        "{cpu}"
+    );
+    assert!(u(cpu, "calls") <= u(&r, "sent_total"), "{r}");
+    assert!(u(cpu, "calls") > 100, "{cpu}");
+    // Each call costs its server and its client some CPU; 10 ms per call
+    // would be a unit error, not a slow machine.
+    for side in ["server_us_per_call", "client_us_per_call"] {
+        let v = f(cpu, side);
+        assert!(v > 0.0 && v < 10_000.0, "{side} {v}: {cpu}");
+    }
+    assert!(u(&r, "sent_total") >= u(&r, "sent"), "{r}");
+    assert_eq!(r["not_held_because"].as_array().map(Vec::len), Some(0), "{r}");
+    server.shutdown_gracefully();
+}
+
+#[test]
+fn every_one_of_many_connections_is_refilled_in_closed_loop() {
+    let server = provider();
+    let r = loadgen(
+        "many-connections",
+        server.addr(),
+        &[
+            "--client",
+            "raw",
+            "--qps",
+            "max",
+            "--duration",
+            "1s",
+            "--warmup",
+            "200ms",
+            "--connections",
+            "300",
+            "--in-flight",
+            "300",
+        ],
+    );
+    let per: Vec<u64> = r["per_channel"]
+        .as_array()
+        .expect("per_channel")
+        .iter()
+        .map(|c| u(c, "calls"))
+        .collect();
+    assert_eq!(per.len(), 300, "{r}");
+    // One call in flight per connection: every connection keeps getting
+    // calls, none is left behind after its first reply.
+    assert!(per.iter().all(|&n| n >= 2), "{per:?}");
+    assert_eq!(u(&r, "errors"), 0, "{r}");
     server.shutdown_gracefully();
 }
 

@@ -3,6 +3,11 @@
 //! binary Thrift (the configuration of Volo's published benchmark), on a
 //! multi-threaded tokio runtime with `--workers` threads. Prints
 //! `listening on ADDR` once the port accepts connections.
+//!
+//! By default, as Volo's users run it, a connection's calls are answered
+//! one at a time; `--multiplex` turns on Volo's non-default multiplexed
+//! server (calls on one connection handled concurrently, replies matched
+//! by seqid), for the comparison's pipelined row.
 
 use std::net::SocketAddr;
 
@@ -24,6 +29,10 @@ struct Args {
     /// tokio worker threads (default: one per core).
     #[arg(long)]
     workers: Option<usize>,
+    /// Handle the calls of one connection concurrently (Volo's
+    /// `multiplex`, off by default).
+    #[arg(long)]
+    multiplex: bool,
 }
 
 struct Echo;
@@ -44,6 +53,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let runtime = builder.enable_all().build()?;
     let addr = args.addr;
+    let multiplex = args.multiplex;
     runtime.spawn(async move {
         for _ in 0..200 {
             if tokio::net::TcpStream::connect(addr).await.is_ok() {
@@ -57,6 +67,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     runtime
         .block_on(async move {
             EchoServiceServer::new(Echo)
+                .multiplex(multiplex)
                 .run(volo::net::Address::from(addr))
                 .await
         })
