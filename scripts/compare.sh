@@ -3,19 +3,34 @@
 # tonic (gRPC), redis-server (PING) and the seed's wire format, every server
 # loaded by the same client: loadgen's engine (the same connections, the
 # same window per connection, the same latency stamps). Our framework's own
-# `Channel` client is measured too, and redis-benchmark as a cross-check.
-# The cost of TLS: a second echo-provider with tls=required and a second
-# tonic-echo-server with --tls-cert (a certificate `loadgen certs` makes),
-# both loaded by the same engine over TLS (`--tls-ca`), in the same shapes as
-# their plain twins; our `Channel` over TLS too.
-# Client I/O threads: our `Channel` with io_threads = 2 beside 1 against the
-# same provider, and against a third provider with 2 reactors the engine on
-# 2 threads and the `Channel` with 1 and 2 I/O threads (closed loop only).
+# `Channel` client is measured too; redis-benchmark and h2load (an
+# independent HTTP/2 client, for tonic) as cross-checks.
 #
-#   scripts/compare.sh                  full run (the report states how long it took)
-#   ROUNDS=1 SECS=1 WARMUP=0.5 scripts/compare.sh   smoke test (~3 min)
-#   TRIAL_DIR=/tmp/cmp ROUNDS=1 ...     writes everything under /tmp/cmp instead
-#                                       (a copy of README.md included)
+# Pinned cores, the same for every system: every server under test runs on
+# core SERVER_CPU (0), every client (loadgen, redis-benchmark, h2load,
+# sockperf's client) on CLIENT_CPU (1). Every loadgen run records the CPU
+# time (utime + stime from /proc) of the server and of itself over the
+# measured window: the report leads with server CPU µs per call. Server
+# syscalls per call (perf's raw_syscalls tracepoint, counting only) on
+# short extra runs at 50 × 1 and 50 × 16; the loopback floor (sockperf TCP
+# ping-pong, sleeping and busy-polling); Volo at its users' shape (800
+# connections × 1) and its non-default multiplexed server pipelined.
+# The cost of TLS: a second echo-provider with tls=required and a second
+# tonic-echo-server with --tls-cert (a certificate `loadgen certs` makes).
+# Client I/O threads (full runs only): our `Channel` with io_threads = 2
+# beside 1, and a third provider with 2 reactors.
+#
+#   scripts/compare.sh            full run: results/COMPARISON.md, results/comparison/
+#                                 and README.md's benchmark block (each report
+#                                 states how long it took)
+#   QUICK=1 scripts/compare.sh    one round of the headline rows, 1 s each
+#                                 (< 2 min after the build), under a trial
+#                                 directory; never touches results/
+#   TRIAL_DIR=/tmp/cmp ...        writes everything under /tmp/cmp (a copy of
+#                                 README.md included). Any run that is not the
+#                                 full one (QUICK, or fewer ROUNDS/SECS) writes
+#                                 to a fresh trial directory unless TRIAL_DIR is
+#                                 given, so a smoke test never replaces results/.
 #
 # Every configuration runs ROUNDS times, interleaved across systems (ours,
 # Volo, tonic, redis, seed, ours, ...). Closed loop first (saturation, with 1
@@ -23,31 +38,50 @@
 # of each system's own saturation (does it hold its target?), and all RPC
 # systems at one common rate: 50% of the slowest one's saturation.
 #
-# Writes results/COMPARISON.md and the README's benchmark block (between
-# <!-- bench:begin --> and <!-- bench:end -->) with scripts/compare_report.py,
-# from the raw data in results/comparison/raw/ (loadgen JSON/.hgrm/.md,
-# redis-benchmark CSV, commands, machine facts, load averages). Nothing is
-# typed in by hand.
+# The report (scripts/compare_report.py, plots by scripts/svgplot.py) is
+# computed from the raw data in <out>/comparison/raw/ (loadgen JSON/.hgrm,
+# redis-benchmark CSV, h2load and sockperf output, perf counts, commands,
+# machine facts, load averages). Nothing is typed in by hand.
 #
-# Knobs (environment): ROUNDS (3), SECS (measured seconds per run, 5),
-# WARMUP (s, 1), CONNS (50), DEPTH (pipelining depth, 16), PAYLOAD (64),
-# REACTORS (our reactors = tonic and Volo worker threads, 1), SKIP_BUILD=1,
-# TRIAL_DIR (see above); binaries come from $CARGO_TARGET_DIR (or target).
+# Knobs (environment): QUICK (0), ROUNDS (3), SECS (measured seconds per
+# run, 3), WARMUP (s, 0.5), CONNS (50), WIDE_CONNS (800: Volo's shape),
+# DEPTH (pipelining depth, 16), PAYLOAD (64), REACTORS (our reactors = tonic
+# and Volo worker threads, 1), SERVER_CPU (0), CLIENT_CPU (1), SYSCALL_SECS
+# (2), SKIP_BUILD=1, TRIAL_DIR (see above); binaries come from
+# $CARGO_TARGET_DIR (or target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib.sh
 source scripts/lib.sh
 
-ROUNDS=${ROUNDS:-3}
-SECS=${SECS:-5}
-WARMUP=${WARMUP:-1}
+QUICK=${QUICK:-0}
+FULL_ROUNDS=3 FULL_SECS=3 FULL_WARMUP=0.5
+if [[ $QUICK == 1 ]]; then
+    ROUNDS=${ROUNDS:-1} SECS=${SECS:-1} WARMUP=${WARMUP:-0.3} SYSCALL_SECS=${SYSCALL_SECS:-1}
+fi
+ROUNDS=${ROUNDS:-$FULL_ROUNDS}
+SECS=${SECS:-$FULL_SECS}
+WARMUP=${WARMUP:-$FULL_WARMUP}
+SYSCALL_SECS=${SYSCALL_SECS:-2}
 CONNS=${CONNS:-50}
+WIDE_CONNS=${WIDE_CONNS:-800}
 DEPTH=${DEPTH:-16}
 PAYLOAD=${PAYLOAD:-64}
-# One server thread each: the load generator needs the other core.
+# One server thread each: the load generator has the other core.
 REACTORS=${REACTORS:-1}
-# The client I/O threads block: a provider with this many reactors.
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+# The client I/O threads block's provider has this many reactors.
 REACTORS_IO=2
+FULL=0
+if [[ $QUICK != 1 ]] && ((ROUNDS >= FULL_ROUNDS)) &&
+    python3 -c "import sys; sys.exit(not ($SECS >= $FULL_SECS and $WARMUP >= $FULL_WARMUP))"; then
+    FULL=1
+fi
+if [[ -z ${TRIAL_DIR:-} && $FULL != 1 ]]; then
+    TRIAL_DIR=$(mktemp -d "${TMPDIR:-/tmp}/mprpc-compare-trial.XXXXXX")
+    log "not the full run: writing under $TRIAL_DIR (results/ untouched)"
+fi
 if [[ -n ${TRIAL_DIR:-} ]]; then
     mkdir -p "$TRIAL_DIR"
     cp README.md "$TRIAL_DIR/README.md"
@@ -61,7 +95,7 @@ T0=$(date +%s)
 
 scratch compare
 
-for tool in python3 redis-server redis-benchmark redis-cli; do
+for tool in python3 redis-server redis-benchmark taskset perf h2load sockperf; do
     command -v "$tool" >/dev/null || die "$tool not found (scripts/setup.sh installs it)"
 done
 
@@ -79,91 +113,93 @@ T_BUILD=$(($(date +%s) - T0))
 
 rm -rf "$RAW"
 mkdir -p "$RAW"
-rm -f "$OUT"/*.svg
+rm -f "$OUT"/*.svg "$OUT"/*.png
 : >"$RAW/commands.txt"
 : >"$RAW/loadavg.txt"
 
 # Runs a command and records it verbatim.
 run() { printf '%s\n' "$*" >>"$RAW/commands.txt"; "$@"; }
-# Starts a server in the background (its own pid in PIDS, so the scratch cleanup stops
-# it) and records the command.
-start_bg() {
-    printf '%s\n' "$*" >>"$RAW/commands.txt"
-    "$@" &
-    PIDS+=($!)
+on_client_core() { run taskset -c "$CLIENT_CPU" "$@"; }
+# Starts a server pinned to the server core in the background (its pid in
+# PIDS, so the scratch cleanup stops it; taskset execs the server, so the pid
+# is the server's), records the command and sets STARTED_PID.
+start_server() {
+    printf '%s\n' "taskset -c $SERVER_CPU $*" >>"$RAW/commands.txt"
+    taskset -c "$SERVER_CPU" "$@" &
+    STARTED_PID=$!
+    PIDS+=("$STARTED_PID")
 }
 loadavg() { printf '%s %s\n' "$1" "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RAW/loadavg.txt"; }
-json_field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
-median_qps() { # label pattern -> median achieved_qps of the matching runs
-    python3 - "$RAW" "$1" <<'PY'
+median_qps() { # config system -> median achieved_qps of the matching runs
+    python3 - "$RAW" "$1" "$2" <<'PY'
 import glob, json, statistics, sys
-runs = [json.load(open(p)) for p in glob.glob(f"{sys.argv[1]}/*-{sys.argv[2]}-r*.json")]
+runs = [json.load(open(p)) for p in glob.glob(f"{sys.argv[1]}/*-{sys.argv[2]}-{sys.argv[3]}-r*.json")]
 print(statistics.median(r["achieved_qps"] for r in runs) if runs else 0)
 PY
 }
 pct_of() { python3 -c "print(max(1, round($1 * $2 / 100)))"; }
+millis() { python3 -c "print(round($1 * 1000))"; }
+per_secs() { python3 -c "print(max(1, round($1 * $SECS)))"; } # N per second of a run -> N over SECS
+# CPU time (utime + stime, clock ticks) a process has used so far.
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 # ------------------------------------------------------------- servers
-log "servers: echo-provider ($REACTORS reactor(s)), tonic and Volo ($REACTORS worker(s)), redis"
-OURS_PORT=$(free_port)
-cat >"$WORK/echo.conf" <<EOF
-rpcserverip=127.0.0.1
-rpcserverport=$OURS_PORT
-registry=none
-log_dir=$WORK/logs
-reactor_threads=$REACTORS
-EOF
-cp "$WORK/echo.conf" "$RAW/echo-provider.conf"
-printf '%s\n' "$BIN/echo-provider -i echo-provider.conf" >>"$RAW/commands.txt"
-"$BIN/echo-provider" -i "$WORK/echo.conf" >"$WORK/echo.log" 2>&1 &
-PIDS+=($!)
-wait_port "$OURS_PORT" || { cat "$WORK/echo.log"; die "echo-provider did not start"; }
-
-TLS_PORT=$(free_port)
+log "servers on core $SERVER_CPU, clients on core $CLIENT_CPU: echo-provider ($REACTORS reactor(s)), tonic and Volo ($REACTORS worker(s)), redis"
+declare -A SERVER_PID
+# An echo-provider config: name port reactors [extra key=value lines].
+provider_conf() {
+    {
+        echo "rpcserverip=127.0.0.1"
+        echo "rpcserverport=$2"
+        echo "registry=none"
+        echo "log_dir=$WORK/logs-$1"
+        echo "reactor_threads=$3"
+        printf '%s\n' "${@:4}"
+    } >"$WORK/$1.conf"
+    cp "$WORK/$1.conf" "$RAW/$1.conf"
+}
+# Starts a server and waits for its port: key port command...
+serve() {
+    start_server "${@:3}" >"$WORK/$1.log" 2>&1
+    SERVER_PID[$1]=$STARTED_PID
+    wait_port "$2" 20 || { cat "$WORK/$1.log"; die "$1 did not start"; }
+}
 run "$BIN/loadgen" certs "$WORK/tls" >/dev/null
-cat >"$WORK/echo-tls.conf" <<EOF
-rpcserverip=127.0.0.1
-rpcserverport=$TLS_PORT
-registry=none
-log_dir=$WORK/logs-tls
-reactor_threads=$REACTORS
-tls=required
-tls_cert=$WORK/tls/provider.crt
-tls_key=$WORK/tls/provider.key
-EOF
-cp "$WORK/echo-tls.conf" "$RAW/echo-provider-tls.conf"
-start_bg "$BIN/echo-provider" -i "$WORK/echo-tls.conf" >"$WORK/echo-tls.log" 2>&1
-wait_port "$TLS_PORT" || { cat "$WORK/echo-tls.log"; die "echo-provider (TLS) did not start"; }
 
+OURS_PORT=$(free_port)
+provider_conf echo-provider "$OURS_PORT" "$REACTORS"
+serve ours "$OURS_PORT" "$BIN/echo-provider" -i "$WORK/echo-provider.conf"
+TLS_PORT=$(free_port)
+provider_conf echo-provider-tls "$TLS_PORT" "$REACTORS" tls=required "tls_cert=$WORK/tls/provider.crt" \
+    "tls_key=$WORK/tls/provider.key"
+serve ours-tls "$TLS_PORT" "$BIN/echo-provider" -i "$WORK/echo-provider-tls.conf"
 TONIC_PORT=$(free_port)
-start_bg "$BIN/tonic-echo-server" --addr "127.0.0.1:$TONIC_PORT" --workers "$REACTORS" >"$WORK/tonic.log" 2>&1
-wait_port "$TONIC_PORT" || { cat "$WORK/tonic.log"; die "tonic-echo-server did not start"; }
-
+serve tonic "$TONIC_PORT" "$BIN/tonic-echo-server" --addr "127.0.0.1:$TONIC_PORT" --workers "$REACTORS"
 TONIC_TLS_PORT=$(free_port)
-start_bg "$BIN/tonic-echo-server" --addr "127.0.0.1:$TONIC_TLS_PORT" --workers "$REACTORS" \
-    --tls-cert "$WORK/tls/provider.crt" --tls-key "$WORK/tls/provider.key" >"$WORK/tonic-tls.log" 2>&1
-wait_port "$TONIC_TLS_PORT" || { cat "$WORK/tonic-tls.log"; die "tonic-echo-server (TLS) did not start"; }
-
+serve tonic-tls "$TONIC_TLS_PORT" "$BIN/tonic-echo-server" --addr "127.0.0.1:$TONIC_TLS_PORT" \
+    --workers "$REACTORS" --tls-cert "$WORK/tls/provider.crt" --tls-key "$WORK/tls/provider.key"
 VOLO_PORT=$(free_port)
-start_bg "$BIN/volo-echo-server" --addr "127.0.0.1:$VOLO_PORT" --workers "$REACTORS" >"$WORK/volo.log" 2>&1
-wait_port "$VOLO_PORT" || { cat "$WORK/volo.log"; die "volo-echo-server did not start"; }
-
+serve volo "$VOLO_PORT" "$BIN/volo-echo-server" --addr "127.0.0.1:$VOLO_PORT" --workers "$REACTORS"
+VOLO_MUX_PORT=$(free_port)
+serve volo-mux "$VOLO_MUX_PORT" "$BIN/volo-echo-server" --addr "127.0.0.1:$VOLO_MUX_PORT" \
+    --workers "$REACTORS" --multiplex
 REDIS_PORT=$(free_port)
-start_bg redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --io-threads 1 \
-    --daemonize no --logfile "$WORK/redis.log"
-wait_port "$REDIS_PORT" || die "redis-server did not start"
-
-# The client I/O threads block's provider: the plain one with more reactors.
-R2_PORT=$(free_port)
-sed -e "s/^rpcserverport=.*/rpcserverport=$R2_PORT/" -e "s/^reactor_threads=.*/reactor_threads=$REACTORS_IO/" \
-    -e "s|^log_dir=.*|log_dir=$WORK/logs-r2|" "$WORK/echo.conf" >"$WORK/echo-r2.conf"
-cp "$WORK/echo-r2.conf" "$RAW/echo-provider-r2.conf"
-start_bg "$BIN/echo-provider" -i "$WORK/echo-r2.conf" >"$WORK/echo-r2.log" 2>&1
-wait_port "$R2_PORT" || { cat "$WORK/echo-r2.log"; die "echo-provider ($REACTORS_IO reactors) did not start"; }
+serve redis "$REDIS_PORT" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+    --io-threads 1 --daemonize no --logfile "$WORK/redis.log"
+R2_PORT=0
+if [[ $FULL == 1 ]]; then
+    # The client I/O threads block's provider: the plain one with more reactors.
+    R2_PORT=$(free_port)
+    provider_conf echo-provider-r2 "$R2_PORT" "$REACTORS_IO"
+    serve ours-r2 "$R2_PORT" "$BIN/echo-provider" -i "$WORK/echo-provider-r2.conf"
+fi
 
 sleep 0.5 # let the runtimes start their worker threads before counting them
-# Machine, versions, commit and thread counts, for the report.
-python3 - "$RAW/env.json" "$T_BUILD" "$REACTORS" "$REACTORS_IO" "${PIDS[@]}" <<'PY'
+# Machine, versions, commit, pinning and thread counts, for the report.
+SERVER_LIST=()
+for k in "${!SERVER_PID[@]}"; do SERVER_LIST+=("$k=${SERVER_PID[$k]}"); done
+python3 - "$RAW/env.json" "$T_BUILD" "$REACTORS" "$REACTORS_IO" "$SERVER_CPU" "$CLIENT_CPU" "$QUICK" \
+    "${SERVER_LIST[@]}" <<'PY'
 import json, os, platform, re, subprocess, sys, time
 def out(*cmd):
     try:
@@ -180,7 +216,7 @@ lock = open("Cargo.lock").read()
 def locked(name):
     m = re.search(r'name = "%s"\nversion = "([^"]+)"' % re.escape(name), lock)
     return m.group(1) if m else "unknown"
-pids = sys.argv[5:]
+servers = dict(kv.split("=") for kv in sys.argv[8:])
 json.dump({
     "date_utc": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     "nproc": os.cpu_count(),
@@ -191,9 +227,14 @@ json.dump({
     "volo_thrift": locked("volo-thrift"),
     "redis_server": out("redis-server", "--version"),
     "redis_benchmark": out("redis-benchmark", "--version"),
+    "h2load": out("h2load", "--version"),
+    "sockperf": (out("sockperf", "--version").splitlines() or ["unknown"])[0],
     "git_commit": os.environ["GIT_COMMIT"],
     "git_dirty": os.environ["GIT_DIRTY"] == "true",
     "build_seconds": int(sys.argv[2]),
+    "quick": sys.argv[7] == "1",
+    "clk_tck": os.sysconf("SC_CLK_TCK"),
+    "pinning": {"server_cpu": int(sys.argv[5]), "client_cpu": int(sys.argv[6])},
     "mem_total": next((l.split(":")[1].strip() for l in open("/proc/meminfo") if l.startswith("MemTotal")), "?"),
     "threads": {
         "ours_reactors": int(sys.argv[3]),
@@ -202,22 +243,28 @@ json.dump({
         "volo_workers": int(sys.argv[3]),
         "redis": "1 (io-threads 1)",
         "loadgen_engine_threads": 1,
-        "os_threads_at_start": {name: threads(pid) for name, pid in zip(["echo-provider", "echo-provider-tls", "tonic-echo-server", "tonic-echo-server-tls", "volo-echo-server", "redis-server", "echo-provider-r2"], pids)},
+        "os_threads_at_start": {name: threads(pid) for name, pid in sorted(servers.items())},
     },
 }, open(sys.argv[1], "w"), indent=2)
 PY
-cat >"$RAW/params.json" <<EOF
-{"rounds": $ROUNDS, "secs": $SECS, "warmup_s": $WARMUP, "connections": $CONNS, "depth": $DEPTH, "payload": $PAYLOAD, "reactors": $REACTORS, "reactors_io": $REACTORS_IO}
-EOF
+printf '{"rounds": %s, "secs": %s, "warmup_s": %s, "connections": %s, "wide_connections": %s, "depth": %s, "payload": %s, "reactors": %s, "reactors_io": %s, "syscall_secs": %s, "quick": %s, "full": %s}\n' \
+    "$ROUNDS" "$SECS" "$WARMUP" "$CONNS" "$WIDE_CONNS" "$DEPTH" "$PAYLOAD" "$REACTORS" "$REACTORS_IO" \
+    "$SYSCALL_SECS" "$([[ $QUICK == 1 ]] && echo true || echo false)" "$([[ $FULL == 1 ]] && echo true || echo false)" \
+    >"$RAW/params.json"
 
 COMMON=(--duration "${SECS}s" --warmup "${WARMUP}s" --payload "$PAYLOAD" --out-dir "$RAW")
-# Connections per run (the single-call block sets LG_CONNS=1).
-LG_CONNS=$CONNS
-# system name -> loadgen arguments. Every system is driven by the engine,
-# except ours-channel, ours-blocking and ours-tls-channel (the framework's
-# own client). The *-tls systems are their plain twins over TLS; -io2: the
+# system name -> the server it loads, and loadgen's arguments. Every system
+# is driven by the engine, except *-channel and ours-blocking (the
+# framework's own client). The *-tls systems are their plain twins over
+# TLS; volo-mux is Volo's multiplexed server (non-default); -io2: the
 # Channel with 2 I/O threads; ours-r2*: against the provider with
 # $REACTORS_IO reactors (the engine on as many threads).
+declare -A SERVER=(
+    [ours]=ours [ours-channel]=ours [ours-channel-io2]=ours [ours-blocking]=ours [seed]=ours
+    [ours-r2]=ours-r2 [ours-r2-channel]=ours-r2 [ours-r2-channel-io2]=ours-r2
+    [ours-tls]=ours-tls [ours-tls-channel]=ours-tls [tonic-tls]=tonic-tls
+    [volo]=volo [volo-mux]=volo-mux [tonic]=tonic [redis]=redis
+)
 declare -A TARGET=(
     [ours]="--target mprpc --client raw --addr 127.0.0.1:$OURS_PORT"
     [ours-channel]="--target mprpc --client channel --addr 127.0.0.1:$OURS_PORT"
@@ -230,65 +277,180 @@ declare -A TARGET=(
     [ours-tls-channel]="--target mprpc --client channel --addr 127.0.0.1:$TLS_PORT --tls-ca $WORK/tls/ca.crt"
     [tonic-tls]="--target tonic --addr 127.0.0.1:$TONIC_TLS_PORT --tls-ca $WORK/tls/ca.crt"
     [volo]="--target volo --addr 127.0.0.1:$VOLO_PORT"
+    [volo-mux]="--target volo --addr 127.0.0.1:$VOLO_MUX_PORT"
     [tonic]="--target tonic --addr 127.0.0.1:$TONIC_PORT"
     [redis]="--target redis --addr 127.0.0.1:$REDIS_PORT"
     [seed]="--target seed --addr 127.0.0.1:$OURS_PORT"
 )
-SYSTEMS=(ours volo tonic redis seed ours-channel ours-tls tonic-tls ours-tls-channel)
-# Client I/O threads: closed loop only, in both shapes (each right after
-# the systems above in every round).
-IO_SCALING=(ours-channel-io2 ours-r2 ours-r2-channel ours-r2-channel-io2)
-# seed: one call per connection, no pipelining
-PIPELINED=(ours volo tonic redis ours-channel ours-tls tonic-tls ours-tls-channel)
-# The common rate is set by these (the slowest's saturation) ...
-RPC=(ours volo tonic ours-channel)
-# ... and run by these too (TLS vs plain at one rate).
-AT_COMMON=("${RPC[@]}" ours-tls tonic-tls)
-N=0
-# One connection, one call at a time: the engine, the Channel's blocking
-# call, and redis through the engine (redis-benchmark -c 1 as cross-check).
+if [[ $QUICK == 1 ]]; then
+    # The headline rows only.
+    SYSTEMS=(ours volo tonic redis ours-channel)
+    PIPELINED=(ours volo-mux tonic redis ours-channel)
+    OPEN=(ours volo tonic redis)
+    AT_COMMON=(ours volo tonic)
+else
+    SYSTEMS=(ours volo tonic redis seed ours-channel ours-tls tonic-tls ours-tls-channel)
+    # seed: one call per connection, no pipelining. Volo's default server
+    # answers a connection's calls one at a time, so pipelined its
+    # multiplexed server (non-default) stands in.
+    PIPELINED=(ours volo-mux tonic redis ours-channel ours-tls tonic-tls ours-tls-channel)
+    OPEN=("${SYSTEMS[@]}")
+    AT_COMMON=(ours volo tonic ours-channel ours-tls tonic-tls)
+fi
+# Volo's users' shape (one call per connection, many connections), ours beside it.
+WIDE=(ours volo)
+# Client I/O threads: closed loop only, in both shapes (full runs).
+IO_SCALING=()
+if [[ $FULL == 1 ]]; then IO_SCALING=(ours-channel-io2 ours-r2 ours-r2-channel ours-r2-channel-io2); fi
+# The common rate is set by the slowest of these.
+RPC=(ours volo tonic)
+# One connection, one call at a time: the engine (sleeps in epoll), the
+# Channel's blocking call (spins up to 100 µs, then parks), redis through the
+# engine (redis-benchmark -c 1 as cross-check).
 SINGLE=(ours ours-blocking redis)
-TOTAL=$((ROUNDS * (${#SYSTEMS[@]} + ${#PIPELINED[@]} + 2 * ${#IO_SCALING[@]} + ${#SINGLE[@]} + 3 * ${#SYSTEMS[@]} + ${#AT_COMMON[@]} + 3)))
-lg() { # system label args...
-    local sys=$1 label=$2
-    shift 2
-    N=$((N + 1))
-    log "[$N/$TOTAL, $(($(date +%s) - T0))s] $label"
+# Syscalls per call: these servers at CONNS × 1 and × DEPTH (Volo's
+# multiplexed server pipelined).
+SYSCALLS=(ours redis volo tonic)
+N=0
+# Per round: the loadgen runs, h2load 2, redis-benchmark 3, sockperf 3.
+TOTAL=$((ROUNDS * (${#SYSTEMS[@]} + ${#PIPELINED[@]} + ${#WIDE[@]} + 2 * ${#IO_SCALING[@]} + ${#SINGLE[@]} + 8 +
+    3 * ${#OPEN[@]} + ${#AT_COMMON[@]}) + 2 * ${#SYSCALLS[@]}))
+step() { N=$((N + 1)); log "[$N/$TOTAL, $(($(date +%s) - T0))s] $*"; }
+
+# One loadgen run on the client core, with the server's CPU time sampled.
+lg() { # system label connections args...
+    local sys=$1 label=$2 conns=$3
+    shift 3
+    step "$label"
     # shellcheck disable=SC2086
-    run "$BIN/loadgen" ${TARGET[$sys]} "${COMMON[@]}" --connections "$LG_CONNS" --label "$label" "$@" >"$WORK/last.txt" 2>&1 ||
+    on_client_core "$BIN/loadgen" ${TARGET[$sys]} "${COMMON[@]}" --connections "$conns" --label "$label" \
+        --cpu-pid "${SERVER_PID[${SERVER[$sys]}]}" "$@" >"$WORK/last.txt" 2>&1 ||
         { cat "$WORK/last.txt"; die "loadgen failed: $label"; }
-    grep -E '^- rate|TARGET|target held' "$WORK/last.txt" | sed 's/^/    /' >&2 || true
+    grep -E '^- rate|TARGET|target held|^- CPU' "$WORK/last.txt" | sed 's/^/    /' >&2 || true
+}
+
+# A cross-check client's run, with the server's CPU ticks around it:
+# label server command... (output into RAW/label.txt, ticks into RAW/cpu-label.txt).
+cross_check() {
+    local label=$1 pid=${SERVER_PID[$2]} before
+    shift 2
+    step "$label"
+    before=$(ticks "$pid")
+    on_client_core "$@" >"$RAW/$label.txt" 2>&1 || { cat "$RAW/$label.txt"; die "$label failed"; }
+    echo "$(($(ticks "$pid") - before))" >"$RAW/cpu-$label.txt"
+}
+
+# tonic through h2load: the gRPC request (5-byte prefix: not compressed,
+# length; then the EchoRequest) as a fixed body, the same connections and
+# streams as the engine's rows.
+python3 - "$RAW/grpc-echo-body.bin" "$PAYLOAD" <<'PY'
+import struct, sys
+payload = bytes(ord("a") + i % 26 for i in range(int(sys.argv[2])))
+def varint(n):
+    out = b""
+    while n >= 0x80:
+        out += bytes([n & 0x7F | 0x80])
+        n >>= 7
+    return out + bytes([n])
+message = b"\x0a" + varint(len(payload)) + payload
+open(sys.argv[1], "wb").write(b"\x00" + struct.pack(">I", len(message)) + message)
+PY
+h2load_run() { # label streams
+    cross_check "$1" tonic h2load -t 1 -c "$CONNS" -m "$2" -D "$(millis "$SECS")ms" \
+        --warm-up-time "$(millis "$WARMUP")ms" \
+        -H 'content-type: application/grpc' -H 'te: trailers' -d "$RAW/grpc-echo-body.bin" \
+        "http://127.0.0.1:$TONIC_PORT/mprpc.bench.EchoService/Echo"
+}
+
+# The loopback floor: sockperf TCP ping-pong, one PAYLOAD-byte message at a
+# time, full round trip; its server on the server core, its client on the
+# client core. sleep: both block in the kernel (sockperf's defaults);
+# client-spins: the client busy-polls a non-blocking socket and the server
+# sleeps (as our blocking call against our provider); busy: both busy-poll.
+SOCKPERF_PORT=$(free_port)
+echo "T:127.0.0.1:$SOCKPERF_PORT" >"$WORK/sockperf.feed"
+floor() { # round
+    local mode sp
+    local -a server_args client_args
+    for mode in sleep client-spins busy; do
+        server_args=(--tcp -i 127.0.0.1 -p "$SOCKPERF_PORT")
+        client_args=()
+        if [[ $mode == busy ]]; then server_args=(-f "$WORK/sockperf.feed" -F r --nonblocked); fi
+        if [[ $mode != sleep ]]; then client_args=(--nonblocked); fi
+        start_server sockperf server "${server_args[@]}" >"$WORK/sockperf-server.log" 2>&1
+        sp=$STARTED_PID
+        wait_port "$SOCKPERF_PORT" 10 || { cat "$WORK/sockperf-server.log"; die "sockperf server did not start"; }
+        step "floor-$mode-r$1"
+        on_client_core sockperf ping-pong --tcp -i 127.0.0.1 -p "$SOCKPERF_PORT" -t "$(per_secs 1)" -m "$PAYLOAD" \
+            --full-rtt "${client_args[@]}" >"$RAW/floor-$mode-r$1.txt" 2>&1 ||
+            { cat "$RAW/floor-$mode-r$1.txt"; die "sockperf ping-pong ($mode) failed"; }
+        kill "$sp" 2>/dev/null || true
+        wait "$sp" 2>/dev/null || true
+    done
+}
+
+# Server syscalls per call: perf counts the server's syscalls (the
+# raw_syscalls tracepoint: all of them; and the usual ones by name) while a
+# short loadgen run loads it; the report divides by every call that run sent.
+SYSCALL_EVENTS=raw_syscalls:sys_enter
+for name in epoll_wait epoll_pwait read write readv writev recvfrom sendto recvmsg sendmsg futex; do
+    SYSCALL_EVENTS+=,syscalls:sys_enter_$name
+done
+count_syscalls() { # system config connections in-flight
+    local sys=$1 perf_pid
+    printf '%s\n' "taskset -c $CLIENT_CPU perf stat -x, -e $SYSCALL_EVENTS -p <${SERVER[$sys]} pid>" >>"$RAW/commands.txt"
+    taskset -c "$CLIENT_CPU" perf stat -x, -e "$SYSCALL_EVENTS" -p "${SERVER_PID[${SERVER[$sys]}]}" \
+        -o "$RAW/syscalls-$2-$sys.csv" &
+    perf_pid=$!
+    sleep 0.3 # perf attaches
+    local -a saved=("${COMMON[@]}")
+    COMMON=(--duration "${SYSCALL_SECS}s" --warmup 0.2s --payload "$PAYLOAD" --out-dir "$RAW")
+    lg "$sys" "sys$2-$sys-r1" "$3" --qps max --in-flight "$4"
+    COMMON=("${saved[@]}")
+    kill -INT "$perf_pid"
+    wait "$perf_pid" || true
 }
 
 # ------------------------------------------------- closed loop (saturation)
 for r in $(seq 1 "$ROUNDS"); do
     loadavg "round $r closed-loop start"
     for s in "${SYSTEMS[@]}" "${IO_SCALING[@]}"; do
-        lg "$s" "c1-$s-r$r" --qps max --in-flight "$CONNS"
+        lg "$s" "c1-$s-r$r" "$CONNS" --qps max --in-flight "$CONNS"
     done
     for s in "${PIPELINED[@]}" "${IO_SCALING[@]}"; do
-        lg "$s" "p$DEPTH-$s-r$r" --qps max --in-flight $((CONNS * DEPTH))
+        lg "$s" "p$DEPTH-$s-r$r" "$CONNS" --qps max --in-flight $((CONNS * DEPTH))
     done
-    N=$((N + 2))
-    log "[$N/$TOTAL] redis-benchmark cross-check (its own client)"
-    run redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -c "$CONNS" -n $((60000 * SECS)) -t ping --csv \
-        >"$RAW/redis-benchmark-c1-r$r.csv"
-    run redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -c "$CONNS" -n $((600000 * SECS)) -P "$DEPTH" -t ping --csv \
-        >"$RAW/redis-benchmark-p$DEPTH-r$r.csv"
+    for s in "${WIDE[@]}"; do
+        lg "$s" "c$WIDE_CONNS-$s-r$r" "$WIDE_CONNS" --qps max --in-flight "$WIDE_CONNS"
+    done
+    h2load_run "h2load-c1-r$r" 1
+    h2load_run "h2load-p$DEPTH-r$r" "$DEPTH"
+    cross_check "redis-benchmark-c1-r$r" redis redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -c "$CONNS" \
+        -n "$(per_secs 40000)" -t ping --csv
+    cross_check "redis-benchmark-p$DEPTH-r$r" redis redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -c "$CONNS" \
+        -n "$(per_secs 400000)" -P "$DEPTH" -t ping --csv
     for s in "${SINGLE[@]}"; do
-        LG_CONNS=1 lg "$s" "single-$s-r$r" --qps max --in-flight 1
+        lg "$s" "single-$s-r$r" 1 --qps max --in-flight 1
     done
-    N=$((N + 1))
-    log "[$N/$TOTAL] redis-benchmark -c 1 cross-check"
-    run redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -c 1 -n $((15000 * SECS)) -t ping --csv \
-        >"$RAW/redis-benchmark-single-r$r.csv"
+    cross_check "redis-benchmark-single-r$r" redis redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -c 1 \
+        -n "$(per_secs 8000)" -t ping --csv
+    floor "$r"
     loadavg "round $r closed-loop end"
 done
 
+loadavg "syscalls start"
+for s in "${SYSCALLS[@]}"; do
+    count_syscalls "$s" c1 "$CONNS" "$CONNS"
+    pipelined=$s
+    if [[ $s == volo ]]; then pipelined=volo-mux; fi
+    count_syscalls "$pipelined" "p$DEPTH" "$CONNS" $((CONNS * DEPTH))
+done
+loadavg "syscalls end"
+
 # ------------------------------------- open loop at each one's own saturation
 declare -A SAT
-for s in "${SYSTEMS[@]}"; do
-    SAT[$s]=$(median_qps "c1-$s")
+for s in "${OPEN[@]}"; do
+    SAT[$s]=$(median_qps c1 "$s")
     echo "saturation (median, $CONNS connections, 1 call each): $s ${SAT[$s]}/s" >&2
 done
 # The common rate: 50% of the slowest RPC system's saturation.
@@ -298,12 +460,12 @@ echo "{\"common_rate\": $COMMON_RATE}" >"$RAW/common_rate.json"
 for r in $(seq 1 "$ROUNDS"); do
     loadavg "round $r open-loop start"
     for pct in 25 50 75; do
-        for s in "${SYSTEMS[@]}"; do
-            lg "$s" "open$pct-$s-r$r" --qps "$(pct_of "${SAT[$s]}" "$pct")" --in-flight $((CONNS * DEPTH))
+        for s in "${OPEN[@]}"; do
+            lg "$s" "open$pct-$s-r$r" "$CONNS" --qps "$(pct_of "${SAT[$s]}" "$pct")" --in-flight $((CONNS * DEPTH))
         done
     done
     for s in "${AT_COMMON[@]}"; do
-        lg "$s" "common-$s-r$r" --qps "$COMMON_RATE" --in-flight $((CONNS * DEPTH))
+        lg "$s" "common-$s-r$r" "$CONNS" --qps "$COMMON_RATE" --in-flight $((CONNS * DEPTH))
     done
     loadavg "round $r open-loop end"
 done
@@ -311,10 +473,15 @@ done
 T_TOTAL=$(($(date +%s) - T0))
 python3 - "$RAW/env.json" "$T_TOTAL" <<'PY'
 import json, sys
-env = json.load(open(sys.argv[1])); env["total_seconds"] = int(sys.argv[2])
+env = json.load(open(sys.argv[1]))
+env["total_seconds"] = int(sys.argv[2])
 json.dump(env, open(sys.argv[1], "w"), indent=2)
 PY
 
 log "report"
 python3 scripts/compare_report.py "$OUT" "$REPORT" "$README"
+# The plots as PNG, to look at (the report links the SVGs).
+if command -v rsvg-convert >/dev/null; then
+    for svg in "$OUT"/*.svg; do rsvg-convert "$svg" -o "${svg%.svg}.png"; done
+fi
 echo "done in ${T_TOTAL}s: $REPORT and $README's benchmark block"

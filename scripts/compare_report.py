@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
-"""Turns the raw data of scripts/compare.sh into results/COMPARISON.md and
-README.md's benchmark block (between <!-- bench:begin --> and
-<!-- bench:end -->).
+"""Turns the raw data of scripts/compare.sh into results/COMPARISON.md,
+its plots (SVG, by scripts/svgplot.py) and README.md's benchmark block
+(between <!-- bench:begin --> and <!-- bench:end -->).
 
     python3 scripts/compare_report.py results/comparison results/COMPARISON.md README.md
 
-Reads only files in <dir>/raw: loadgen's JSON reports (<date>-<config>-<system>-r<round>.json),
-redis-benchmark CSV, env.json, params.json, common_rate.json, commands.txt,
-loadavg.txt. Every run is repeated and reported as median and min–max; a
-goal is met only when our worst run beats their best. Standard library only.
+Reads only files in <dir>/raw: loadgen's JSON reports
+(<date>-<config>-<system>-r<round>.json, with the server's and its own CPU
+time), redis-benchmark CSV, h2load and sockperf output, perf's syscall
+counts, the CPU ticks of the servers around the cross-check clients,
+env.json, params.json, common_rate.json, commands.txt, loadavg.txt. Every
+run is repeated and reported as median and min–max; a goal is met only
+when our worst run beats their best. A latency figure is printed only from
+runs that held their open-loop target; otherwise the cell says which rule
+failed. Standard library only.
 """
 
 import csv
@@ -19,6 +24,10 @@ import re
 import statistics
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import svgplot  # noqa: E402
+from benchstats import held_cell, held_failures, spread  # noqa: E402
+
 NAMES = {
     "ours": "mprpc (ours), loadgen engine",
     "ours-channel": "mprpc (ours), its own `Channel` client",
@@ -26,14 +35,34 @@ NAMES = {
     "ours-blocking": "mprpc (ours), `Channel::call` (blocking)",
     "ours-tls": "mprpc (ours) over TLS, loadgen engine",
     "ours-tls-channel": "mprpc (ours) over TLS, its own `Channel` client",
-    "volo": "Volo (volo-thrift, framed binary)",
+    "volo": "Volo (volo-thrift, default server)",
+    "volo-mux": "Volo, `multiplex` server (non-default)",
     "tonic": "tonic (gRPC)",
     "tonic-tls": "tonic (gRPC) over TLS",
     "redis": "redis-server PING",
     "seed": "seed wire format → our provider (a connection per call)",
 }
-ORDER = ["ours", "ours-channel", "ours-channel-io2", "ours-tls", "ours-tls-channel", "ours-blocking", "volo", "tonic", "tonic-tls",
-         "redis", "seed"]
+ORDER = ["ours", "ours-channel", "ours-channel-io2", "ours-tls", "ours-tls-channel", "ours-blocking", "volo",
+         "volo-mux", "tonic", "tonic-tls", "redis", "seed"]
+# Short names for the plots' labels and legends.
+SHORT = {
+    "ours": "ours (engine)", "ours-channel": "ours (Channel)", "ours-channel-io2": "ours (Channel, 2 I/O)",
+    "ours-blocking": "ours (blocking call)", "ours-tls": "ours TLS (engine)", "ours-tls-channel": "ours TLS (Channel)",
+    "volo": "Volo", "volo-mux": "Volo multiplex (non-default)", "tonic": "tonic", "tonic-tls": "tonic TLS",
+    "redis": "redis", "seed": "seed format → ours",
+}
+# Does the client of a single-call row spin while it waits for the reply?
+SPINS = {
+    "ours": "no: the engine sleeps in epoll_wait",
+    "ours-blocking": "yes: `Channel::call` spins up to 100 µs, then parks",
+    "redis": "no: the engine sleeps in epoll_wait",
+    "redis-benchmark": "no: redis-benchmark sleeps in its event loop (epoll)",
+}
+FLOOR_MODES = {
+    "sleep": ("sockperf defaults: both sides block in the kernel", "no", "no"),
+    "client-spins": ("client busy-polls a non-blocking socket, server blocks", "yes", "no"),
+    "busy": ("both busy-poll non-blocking sockets", "yes", "yes"),
+}
 # The cost of TLS: (what, TLS system, the system it is compared with).
 TLS_PAIRS = [
     ("ours: TLS ÷ plain (engine)", "ours-tls", "ours"),
@@ -48,14 +77,16 @@ IO_BLOCKS = [
     ("reactors_io", [("ours-r2", "engine, 2 threads"), ("ours-r2-channel", "`Channel`, 1 I/O thread"),
                      ("ours-r2-channel-io2", "`Channel`, 2 I/O threads")]),
 ]
-# (what, N = 2 system, N = 1 system) for the scaling ratios.
 IO_PAIRS = [
     ("`Channel` 2 ÷ 1 I/O threads", "ours-channel-io2", "ours-channel"),
     ("`Channel` 2 ÷ 1 I/O threads", "ours-r2-channel-io2", "ours-r2-channel"),
 ]
-# "Grows": N = 2's worst run at least this far above N = 1's best, so
-# run-to-run noise alone cannot meet it.
 IO_GROWTH = 1.1
+OPEN_PCTS = (25, 50, 75)
+HELD_GOAL = 0.95
+
+
+# ------------------------------------------------------------- loading
 
 
 def load_runs(raw):
@@ -63,7 +94,7 @@ def load_runs(raw):
     runs = {}
     for path in sorted(glob.glob(os.path.join(raw, "*.json"))):
         data = json.load(open(path))
-        m = re.fullmatch(r"(c1|p\d+|open\d+|common|single)-(.+)-r(\d+)", data.get("label", ""))
+        m = re.fullmatch(r"(c\d+|p\d+|open\d+|common|single|sys[cp]\d+)-(.+)-r(\d+)", data.get("label", ""))
         if not m:
             continue
         data["file"] = os.path.basename(path)
@@ -72,16 +103,99 @@ def load_runs(raw):
     return runs
 
 
-def load_redis_benchmark(raw):
-    """{config: [rps, ...]} for PING_MBULK from redis-benchmark's CSV."""
+def ticks(raw, label):
+    path = os.path.join(raw, f"cpu-{label}.txt")
+    return int(open(path).read().strip()) if os.path.exists(path) else None
+
+
+def request_counts(commands):
+    """redis-benchmark's -n per shape, from the commands it ran."""
+    counts = {}
+    for line in commands.splitlines():
+        m = re.search(r"redis-benchmark .* -c (\d+) -n (\d+)( -P \d+)?", line)
+        if m:
+            shape = "single" if m.group(1) == "1" else ("p" if m.group(3) else "c1")
+            counts[shape] = int(m.group(2))
+    return counts
+
+
+def load_redis_benchmark(raw, clk_tck, depth, commands):
+    """{config: [{rps, p50, p99, server_cpu_us}, ...]} from redis-benchmark's CSV."""
+    n = request_counts(commands)
     out = {}
-    for path in sorted(glob.glob(os.path.join(raw, "redis-benchmark-*.csv"))):
-        config = re.match(r"redis-benchmark-(.+)-r\d+\.csv", os.path.basename(path)).group(1)
-        for row in csv.DictReader(open(path)):
-            if row["test"] == "PING_MBULK":
-                out.setdefault(config, []).append(dict(rps=float(row["rps"]), p50=float(row["p50_latency_ms"]) * 1000,
-                                                       p99=float(row["p99_latency_ms"]) * 1000))
+    for path in sorted(glob.glob(os.path.join(raw, "redis-benchmark-*-r*.txt"))):
+        label = os.path.basename(path)[:-4]
+        config = re.match(r"redis-benchmark-(.+)-r\d+", label).group(1)
+        calls = n.get("p" if config.startswith("p") else config)
+        t = ticks(raw, label)
+        for row in csv.DictReader(l for l in open(path) if l.startswith('"')):
+            if row.get("test") == "PING_MBULK":
+                out.setdefault(config, []).append(dict(
+                    rps=float(row["rps"]), p50=float(row["p50_latency_ms"]) * 1000,
+                    p99=float(row["p99_latency_ms"]) * 1000,
+                    server_cpu_us=t / clk_tck * 1e6 / calls if t is not None and calls else None))
     return out
+
+
+def load_h2load(raw, clk_tck, secs, warmup):
+    """{config: [{rps, ok, failed, server_cpu_us}, ...]} from h2load's output.
+    The server's CPU ticks span warm-up + window; calls over that span are
+    taken at the window's rate."""
+    out = {}
+    for path in sorted(glob.glob(os.path.join(raw, "h2load-*-r*.txt"))):
+        label = os.path.basename(path)[:-4]
+        config = re.match(r"h2load-(.+)-r\d+", label).group(1)
+        text = open(path).read()
+        rate = re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", text)
+        req = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+                        r"(\d+) errored", text)
+        status = re.search(r"status codes: (\d+) 2xx", text)
+        if not rate or not req:
+            continue
+        rps = float(rate.group(1))
+        t = ticks(raw, label)
+        out.setdefault(config, []).append(dict(
+            rps=rps, ok=int(req.group(4)), failed=int(req.group(5)) + int(req.group(6)),
+            status_2xx=int(status.group(1)) if status else None,
+            server_cpu_us=t / clk_tck * 1e6 / (rps * (secs + warmup)) if t is not None and rps else None))
+    return out
+
+
+def load_floor(raw):
+    """{mode: [{rate, p50, p99}, ...]} from sockperf's ping-pong output (µs)."""
+    out = {}
+    for path in sorted(glob.glob(os.path.join(raw, "floor-*-r*.txt"))):
+        mode = re.match(r"floor-(.+)-r\d+\.txt", os.path.basename(path)).group(1)
+        text = open(path).read()
+        pct = {float(k): float(v) for k, v in re.findall(r"percentile\s+([\d.]+)\s*=\s*([\d.]+)", text)}
+        valid = re.search(r"\[Valid Duration\] RunTime=([\d.]+) sec; SentMessages=\d+; ReceivedMessages=(\d+)", text)
+        if 50.0 in pct and valid:
+            out.setdefault(mode, []).append(dict(rate=int(valid.group(2)) / float(valid.group(1)),
+                                                 p50=pct[50.0], p99=pct.get(99.0)))
+    return out
+
+
+def load_syscalls(raw, runs):
+    """{(config, system): {"total": per call, name: per call, ...}}: perf's
+    counts over every call of the run (warm-up included)."""
+    out = {}
+    for path in sorted(glob.glob(os.path.join(raw, "syscalls-*.csv"))):
+        config, system = re.match(r"syscalls-(c\d+|p\d+)-(.+)\.csv", os.path.basename(path)).groups()
+        run = (runs.get((f"sys{config}", system)) or [None])[0]
+        if not run or not run.get("sent_total"):
+            continue
+        counts = {}
+        for line in open(path):
+            f = line.strip().split(",")
+            if len(f) < 3 or line.startswith("#") or not f[0].isdigit():
+                continue
+            event = f[2].split(":")[-1].replace("sys_enter_", "")
+            counts["total" if event == "sys_enter" else event] = int(f[0]) / run["sent_total"]
+        out[(config, system)] = counts
+    return out
+
+
+# ------------------------------------------------------------- formatting
 
 
 def us(v):
@@ -98,13 +212,12 @@ def rate(v):
     return "n/a" if v is None else f"{v:,.0f}"
 
 
-def spread(values, fmt):
-    """median (min–max) of values, formatted."""
-    if not values:
-        return "n/a"
-    if len(values) == 1:
-        return fmt(values[0])
-    return f"{fmt(statistics.median(values))} ({fmt(min(values))}–{fmt(max(values))})"
+def cpu(v):
+    return "n/a" if v is None else f"{v:.2f}"
+
+
+def latency_cell(runs, value):
+    return held_cell(runs, value, us)
 
 
 class Data:
@@ -117,101 +230,294 @@ class Data:
     def qps(self, config, system):
         return [r["achieved_qps"] for r in self.get(config, system)]
 
-    def p99(self, config, system):
-        return [r["latency_us"]["p99"] for r in self.get(config, system)]
+    def server_cpu(self, config, system):
+        return [r["cpu"]["server_us_per_call"] for r in self.get(config, system)
+                if r.get("cpu") and r["cpu"].get("server_us_per_call") is not None]
 
-    def held(self, config, system):
-        runs = self.get(config, system)
-        return bool(runs) and all(r["target_held"] for r in runs)
+    def client_cpu(self, config, system):
+        return [r["cpu"]["client_us_per_call"] for r in self.get(config, system)
+                if r.get("cpu") and r["cpu"].get("client_us_per_call") is not None]
 
-
-def throughput_goal(d, name, config, ours, theirs, target):
-    """Our worst run over their best run, each side's median shown."""
-    o, t = d.qps(config, ours), d.qps(config, theirs)
-    if not o or not t:
-        return (name, "not run", None, target, "n/a")
-    worst_over_best = min(o) / max(t)
-    median = statistics.median(o) / statistics.median(t)
-    measured = f"{rate(statistics.median(o))} vs {rate(statistics.median(t))} /s (medians of {len(o)} and {len(t)})"
-    return (name, measured, (worst_over_best, median), target, "yes" if worst_over_best >= target else "**no**")
+    def held_p(self, config, system, key):
+        return [r["latency_us"][key] for r in self.get(config, system) if r["target_held"]]
 
 
-def latency_goal(d, name, theirs, target):
-    """Their best p99 over our worst p99 at the common rate; only counts
-    when every run of both held its target."""
-    o, t = d.p99("common", "ours"), d.p99("common", theirs)
-    if not o or not t:
-        return (name, "not run", None, target, "n/a")
-    measured = f"{us(statistics.median(o))} vs {us(statistics.median(t))} (p99 medians)"
-    ratio = (min(t) / max(o), statistics.median(t) / statistics.median(o))
-    if not (d.held("common", "ours") and d.held("common", theirs)):
-        return (name, measured + "; a run did not hold its target", ratio, target, "n/a (target not held)")
-    return (name, measured, ratio, target, "yes" if ratio[0] >= target else "**no**")
+# ------------------------------------------------------------- goals
 
 
-def single_call_goal(d, rb):
-    """A blocking call's p50 on one connection against redis-benchmark -c 1's
-    PING p50: met when our worst run's p50 is at most their best run's."""
-    name = "single blocking call, one connection: p50 ≤ redis-benchmark `-c 1` PING p50"
-    o = [r["latency_us"]["p50"] for r in d.get("single", "ours-blocking")]
-    t = [r["p50"] for r in rb.get("single", [])]
-    if not o or not t:
-        return (name, "not run", None, 1.0, "n/a")
-    measured = f"{us(statistics.median(o))} vs {us(statistics.median(t))} (p50 medians of {len(o)} and {len(t)})"
-    ratio = (min(t) / max(o), statistics.median(t) / statistics.median(o))
-    return (name, measured, ratio, 1.0, "yes" if ratio[0] >= 1.0 else "**no**")
+def goal(name, ours, theirs, target, higher_is_better=True, note=""):
+    """Our worst run against their best; medians beside. Returns a row."""
+    ours = [v for v in ours if v is not None]
+    theirs = [v for v in theirs if v is not None]
+    if not ours or not theirs:
+        return (name, note, None, target, higher_is_better, "n/a")
+    worst, best = (min(ours), max(theirs)) if higher_is_better else (max(ours), min(theirs))
+    ratio = (worst / best, statistics.median(ours) / statistics.median(theirs))
+    met = ratio[0] >= target if higher_is_better else ratio[0] <= target
+    return (name, note, ratio, target, higher_is_better, "yes" if met else "**no**")
 
 
-def goals(d, depth, rb, reactors):
-    rows = [single_call_goal(d, rb)]
-    # The Channel's ratio to the engine: MISSION.md asks 0.9×; issue 10
-    # asks 0.95× without pipelining.
-    for config, shape, channel in (("c1", "1 call per connection", 0.95), (f"p{depth}", f"pipelined {depth} deep", 0.9)):
-        rows.append(throughput_goal(d, f"throughput ≥ 1.2× redis PING, same client ({shape})", config, "ours", "redis", 1.2))
-        rows.append(throughput_goal(d, f"`Channel` ≥ {channel:g}× the engine against our server ({shape})", config,
-                                    "ours-channel", "ours", channel))
-        rows.append(throughput_goal(d, f"≥ 1.5× Volo ({shape})", config, "ours", "volo", 1.5))
-        rows.append(throughput_goal(d, f"≥ 3× tonic ({shape})", config, "ours", "tonic", 3.0))
-    rows.append(latency_goal(d, "p99 at 50% of the slowest system's saturation ≤ 0.5× Volo's", "volo", 2.0))
-    rows.append(latency_goal(d, "p99 at 50% of the slowest system's saturation ≤ 0.5× tonic's", "tonic", 2.0))
-    rows.append(throughput_goal(d, f"`Channel` grows with `io_threads`: 2 ÷ 1 I/O threads (pipelined {depth} deep, "
-                                   f"provider with {reactors} reactor(s))", f"p{depth}", "ours-channel-io2",
-                                "ours-channel", IO_GROWTH))
-    rows.append(throughput_goal(d, "our protocol vs the seed's format against the same provider (no goal: context)", "c1",
-                                "ours", "seed", 0.0))
+def goal_measured(row, measured):
+    """The row with what was measured in its second column ("not run"
+    when a side has no runs)."""
+    name, note, ratio, target, hib, met = row
+    return (name, (measured + note) if ratio is not None else "not run", ratio, target, hib, met)
+
+
+def goals(d, p, rb, h2, floor, sysc):
+    depth, wide = p["depth"], p["wide_connections"]
+    pd = f"p{depth}"
+    rows = []
+    fmt_pair = lambda o, t, f: f"{f(statistics.median(o))} vs {f(statistics.median(t))}" if o and t else ""
+    for config, shape in (("c1", f"{p['connections']} × 1"), (pd, f"{p['connections']} × {depth}")):
+        o, t = d.server_cpu(config, "ours"), d.server_cpu(config, "redis")
+        rows.append(goal_measured(goal(f"server CPU per call ≤ 0.8× redis PING ({shape})", o, t, 0.8, False),
+                                  fmt_pair(o, t, lambda v: f"{v:.2f} µs")))
+        so, sr = sysc.get((config, "ours"), {}).get("total"), sysc.get((config, "redis"), {}).get("total")
+        rows.append(goal_measured(goal(f"server syscalls per call ≤ redis ({shape}, one counted run each)",
+                                       [so], [sr], 1.0, False),
+                                  f"{so:.3f} vs {sr:.3f}" if so is not None and sr is not None else ""))
+    blocking = [r["latency_us"]["p50"] for r in d.get("single", "ours-blocking")]
+    floor_p50 = [f["p50"] for f in floor.get("client-spins", [])]
+    rows.append(goal_measured(goal("single blocking call p50 ≤ 1.5× the loopback floor (sockperf, client spins, "
+                                   "server sleeps: the same discipline)", blocking, floor_p50, 1.5, False),
+                              fmt_pair(blocking, floor_p50, us)))
+    rb1 = [r["p50"] for r in rb.get("single", [])]
+    rows.append(goal_measured(goal("single blocking call p50 ≤ redis-benchmark `-c 1` PING p50", blocking, rb1, 1.0,
+                                   False), fmt_pair(blocking, rb1, us)))
+    for config, shape, target in (("c1", "50 × 1", 0.95), (pd, f"50 × {depth}", 0.9)):
+        o, t = d.qps(config, "ours-channel"), d.qps(config, "ours")
+        rows.append(goal_measured(goal(f"`Channel` ≥ {target:g}× the engine against our server ({shape})", o, t,
+                                       target), fmt_pair(o, t, rate) + " /s"))
+        o, t = d.client_cpu(config, "ours-channel"), d.client_cpu(config, "ours")
+        rows.append(goal_measured(goal(f"`Channel` client CPU per call ≤ 1.2× the engine's ({shape})", o, t, 1.2,
+                                       False), fmt_pair(o, t, lambda v: f"{v:.2f} µs")))
+    o, t = d.qps("c1", "ours"), d.qps("c1", "ours-channel")
+    rows.append(goal_measured(goal("the engine is not the limit: engine ≥ `Channel` at 50 × 1", o, t, 1.0),
+                              fmt_pair(o, t, rate) + " /s"))
+    for config, shape in (("c1", "50 × 1"), (pd, f"50 × {depth}")):
+        o, t = d.qps(config, "ours"), d.qps(config, "tonic")
+        rows.append(goal_measured(goal(f"≥ 3× tonic, both through the engine ({shape})", o, t, 3.0),
+                                  fmt_pair(o, t, rate) + " /s"))
+        t = [r["rps"] for r in h2.get(config, [])]
+        rows.append(goal_measured(goal(f"≥ 3× tonic driven by h2load ({shape}, same connections and streams)", o, t,
+                                       3.0), fmt_pair(o, t, rate) + " /s"))
+    vw = d.qps(f"c{wide}", "volo")
+    o = d.qps(f"c{wide}", "ours")
+    rows.append(goal_measured(goal(f"≥ 1.5× Volo, both at Volo's users' shape ({wide} × 1)", o, vw, 1.5),
+                              fmt_pair(o, vw, rate) + " /s"))
+    o = d.qps(pd, "ours")
+    rows.append(goal_measured(goal(f"≥ 1.5× Volo, each at its users' shape (ours 50 × {depth}, Volo {wide} × 1)", o,
+                                   vw, 1.5), fmt_pair(o, vw, rate) + " /s"))
+    t = d.qps(pd, "volo-mux")
+    rows.append(goal_measured(goal(f"context: ours ÷ Volo's non-default `multiplex` server (50 × {depth})", o, t, 0),
+                              fmt_pair(o, t, rate) + " /s"))
+    for theirs in ("volo", "tonic"):
+        o, t = d.held_p("common", "ours", "p99"), d.held_p("common", theirs, "p99")
+        runs_o, runs_t = d.get("common", "ours"), d.get("common", theirs)
+        note = "" if (len(o) == len(runs_o) and len(t) == len(runs_t)) else \
+            f"; held runs only ({len(o)} of {len(runs_o)} and {len(t)} of {len(runs_t)})"
+        rows.append(goal_measured(goal(f"p99 at the common rate ≤ 0.5× {theirs}'s (held runs only)", o, t, 0.5,
+                                       False), fmt_pair(o, t, us) + note))
+    if d.get(pd, "ours-channel-io2"):
+        o, t = d.qps(pd, "ours-channel-io2"), d.qps(pd, "ours-channel")
+        rows.append(goal_measured(goal(f"`Channel` grows with `io_threads`: 2 ÷ 1 I/O threads (50 × {depth}, both "
+                                       "on the one client core)", o, t, IO_GROWTH), fmt_pair(o, t, rate) + " /s"))
+    if d.get("c1", "seed"):
+        o, t = d.qps("c1", "ours"), d.qps("c1", "seed")
+        rows.append(goal_measured(goal("context: our protocol vs the seed's format against the same provider", o, t,
+                                       0), fmt_pair(o, t, rate) + " /s"))
     return rows
 
 
 def goals_table(rows):
-    L = ["| goal | measured | ours worst ÷ their best (median ÷ median) | target | met |", "|---|---|---|---|---|"]
-    for name, measured, ratio, target, met in rows:
+    L = ["| goal | measured (medians) | ours worst ÷ their best (median ÷ median) | target | met |",
+         "|---|---|---|---|---|"]
+    for name, measured, ratio, target, hib, met in rows:
         r = "n/a" if ratio is None else f"{ratio[0]:.2f}× ({ratio[1]:.2f}×)"
-        t = "—" if target == 0 else f"≥ {target:g}×"
-        L.append(f"| {name} | {measured} | {r} | {t} | {met if target else '—'} |")
+        t = "—" if target == 0 else (f"≥ {target:g}×" if hib else f"≤ {target:g}×")
+        L.append(f"| {name} | {measured or 'n/a'} | {r} | {t} | {met if target else '—'} |")
     L.append("| ≥ 100× the seed's C++ implementation as a system | not built on this machine (see below) | n/a | ≥ 100× | n/a |")
     return L
 
 
-def per_round_ratios(a_runs, b_runs, value):
-    """value(a) ÷ value(b) for each round both ran (rounds are interleaved,
-    so a round's two runs saw the same machine state)."""
-    b_by_round = {r["round"]: r for r in b_runs}
-    return [value(a) / value(b_by_round[a["round"]]) for a in a_runs
-            if a["round"] in b_by_round and value(b_by_round[a["round"]])]
+# ------------------------------------------------------------- tables
+
+
+def shapes(p):
+    depth, conns, wide = p["depth"], p["connections"], p["wide_connections"]
+    return [("c1", f"{conns} × 1"), (f"p{depth}", f"{conns} × {depth}"), (f"c{wide}", f"{wide} × 1"),
+            ("single", "1 × 1")]
+
+
+def efficiency_table(d, p, rb, h2, sysc):
+    """Server CPU per call first: it does not depend on how fast the client is."""
+    L = ["| system | shape | client | **server CPU µs/call** | server syscalls/call | client CPU µs/call | calls/s | runs |",
+         "|---|---|---|---|---|---|---|---|"]
+    for config, shape in shapes(p):
+        for s in ORDER:
+            runs = d.get(config, s)
+            if not runs:
+                continue
+            client = client_name(runs[0])
+            sc = sysc.get((config, s), {}).get("total")
+            L.append(f"| {NAMES[s]} | {shape} | {client} | {spread(d.server_cpu(config, s), cpu)} | "
+                     f"{'—' if sc is None else f'{sc:.3f}'} | {spread(d.client_cpu(config, s), cpu)} | "
+                     f"{spread(d.qps(config, s), rate)} | {len(runs)} |")
+        for what, rows, system in (("redis-benchmark", rb.get(config, []), "redis-server PING"),
+                                   ("h2load", h2.get(config, []), "tonic (gRPC)")):
+            if rows:
+                L.append(f"| {system} | {shape} | {what} | {spread([r['server_cpu_us'] for r in rows], cpu)} | — | — | "
+                         f"{spread([r['rps'] for r in rows], rate)} | {len(rows)} |")
+    return L
+
+
+def client_name(run):
+    kind = run.get("client", "engine")
+    if kind == "engine":
+        return "engine" if run.get("threads", 1) == 1 else f"engine, {run['threads']} threads"
+    name = "`Channel::call`" if kind == "blocking" else "`Channel`"
+    io = run.get("io_threads") or 1
+    return name if io == 1 else f"{name}, {io} I/O threads"
+
+
+def syscalls_table(sysc, depth):
+    names = ["epoll_wait", "epoll_pwait", "read", "write", "readv", "writev", "recvfrom", "sendto", "recvmsg",
+             "sendmsg", "futex"]
+    seen = [n for n in names if any(c.get(n) for c in sysc.values())]
+    L = ["| server | shape | all syscalls per call | " + " | ".join(seen) + " |",
+         "|---|---|---|" + "---|" * len(seen)]
+    for (config, system), c in sorted(sysc.items(), key=lambda kv: (kv[0][0], ORDER.index(kv[0][1]))):
+        L.append(f"| {NAMES.get(system, system)} | {'50 × 1' if config == 'c1' else f'50 × {depth}'} | "
+                 f"{c.get('total', 0):.3f} | " + " | ".join(f"{c.get(n, 0):.3f}" for n in seen) + " |")
+    return L
+
+
+def floor_table(d, rb, floor):
+    L = ["| loopback round trip | client spins? | server spins? | round trips/s median | p50 median (min–max) | p99 median |",
+         "|---|---|---|---|---|---|"]
+    for mode, (what, cs, ss) in FLOOR_MODES.items():
+        rows = floor.get(mode, [])
+        if rows:
+            L.append(f"| sockperf TCP ping-pong: {what} | {cs} | {ss} | {rate(statistics.median(r['rate'] for r in rows))} | "
+                     f"{spread([r['p50'] for r in rows], us)} | {us(statistics.median(r['p99'] for r in rows))} |")
+    L += ["", "| one call at a time | client spins? | p50 median | ÷ floor, both sleep | ÷ floor, client spins | ÷ floor, both spin |",
+          "|---|---|---|---|---|---|"]
+    floors = {m: statistics.median(r["p50"] for r in floor[m]) for m in FLOOR_MODES if floor.get(m)}
+    ratio = lambda v, m: f"{v / floors[m]:.2f}×" if m in floors else "n/a"
+    singles = [(NAMES[s], SPINS[s], [r["latency_us"]["p50"] for r in d.get("single", s)]) for s in
+               ("ours-blocking", "ours", "redis")]
+    singles.append(("redis-benchmark `-c 1` (its own client)", SPINS["redis-benchmark"],
+                    [r["p50"] for r in rb.get("single", [])]))
+    for name, spins, p50 in singles:
+        if p50:
+            v = statistics.median(p50)
+            L.append(f"| {name} | {spins} | {us(v)} | {ratio(v, 'sleep')} | {ratio(v, 'client-spins')} | "
+                     f"{ratio(v, 'busy')} |")
+    return L
+
+
+def saturation_table(d, p):
+    L = ["| system | shape | calls/s median (min–max) | server CPU µs/call | p50 median | p99 median (min–max) | errors | runs |",
+         "|---|---|---|---|---|---|---|---|"]
+    for config, shape in shapes(p)[:3]:
+        for s in ORDER:
+            runs = d.get(config, s)
+            if not runs:
+                continue
+            L.append(f"| {NAMES[s]} | {shape} | {spread(d.qps(config, s), rate)} | {spread(d.server_cpu(config, s), cpu)} | "
+                     f"{latency_cell(runs, lambda r: r['latency_us']['p50'])} | "
+                     f"{latency_cell(runs, lambda r: r['latency_us']['p99'])} | "
+                     f"{sum(r['errors'] for r in runs)} | {len(runs)} |")
+    return L
+
+
+def cross_check_table(rb, h2, p):
+    L = ["| client | server | shape | calls/s median (min–max) | server CPU µs/call | p50 median | p99 median | runs |",
+         "|---|---|---|---|---|---|---|---|"]
+    shape = {"c1": f"{p['connections']} × 1", f"p{p['depth']}": f"{p['connections']} × {p['depth']}",
+             "single": "1 × 1"}
+    for config, rows in sorted(rb.items()):
+        L.append(f"| redis-benchmark | redis-server PING | {shape.get(config, config)} | "
+                 f"{spread([r['rps'] for r in rows], rate)} | {spread([r['server_cpu_us'] for r in rows], cpu)} | "
+                 f"{us(statistics.median(r['p50'] for r in rows))} | {us(statistics.median(r['p99'] for r in rows))} | "
+                 f"{len(rows)} |")
+    for config, rows in sorted(h2.items()):
+        bad = sum(r["failed"] for r in rows)
+        L.append(f"| h2load | tonic (gRPC) | {shape.get(config, config)} | {spread([r['rps'] for r in rows], rate)} | "
+                 f"{spread([r['server_cpu_us'] for r in rows], cpu)} | — | — | {len(rows)}"
+                 f"{f' ({bad} failed requests)' if bad else ''} |")
+    return L
+
+
+def single_table(d):
+    L = ["| system | client spins? | calls/s median (min–max) | server CPU µs/call | p50 median (min–max) | p99 median (min–max) | runs |",
+         "|---|---|---|---|---|---|---|"]
+    for s in ("ours", "ours-blocking", "redis"):
+        runs = d.get("single", s)
+        if runs:
+            L.append(f"| {NAMES[s]} | {SPINS[s]} | {spread(d.qps('single', s), rate)} | "
+                     f"{spread(d.server_cpu('single', s), cpu)} | {latency_cell(runs, lambda r: r['latency_us']['p50'])} | "
+                     f"{latency_cell(runs, lambda r: r['latency_us']['p99'])} | {len(runs)} |")
+    return L
+
+
+def open_loop_table(d, configs):
+    L = ["| system | rate | target /s | achieved /s median (min–max) | held | rules broken | send lag p99 (worst) | "
+         "server CPU µs/call | p50 (held runs) | p99 (held runs) |",
+         "|---|---|---|---|---|---|---|---|---|---|"]
+    for s in ORDER:
+        for config, what in configs:
+            runs = d.get(config, s)
+            if not runs:
+                continue
+            held = sum(1 for r in runs if r["target_held"])
+            rules = {}
+            for r in runs:
+                for rule in held_failures(r):
+                    rules[rule] = rules.get(rule, 0) + 1
+            L.append(f"| {NAMES[s]} | {what} | {rate(runs[0]['target_qps'])} | {spread(d.qps(config, s), rate)} | "
+                     f"{held}/{len(runs)} | {', '.join(f'{k} ×{v}' for k, v in sorted(rules.items())) or '—'} | "
+                     f"{us(max(r['send_lag_us']['p99'] for r in runs))} | {spread(d.server_cpu(config, s), cpu)} | "
+                     f"{latency_cell(runs, lambda r: r['latency_us']['p50'])} | "
+                     f"{latency_cell(runs, lambda r: r['latency_us']['p99'])} |")
+    return L
+
+
+def held_fraction(d):
+    """(held, total, {system: (held, total)}, {rule: n}) over the open-loop
+    runs at 25–75% of each system's own saturation."""
+    per, rules = {}, {}
+    for (config, s), runs in d.runs.items():
+        if config in {f"open{p}" for p in OPEN_PCTS}:
+            h, n = per.get(s, (0, 0))
+            per[s] = (h + sum(1 for r in runs if r["target_held"]), n + len(runs))
+            for r in runs:
+                for rule in held_failures(r):
+                    rules[rule] = rules.get(rule, 0) + 1
+    held = sum(h for h, _ in per.values())
+    total = sum(n for _, n in per.values())
+    return held, total, per, rules
 
 
 def tls_table(d, depth):
     """TLS ÷ plain for ours and tonic, and ours ÷ tonic over TLS: calls/s at
-    saturation and p99 at the common rate, each the median (min–max) of the
-    per-round ratios."""
+    saturation, and p99 at the common rate from the rounds where both held."""
     ratio = lambda v: f"{v:.2f}×"
     qps = lambda r: r["achieved_qps"]
-    p99 = lambda r: r["latency_us"]["p99"]
-    cols = [("c1", qps), (f"p{depth}", qps), ("common", p99)]
+    cols = [("c1", qps, False), (f"p{depth}", qps, False), ("common", lambda r: r["latency_us"]["p99"], True)]
     L = ["| comparison | calls/s, 1 call per connection | calls/s, pipelined " + str(depth) + " deep | "
-         "p99 at the common rate (lower is better) |", "|---|---|---|---|"]
+         "p99 at the common rate (lower is better; rounds where both held) |", "|---|---|---|---|"]
     for what, a, b in TLS_PAIRS:
-        cells = [spread(per_round_ratios(d.get(config, a), d.get(config, b), value), ratio) for config, value in cols]
+        cells = []
+        for config, value, held_only in cols:
+            a_runs, b_runs = d.get(config, a), d.get(config, b)
+            if held_only:
+                a_runs = [r for r in a_runs if r["target_held"]]
+                b_runs = [r for r in b_runs if r["target_held"]]
+            vals = per_round_ratios(a_runs, b_runs, value)
+            cells.append(spread(vals, ratio) if vals or not held_only or not d.get(config, a)
+                         else "not held in any common round")
         if any(c != "n/a" for c in cells):
             L.append(f"| {what} | " + " | ".join(cells) + " |")
     if len(L) == 2:
@@ -219,77 +525,109 @@ def tls_table(d, depth):
     return L
 
 
+def per_round_ratios(a_runs, b_runs, value):
+    b_by_round = {r["round"]: r for r in b_runs}
+    return [value(a) / value(b_by_round[a["round"]]) for a in a_runs
+            if a["round"] in b_by_round and value(b_by_round[a["round"]])]
+
+
 def io_threads_tables(d, params):
-    """Every run of the client I/O threads block, then the N = 2 ÷ N = 1
-    ratio per round, median (min–max), for each provider and shape."""
     conns, depth = params["connections"], params["depth"]
-    shapes = [("c1", f"{conns} conns × 1"), (f"p{depth}", f"{conns} conns × {depth}")]
-    L = ["| provider | client | shape | calls/s median (min–max) | p50 median | p99 median (min–max) | errors | runs |",
-         "|---|---|---|---|---|---|---|---|"]
+    sh = [("c1", f"{conns} × 1"), (f"p{depth}", f"{conns} × {depth}")]
+    L = ["| provider | client | shape | calls/s median (min–max) | client CPU µs/call | runs |",
+         "|---|---|---|---|---|---|"]
     for key, systems in IO_BLOCKS:
-        for config, shape in shapes:
+        for config, shape in sh:
             for s, client in systems:
-                runs = d.get(config, s)
-                if runs:
+                if d.get(config, s):
                     L.append(f"| {params.get(key, '?')} reactor(s) | {client} | {shape} | {spread(d.qps(config, s), rate)} | "
-                             f"{us(statistics.median(r['latency_us']['p50'] for r in runs))} | "
-                             f"{spread(d.p99(config, s), us)} | {sum(r['errors'] for r in runs)} | {len(runs)} |")
-    if len(L) == 2:
-        L.append("| not run | | | n/a | n/a | n/a | n/a | 0 |")
-    L += ["", "| provider | ratio | " + " | ".join(f"calls/s, {shape}" for _, shape in shapes) + " |",
-          "|---|---|---|---|"]
-    qps = lambda r: r["achieved_qps"]
-    ratio = lambda v: f"{v:.2f}×"
+                             f"{spread(d.client_cpu(config, s), cpu)} | {len(d.get(config, s))} |")
+    L += ["", "| provider | ratio | " + " | ".join(f"calls/s, {shape}" for _, shape in sh) + " |", "|---|---|---|---|"]
     for (key, _), (what, a, b) in zip(IO_BLOCKS, IO_PAIRS):
-        cells = [spread(per_round_ratios(d.get(config, a), d.get(config, b), qps), ratio) for config, _ in shapes]
+        cells = [spread(per_round_ratios(d.get(c, a), d.get(c, b), lambda r: r["achieved_qps"]), lambda v: f"{v:.2f}×")
+                 for c, _ in sh]
         L.append(f"| {params.get(key, '?')} reactor(s) | {what} | " + " | ".join(cells) + " |")
     return L
 
 
-def saturation_table(d, params):
-    conns, depth = params["connections"], params["depth"]
-    L = ["| system | shape | calls/s median (min–max) | p50 median | p99 median (min–max) | errors | runs |",
-         "|---|---|---|---|---|---|---|"]
-    for config, shape in (("c1", f"{conns} conns × 1"), (f"p{depth}", f"{conns} conns × {depth}")):
+# ------------------------------------------------------------- plots
+
+
+def plots(d, p, rb, h2, common_rate, out_dir):
+    """Writes the SVGs; returns [(file, caption)]."""
+    written = []
+    rows = []
+    colour = {s: i for i, s in enumerate(["ours", "volo", "tonic", "redis", "ours-channel", "volo-mux", "seed",
+                                          "ours-tls", "tonic-tls", "ours-tls-channel", "ours-blocking",
+                                          "ours-channel-io2"])}
+    for config, shape in shapes(p):
         for s in ORDER:
-            runs = d.get(config, s)
-            if not runs:
-                continue
-            L.append(f"| {NAMES[s]} | {shape} | {spread(d.qps(config, s), rate)} | "
-                     f"{us(statistics.median(r['latency_us']['p50'] for r in runs))} | {spread(d.p99(config, s), us)} | "
-                     f"{sum(r['errors'] for r in runs)} | {len(runs)} |")
-    return L
+            q = d.qps(config, s)
+            if q:
+                rows.append((f"{SHORT[s]}, {shape}", statistics.median(q), min(q), max(q), colour.get(s, 11)))
+        for what, src, c in (("redis-benchmark → redis", rb, colour["redis"]), ("h2load → tonic", h2, colour["tonic"])):
+            q = [r["rps"] for r in src.get(config, [])]
+            if q:
+                rows.append((f"{what}, {shape}", statistics.median(q), min(q), max(q), c))
+    if svgplot.bars(os.path.join(out_dir, "throughput.svg"), "Calls/s per system and shape (closed loop)", rows,
+                    "calls/s (log scale); bar = median, whisker = min–max of the rounds",
+                    "server on core 0, client on core 1"):
+        written.append(("throughput.svg", "calls/s per system and shape, median with min–max whiskers"))
+
+    # The latency plots: the main systems only (the TLS twins and the seed's
+    # format are in the tables).
+    main_systems = ["ours", "ours-channel", "volo", "tonic", "redis"]
+    series = []
+    for s in main_systems:
+        points = {}
+        for config in [f"open{x}" for x in OPEN_PCTS] + ["common"]:
+            for r in d.get(config, s):
+                if r["target_held"]:
+                    points.setdefault(r["target_qps"], []).append(r["latency_us"])
+        if points:
+            for key, dashed in (("p50", True), ("p99", False)):
+                series.append((f"{SHORT[s]} {key}",
+                               [(q, statistics.median(l[key] for l in ls)) for q, ls in points.items()],
+                               colour.get(s, 11), dashed))
+    if svgplot.lines(os.path.join(out_dir, "latency-vs-load.svg"), "Latency vs offered load (held runs only)", series,
+                     "offered load, calls/s (log scale)", "latency (log scale)",
+                     note="p50 dashed, p99 solid; median of the held runs at each rate; unheld runs left out"):
+        written.append(("latency-vs-load.svg", "p50 and p99 against offered load, held runs only"))
+
+    series = []
+    for s in main_systems:
+        held = [r for r in d.get("common", s) if r["target_held"] and r.get("latency_curve")]
+        if held:
+            held.sort(key=lambda r: r["latency_us"]["p99"])
+            run = held[len(held) // 2]
+            pts = [(1 / (1 - q / 100), v) for q, v in run["latency_curve"] if q < 100 and v > 0]
+            series.append((f"{SHORT[s]} (round {run['round']})", pts, colour.get(s, 11), False))
+    ticks = [(1 / (1 - q / 100), label) for q, label in ((50, "50%"), (90, "90%"), (99, "99%"), (99.9, "99.9%"),
+                                                          (99.99, "99.99%"), (99.999, "99.999%"))]
+    if svgplot.lines(os.path.join(out_dir, "hdr-common-rate.svg"),
+                     f"Latency by percentile at {common_rate:,} calls/s (held runs)", series, "percentile",
+                     "latency (log scale)", ticks,
+                     note="each system's held run with the median p99 at the common rate"):
+        written.append(("hdr-common-rate.svg", f"HDR percentile curve per system at the common rate ({common_rate:,}/s)"))
+    return written
 
 
-def open_loop_table(d, configs):
-    L = ["| system | rate | target /s | achieved /s median (min–max) | held | send lag p99 (worst) | unsent | p50 median | p99 median (min–max) |",
-         "|---|---|---|---|---|---|---|---|---|"]
-    for s in ORDER:
-        for config, what in configs:
-            runs = d.get(config, s)
-            if not runs:
-                continue
-            held = sum(1 for r in runs if r["target_held"])
-            L.append(f"| {NAMES[s]} | {what} | {rate(runs[0]['target_qps'])} | {spread(d.qps(config, s), rate)} | "
-                     f"{held}/{len(runs)} | {us(max(r['send_lag_us']['p99'] for r in runs))} | "
-                     f"{sum(r['unsent'] for r in runs)} | {us(statistics.median(r['latency_us']['p50'] for r in runs))} | "
-                     f"{spread(d.p99(config, s), us)} |")
-    return L
+# ------------------------------------------------------------- output
 
 
-def readme_block(env, rows, d, depth, rel):
-    """The README's block: the goals and saturation medians, with a link."""
+def readme_block(env, p, rows, d, rb, h2, sysc, md_path, plot_links):
     dirty = " (uncommitted changes)" if env.get("git_dirty") else ""
+    pin = env.get("pinning", {})
     L = [f"Generated by `scripts/compare.sh` on {env['date_utc']} at commit `{env['git_commit']}`{dirty}; "
-         f"{env['nproc']} cores, loopback, 64-byte echo, every server loaded by loadgen's engine. "
-         f"Medians with min–max of the rounds; full report: [{rel}]({rel}).", ""]
-    L.append("| system | calls/s, 1 call per connection | calls/s, pipelined " + str(depth) + " deep |")
-    L.append("|---|---|---|")
-    for s in ORDER:
-        if d.get("c1", s) or d.get(f"p{depth}", s):
-            L.append(f"| {NAMES[s]} | {spread(d.qps('c1', s), rate)} | {spread(d.qps(f'p{depth}', s), rate)} |")
+         f"{env['nproc']} cores, loopback, 64-byte echo; every server pinned to core {pin.get('server_cpu', '?')}, "
+         f"every client to core {pin.get('client_cpu', '?')}; servers loaded by loadgen's engine unless the client "
+         f"column says otherwise. Medians with min–max of the rounds; full report: [{md_path}]({md_path}).", ""]
+    L += efficiency_table(d, p, rb, h2, sysc)
     L.append("")
     L += goals_table(rows)
+    if plot_links:
+        L.append("")
+        L.append("Plots: " + ", ".join(f"[{caption}]({link})" for link, caption in plot_links) + ".")
     return "\n".join(L)
 
 
@@ -306,119 +644,133 @@ def write_readme_block(readme, block):
 def main(out_dir, md_path, readme):
     raw = os.path.join(out_dir, "raw")
     env = json.load(open(os.path.join(raw, "env.json")))
-    params = json.load(open(os.path.join(raw, "params.json")))
+    p = json.load(open(os.path.join(raw, "params.json")))
     common_rate = json.load(open(os.path.join(raw, "common_rate.json")))["common_rate"]
-    depth, conns = params["depth"], params["connections"]
-    d = Data(raw)
-    rb = load_redis_benchmark(raw)
+    depth = p["depth"]
+    clk = env.get("clk_tck", 100)
     commands = open(os.path.join(raw, "commands.txt")).read().strip()
     loadavg = open(os.path.join(raw, "loadavg.txt")).read().strip()
-    rows = goals(d, depth, rb, params["reactors"])
+    d = Data(raw)
+    rb = load_redis_benchmark(raw, clk, depth, commands)
+    h2 = load_h2load(raw, clk, p["secs"], p["warmup_s"])
+    floor = load_floor(raw)
+    sysc = load_syscalls(raw, d.runs)
+    rows = goals(d, p, rb, h2, floor, sysc)
     th = env["threads"]
+    pin = env.get("pinning", {})
     rel = os.path.relpath(out_dir, os.path.dirname(md_path) or ".")
     dirty = " **with uncommitted changes**" if env.get("git_dirty") else ""
+    plot_files = plots(d, p, rb, h2, common_rate, out_dir)
+    held, total, per_system, rules = held_fraction(d)
 
     L = ["# Comparison: mprpc vs Volo, tonic, redis and the seed's format, loopback on this machine\n"]
-    L.append(f"Produced by `scripts/compare.sh` on {env['date_utc']} at commit `{env['git_commit']}`{dirty}; every "
-             f"figure is read from [`{rel}/raw/`]({rel}/raw/) by `scripts/compare_report.py`. The script took "
+    L.append(f"Produced by `scripts/compare.sh` on {env['date_utc']} at commit `{env['git_commit']}`{dirty}"
+             f"{' (QUICK: one round of the headline rows)' if env.get('quick') else ''}; every figure is read from "
+             f"[`{rel}/raw/`]({rel}/raw/) by `scripts/compare_report.py`. The script took "
              f"{env.get('total_seconds', '?')} s (release build: {env.get('build_seconds', '?')} s). "
-             f"{params['rounds']} round(s) of every configuration, interleaved across systems; "
-             f"{params['secs']} s measured after {params['warmup_s']} s of warm-up per run.\n")
+             f"{p['rounds']} round(s) of every configuration, interleaved across systems; {p['secs']} s measured "
+             f"after {p['warmup_s']} s of warm-up per run.\n")
+    L.append(f"**Pinned cores, the same for every system:** every server under test runs on core "
+             f"{pin.get('server_cpu', '?')} (`taskset`), every client (loadgen, redis-benchmark, h2load, sockperf's "
+             f"client, perf) on core {pin.get('client_cpu', '?')}. Each loadgen run reads the server's and its own "
+             "CPU time (utime + stime, `/proc/PID/stat`) at the start and end of its measured window and divides "
+             "by the calls sent in it; for redis-benchmark and h2load the server's CPU ticks are read around the "
+             f"run. Clock tick: {1000 / clk:g} ms.\n")
+    L.append("## Efficiency: server CPU per call\n")
+    L.append("The first figure: the server's CPU time per call does not depend on how fast the client is. "
+             "Syscalls per call are counted on separate short runs (perf's `raw_syscalls:sys_enter` tracepoint, "
+             f"counting only, {p.get('syscall_secs', '?')} s after 0.2 s warm-up) over every call of the run, so "
+             "perf's own cost is in none of the other figures.\n")
+    L += efficiency_table(d, p, rb, h2, sysc)
+    L.append("")
+    if sysc:
+        L.append("Syscalls per call by name (the server's; `read`/`write` include the eventfd and timerfd ones):\n")
+        L += syscalls_table(sysc, depth)
+        L.append("")
     L.append("## Goals (MISSION.md, performance goals)\n")
     L.append("A goal is met only when our worst run beats their best run; the median ratio is shown beside it. "
-             "Latency ratios count only when every run of both systems held its open-loop target.\n")
+             "For \"≤\" goals (CPU, syscalls, latency) lower is better. Latency counts only from runs that held "
+             "their open-loop target.\n")
     L += goals_table(rows)
     L.append("")
+    L.append("## The loopback floor\n")
+    L.append("What the loopback socket itself allows, one message at a time, on the same pinned cores: sockperf "
+             f"TCP ping-pong, {p['payload']}-byte messages, full round trip (`--full-rtt`), {p['secs']} s per round. "
+             "On this VM a sleeping thread's wake-up is slow, so the floor depends on whether a side spins; every "
+             "row says whether its client does.\n")
+    L += floor_table(d, rb, floor)
+    L.append("")
+    if plot_files:
+        L.append("## Plots\n")
+        for f, caption in plot_files:
+            L.append(f"- [{caption}]({rel}/{f})")
+        L.append("")
+        for f, caption in plot_files:
+            L.append(f"![{caption}]({rel}/{f})\n")
     L.append("## Machine and threads\n")
     L.append(f"- {env['nproc']} cores, {env['cpu_model']}; memory {env['mem_total']}; Linux {env['kernel']}; {env['rustc']}")
-    L.append(f"- tonic {env['tonic']}, volo-thrift {env['volo_thrift']}; {env['redis_server']}")
+    L.append(f"- tonic {env['tonic']}, volo-thrift {env['volo_thrift']}; {env['redis_server']}; "
+             f"{env.get('h2load', '')}; {env.get('sockperf', '')}")
     L.append(f"- Server threads: our provider {th['ours_reactors']} reactor(s); tonic {th['tonic_workers']} tokio "
              f"worker(s); Volo {th['volo_workers']} tokio worker(s); redis {th['redis']}. OS threads per server at "
-             f"start (including acceptors, timers and runtime helpers): {th['os_threads_at_start']}. The client "
-             f"I/O threads section also uses a provider with {th.get('ours_io_block_reactors', '?')} reactors.")
-    L.append(f"- Client: loadgen, {th['loadgen_engine_threads']} engine thread (one mio loop) for every target (2 in "
-             "the client I/O threads section where it says so); the `Channel` rows use the Channel's one I/O thread "
-             "unless they say 2 (in closed loop each completion starts the next call on the I/O thread that ran it, "
-             "as the engine refills on the thread that reads the reply; in open loop 1 sender thread hands calls to "
-             "it). Servers and client share the same cores over loopback.")
+             f"start (including acceptors, timers and runtime helpers): {th['os_threads_at_start']}.")
+    L.append(f"- Client: loadgen, {th['loadgen_engine_threads']} engine thread (one mio loop) for every target; the "
+             "`Channel` rows use the Channel's one I/O thread unless they say 2. Everything else in loadgen sleeps "
+             "while it runs (a once-a-second progress line, the CPU sampler).")
     L.append("- Load averages (1/5/15 min) around each block:\n")
     L.append("```\n" + loadavg + "\n```\n")
     L.append("## Saturation (closed loop)\n")
-    L.append(f"{conns} connections; each keeps its window (1, or {depth}) of calls outstanding, refilled as each reply "
-             "arrives; latency from the actual send of each call. The seed's format opens a TCP connection per call "
-             f"({conns} at a time), as the seed's clients do.\n")
-    L += saturation_table(d, params)
+    L.append(f"Each connection keeps its window (1, or {depth}) of calls outstanding, refilled as each reply arrives; "
+             f"latency from the actual send of each call. {p['wide_connections']} × 1 is Volo's users' shape (its "
+             "default server answers a connection's calls one at a time); pipelined, Volo's `multiplex` server "
+             "(off by default) stands in. The seed's format opens a TCP connection per call.\n")
+    L += saturation_table(d, p)
     L.append("")
+    L.append("Cross-checks, each system's or an independent client, on the client core:\n")
+    L += cross_check_table(rb, h2, p)
+    L.append("")
+    L.append("h2load's server CPU per call: the server's CPU over warm-up + window ÷ (req/s × (warm-up + window)). "
+             "h2load counts HTTP/2 responses; the body is a fixed gRPC request (5-byte prefix + the EchoRequest), "
+             "`content-type: application/grpc`, `te: trailers`.\n")
     L.append("## One connection, one call at a time\n")
-    L.append("Closed loop on a single connection with one call outstanding: the round-trip latency of one call. "
-             "The blocking row is the seed's stub style (`Channel::call` parks the caller until the reply). "
-             "redis-benchmark `-c 1` is in the cross-check table below (row `single`).\n")
-    L.append("| system | calls/s median (min–max) | p50 median (min–max) | p99 median (min–max) | runs |")
-    L.append("|---|---|---|---|---|")
-    for sys_ in ORDER:
-        runs = d.get("single", sys_)
-        if runs:
-            p50 = [r["latency_us"]["p50"] for r in runs]
-            L.append(f"| {NAMES[sys_]} | {spread(d.qps('single', sys_), rate)} | {spread(p50, us)} | "
-                     f"{spread(d.p99('single', sys_), us)} | {len(runs)} |")
-    L.append("")
-    L.append("Cross-check: redis-benchmark, redis's own C client (its own latency stamping), PING_MBULK:\n")
-    L.append("| shape | calls/s median (min–max) | p50 median | p99 median |")
-    L.append("|---|---|---|---|")
-    for config, rows_ in sorted(rb.items()):
-        L.append(f"| {config} | {spread([r['rps'] for r in rows_], rate)} | {us(statistics.median(r['p50'] for r in rows_))} | "
-                 f"{us(statistics.median(r['p99'] for r in rows_))} |")
+    L += single_table(d)
     L.append("")
     L.append("## Open loop: does each system hold its own targets?\n")
-    L.append("Each system at 25/50/75% of its own median saturation (1 call per connection), window "
-             f"{depth} per connection. Held = achieved within 1% of the target, nothing left unsent that was due over 1 ms before the window ended, and send lag p99 ≤ "
-             "1 ms, in every round. Latency runs from each call's intended send time; calls never sent or never "
-             "answered enter the histogram with a lower-bound latency (window end − intended send).\n")
-    L += open_loop_table(d, [(f"open{p}", f"{p}% of own saturation") for p in (25, 50, 75)])
+    frac = f"{held / total:.0%}" if total else "n/a"
+    L.append(f"**Held: {held} of {total} runs ({frac})** at 25/50/75% of each system's own saturation (goal for the "
+             f"harness: ≥ {HELD_GOAL:.0%}). Rules broken: "
+             f"{', '.join(f'{k} ×{v}' for k, v in sorted(rules.items())) or 'none'}. Per system: "
+             + ", ".join(f"{s} {h}/{n}" for s, (h, n) in sorted(per_system.items(), key=lambda kv: ORDER.index(kv[0])))
+             + ".\n")
+    L.append(f"Window {depth} per connection. Held = achieved within 1% of the target (rule `achieved`), nothing left "
+             "unsent that was due over 1 ms before the window ended (`unsent`), and send lag p99 ≤ 1 ms (`lag`). "
+             "Latency runs from each call's intended send time and is printed from held runs only; a cell with no "
+             "held run says which rules failed.\n")
+    L += open_loop_table(d, [(f"open{x}", f"{x}% of own saturation") for x in OPEN_PCTS])
     L.append("")
     L.append(f"## Latency at one common rate: {rate(common_rate)} calls/s (50% of the slowest RPC system's saturation)\n")
     L += open_loop_table(d, [("common", "common rate")])
     L.append("")
-    L.append("## The cost of TLS\n")
-    L.append("Each TLS system is its plain twin with `tls=required` (ours) or `--tls-cert` (tonic), a throwaway "
-             "certificate from `loadgen certs`, and the same client over TLS: loadgen's engine (rustls, ring) with "
-             "the same connections, windows and shapes; handshakes happen before the first call. Ratios are per "
-             "round (the two runs of a round are interleaved), median (min–max) over the rounds; the absolute "
-             "figures are in the tables above.\n")
-    L += tls_table(d, depth)
-    L.append("")
-    L.append("## Client I/O threads: does the `Channel` scale with `io_threads`?\n")
-    L.append("`io_threads = N` runs N driver loops per `Channel`, each with its own connections (here the "
-             f"{params['connections']} are split between them) and its own calls: the closed loop's first calls are dealt round robin over the loops and "
-             "each completion starts the next call on its own loop, so nothing crosses between them. Closed loop, "
-             "interleaved with the runs above in every round, against the provider everything else uses and against "
-             f"a second plain provider with {params.get('reactors_io', '?')} reactors (there the engine runs on as "
-             "many threads: what two client loops of the engine get from this box). The ratio is N = 2 ÷ N = 1 per round, "
-             "median (min–max) over the rounds; the goal row above asks N = 2's worst run to be at least "
-             f"{IO_GROWTH:g}× N = 1's best, pipelined, against the provider with {params['reactors']} "
-             "reactor(s) (its engine row shows what it answers to one client loop). Client and servers share the machine's "
-             f"{env['nproc']} cores: every client thread added takes CPU time from the provider's reactors (and, on a "
-             "loaded machine, from other processes; see the load averages above).\n")
-    L += io_threads_tables(d, params)
-    L.append("")
-    L.append("**What to expect beyond 2 cores (reasoning, not a measurement).** The driver loops share nothing on "
-             "the hot path: each owns its poll, connections, pending calls and deadlines; what they share is the "
-             "channel's in-flight counter and the reference count of the provider list (atomic writes on every call, "
-             "from every loop) and, for calls started outside a callback, the round-robin cursor and the chosen "
-             "loop's queue lock. So with the provider on other cores "
-             "and not saturated, throughput should grow nearly in proportion to N while N is below the free cores, "
-             "until those shared cache lines (written by every loop on every call) or the provider become "
-             "the limit. Past the cores, extra loops only add context switches. Callers that start calls from their "
-             "own threads (rather than from completions) spread them round robin, so a single caller thread can "
-             "still be the limit; several caller threads avoid that. On this box none of these regimes can be "
-             "isolated: one or two provider reactors, the load generator and the loops all share 2 cores.\n")
+    if any(d.get("c1", s) for s in ("ours-tls", "tonic-tls")):
+        L.append("## The cost of TLS\n")
+        L.append("Each TLS system is its plain twin with `tls=required` (ours) or `--tls-cert` (tonic), a throwaway "
+                 "certificate from `loadgen certs`, the same engine over TLS (rustls, ring), handshakes before the "
+                 "first call. Ratios per round, median (min–max).\n")
+        L += tls_table(d, depth)
+        L.append("")
+    if d.get("c1", "ours-channel-io2"):
+        L.append("## Client I/O threads\n")
+        L.append("`io_threads = N` runs N driver loops per `Channel`. Pinned, all of them share the one client core, "
+                 "so this shows the cost of a second loop there, not scaling; the ratio is N = 2 ÷ N = 1 per round.\n")
+        L += io_threads_tables(d, p)
+        L.append("")
     L.append("## The seed's C++ implementation\n")
     L.append("It cannot be built on this machine, so the \"≥ 100×\" row is n/a. Its wire format is measured above "
-             "against our provider (which answers it on its own port). To drive a C++ mprpc provider the same way:\n")
+             "against our provider. To drive a C++ mprpc provider the same way:\n")
     L.append("```\nloadgen --target seed --addr HOST:PORT --service UserServiceRpc --method Login \\\n"
              "        --request-hex <hex of an encoded LoginRequest> --qps max --connections 50 --in-flight 50\n```\n")
     L.append("## Exact commands\n")
-    L.append("Ports are free ports chosen at run time; `echo-provider.conf` is in the raw folder.\n")
+    L.append("Ports are free ports chosen at run time; the provider configs are in the raw folder.\n")
     L.append("```\n" + commands + "\n```\n")
     L.append("## Raw data\n")
     for (config, system), runs in sorted(d.runs.items()):
@@ -426,8 +778,11 @@ def main(out_dir, md_path, readme):
         L.append(f"- {config} {system}: {files}")
     L.append(f"- machine, versions, threads: [env.json]({rel}/raw/env.json); parameters: [params.json]({rel}/raw/params.json)")
     open(md_path, "w").write("\n".join(L) + "\n")
-    write_readme_block(readme, readme_block(env, rows, d, depth, md_path))
-    print(f"wrote {md_path} and the benchmark block of {readme}")
+    readme_rel = os.path.relpath(md_path, os.path.dirname(readme) or ".")
+    plot_rel = os.path.relpath(out_dir, os.path.dirname(readme) or ".")
+    write_readme_block(readme, readme_block(env, p, rows, d, rb, h2, sysc, readme_rel,
+                                            [(f"{plot_rel}/{f}", c) for f, c in plot_files]))
+    print(f"wrote {md_path}, {len(plot_files)} plot(s) and the benchmark block of {readme}")
 
 
 if __name__ == "__main__":

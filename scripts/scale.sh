@@ -15,6 +15,7 @@
 #   end        the client has exited
 #   churn_K    K more clients came, opened CONNS connections through a
 #              Channel (one call each) and left: does the RSS keep growing?
+#              (a least-squares slope over the churns, with its 95% CI)
 #   trimmed    (if gdb is installed) after malloc_trim(0) in the provider:
 #              how much of the RSS is memory the allocator kept, not live
 #              data; malloc_stats() goes to results/scale/malloc-stats.txt
@@ -25,12 +26,16 @@
 # (results/scale/memory-options.csv).
 # At each step it samples the provider's VmRSS, its open fds, the server-side
 # established connections (ss), the client's VmRSS and the kernel's TCP
-# memory (/proc/net/sockstat). Raw data goes to results/scale/.
+# memory (/proc/net/sockstat); after a churn, once the RSS has settled
+# (unchanged for a second: trim_memory gives memory back about a second
+# after the last close). The provider runs on core SERVER_CPU (0), the
+# clients on CLIENT_CPU (1). Raw data goes to results/scale/.
 #
 # Knobs (environment): CONNS (10000), ROUNDS (3), RATE (5000 calls/s),
-# CHURN (5 extra client cycles), TRIM (1: the gdb malloc_trim step, 0: skip),
-# SKIP_BUILD=1 (use target/release as is). The run takes one to two minutes
-# (most of it the raw client's sequential connects) and is bounded (each wait gives up after a timeout); everything it starts is
+# CHURN (20 extra client cycles per series), TRIM (1: the gdb malloc_trim
+# step, 0: skip), SERVER_CPU (0), CLIENT_CPU (1),
+# SKIP_BUILD=1 (use target/release as is). The run takes about five minutes
+# (most of it the churns and the raw client's sequential connects) and is bounded (each wait gives up after a timeout); everything it starts is
 # stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,7 +45,9 @@ source scripts/lib.sh
 CONNS=${CONNS:-10000}
 ROUNDS=${ROUNDS:-3}
 RATE=${RATE:-5000}
-CHURN=${CHURN:-5}
+CHURN=${CHURN:-20}
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
 TRIM=${TRIM:-1}
 OUT=results/scale
 BIN=$RELEASE_DIR
@@ -64,7 +71,7 @@ FILE_MAX=$(cat /proc/sys/fs/file-max)
 read -r PORT_LO PORT_HI </proc/sys/net/ipv4/ip_local_port_range
 ((PORT_HI - PORT_LO >= CONNS + 1000)) || die "ephemeral port range $PORT_LO-$PORT_HI is too small for $CONNS client connections"
 
-for tool in python3 ss; do command -v "$tool" >/dev/null || die "$tool not found"; done
+for tool in python3 ss taskset; do command -v "$tool" >/dev/null || die "$tool not found"; done
 
 T0=$(date +%s)
 git_state
@@ -100,7 +107,7 @@ EOF
 cp "$WORK/echo.conf" "$OUT/echo-provider.conf"
 log "echo-provider on 127.0.0.1:$PORT (open-file limit $NOFILE)"
 # Appending, so the file can be truncated under it (malloc_stats below).
-"$BIN/echo-provider" -i "$WORK/echo.conf" >>"$WORK/provider.out" 2>&1 &
+taskset -c "$SERVER_CPU" "$BIN/echo-provider" -i "$WORK/echo.conf" >>"$WORK/provider.out" 2>&1 &
 PROVIDER_PID=$!
 for _ in $(seq 1 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
@@ -156,9 +163,32 @@ wait_phase() {
 
 go() { echo go >&3; }
 
+# Waits (up to 8 s) until the provider's RSS has not changed for a second.
+settle_rss() {
+    local last now same=0
+    last=$(status_kib "$PROVIDER_PID" VmRSS)
+    for _ in $(seq 1 32); do
+        sleep 0.25
+        now=$(status_kib "$PROVIDER_PID" VmRSS)
+        if [[ $now == "$last" ]]; then same=$((same + 1)); else same=0; fi
+        ((same >= 4)) && return 0
+        last=$now
+    done
+}
+
+# One churn: a client opens CONNS connections through a Channel (one call
+# each) and leaves; then the provider's RSS settles. $1 names it in errors.
+churn() {
+    timeout 120 taskset -c "$CLIENT_CPU" "$BIN/connscale" --addr "127.0.0.1:$PORT" --connections "$CONNS" \
+        --rounds 0 --no-raw </dev/null >"$WORK/churn.out" 2>&1 || { cat "$WORK/churn.out" >&2; die "$1 failed"; }
+    grep -q '"failed":0' "$WORK/churn.out" || { cat "$WORK/churn.out" >&2; die "$1: calls failed"; }
+    wait_established 0 30
+    settle_rss
+}
+
 # ------------------------------------------------------------- machine facts
 uptime >"$OUT/uptime-before.txt"
-python3 - "$OUT/env.json" "$NOFILE" "$hard" <<'PY'
+python3 - "$OUT/env.json" "$NOFILE" "$hard" "$SERVER_CPU" "$CLIENT_CPU" <<'PY'
 import json, os, platform, subprocess, sys, time
 def out(*cmd):
     try:
@@ -178,6 +208,8 @@ json.dump({
     "nofile_soft": int(sys.argv[2]),
     "nofile_hard": sys.argv[3],
     "page_size": os.sysconf("SC_PAGE_SIZE"),
+    "server_cpu": int(sys.argv[4]),
+    "client_cpu": int(sys.argv[5]),
 }, open(sys.argv[1], "w"), indent=2)
 PY
 
@@ -185,7 +217,7 @@ sample start
 
 # ------------------------------------------------------------- client
 mkfifo "$WORK/ctl"
-CMD=("$BIN/connscale" --addr "127.0.0.1:$PORT" --connections "$CONNS" --rounds "$ROUNDS" --rate "$RATE")
+CMD=(taskset -c "$CLIENT_CPU" "$BIN/connscale" --addr "127.0.0.1:$PORT" --connections "$CONNS" --rounds "$ROUNDS" --rate "$RATE")
 printf '%s\n' "${CMD[*]}" >"$OUT/command.txt"
 log "${CMD[*]}"
 "${CMD[@]}" <"$WORK/ctl" >"$WORK/connscale.out" 2>"$WORK/connscale.err" &
@@ -229,11 +261,8 @@ sample end
 
 # Churn: more clients come and go; a leak shows as RSS that keeps climbing.
 for k in $(seq 1 "$CHURN"); do
-    timeout 120 "$BIN/connscale" --addr "127.0.0.1:$PORT" --connections "$CONNS" --rounds 0 --no-raw \
-        </dev/null >"$WORK/churn.out" 2>&1 || { cat "$WORK/churn.out" >&2; die "churn client $k failed"; }
+    churn "churn client $k"
     sed -n "s/^PHASE //p" "$WORK/churn.out" | grep '"channel_open"' | sed "s/\"phase\":\"channel_open\"/\"phase\":\"churn_$k\"/" >>"$OUT/phases.jsonl"
-    wait_established 0 30
-    sleep 2
     sample "churn_$k"
 done
 
@@ -271,17 +300,13 @@ for option in glibc arena_max_1 trim_memory; do
         trim_memory) echo "trim_memory=true" >>"$WORK/$option.conf" ;;
     esac
     log "memory option $option: $CHURN churns of $CONNS connections"
-    env "${envs[@]}" "$BIN/echo-provider" -i "$WORK/$option.conf" >>"$WORK/$option.out" 2>&1 &
+    env "${envs[@]}" taskset -c "$SERVER_CPU" "$BIN/echo-provider" -i "$WORK/$option.conf" >>"$WORK/$option.out" 2>&1 &
     PROVIDER_PID=$!
     wait_port "$PORT" 10 || { cat "$WORK/$option.out" >&2; die "echo-provider ($option) did not start"; }
     sleep 1
     echo "$option,start,$(status_kib "$PROVIDER_PID" VmRSS)" >>"$OUT/memory-options.csv"
     for k in $(seq 1 "$CHURN"); do
-        timeout 120 "$BIN/connscale" --addr "127.0.0.1:$PORT" --connections "$CONNS" --rounds 0 --no-raw \
-            </dev/null >"$WORK/churn.out" 2>&1 || { cat "$WORK/churn.out" >&2; die "$option churn $k failed"; }
-        grep -q '"failed":0' "$WORK/churn.out" || { cat "$WORK/churn.out" >&2; die "$option churn $k: calls failed"; }
-        wait_established 0 30
-        sleep 2
+        churn "$option churn $k"
         echo "$option,churn_$k,$(status_kib "$PROVIDER_PID" VmRSS)" >>"$OUT/memory-options.csv"
     done
     echo "$option,peak,$(status_kib "$PROVIDER_PID" VmHWM)" >>"$OUT/memory-options.csv"
@@ -294,6 +319,23 @@ echo "$(($(date +%s) - T0))" >"$OUT/total_seconds.txt"
 python3 - "$OUT" results/SCALE.md "$CONNS" <<'PY'
 import csv, json, sys
 out, md, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+sys.path.insert(0, "scripts")
+from benchstats import slope
+
+
+def growth(rss_kib):
+    """The least-squares slope of the RSS over the churns' second half
+    (after the allocator's first growth), KiB per churn with its 95% CI,
+    and a verdict: it grows only if the whole interval is above 0."""
+    half = list(range(len(rss_kib) // 2, len(rss_kib)))
+    fit = slope([k + 1 for k in half], [rss_kib[k] for k in half])
+    if fit is None:
+        return "n/a (too few churns)", None
+    b, lo, hi = fit
+    verdict = "**grows**" if lo > 0 else "flat (the interval includes 0)" if hi >= 0 else "falls"
+    return f"{b:+.1f} KiB/churn (95% CI {lo:+.1f} to {hi:+.1f}; churns {half[0] + 1}–{half[-1] + 1}): {verdict}", fit
+
+
 env = json.load(open(f"{out}/env.json"))
 rows = {r["step"]: r for r in csv.DictReader(open(f"{out}/samples.csv"))}
 phases = {p["phase"]: p for p in (json.loads(l) for l in open(f"{out}/phases.jsonl"))}
@@ -311,7 +353,8 @@ w = L.append
 w("# Scale: 10,000 concurrent connections on one provider\n")
 w(f"Generated by `scripts/scale.sh` on {env['date_utc']} (commit `{env['git_commit']}`), "
   f"{env['nproc']} cores ({env['cpu_model']}), {env['mem_total']} RAM, kernel {env['kernel']}, {env['rustc']}. "
-  f"Provider and client on the same machine over 127.0.0.1; open-file limit {env['nofile_soft']} per process "
+  f"Provider (pinned to core {env.get('server_cpu', '?')}) and client (core {env.get('client_cpu', '?')}) on the "
+  "same machine over 127.0.0.1; open-file limit {env['nofile_soft']} per process "
   f"(hard {env['nofile_hard']}). Whole run: {total} s.\n")
 w(f"Machine load (other agents build on this box): before `{up_before}`; after `{up_after}`.\n")
 if env["git_dirty_src"]:
@@ -354,7 +397,8 @@ if churn:
     cp = [phases.get(k, {}) for k in churn]
     w(f"- Churn: {len(churn)} more clients each opened {n:,} connections through a Channel (one call each: "
       f"{sum(p.get('ok', 0) for p in cp):,} ok, {sum(p.get('failed', 0) for p in cp)} failed) and left. Provider RSS with no "
-      f"connection after each: " + ", ".join(f"{kib(k) / 1024:.1f}" for k in ["end"] + churn) + " MiB.")
+      f"connection after each (settled): " + ", ".join(f"{kib(k) / 1024:.1f}" for k in ["end"] + churn) + " MiB. "
+      f"Slope test: {growth([kib(k) for k in churn])[0]}.")
 if "trimmed" in rows:
     ms = open(f"{out}/malloc-stats.txt").read().split("Total (incl. mmap):")[-1].split()
     inuse = next((int(ms[i + 4]) for i in range(len(ms)) if ms[i:i + 3] == ["in", "use", "bytes"]), None)
@@ -375,14 +419,21 @@ if opts:
     churns = sorted((k for k in next(iter(opts.values())) if k.startswith("churn_")), key=lambda k: int(k[6:]))
     w("## Memory after connection storms: the options\n")
     w(f"Each option: a fresh provider, then {len(churns)} clients one after the other, each opening {n:,} connections "
-      "through a Channel (one call each) and leaving; RSS sampled 2 s after the last connection closed. "
-      "Goal: RSS with no connection ≤ 2× the RSS at start.\n")
-    w("| option | start (MiB) | " + " | ".join(f"after churn {k[6:]}" for k in churns) + " | peak (MiB) | last ÷ start | ≤ 2× |")
-    w("|---|---:|" + "---:|" * len(churns) + "---:|---:|---|")
+      "through a Channel (one call each) and leaving; RSS sampled once it had settled (unchanged for a second) "
+      "after the last connection closed. The `trim_memory` series repeats the main run's configuration on a fresh "
+      "provider. Goal: RSS with no connection ≤ 2× the RSS at start, and no growth left over the churns' second "
+      "half (the slope's 95% interval includes 0).\n")
+    shown = [k for i, k in enumerate(churns) if i in (0, 1, 4, 9, 14) or i == len(churns) - 1]
+    w("| option | start (MiB) | " + " | ".join(f"after churn {k[6:]}" for k in shown)
+      + " | peak (MiB) | last ÷ start | ≤ 2× | slope over the second half |")
+    w("|---|---:|" + "---:|" * len(shown) + "---:|---:|---|---|")
     for name, r in opts.items():
         ratio = r[churns[-1]] / r["start"]
-        w(f"| {about.get(name, name)} | {r['start'] / 1024:.1f} | " + " | ".join(f"{r[k] / 1024:.1f}" for k in churns)
-          + f" | {r['peak'] / 1024:.1f} | {ratio:.2f}× | {'yes' if ratio <= 2 else '**no**'} |")
+        w(f"| {about.get(name, name)} | {r['start'] / 1024:.1f} | " + " | ".join(f"{r[k] / 1024:.1f}" for k in shown)
+          + f" | {r['peak'] / 1024:.1f} | {ratio:.2f}× | {'yes' if ratio <= 2 else '**no**'} | "
+          f"{growth([r[k] for k in churns])[0]} |")
+    w("")
+    w("Every churn's RSS is in memory-options.csv.")
     w("")
     best = min(opts, key=lambda k: opts[k][churns[-1]])
     w(f"Lowest RSS after the last churn: `{best}`. The provider's default is `trim_memory=true`; "

@@ -6,6 +6,9 @@
 #     comparison's yardstick)
 #   - redis-tools  (redis-benchmark, the comparison's cross-check;
 #     benchmarks only: skipped with --no-bench)
+#   - nghttp2-client (h2load: tonic through an independent HTTP/2 client),
+#     sockperf (the loopback floor), linux-perf (server syscalls per call),
+#     librsvg2-bin (rsvg-convert, the plots as PNG); benchmarks only
 #   - chromium, fonts-dejavu-core  (scripts/status_page.sh opens the admin
 #     page in headless Chromium; scripts/test.sh runs it)
 # Java comes with the machine (ZooKeeper needs a JRE; installed if missing).
@@ -13,7 +16,7 @@
 set -euo pipefail
 
 want=(zookeeper redis-server chromium fonts-dejavu-core)
-[[ "${1:-}" == "--no-bench" ]] || want+=(redis-tools)
+[[ "${1:-}" == "--no-bench" ]] || want+=(redis-tools nghttp2-client sockperf linux-perf librsvg2-bin)
 command -v java >/dev/null 2>&1 || want+=(default-jre-headless)
 
 missing=()
