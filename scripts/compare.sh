@@ -95,7 +95,7 @@ T0=$(date +%s)
 
 scratch compare
 
-for tool in python3 redis-server redis-benchmark taskset perf h2load sockperf; do
+for tool in python3 redis-server redis-benchmark taskset perf h2load sockperf ss; do
     command -v "$tool" >/dev/null || die "$tool not found (scripts/setup.sh installs it)"
 done
 
@@ -379,7 +379,14 @@ floor() { # round
         if [[ $mode != sleep ]]; then client_args=(--nonblocked); fi
         start_server sockperf server "${server_args[@]}" >"$WORK/sockperf-server.log" 2>&1
         sp=$STARTED_PID
-        wait_port "$SOCKPERF_PORT" 10 || { cat "$WORK/sockperf-server.log"; die "sockperf server did not start"; }
+        # Not wait_port: a busy-polling sockperf server serves the first
+        # connection it accepts only, so look for its listener instead.
+        for _ in $(seq 1 100); do
+            ss -Hltn "( sport = :$SOCKPERF_PORT )" | grep -q . && break
+            sleep 0.05
+        done
+        ss -Hltn "( sport = :$SOCKPERF_PORT )" | grep -q . ||
+            { cat "$WORK/sockperf-server.log"; die "sockperf server did not start"; }
         step "floor-$mode-r$1"
         on_client_core sockperf ping-pong --tcp -i 127.0.0.1 -p "$SOCKPERF_PORT" -t "$(per_secs 1)" -m "$PAYLOAD" \
             --full-rtt "${client_args[@]}" >"$RAW/floor-$mode-r$1.txt" 2>&1 ||

@@ -332,7 +332,7 @@ def growth(rss_kib):
     if fit is None:
         return "n/a (too few churns)", None
     b, lo, hi = fit
-    verdict = "**grows**" if lo > 0 else "flat (the interval includes 0)" if hi >= 0 else "falls"
+    verdict = "**grows**" if lo > 0 else "no growth shown (the interval includes 0)" if hi >= 0 else "falls"
     return f"{b:+.1f} KiB/churn (95% CI {lo:+.1f} to {hi:+.1f}; churns {half[0] + 1}–{half[-1] + 1}): {verdict}", fit
 
 
