@@ -218,6 +218,8 @@ fn a_modest_rate_is_sent_on_schedule() {
 
 #[test]
 fn cpu_per_call_of_server_and_client_is_reported() {
+    // Closed loop: it takes the cores, so it runs alone.
+    let _alone = saturate();
     // The provider runs in this test's process: its CPU is ours.
     let server = provider();
     let pid = std::process::id().to_string();
@@ -256,12 +258,18 @@ fn cpu_per_call_of_server_and_client_is_reported() {
         assert!(v > 0.0 && v < 10_000.0, "{side} {v}: {cpu}");
     }
     assert!(u(&r, "sent_total") >= u(&r, "sent"), "{r}");
-    assert_eq!(r["not_held_because"].as_array().map(Vec::len), Some(0), "{r}");
+    assert_eq!(
+        r["not_held_because"].as_array().map(Vec::len),
+        Some(0),
+        "{r}"
+    );
     server.shutdown_gracefully();
 }
 
 #[test]
 fn every_one_of_many_connections_is_refilled_in_closed_loop() {
+    // Closed loop: it takes the cores, so it runs alone.
+    let _alone = saturate();
     let server = provider();
     let r = loadgen(
         "many-connections",
