@@ -45,11 +45,19 @@ def spread(values, fmt):
     return f"{fmt(statistics.median(values))} ({fmt(min(values))}–{fmt(max(values))})"
 
 
+# Words in loadgen's `not_held_because` sentences -> the rule's short name.
+RULES = [("of the target", "achieved"), ("never sent", "unsent"), ("send lag", "lag"),
+         ("never answered", "unanswered"), ("worker", "worker")]
+
+
 def held_failures(run):
-    """The open-loop rules a loadgen run broke (older reports: "?")."""
-    if "held_failures" in run:
-        return run["held_failures"]
-    return [] if run["target_held"] else ["?"]
+    """The short names of the rules a loadgen run broke ("achieved",
+    "unsent", "lag", "unanswered", "worker"), from the sentences of its
+    `not_held_because`; "?" for a sentence or report that does not say."""
+    if run["target_held"]:
+        return []
+    rules = [next((rule for words, rule in RULES if words in why), "?") for why in run.get("not_held_because", [])]
+    return sorted(set(rules)) or ["?"]
 
 
 def held_cell(runs, value, fmt):

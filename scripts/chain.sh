@@ -138,7 +138,7 @@ summary() {
 import json, sys
 r = json.load(open(sys.argv[1]))
 lat, c = r["ok_latency_us"], r.get("cpu") or {}
-held = "held" if r["target_held"] else f"NOT HELD ({', '.join(r.get('held_failures', []))})"
+held = "held" if r["target_held"] else f"NOT HELD ({'; '.join(r.get('not_held_because', []))})"
 print(f"{r['ok_qps']:,.0f} pages/s, p50 {lat['p50']} µs, p99 {lat['p99']} µs, errors {r['errors']}, {held}, "
       f"servers {c.get('server_us_per_call') or 0:.1f} µs/page, client {c.get('client_us_per_call') or 0:.1f} µs/page")
 PY
