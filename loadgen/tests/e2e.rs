@@ -454,22 +454,8 @@ fn redis_ping_end_to_end() {
 #[test]
 fn tls_through_the_channel_with_certs_it_wrote() {
     use mprpc::server::{Server, ServerOptions};
-    use mprpc::tls::{ServerTls, TlsMode};
 
-    let dir = out_dir("certs");
-    let wrote = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .arg("certs")
-        .arg(&dir)
-        .output()
-        .expect("loadgen certs runs");
-    assert!(wrote.status.success(), "{wrote:?}");
-    let tls = ServerTls::from_pem_files(
-        &dir.join("provider.crt"),
-        &dir.join("provider.key"),
-        None,
-        TlsMode::Required,
-    )
-    .unwrap();
+    let (dir, tls) = provider_tls_from_loadgen_certs("certs");
     let mut server = Server::with_options(ServerOptions {
         reactor_threads: 1,
         tls: Some(tls),
@@ -541,22 +527,8 @@ fn tls_through_the_channel_with_certs_it_wrote() {
 fn a_tls_provider_with_a_token_is_loaded_with_token_and_its_summary_says_what_held() {
     use mprpc::auth::AuthToken;
     use mprpc::server::{Server, ServerOptions};
-    use mprpc::tls::{ServerTls, TlsMode};
 
-    let dir = out_dir("certs-token");
-    let wrote = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .arg("certs")
-        .arg(&dir)
-        .output()
-        .expect("loadgen certs runs");
-    assert!(wrote.status.success(), "{wrote:?}");
-    let tls = ServerTls::from_pem_files(
-        &dir.join("provider.crt"),
-        &dir.join("provider.key"),
-        None,
-        TlsMode::Required,
-    )
-    .unwrap();
+    let (dir, tls) = provider_tls_from_loadgen_certs("certs-token");
     let mut server = Server::with_options(ServerOptions {
         reactor_threads: 1,
         tls: Some(tls),
@@ -615,4 +587,25 @@ fn a_tls_provider_with_a_token_is_loaded_with_token_and_its_summary_says_what_he
     assert!(said.to_lowercase().contains("token"), "{said}");
     server.shutdown();
     server.wait();
+}
+
+/// Runs `loadgen certs` into a fresh directory and loads the provider's
+/// certificate from it (`tls=required`).
+fn provider_tls_from_loadgen_certs(tag: &str) -> (std::path::PathBuf, mprpc::tls::ServerTls) {
+    use mprpc::tls::{ServerTls, TlsMode};
+    let dir = out_dir(tag);
+    let wrote = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .arg("certs")
+        .arg(&dir)
+        .output()
+        .expect("loadgen certs runs");
+    assert!(wrote.status.success(), "{wrote:?}");
+    let tls = ServerTls::from_pem_files(
+        &dir.join("provider.crt"),
+        &dir.join("provider.key"),
+        None,
+        TlsMode::Required,
+    )
+    .unwrap();
+    (dir, tls)
 }
