@@ -7,18 +7,25 @@
 //!   types and encoders), `decoder` (incremental, zero-copy decoding),
 //!   `format` ([`WireFormat`]: ours or the seed's, told apart by a stream's
 //!   first two bytes) and [`codec::seed`] (the seed's format, all of it).
-//! * `net` — socket plumbing both sides share: `Transport` (one
+//! * [`net`] — socket plumbing both sides share: `Transport` (one
 //!   non-blocking connection: socket, TLS session if any, read and write
 //!   buffers, writable interest), `FlushList` (the connections to flush once
-//!   per loop turn) and [`tls`] (TLS settings: [`tls::ServerTls`],
-//!   [`tls::ClientTls`]); [`auth`] — auth tokens, sent once per connection
-//!   and compared in constant time.
+//!   per loop turn), [`net::tls`] (TLS settings: [`net::tls::ServerTls`],
+//!   [`net::tls::ClientTls`]) and [`net::auth`] (auth tokens, sent once per
+//!   connection and compared in constant time).
+//! * [`call`] — the call's vocabulary, shared by both sides:
+//!   [`call::status`] (outcomes), [`call::metadata`] (key/value pairs
+//!   carried with requests and replies), [`call::trace`] (trace ids and the
+//!   span each served call runs in), `deadline` (calls started while
+//!   serving one inherit its deadline), [`call::controller`] (per-call
+//!   options and cancellation), [`call::interceptor`] (middleware chains on
+//!   both sides).
 //! * [`service`] — the contract generated service code implements (sync
 //!   handlers, or futures for services that answer later);
-//!   [`responder`] — a [`Responder`] completes such a call from any thread;
-//!   `deadline` — calls started while serving one inherit its deadline;
-//!   [`reflection`] — the built-in `mprpc.Reflection` service every server
-//!   adds, listing its services and serving their schemas.
+//!   [`service::responder`] — a [`Responder`] completes such a call from
+//!   any thread; [`service::reflection`] — the built-in `mprpc.Reflection`
+//!   service every server adds, listing its services and serving their
+//!   schemas.
 //! * [`server`] — the provider's TCP server. `acceptor` deals connections to
 //!   the reactors; `reactor/` is one event loop (`mod`), reading under
 //!   backpressure (`read`), idle and slow-frame deadlines (`deadlines`) and
@@ -36,8 +43,6 @@
 //!   `admin/` serves the admin pages (`/metrics` in `prometheus`, `/status`
 //!   and `/connections` in `status`, the page `/`, the HTTP subset in
 //!   `http`, the recent-latency window in `recent`).
-//! * [`provider`] — the seed's `RpcProvider`: server + ZooKeeper
-//!   registration + graceful shutdown on signals.
 //! * [`client`] — the consumer. `mod` is the [`Channel`] API and `options`
 //!   its settings; `call` delivers an outcome (callback, future or blocking
 //!   wait); `queue` carries calls to the I/O driver; `conn` is
@@ -46,20 +51,17 @@
 //!   (`replies`), deadlines and connect timeouts (`timers`); `balance` picks
 //!   a provider, `health` backs off failing ones, `legacy` makes calls in
 //!   the seed's format.
-//! * [`discovery`] — where providers come from: the `endpoint` module's
-//!   [`Endpoint`], [`Discover`] and [`StaticDiscover`] (a fixed list), or the
-//!   registry, chosen by the config.
+//! * [`discovery`] — where providers come from: [`Endpoint`], [`Discover`]
+//!   and [`StaticDiscover`] (a fixed list), or the registry, chosen by the
+//!   config; [`discovery::balance`] names the load-balancing policies
+//!   ([`LoadBalance`]).
 //! * `registry` (feature `zookeeper`) — ZooKeeper: the registrar that keeps
 //!   a provider registered, and the watched cache consumers discover from.
-//! * [`balance`] — the load-balancing policy names ([`LoadBalance`]), apart
-//!   from the client so that [`config`] does not depend on it.
-//! * [`controller`], [`status`] — per-call options and outcomes;
-//!   [`metadata`] — key/value pairs carried with requests and replies;
-//!   [`trace`] — trace ids and the span each served call runs in;
-//!   [`interceptor`] — middleware chains on both sides.
-//! * [`config`] — the seed's config file and every key the framework reads;
-//!   `app` and `logging` (feature `app`) — the seed's `Init` with a command
-//!   line, and the daily log file.
+//! * [`app`] — the application shell: [`app::config`] (the seed's config
+//!   file and every key the framework reads), [`app::provider`] (the seed's
+//!   `RpcProvider`: server + ZooKeeper registration + graceful shutdown on
+//!   signals), and with feature `app` the seed's `Init` with a command line
+//!   ([`AppArgs`], [`Application`]) and `logging` (the daily log file).
 //!
 //! Both features are on by default. Without them (`default-features =
 //! false`) the library is the core — codec, server, client, static
@@ -90,50 +92,30 @@ macro_rules! debug_as_display {
     };
 }
 
-#[cfg(feature = "app")]
 pub mod app;
-pub mod auth;
-pub mod balance;
-#[cfg(feature = "certs")]
-pub mod certs;
+pub mod call;
 pub mod client;
 pub mod codec;
-pub mod config;
-pub mod controller;
-mod deadline;
 pub mod discovery;
-mod endpoint;
-pub mod interceptor;
-#[cfg(feature = "app")]
-pub mod logging;
-pub mod metadata;
-mod net;
-/// TLS settings: [`tls::ServerTls`] for providers, [`tls::ClientTls`] for consumers.
-pub use net::tls;
-pub mod provider;
-pub mod reflection;
+pub mod net;
 #[cfg(feature = "zookeeper")]
 pub mod registry;
-pub mod responder;
 pub mod server;
 pub mod service;
-pub mod status;
-pub mod trace;
 
+pub use app::config::{Config, ConfigError};
+pub use app::provider::{ProviderHandle, RpcProvider};
 #[cfg(feature = "app")]
 pub use app::{AppArgs, Application};
-pub use balance::LoadBalance;
+pub use call::controller::{CallOptions, CancelHandle, Controller};
+pub use call::interceptor::{CallInfo, ClientCall, ClientInterceptor, Interceptor, Outcome};
+pub use call::metadata::Metadata;
+pub use call::status::{Code, Status};
+pub use call::trace::TraceId;
 pub use client::{Channel, ChannelOptions};
-pub use config::{Config, ConfigError};
-pub use controller::{CallOptions, CancelHandle, Controller};
-pub use discovery::{Discover, Endpoint, StaticDiscover, WireFormat};
-pub use interceptor::{CallInfo, ClientCall, ClientInterceptor, Interceptor, Outcome};
-pub use metadata::Metadata;
-pub use provider::{ProviderHandle, RpcProvider};
-pub use responder::{Reply, Responder};
+pub use discovery::{Discover, Endpoint, LoadBalance, StaticDiscover, WireFormat};
+pub use service::responder::{Reply, Responder};
 pub use service::{CallContext, Schema, Service};
-pub use status::{Code, Status};
-pub use trace::TraceId;
 /// The `tracing` crate, so a handler logs without a dependency of its own:
 /// `mprpc::tracing::info!(account = %name, "transfer refused")`. What it
 /// logs goes to mprpc's log (and names the call's trace id: see the README).
@@ -141,12 +123,12 @@ pub use tracing;
 
 debug_as_display!(
     codec::ProtocolError,
-    config::ConfigError,
+    app::config::ConfigError,
     discovery::DiscoverError,
-    metadata::MetadataTooLong,
-    provider::ProviderError,
-    status::Status,
-    tls::TlsError,
+    call::metadata::MetadataTooLong,
+    app::provider::ProviderError,
+    call::status::Status,
+    net::tls::TlsError,
 );
 #[cfg(feature = "zookeeper")]
 debug_as_display!(registry::RegistryError);
@@ -154,19 +136,21 @@ debug_as_display!(registry::RegistryError);
 /// Everything a provider or consumer `main` uses, in one `use`:
 /// `use mprpc::prelude::*;`.
 pub mod prelude {
+    pub use crate::app::config::Config;
+    pub use crate::app::provider::{ProviderHandle, RpcProvider};
     #[cfg(feature = "app")]
     pub use crate::app::{AppArgs, Application};
+    pub use crate::call::controller::{CallOptions, CancelHandle, Controller};
+    pub use crate::call::interceptor::{
+        CallInfo, ClientCall, ClientInterceptor, Interceptor, Outcome,
+    };
+    pub use crate::call::metadata::Metadata;
+    pub use crate::call::status::{Code, Status};
+    pub use crate::call::trace::TraceId;
     pub use crate::client::{CallHandle, Channel, ChannelOptions, TypedCall};
-    pub use crate::config::Config;
-    pub use crate::controller::{CallOptions, CancelHandle, Controller};
     pub use crate::discovery::{Discover, Endpoint, StaticDiscover};
-    pub use crate::interceptor::{CallInfo, ClientCall, ClientInterceptor, Interceptor, Outcome};
-    pub use crate::metadata::Metadata;
-    pub use crate::provider::{ProviderHandle, RpcProvider};
-    pub use crate::responder::{Reply, Responder};
+    pub use crate::service::responder::{Reply, Responder};
     pub use crate::service::{CallContext, Service};
-    pub use crate::status::{Code, Status};
-    pub use crate::trace::TraceId;
 }
 
 /// Includes the code `mprpc-build` generated for a protobuf package

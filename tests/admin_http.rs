@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mprpc::auth::AuthToken;
 use mprpc::client::Channel;
+use mprpc::net::auth::AuthToken;
 use mprpc::server::{AdminOptions, Server, ServerHandle, ServerOptions};
 use mprpc::{CallOptions, Code, Config, RpcProvider, Service};
 
@@ -21,7 +21,7 @@ use common::services::TestService;
 use common::zk::{wait_until, ZkServer};
 
 fn start(options: ServerOptions) -> ServerHandle {
-    mprpc::logging::init_for_tests();
+    mprpc::app::logging::init_for_tests();
     let mut server = Server::with_options(ServerOptions {
         reactor_threads: 2,
         ..options
@@ -463,7 +463,7 @@ fn admin_is_off_by_default_on_a_wildcard_bind_and_when_turned_off() {
 
 #[test]
 fn a_registered_provider_shows_its_zookeeper_session_and_nodes() {
-    mprpc::logging::init_for_tests();
+    mprpc::app::logging::init_for_tests();
     let zk = ZkServer::start();
     let config = Config {
         zookeeper: Some(zk.connect_string()),

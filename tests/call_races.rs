@@ -53,7 +53,7 @@ impl Service for Delayed {
 }
 
 fn provider() -> ServerHandle {
-    mprpc::logging::init_for_tests();
+    mprpc::app::logging::init_for_tests();
     let mut server = Server::with_options(ServerOptions {
         addr: "127.0.0.1:0".into(),
         worker_threads: IN_FLIGHT as usize + 2,

@@ -39,7 +39,7 @@ fn restart_on(addr: SocketAddr) -> ServerHandle {
 }
 
 fn try_start_on(addr: &str) -> std::io::Result<ServerHandle> {
-    mprpc::logging::init_for_tests();
+    mprpc::app::logging::init_for_tests();
     let mut server = Server::with_options(ServerOptions {
         addr: addr.to_owned(),
         reactor_threads: 2,

@@ -15,7 +15,7 @@ mod common;
 use common::services::{BlockingTest, TestService};
 
 fn start(options: ServerOptions) -> ServerHandle {
-    mprpc::logging::init_for_tests();
+    mprpc::app::logging::init_for_tests();
     let mut server = Server::with_options(options);
     server.add_service(TestService);
     server.add_blocking_service(BlockingTest);

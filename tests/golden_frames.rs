@@ -9,12 +9,12 @@
 //! fails here.
 
 use bytes::{Bytes, BytesMut};
+use mprpc::call::trace::TraceId;
 use mprpc::codec::{
     self, begin_response, encode_auth, encode_cancel, encode_request, encode_request_meta,
     encode_response, encode_response_meta, end_response, seed, Decoder, Frame, RequestHead,
     RequestMeta, Response,
 };
-use mprpc::trace::TraceId;
 use mprpc::{Code, Metadata};
 
 /// Concatenates the commented pieces a vector is written in.

@@ -26,7 +26,7 @@ use common::services::{
 const RUN_FOR: Duration = Duration::from_secs(3);
 
 fn start_server() -> ServerHandle {
-    mprpc::logging::init_for_tests();
+    mprpc::app::logging::init_for_tests();
     let mut server = Server::with_options(ServerOptions {
         reactor_threads: 2,
         worker_threads: 2,
@@ -273,7 +273,7 @@ fn start_with(
     Arc<parking_lot::Mutex<Vec<Bytes>>>,
     Arc<std::sync::atomic::AtomicUsize>,
 ) {
-    mprpc::logging::init_for_tests();
+    mprpc::app::logging::init_for_tests();
     let mut server = Server::with_options(ServerOptions {
         reactor_threads: 1,
         worker_threads: 1,
@@ -432,7 +432,7 @@ fn a_reused_request_id_closes_the_connection_and_orphans_nothing() {
 #[test]
 fn a_peer_that_never_sends_its_token_is_closed_at_the_auth_deadline() {
     let (server, _, _) = start_with(ServerOptions {
-        auth_tokens: vec![mprpc::auth::AuthToken::new("s3cret").unwrap()],
+        auth_tokens: vec![mprpc::net::auth::AuthToken::new("s3cret").unwrap()],
         auth_timeout: Some(Duration::from_millis(300)),
         idle_timeout: None,
         ..ServerOptions::default()

@@ -87,7 +87,7 @@ fn rss_falls_to(at_most: usize, limit: Duration) -> usize {
 
 #[test]
 fn hostile_frame_lengths_cost_only_what_arrives_and_memory_goes_back() {
-    mprpc::logging::init_for_tests();
+    mprpc::app::logging::init_for_tests();
     let mut server = Server::with_options(ServerOptions {
         reactor_threads: 1,
         worker_threads: 1,

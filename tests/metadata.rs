@@ -582,7 +582,7 @@ fn an_entry_too_long_for_the_wire_fails_the_call_before_it_is_sent() {
     let addr = closed.local_addr().unwrap();
     drop(closed);
     let channel = Channel::direct(addr).unwrap();
-    let long = "x".repeat(mprpc::metadata::MAX_VALUE_LEN + 1);
+    let long = "x".repeat(mprpc::call::metadata::MAX_VALUE_LEN + 1);
     let options = CallOptions::new()
         .timeout(Duration::from_secs(1))
         .metadata("blob", &long);

@@ -19,7 +19,7 @@ mod common;
 use common::services::{slow_request, wait_slow_started, BlockingTest};
 
 fn start(options: ServerOptions) -> ServerHandle {
-    mprpc::logging::init_for_tests();
+    mprpc::app::logging::init_for_tests();
     let mut server = Server::with_options(ServerOptions {
         reactor_threads: 1,
         ..options

@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use common::zk::{free_port, wait_until, RawZk, ZkServer};
-use mprpc::auth::AuthToken;
+use mprpc::app::provider::{ProviderHandle, RpcProvider};
 use mprpc::client::{Channel, ChannelOptions};
-use mprpc::provider::{ProviderHandle, RpcProvider};
+use mprpc::net::auth::AuthToken;
 use mprpc::registry::ZkDiscover;
 use mprpc::{CallContext, CallOptions, Code, Config, Discover, Service, Status};
 
@@ -106,7 +106,7 @@ fn seed_connections(provider: &ProviderHandle) -> u64 {
 
 #[test]
 fn a_provider_restarted_on_its_port_under_load_is_never_called_in_the_seed_format() {
-    mprpc::logging::init_for_tests();
+    mprpc::app::logging::init_for_tests();
     let zk = ZkServer::start();
     let config = config(&zk.connect_string(), "/mprpc", free_port());
     let mut provider = start_provider(&config);
@@ -171,7 +171,7 @@ fn a_provider_restarted_on_its_port_under_load_is_never_called_in_the_seed_forma
 
 #[test]
 fn our_seed_layout_nodes_are_not_called_when_our_own_layout_has_no_provider() {
-    mprpc::logging::init_for_tests();
+    mprpc::app::logging::init_for_tests();
     let zk = ZkServer::start();
     // The provider registers under another root: the consumer sees only its
     // seed-layout node `/Accounts/Get` (as in the gap of a restart).
@@ -197,7 +197,7 @@ fn our_seed_layout_nodes_are_not_called_when_our_own_layout_has_no_provider() {
 
 #[test]
 fn a_seed_layout_service_without_the_called_methods_node_fails_before_sending() {
-    mprpc::logging::init_for_tests();
+    mprpc::app::logging::init_for_tests();
     let zk = ZkServer::start();
     // A seed provider that registered `GetFriendList`, not `GetFriendsList`.
     let seed = TcpListener::bind("127.0.0.1:0").unwrap();

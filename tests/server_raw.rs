@@ -19,7 +19,7 @@ use common::services::{BlockingTest, TestService, Tracked};
 /// A server with `options` and the test services (`Test` inline,
 /// `BlockingTest` on the pool), not started yet.
 fn server_with(options: ServerOptions) -> Server {
-    mprpc::logging::init_for_tests();
+    mprpc::app::logging::init_for_tests();
     let mut server = Server::with_options(options);
     server.add_service(TestService);
     server.add_blocking_service(BlockingTest);

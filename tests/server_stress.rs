@@ -267,7 +267,7 @@ fn run_connection(
 
 #[test]
 fn a_randomized_live_stream_gets_exactly_its_replies() {
-    mprpc::logging::init_for_tests();
+    mprpc::app::logging::init_for_tests();
     let seed = seed();
     println!("seed {seed} (rerun with MPRPC_STRESS_SEED={seed})");
     let mut server = Server::with_options(ServerOptions {

@@ -12,10 +12,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mprpc::auth::AuthToken;
 use mprpc::client::{Channel, ChannelOptions};
+use mprpc::net::auth::AuthToken;
+use mprpc::net::tls::{ClientTls, ServerTls, TlsMode};
 use mprpc::server::{Server, ServerHandle, ServerOptions};
-use mprpc::tls::{ClientTls, ServerTls, TlsMode};
 use mprpc::{CallOptions, Code, Config, StaticDiscover, Status};
 
 mod common;

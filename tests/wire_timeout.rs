@@ -44,7 +44,7 @@ fn start_call(channel: &Channel) -> mprpc::client::PendingCall {
 
 #[test]
 fn an_immediate_send_carries_the_whole_budget() {
-    mprpc::logging::init_for_tests();
+    mprpc::app::logging::init_for_tests();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let channel = Channel::direct(listener.local_addr().unwrap()).unwrap();
     let began = Instant::now();
@@ -61,7 +61,7 @@ fn an_immediate_send_carries_the_whole_budget() {
 
 #[test]
 fn a_send_after_waiting_for_a_connect_carries_what_is_left() {
-    mprpc::logging::init_for_tests();
+    mprpc::app::logging::init_for_tests();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     // SAFETY: listen(2) again on our own socket, to shrink the accept queue.
     assert_eq!(unsafe { libc::listen(listener.as_raw_fd(), 0) }, 0);

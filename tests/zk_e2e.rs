@@ -14,8 +14,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use common::helper_process::spawn_helper;
 use common::zk::{wait_until, ZkServer};
+use mprpc::app::provider::{ProviderHandle, RpcProvider};
 use mprpc::client::{Channel, ChannelOptions};
-use mprpc::provider::{ProviderHandle, RpcProvider};
 use mprpc::registry::ZkDiscover;
 use mprpc::{CallContext, CallOptions, Config, Discover, Service, Status};
 
@@ -120,7 +120,7 @@ fn discovered(discover: &ZkDiscover) -> Vec<SocketAddr> {
 }
 
 fn init_logs() {
-    mprpc::logging::init_for_tests();
+    mprpc::app::logging::init_for_tests();
 }
 
 #[test]

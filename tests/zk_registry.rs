@@ -430,7 +430,7 @@ fn a_seed_only_service_is_found_through_the_seed_layout() {
         weight: 100,
         format: WireFormat::Legacy,
         max_frame: None,
-        tls: mprpc::tls::TlsMode::Off,
+        tls: mprpc::net::tls::TlsMode::Off,
     };
     assert_eq!(&endpoints[..], &[expected]);
 

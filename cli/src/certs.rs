@@ -1,12 +1,12 @@
 //! `mprpc certs DIR`: a development CA, a provider certificate for the
 //! names and IP addresses given and a client certificate for mutual TLS
-//! (`mprpc::certs`, the same files `loadgen certs` writes), then the config
+//! (`mprpc::net::certs`, the same files `loadgen certs` writes), then the config
 //! lines of both sides that use them.
 
 use std::path::PathBuf;
 
 use clap::Args;
-use mprpc::certs::{self, DEFAULT_SERVER_NAMES, FILES};
+use mprpc::net::certs::{self, DEFAULT_SERVER_NAMES, FILES};
 
 use crate::error::{Error, Result};
 

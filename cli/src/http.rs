@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use mprpc::tls::ClientTls;
+use mprpc::net::tls::ClientTls;
 
 use crate::error::{Error, Result};
 

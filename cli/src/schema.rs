@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use mprpc::discovery::{Discover, Endpoint, WireFormat};
-use mprpc::reflection::SERVICE_NAME as REFLECTION;
+use mprpc::service::reflection::SERVICE_NAME as REFLECTION;
 use mprpc::{CallOptions, Code, Status};
 use prost_reflect::{DescriptorPool, MethodDescriptor, ServiceDescriptor};
 

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use mprpc::auth::AuthToken;
-use mprpc::config::RegistryKind;
+use mprpc::app::config::RegistryKind;
 use mprpc::discovery::{Discover, Endpoint, StaticDiscover, WireFormat};
+use mprpc::net::auth::AuthToken;
+use mprpc::net::tls::ClientTls;
 use mprpc::registry::{ServiceListing, ZkDiscover};
-use mprpc::tls::ClientTls;
 use mprpc::{Channel, ChannelOptions, Config};
 
 use crate::error::{fail, Error, Result};
@@ -232,7 +232,7 @@ impl Target {
             return String::new();
         };
         let names = listing.iter().map(|s| s.name.as_str());
-        match mprpc::config::closest_match(service, names) {
+        match mprpc::app::config::closest_match(service, names) {
             Some(name) => format!(" (did you mean '{name}'?)"),
             None => String::new(),
         }

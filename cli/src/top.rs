@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use mprpc::discovery::{Discover, Endpoint, WireFormat};
-use mprpc::tls::ClientTls;
+use mprpc::net::tls::ClientTls;
 use serde_json::Value;
 
 use crate::error::{fail, Result};

@@ -1,11 +1,11 @@
 //! `loadgen certs DIR`: the development CA and certificates of
-//! [`mprpc::certs`] (what `mprpc certs` writes), for 127.0.0.1 and
+//! [`mprpc::net::certs`] (what `mprpc certs` writes), for 127.0.0.1 and
 //! localhost, so a TLS comparison on this machine needs no openssl and no
 //! real PKI. Not for anything but loopback benchmarks.
 
 use std::path::Path;
 
-use mprpc::certs::{self, DEFAULT_SERVER_NAMES};
+use mprpc::net::certs::{self, DEFAULT_SERVER_NAMES};
 
 /// Writes `ca.crt`, `provider.crt`, `provider.key` (and a client pair) into `dir`.
 pub fn write(dir: &Path) -> Result<(), String> {

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BytesMut};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
-use mprpc::tls::ClientTls;
+use mprpc::net::tls::ClientTls;
 use rustls::ClientConnection;
 
 use crate::protocol::{Protocol, Reply};

@@ -313,7 +313,7 @@ fn run_engine<P: Protocol>(
     args: &Args,
     proto: &P,
     addrs: Vec<SocketAddr>,
-    tls: Option<mprpc::tls::ClientTls>,
+    tls: Option<mprpc::net::tls::ClientTls>,
     endpoint: String,
     discovered: Vec<String>,
     io: &dyn RunIo,

@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use mprpc::auth::AuthToken;
 use mprpc::client::{Channel, ChannelOptions};
+use mprpc::net::auth::AuthToken;
+use mprpc::net::tls::ClientTls;
 use mprpc::registry::ZkDiscover;
-use mprpc::tls::ClientTls;
 use mprpc::{CallOptions, Config, Discover, StaticDiscover};
 
 use parking_lot::Mutex;

@@ -206,8 +206,10 @@ fn three_workers_merge_exactly_what_the_provider_served() {
         completed + u(&r, "unsent"),
         "the merged histogram holds every call"
     );
+    // The rate is a speed figure (benchmarks hold it to ±5%); here it only
+    // shows the schedule was followed, with room for a busy 2-core machine.
     let achieved = f(&r, "achieved_qps");
-    assert!((570.0..=630.0).contains(&achieved), "achieved {achieved}");
+    assert!((480.0..=630.0).contains(&achieved), "achieved {achieved}");
     for n in names {
         let w = row(&r, n);
         assert_eq!(

@@ -525,7 +525,7 @@ fn tls_through_the_channel_with_certs_it_wrote() {
 
 #[test]
 fn a_tls_provider_with_a_token_is_loaded_with_token_and_its_summary_says_what_held() {
-    use mprpc::auth::AuthToken;
+    use mprpc::net::auth::AuthToken;
     use mprpc::server::{Server, ServerOptions};
 
     let (dir, tls) = provider_tls_from_loadgen_certs("certs-token");
@@ -591,8 +591,8 @@ fn a_tls_provider_with_a_token_is_loaded_with_token_and_its_summary_says_what_he
 
 /// Runs `loadgen certs` into a fresh directory and loads the provider's
 /// certificate from it (`tls=required`).
-fn provider_tls_from_loadgen_certs(tag: &str) -> (std::path::PathBuf, mprpc::tls::ServerTls) {
-    use mprpc::tls::{ServerTls, TlsMode};
+fn provider_tls_from_loadgen_certs(tag: &str) -> (std::path::PathBuf, mprpc::net::tls::ServerTls) {
+    use mprpc::net::tls::{ServerTls, TlsMode};
     let dir = out_dir(tag);
     let wrote = Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .arg("certs")

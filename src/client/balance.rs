@@ -16,7 +16,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-pub use crate::balance::LoadBalance;
+pub use crate::discovery::balance::LoadBalance;
 use crate::discovery::Endpoint;
 
 /// Virtual nodes per endpoint on the consistent-hash ring.

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use super::cells::CellRef;
 use super::observe::Watch;
 use super::queue::Shared;
-use crate::status::{Code, Status};
+use crate::call::status::{Code, Status};
 
 thread_local! {
     /// On a channel's I/O driver thread (where `call_with` callbacks run):

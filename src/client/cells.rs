@@ -29,7 +29,7 @@ use std::task::{Context, Poll, Waker};
 use parking_lot::{Condvar, Mutex};
 
 use super::call::CallResult;
-use crate::status::Status;
+use crate::call::status::Status;
 
 /// Cells in the first chunk; chunk `k` holds `BASE << k`.
 const BASE: u32 = 64;

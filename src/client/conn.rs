@@ -21,11 +21,11 @@ use bytes::BytesMut;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
-use crate::auth::AuthToken;
 use crate::codec::{set_request_timeout, Decoder, Frame, ProtocolError};
 use crate::discovery::Endpoint;
+use crate::net::auth::AuthToken;
+use crate::net::tls::ClientTls;
 use crate::net::{FlushList, ReadTurn, Transport};
-use crate::tls::ClientTls;
 
 /// Bytes read from one connection before its replies are decoded; bounds
 /// the read buffer when a peer streams replies faster than we consume them.

@@ -24,8 +24,8 @@ use parking_lot::{Condvar, Mutex};
 use super::call::CallResult;
 use super::cells::CellRef;
 use super::queue::Shared;
+use crate::call::status::Status;
 use crate::codec::{request_parts, seed};
-use crate::status::Status;
 
 /// Seed-format calls that may run at once (per process).
 const THREADS: usize = 8;

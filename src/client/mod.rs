@@ -53,12 +53,12 @@ pub use options::ChannelOptions;
 use cells::CellRef;
 use queue::{Shared, Submit};
 
+use crate::call::controller::{CallOptions, CancelHandle};
+use crate::call::interceptor::ClientCall;
+use crate::call::status::Status;
+use crate::call::trace::TRACE_ID_KEY;
 use crate::codec::{check_names, RequestMeta, REQUEST_FIXED_LEN};
-use crate::controller::{CallOptions, CancelHandle};
 use crate::discovery::{Discover, StaticDiscover};
-use crate::interceptor::ClientCall;
-use crate::status::Status;
-use crate::trace::TRACE_ID_KEY;
 use observe::Watch;
 
 /// A client of one or more services. Cheap to clone: clones share the I/O
@@ -285,7 +285,7 @@ impl Channel {
         }
         // Started while serving a call: its trace id goes on.
         let trace =
-            crate::deadline::current_trace().filter(|_| metadata.get(TRACE_ID_KEY).is_none());
+            crate::call::deadline::current_trace().filter(|_| metadata.get(TRACE_ID_KEY).is_none());
         let meta = RequestMeta {
             metadata: &metadata,
             trace,
@@ -317,12 +317,12 @@ impl Channel {
         // Started while serving a call: capped at what remains of its deadline.
         let now = call::call_start_time();
         let timeout = options.timeout.unwrap_or(inner.options.call_timeout);
-        let timeout = crate::deadline::inherit(timeout, inner.options.deadline_margin, now)
+        let timeout = crate::call::deadline::inherit(timeout, inner.options.deadline_margin, now)
             .map_err(|()| {
-                Status::deadline_exceeded(
-                    "the call being served has (almost) reached its deadline; not started",
-                )
-            })?;
+            Status::deadline_exceeded(
+                "the call being served has (almost) reached its deadline; not started",
+            )
+        })?;
         if inner.inflight.fetch_add(1, Ordering::Relaxed) >= inner.options.max_inflight {
             inner.inflight.fetch_sub(1, Ordering::Relaxed);
             return Err(Status::resource_exhausted(format!(

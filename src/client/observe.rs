@@ -9,8 +9,8 @@
 use std::time::Instant;
 
 use super::call::CallResult;
-use crate::interceptor::{ClientInterceptors, Outcome};
-use crate::status::Code;
+use crate::call::interceptor::{ClientInterceptors, Outcome};
+use crate::call::status::Code;
 
 /// What the interceptors' `after` is told about one call.
 pub(crate) struct Watch {

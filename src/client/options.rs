@@ -3,11 +3,11 @@
 use std::time::Duration;
 
 use super::LoadBalance;
-use crate::auth::AuthToken;
+use crate::app::config::Config;
+use crate::call::interceptor::{ClientInterceptor, ClientInterceptors};
 use crate::codec::DEFAULT_MAX_FRAME;
-use crate::config::Config;
-use crate::interceptor::{ClientInterceptor, ClientInterceptors};
-use crate::tls::ClientTls;
+use crate::net::auth::AuthToken;
+use crate::net::tls::ClientTls;
 
 /// How a channel behaves. `Default` suits most uses; `from_config` takes
 /// the timeouts, limits and threads from the seed-format config file.
@@ -53,7 +53,7 @@ pub struct ChannelOptions {
     /// providers that require a token.
     pub auth_token: Option<AuthToken>,
     /// Interceptors every call of this channel passes, in order (none by
-    /// default; see [`crate::interceptor`]).
+    /// default; see [`crate::call::interceptor`]).
     pub interceptors: ClientInterceptors,
 }
 

@@ -23,11 +23,11 @@ use mio::Waker;
 use parking_lot::Mutex;
 
 use super::cells::{CellRef, Cells};
+use crate::call::controller::ReplyMetadata;
+use crate::call::metadata::Metadata;
+use crate::call::trace::TraceId;
 use crate::codec::{encode_request_meta, RequestHead, RequestMeta};
-use crate::controller::ReplyMetadata;
 use crate::discovery::Endpoint;
-use crate::metadata::Metadata;
-use crate::trace::TraceId;
 
 /// A call handed to the driver.
 pub(crate) struct NewCall {

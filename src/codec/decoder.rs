@@ -9,8 +9,8 @@ use super::{
     DEFAULT_MAX_FRAME, HEADER_LEN, MAGIC, MAX_TOKEN_LEN, REQUEST_FIXED_LEN, RESPONSE_FIXED_LEN,
     VERSION, VERSION_NO_METADATA,
 };
-use crate::metadata::Metadata;
-use crate::status::Code;
+use crate::call::metadata::Metadata;
+use crate::call::status::Code;
 
 /// Why a byte stream is not a valid mprpc stream. Any of these closes the
 /// connection it came from, and only that one.
@@ -291,11 +291,11 @@ fn parse_response(mut body: Bytes, v2: bool) -> Result<Response, ProtocolError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::call::trace::TraceId;
     use crate::codec::{
         encode_auth, encode_cancel, encode_request, encode_request_meta, encode_response,
         encode_response_meta, RequestHead, RequestMeta,
     };
-    use crate::trace::TraceId;
 
     fn sample_frames() -> (BytesMut, Vec<Frame>) {
         let mut buf = BytesMut::new();

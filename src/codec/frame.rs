@@ -8,9 +8,9 @@ use super::{
     HEADER_LEN, MAGIC, MAX_NAME_LEN, REQUEST_FIXED_LEN, RESPONSE_FIXED_LEN, VERSION,
     VERSION_NO_METADATA,
 };
-use crate::metadata::{entry_len, put_entry, Metadata};
-use crate::status::Code;
-use crate::trace::{TraceId, TRACE_ID_KEY};
+use crate::call::metadata::{entry_len, put_entry, Metadata};
+use crate::call::status::Code;
+use crate::call::trace::{TraceId, TRACE_ID_KEY};
 
 /// The `kind` byte of the frame header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,8 +179,8 @@ pub struct Oversized {
 
 impl Oversized {
     /// The status for the call this frame carried.
-    pub fn status(&self, what: &str, whose: &str) -> crate::status::Status {
-        crate::status::Status::resource_exhausted(format!(
+    pub fn status(&self, what: &str, whose: &str) -> crate::call::status::Status {
+        crate::call::status::Status::resource_exhausted(format!(
             "{what} of {} bytes exceeds {whose} max_frame_size of {} bytes",
             self.len, self.max
         ))

@@ -69,7 +69,7 @@
 //! checked as UTF-8 when the frame is decoded (a bad block closes the
 //! connection, like any malformed frame); the block is a zero-copy slice
 //! of the read buffer, like the payload ([`crate::Metadata`]). A trace id
-//! travels as the entry `trace-id` (16 hex digits, [`crate::trace`]).
+//! travels as the entry `trace-id` (16 hex digits, [`crate::call::trace`]).
 //!
 //! ## Cancel body (kind 3)
 //!

@@ -15,7 +15,7 @@ use zookeeper_client as zk;
 use super::layout::{self, ProviderInfo};
 use super::session::{self, Settings};
 use super::RegistryError;
-use crate::config::Config;
+use crate::app::config::Config;
 
 /// One service as the registry shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]

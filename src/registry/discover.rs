@@ -32,10 +32,10 @@ use super::layout::{self, ProviderInfo};
 use super::node_cache::NodeCache;
 use super::session::{self, Backoff, Settings};
 use super::RegistryError;
-use crate::config::Config;
-use crate::endpoint::{Discover, Endpoint, WireFormat};
-use crate::status::Status;
-use crate::tls::TlsMode;
+use crate::app::config::Config;
+use crate::call::status::Status;
+use crate::discovery::{Discover, Endpoint, WireFormat};
+use crate::net::tls::TlsMode;
 
 type Cache = RwLock<HashMap<String, Listing>>;
 

@@ -5,7 +5,7 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
-use crate::tls::TlsMode;
+use crate::net::tls::TlsMode;
 
 /// `<root>/services`.
 pub(crate) fn services_path(root: &str) -> String {

@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 
-use crate::endpoint::Endpoint;
+use crate::discovery::Endpoint;
 
 /// Read provider nodes, per provider-list path.
 #[derive(Debug, Default)]
@@ -100,8 +100,8 @@ impl Known {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::endpoint::WireFormat;
-    use crate::tls::TlsMode;
+    use crate::discovery::WireFormat;
+    use crate::net::tls::TlsMode;
 
     fn endpoint(port: u16) -> Option<Endpoint> {
         Some(Endpoint {

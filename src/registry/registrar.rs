@@ -21,10 +21,10 @@ use zookeeper_client as zk;
 use super::layout::{self, ProviderInfo};
 use super::session::{self, Backoff, Settings};
 use super::RegistryError;
-use crate::config::Config;
+use crate::app::config::Config;
+use crate::net::tls::TlsMode;
 use crate::server::admin::{RegistryProbe, RegistryStatus};
 use crate::service::ServiceInfo;
-use crate::tls::TlsMode;
 
 /// A provider's registration; one per provider process.
 ///

@@ -8,7 +8,7 @@ use std::time::Duration;
 use zookeeper_client as zk;
 
 use super::RegistryError;
-use crate::config::Config;
+use crate::app::config::Config;
 
 /// Registry settings, from [`Config`].
 #[derive(Debug, Clone)]

@@ -19,11 +19,11 @@ use super::reactor::ReactorShared;
 use super::stats::{self, ReactorStats};
 use super::table::{Entry, ServiceTable};
 use super::workers::{Job, JobSender};
-use crate::auth::AuthToken;
+use crate::call::interceptor::{CallInfo, Interceptors};
+use crate::call::status::{Code, Status};
 use crate::codec::{Decoder, Request, WireFormat};
-use crate::interceptor::{CallInfo, Interceptors};
+use crate::net::auth::AuthToken;
 use crate::service::CallContext;
-use crate::status::{Code, Status};
 
 /// Why a call is answered `Overloaded` without running.
 const OVER_LIMIT: &str = "the method is over its concurrency limit; the call did not run";
@@ -114,7 +114,7 @@ impl Dispatcher {
 
     /// Whether `token` is one this server accepts (constant time).
     pub(crate) fn accepts_token(&self, token: &[u8]) -> bool {
-        crate::auth::accepts(&self.auth_tokens, token)
+        crate::net::auth::accepts(&self.auth_tokens, token)
     }
 
     /// The admin pages, if they are on.
@@ -299,7 +299,12 @@ impl Dispatcher {
             reply: request
                 .replies_with_metadata
                 .then(|| ctx.share_reply_metadata()),
-            span: crate::trace::call_span(entry.service.name(), method, ctx.peer, ctx.trace_id),
+            span: crate::call::trace::call_span(
+                entry.service.name(),
+                method,
+                ctx.peer,
+                ctx.trace_id,
+            ),
             observed: self.chain().map(|_| Observed {
                 peer: ctx.peer,
                 metadata: ctx.metadata.clone(),
@@ -309,7 +314,9 @@ impl Dispatcher {
         let serving = ctx.serving();
         let started = catch_unwind(AssertUnwindSafe(|| {
             let _entered = extra.span.enter();
-            crate::deadline::serving(serving, || entry.service.call_later(method, ctx, payload))
+            crate::call::deadline::serving(serving, || {
+                entry.service.call_later(method, ctx, payload)
+            })
         }))
         .unwrap_or_else(|panic| Err(Status::internal(protocol::panic_text(&panic))));
         let done = match started {

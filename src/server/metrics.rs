@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 
-use crate::status::Code;
+use crate::call::status::Code;
 
 /// Highest latency tracked (60 s, in microseconds); slower calls count as 60 s.
 const MAX_US: u64 = 60_000_000;

@@ -53,11 +53,11 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::auth::AuthToken;
-use crate::config::Config;
-use crate::interceptor::{Interceptor, Interceptors};
+use crate::app::config::Config;
+use crate::call::interceptor::{Interceptor, Interceptors};
+use crate::net::auth::AuthToken;
+use crate::net::tls::{ServerTls, TlsMode};
 use crate::service::{Service, ServiceInfo};
-use crate::tls::{ServerTls, TlsMode};
 use limit::Limits;
 use reactor::ReactorShared;
 use table::ServiceTable;
@@ -123,7 +123,7 @@ pub struct ServerOptions {
     /// kernel (glibc's `malloc_trim`) once closes stop for a second.
     pub trim_memory: bool,
     /// Interceptors every call passes, in order (none by default; see
-    /// [`crate::interceptor`]).
+    /// [`crate::call::interceptor`]).
     pub interceptors: Interceptors,
 }
 
@@ -219,7 +219,7 @@ impl Server {
     }
 
     /// Adds an interceptor at the end of the chain every call passes
-    /// (see [`crate::interceptor`]).
+    /// (see [`crate::call::interceptor`]).
     pub fn add_interceptor(&mut self, interceptor: impl Interceptor) -> &mut Self {
         self.options.interceptors.push(Arc::new(interceptor));
         self
@@ -440,7 +440,7 @@ pub fn serve_request(
     ctx: &crate::service::CallContext,
     out: &mut bytes::BytesMut,
 ) -> bool {
-    protocol::run_framed_call(service, request, ctx, out) == crate::status::Code::Ok
+    protocol::run_framed_call(service, request, ctx, out) == crate::call::status::Code::Ok
 }
 
 /// std listens with a backlog of 128, too few for a burst of connects (each

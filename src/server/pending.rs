@@ -32,12 +32,12 @@ use super::limit::Permit;
 use super::metrics::ThreadStats;
 use super::protocol;
 use super::reactor::ReactorShared;
+use crate::call::interceptor::{CallInfo, Interceptors};
+use crate::call::metadata::Metadata;
+use crate::call::status::{Code, Status};
+use crate::call::trace::TraceId;
 use crate::codec::WireFormat;
-use crate::interceptor::{CallInfo, Interceptors};
-use crate::metadata::Metadata;
 use crate::service::ReplyFuture;
-use crate::status::{Code, Status};
-use crate::trace::TraceId;
 
 /// Where a call's reply goes and what it is, for metrics and logs.
 #[derive(Debug, Clone, Copy)]
@@ -362,13 +362,13 @@ fn poll(task: &mut Task) -> Option<Result<BytesMut, Status>> {
     let waker = Waker::from(task.waker.clone());
     let mut cx = Context::from_waker(&waker);
     let future = &mut task.future;
-    let serving = crate::deadline::Serving {
+    let serving = crate::call::deadline::Serving {
         deadline: task.addr.deadline,
         trace: task.addr.trace,
     };
     let _entered = task.extra.span.enter();
     let polled = catch_unwind(AssertUnwindSafe(|| {
-        crate::deadline::serving(serving, || future.as_mut().poll(&mut cx))
+        crate::call::deadline::serving(serving, || future.as_mut().poll(&mut cx))
     }));
     match polled {
         Ok(Poll::Ready(result)) => Some(result),

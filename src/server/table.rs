@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::reflection::{self, Reflection};
+use crate::service::reflection::{self, Reflection};
 use crate::service::{Service, ServiceInfo};
 
 /// A published service and where its handlers run.

@@ -25,11 +25,11 @@ use super::metrics::{MetricsRegistry, ThreadStats};
 use super::protocol::{run_call, write_error};
 use super::reactor::{PoolReply, ReactorShared};
 use super::table::Entry;
+use crate::call::interceptor::Interceptors;
+use crate::call::status::Code;
+use crate::call::status::Status;
 use crate::codec::{Request, WireFormat};
-use crate::interceptor::Interceptors;
 use crate::service::CallContext;
-use crate::status::Code;
-use crate::status::Status;
 
 /// One blocking call waiting for a worker.
 pub(crate) struct Job {

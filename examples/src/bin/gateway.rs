@@ -13,7 +13,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use mprpc::config::RegistryKind;
+use mprpc::app::config::RegistryKind;
 use mprpc::prelude::*;
 use mprpc_examples::fixbug::GatewayServiceRpcServer;
 use mprpc_examples::{Gateway, OnWorkerPool};

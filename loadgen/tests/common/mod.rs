@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use bytes::{Bytes, BytesMut};
-use mprpc::config::RegistryKind;
-use mprpc::provider::{ProviderHandle, RpcProvider};
+use mprpc::app::config::RegistryKind;
+use mprpc::app::provider::{ProviderHandle, RpcProvider};
 use mprpc::{CallContext, Config, Service, Status};
 use serde_json::Value;
 

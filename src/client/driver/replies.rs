@@ -4,9 +4,9 @@
 use mio::event::Event;
 
 use super::Driver;
+use crate::call::status::{Code, Status};
 use crate::client::conn::ConnectState;
 use crate::codec::{Frame, FrameKind, Response};
-use crate::status::{Code, Status};
 
 impl Driver {
     pub(super) fn conn_event(&mut self, key: usize, event: &Event) {

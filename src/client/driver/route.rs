@@ -10,13 +10,13 @@ use std::sync::Arc;
 use mio::Token;
 
 use super::{far_or, Driver, Pending, NO_CONN};
+use crate::call::status::Status;
 use crate::client::conn::{ProviderConn, Queued, Routed, Security};
 use crate::client::legacy::{self, LegacyCall};
 use crate::client::queue::{Command, NewCall};
 use crate::codec::{request_service, WireFormat};
 use crate::discovery::Endpoint;
-use crate::status::Status;
-use crate::tls::TlsMode;
+use crate::net::tls::TlsMode;
 
 /// Where a call goes next, and how often connecting has failed for it.
 pub(super) struct Route {

@@ -6,7 +6,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::Driver;
-use crate::status::Status;
+use crate::call::status::Status;
 
 /// Call deadlines, earliest first. Most calls use the channel's timeout,
 /// so their deadlines arrive in order: those go to the back of a queue in

@@ -66,7 +66,7 @@ use parking_lot::Mutex;
 use super::metrics::{MetricsRegistry, Slot};
 use super::reactor::ReactorShared;
 use super::stats;
-use crate::auth::{self, AuthToken};
+use crate::net::auth::{self, AuthToken};
 use http::{Request, Response};
 
 /// The page `/`, compiled into the binary.
@@ -278,7 +278,8 @@ impl Admin {
 /// `private_pem`).
 fn redacted(settings: Vec<(String, String)>) -> Vec<(String, String)> {
     const SECRET: [&str; 3] = ["token", "digest", "password"];
-    let known = |key: &str| key == "listen" || crate::config::KEYS.iter().any(|(k, _)| *k == key);
+    let known =
+        |key: &str| key == "listen" || crate::app::config::KEYS.iter().any(|(k, _)| *k == key);
     settings
         .into_iter()
         .map(|(key, value)| {

@@ -79,8 +79,8 @@ impl Window {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::call::status::Code;
     use crate::server::metrics::MetricsRegistry;
-    use crate::status::Code;
 
     #[test]
     fn recent_covers_only_calls_since_the_older_baseline() {

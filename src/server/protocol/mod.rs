@@ -23,11 +23,11 @@ use super::dispatch::{Dispatcher, Turn};
 use super::metrics::ThreadStats;
 use super::stats;
 use super::table::Entry;
+use crate::call::interceptor::{CallInfo, Interceptors};
+use crate::call::metadata::Metadata;
+use crate::call::status::{Code, Status};
 use crate::codec::{Request, WireFormat};
-use crate::interceptor::{CallInfo, Interceptors};
-use crate::metadata::Metadata;
 use crate::service::{CallContext, Service};
-use crate::status::{Code, Status};
 
 pub(crate) use mprpc::run_call as run_framed_call;
 
@@ -201,10 +201,10 @@ fn invoke(
 ) -> Result<(), Status> {
     let payload = std::mem::take(&mut request.payload);
     let method = request.method();
-    let span = crate::trace::call_span(service.name(), method, ctx.peer, ctx.trace_id);
+    let span = crate::call::trace::call_span(service.name(), method, ctx.peer, ctx.trace_id);
     let _entered = span.enter();
     let result = catch_unwind(AssertUnwindSafe(|| {
-        crate::deadline::serving(ctx.serving(), || service.call(method, ctx, payload, out))
+        crate::call::deadline::serving(ctx.serving(), || service.call(method, ctx, payload, out))
     }))
     .unwrap_or_else(|panic| Err(Status::internal(panic_text(&panic))));
     if let Err(status) = &result {

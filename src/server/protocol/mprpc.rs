@@ -5,16 +5,16 @@
 use bytes::BytesMut;
 
 use super::{invoke, Progress};
+use crate::call::metadata::Metadata;
+use crate::call::status::{Code, Status};
 use crate::codec::{
     begin_response, encode_response, encode_response_meta, end_response, Frame, FrameKind, Request,
     WireFormat,
 };
-use crate::metadata::Metadata;
 use crate::server::close::CloseReason;
 use crate::server::connection::{Auth, Connection};
 use crate::server::dispatch::{Dispatcher, Turn};
 use crate::service::{CallContext, Service};
-use crate::status::{Code, Status};
 
 /// Every complete frame of the input, until backpressure pauses reading.
 pub(super) fn process(conn: &mut Connection, dispatcher: &Dispatcher, turn: Turn) -> Progress {

@@ -7,13 +7,13 @@
 use bytes::BytesMut;
 
 use super::{invoke, Progress};
+use crate::call::status::{Code, Status};
 use crate::codec::seed::{self, SeedRequest};
 use crate::codec::{Request, WireFormat};
 use crate::server::close::CloseReason;
 use crate::server::connection::Connection;
 use crate::server::dispatch::{Dispatcher, Turn};
 use crate::service::{CallContext, Service};
-use crate::status::{Code, Status};
 
 /// The connection's one request, once it has fully arrived.
 pub(super) fn process(conn: &mut Connection, dispatcher: &Dispatcher, turn: Turn) -> Progress {

@@ -46,10 +46,10 @@ use super::timer::TimerWheel;
 use super::warn_limit::{Verdict, WarnLimit};
 use super::workers::JobSender;
 use super::{ServerOptions, ServerShared};
-use crate::auth::AuthToken;
 use crate::codec::Decoder;
+use crate::net::auth::AuthToken;
+use crate::net::tls::ServerTls;
 use crate::net::{FlushList, Transport};
-use crate::tls::ServerTls;
 
 const WAKER: Token = Token(usize::MAX);
 

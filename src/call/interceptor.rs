@@ -24,10 +24,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::metadata::Metadata;
+use crate::call::metadata::Metadata;
+use crate::call::status::{Code, Status};
+use crate::call::trace::TraceId;
 use crate::service::CallContext;
-use crate::status::{Code, Status};
-use crate::trace::TraceId;
 
 /// A call as a server interceptor sees it.
 #[derive(Debug, Clone, Copy)]

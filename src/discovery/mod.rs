@@ -7,12 +7,16 @@
 //! (`registry::ZkDiscover`, with the `zookeeper` feature). [`from_config`]
 //! picks one as the config file says.
 
+pub mod balance;
+mod endpoint;
+
 use std::sync::Arc;
 
-use crate::config::{Config, RegistryKind};
-pub use crate::endpoint::{Discover, Endpoint, StaticDiscover, WireFormat};
+use crate::app::config::{Config, RegistryKind};
 #[cfg(feature = "zookeeper")]
 use crate::registry::{RegistryError, ZkDiscover};
+pub use balance::LoadBalance;
+pub use endpoint::{Discover, Endpoint, StaticDiscover, WireFormat};
 
 /// The provider source a config asks for: ZooKeeper discovery (the seed's
 /// way, and the default), or with `registry=none` the configured

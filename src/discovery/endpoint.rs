@@ -13,9 +13,9 @@ use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
+use crate::call::status::Status;
 pub use crate::codec::WireFormat;
-use crate::status::Status;
-use crate::tls::TlsMode;
+use crate::net::tls::TlsMode;
 
 /// One provider of a service.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

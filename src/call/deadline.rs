@@ -5,7 +5,7 @@
 //! (`ChannelOptions::deadline_margin`), so a middle tier never waits for a
 //! downstream answer its own caller will no longer read.
 //!
-//! The same cell carries the served call's trace id ([`crate::trace`]),
+//! The same cell carries the served call's trace id ([`crate::call::trace`]),
 //! which calls started then send on.
 //!
 //! A thread-local cell: setting it costs no allocation, so the sync inline
@@ -14,7 +14,7 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use crate::trace::TraceId;
+use crate::call::trace::TraceId;
 
 /// What a call started now inherits from the call this thread serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

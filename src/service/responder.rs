@@ -33,7 +33,7 @@ use std::task::{Context, Poll, Waker};
 
 use parking_lot::Mutex;
 
-use crate::status::Status;
+use crate::call::status::Status;
 
 /// What a dropped, unanswered [`Responder`] answers.
 const DROPPED: &str = "the handler dropped its Responder without answering";
@@ -152,7 +152,7 @@ impl<T> Drop for Reply<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::Code;
+    use crate::call::status::Code;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::task::Wake;
 

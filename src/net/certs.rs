@@ -147,7 +147,7 @@ pub fn write(dir: &Path, server_names: &[String]) -> Result<Vec<PathBuf>, CertsE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::{ClientTls, ServerTls, TlsMode};
+    use crate::net::tls::{ClientTls, ServerTls, TlsMode};
 
     #[test]
     fn written_files_load_as_mutual_tls_settings_of_both_sides() {

@@ -20,10 +20,10 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::auth::AuthToken;
-use crate::balance::LoadBalance;
+use crate::discovery::balance::LoadBalance;
+use crate::net::auth::AuthToken;
+use crate::net::tls::{ClientTls, ServerTls, TlsMode};
 use crate::server::{ConcurrencyLimiter, MaxConcurrency};
-use crate::tls::{ClientTls, ServerTls, TlsMode};
 
 /// A configuration error, pointing at the offending file, line and key.
 #[derive(Clone, PartialEq, Eq)]
@@ -807,7 +807,7 @@ mod tests {
     /// The README's configuration table lists exactly the known keys.
     #[test]
     fn the_readme_documents_every_known_key() {
-        let readme = include_str!("../README.md");
+        let readme = include_str!("../../README.md");
         let section = readme
             .split("## Configuration")
             .nth(1)

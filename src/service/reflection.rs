@@ -20,8 +20,8 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use prost::Message;
 
+use crate::call::status::Status;
 use crate::service::{CallContext, Service, ServiceInfo as Published};
-use crate::status::Status;
 
 /// The service's wire name (its full `.proto` name).
 pub const SERVICE_NAME: &str = "mprpc.Reflection";
@@ -190,8 +190,8 @@ fn encode(message: &impl Message, out: &mut BytesMut) -> Result<(), Status> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::call::status::Code;
     use crate::service::Schema;
-    use crate::status::Code;
 
     struct Plain;
 

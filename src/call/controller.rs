@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::metadata::{Metadata, MetadataTooLong};
-use crate::status::{Code, Status};
+use crate::call::metadata::{Metadata, MetadataTooLong};
+use crate::call::status::{Code, Status};
 
 /// Options that shape one call; the controller carries them, and the
 /// non-blocking API takes them directly. Build them as one chain:
@@ -294,7 +294,7 @@ mod tests {
         assert_eq!(options.hash_key, Some(7));
         assert!(options.invalid_metadata.is_none());
 
-        let long = "x".repeat(crate::metadata::MAX_VALUE_LEN + 1);
+        let long = "x".repeat(crate::call::metadata::MAX_VALUE_LEN + 1);
         let options = CallOptions::new()
             .metadata("blob", &long)
             .metadata("ok", "1");

@@ -26,8 +26,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{CommandFactory, FromArgMatches, Parser};
 
-use crate::config::{Config, ConfigError};
-use crate::logging::{self, LogGuard};
+use crate::app::config::{Config, ConfigError};
+use crate::app::logging::{self, LogGuard};
 
 /// The command line every mprpc program accepts; `#[command(flatten)]` it
 /// into a program's own arguments to add flags.

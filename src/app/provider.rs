@@ -2,7 +2,7 @@
 //! serve until told to stop, and stop without losing a call.
 //!
 //! ```no_run
-//! # use mprpc::{Application, provider::RpcProvider};
+//! # use mprpc::{Application, RpcProvider};
 //! # struct UserService;
 //! # impl mprpc::Service for UserService {
 //! #     fn name(&self) -> &'static str { "UserServiceRpc" }
@@ -44,7 +44,7 @@ use std::sync::Arc;
 #[cfg(feature = "zookeeper")]
 use std::time::Duration;
 
-use crate::config::{Config, RegistryKind};
+use crate::app::config::{Config, RegistryKind};
 #[cfg(feature = "zookeeper")]
 use crate::registry::{Registrar, RegistryError};
 use crate::server::{Server, ServerHandle};
