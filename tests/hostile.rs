@@ -348,6 +348,50 @@ fn the_pool_queue_is_bounded_and_answers_overloaded_beyond_it() {
 }
 
 #[test]
+fn cancelled_queued_calls_leave_the_pool_bound_at_once() {
+    let (server, runs, _) = start_with(ServerOptions {
+        max_queued_calls: 4,
+        ..ServerOptions::default()
+    });
+    let mut c = RawClient::connect(server.local_addr());
+    // The one worker is busy for 300 ms; four calls fill the queue and are
+    // cancelled; four more must then be queued, not refused: cancelled
+    // calls wait for no worker, so they no longer count.
+    c.send(1, "BlockingTest", "Slow", b"303");
+    wait_slow_started(b"303", 1);
+    c.stream
+        .write_all(&request_batch(
+            "Tracked",
+            "Run",
+            (2..6).map(|id| (id, &b"cancelled"[..])),
+        ))
+        .unwrap();
+    (2..6).for_each(|id| c.cancel(id));
+    c.stream
+        .write_all(&request_batch(
+            "Tracked",
+            "Run",
+            (6..10).map(|id| (id, &b"live"[..])),
+        ))
+        .unwrap();
+    let mut codes = std::collections::BTreeMap::new();
+    while codes.len() < 5 {
+        let r = c.recv().expect("the live calls are answered");
+        assert!(
+            codes.insert(r.id, r.code).is_none(),
+            "call {} answered twice",
+            r.id
+        );
+    }
+    let expected: std::collections::BTreeMap<u64, mprpc::Code> =
+        [1, 6, 7, 8, 9].map(|id| (id, mprpc::Code::Ok)).into();
+    assert_eq!(codes, expected, "cancelled calls still filled the queue");
+    assert_eq!(*runs.lock(), vec![Bytes::from_static(b"live"); 4]);
+    server.shutdown();
+    server.wait();
+}
+
+#[test]
 fn a_trickled_seed_request_is_decoded_once_not_once_per_read() {
     let (server, _, _) = start_with(ServerOptions {
         max_frame_size: 4 << 20,

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,7 @@ use super::budget::{self, BufferBudget, OverBudget};
 use super::close::CloseReason;
 use super::protocol::{self, Speaks};
 use super::stats::{self, ConnStats};
+use super::workers::PoolTicket;
 use crate::net::Transport;
 
 /// When a connection stops reading so a slow or greedy peer cannot make us
@@ -68,7 +69,7 @@ pub(crate) struct Connection {
     inflight: usize,
     /// Cancel flags of the pool calls in flight, by request id; a set flag
     /// keeps the handler from starting and drops the reply.
-    pool_calls: HashMap<u64, Arc<AtomicBool>>,
+    pool_calls: HashMap<u64, Off>,
     /// Reading stopped because of backpressure (or the seed's one request
     /// arrived). Resumed after a flush.
     read_paused: bool,
@@ -199,21 +200,29 @@ impl Connection {
 
     // --- pool calls ---------------------------------------------------
 
-    /// A call goes to the worker pool; the returned flag cancels it.
-    pub(crate) fn start_pool_call(&mut self, id: u64) -> Arc<AtomicBool> {
+    /// A call goes to the worker pool with `ticket`, which cancels it.
+    pub(crate) fn start_pool_call(&mut self, id: u64, ticket: PoolTicket) -> PoolTicket {
+        self.start_off_loop(id, Off::Pool(ticket.clone()));
+        ticket
+    }
+
+    /// A call answers later (a future waiting on the reactor's executor).
+    pub(crate) fn start_later_call(&mut self, id: u64) {
+        self.start_off_loop(id, Off::Later { cancelled: false });
+    }
+
+    fn start_off_loop(&mut self, id: u64, call: Off) {
         self.inflight += 1;
         stats::bump(&self.stats.in_flight, 1);
-        let flag = Arc::new(AtomicBool::new(false));
-        self.pool_calls.insert(id, flag.clone());
-        flag
+        self.pool_calls.insert(id, call);
     }
 
     /// The client gave up on call `id`: if it is on the pool, it will not
     /// start and its reply is dropped. Ids not in flight are ignored, so a
     /// peer cannot grow any state with cancels.
     pub(crate) fn cancel(&mut self, id: u64) {
-        if let Some(flag) = self.pool_calls.get(&id) {
-            flag.store(true, Ordering::Release);
+        if let Some(call) = self.pool_calls.get_mut(&id) {
+            call.cancel();
         }
     }
 
@@ -226,9 +235,7 @@ impl Connection {
     /// The connection closed: its pool calls still queued will not start
     /// (the worker drops them unrun; nobody is left to answer).
     pub(crate) fn cancel_pool_calls(&mut self) {
-        for flag in self.pool_calls.values() {
-            flag.store(true, Ordering::Release);
-        }
+        self.pool_calls.values_mut().for_each(Off::cancel);
     }
 
     /// A pool call came back: true if its reply should be sent.
@@ -237,7 +244,7 @@ impl Connection {
         let in_flight = &self.stats.in_flight;
         in_flight.store(stats::read(in_flight).saturating_sub(1), Ordering::Relaxed);
         match self.pool_calls.remove(&id) {
-            Some(flag) => !flag.load(Ordering::Acquire),
+            Some(call) => !call.is_cancelled(),
             None => true,
         }
     }
@@ -394,5 +401,30 @@ impl Connection {
             .filter(|_| self.auth == Auth::Waiting)
             .map(|t| self.opened + t);
         [frame, idle, stall, auth].into_iter().flatten().min()
+    }
+}
+
+/// A call in flight off the reactor's loop, by where it runs.
+#[derive(Debug)]
+enum Off {
+    /// On the worker pool, with its ticket.
+    Pool(PoolTicket),
+    /// A future answering later.
+    Later { cancelled: bool },
+}
+
+impl Off {
+    fn cancel(&mut self) {
+        match self {
+            Off::Pool(ticket) => ticket.cancel(),
+            Off::Later { cancelled } => *cancelled = true,
+        }
+    }
+
+    fn is_cancelled(&self) -> bool {
+        match self {
+            Off::Pool(ticket) => ticket.is_cancelled(),
+            Off::Later { cancelled } => *cancelled,
+        }
     }
 }

@@ -186,7 +186,7 @@ impl Dispatcher {
         match (&self.pool, entry.blocking) {
             (Some(pool), true) => pool.send(Job {
                 entry: entry.clone(),
-                cancelled: conn.start_pool_call(request.id),
+                ticket: conn.start_pool_call(request.id, pool.ticket()),
                 request,
                 ctx,
                 format,
@@ -325,9 +325,7 @@ impl Dispatcher {
         };
         match done {
             Some(done) => self.answer_later(done, Some(conn.io().output())),
-            None => {
-                conn.start_pool_call(addr.id);
-            }
+            None => conn.start_later_call(addr.id),
         }
     }
 

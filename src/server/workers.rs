@@ -8,12 +8,16 @@
 //!
 //! The queue is bounded (`max_queued_calls`): beyond it a call is answered
 //! `Overloaded` at once instead of waiting behind work nobody may still
-//! want. A closed connection's queued calls are flagged cancelled by its
-//! reactor, so a worker drops them unrun when it reaches them.
+//! want. Each call has a [`PoolTicket`] shared with its connection: a
+//! worker takes it, or a cancel (the client's, or its connection closing)
+//! stops it first. A stopped call leaves the bound at once, so cancelled
+//! calls never make the queue refuse live ones; it stays in the queue
+//! until a worker drops it unrun, or until the queue holds twice its bound
+//! and the stopped calls are swept out (so memory stays bounded too).
 
 use std::collections::VecDeque;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -36,8 +40,8 @@ pub(crate) struct Job {
     pub(crate) entry: Entry,
     pub(crate) request: Request,
     pub(crate) ctx: CallContext,
-    /// Set when the client cancels the call: the handler does not start.
-    pub(crate) cancelled: Arc<AtomicBool>,
+    /// Taken by the worker that runs it, unless a cancel came first.
+    pub(crate) ticket: PoolTicket,
     /// How the reply is framed (ours, or the seed's bare message).
     pub(crate) format: WireFormat,
     pub(crate) reply_to: Arc<ReactorShared>,
@@ -59,7 +63,7 @@ struct Jobs {
 struct Queue {
     jobs: Mutex<Jobs>,
     ready: Condvar,
-    /// Jobs waiting, readable without the lock (`is_full`).
+    /// Jobs waiting and not cancelled, readable without the lock (`is_full`).
     queued: AtomicUsize,
     /// The most jobs that may wait.
     max_queued: usize,
@@ -72,10 +76,24 @@ pub(crate) struct JobSender {
 }
 
 impl JobSender {
+    /// A ticket for a call about to be sent.
+    pub(crate) fn ticket(&self) -> PoolTicket {
+        PoolTicket(Arc::new(Ticket {
+            state: AtomicU8::new(QUEUED),
+            queue: self.queue.clone(),
+        }))
+    }
+
     pub(crate) fn send(&self, job: Job) {
-        self.queue.jobs.lock().waiting.push_back(job);
         self.queue.queued.fetch_add(1, Ordering::Relaxed);
+        let swept = {
+            let mut jobs = self.queue.jobs.lock();
+            let swept = sweep_if_crowded(&mut jobs.waiting, self.queue.max_queued);
+            jobs.waiting.push_back(job);
+            swept
+        };
         self.queue.ready.notify_one();
+        swept.into_iter().for_each(drop_unrun);
     }
 
     /// The queue holds its most: a new call is refused rather than queued.
@@ -84,6 +102,81 @@ impl JobSender {
     pub(crate) fn is_full(&self) -> bool {
         self.queue.queued.load(Ordering::Relaxed) >= self.queue.max_queued
     }
+}
+
+/// A queued job's ticket is waiting for a worker.
+const QUEUED: u8 = 0;
+/// A worker took it: the handler runs.
+const RUNNING: u8 = 1;
+/// Cancelled: it will not start, or its reply is dropped.
+const CANCELLED: u8 = 2;
+
+struct Ticket {
+    state: AtomicU8,
+    /// Whose bound a cancelled queued call leaves.
+    queue: Arc<Queue>,
+}
+
+/// A pool call's fate, shared by its job and its connection's bookkeeping.
+#[derive(Clone)]
+pub(crate) struct PoolTicket(Arc<Ticket>);
+
+impl std::fmt::Debug for PoolTicket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match self.0.state.load(Ordering::Relaxed) {
+            QUEUED => "queued",
+            RUNNING => "running",
+            _ => "cancelled",
+        };
+        f.debug_tuple("PoolTicket").field(&state).finish()
+    }
+}
+
+impl PoolTicket {
+    /// The call will not start (if still queued: it leaves the queue's
+    /// bound now) or, if running, its reply is dropped.
+    pub(crate) fn cancel(&self) {
+        let state = &self.0.state;
+        let from_queue =
+            state.compare_exchange(QUEUED, CANCELLED, Ordering::AcqRel, Ordering::Acquire);
+        match from_queue {
+            Ok(_) => {
+                self.0.queue.queued.fetch_sub(1, Ordering::Relaxed);
+            }
+            Err(RUNNING) => state.store(CANCELLED, Ordering::Release),
+            Err(_) => {}
+        }
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.0.state.load(Ordering::Acquire) == CANCELLED
+    }
+
+    /// A worker takes the call; false if it was cancelled first.
+    fn take(&self) -> bool {
+        let taken =
+            self.0
+                .state
+                .compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire);
+        if taken.is_ok() {
+            self.0.queue.queued.fetch_sub(1, Ordering::Relaxed);
+        }
+        taken.is_ok()
+    }
+}
+
+/// Once the queue physically holds twice its bound, the cancelled calls in
+/// it are taken out (returned, to be answered outside the lock), so
+/// cancelled calls cannot grow it without bound while every worker is busy.
+fn sweep_if_crowded(waiting: &mut VecDeque<Job>, max_queued: usize) -> Vec<Job> {
+    if waiting.len() < max_queued.saturating_mul(2).max(1) {
+        return Vec::new();
+    }
+    let (stopped, live): (VecDeque<Job>, VecDeque<Job>) = std::mem::take(waiting)
+        .into_iter()
+        .partition(|job| job.ticket.is_cancelled());
+    *waiting = live;
+    stopped.into()
 }
 
 /// The pool's threads; `stop()` lets them finish the calls they are running,
@@ -154,7 +247,6 @@ fn work(queue: &Queue, stats: &ThreadStats) {
             let mut guard = queue.jobs.lock();
             loop {
                 if let Some(job) = guard.waiting.pop_front() {
-                    queue.queued.fetch_sub(1, Ordering::Relaxed);
                     break job;
                 }
                 if guard.stopping {
@@ -163,50 +255,64 @@ fn work(queue: &Queue, stats: &ThreadStats) {
                 queue.ready.wait(&mut guard);
             }
         };
-        let Job {
-            entry,
-            request,
-            ctx,
-            cancelled,
-            format,
-            reply_to,
-            token,
-            conn_id,
-            permit,
-            interceptors,
-        } = job;
-        let id = request.id;
-        let mut frame = BytesMut::new();
-        let unrun = |code| {
-            if let Some(chain) = &interceptors {
-                let (service, method) = (entry.service.name(), request.method());
-                super::protocol::observe(chain, service, method, &ctx, code);
-            }
-        };
-        if cancelled.load(Ordering::Acquire) {
-            // The client gave up: do not run it (the reactor drops the
-            // empty reply; it only counts the call as finished).
-            unrun(Code::Cancelled);
-        } else if ctx.expired() {
-            // It waited in the queue past its deadline: nobody is waiting
-            // for the answer, so do not run it.
-            let status = Status::deadline_exceeded("deadline passed before the handler started");
-            write_error(format, id, &status, &mut frame);
-            unrun(status.code());
+        if job.ticket.take() {
+            run(job, stats);
         } else {
-            frame.reserve(256);
-            let started = std::time::Instant::now();
-            let chain = interceptors.as_ref();
-            let ok = run_call(&entry, request, &ctx, format, &mut frame, stats, chain);
-            if let Some(permit) = permit {
-                permit.finish(ok, started);
-            }
+            drop_unrun(job);
         }
-        reply_to.complete(PoolReply {
-            token,
-            conn_id,
-            id,
-            frame,
-        });
+    }
+}
+
+/// Runs a taken job, unless it waited in the queue past its deadline
+/// (nobody is waiting for that answer), and sends its reply home.
+fn run(job: Job, stats: &ThreadStats) {
+    let id = job.request.id;
+    let mut frame = BytesMut::new();
+    if job.ctx.expired() {
+        let status = Status::deadline_exceeded("deadline passed before the handler started");
+        write_error(job.format, id, &status, &mut frame);
+        observe_unrun(&job, status.code());
+    } else {
+        frame.reserve(256);
+        let started = std::time::Instant::now();
+        let chain = job.interceptors.as_ref();
+        let ok = run_call(
+            &job.entry,
+            job.request,
+            &job.ctx,
+            job.format,
+            &mut frame,
+            stats,
+            chain,
+        );
+        if let Some(permit) = job.permit {
+            permit.finish(ok, started);
+        }
+    }
+    job.reply_to.complete(PoolReply {
+        token: job.token,
+        conn_id: job.conn_id,
+        id,
+        frame,
+    });
+}
+
+/// A cancelled job: its handler does not run; the reactor gets an empty
+/// reply, which it drops, counting the call as finished.
+fn drop_unrun(job: Job) {
+    observe_unrun(&job, Code::Cancelled);
+    job.reply_to.complete(PoolReply {
+        token: job.token,
+        conn_id: job.conn_id,
+        id: job.request.id,
+        frame: BytesMut::new(),
+    });
+}
+
+/// Shows the interceptors a call that ended without its handler.
+fn observe_unrun(job: &Job, code: Code) {
+    if let Some(chain) = &job.interceptors {
+        let (service, method) = (job.entry.service.name(), job.request.method());
+        super::protocol::observe(chain, service, method, &job.ctx, code);
     }
 }
