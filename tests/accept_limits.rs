@@ -79,7 +79,7 @@ fn queued_connections_are_accepted_once_descriptors_free_up() {
     }
     // The limit was reached: accept(2) failed for lack of descriptors
     // (not merely "the server has not accepted them all yet").
-    let line = common::logs::wait_logged(&["accept failed"]);
+    let line = common::logs::wait_logged_by(addr, &["accept failed"]);
     assert!(line.contains("Too many open files"), "{line}");
     assert!(server.connection_count() < clients.len());
 

@@ -22,7 +22,7 @@ mod common;
 use common::certs::{Identity, Pki};
 use common::closed::read_until_closed;
 use common::frames::request_batch;
-use common::logs::{captured_logs, logged, wait_logged};
+use common::logs::{captured_logs, logged, wait_logged, wait_logged_by};
 use common::services::TestService;
 
 fn start(tls: Option<ServerTls>, tokens: &[&str]) -> ServerHandle {
@@ -100,7 +100,10 @@ fn mutual_tls_lets_trusted_clients_in_and_refuses_the_rest() {
         let status = echo(&ch, "let me in").expect_err("an untrusted client got in");
         assert_eq!(status.code(), Code::Unavailable, "{status}");
         // The provider's line (the consumer logs its side too).
-        wait_logged(&["closing connection", "TLS handshake failed", reason]);
+        wait_logged_by(
+            addr,
+            &["closing connection", "TLS handshake failed", reason],
+        );
     }
     // A plain client: refused at its first bytes, its peer address logged.
     let mut plain = TcpStream::connect(addr).unwrap();
@@ -109,10 +112,13 @@ fn mutual_tls_lets_trusted_clients_in_and_refuses_the_rest() {
         .write_all(&request_batch("Test", "Echo", [(1, &b"plain"[..])]))
         .unwrap();
     assert!(closed_without_reply(plain), "a plain client got a reply");
-    wait_logged(&[
-        &format!("peer={peer}"),
-        "plain-text (non-TLS) bytes on a port that requires TLS",
-    ]);
+    wait_logged_by(
+        addr,
+        &[
+            &format!("peer={peer}"),
+            "plain-text (non-TLS) bytes on a port that requires TLS",
+        ],
+    );
     let plain_channel = channel(addr, None, None);
     assert_eq!(
         echo(&plain_channel, "x").unwrap_err().code(),
@@ -184,10 +190,10 @@ fn tokens_right_wrong_and_missing() {
     }
     let wrong = echo(&channel(addr, None, Some("not-the-secret")), "x").unwrap_err();
     assert_eq!(wrong.code(), Code::Unauthenticated, "{wrong}");
-    wait_logged(&["unauthenticated (wrong auth token)"]);
+    wait_logged_by(addr, &["unauthenticated (wrong auth token)"]);
     let missing = echo(&channel(addr, None, None), "y").unwrap_err();
     assert_eq!(missing.code(), Code::Unauthenticated, "{missing}");
-    wait_logged(&["unauthenticated (no auth token sent)"]);
+    wait_logged_by(addr, &["unauthenticated (no auth token sent)"]);
 
     // Raw: the reply, then the close.
     let mut raw = TcpStream::connect(addr).unwrap();
@@ -207,7 +213,10 @@ fn tokens_right_wrong_and_missing() {
     let mut seed = TcpStream::connect(addr).unwrap();
     seed.write_all(b"\x05\x00\x00\x00hello").unwrap();
     assert!(closed_without_reply(seed));
-    wait_logged(&["seed-format call, which cannot carry an auth token"]);
+    wait_logged_by(
+        addr,
+        &["seed-format call, which cannot carry an auth token"],
+    );
 
     let text = logged();
     assert!(

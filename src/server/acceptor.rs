@@ -41,24 +41,22 @@ pub(crate) fn spawn(
     }
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
     let guard = shared.thread_guard();
-    let thread = std::thread::Builder::new()
-        .name("mprpc-acceptor".into())
-        .spawn(move || {
-            let _guard = guard;
-            let mut acceptor = Acceptor {
-                poll,
-                listener,
-                admin,
-                reactors,
-                next: 0,
-                max_connections,
-                shared,
-                warnings: WarnLimit::default(),
-            };
-            if let Err(e) = acceptor.run() {
-                tracing::error!(error = %e, "acceptor stopped on an error");
-            }
-        })?;
+    let thread = super::thread::spawn("mprpc-acceptor".into(), move || {
+        let _guard = guard;
+        let mut acceptor = Acceptor {
+            poll,
+            listener,
+            admin,
+            reactors,
+            next: 0,
+            max_connections,
+            shared,
+            warnings: WarnLimit::default(),
+        };
+        if let Err(e) = acceptor.run() {
+            tracing::error!(error = %e, "acceptor stopped on an error");
+        }
+    })?;
     Ok((waker, thread))
 }
 

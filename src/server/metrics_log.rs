@@ -22,24 +22,22 @@ pub(crate) fn spawn(
     server: Arc<ServerShared>,
 ) -> io::Result<JoinHandle<()>> {
     let guard = server.thread_guard();
-    std::thread::Builder::new()
-        .name("mprpc-metrics-log".into())
-        .spawn(move || {
-            let _guard = guard;
-            let mut before: Option<Metrics> = None;
-            let mut next = Instant::now() + interval;
-            while !server.is_shutting_down() {
-                let now = Instant::now();
-                if now < next {
-                    std::thread::sleep(POLL.min(next - now));
-                    continue;
-                }
-                next += interval;
-                let snapshot = metrics.snapshot();
-                log_all(&snapshot, before.as_ref(), interval);
-                before = Some(snapshot);
+    super::thread::spawn("mprpc-metrics-log".into(), move || {
+        let _guard = guard;
+        let mut before: Option<Metrics> = None;
+        let mut next = Instant::now() + interval;
+        while !server.is_shutting_down() {
+            let now = Instant::now();
+            if now < next {
+                std::thread::sleep(POLL.min(next - now));
+                continue;
             }
-        })
+            next += interval;
+            let snapshot = metrics.snapshot();
+            log_all(&snapshot, before.as_ref(), interval);
+            before = Some(snapshot);
+        }
+    })
 }
 
 fn log_all(now: &Metrics, before: Option<&Metrics>, interval: Duration) {

@@ -40,6 +40,7 @@ mod protocol;
 mod reactor;
 mod stats;
 mod table;
+mod thread;
 mod timer;
 mod warn_limit;
 mod workers;
@@ -260,6 +261,9 @@ impl Server {
         listener.set_nonblocking(true)?;
         set_backlog(&listener, self.options.listen_backlog)?;
         let local_addr = listener.local_addr()?;
+        // Every thread started below runs in this span: its lines name the server.
+        let span = tracing::info_span!("server", addr = %local_addr);
+        let _entered = span.enter();
         let limits = Limits::new(
             &self.services,
             self.options.concurrency_limiter,

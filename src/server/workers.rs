@@ -203,9 +203,7 @@ impl WorkerPool {
             .map(|i| {
                 let queue = queue.clone();
                 let stats = metrics.register_thread();
-                std::thread::Builder::new()
-                    .name(format!("mprpc-worker-{i}"))
-                    .spawn(move || work(&queue, &stats))
+                super::thread::spawn(format!("mprpc-worker-{i}"), move || work(&queue, &stats))
             })
             .collect::<io::Result<Vec<_>>>()?;
         Ok(WorkerPool { queue, threads })

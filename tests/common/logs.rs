@@ -34,6 +34,18 @@ pub fn logged() -> String {
     String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned()
 }
 
+/// Waits up to five seconds for a line the server at `server` logged
+/// (its threads log inside its `server{addr=…}` span) containing every one
+/// of `parts`; returns that line. Other servers of the test binary, which
+/// may log the same words, do not count.
+#[allow(dead_code)] // not every test binary checks a server's lines
+pub fn wait_logged_by(server: std::net::SocketAddr, parts: &[&str]) -> String {
+    let span = format!("server{{addr={server}}}");
+    let mut all = vec![span.as_str()];
+    all.extend_from_slice(parts);
+    wait_logged(&all)
+}
+
 /// Waits up to five seconds for a log line containing every one of
 /// `parts`; returns that line.
 pub fn wait_logged(parts: &[&str]) -> String {

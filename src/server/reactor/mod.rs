@@ -186,15 +186,13 @@ pub(crate) fn spawn(
         now: Instant::now(),
         warnings: WarnLimit::default(),
     };
-    let thread = std::thread::Builder::new()
-        .name(format!("mprpc-reactor-{index}"))
-        .spawn(move || {
-            let _guard = guard;
-            if let Err(e) = reactor.run() {
-                tracing::error!(reactor = reactor.index, error = %e, "reactor stopped on an error");
-            }
-            reactor.close_all();
-        })?;
+    let thread = super::thread::spawn(format!("mprpc-reactor-{index}"), move || {
+        let _guard = guard;
+        if let Err(e) = reactor.run() {
+            tracing::error!(reactor = reactor.index, error = %e, "reactor stopped on an error");
+        }
+        reactor.close_all();
+    })?;
     Ok((shared, thread))
 }
 
