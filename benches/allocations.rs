@@ -162,6 +162,7 @@ fn git_state() -> String {
         ".",
         ":(exclude)results",
         ":(exclude)README.md",
+        ":(exclude)docs/benchmarks.md",
     ];
     match git(&status) {
         Some(s) if !s.is_empty() => format!("`{commit}` (with uncommitted changes)"),

@@ -20,14 +20,15 @@
 # Client I/O threads (full runs only): our `Channel` with io_threads = 2
 # beside 1, and a third provider with 2 reactors.
 #
-#   scripts/compare.sh            full run: results/COMPARISON.md, results/comparison/
-#                                 and README.md's benchmark block (each report
-#                                 states how long it took)
+#   scripts/compare.sh            full run: results/COMPARISON.md, results/comparison/,
+#                                 docs/benchmarks.md's benchmark block and
+#                                 README.md's headline (each report states how
+#                                 long it took)
 #   QUICK=1 scripts/compare.sh    one round of the headline rows, 1 s each
 #                                 (< 2 min after the build), under a trial
 #                                 directory; never touches results/
-#   TRIAL_DIR=/tmp/cmp ...        writes everything under /tmp/cmp (a copy of
-#                                 README.md included). Any run that is not the
+#   TRIAL_DIR=/tmp/cmp ...        writes everything under /tmp/cmp (copies of
+#                                 README.md and docs/benchmarks.md included). Any run that is not the
 #                                 full one (QUICK, or fewer ROUNDS/SECS) writes
 #                                 to a fresh trial directory unless TRIAL_DIR is
 #                                 given, so a smoke test never replaces results/.
@@ -85,9 +86,11 @@ fi
 if [[ -n ${TRIAL_DIR:-} ]]; then
     mkdir -p "$TRIAL_DIR"
     cp README.md "$TRIAL_DIR/README.md"
-    OUT=$TRIAL_DIR/comparison REPORT=$TRIAL_DIR/COMPARISON.md README=$TRIAL_DIR/README.md
+    cp docs/benchmarks.md "$TRIAL_DIR/benchmarks.md"
+    OUT=$TRIAL_DIR/comparison REPORT=$TRIAL_DIR/COMPARISON.md
+    BENCHMARKS=$TRIAL_DIR/benchmarks.md README=$TRIAL_DIR/README.md
 else
-    OUT=results/comparison REPORT=results/COMPARISON.md README=README.md
+    OUT=results/comparison REPORT=results/COMPARISON.md BENCHMARKS=docs/benchmarks.md README=README.md
 fi
 RAW=$OUT/raw
 BIN=${CARGO_TARGET_DIR:-target}/release
@@ -486,9 +489,9 @@ json.dump(env, open(sys.argv[1], "w"), indent=2)
 PY
 
 log "report"
-python3 scripts/compare_report.py "$OUT" "$REPORT" "$README"
+python3 scripts/compare_report.py "$OUT" "$REPORT" "$BENCHMARKS" "$README"
 # The plots as PNG, to look at (the report links the SVGs).
 if command -v rsvg-convert >/dev/null; then
     for svg in "$OUT"/*.svg; do rsvg-convert "$svg" -o "${svg%.svg}.png"; done
 fi
-echo "done in ${T_TOTAL}s: $REPORT and $README's benchmark block"
+echo "done in ${T_TOTAL}s: $REPORT, $BENCHMARKS's benchmark block and $README's headline"

@@ -35,12 +35,12 @@ build_release() {
 }
 
 # Sets GIT_COMMIT (short hash of HEAD) and GIT_DIRTY (true/false: tracked
-# files differ from it; results/ and README.md, where the scripts write
-# their reports, do not count).
+# files differ from it; results/, README.md and docs/benchmarks.md, where
+# the scripts write their reports, do not count).
 # Call it before building, so it describes what the binaries are built from.
 git_state() {
     GIT_COMMIT=$(git rev-parse --short HEAD)
-    if [[ -n $(git status --porcelain --untracked-files=no -- . ':(exclude)results' ':(exclude)README.md') ]]; then
+    if [[ -n $(git status --porcelain --untracked-files=no -- . ':(exclude)results' ':(exclude)README.md' ':(exclude)docs/benchmarks.md') ]]; then
         GIT_DIRTY=true
     else
         GIT_DIRTY=false

@@ -118,7 +118,7 @@ pub use service::responder::{Reply, Responder};
 pub use service::{CallContext, Schema, Service};
 /// The `tracing` crate, so a handler logs without a dependency of its own:
 /// `mprpc::tracing::info!(account = %name, "transfer refused")`. What it
-/// logs goes to mprpc's log (and names the call's trace id: see the README).
+/// logs goes to mprpc's log (and names the call's trace id: docs/guide.md).
 pub use tracing;
 
 debug_as_display!(

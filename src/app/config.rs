@@ -12,7 +12,7 @@
 //!
 //! Every key the framework reads is one row of [`KEYS`]: its name and how it
 //! sets the [`Config`]. Adding a key is adding a row (and a line in the
-//! README's configuration table, which a test compares against [`KEYS`]).
+//! table of docs/configuration.md, which a test compares against [`KEYS`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -481,7 +481,7 @@ macro_rules! key {
 }
 
 /// Every key the framework reads, and how. The one list of known keys:
-/// parsing, "did you mean" suggestions and the README check all use it.
+/// parsing, "did you mean" suggestions and the docs check all use it.
 pub const KEYS: &[(&str, KeySetter)] = &[
     key!("rpcserverip" => rpc_server_ip: non_empty),
     key!("rpcserverport" => rpc_server_port: number),
@@ -804,15 +804,15 @@ mod tests {
         }
     }
 
-    /// The README's configuration table lists exactly the known keys.
+    /// The table of docs/configuration.md lists exactly the known keys.
     #[test]
-    fn the_readme_documents_every_known_key() {
-        let readme = include_str!("../../README.md");
-        let section = readme
-            .split("## Configuration")
+    fn the_docs_document_every_known_key() {
+        let page = include_str!("../../docs/configuration.md");
+        let section = page
+            .split("\n## Keys")
             .nth(1)
             .and_then(|rest| rest.split("\n## ").next())
-            .expect("README has a Configuration section");
+            .expect("docs/configuration.md has a Keys section");
         let mut documented: Vec<&str> = section
             .lines()
             .filter(|line| line.starts_with("| `"))

@@ -1,12 +1,12 @@
-//! Keeps README.md honest.
+//! Keeps README.md and docs/guide.md honest.
 //!
-//! * Every ```rust and ```proto block of the README is one of this crate's
-//!   files, verbatim (indentation of the list item removed), so a snippet
+//! * Every ```rust and ```proto block of those pages is one of this crate's
+//!   files, verbatim (indentation of a list item removed), so a snippet
 //!   that stops compiling breaks this crate's build, and a file changed
 //!   without its snippet breaks this test.
 //! * The provider and consumer built from those snippets talk over
 //!   127.0.0.1 (port 0, `registry=none`: no ZooKeeper needed).
-//! * The API the generated docs and the README name exists.
+//! * The API the generated docs, the README and the guide name exists.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -16,9 +16,16 @@ use std::time::{Duration, Instant};
 
 use mprpc::prelude::*;
 
-const README: &str = include_str!("../../../README.md");
+/// The pages whose code blocks are this crate's files, by path in the
+/// repository.
+const PAGES: &[(&str, &str)] = &[
+    ("README.md", include_str!("../../../README.md")),
+    ("docs/guide.md", include_str!("../../../docs/guide.md")),
+];
+const README: &str = PAGES[0].1;
+const GUIDE: &str = PAGES[1].1;
 
-/// The files the README's blocks come from, by path in this crate.
+/// The files the pages' blocks come from, by path in this crate.
 const FILES: &[(&str, &str)] = &[
     ("proto/user.proto", include_str!("../proto/user.proto")),
     ("build.rs", include_str!("../build.rs")),
@@ -74,23 +81,38 @@ fn blocks(markdown: &str) -> Vec<Block> {
     found
 }
 
-#[test]
-fn every_rust_and_proto_block_of_the_readme_is_a_compiled_file() {
-    let checked: Vec<Block> = blocks(README)
+/// The ```rust and ```proto blocks of a page.
+fn code_blocks(page: &str) -> Vec<Block> {
+    blocks(page)
         .into_iter()
         .filter(|b| b.lang == "rust" || b.lang == "proto")
-        .collect();
-    assert!(checked.len() >= 5, "README lost its code blocks");
-    for block in &checked {
-        assert!(
-            FILES.iter().any(|(_, file)| file.contains(&block.text)),
-            "README.md:{}: this ```{} block is not verbatim in any of {:?} \
-             (examples/readme); change both together:\n{}",
-            block.line,
-            block.lang,
-            FILES.iter().map(|(path, _)| *path).collect::<Vec<_>>(),
-            block.text
-        );
+        .collect()
+}
+
+#[test]
+fn every_rust_and_proto_block_of_the_docs_is_a_compiled_file() {
+    assert!(
+        code_blocks(README).len() >= 5,
+        "README lost its code blocks"
+    );
+    assert!(
+        !code_blocks(GUIDE).is_empty(),
+        "the guide lost its code blocks"
+    );
+    let mut checked = Vec::new();
+    for (page, text) in PAGES {
+        for block in code_blocks(text) {
+            assert!(
+                FILES.iter().any(|(_, file)| file.contains(&block.text)),
+                "{page}:{}: this ```{} block is not verbatim in any of {:?} \
+                 (examples/readme); change both together:\n{}",
+                block.line,
+                block.lang,
+                FILES.iter().map(|(path, _)| *path).collect::<Vec<_>>(),
+                block.text
+            );
+            checked.push(block);
+        }
     }
     // And every file is shown whole, apart from its top doc comment.
     for (path, file) in FILES {
@@ -102,7 +124,7 @@ fn every_rust_and_proto_block_of_the_readme_is_a_compiled_file() {
             .collect();
         assert!(
             checked.iter().any(|b| b.text == body),
-            "examples/readme/{path} is not shown whole in README.md"
+            "examples/readme/{path} is not shown whole in README.md or docs/guide.md"
         );
     }
 }
@@ -143,7 +165,7 @@ fn named<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
 }
 
 #[test]
-fn generated_docs_and_readme_name_only_the_real_api() {
+fn generated_docs_and_pages_name_only_the_real_api() {
     let docs: String = GENERATED
         .lines()
         .filter(|l| l.trim_start().starts_with("///"))
@@ -151,18 +173,23 @@ fn generated_docs_and_readme_name_only_the_real_api() {
         .collect();
     let provider = named(&docs, "`RpcProvider::");
     assert!(provider.contains(&"notify_blocking_service"), "{docs}");
-    for name in provider.iter().chain(&named(README, "`RpcProvider::")) {
-        assert!(PROVIDER_API.contains(name), "docs name RpcProvider::{name}");
+    let pages: Vec<&str> = PAGES.iter().map(|(_, text)| *text).collect();
+    let in_pages = |prefix| pages.iter().flat_map(move |page| named(page, prefix));
+    for name in provider.iter().copied().chain(in_pages("`RpcProvider::")) {
+        assert!(
+            PROVIDER_API.contains(&name),
+            "docs name RpcProvider::{name}"
+        );
     }
     let context = named(&docs, "`ctx.");
     assert!(!context.is_empty(), "{docs}");
-    for name in context.iter().chain(&named(README, "`ctx.")) {
-        assert!(CONTEXT_API.contains(name), "docs name ctx.{name}()");
+    for name in context.iter().copied().chain(in_pages("`ctx.")) {
+        assert!(CONTEXT_API.contains(&name), "docs name ctx.{name}()");
     }
-    for text in [docs.as_str(), README] {
+    for text in pages.iter().copied().chain([docs.as_str()]) {
         assert!(!text.contains("add_blocking_service"));
     }
-    assert!(named(README, "`RpcProvider::").contains(&"notify_blocking_service"));
+    assert!(named(GUIDE, "`RpcProvider::").contains(&"notify_blocking_service"));
     // Every callback call states the rule against blocking in it.
     let with_calls = GENERATED
         .lines()
@@ -256,7 +283,7 @@ fn run_consumer(conf: &Path, args: &[&str]) -> Output {
 }
 
 #[test]
-fn the_readme_metadata_example_runs_as_shown() {
+fn the_guides_metadata_example_runs_as_shown() {
     let child = Command::new(env!("CARGO_BIN_EXE_readme-metadata"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -287,8 +314,8 @@ fn the_readme_metadata_example_runs_as_shown() {
         ],
         "{stdout}"
     );
-    // The README shows this output.
-    assert!(README.contains(&stdout.replace(&lines[0][28..], "f5545846a38ac4c5")));
+    // The guide shows this output.
+    assert!(GUIDE.contains(&stdout.replace(&lines[0][28..], "f5545846a38ac4c5")));
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! The README's step 4: `readme-consumer -i app.conf --name NAME` calls
+//! The README's consumer: `readme-consumer -i app.conf --name NAME` calls
 //! UserServiceRpc the three ways a stub offers.
 
 use std::sync::mpsc;

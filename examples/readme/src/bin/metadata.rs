@@ -1,5 +1,6 @@
-//! The README's "Metadata, trace ids and interceptors": `readme-metadata`
-//! serves UserServiceRpc behind an interceptor and calls it, in one process.
+//! The guide's metadata example (docs/guide.md, "In one process"):
+//! `readme-metadata` serves UserServiceRpc behind an interceptor and calls
+//! it, in one process.
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! The README's step 3: `readme-provider -i app.conf` serves UserServiceRpc.
+//! The README's provider: `readme-provider -i app.conf` serves UserServiceRpc.
 
 use std::time::Duration;
 
