@@ -8,6 +8,8 @@
 #   scripts/bench.sh codec        only the named bench targets
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib.sh
+source scripts/lib.sh
 BENCHES=("$@")
 [[ ${#BENCHES[@]} -gt 0 ]] || BENCHES=(codec dispatch roundtrip allocations)
 ARGS=()
@@ -16,8 +18,8 @@ mkdir -p results
 CMD="cargo bench ${ARGS[*]} -- --noplot"
 echo "== $CMD"
 cargo bench "${ARGS[@]}" -- --noplot 2>&1 | tee results/criterion-output.txt
-python3 - "$CMD" <<'PY'
-import glob, json, os, subprocess, sys, time
+python3 - "$CMD" "$(machine_line)" <<'PY'
+import glob, json, os, sys, time
 rows = []
 for est in sorted(glob.glob("target/criterion/**/new/estimates.json", recursive=True)):
     d = os.path.dirname(est)
@@ -29,10 +31,9 @@ for est in sorted(glob.glob("target/criterion/**/new/estimates.json", recursive=
     rows.append((meta["full_id"], mean / elems, lo / elems, hi / elems, elems, os.path.getmtime(est)))
 def ns(v):
     return f"{v/1e3:.2f} µs" if v >= 1e3 else f"{v:.1f} ns"
-model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 out = ["# Criterion microbenchmarks", "",
        f"Written by `scripts/bench.sh` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-       f"{os.cpu_count()} cores ({model}), {subprocess.run(['rustc', '-V'], capture_output=True, text=True).stdout.strip()}; "
+       f"{sys.argv[2]}; "
        f"command: `{sys.argv[1]}`. Times are criterion's mean estimate per element "
        "(per frame or per call) with its 95% confidence interval; the machine is shared with other jobs.", "",
        "| benchmark | per element | 95% CI | elements per iteration | per second |", "|---|---|---|---|---|"]

@@ -201,54 +201,38 @@ sleep 0.5 # let the runtimes start their worker threads before counting them
 # Machine, versions, commit, pinning and thread counts, for the report.
 SERVER_LIST=()
 for k in "${!SERVER_PID[@]}"; do SERVER_LIST+=("$k=${SERVER_PID[$k]}"); done
-python3 - "$RAW/env.json" "$T_BUILD" "$REACTORS" "$REACTORS_IO" "$SERVER_CPU" "$CLIENT_CPU" "$QUICK" \
-    "${SERVER_LIST[@]}" <<'PY'
-import json, os, platform, re, subprocess, sys, time
-def out(*cmd):
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
-    except Exception as e:
-        return f"unknown ({e})"
+first_line() { "$@" 2>/dev/null | head -1 || true; }
+machine_json "$RAW/env.json" build_seconds="$T_BUILD" quick="$([[ $QUICK == 1 ]] && echo true || echo false)" \
+    clk_tck="$(getconf CLK_TCK)" "pinning={\"server_cpu\": $SERVER_CPU, \"client_cpu\": $CLIENT_CPU}" \
+    redis_server="$(first_line redis-server --version)" redis_benchmark="$(first_line redis-benchmark --version)" \
+    h2load="$(first_line h2load --version)" sockperf="$(first_line sockperf --version)"
+python3 - "$RAW/env.json" "$REACTORS" "$REACTORS_IO" "${SERVER_LIST[@]}" <<'PY'
+import json, os, re, sys
 def threads(pid):
     try:
         return len(os.listdir(f"/proc/{pid}/task"))
     except OSError:
         return None
-model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown")
 lock = open("Cargo.lock").read()
 def locked(name):
     m = re.search(r'name = "%s"\nversion = "([^"]+)"' % re.escape(name), lock)
     return m.group(1) if m else "unknown"
-servers = dict(kv.split("=") for kv in sys.argv[8:])
-json.dump({
-    "date_utc": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-    "nproc": os.cpu_count(),
-    "cpu_model": model,
-    "kernel": platform.release(),
-    "rustc": out("rustc", "-V"),
+env = json.load(open(sys.argv[1]))
+servers = dict(kv.split("=") for kv in sys.argv[4:])
+env.update({
     "tonic": locked("tonic"),
     "volo_thrift": locked("volo-thrift"),
-    "redis_server": out("redis-server", "--version"),
-    "redis_benchmark": out("redis-benchmark", "--version"),
-    "h2load": out("h2load", "--version"),
-    "sockperf": (out("sockperf", "--version").splitlines() or ["unknown"])[0],
-    "git_commit": os.environ["GIT_COMMIT"],
-    "git_dirty": os.environ["GIT_DIRTY"] == "true",
-    "build_seconds": int(sys.argv[2]),
-    "quick": sys.argv[7] == "1",
-    "clk_tck": os.sysconf("SC_CLK_TCK"),
-    "pinning": {"server_cpu": int(sys.argv[5]), "client_cpu": int(sys.argv[6])},
-    "mem_total": next((l.split(":")[1].strip() for l in open("/proc/meminfo") if l.startswith("MemTotal")), "?"),
     "threads": {
-        "ours_reactors": int(sys.argv[3]),
-        "ours_io_block_reactors": int(sys.argv[4]),
-        "tonic_workers": int(sys.argv[3]),
-        "volo_workers": int(sys.argv[3]),
+        "ours_reactors": int(sys.argv[2]),
+        "ours_io_block_reactors": int(sys.argv[3]),
+        "tonic_workers": int(sys.argv[2]),
+        "volo_workers": int(sys.argv[2]),
         "redis": "1 (io-threads 1)",
         "loadgen_engine_threads": 1,
         "os_threads_at_start": {name: threads(pid) for name, pid in sorted(servers.items())},
     },
-}, open(sys.argv[1], "w"), indent=2)
+})
+json.dump(env, open(sys.argv[1], "w"), indent=2)
 PY
 printf '{"rounds": %s, "secs": %s, "warmup_s": %s, "connections": %s, "wide_connections": %s, "depth": %s, "payload": %s, "reactors": %s, "reactors_io": %s, "syscall_secs": %s, "quick": %s, "full": %s}\n' \
     "$ROUNDS" "$SECS" "$WARMUP" "$CONNS" "$WIDE_CONNS" "$DEPTH" "$PAYLOAD" "$REACTORS" "$REACTORS_IO" \

@@ -70,3 +70,49 @@ wait_port() { # port [seconds]
     done
     return 1
 }
+
+# Writes FILE: the facts every report's header gives about the run, as JSON:
+# date, cores, CPU model, memory, kernel, rustc, the commit and dirty flag
+# (git_state's: call it before building, or it is called here), and the changed files
+# under src/, examples/ and loadgen/; then each NAME=VALUE argument (VALUE
+# as JSON when it parses as JSON, else as a string).
+machine_json() { # file [name=value ...]
+    [[ -n ${GIT_COMMIT:-} ]] || git_state
+    python3 - "$@" <<'PY'
+import json, os, platform, subprocess, sys, time
+def out(*cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
+    except Exception as e:
+        return f"unknown ({e})"
+def field(path, name):
+    return next((l.split(":", 1)[1].strip() for l in open(path) if l.startswith(name)), "unknown")
+def value(text):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+facts = {
+    "date_utc": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+    "nproc": os.cpu_count(),
+    "cpu_model": field("/proc/cpuinfo", "model name"),
+    "mem_total": field("/proc/meminfo", "MemTotal"),
+    "kernel": platform.release(),
+    "rustc": out("rustc", "-V"),
+    "git_commit": os.environ["GIT_COMMIT"],
+    "git_dirty": os.environ["GIT_DIRTY"] == "true",
+    "git_dirty_src": out("git", "status", "--short", "--", "src", "examples", "loadgen").splitlines(),
+}
+facts.update((name, value(text)) for name, text in (arg.split("=", 1) for arg in sys.argv[2:]))
+json.dump(facts, open(sys.argv[1], "w"), indent=2)
+PY
+}
+
+# One line for a report that has no env.json: "2 cores (MODEL), rustc X".
+machine_line() {
+    local facts
+    facts=$(mktemp)
+    machine_json "$facts"
+    python3 -c 'import json, sys; print("{nproc} cores ({cpu_model}), {rustc}".format(**json.load(open(sys.argv[1]))))' "$facts"
+    rm -f "$facts"
+}

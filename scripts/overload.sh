@@ -115,16 +115,7 @@ sample_rss() {
     done >>"$OUT/rss.csv"
 }
 
-python3 - "$OUT/env.json" "$SERVER_CPU" "$CLIENT_CPU" <<'PY'
-import json, os, platform, sys, time
-model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown")
-json.dump({
-    "date_utc": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-    "nproc": os.cpu_count(), "cpu_model": model, "kernel": platform.release(),
-    "git_commit": os.environ["GIT_COMMIT"], "git_dirty": os.environ["GIT_DIRTY"] == "true",
-    "pinning": {"server_cpu": int(sys.argv[2]), "client_cpu": int(sys.argv[3])},
-}, open(sys.argv[1], "w"), indent=2)
-PY
+machine_json "$OUT/env.json" "pinning={\"server_cpu\": $SERVER_CPU, \"client_cpu\": $CLIENT_CPU}"
 echo "run,t_s,rss_kib" >"$OUT/rss.csv"
 : >"$OUT/commands.txt"
 : >"$OUT/loadavg.txt"

@@ -143,7 +143,7 @@ per_call() { python3 -c "import sys; a,b=sys.argv[1:]; print(f'{int(a)/max(1,int
     echo "# Profile: where the instructions go (64-byte echo, pipelined)"
     echo
     echo "Written by \`scripts/profile.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC') at commit \`$COMMIT\`$DIRTY;"
-    echo "$(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1). Profiler: $TOOL"
+    echo "$(machine_line). Profiler: $TOOL"
     echo "($([[ $TOOL == callgrind ]] && echo 'no hardware counters here, so instructions are counted by valgrind: rates under it are ~50× lower than real and are not throughput figures' || echo 'perf, hardware cycles'))."
     echo "Our provider ran $REACTORS reactor thread(s); $CONNS connections, $DEPTH calls outstanding on each, ${SECS} s per profile."
     echo

@@ -52,6 +52,7 @@ WINDOWS=$((TOTAL_S / WINDOW))
 for tool in python3 java; do command -v "$tool" >/dev/null || die "$tool not found (scripts/setup.sh installs it)"; done
 
 T0=$(date +%s)
+git_state
 build_release loadgen:loadgen mprpc-examples:echo-provider
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mprpc-soak.XXXXXX")
@@ -74,25 +75,7 @@ run() { printf '%s\n' "$*" | sed "s#$BIN/##; s#$WORK/##g" >>"$OUT/commands.txt";
 
 
 uptime >"$OUT/uptime-before.txt"
-python3 - "$OUT/env.json" <<'PY'
-import json, os, platform, subprocess, sys, time
-def out(*cmd):
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
-    except Exception as e:
-        return f"unknown ({e})"
-model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown")
-json.dump({
-    "date_utc": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-    "nproc": os.cpu_count(),
-    "cpu_model": model,
-    "kernel": platform.release(),
-    "mem_total": next((l.split(":")[1].strip() for l in open("/proc/meminfo") if l.startswith("MemTotal")), "?"),
-    "rustc": out("rustc", "-V"),
-    "git_commit": out("git", "describe", "--always", "--dirty", "--abbrev=12"),
-    "git_dirty_src": out("git", "status", "--short", "--", "src", "examples", "loadgen").splitlines(),
-}, open(sys.argv[1], "w"), indent=2)
-PY
+machine_json "$OUT/env.json"
 
 # ------------------------------------------------------------ ZooKeeper + provider
 log "ZooKeeper"
