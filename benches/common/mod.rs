@@ -1,13 +1,13 @@
 //! Shared pieces of the benches: the echo service, request builders, a tiny
 //! deterministic RNG and a counting global allocator.
 //!
-//! The echo service below is what `mprpc-build` generates for
-//! `proto/bench.proto` (`mprpc.bench.EchoService`), written out by hand: the
-//! root crate's benches cannot use the examples crate's generated code (that
-//! crate depends on this one) and the root crate has no build script of its
-//! own. `Service::call` has the same body as the generated dispatcher (match
-//! on the method, prost decode, handler, reserve + prost encode), so dispatch
-//! costs measured here are the generated code's.
+//! The messages are the ones `mprpc-build` generates for `proto/bench.proto`
+//! (`mprpc.bench`, in the examples crate, a dev-dependency). The echo
+//! service below is what it generates for `EchoService`, written out so that
+//! the dispatcher the benches measure is in plain sight: `Service::call` has
+//! the same body as the generated one (match on the method, prost decode,
+//! handler, reserve + prost encode), so dispatch costs measured here are the
+//! generated code's.
 
 #![allow(dead_code)] // each bench binary uses a different subset
 #![allow(unreachable_pub)] // `pub` for every bench binary that declares `mod common`
@@ -19,18 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use mprpc::{CallContext, Service, Status};
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct EchoRequest {
-    #[prost(bytes = "bytes", tag = "1")]
-    pub payload: Bytes,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct EchoResponse {
-    #[prost(bytes = "bytes", tag = "1")]
-    pub payload: Bytes,
-}
+pub use mprpc_examples::bench::{EchoRequest, EchoResponse};
 
 /// `EchoServiceServer<Echo>` as generated: answers `Echo` with the payload.
 pub struct EchoServer;

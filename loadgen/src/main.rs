@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::Parser;
+use mprpc_examples::bench::EchoRequest;
 
 use cli::{Args, ClientKind, Command, TargetKind};
 use driver::{run_blocking, run_sender, Plan, Target};
@@ -34,13 +35,6 @@ use protocol::Protocol;
 use recorder::{snapshot, Recorder, Snapshot};
 use report::{curve, fmt_us, ChannelCount, LagPercentiles, Percentiles, Report};
 use schedule::Schedule;
-
-/// An encoded `mprpc.bench.EchoRequest` (the same message in the tonic mode).
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct EchoRequest {
-    #[prost(bytes = "bytes", tag = "1")]
-    pub payload: Bytes,
-}
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -84,6 +78,7 @@ fn request(args: &Args) -> Result<(Bytes, Option<usize>), String> {
     }
     if args.method == "Echo" {
         let payload: Vec<u8> = (0..args.payload).map(|i| b'a' + (i % 26) as u8).collect();
+        // The same message in the tonic mode.
         let encoded = prost::Message::encode_to_vec(&EchoRequest {
             payload: payload.into(),
         });

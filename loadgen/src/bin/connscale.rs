@@ -35,6 +35,7 @@ use clap::Parser;
 use mprpc::client::{Channel, ChannelOptions};
 use mprpc::codec::{encode_request, Decoder, Frame, RequestHead, DEFAULT_MAX_FRAME};
 use mprpc::{CallOptions, Code, Discover, StaticDiscover};
+use mprpc_examples::bench::EchoRequest;
 use serde_json::json;
 
 /// Holds N connections to one mprpc echo provider and serves calls on all.
@@ -71,15 +72,9 @@ struct Args {
 const SERVICE: &str = "EchoService";
 const METHOD: &str = "Echo";
 
-/// An encoded `mprpc.bench.EchoRequest`; EchoResponse has the same layout,
-/// so an echo's reply bytes equal the request bytes.
-#[derive(Clone, PartialEq, prost::Message)]
-struct EchoRequest {
-    #[prost(bytes = "bytes", tag = "1")]
-    payload: Bytes,
-}
-
-/// The encoded request for call `index` of `round`: unique per call.
+/// The encoded request for call `index` of `round`: unique per call. An
+/// `EchoResponse` has the same layout, so an echo's reply bytes equal the
+/// request bytes.
 fn request(index: usize, round: usize, size: usize) -> Bytes {
     let mut payload = format!("conn{index:06}-round{round:03}-").into_bytes();
     payload.resize(size.max(payload.len()), b'x');
