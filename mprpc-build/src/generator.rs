@@ -101,6 +101,7 @@ impl MprpcServiceGenerator {
     /// Whether every service's wire (and ZooKeeper) name includes its
     /// package, `fixbug.UserServiceRpc` instead of `UserServiceRpc`
     /// (default: false, the seed's naming; seed consumers need it).
+    /// Providers and consumers must be generated with the same setting.
     pub fn full_service_names(mut self, enable: bool) -> Self {
         self.full_names = enable;
         self

@@ -63,18 +63,15 @@ pub fn configure() -> Builder {
 
 type ProstHook = Box<dyn FnOnce(&mut prost_build::Config)>;
 
-/// Settings for one code generation run.
+/// Settings for one code generation run: where and how prost-build writes
+/// the messages, and the [`MprpcServiceGenerator`] that writes the services
+/// (its settings are set through the builder's setters of the same names).
 pub struct Builder {
     out_dir: Option<PathBuf>,
     bytes: Vec<String>,
-    build_server: bool,
-    build_client: bool,
     emit_rerun_if_changed: bool,
     file_descriptor_set_path: Option<PathBuf>,
-    full_service_names: bool,
-    full_name_services: Vec<String>,
-    async_services: bool,
-    async_service_names: Vec<String>,
+    generator: MprpcServiceGenerator,
     prost_hooks: Vec<ProstHook>,
 }
 
@@ -83,14 +80,9 @@ impl Default for Builder {
         Builder {
             out_dir: None,
             bytes: vec![".".to_owned()],
-            build_server: true,
-            build_client: true,
             emit_rerun_if_changed: true,
             file_descriptor_set_path: None,
-            full_service_names: false,
-            full_name_services: Vec::new(),
-            async_services: false,
-            async_service_names: Vec::new(),
+            generator: MprpcServiceGenerator::new(),
             prost_hooks: Vec::new(),
         }
     }
@@ -101,20 +93,36 @@ impl std::fmt::Debug for Builder {
         f.debug_struct("Builder")
             .field("out_dir", &self.out_dir)
             .field("bytes", &self.bytes)
-            .field("build_server", &self.build_server)
-            .field("build_client", &self.build_client)
             .field("emit_rerun_if_changed", &self.emit_rerun_if_changed)
             .field("file_descriptor_set_path", &self.file_descriptor_set_path)
-            .field("full_service_names", &self.full_service_names)
-            .field("full_name_services", &self.full_name_services)
-            .field("async_services", &self.async_services)
-            .field("async_service_names", &self.async_service_names)
+            .field("generator", &self.generator)
             .field("prost_hooks", &self.prost_hooks.len())
             .finish()
     }
 }
 
+/// Builder setters that hand their value to the service generator's setter
+/// of the same name, where each is documented.
+macro_rules! generator_setters {
+    ($($name:ident($arg:ident: $ty:ty);)*) => {$(
+        #[doc = concat!("See [`MprpcServiceGenerator::", stringify!($name), "`].")]
+        pub fn $name(mut self, $arg: $ty) -> Self {
+            self.generator = self.generator.$name($arg);
+            self
+        }
+    )*};
+}
+
 impl Builder {
+    generator_setters! {
+        build_server(enable: bool);
+        build_client(enable: bool);
+        full_service_names(enable: bool);
+        full_service_name(service: impl AsRef<str>);
+        async_services(enable: bool);
+        async_service(service: impl AsRef<str>);
+    }
+
     /// Where to write the generated `.rs` files (default: `OUT_DIR`).
     pub fn out_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.out_dir = Some(dir.into());
@@ -133,54 +141,9 @@ impl Builder {
         self
     }
 
-    /// Emit the server trait and `...Server<T>` (default: true).
-    pub fn build_server(mut self, enable: bool) -> Self {
-        self.build_server = enable;
-        self
-    }
-
-    /// Emit the `...Stub` client (default: true).
-    pub fn build_client(mut self, enable: bool) -> Self {
-        self.build_client = enable;
-        self
-    }
-
     /// Print `cargo:rerun-if-changed` for every `.proto` read (default: true).
     pub fn emit_rerun_if_changed(mut self, enable: bool) -> Self {
         self.emit_rerun_if_changed = enable;
-        self
-    }
-
-    /// Serve and register every service under its full name,
-    /// `fixbug.UserServiceRpc`, instead of the seed's `UserServiceRpc`
-    /// (default: false). Seed consumers only know the short name; provider
-    /// and consumers must be generated with the same setting.
-    pub fn full_service_names(mut self, enable: bool) -> Self {
-        self.full_service_names = enable;
-        self
-    }
-
-    /// Gives one service (`package.Service`) its full wire name; may be
-    /// repeated.
-    pub fn full_service_name(mut self, service: impl AsRef<str>) -> Self {
-        self.full_name_services.push(service.as_ref().to_owned());
-        self
-    }
-
-    /// Every service's handlers return futures and answer later (default:
-    /// false). See [`Builder::async_service`].
-    pub fn async_services(mut self, enable: bool) -> Self {
-        self.async_services = enable;
-        self
-    }
-
-    /// One service's (`package.Service`) handlers return futures: `fn
-    /// method(self: Arc<Self>, ctx, request) -> impl Future<Output =
-    /// Result<Reply, Status>> + Send + 'static`, polled on the connection's
-    /// reactor, so a middle tier awaits its downstream calls without
-    /// blocking a thread. May be repeated; other services stay sync.
-    pub fn async_service(mut self, service: impl AsRef<str>) -> Self {
-        self.async_service_names.push(service.as_ref().to_owned());
         self
     }
 
@@ -227,22 +190,7 @@ impl Builder {
             config.bytes(&self.bytes);
         }
         config.prost_path(PROST_PATH);
-        let generator = self.full_name_services.iter().fold(
-            MprpcServiceGenerator::new()
-                .build_server(self.build_server)
-                .build_client(self.build_client)
-                .full_service_names(self.full_service_names)
-                .async_services(self.async_services)
-                .file_descriptor_set(fds.clone()),
-            |generator, service| generator.full_service_name(service),
-        );
-        let generator = self
-            .async_service_names
-            .iter()
-            .fold(generator, |generator, service| {
-                generator.async_service(service)
-            });
-        config.service_generator(Box::new(generator));
+        config.service_generator(Box::new(self.generator.file_descriptor_set(fds.clone())));
         for hook in self.prost_hooks {
             hook(&mut config);
         }
