@@ -34,7 +34,7 @@ pub mod gateway;
 mod user;
 pub mod worker_pool;
 
-pub use echo::{Echo, SlowEcho};
+pub use echo::{Echo, LedgeredEcho, SlowEcho};
 pub use friend::FriendService;
 pub use gateway::Gateway;
 pub use user::UserService;

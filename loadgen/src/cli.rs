@@ -55,6 +55,12 @@ pub struct Args {
     #[arg(long, value_name = "PATH", default_value = "/mprpc")]
     pub zk_root: String,
 
+    /// With --zk: the discovery session's timeout (the providers'
+    /// `zk_session_timeout_ms`) [default: the library's].
+    #[arg(long, value_name = "TIME", value_parser = parse_duration)]
+    #[serde(default)]
+    pub zk_session_timeout: Option<Duration>,
+
     /// Call one provider directly instead of discovering providers.
     #[arg(long, value_name = "HOST:PORT")]
     pub addr: Option<String>,
@@ -173,6 +179,16 @@ pub struct Args {
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
 
+    /// mprpc, `--client channel`, Echo: number every call issued (stamped
+    /// into the first 8 bytes of its payload, which must be at least 8),
+    /// record exactly what became of each, and write them to this CSV file
+    /// when the run ends (`id,sent_ms,done_ms,outcome,outcomes`; times in ms
+    /// since the Unix epoch). Warm-up calls included. For fault runs:
+    /// `echo-provider --handler-ledger` records the numbers its handler ran.
+    #[arg(long, value_name = "PATH")]
+    #[serde(skip)]
+    pub ledger: Option<PathBuf>,
+
     /// Name of this run in the report files.
     #[arg(long, default_value = "run")]
     pub label: String,
@@ -249,6 +265,22 @@ impl Args {
                  blocking); the engine sends no auth frame"
                     .into(),
             );
+        }
+        if self.ledger.is_some() {
+            let numbered = self.target == TargetKind::Mprpc
+                && self.client == ClientKind::Channel
+                && self.method == "Echo"
+                && self.request_hex.is_none()
+                && self.request_file.is_none()
+                && self.also_call.is_none()
+                && self.workers.is_none();
+            if !numbered || self.payload < 8 {
+                return Err(
+                    "--ledger: numbers the Echo calls of one local --client channel \
+                     run (no --also-call, --request-*, --workers), --payload 8 or more"
+                        .into(),
+                );
+            }
         }
         if self.tls_ca.is_some() && !matches!(self.target, TargetKind::Mprpc | TargetKind::Tonic) {
             return Err("--tls-ca: TLS is spoken to --target mprpc and tonic only".into());

@@ -12,6 +12,7 @@ mod cpu;
 mod distributed;
 mod driver;
 mod engine;
+mod ledger;
 mod mprpc_target;
 mod protocol;
 mod recorder;
@@ -77,10 +78,9 @@ fn request(args: &Args) -> Result<(Bytes, Option<usize>), String> {
         return Ok((bytes.into(), None));
     }
     if args.method == "Echo" {
-        let payload: Vec<u8> = (0..args.payload).map(|i| b'a' + (i % 26) as u8).collect();
         // The same message in the tonic mode.
         let encoded = prost::Message::encode_to_vec(&EchoRequest {
-            payload: payload.into(),
+            payload: payload(args).into(),
         });
         let len = encoded.len();
         return Ok((encoded.into(), Some(len)));
@@ -262,7 +262,12 @@ fn run_mprpc(
         client: if blocking { "blocking" } else { "channel" }.into(),
         window: args.in_flight as usize,
     };
-    measure(args, target.connections(), source, sender, io)
+    measure(args, target.connections(), source, sender, io)?;
+    if let Some(path) = &args.ledger {
+        let calls = target.write_ledger(path)?;
+        println!("ledger: {} ({calls} calls)", path.display());
+    }
+    Ok(())
 }
 
 fn direct_addr(args: &Args) -> Result<SocketAddr, String> {

@@ -17,6 +17,7 @@ use parking_lot::Mutex;
 
 use crate::cli::{AlsoCall, Args};
 use crate::driver::Target;
+use crate::ledger::{stamp, Ledger, PROBE_ID};
 use crate::recorder::Outcome;
 
 pub struct MprpcTarget {
@@ -30,6 +31,10 @@ pub struct MprpcTarget {
     options: CallOptions,
     /// `--also-call`: sent alongside each call.
     also: Option<AlsoCall>,
+    /// `--ledger`: every call numbered (stamped into `payload`) and its
+    /// outcome recorded; a reply must then echo the request exactly.
+    /// Leaked, as the recorders are: completions hold a plain reference.
+    ledger: Option<(&'static Ledger, Vec<u8>)>,
     /// What each connection talks to, for the report.
     pub describe: Vec<String>,
     /// Providers seen in ZooKeeper at start (empty with --addr).
@@ -67,10 +72,14 @@ impl MprpcTarget {
         let mut discovered = Vec::new();
         let mut keep = None;
         if let Some(zk) = &args.zk {
+            let defaults = Config::default();
             let config = Config {
                 zookeeper: Some(zk.clone()),
                 zk_root: args.zk_root.clone(),
-                ..Config::default()
+                zk_session_timeout: args
+                    .zk_session_timeout
+                    .unwrap_or(defaults.zk_session_timeout),
+                ..defaults
             };
             let discover =
                 ZkDiscover::connect(&config).map_err(|e| format!("ZooKeeper {zk}: {e}"))?;
@@ -118,11 +127,20 @@ impl MprpcTarget {
         } else {
             return Err("give --zk HOST:PORT or --addr HOST:PORT".into());
         }
+        let ledger = args
+            .ledger
+            .as_ref()
+            .map(|_| (&*Box::leak(Box::new(Ledger::new())), crate::payload(args)));
         Ok(MprpcTarget {
             channels,
             service: args.service.clone(),
             method: args.method.clone(),
-            request,
+            // The probe calls of a ledgered run carry number 0.
+            request: match &ledger {
+                Some((_, payload)) => stamp(payload, PROBE_ID),
+                None => request,
+            },
+            ledger,
             expect_len,
             options: CallOptions::with_timeout(args.timeout),
             also: args.also_call.clone(),
@@ -191,6 +209,47 @@ pub fn client_tls(args: &Args) -> Result<Option<ClientTls>, String> {
 }
 
 impl MprpcTarget {
+    /// Writes the `--ledger` file (if any); returns how many calls it holds.
+    pub fn write_ledger(&self, path: &std::path::Path) -> Result<usize, String> {
+        let Some((ledger, _)) = &self.ledger else {
+            return Ok(0);
+        };
+        ledger
+            .write(path)
+            .map_err(|e| format!("cannot write the ledger {}: {e}", path.display()))
+    }
+
+    /// Starts one call numbered in the ledger, stamped with its number;
+    /// `done` sees its outcome after the ledger does. The reply must be the
+    /// request's payload, number included: a reply to another call is a
+    /// `WrongReply`.
+    fn call_ledgered(
+        &self,
+        channel: &Channel,
+        ledger: &'static Ledger,
+        payload: &[u8],
+        done: impl FnOnce(Outcome) + Send + 'static,
+    ) {
+        let id = ledger.issue();
+        let request = stamp(payload, id);
+        let expected = request.clone();
+        let _ = channel.call_with(
+            &self.service,
+            &self.method,
+            request,
+            &self.options,
+            move |result| {
+                let outcome = match result {
+                    Ok(reply) if reply == expected => Outcome::Ok,
+                    Ok(_) => Outcome::Err("WrongReply".into()),
+                    Err(status) => Outcome::Err(status.code().as_str().into()),
+                };
+                ledger.settle(id, &outcome);
+                done(outcome)
+            },
+        );
+    }
+
     /// One blocking call (`Channel::call`) on channel `conn`; with
     /// `--also-call`, both calls started, then both waited for.
     pub fn call_blocking(&self, conn: usize) -> Outcome {
@@ -267,6 +326,9 @@ impl Target for MprpcTarget {
     fn call(&self, conn: usize, done: impl FnOnce(Outcome) + Send + 'static) {
         let expect = self.expect_len;
         let channel = &self.channels[conn];
+        if let Some((ledger, payload)) = &self.ledger {
+            return self.call_ledgered(channel, ledger, payload, done);
+        }
         let Some(also) = &self.also else {
             // The returned handle only cancels; dropping it leaves the call running.
             let _ = channel.call_with(
