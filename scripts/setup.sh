@@ -11,11 +11,13 @@
 #     librsvg2-bin (rsvg-convert, the plots as PNG); benchmarks only
 #   - chromium, fonts-dejavu-core  (scripts/status_page.sh opens the admin
 #     page in headless Chromium; scripts/test.sh runs it)
+#   - iproute2, nftables  (scripts/faults.sh and its test build a network of
+#     namespaces and cut, drop or redirect its links)
 # Java comes with the machine (ZooKeeper needs a JRE; installed if missing).
 # Usage: scripts/setup.sh [--no-bench]
 set -euo pipefail
 
-want=(zookeeper redis-server chromium fonts-dejavu-core)
+want=(zookeeper redis-server chromium fonts-dejavu-core iproute2 nftables)
 [[ "${1:-}" == "--no-bench" ]] || want+=(redis-tools nghttp2-client sockperf linux-perf librsvg2-bin)
 command -v java >/dev/null 2>&1 || want+=(default-jre-headless)
 
