@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::task::Context;
 
 use bytes::{Bytes, BytesMut};
-use mprpc::codec::{Decoder, DEFAULT_MAX_FRAME};
+use mprpc::protocol::mprpc::{Decoder, DEFAULT_MAX_FRAME};
 use mprpc::CallOptions;
 
 mod common;

@@ -11,7 +11,7 @@ use std::hint::black_box;
 
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use mprpc::codec::{
+use mprpc::protocol::mprpc::{
     encode_request, encode_response, Decoder, Frame, RequestHead, DEFAULT_MAX_FRAME,
 };
 use mprpc::Code;

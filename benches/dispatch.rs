@@ -12,7 +12,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use mprpc::codec::{encode_request, Decoder, Frame, Request, RequestHead, DEFAULT_MAX_FRAME};
+use mprpc::protocol::mprpc::{
+    encode_request, Decoder, Frame, Request, RequestHead, DEFAULT_MAX_FRAME,
+};
 use mprpc::{CallContext, Service};
 
 mod common;

@@ -87,15 +87,15 @@ for line in annotate("--inclusive=yes").splitlines():
     if m:
         name = m.group(2).split(":", 1)[-1]
         rows[name] = max(rows.get(name, 0), int(m.group(1).replace(",", "")))
-m = re.search(r">\s+\S*codec::frame::encode_request\w* \(([\d,]+)x\)", annotate("--tree=calling", "--inclusive=yes"))
+m = re.search(r">\s+\S*protocol::mprpc::frame::encode_request\w* \(([\d,]+)x\)", annotate("--tree=calling", "--inclusive=yes"))
 calls = int(m.group(1).replace(",", "")) if m else 0
 total = rows.get("PROGRAM", 0) or max(rows.values(), default=0)
 steps = [
     ("whole loadgen process (start-up and loadgen's own bookkeeping included)", None),
     ("`Channel::start` on the calling thread: checks, encode, queue", r"^mprpc::client::Channel::start$"),
-    ("request frame encoding (part of the above)", r"^mprpc::codec::frame::encode_request\w*$"),
+    ("request frame encoding (part of the above)", r"^mprpc::protocol::mprpc::frame::encode_request\w*$"),
     ("driver: drain the queue and route each call onto a connection", r"drain_queue$"),
-    ("driver: decode replies", r"^mprpc::codec::decoder::Decoder::decode$"),
+    ("driver: decode replies", r"^mprpc::protocol::mprpc::decoder::Decoder::decode$"),
     ("driver: deliver the outcome (cell + the user's callback, which starts the next call)", r"^mprpc::client::cells::Cells::(deliver|finish)$"),
     ("loadgen's recording of each outcome", r"^loadgen::recorder::Recorder::on_done$"),
 ]

@@ -3,10 +3,12 @@
 //!
 //! Where things are (each file's top comment says more):
 //!
-//! * [`codec`] — our wire format, [documented there](codec): `frame` (frame
-//!   types and encoders), `decoder` (incremental, zero-copy decoding),
-//!   `format` ([`WireFormat`]: ours or the seed's, told apart by a stream's
-//!   first two bytes) and [`codec::seed`] (the seed's format, all of it).
+//! * [`protocol`] — the wire formats behind one interface (`Protocol`,
+//!   brpc's): [`WireFormat`] names them and tells them apart by a stream's
+//!   first two bytes; [`protocol::mprpc`] is ours ([documented
+//!   there](protocol::mprpc): `frame` types and encoders, `decoder`
+//!   (incremental, zero-copy), its `server` and `client` halves) and
+//!   [`protocol::seed`] the seed's (its codec and both halves).
 //! * [`net`] — socket plumbing both sides share: `Transport` (one
 //!   non-blocking connection: socket, TLS session if any, read and write
 //!   buffers, writable interest), `FlushList` (the connections to flush once
@@ -29,14 +31,17 @@
 //! * [`server`] — the provider's TCP server. `acceptor` deals connections to
 //!   the reactors; `reactor/` is one event loop (`mod`), reading under
 //!   backpressure (`read`), idle and slow-frame deadlines (`deadlines`) and
-//!   shutdown (`drain`); `protocol/` holds the interface every wire format
-//!   implements (`mod`, which also tells them apart by the first bytes), the
-//!   two RPC formats (`mprpc`, `seed`) and admin HTTP (`http`); `dispatch`
-//!   runs a handler inline, on the pool or, for services that answer later,
-//!   as a future on the reactor's executor (`pending`), found through `table` (service
-//!   name → service), once `limit/` (per-method concurrency limits, fixed
-//!   or adaptive) admits it; `connection` is a transport plus the server's
-//!   per-connection bookkeeping, `close` the reasons for closing one;
+//!   shutdown (`drain`), and `mailbox` is the part of it other threads post
+//!   to; `speaks` tells what a connection speaks by its first bytes and
+//!   `serve/` hands its input to admin HTTP (`http`) or to its wire
+//!   format's server half as a `Session` (`session`); `dispatch` runs a
+//!   handler inline, on the pool or, for services that answer later, as a
+//!   future on the reactor's executor (`pending`), found through `table`
+//!   (service name → service), once `limit/` (per-method concurrency
+//!   limits, fixed or adaptive) admits it; `handler` is how every handler
+//!   runs (span, deadline, panics caught) and its reply is packed;
+//!   `connection` is a transport plus the server's per-connection
+//!   bookkeeping, `close` the reasons for closing one;
 //!   `workers` is the pool for blocking services, `timer` the hashed timer
 //!   wheel, `metrics` per-method counts and latency (`metrics_log` logs
 //!   them periodically), `stats` per-connection and per-reactor counters;
@@ -49,8 +54,8 @@
 //!   `ProviderConn`, one multiplexed connection; `driver/` is the I/O loop
 //!   (`mod`), calls onto connections (`route`), replies matched by id
 //!   (`replies`), deadlines and connect timeouts (`timers`); `balance` picks
-//!   a provider, `health` backs off failing ones, `legacy` makes calls in
-//!   the seed's format.
+//!   a provider, `health` backs off failing ones, `short` makes calls on a
+//!   connection each, for formats that cannot multiplex (the seed's).
 //! * [`discovery`] — where providers come from: [`Endpoint`], [`Discover`]
 //!   and [`StaticDiscover`] (a fixed list), or the registry, chosen by the
 //!   config; [`discovery::balance`] names the load-balancing policies
@@ -64,7 +69,7 @@
 //!   ([`AppArgs`], [`Application`]) and `logging` (the daily log file).
 //!
 //! Both features are on by default. Without them (`default-features =
-//! false`) the library is the core — codec, server, client, static
+//! false`) the library is the core — protocols, server, client, static
 //! discovery — without ZooKeeper, tokio, clap or tracing-subscriber.
 //!
 //! A user crate depends on `mprpc` (and `mprpc-build` as a build
@@ -154,9 +159,9 @@ macro_rules! debug_as_display {
 pub mod app;
 pub mod call;
 pub mod client;
-pub mod codec;
 pub mod discovery;
 pub mod net;
+pub mod protocol;
 #[cfg(feature = "zookeeper")]
 pub mod registry;
 pub mod server;
@@ -181,7 +186,7 @@ pub use service::{CallContext, Schema, Service};
 pub use tracing;
 
 debug_as_display!(
-    codec::ProtocolError,
+    protocol::ProtocolError,
     app::config::ConfigError,
     discovery::DiscoverError,
     call::metadata::MetadataTooLong,

@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use mprpc::codec::{encode_request, Decoder, Frame, RequestHead};
+use mprpc::protocol::mprpc::{encode_request, Decoder, Frame, RequestHead};
 use mprpc::server::{Server, ServerOptions};
 use mprpc::Code;
 

@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use mprpc::codec::{Decoder, DEFAULT_MAX_FRAME};
+use mprpc::protocol::mprpc::{Decoder, DEFAULT_MAX_FRAME};
 use mprpc::CallOptions;
 
 #[path = "../benches/common/mod.rs"]

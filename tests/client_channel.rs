@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use mprpc::client::{decode_response, Channel, ChannelOptions, LoadBalance, TypedCall};
-use mprpc::codec::{encode_response, Decoder, Frame, Request};
+use mprpc::protocol::mprpc::{encode_response, Decoder, Frame, Request};
 use mprpc::{CallOptions, CancelHandle, Code, Endpoint, StaticDiscover, Status};
 
 mod common;

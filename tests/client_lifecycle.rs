@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use mprpc::client::Channel;
-use mprpc::codec::{encode_response, Decoder, Frame};
+use mprpc::protocol::mprpc::{encode_response, Decoder, Frame};
 use mprpc::{CallOptions, Code};
 
 /// Threads of this process named like the client's I/O driver.

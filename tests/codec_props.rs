@@ -9,10 +9,11 @@
 //! first by every later run.
 
 use bytes::BytesMut;
-use mprpc::codec::{
-    encode_auth, encode_cancel, encode_request_meta, encode_response_meta, legacy, Decoder, Frame,
+use mprpc::protocol::mprpc::{
+    encode_auth, encode_cancel, encode_request_meta, encode_response_meta, Decoder, Frame,
     RequestHead, RequestMeta,
 };
+use mprpc::protocol::seed;
 use mprpc::{Code, Metadata, TraceId};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
@@ -284,13 +285,13 @@ fn seed_spec() -> impl Strategy<Value = SeedSpec> {
 
 /// Feeds one seed request to its decoder cut at `cuts`: every prefix
 /// short of the whole request must ask for more, the whole must decode.
-fn decode_seed_in_chunks(whole: &[u8], cuts: &[usize]) -> legacy::SeedRequest {
+fn decode_seed_in_chunks(whole: &[u8], cuts: &[usize]) -> seed::SeedRequest {
     let mut buf = BytesMut::new();
     let mut start = 0;
     for end in cut_points(cuts, whole.len()) {
         buf.extend_from_slice(&whole[start..end.max(start)]);
         start = end.max(start);
-        let decoded = legacy::decode_request(&mut buf, 1 << 20).expect("valid seed request");
+        let decoded = seed::decode_request(&mut buf, 1 << 20).expect("valid seed request");
         if let Some(request) = decoded {
             assert_eq!(start, whole.len(), "decoded before the last byte");
             assert!(buf.is_empty(), "nothing left over");
@@ -323,7 +324,7 @@ proptest! {
         cuts in prop::collection::vec(any::<usize>(), 0..12),
     ) {
         let mut whole = BytesMut::new();
-        legacy::encode_request(&service, &method, &args, &mut whole);
+        seed::encode_request(&service, &method, &args, &mut whole);
         let request = decode_seed_in_chunks(&whole, &cuts);
         prop_assert_eq!(request.service_str(), service.as_str());
         prop_assert_eq!(request.method_str(), method.as_str());
@@ -349,7 +350,7 @@ proptest! {
         prop_assert!(buf.capacity() <= 4096 + 8 + 2048 + 64, "capacity {}", buf.capacity());
 
         let mut buf = BytesMut::from(&bytes[..]);
-        let _ = legacy::decode_request(&mut buf, 4096);
+        let _ = seed::decode_request(&mut buf, 4096);
         prop_assert!(buf.capacity() <= 2 * 4096 + 2048 + 64);
     }
 }

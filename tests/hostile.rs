@@ -400,10 +400,10 @@ fn a_trickled_seed_request_is_decoded_once_not_once_per_read() {
     // A 1 MiB service name: re-decoding the header per read costs 1 MiB each.
     let mut frame = bytes::BytesMut::new();
     let name = "S".repeat(1 << 20);
-    mprpc::codec::legacy::encode_request(&name, "Echo", &[1u8; 400], &mut frame);
+    mprpc::protocol::seed::encode_request(&name, "Echo", &[1u8; 400], &mut frame);
     let mut s = TcpStream::connect(server.local_addr()).unwrap();
     s.set_nodelay(true).unwrap();
-    let before = mprpc::codec::legacy::headers_decoded();
+    let before = mprpc::protocol::seed::headers_decoded();
     let (head, trickle) = frame.split_at(frame.len() - 300);
     s.write_all(head).unwrap();
     for byte in trickle {
@@ -412,7 +412,7 @@ fn a_trickled_seed_request_is_decoded_once_not_once_per_read() {
     }
     // An unknown service: the server closes without a reply.
     assert!(closed_by_server(s, Duration::from_secs(5)));
-    let decoded = mprpc::codec::legacy::headers_decoded() - before;
+    let decoded = mprpc::protocol::seed::headers_decoded() - before;
     // Other tests of this binary may decode a few seed headers meanwhile.
     assert!(
         decoded < 30,

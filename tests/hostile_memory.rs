@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use mprpc::codec::{encode_request, RequestHead};
+use mprpc::protocol::mprpc::{encode_request, RequestHead};
 use mprpc::server::{Server, ServerOptions};
 use mprpc::Code;
 

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use mprpc::client::Channel;
-use mprpc::codec::{encode_request_meta, Decoder, Frame, RequestHead, RequestMeta, Response};
+use mprpc::protocol::mprpc::{
+    encode_request_meta, Decoder, Frame, RequestHead, RequestMeta, Response,
+};
 use mprpc::server::{Server, ServerHandle, ServerOptions};
 use mprpc::service::ReplyFuture;
 use mprpc::{
@@ -350,7 +352,7 @@ fn version_the_channel_sends(options: &CallOptions) -> u8 {
             buf.extend_from_slice(&chunk[..n]);
         };
         let mut reply = BytesMut::new();
-        mprpc::codec::encode_response(request.id, Code::Ok, "", b"", &mut reply);
+        mprpc::protocol::mprpc::encode_response(request.id, Code::Ok, "", b"", &mut reply);
         stream.write_all(&reply).unwrap();
         if request.replies_with_metadata {
             2

@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use mprpc::codec::{encode_request, RequestHead};
+use mprpc::protocol::mprpc::{encode_request, RequestHead};
 use mprpc::server::{Server, ServerHandle, ServerOptions};
 use mprpc::Code;
 
@@ -218,7 +218,7 @@ fn expired_deadline_is_not_run() {
 /// closes, as the seed's consumer does.
 fn seed_call(addr: SocketAddr, service: &str, method: &str, args: &[u8]) -> Vec<u8> {
     let mut out = BytesMut::new();
-    mprpc::codec::legacy::encode_request(service, method, args, &mut out);
+    mprpc::protocol::seed::encode_request(service, method, args, &mut out);
     let mut s = TcpStream::connect(addr).unwrap();
     s.write_all(&out).unwrap();
     // The seed ends its reply by closing: a hang fails here.
@@ -254,7 +254,7 @@ fn seed_format_and_ours_share_one_port() {
 fn seed_request_split_across_reads_is_reassembled() {
     let server = start(1 << 20);
     let mut out = BytesMut::new();
-    mprpc::codec::legacy::encode_request("Test", "Echo", b"in pieces", &mut out);
+    mprpc::protocol::seed::encode_request("Test", "Echo", b"in pieces", &mut out);
     let mut s = TcpStream::connect(server.local_addr()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.set_nodelay(true).unwrap();

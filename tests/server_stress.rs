@@ -17,7 +17,9 @@ use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use mprpc::codec::{encode_cancel, encode_request, Decoder, Frame, RequestHead, Response};
+use mprpc::protocol::mprpc::{
+    encode_cancel, encode_request, Decoder, Frame, RequestHead, Response,
+};
 use mprpc::server::{Server, ServerOptions};
 use mprpc::Code;
 

@@ -203,8 +203,10 @@ fn tokens_right_wrong_and_missing() {
     raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     raw.read_to_end(&mut reply).expect("closed after the reply");
     let mut buf = bytes::BytesMut::from(&reply[..]);
-    let Some(mprpc::codec::Frame::Response(r)) =
-        mprpc::codec::Decoder::default().decode(&mut buf).unwrap()
+    let Some(mprpc::protocol::mprpc::Frame::Response(r)) =
+        mprpc::protocol::mprpc::Decoder::default()
+            .decode(&mut buf)
+            .unwrap()
     else {
         panic!("no reply before the close: {reply:?}");
     };

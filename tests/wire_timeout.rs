@@ -9,7 +9,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use mprpc::codec::{Decoder, Frame, Request};
+use mprpc::protocol::mprpc::{Decoder, Frame, Request};
 use mprpc::{CallOptions, Channel};
 
 const BUDGET_MS: u64 = 4000;

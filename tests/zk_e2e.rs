@@ -288,7 +288,7 @@ fn a_call_larger_than_the_published_frame_limit_fails_before_it_is_sent() {
     // The consumer's own limit is the 16 MiB default: only the published
     // limit can stop the call here.
     let (channel, discover) = consumer(&Config {
-        max_frame_size: mprpc::codec::DEFAULT_MAX_FRAME,
+        max_frame_size: mprpc::protocol::mprpc::DEFAULT_MAX_FRAME,
         ..config.clone()
     });
     assert!(wait_until(SOON, || discovered(&discover).len() == 1));

@@ -96,7 +96,10 @@ fn registration_writes_the_documented_nodes() {
     assert_eq!(info.weight, 100);
     assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
     assert!(info.start_time_ms > 0);
-    assert_eq!(info.max_frame, Some(mprpc::codec::DEFAULT_MAX_FRAME));
+    assert_eq!(
+        info.max_frame,
+        Some(mprpc::protocol::mprpc::DEFAULT_MAX_FRAME)
+    );
     let (_, parent) = raw.get(&providers_path()).unwrap();
     assert_eq!(parent.ephemeral_owner, 0, "parents are persistent");
 
@@ -428,7 +431,7 @@ fn a_seed_only_service_is_found_through_the_seed_layout() {
     let expected = Endpoint {
         addr: "127.0.0.1:9999".parse().unwrap(),
         weight: 100,
-        format: WireFormat::Legacy,
+        format: WireFormat::Seed,
         max_frame: None,
         tls: mprpc::net::tls::TlsMode::Off,
     };

@@ -16,7 +16,7 @@ use std::thread::Thread;
 
 use bytes::{Bytes, BytesMut};
 use mprpc::client::{Channel, PendingCall};
-use mprpc::codec::{encode_request, Decoder, Frame, RequestHead};
+use mprpc::protocol::mprpc::{encode_request, Decoder, Frame, RequestHead};
 use mprpc::server::{Server, ServerOptions};
 use mprpc::{CallContext, CallOptions, Service};
 

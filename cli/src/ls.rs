@@ -113,7 +113,7 @@ fn uptime(secs: u64) -> String {
 /// What the `--addr` provider publishes, from its reflection.
 fn provider(target: &Target, only: Option<&str>) -> Result<String> {
     let endpoint = target.endpoint().expect("browse() is None only for --addr");
-    if endpoint.format == WireFormat::Legacy {
+    if endpoint.format == WireFormat::Seed {
         fail!("a seed-format provider cannot list its services (it has no reflection); use --zk to read the registry")
     }
     let stub = pb::ReflectionStub::new(target.direct(endpoint)?);

@@ -94,7 +94,7 @@ impl TargetArgs {
             None => Kind::Zk,
             Some(addr) => Kind::Addr(Endpoint {
                 format: if self.seed {
-                    WireFormat::Legacy
+                    WireFormat::Seed
                 } else {
                     WireFormat::Mprpc
                 },

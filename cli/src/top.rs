@@ -160,7 +160,7 @@ fn read(
     timeout: Duration,
     service: Option<&str>,
 ) -> std::result::Result<Reading, String> {
-    if format == WireFormat::Legacy {
+    if format == WireFormat::Seed {
         return Err("seed-format provider: no admin pages".into());
     }
     let admin = SocketAddr::new(addr.ip(), args.admin_port.unwrap_or(addr.port()));

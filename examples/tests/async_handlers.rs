@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use mprpc::client::{Channel, TypedCall};
-use mprpc::codec::{encode_request, Decoder, Frame, RequestHead, DEFAULT_MAX_FRAME};
+use mprpc::protocol::mprpc::{encode_request, Decoder, Frame, RequestHead, DEFAULT_MAX_FRAME};
 use mprpc::server::{Server, ServerHandle, ServerOptions};
 use mprpc::{CallContext, CallOptions, Code, Responder, Status};
 use mprpc_examples::later::{

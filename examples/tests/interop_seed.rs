@@ -157,9 +157,9 @@ fn seed_and_our_traffic_mix_on_one_port() {
     server.wait();
 }
 
-fn legacy_channel(addr: SocketAddr) -> Channel {
+fn seed_channel(addr: SocketAddr) -> Channel {
     let endpoint = Endpoint {
-        format: WireFormat::Legacy,
+        format: WireFormat::Seed,
         ..Endpoint::new(addr)
     };
     Channel::new(
@@ -172,7 +172,7 @@ fn legacy_channel(addr: SocketAddr) -> Channel {
 #[test]
 fn our_stubs_call_a_seed_provider() {
     let seed = SeedProvider::start();
-    let channel = legacy_channel(seed.addr);
+    let channel = seed_channel(seed.addr);
     let users = UserServiceRpcStub::new(channel.clone());
     let friends = FriendServiceRpcStub::new(channel);
 
@@ -220,7 +220,7 @@ fn a_stalled_seed_provider_hits_the_deadline() {
         let _ = released.recv_timeout(Duration::from_secs(30));
         drop(s);
     });
-    let channel = legacy_channel(addr);
+    let channel = seed_channel(addr);
     let mut c = Controller::new();
     c.set_timeout(Duration::from_millis(200));
     let users = UserServiceRpcStub::new(channel);

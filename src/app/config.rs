@@ -255,7 +255,7 @@ impl Default for Config {
             zk_digest: None,
             reactor_threads: 0,
             worker_threads: 4,
-            max_frame_size: crate::codec::DEFAULT_MAX_FRAME,
+            max_frame_size: crate::protocol::mprpc::DEFAULT_MAX_FRAME,
             max_connections: 100_000,
             max_inflight_per_connection: 1024,
             max_queued_calls: 16 * 1024,

@@ -2,7 +2,7 @@
 //! trace id, the caller's name, an auth token) and with its reply.
 //!
 //! A [`Metadata`] is its own wire encoding (entries back to back, see
-//! [`codec`](crate::codec) for the layout) held in one [`Bytes`]: decoding
+//! [`protocol::mprpc`](crate::protocol::mprpc) for the layout) held in one [`Bytes`]: decoding
 //! a frame slices it out of the read buffer without copying, and an empty
 //! one is `Bytes::new()` — no allocation — so a call without metadata
 //! costs nothing. Lookups walk the entries; calls carry a handful.

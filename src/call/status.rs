@@ -3,7 +3,7 @@
 //! Every failure a caller can see — from the network, the server, the
 //! registry or the handler itself — is one of these codes, so callers can
 //! branch on `code()` and log `message()`. The numeric values travel on the
-//! wire (see [`crate::codec`]) and must never be renumbered.
+//! wire (see [`crate::protocol::mprpc`]) and must never be renumbered.
 
 use std::fmt;
 

@@ -21,11 +21,12 @@ use bytes::BytesMut;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
-use crate::codec::{set_request_timeout, Decoder, Frame, ProtocolError};
 use crate::discovery::Endpoint;
 use crate::net::auth::AuthToken;
 use crate::net::tls::ClientTls;
 use crate::net::{FlushList, ReadTurn, Transport};
+use crate::protocol::mprpc::{set_request_timeout, Decoder, Frame};
+use crate::protocol::ProtocolError;
 
 /// Bytes read from one connection before its replies are decoded; bounds
 /// the read buffer when a peer streams replies faster than we consume them.
@@ -103,7 +104,7 @@ impl ProviderConn {
             None => Transport::new(stream, true),
         };
         if let Some(token) = secure.auth {
-            crate::codec::encode_auth(token.as_bytes(), io.output());
+            crate::protocol::mprpc::encode_auth(token.as_bytes(), io.output());
         }
         Ok(ProviderConn {
             io,
@@ -214,7 +215,7 @@ impl ProviderConn {
 
     /// Appends a cancel frame for call `id`.
     pub(crate) fn push_cancel(&mut self, id: u64) {
-        crate::codec::encode_cancel(id, self.io.output());
+        crate::protocol::mprpc::encode_cancel(id, self.io.output());
     }
 
     /// A failed connect gives its waiting requests back, with their frames

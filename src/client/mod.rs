@@ -35,10 +35,10 @@ mod cells;
 mod conn;
 mod driver;
 mod health;
-mod legacy;
 mod observe;
 mod options;
 mod queue;
+mod short;
 
 use std::net::ToSocketAddrs;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -57,8 +57,8 @@ use crate::call::controller::{CallOptions, CancelHandle};
 use crate::call::interceptor::ClientCall;
 use crate::call::status::Status;
 use crate::call::trace::TRACE_ID_KEY;
-use crate::codec::{check_names, RequestMeta, REQUEST_FIXED_LEN};
 use crate::discovery::{Discover, StaticDiscover};
+use crate::protocol::mprpc::{check_names, RequestMeta, REQUEST_FIXED_LEN};
 use observe::Watch;
 
 /// A client of one or more services. Cheap to clone: clones share the I/O

@@ -5,9 +5,9 @@ use std::time::Duration;
 use super::LoadBalance;
 use crate::app::config::Config;
 use crate::call::interceptor::{ClientInterceptor, ClientInterceptors};
-use crate::codec::DEFAULT_MAX_FRAME;
 use crate::net::auth::AuthToken;
 use crate::net::tls::ClientTls;
+use crate::protocol::mprpc::DEFAULT_MAX_FRAME;
 
 /// How a channel behaves. `Default` suits most uses; `from_config` takes
 /// the timeouts, limits and threads from the seed-format config file.

@@ -26,8 +26,8 @@ use super::cells::{CellRef, Cells};
 use crate::call::controller::ReplyMetadata;
 use crate::call::metadata::Metadata;
 use crate::call::trace::TraceId;
-use crate::codec::{encode_request_meta, RequestHead, RequestMeta};
 use crate::discovery::Endpoint;
+use crate::protocol::mprpc::{encode_request_meta, RequestHead, RequestMeta};
 
 /// A call handed to the driver.
 pub(crate) struct NewCall {

@@ -14,8 +14,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
 use crate::call::status::Status;
-pub use crate::codec::WireFormat;
 use crate::net::tls::TlsMode;
+pub use crate::protocol::WireFormat;
 
 /// One provider of a service.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -1,5 +1,5 @@
 //! Token authentication: the secret a consumer sends once per connection
-//! (an auth frame, see [`crate::codec`]) and the tokens a provider accepts.
+//! (an auth frame, see [`crate::protocol::mprpc`]) and the tokens a provider accepts.
 //!
 //! A token is a secret: [`AuthToken`]'s `Debug` never shows it, the config
 //! keeps it out of [`Config::raw`](crate::Config::raw), no log line carries
@@ -9,7 +9,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::codec::MAX_TOKEN_LEN;
+use crate::protocol::mprpc::MAX_TOKEN_LEN;
 
 /// A shared secret. Its `Debug` output is redacted.
 #[derive(Clone)]

@@ -24,7 +24,8 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
 use super::tls::{tls_io_error, ServerTls};
-use crate::codec::{skip_body, Decoder, Frame, ProtocolError};
+use crate::protocol::mprpc::{read_frame, Decoder, Frame};
+use crate::protocol::{ProtocolError, ReadState};
 
 /// The first bytes of a TLS handshake record: content type 22, version 3.x.
 const TLS_RECORD_START: [u8; 2] = [0x16, 0x03];
@@ -70,8 +71,9 @@ pub(crate) struct Transport {
     writable_armed: bool,
     /// In the loop's flush list for this turn.
     flush_queued: bool,
-    /// Body bytes of an oversized frame still to skip as they arrive.
-    skip: usize,
+    /// What the input's reader keeps between reads (an oversized frame's
+    /// body still to skip as it arrives, the length a message needs).
+    read: ReadState,
     security: Security,
 }
 
@@ -87,7 +89,7 @@ impl Transport {
             wbuf: BytesMut::new(),
             writable_armed,
             flush_queued: false,
-            skip: 0,
+            read: ReadState::default(),
             security: Security::Plain,
         }
     }
@@ -281,27 +283,25 @@ impl Transport {
     /// oversized frame's body first (the decoder reports such a frame once,
     /// as [`Frame::Oversized`]; its body never occupies memory).
     pub(crate) fn next_frame(&mut self, decoder: &Decoder) -> Result<Option<Frame>, ProtocolError> {
-        if self.skip > 0 && !skip_body(&mut self.rbuf, &mut self.skip) {
-            return Ok(None);
-        }
-        let frame = decoder.decode(&mut self.rbuf)?;
-        if let Some(Frame::Oversized(o)) = &frame {
-            self.skip = o.unread;
-        }
-        Ok(frame)
+        read_frame(decoder, &mut self.rbuf, &mut self.read)
     }
 
-    /// The undecoded input, for formats decoded outside [`Decoder`] (the
-    /// seed's) and for protocol sniffing.
+    /// The undecoded input, for protocol sniffing.
     pub(crate) fn input(&mut self) -> &mut BytesMut {
         &mut self.rbuf
+    }
+
+    /// The undecoded input and what its reader keeps between reads, for
+    /// a wire format to decode.
+    pub(crate) fn input_state(&mut self) -> (&mut BytesMut, &mut ReadState) {
+        (&mut self.rbuf, &mut self.read)
     }
 
     /// At EOF, once every complete frame was taken: part of a frame left
     /// over is an error (tokio-util's `decode_eof`), since its rest will
     /// never come.
     pub(crate) fn check_eof(&self) -> Result<(), ProtocolError> {
-        if self.rbuf.is_empty() && self.skip == 0 {
+        if self.rbuf.is_empty() && self.read.skip == 0 {
             return Ok(());
         }
         Err(ProtocolError::TruncatedAtEof {
@@ -312,7 +312,7 @@ impl Transport {
     /// Part of a frame has arrived and the rest has not (a TLS handshake
     /// under way counts: a peer stalling it is as slow as a half frame).
     pub(crate) fn mid_frame(&self) -> bool {
-        !self.rbuf.is_empty() || self.skip > 0 || self.handshaking()
+        !self.rbuf.is_empty() || self.read.skip > 0 || self.handshaking()
     }
 
     /// Bytes the read buffer holds room for (what it costs in memory).

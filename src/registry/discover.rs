@@ -64,7 +64,7 @@ impl Listing {
         let endpoint = |addr| Endpoint {
             addr,
             weight: ProviderInfo::DEFAULT_WEIGHT,
-            format: WireFormat::Legacy,
+            format: WireFormat::Seed,
             max_frame: None,
             tls: TlsMode::Off,
         };

@@ -198,7 +198,7 @@ impl Worker {
             addr,
             services,
             start_time_ms,
-            max_frame: crate::codec::DEFAULT_MAX_FRAME,
+            max_frame: crate::protocol::mprpc::DEFAULT_MAX_FRAME,
             tls: TlsMode::Off,
             shared,
             client: None,

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use super::reactor::ReactorShared;
+use super::mailbox::ReactorShared;
 use super::warn_limit::{Verdict, WarnLimit};
 use super::ServerShared;
 

@@ -9,7 +9,7 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
-use crate::codec::ProtocolError;
+use crate::protocol::ProtocolError;
 
 #[derive(Debug)]
 pub(crate) enum CloseReason {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::budget::{self, BufferBudget, OverBudget};
 use super::close::CloseReason;
-use super::protocol::{self, Speaks};
+use super::speaks::{self, Speaks};
 use super::stats::{self, ConnStats};
 use super::workers::PoolTicket;
 use crate::net::Transport;
@@ -84,9 +84,6 @@ pub(crate) struct Connection {
     output_stalled_since: Option<Instant>,
     /// When the bytes of a still-incomplete frame started waiting.
     partial_since: Option<Instant>,
-    /// Input bytes the frame arriving needs before decoding it is worth
-    /// trying again (the seed's format: its header is decoded once).
-    input_needed: usize,
     /// What its read buffer is charged against the process's budget.
     input_charge: usize,
     auth: Auth,
@@ -120,7 +117,6 @@ impl Connection {
             opened: now,
             output_stalled_since: None,
             partial_since: None,
-            input_needed: 0,
             input_charge: 0,
             auth: if needs_auth {
                 Auth::Waiting
@@ -130,8 +126,13 @@ impl Connection {
         }
     }
 
-    pub(crate) fn auth(&self) -> Auth {
-        self.auth
+    /// Why calls on this connection are refused (`None`: they are not).
+    pub(crate) fn unauthenticated(&self) -> Option<&'static str> {
+        match self.auth {
+            Auth::Passed => None,
+            Auth::Refused => Some("wrong auth token"),
+            Auth::Waiting => Some("this provider requires an auth token and none was sent"),
+        }
     }
 
     /// A token arrived and was checked; a connection once refused stays so.
@@ -153,12 +154,6 @@ impl Connection {
         &mut self.io
     }
 
-    /// The undecoded input, and the length it must reach before the frame
-    /// in it can be complete.
-    pub(crate) fn input_and_needed(&mut self) -> (&mut bytes::BytesMut, &mut usize) {
-        (self.io.input(), &mut self.input_needed)
-    }
-
     pub(crate) fn stats(&self) -> &Arc<ConnStats> {
         &self.stats
     }
@@ -176,7 +171,7 @@ impl Connection {
     /// What the connection speaks, detected from its first bytes.
     pub(crate) fn speaks(&mut self) -> Option<Speaks> {
         if self.speaks.is_none() {
-            self.speaks = protocol::detect(self.io.input());
+            self.speaks = speaks::detect(self.io.input());
             if let Some(speaks) = self.speaks {
                 self.stats.set_protocol(speaks.name());
             }

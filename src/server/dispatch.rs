@@ -5,24 +5,24 @@
 //! write replies; this module decides whether and where the handler runs.
 
 use std::cell::RefCell;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::admin::Admin;
 use super::connection::{Backpressure, Connection};
+use super::handler;
 use super::limit::{Admission, Limits, Permit};
+use super::mailbox::ReactorShared;
 use super::metrics::ThreadStats;
 use super::pending::{CallAddr, Done, Extra, Observed, Pending};
-use super::protocol;
-use super::reactor::ReactorShared;
 use super::stats::{self, ReactorStats};
 use super::table::{Entry, ServiceTable};
 use super::workers::{Job, JobSender};
 use crate::call::interceptor::{CallInfo, Interceptors};
 use crate::call::status::{Code, Status};
-use crate::codec::{Decoder, Request, WireFormat};
 use crate::net::auth::AuthToken;
+use crate::protocol::mprpc::Request;
+use crate::protocol::WireFormat;
 use crate::service::CallContext;
 
 /// Why a call is answered `Overloaded` without running.
@@ -39,14 +39,15 @@ pub(crate) struct Turn {
 }
 
 /// One reactor's view of the services: the table, the pool, its own reply
-/// queue, its metrics, the decoder, the backpressure limits and the admin
-/// pages (when they are on).
+/// queue, its metrics, the frame size limit, the backpressure limits and
+/// the admin pages (when they are on).
 pub(crate) struct Dispatcher {
     table: Arc<ServiceTable>,
     pool: Option<JobSender>,
     reply_to: Arc<ReactorShared>,
     stats: Arc<ThreadStats>,
-    decoder: Decoder,
+    /// The largest request body accepted, in bytes.
+    max_frame: usize,
     limits: Backpressure,
     concurrency: Arc<Limits>,
     /// Tokens a connection must present one of (empty: none needed).
@@ -64,7 +65,7 @@ impl Dispatcher {
         pool: Option<JobSender>,
         reply_to: Arc<ReactorShared>,
         stats: Arc<ThreadStats>,
-        decoder: Decoder,
+        max_frame: usize,
         limits: Backpressure,
         concurrency: Arc<Limits>,
     ) -> Dispatcher {
@@ -74,7 +75,7 @@ impl Dispatcher {
             pool,
             reply_to,
             stats,
-            decoder,
+            max_frame,
             limits,
             concurrency,
             auth_tokens: Arc::new([]),
@@ -131,8 +132,8 @@ impl Dispatcher {
         &self.table
     }
 
-    pub(crate) fn decoder(&self) -> &Decoder {
-        &self.decoder
+    pub(crate) fn max_frame(&self) -> usize {
+        self.max_frame
     }
 
     pub(crate) fn limits(&self) -> Backpressure {
@@ -163,7 +164,8 @@ impl Dispatcher {
         );
         if let Some(chain) = self.chain() {
             if let Err(status) = self.intercept(chain, entry, &request, &ctx) {
-                return protocol::write_error(format, request.id, &status, conn.io().output());
+                let failure = (status.code(), status.message());
+                return handler::write_failure(format, request.id, failure, conn.io().output());
             }
         }
         if self.pool_queue_full(entry) {
@@ -197,7 +199,7 @@ impl Dispatcher {
                 interceptors: self.chain().cloned(),
             }),
             _ => {
-                let ok = protocol::run_call(
+                let ok = handler::run_call(
                     entry,
                     request,
                     &ctx,
@@ -237,9 +239,10 @@ impl Dispatcher {
         }
         if let Some(chain) = self.chain() {
             let (service, method) = (entry.service.name(), request.method());
-            protocol::observe(chain, service, method, ctx, Code::Overloaded);
+            handler::observe(chain, service, method, ctx, Code::Overloaded);
         }
-        protocol::write_overloaded(format, request.id, why, conn.io().output());
+        let failure = (Code::Overloaded, why);
+        handler::write_failure(format, request.id, failure, conn.io().output());
     }
 
     /// Runs the interceptors' `before`; a refusal is counted in the
@@ -258,7 +261,7 @@ impl Dispatcher {
             if let Some(id) = entry.method_id(request.method_bytes()) {
                 self.stats.record(id, status.code(), None);
             }
-            protocol::observe(chain, service, method, ctx, status.code());
+            handler::observe(chain, service, method, ctx, status.code());
         }
         refused
     }
@@ -312,13 +315,10 @@ impl Dispatcher {
             }),
         };
         let serving = ctx.serving();
-        let started = catch_unwind(AssertUnwindSafe(|| {
-            let _entered = extra.span.enter();
-            crate::call::deadline::serving(serving, || {
-                entry.service.call_later(method, ctx, payload)
-            })
-        }))
-        .unwrap_or_else(|panic| Err(Status::internal(protocol::panic_text(&panic))));
+        let started = handler::guarded(&extra.span, serving, || {
+            entry.service.call_later(method, ctx, payload)
+        })
+        .and_then(|started| started);
         let done = match started {
             Ok(future) => self.later.borrow_mut().start(future, addr, extra, permit),
             Err(status) => Some(Done::failed(addr, extra, status, permit)),

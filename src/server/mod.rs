@@ -28,16 +28,19 @@
 mod acceptor;
 pub(crate) mod admin;
 mod budget;
-mod close;
+pub(crate) mod close;
 mod connection;
 mod dispatch;
 mod fd_limit;
+mod handler;
 mod limit;
+mod mailbox;
 mod metrics;
 mod metrics_log;
 mod pending;
-mod protocol;
 mod reactor;
+mod serve;
+mod speaks;
 mod stats;
 mod table;
 mod thread;
@@ -60,7 +63,7 @@ use crate::net::auth::AuthToken;
 use crate::net::tls::{ServerTls, TlsMode};
 use crate::service::{Service, ServiceInfo};
 use limit::Limits;
-use reactor::ReactorShared;
+use mailbox::ReactorShared;
 use table::ServiceTable;
 use workers::WorkerPool;
 
@@ -440,11 +443,12 @@ fn settings_in_effect(
 #[doc(hidden)]
 pub fn serve_request(
     service: &dyn Service,
-    request: crate::codec::Request,
+    request: crate::protocol::mprpc::Request,
     ctx: &crate::service::CallContext,
     out: &mut bytes::BytesMut,
 ) -> bool {
-    protocol::run_framed_call(service, request, ctx, out) == crate::call::status::Code::Ok
+    let format = crate::protocol::WireFormat::Mprpc;
+    handler::reply_with_handler(service, request, ctx, format, out) == crate::call::status::Code::Ok
 }
 
 /// std listens with a backlog of 128, too few for a burst of connects (each

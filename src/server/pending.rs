@@ -18,7 +18,6 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::net::SocketAddr;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Wake, Waker};
@@ -28,15 +27,15 @@ use bytes::BytesMut;
 use parking_lot::Mutex;
 use slab::Slab;
 
+use super::handler;
 use super::limit::Permit;
+use super::mailbox::ReactorShared;
 use super::metrics::ThreadStats;
-use super::protocol;
-use super::reactor::ReactorShared;
 use crate::call::interceptor::{CallInfo, Interceptors};
 use crate::call::metadata::Metadata;
 use crate::call::status::{Code, Status};
 use crate::call::trace::TraceId;
-use crate::codec::WireFormat;
+use crate::protocol::{ReplyTo, WireFormat};
 use crate::service::ReplyFuture;
 
 /// Where a call's reply goes and what it is, for metrics and logs.
@@ -336,8 +335,17 @@ impl Done {
                 Some(reply) => std::mem::take(&mut *reply.lock()),
                 None => Metadata::new(),
             };
-            let with_metadata = addr.replies_with_metadata;
-            protocol::write_later(addr.format, addr.id, result, with_metadata, &metadata, out);
+            let to = ReplyTo {
+                id: addr.id,
+                with_metadata: addr.replies_with_metadata,
+            };
+            let reply = match &result {
+                Ok(message) => Ok(&message[..]),
+                Err(status) => Err((status.code(), status.message())),
+            };
+            addr.format
+                .protocol()
+                .write_reply(to, reply, &metadata, out);
         }
         addr.record(code, stats);
         extra.observe(&addr, code, interceptors);
@@ -366,14 +374,11 @@ fn poll(task: &mut Task) -> Option<Result<BytesMut, Status>> {
         deadline: task.addr.deadline,
         trace: task.addr.trace,
     };
-    let _entered = task.extra.span.enter();
-    let polled = catch_unwind(AssertUnwindSafe(|| {
-        crate::call::deadline::serving(serving, || future.as_mut().poll(&mut cx))
-    }));
+    let polled = handler::guarded(&task.extra.span, serving, || future.as_mut().poll(&mut cx));
     match polled {
         Ok(Poll::Ready(result)) => Some(result),
         Ok(Poll::Pending) => None,
-        Err(panic) => Some(Err(Status::internal(protocol::panic_text(&panic)))),
+        Err(panicked) => Some(Err(panicked)),
     }
 }
 

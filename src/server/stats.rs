@@ -16,6 +16,8 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
+use crate::protocol::WireFormat;
+
 /// Adds `n` to a counter only one thread writes.
 pub(crate) fn bump(counter: &AtomicU64, n: u64) {
     counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
@@ -78,8 +80,8 @@ pub(crate) struct ReactorStats {
     /// oversized frames refused.
     pub(crate) frames_rejected: AtomicU64,
     pub(crate) accepted: AtomicU64,
-    /// Connections that spoke the seed's format (one call each).
-    pub(crate) seed_connections: AtomicU64,
+    /// Connections by the wire format they spoke ([`WireFormat::index`]).
+    speaking: [AtomicU64; WireFormat::COUNT],
     pub(crate) admin_requests: AtomicU64,
 }
 
@@ -87,6 +89,16 @@ impl ReactorStats {
     pub(crate) fn opened(&self, id: u64, conn: Arc<ConnStats>) {
         bump(&self.accepted, 1);
         self.live.lock().insert(id, conn);
+    }
+
+    /// A connection turned out to speak `format`.
+    pub(crate) fn opened_speaking(&self, format: WireFormat) {
+        bump(&self.speaking[format.index()], 1);
+    }
+
+    /// Connections that spoke `format` since the start.
+    pub(crate) fn connections_speaking(&self, format: WireFormat) -> u64 {
+        read(&self.speaking[format.index()])
     }
 
     pub(crate) fn closed(&self, id: u64) {

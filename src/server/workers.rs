@@ -24,15 +24,16 @@ use std::thread::JoinHandle;
 use bytes::BytesMut;
 use parking_lot::{Condvar, Mutex};
 
+use super::handler::{self, run_call};
 use super::limit::Permit;
+use super::mailbox::{PoolReply, ReactorShared};
 use super::metrics::{MetricsRegistry, ThreadStats};
-use super::protocol::{run_call, write_error};
-use super::reactor::{PoolReply, ReactorShared};
 use super::table::Entry;
 use crate::call::interceptor::Interceptors;
 use crate::call::status::Code;
 use crate::call::status::Status;
-use crate::codec::{Request, WireFormat};
+use crate::protocol::mprpc::Request;
+use crate::protocol::WireFormat;
 use crate::service::CallContext;
 
 /// One blocking call waiting for a worker.
@@ -268,7 +269,8 @@ fn run(job: Job, stats: &ThreadStats) {
     let mut frame = BytesMut::new();
     if job.ctx.expired() {
         let status = Status::deadline_exceeded("deadline passed before the handler started");
-        write_error(job.format, id, &status, &mut frame);
+        let failure = (status.code(), status.message());
+        handler::write_failure(job.format, id, failure, &mut frame);
         observe_unrun(&job, status.code());
     } else {
         frame.reserve(256);
@@ -311,6 +313,6 @@ fn drop_unrun(job: Job) {
 fn observe_unrun(job: &Job, code: Code) {
     if let Some(chain) = &job.interceptors {
         let (service, method) = (job.entry.service.name(), job.request.method());
-        super::protocol::observe(chain, service, method, &job.ctx, code);
+        handler::observe(chain, service, method, &job.ctx, code);
     }
 }

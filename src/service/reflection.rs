@@ -5,7 +5,7 @@
 //!
 //! The schema is `proto/mprpc/reflection.proto`. The messages are written
 //! here by hand with prost's derive (the library has no build step, like
-//! the seed's `RpcHeader` in `codec::seed`); the CLI generates its stub from
+//! the seed's `RpcHeader` in `protocol::seed`); the CLI generates its stub from
 //! the `.proto` file, and its tests call real providers, which keeps the two
 //! in step. Schemas come from [`Service::schema`], which `mprpc-build`
 //! fills with the descriptors it compiled.

@@ -2,7 +2,7 @@
 //! a server (pipelining in one write, peers that never read).
 
 use bytes::BytesMut;
-use mprpc::codec::{encode_request, RequestHead};
+use mprpc::protocol::mprpc::{encode_request, RequestHead};
 
 /// One request to `service.method` per `(id, payload)`, without deadlines,
 /// in one buffer.

@@ -8,7 +8,9 @@ use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use mprpc::codec::{encode_cancel, encode_request, Decoder, Frame, RequestHead, Response};
+use mprpc::protocol::mprpc::{
+    encode_cancel, encode_request, Decoder, Frame, RequestHead, Response,
+};
 
 /// One connection to a server, with the replies read so far.
 pub struct RawClient {

@@ -4,7 +4,7 @@
 //! Two parts, each stopping at phase boundaries so the script can sample the
 //! provider's memory while the connections are held:
 //!
-//! 1. Raw sockets (our own framing, through `mprpc::codec`): open N idle
+//! 1. Raw sockets (our own framing, through `mprpc::protocol::mprpc`): open N idle
 //!    connections and say nothing (phase `idle`: the server's per-connection
 //!    cost before any buffer exists), then send one Echo call on every one of
 //!    them and check each reply on the connection it was sent on
@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use clap::Parser;
 use mprpc::client::{Channel, ChannelOptions};
-use mprpc::codec::{encode_request, Decoder, Frame, RequestHead, DEFAULT_MAX_FRAME};
+use mprpc::protocol::mprpc::{encode_request, Decoder, Frame, RequestHead, DEFAULT_MAX_FRAME};
 use mprpc::{CallOptions, Code, Discover, StaticDiscover};
 use mprpc_examples::bench::EchoRequest;
 use serde_json::json;

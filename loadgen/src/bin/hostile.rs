@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use clap::{Parser, Subcommand, ValueEnum};
 use mprpc::client::Channel;
-use mprpc::codec::{encode_request, RequestHead};
 use mprpc::prelude::*;
+use mprpc::protocol::mprpc::{encode_request, RequestHead};
 use mprpc::service::ReplyFuture;
 use serde_json::json;
 
@@ -343,7 +343,7 @@ fn pool_reset(addr: SocketAddr) -> Vec<JoinHandle<()>> {
 fn seed_trickle(addr: SocketAddr, attack_for: Duration) -> Vec<JoinHandle<()>> {
     let mut frame = BytesMut::new();
     let name = "S".repeat(1 << 20);
-    mprpc::codec::legacy::encode_request(&name, "Echo", &vec![0u8; 8 << 20], &mut frame);
+    mprpc::protocol::seed::encode_request(&name, "Echo", &vec![0u8; 8 << 20], &mut frame);
     let head = 4 + (frame.len() - (8 << 20) - 4);
     let frame = Arc::new(frame);
     (0..2)

@@ -1,9 +1,9 @@
-//! `--target mprpc --client raw`: our own frames (see `mprpc::codec`),
+//! `--target mprpc --client raw`: our own frames (see `mprpc::protocol::mprpc`),
 //! encoded and decoded with the framework's codec. Replies carry the
 //! request id, so they may come in any order.
 
 use bytes::{Bytes, BytesMut};
-use mprpc::codec::{encode_request, Decoder, Frame, RequestHead};
+use mprpc::protocol::mprpc::{encode_request, Decoder, Frame, RequestHead};
 use mprpc::Code;
 
 use super::{Protocol, Reply};
@@ -76,7 +76,7 @@ impl Protocol for Mprpc {
 mod tests {
     use super::*;
     use crate::protocol::testing::check_every_split;
-    use mprpc::codec::encode_response;
+    use mprpc::protocol::mprpc::encode_response;
 
     #[test]
     fn encodes_with_increasing_ids() {
@@ -89,7 +89,7 @@ mod tests {
         let mut conn = NextId::default();
         let mut out = BytesMut::new();
         assert_eq!(p.encode(&mut conn, &mut out), 1);
-        // Hand-checked against the layout in mprpc::codec: magic "MP",
+        // Hand-checked against the layout in mprpc::protocol::mprpc: magic "MP",
         // version 1, kind 1 (request), body length, id, timeout, names.
         let body_len = 8 + 4 + 1 + 1 + 11 + 4 + 3;
         let mut want = vec![b'M', b'P', 1, 1];

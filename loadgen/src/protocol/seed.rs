@@ -5,7 +5,7 @@
 //! so a reply is everything read until the close.
 
 use bytes::{Bytes, BytesMut};
-use mprpc::codec::legacy;
+use mprpc::protocol::seed;
 
 use super::{Protocol, Reply, Sequence};
 
@@ -19,7 +19,7 @@ pub struct Seed {
 impl Seed {
     pub fn new(service: &str, method: &str, args: &[u8], expect_len: Option<usize>) -> Seed {
         let mut buf = BytesMut::new();
-        legacy::encode_request(service, method, args, &mut buf);
+        seed::encode_request(service, method, args, &mut buf);
         Seed {
             request: buf.freeze(),
             expect_len,

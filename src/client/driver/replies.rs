@@ -6,7 +6,7 @@ use mio::event::Event;
 use super::Driver;
 use crate::call::status::{Code, Status};
 use crate::client::conn::ConnectState;
-use crate::codec::{Frame, FrameKind, Response};
+use crate::protocol::mprpc::{Frame, FrameKind, Response};
 
 impl Driver {
     pub(super) fn conn_event(&mut self, key: usize, event: &Event) {

@@ -1,7 +1,8 @@
 //! New calls onto connections: the submission queue drained each turn, the
 //! load balancer's pick, the per-address connection pools, hand-off of
-//! seed-format calls, and closing a connection (whose calls are re-routed
-//! when its connect failed, or failed when it broke after connecting).
+//! calls on short connections (the seed's format), and closing a
+//! connection (whose calls are re-routed when its connect failed, or failed
+//! when it broke after connecting).
 
 use std::io;
 use std::net::SocketAddr;
@@ -12,11 +13,12 @@ use mio::Token;
 use super::{far_or, Driver, Pending, NO_CONN};
 use crate::call::status::Status;
 use crate::client::conn::{ProviderConn, Queued, Routed, Security};
-use crate::client::legacy::{self, LegacyCall};
 use crate::client::queue::{Command, NewCall};
-use crate::codec::{request_service, WireFormat};
+use crate::client::short::{self, ShortCall};
 use crate::discovery::Endpoint;
 use crate::net::tls::TlsMode;
+use crate::protocol::mprpc::request_service;
+use crate::protocol::{Connections, WireFormat};
 
 /// Where a call goes next, and how often connecting has failed for it.
 pub(super) struct Route {
@@ -94,8 +96,8 @@ impl Driver {
                 return self.finish(id, Err(status));
             };
             let endpoint = &route.endpoints[index];
-            if endpoint.format == WireFormat::Legacy {
-                return self.hand_to_seed_pool(id, endpoint.addr, frame);
+            if endpoint.format.protocol().connections() == Connections::OnePerCall {
+                return self.hand_to_short_pool(id, endpoint.addr, endpoint.format, frame);
             }
             let addr = endpoint.addr;
             let refused_plain = endpoint.tls == TlsMode::Required && self.options.tls.is_none();
@@ -139,12 +141,13 @@ impl Driver {
         )
     }
 
-    /// One short connection per call: the seed-format pool takes the call
-    /// (its completion and in-flight slot) over from here.
-    fn hand_to_seed_pool(&mut self, id: u64, addr: SocketAddr, frame: &[u8]) {
+    /// One short connection per call: the short-connection pool takes the
+    /// call (its completion and in-flight slot) over from here.
+    fn hand_to_short_pool(&mut self, id: u64, addr: SocketAddr, format: WireFormat, frame: &[u8]) {
         if let Some(pending) = self.pending.remove(id) {
-            legacy::start(LegacyCall {
+            short::start(ShortCall {
                 addr,
+                format,
                 frame: frame.to_vec(),
                 deadline: pending.deadline,
                 connect_timeout: self.options.connect_timeout,

@@ -63,10 +63,11 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
+use super::mailbox::ReactorShared;
 use super::metrics::{MetricsRegistry, Slot};
-use super::reactor::ReactorShared;
 use super::stats;
 use crate::net::auth::{self, AuthToken};
+use crate::protocol::WireFormat;
 use http::{Request, Response};
 
 /// The page `/`, compiled into the binary.
@@ -250,7 +251,7 @@ impl Admin {
                     bytes_in: stats::read(&s.bytes_in),
                     bytes_out: stats::read(&s.bytes_out),
                     frames_rejected: stats::read(&s.frames_rejected),
-                    seed_connections: stats::read(&s.seed_connections),
+                    seed_connections: s.connections_speaking(WireFormat::Seed),
                 }
             })
             .collect();

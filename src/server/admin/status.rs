@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::json::Json;
 use super::recent::Recent;
 use super::Snapshot;
-use crate::server::reactor::ReactorShared;
+use crate::server::mailbox::ReactorShared;
 use crate::server::stats;
 
 pub(super) fn json(

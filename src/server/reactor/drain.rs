@@ -39,7 +39,7 @@ impl Reactor {
             };
             self.close(key, reason);
         }
-        for _ in self.shared.incoming.lock().drain(..) {
+        for _ in self.shared.take_incoming() {
             self.forget_connection();
         }
     }

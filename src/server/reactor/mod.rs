@@ -5,7 +5,7 @@
 //! 2. on the `Waker` token: adopts connections the acceptor queued and takes
 //!    replies the worker pool finished;
 //! 3. on a connection token: reads, and hands the input to the connection's
-//!    wire format ([`super::protocol`]), which decodes every complete request
+//!    wire format (`serve`), which decodes every complete request
 //!    and dispatches it (inline handlers reply into the output at once); a
 //!    writable event queues a flush;
 //! 4. flushes every connection that got output this turn, one `write` each,
@@ -22,110 +22,32 @@ mod read;
 mod trim;
 
 use std::io;
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token, Waker};
-use parking_lot::Mutex;
+use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use super::admin::Admin;
 use super::close::CloseReason;
 use super::connection::{Backpressure, Connection, Deadlines};
 use super::dispatch::Dispatcher;
+use super::mailbox::{Incoming, PoolReply, ReactorShared};
 use super::metrics::ThreadStats;
 use super::pending::Done;
-use super::stats::{self, ConnStats, ReactorStats};
+use super::stats::{self, ConnStats};
 use super::table::ServiceTable;
 use super::timer::TimerWheel;
 use super::warn_limit::{Verdict, WarnLimit};
 use super::workers::JobSender;
 use super::{ServerOptions, ServerShared};
-use crate::codec::Decoder;
 use crate::net::auth::AuthToken;
 use crate::net::tls::ServerTls;
 use crate::net::{FlushList, Transport};
 
 const WAKER: Token = Token(usize::MAX);
-
-/// A finished pool call on its way back to its connection.
-pub(crate) struct PoolReply {
-    pub(crate) token: usize,
-    pub(crate) conn_id: u64,
-    pub(crate) id: u64,
-    pub(crate) frame: BytesMut,
-}
-
-/// A connection the acceptor handed over, not yet adopted.
-struct Incoming {
-    stream: TcpStream,
-    peer: SocketAddr,
-    /// Accepted on the admin port.
-    admin_port: bool,
-}
-
-/// The part of a reactor other threads talk to.
-pub(crate) struct ReactorShared {
-    waker: Waker,
-    incoming: Mutex<Vec<Incoming>>,
-    replies: Mutex<Vec<PoolReply>>,
-    /// Slab slots of calls answering later whose futures were woken.
-    woken: Mutex<Vec<usize>>,
-    stats: ReactorStats,
-}
-
-impl ReactorShared {
-    /// Queues a newly accepted connection (from the admin port or not) for
-    /// this reactor.
-    pub(crate) fn add_connection(&self, stream: TcpStream, peer: SocketAddr, admin_port: bool) {
-        let incoming = Incoming {
-            stream,
-            peer,
-            admin_port,
-        };
-        if push(&self.incoming, incoming) {
-            self.wake();
-        }
-    }
-
-    /// Its connections and counters, for the admin pages.
-    pub(crate) fn stats(&self) -> &ReactorStats {
-        &self.stats
-    }
-
-    /// Queues a finished pool call's reply.
-    pub(crate) fn complete(&self, reply: PoolReply) {
-        if push(&self.replies, reply) {
-            self.wake();
-        }
-    }
-
-    /// The future of the call in `slot` (of `pending`) can make progress.
-    pub(crate) fn task_woken(&self, slot: usize) {
-        if push(&self.woken, slot) {
-            self.wake();
-        }
-    }
-
-    pub(crate) fn wake(&self) {
-        if let Err(e) = self.waker.wake() {
-            tracing::error!(error = %e, "cannot wake reactor");
-        }
-    }
-}
-
-/// Pushes and reports whether the queue was empty: only the first push after
-/// the reactor drained the queue needs to wake it (one syscall per batch).
-fn push<T>(queue: &Mutex<Vec<T>>, item: T) -> bool {
-    let mut q = queue.lock();
-    q.push(item);
-    q.len() == 1
-}
 
 /// Starts reactor `index` on its own thread.
 pub(crate) fn spawn(
@@ -138,18 +60,11 @@ pub(crate) fn spawn(
     admin: Option<Arc<Admin>>,
 ) -> io::Result<(Arc<ReactorShared>, JoinHandle<()>)> {
     let poll = Poll::new()?;
-    let shared = Arc::new(ReactorShared {
-        waker: Waker::new(poll.registry(), WAKER)?,
-        incoming: Mutex::new(Vec::new()),
-        replies: Mutex::new(Vec::new()),
-        woken: Mutex::new(Vec::new()),
-        stats: ReactorStats::default(),
-    });
+    let shared = Arc::new(ReactorShared::new(poll.registry(), WAKER)?);
     let limits = Backpressure {
         write_high_water: options.write_high_water,
         max_inflight: options.max_inflight_per_connection,
     };
-    let decoder = Decoder::new(options.max_frame_size);
     let guard = server.thread_guard();
     let auth_tokens: Arc<[AuthToken]> = options.auth_tokens.clone().into();
     let mut reactor = Reactor {
@@ -161,7 +76,7 @@ pub(crate) fn spawn(
             pool,
             shared.clone(),
             stats,
-            decoder,
+            options.max_frame_size,
             limits,
             server.limits().clone(),
         )
@@ -290,12 +205,11 @@ impl Reactor {
     }
 
     fn adopt_connections(&mut self) {
-        let incoming = std::mem::take(&mut *self.shared.incoming.lock());
         for Incoming {
             mut stream,
             peer,
             admin_port,
-        } in incoming
+        } in self.shared.take_incoming()
         {
             if self.server.is_shutting_down() {
                 self.forget_connection();
@@ -316,7 +230,7 @@ impl Reactor {
             let io = Transport::accepted(stream, self.tls.as_ref());
             let needs_auth = self.dispatcher.needs_auth();
             let stats = Arc::new(ConnStats::new(peer, self.index, self.now));
-            self.shared.stats.opened(self.next_conn_id, stats.clone());
+            self.shared.stats().opened(self.next_conn_id, stats.clone());
             entry.insert(Connection::new(
                 self.next_conn_id,
                 io,
@@ -333,7 +247,7 @@ impl Reactor {
     /// Appends finished pool calls' replies to their connections' output
     /// (dropping those of cancelled calls and of closed connections).
     fn take_replies(&mut self, replies: &mut Vec<PoolReply>) {
-        std::mem::swap(&mut *self.shared.replies.lock(), replies);
+        self.shared.take_replies(replies);
         for reply in replies.drain(..) {
             let Some(conn) = self.conns.get_mut(reply.token) else {
                 continue;
@@ -351,7 +265,7 @@ impl Reactor {
     /// Polls the woken futures of calls that answer later and writes the
     /// replies of those that finished.
     fn poll_woken(&mut self, woken: &mut Vec<usize>) {
-        std::mem::swap(&mut *self.shared.woken.lock(), woken);
+        self.shared.take_woken(woken);
         for slot in woken.drain(..) {
             if let Some(done) = self.dispatcher.poll_later(slot) {
                 self.answer_later(done);
@@ -403,7 +317,7 @@ impl Reactor {
             let sent = unsent.saturating_sub(conn.io().unsent()) as u64;
             conn.note_output(sent > 0, self.now);
             stats::bump(&conn.stats().bytes_out, sent);
-            stats::bump(&self.shared.stats.bytes_out, sent);
+            stats::bump(&self.shared.stats().bytes_out, sent);
             match flushed {
                 Ok(true) => {}
                 Ok(false) => self
@@ -437,9 +351,9 @@ impl Reactor {
             self.trim.large_freed(self.now);
         }
         self.dispatcher.connection_closed(conn.id());
-        self.shared.stats.closed(conn.id());
+        self.shared.stats().closed(conn.id());
         if reason.is_bad_input() {
-            stats::bump(&self.shared.stats.frames_rejected, 1);
+            stats::bump(&self.shared.stats().frames_rejected, 1);
         }
         self.trim.closed(self.now);
         if reason.is_routine() {

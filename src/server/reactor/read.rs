@@ -7,9 +7,10 @@
 //! otherwise what is in flight is answered before the close.
 
 use super::Reactor;
+use crate::protocol::Progress;
 use crate::server::close::CloseReason;
 use crate::server::dispatch::Turn;
-use crate::server::protocol::{self, Progress};
+use crate::server::serve;
 use crate::server::stats;
 
 /// Bytes we make room for before each `read`, and read per step: input is
@@ -43,7 +44,7 @@ impl Reactor {
                 }
                 conn.touch(self.now);
                 stats::bump(&conn.stats().bytes_in, turn.bytes as u64);
-                stats::bump(&self.shared.stats.bytes_in, turn.bytes as u64);
+                stats::bump(&self.shared.stats().bytes_in, turn.bytes as u64);
                 if !self.process_input(key) {
                     return;
                 }
@@ -83,7 +84,7 @@ impl Reactor {
         }
     }
 
-    /// Hands the input to the connection's wire format; returns whether
+    /// Hands the input to the connection's wire format (`serve`); returns whether
     /// reading goes on (false when paused or closed). Output it produced is
     /// queued for this turn's flush.
     fn process_input(&mut self, key: usize) -> bool {
@@ -93,7 +94,7 @@ impl Reactor {
             shutting_down: self.server.is_shutting_down(),
         };
         let conn = &mut self.conns[key];
-        let progress = protocol::process(conn, &self.dispatcher, turn);
+        let progress = serve::process(conn, &self.dispatcher, turn);
         conn.track_partial_frame(self.now);
         if conn.give_back_buffers(self.server.buffers()) > 0 {
             self.trim.large_freed(self.now);

@@ -2,7 +2,7 @@
 //! answered by the admin pages ([`crate::server::admin`]); a bad one gets a
 //! 4xx reply, a logged reason and a close once the reply is out.
 
-use super::Progress;
+use crate::protocol::Progress;
 use crate::server::admin::http::{self, Response};
 use crate::server::admin::Admin;
 use crate::server::connection::Connection;

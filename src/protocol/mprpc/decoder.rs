@@ -1,7 +1,5 @@
 //! Incremental frame decoder over a `BytesMut` read buffer.
 
-use std::fmt;
-
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::frame::{Frame, FrameKind, Oversized, Request, Response, META_LEN_LEN};
@@ -11,60 +9,7 @@ use super::{
 };
 use crate::call::metadata::Metadata;
 use crate::call::status::Code;
-
-/// Why a byte stream is not a valid mprpc stream. Any of these closes the
-/// connection it came from, and only that one.
-#[derive(Clone, PartialEq, Eq)]
-pub enum ProtocolError {
-    /// The stream does not start a frame with "MP".
-    BadMagic([u8; 2]),
-    /// The header's version byte is neither [`VERSION`] nor
-    /// [`VERSION_NO_METADATA`].
-    UnsupportedVersion(u8),
-    /// The header's kind byte is not a known [`FrameKind`].
-    UnknownKind(u8),
-    /// The announced body is larger than the configured limit.
-    FrameTooLarge {
-        /// The announced body length, in bytes.
-        len: usize,
-        /// The decoder's limit, in bytes.
-        max: usize,
-    },
-    /// The body's fields do not add up (lengths, UTF-8 names, short body).
-    Malformed(&'static str),
-    /// The stream ended in the middle of a frame: `pending` bytes of it had
-    /// arrived (tokio-util's "bytes remaining on stream").
-    TruncatedAtEof {
-        /// Bytes of the incomplete frame that were buffered.
-        pending: usize,
-    },
-}
-
-impl fmt::Display for ProtocolError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ProtocolError::BadMagic(m) => {
-                write!(
-                    f,
-                    "bad magic {:02x} {:02x} (not an mprpc peer?)",
-                    m[0], m[1]
-                )
-            }
-            ProtocolError::UnsupportedVersion(v) => write!(f, "unsupported protocol version {v}"),
-            ProtocolError::UnknownKind(k) => write!(f, "unknown frame kind {k}"),
-            ProtocolError::FrameTooLarge { len, max } => {
-                write!(f, "frame of {len} bytes exceeds the limit of {max} bytes")
-            }
-            ProtocolError::Malformed(what) => write!(f, "malformed frame: {what}"),
-            ProtocolError::TruncatedAtEof { pending } => write!(
-                f,
-                "the peer closed mid-frame ({pending} bytes of an incomplete frame dropped)"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for ProtocolError {}
+use crate::protocol::{ProtocolError, ReadState};
 
 /// Splits complete frames off the front of a read buffer.
 #[derive(Debug, Clone)]
@@ -129,16 +74,6 @@ impl Decoder {
         let body = buf.split_to(body_len).freeze();
         parse_body(kind, version == VERSION, body).map(Some)
     }
-
-    /// [`decode`](Self::decode) once the peer has closed: a complete frame
-    /// is returned as usual, but where `decode` would wait for more bytes
-    /// this is an error, since none will come (tokio-util's `decode_eof`).
-    pub fn decode_eof(&self, buf: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
-        match self.decode(buf)? {
-            None if !buf.is_empty() => Err(ProtocolError::TruncatedAtEof { pending: buf.len() }),
-            frame => Ok(frame),
-        }
-    }
 }
 
 impl Decoder {
@@ -187,6 +122,25 @@ pub fn skip_body(buf: &mut BytesMut, unread: &mut usize) -> bool {
     buf.advance(n);
     *unread -= n;
     *unread == 0
+}
+
+/// The next complete frame in a connection's `input`, first dropping what
+/// an oversized frame's body still owes (`state.skip`: the decoder reports
+/// such a frame once, as [`Frame::Oversized`]; its body never occupies
+/// memory).
+pub(crate) fn read_frame(
+    decoder: &Decoder,
+    input: &mut BytesMut,
+    state: &mut ReadState,
+) -> Result<Option<Frame>, ProtocolError> {
+    if state.skip > 0 && !skip_body(input, &mut state.skip) {
+        return Ok(None);
+    }
+    let frame = decoder.decode(input)?;
+    if let Some(Frame::Oversized(o)) = &frame {
+        state.skip = o.unread;
+    }
+    Ok(frame)
 }
 
 fn parse_body(kind: u8, v2: bool, body: Bytes) -> Result<Frame, ProtocolError> {
@@ -292,7 +246,7 @@ fn parse_response(mut body: Bytes, v2: bool) -> Result<Response, ProtocolError> 
 mod tests {
     use super::*;
     use crate::call::trace::TraceId;
-    use crate::codec::{
+    use crate::protocol::mprpc::{
         encode_auth, encode_cancel, encode_request, encode_request_meta, encode_response,
         encode_response_meta, RequestHead, RequestMeta,
     };
@@ -616,22 +570,5 @@ mod tests {
         };
         let p = req.payload.as_ptr() as usize;
         assert!(p >= base && p < end, "payload was copied");
-    }
-
-    #[test]
-    fn eof_mid_frame_is_an_error_and_clean_eof_is_none() {
-        let d = Decoder::default();
-        let (mut buf, frames) = sample_frames();
-        let mut got = Vec::new();
-        while let Some(f) = d.decode_eof(&mut buf).unwrap() {
-            got.push(f);
-        }
-        assert_eq!(got, frames);
-        assert_eq!(d.decode_eof(&mut buf), Ok(None));
-        let mut half = BytesMut::from(&b"MP\x01\x03\x00\x00"[..]);
-        assert_eq!(
-            d.decode_eof(&mut half),
-            Err(ProtocolError::TruncatedAtEof { pending: 6 })
-        );
     }
 }

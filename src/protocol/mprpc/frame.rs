@@ -1,4 +1,5 @@
-//! Frame types and their encoders (the layout is documented in `codec`).
+//! Frame types and their encoders (the layout is documented in the
+//! module above).
 
 use std::fmt;
 
@@ -11,6 +12,7 @@ use super::{
 use crate::call::metadata::{entry_len, put_entry, Metadata};
 use crate::call::status::Code;
 use crate::call::trace::{TraceId, TRACE_ID_KEY};
+use crate::protocol::ReplyStart;
 
 /// The `kind` byte of the frame header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -357,7 +359,7 @@ const SERVICE_LEN_AT: usize = TIMEOUT_AT + 4;
 /// Rewrites the `timeout_ms` of an encoded request frame in place (a call
 /// that waited, e.g. for a connect, sends its remaining budget). A slice
 /// too short to be a request frame is left alone.
-pub fn set_request_timeout(frame: &mut [u8], timeout_ms: u32) {
+pub(crate) fn set_request_timeout(frame: &mut [u8], timeout_ms: u32) {
     debug_assert!(frame.get(3) == Some(&(FrameKind::Request as u8)));
     if let Some(field) = frame.get_mut(TIMEOUT_AT..TIMEOUT_AT + 4) {
         field.copy_from_slice(&timeout_ms.to_be_bytes());
@@ -365,7 +367,7 @@ pub fn set_request_timeout(frame: &mut [u8], timeout_ms: u32) {
 }
 
 /// The service name of an encoded request frame, if it is one.
-pub fn request_service(frame: &[u8]) -> Option<&str> {
+pub(crate) fn request_service(frame: &[u8]) -> Option<&str> {
     request_parts(frame).map(|(service, _, _)| service)
 }
 
@@ -373,7 +375,7 @@ pub fn request_service(frame: &[u8]) -> Option<&str> {
 /// [`encode_request`] or [`encode_request_meta`] wrote it), without
 /// copying; `None` if it is not one. Lets a request already encoded in our
 /// format be re-encoded in the seed's (which has no metadata to carry).
-pub fn request_parts(frame: &[u8]) -> Option<(&str, &str, &[u8])> {
+pub(crate) fn request_parts(frame: &[u8]) -> Option<(&str, &str, &[u8])> {
     let service_len = *frame.get(SERVICE_LEN_AT)? as usize;
     let method_len = *frame.get(SERVICE_LEN_AT + 1)? as usize;
     let (names, meta_len) = match *frame.get(2)? {
@@ -396,45 +398,23 @@ pub fn request_parts(frame: &[u8]) -> Option<(&str, &str, &[u8])> {
 
 /// Appends a response frame carrying `payload` (on `Ok`) or `error` text.
 pub fn encode_response(id: u64, code: Code, error: &str, payload: &[u8], dst: &mut BytesMut) {
-    encode_response_with(id, code, error, dst, |buf| buf.put_slice(payload));
-}
-
-/// Appends a response frame whose payload is written in place by `write`
-/// (e.g. a prost message encoding straight into the output buffer), then
-/// patches the length. This is the server's zero-allocation reply path.
-pub fn encode_response_with(
-    id: u64,
-    code: Code,
-    error: &str,
-    dst: &mut BytesMut,
-    write: impl FnOnce(&mut BytesMut),
-) {
-    let started = begin_response(id, code, error, false, dst);
-    write(dst);
-    end_response(started, &Metadata::new(), dst);
-}
-
-/// A response frame being written: where it starts, and where its
-/// `meta_len` sits if it is a version 2 frame.
-#[derive(Debug, Clone, Copy)]
-pub struct ResponseStart {
-    start: usize,
-    meta_len_at: Option<usize>,
+    encode_response_meta(id, code, error, payload, false, &Metadata::new(), dst);
 }
 
 /// Writes a response frame's header and fixed part into `dst`; the caller
-/// appends the payload, then calls [`end_response`]. `with_metadata`
-/// makes it a version 2 frame (only for a caller that asked for one:
-/// [`Request::replies_with_metadata`]).
-pub fn begin_response(
+/// appends the payload (the server's handler encodes its message straight
+/// into the output), then calls [`end_response`], which patches the
+/// lengths. `with_metadata` makes it a version 2 frame (only for a caller
+/// that asked for one: [`Request::replies_with_metadata`]).
+pub(crate) fn begin_response(
     id: u64,
     code: Code,
     error: &str,
     with_metadata: bool,
     dst: &mut BytesMut,
-) -> ResponseStart {
+) -> ReplyStart {
     let error = &error.as_bytes()[..error.len().min(u16::MAX as usize)];
-    let start = dst.len();
+    let at = dst.len();
     let version = if with_metadata {
         VERSION
     } else {
@@ -449,20 +429,20 @@ pub fn begin_response(
         dst.len() - META_LEN_LEN
     });
     dst.put_slice(error);
-    ResponseStart { start, meta_len_at }
+    ReplyStart { at, meta_len_at }
 }
 
 /// Finishes a response frame begun by [`begin_response`]: appends
 /// `metadata` (a version 1 frame cannot carry it: it is dropped) and
 /// patches the lengths.
-pub fn end_response(started: ResponseStart, metadata: &Metadata, dst: &mut BytesMut) {
+pub(crate) fn end_response(started: ReplyStart, metadata: &Metadata, dst: &mut BytesMut) {
     if let Some(at) = started.meta_len_at {
         let meta = metadata.as_wire();
         dst.put_slice(meta);
         dst[at..at + META_LEN_LEN].copy_from_slice(&(meta.len() as u32).to_be_bytes());
     }
-    let body_len = (dst.len() - started.start - HEADER_LEN) as u32;
-    dst[started.start + 4..started.start + 8].copy_from_slice(&body_len.to_be_bytes());
+    let body_len = (dst.len() - started.at - HEADER_LEN) as u32;
+    dst[started.at + 4..started.at + 8].copy_from_slice(&body_len.to_be_bytes());
     debug_assert!(body_len as usize >= RESPONSE_FIXED_LEN);
 }
 
@@ -508,7 +488,7 @@ pub fn encode_cancel(id: u64, dst: &mut BytesMut) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::Decoder;
+    use crate::protocol::mprpc::Decoder;
 
     fn request(timeout_ms: u32, service: &str) -> BytesMut {
         let mut buf = BytesMut::new();
@@ -546,5 +526,30 @@ mod tests {
         assert_eq!(request_service(&request(0, &at_limit)), Some(&at_limit[..]));
         let panicked = std::panic::catch_unwind(|| request(0, &long));
         assert!(panicked.is_err(), "encode_request must not cut a name");
+    }
+
+    #[test]
+    fn the_in_place_reply_is_the_encoded_reply() {
+        // The server's path: header first, the handler's message, then
+        // metadata and lengths patched; golden_frames checks the bytes of
+        // encode_response_meta.
+        let served_by = Metadata::from_pairs([("server", "a1")]).unwrap();
+        for with_metadata in [false, true] {
+            let mut in_place = BytesMut::from(&b"earlier"[..]);
+            let started = begin_response(5, Code::Ok, "", with_metadata, &mut in_place);
+            in_place.put_slice(b"\x08\x01");
+            end_response(started, &served_by, &mut in_place);
+            let mut whole = BytesMut::from(&b"earlier"[..]);
+            encode_response_meta(
+                5,
+                Code::Ok,
+                "",
+                b"\x08\x01",
+                with_metadata,
+                &served_by,
+                &mut whole,
+            );
+            assert_eq!(in_place, whole, "with_metadata: {with_metadata}");
+        }
     }
 }

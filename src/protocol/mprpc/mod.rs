@@ -1,4 +1,6 @@
-//! The mprpc wire protocol: framing, encoding and decoding.
+//! Our wire format: framing, encoding and decoding (`frame`, `decoder`),
+//! the server half (`server`: requests in, replies out) and the client half
+//! (`client`: requests out, replies in), behind `Protocol`.
 //!
 //! # Frame layout
 //!
@@ -105,33 +107,37 @@
 //! already in the buffer (sticky packets). Service, method and payload are
 //! `Bytes` slices of the read buffer: no copy is made.
 //!
-//! # Wire formats
+//! # The seed's format
 //!
-//! A provider may speak ours or the seed's (a 4-byte little-endian header
-//! size, then `RpcHeader`; one call per connection); [`WireFormat`] names them and
-//! [`WireFormat::detect`] tells them apart by a stream's first two bytes.
-//! Everything about the seed's bytes lives in [`seed`]; everything about
-//! ours in this module (frame layout, offsets, in-place patching), so no
-//! other module knows where a field sits. The seed's format has no
-//! metadata and did not change: a call made in it has an empty
-//! [`crate::Metadata`] on the server and a trace id made up there.
+//! A provider also speaks the seed's (a 4-byte little-endian header size,
+//! then `RpcHeader`; one call per connection): [`super::seed`], told apart
+//! from ours by a stream's first two bytes
+//! ([`WireFormat::detect`](super::WireFormat::detect)). Everything about
+//! our bytes is in this module (frame layout, offsets, in-place patching),
+//! so no other module knows where a field sits.
 
+mod client;
 mod decoder;
-mod format;
 mod frame;
-pub mod seed;
+mod server;
 
-/// The seed's format under its old module name.
-pub use seed as legacy;
+use bytes::BytesMut;
 
-pub use decoder::{skip_body, Decoder, ProtocolError};
-pub use format::WireFormat;
-pub use frame::{
-    begin_response, check_names, encode_auth, encode_cancel, encode_request, encode_request_meta,
-    encode_response, encode_response_meta, encode_response_with, end_response, request_parts,
-    request_service, set_request_timeout, Frame, FrameKind, NameTooLong, Oversized, Request,
-    RequestHead, RequestMeta, Response, ResponseStart,
+pub(crate) use decoder::read_frame;
+pub use decoder::{skip_body, Decoder};
+pub(crate) use frame::{
+    begin_response, end_response, request_parts, request_service, set_request_timeout,
 };
+pub use frame::{
+    check_names, encode_auth, encode_cancel, encode_request, encode_request_meta, encode_response,
+    encode_response_meta, Frame, FrameKind, NameTooLong, Oversized, Request, RequestHead,
+    RequestMeta, Response,
+};
+
+use super::{
+    Connections, Progress, Protocol, ProtocolError, ReadState, Reply, ReplyStart, ReplyTo, Session,
+};
+use crate::{Code, Metadata};
 
 /// The two bytes every frame starts with.
 pub const MAGIC: [u8; 2] = *b"MP";
@@ -153,3 +159,63 @@ pub const MAX_NAME_LEN: usize = 255;
 pub const MAX_TOKEN_LEN: usize = 1024;
 /// Fixed part of a response body: id, status, error length.
 pub const RESPONSE_FIXED_LEN: usize = 8 + 1 + 2;
+
+/// Our format as a [`Protocol`].
+#[derive(Debug)]
+pub(crate) struct Mprpc;
+
+impl Protocol for Mprpc {
+    fn name(&self) -> &'static str {
+        "mprpc"
+    }
+
+    fn process(&self, session: &mut dyn Session) -> Progress {
+        server::process(session)
+    }
+
+    fn begin_reply(&self, to: ReplyTo, out: &mut BytesMut) -> ReplyStart {
+        begin_response(to.id, Code::Ok, "", to.with_metadata, out)
+    }
+
+    fn end_reply(&self, started: ReplyStart, metadata: &Metadata, out: &mut BytesMut) {
+        end_response(started, metadata, out)
+    }
+
+    fn write_reply(
+        &self,
+        to: ReplyTo,
+        result: Result<&[u8], (Code, &str)>,
+        metadata: &Metadata,
+        out: &mut BytesMut,
+    ) {
+        let (code, why, payload) = match result {
+            Ok(payload) => (Code::Ok, "", payload),
+            Err((code, why)) => (code, why, &[][..]),
+        };
+        encode_response_meta(to.id, code, why, payload, to.with_metadata, metadata, out)
+    }
+
+    fn connections(&self) -> Connections {
+        Connections::Multiplexed
+    }
+
+    fn pack_request(
+        &self,
+        head: RequestHead<'_>,
+        meta: RequestMeta<'_>,
+        payload: &[u8],
+        dst: &mut BytesMut,
+    ) {
+        encode_request_meta(head, meta, payload, dst)
+    }
+
+    fn parse_reply(
+        &self,
+        input: &mut BytesMut,
+        state: &mut ReadState,
+        max: usize,
+        eof: bool,
+    ) -> Result<Option<Reply>, ProtocolError> {
+        client::parse_reply(input, state, max, eof)
+    }
+}

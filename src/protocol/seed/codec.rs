@@ -1,31 +1,15 @@
-//! The seed's (C++ mprpc's) wire format, kept so we interoperate with it.
-//!
-//! ```text
-//! request:  header_size u32 (host order: little-endian on x86)
-//!           | RpcHeader (protobuf, header_size bytes)
-//!           | args (protobuf request, RpcHeader.args_size bytes)
-//! reply:    the bare protobuf response, then the provider closes
-//! ```
-//!
-//! `RpcHeader` is `message RpcHeader { bytes service_name = 1; bytes
-//! method_name = 2; uint32 args_size = 3; }` in package `mprpc`. One call per
-//! TCP connection. Proto3 omits `args_size` when it is 0 (an empty request).
-//!
-//! Our server tells the formats apart by a connection's first two bytes
-//! ([`WireFormat::detect`](super::WireFormat::detect)).
-//!
-//! The whole format is here, in brpc's one-module-per-protocol spirit:
-//! requests are encoded ([`encode_request`]) and decoded
-//! ([`decode_request`], [`decode_request_eof`]); replies are the bare
-//! message, bounded by a maximum while they arrive ([`decode_reply`]) and
-//! taken whole at the provider's close ([`decode_reply_eof`]).
+//! The seed's bytes: requests encoded ([`encode_request`]) and decoded
+//! ([`decode_request`], [`decode_request_incremental`]); replies are the
+//! bare message, bounded by a maximum while they arrive ([`decode_reply`])
+//! and taken whole at the provider's close ([`decode_reply_eof`]). The
+//! layout is documented in the module above.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use prost::Message;
 
-use super::ProtocolError;
+use crate::protocol::ProtocolError;
 
 /// The seed's `mprpc.RpcHeader`.
 #[derive(Clone, PartialEq, Message)]
@@ -52,9 +36,6 @@ pub struct SeedRequest {
     pub args: Bytes,
 }
 
-/// The old name of [`SeedRequest`].
-pub type LegacyRequest = SeedRequest;
-
 impl SeedRequest {
     /// The service name (checked to be UTF-8 when decoded).
     pub fn service_str(&self) -> &str {
@@ -74,12 +55,6 @@ static HEADERS_DECODED: AtomicU64 = AtomicU64::new(0);
 /// How many seed-format request headers this process has decoded so far.
 pub fn headers_decoded() -> u64 {
     HEADERS_DECODED.load(Ordering::Relaxed)
-}
-
-/// True when a connection's first bytes are ours rather than the seed's.
-/// Needs at least two bytes.
-pub fn is_mprpc_stream(first: &[u8]) -> bool {
-    super::WireFormat::detect(first) == Some(super::WireFormat::Mprpc)
 }
 
 /// Appends a seed-format request to `dst`.
@@ -188,18 +163,6 @@ fn parse_header(buf: &[u8], max: usize) -> Result<Header, ProtocolError> {
     })
 }
 
-/// [`decode_request`] once the peer has closed: a request cut short is an
-/// error instead of a wait.
-pub fn decode_request_eof(
-    buf: &mut BytesMut,
-    max: usize,
-) -> Result<Option<SeedRequest>, ProtocolError> {
-    match decode_request(buf, max)? {
-        None if !buf.is_empty() => Err(ProtocolError::TruncatedAtEof { pending: buf.len() }),
-        request => Ok(request),
-    }
-}
-
 /// Checks a reply still arriving: the seed ends its reply by closing, so
 /// there is never a complete reply before EOF, only one that grew too big.
 pub fn decode_reply(buf: &BytesMut, max: usize) -> Result<(), ProtocolError> {
@@ -296,28 +259,6 @@ mod tests {
             decode_request(&mut buf, 1024).is_err(),
             "args_size over the limit"
         );
-    }
-
-    #[test]
-    fn our_magic_is_told_apart() {
-        assert!(is_mprpc_stream(b"MP\x01"));
-        assert!(!is_mprpc_stream(SEED_BYTES));
-        assert!(
-            !is_mprpc_stream(b"M\x00\x00\x00"),
-            "a 77-byte seed header starts with 'M'"
-        );
-    }
-
-    #[test]
-    fn a_request_cut_by_eof_is_an_error() {
-        let mut buf = BytesMut::from(&SEED_BYTES[..10]);
-        assert_eq!(
-            decode_request_eof(&mut buf, 1024),
-            Err(ProtocolError::TruncatedAtEof { pending: 10 })
-        );
-        let mut buf = BytesMut::from(SEED_BYTES);
-        assert!(decode_request_eof(&mut buf, 1024).unwrap().is_some());
-        assert_eq!(decode_request_eof(&mut buf, 1024), Ok(None));
     }
 
     #[test]

@@ -1,0 +1,114 @@
+//! Our format's client half: replies read off a connection's input and
+//! matched to their calls by id (requests are packed by
+//! [`encode_request_meta`](super::encode_request_meta)).
+
+use bytes::BytesMut;
+
+use super::{read_frame, Decoder, Frame, FrameKind, Response};
+use crate::protocol::{ProtocolError, ReadState, Reply};
+use crate::Status;
+
+/// The next reply in `input`: `Ok(None)` until one is complete. A reply
+/// over `max` bytes fails its call alone (its body is skipped as it
+/// arrives); a frame a server never sends, or bytes left over at `eof`,
+/// is an error for the connection.
+pub(super) fn parse_reply(
+    input: &mut BytesMut,
+    state: &mut ReadState,
+    max: usize,
+    eof: bool,
+) -> Result<Option<Reply>, ProtocolError> {
+    match read_frame(&Decoder::new(max), input, state)? {
+        Some(Frame::Response(response)) => Ok(Some(reply(response))),
+        Some(Frame::Oversized(o)) if o.kind == FrameKind::Response => Ok(Some(Reply {
+            id: o.id,
+            result: Err(o.status("reply", "this channel's")),
+            metadata: Default::default(),
+        })),
+        Some(Frame::Request(_) | Frame::Oversized(_)) => {
+            Err(ProtocolError::Malformed("a server sent a request frame"))
+        }
+        Some(Frame::Cancel { .. } | Frame::Auth { .. }) => Err(ProtocolError::Malformed(
+            "a server sent a cancel or auth frame",
+        )),
+        None if eof && (!input.is_empty() || state.skip > 0) => {
+            Err(ProtocolError::TruncatedAtEof {
+                pending: input.len(),
+            })
+        }
+        None => Ok(None),
+    }
+}
+
+/// A response frame as the outcome of its call.
+fn reply(response: Response) -> Reply {
+    let result = match response.code {
+        crate::Code::Ok => Ok(response.payload),
+        code => Err(Status::new(code, response.error_str())),
+    };
+    Reply {
+        id: response.id,
+        result,
+        metadata: response.metadata,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::mprpc::{encode_response, encode_response_meta};
+    use crate::{Code, Metadata};
+
+    fn parse_all(stream: &[u8], max: usize) -> Vec<Reply> {
+        let (mut input, mut state) = (BytesMut::from(stream), ReadState::default());
+        let mut replies = Vec::new();
+        while let Some(reply) = parse_reply(&mut input, &mut state, max, true).unwrap() {
+            replies.push(reply);
+        }
+        replies
+    }
+
+    #[test]
+    fn replies_carry_their_outcome_and_metadata() {
+        let mut stream = BytesMut::new();
+        let served_by = Metadata::from_pairs([("served-by", "p1")]).unwrap();
+        encode_response_meta(3, Code::Ok, "", b"ok", true, &served_by, &mut stream);
+        encode_response(4, Code::Application, "no such user", b"", &mut stream);
+        let replies = parse_all(&stream, 1024);
+        assert_eq!(replies[0].id, 3);
+        assert_eq!(replies[0].result.as_deref(), Ok(&b"ok"[..]));
+        assert_eq!(replies[0].metadata, served_by);
+        let failed = replies[1].result.as_ref().unwrap_err();
+        assert_eq!((replies[1].id, failed.code()), (4, Code::Application));
+        assert_eq!(failed.message(), "no such user");
+    }
+
+    #[test]
+    fn an_oversized_reply_fails_alone_and_the_next_one_is_read() {
+        let mut stream = BytesMut::new();
+        encode_response(1, Code::Ok, "", &[7u8; 100], &mut stream);
+        encode_response(2, Code::Ok, "", b"small", &mut stream);
+        let replies = parse_all(&stream, 64);
+        assert_eq!(replies.len(), 2);
+        let too_big = replies[0].result.as_ref().unwrap_err();
+        assert_eq!(too_big.code(), Code::ResourceExhausted);
+        assert_eq!(replies[1].result.as_deref(), Ok(&b"small"[..]));
+    }
+
+    #[test]
+    fn a_reply_cut_by_the_close_is_an_error_and_a_request_is_refused() {
+        let mut stream = BytesMut::new();
+        encode_response(1, Code::Ok, "", b"whole", &mut stream);
+        let cut = stream.len() - 2;
+        let (mut input, mut state) = (BytesMut::from(&stream[..cut]), ReadState::default());
+        assert_eq!(parse_reply(&mut input, &mut state, 1024, false), Ok(None));
+        assert_eq!(
+            parse_reply(&mut input, &mut state, 1024, true),
+            Err(ProtocolError::TruncatedAtEof { pending: cut })
+        );
+        let mut request = BytesMut::new();
+        crate::protocol::mprpc::encode_cancel(9, &mut request);
+        let mut state = ReadState::default();
+        assert!(parse_reply(&mut request, &mut state, 1024, false).is_err());
+    }
+}

@@ -1,0 +1,119 @@
+//! The part of a reactor other threads talk to: the acceptor hands it
+//! connections, the worker pool finished replies, wakers of calls that
+//! answer later the slots to poll; each push wakes the reactor's mio
+//! `Waker` (once per batch). The admin pages read its counters here.
+//!
+//! It is apart from the reactor's loop so that what posts to a reactor
+//! (acceptor, workers, pending calls, admin pages) does not depend on the
+//! loop that reads them.
+
+use std::io;
+use std::net::SocketAddr;
+
+use bytes::BytesMut;
+use mio::net::TcpStream;
+use mio::{Registry, Token, Waker};
+use parking_lot::Mutex;
+
+use super::stats::ReactorStats;
+
+/// A finished pool call on its way back to its connection.
+pub(crate) struct PoolReply {
+    pub(crate) token: usize,
+    pub(crate) conn_id: u64,
+    pub(crate) id: u64,
+    pub(crate) frame: BytesMut,
+}
+
+/// A connection the acceptor handed over, not yet adopted.
+pub(crate) struct Incoming {
+    pub(crate) stream: TcpStream,
+    pub(crate) peer: SocketAddr,
+    /// Accepted on the admin port.
+    pub(crate) admin_port: bool,
+}
+
+/// One reactor's mailbox.
+pub(crate) struct ReactorShared {
+    waker: Waker,
+    incoming: Mutex<Vec<Incoming>>,
+    replies: Mutex<Vec<PoolReply>>,
+    /// Slab slots of calls answering later whose futures were woken.
+    woken: Mutex<Vec<usize>>,
+    stats: ReactorStats,
+}
+
+impl ReactorShared {
+    /// A mailbox whose pushes wake the poll of `registry` with `token`.
+    pub(crate) fn new(registry: &Registry, token: Token) -> io::Result<ReactorShared> {
+        Ok(ReactorShared {
+            waker: Waker::new(registry, token)?,
+            incoming: Mutex::new(Vec::new()),
+            replies: Mutex::new(Vec::new()),
+            woken: Mutex::new(Vec::new()),
+            stats: ReactorStats::default(),
+        })
+    }
+
+    /// Queues a newly accepted connection (from the admin port or not) for
+    /// this reactor.
+    pub(crate) fn add_connection(&self, stream: TcpStream, peer: SocketAddr, admin_port: bool) {
+        let incoming = Incoming {
+            stream,
+            peer,
+            admin_port,
+        };
+        if push(&self.incoming, incoming) {
+            self.wake();
+        }
+    }
+
+    /// Its connections and counters, for the admin pages.
+    pub(crate) fn stats(&self) -> &ReactorStats {
+        &self.stats
+    }
+
+    /// Queues a finished pool call's reply.
+    pub(crate) fn complete(&self, reply: PoolReply) {
+        if push(&self.replies, reply) {
+            self.wake();
+        }
+    }
+
+    /// The future of the call in `slot` (of `pending`) can make progress.
+    pub(crate) fn task_woken(&self, slot: usize) {
+        if push(&self.woken, slot) {
+            self.wake();
+        }
+    }
+
+    pub(crate) fn wake(&self) {
+        if let Err(e) = self.waker.wake() {
+            tracing::error!(error = %e, "cannot wake reactor");
+        }
+    }
+
+    /// The connections queued since the last call.
+    pub(crate) fn take_incoming(&self) -> Vec<Incoming> {
+        std::mem::take(&mut *self.incoming.lock())
+    }
+
+    /// Swaps the queued pool replies into `replies` (empty), keeping both
+    /// vectors' memory.
+    pub(crate) fn take_replies(&self, replies: &mut Vec<PoolReply>) {
+        std::mem::swap(&mut *self.replies.lock(), replies);
+    }
+
+    /// Swaps the woken slots into `woken` (empty), likewise.
+    pub(crate) fn take_woken(&self, woken: &mut Vec<usize>) {
+        std::mem::swap(&mut *self.woken.lock(), woken);
+    }
+}
+
+/// Pushes and reports whether the queue was empty: only the first push after
+/// the reactor drained the queue needs to wake it (one syscall per batch).
+fn push<T>(queue: &Mutex<Vec<T>>, item: T) -> bool {
+    let mut q = queue.lock();
+    q.push(item);
+    q.len() == 1
+}

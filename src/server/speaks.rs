@@ -1,0 +1,58 @@
+//! What a connection speaks, decided by its first bytes: an RPC wire
+//! format ([`WireFormat::detect`]) or HTTP for the admin pages.
+
+use crate::protocol::WireFormat;
+
+/// What a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Speaks {
+    /// An RPC wire format.
+    Rpc(WireFormat),
+    /// HTTP for the admin pages.
+    Http,
+}
+
+impl Speaks {
+    /// The name `/connections` shows.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Speaks::Rpc(format) => format.name(),
+            Speaks::Http => "http",
+        }
+    }
+}
+
+/// What a stream speaks, from its first bytes; `None` until enough arrived.
+/// HTTP starts with an upper-case method and a space or more letters ("GET
+/// ", "HEAD", "POST"); as a seed header size those four bytes would say
+/// more than 500 MB, which no seed request is. So a stream whose first two
+/// bytes are letters waits for four; every other stream is decided by two
+/// bytes as [`WireFormat::detect`] does.
+pub(crate) fn detect(first: &[u8]) -> Option<Speaks> {
+    let letter = |b: &u8| b.is_ascii_uppercase();
+    let rpc = WireFormat::detect(first)?;
+    if rpc == WireFormat::Mprpc || !first[..2].iter().all(letter) {
+        return Some(Speaks::Rpc(rpc));
+    }
+    let head = first.get(..4)?;
+    let http = head.iter().all(|b| letter(b) || *b == b' ');
+    Some(if http { Speaks::Http } else { Speaks::Rpc(rpc) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_bytes_decide() {
+        assert_eq!(detect(b"M"), None);
+        assert_eq!(detect(b"MP\x01"), Some(Speaks::Rpc(WireFormat::Mprpc)));
+        // A 77-byte seed header: 'M', then zeros.
+        assert_eq!(detect(b"M\x00"), Some(Speaks::Rpc(WireFormat::Seed)));
+        assert_eq!(detect(b"GE"), None, "two letters wait for four bytes");
+        assert_eq!(detect(b"GET "), Some(Speaks::Http));
+        assert_eq!(detect(b"HEAD /"), Some(Speaks::Http));
+        assert_eq!(detect(b"AB\x00\x00"), Some(Speaks::Rpc(WireFormat::Seed)));
+        assert_eq!(Speaks::Rpc(WireFormat::Seed).name(), "seed");
+    }
+}
