@@ -129,7 +129,7 @@ fn info_owner(raw: &RawZk, addr: SocketAddr) -> i64 {
 }
 
 #[test]
-fn the_legacy_layout_can_be_turned_off_and_the_root_moved() {
+fn the_seed_layout_can_be_turned_off_and_the_root_moved() {
     init_logs();
     let zk = ZkServer::start();
     let raw = RawZk::connect(&zk.connect_string(), None);

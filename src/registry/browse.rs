@@ -124,11 +124,11 @@ async fn read_seed_service(
     service: &str,
 ) -> Result<Vec<SeedMethod>, RegistryError> {
     let mut methods = Vec::new();
-    for method in children(settings, client, &layout::legacy_service_path(service)).await? {
-        let path = layout::legacy_method_path(service, &method);
+    for method in children(settings, client, &layout::seed_service_path(service)).await? {
+        let path = layout::seed_method_path(service, &method);
         let addr = data(settings, client, &path)
             .await?
-            .and_then(|d| layout::parse_legacy_addr(&d));
+            .and_then(|d| layout::parse_seed_addr(&d));
         if let Some(addr) = addr {
             methods.push(SeedMethod { method, addr });
         }

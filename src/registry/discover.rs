@@ -207,7 +207,7 @@ impl ZkDiscover {
 
     /// "No provider" for `service`.`method`, naming every place looked at.
     fn no_provider(&self, service: &str, method: &str, listing: &Listing) -> Status {
-        let seed_path = layout::legacy_method_path(service, method);
+        let seed_path = layout::seed_method_path(service, method);
         let seed_has = match &listing.seed_methods {
             Some(methods) => {
                 let names: Vec<&str> = methods.keys().map(String::as_str).collect();
@@ -514,9 +514,9 @@ impl Worker {
         if !ours.is_empty() {
             return Ok(Listing::ours(ours));
         }
-        let legacy_path = layout::legacy_service_path(service);
-        let methods = self.children(&client, service, &legacy_path).await?;
-        let nodes = self.read_legacy(&client, service, &methods).await?;
+        let seed_path = layout::seed_service_path(service);
+        let methods = self.children(&client, service, &seed_path).await?;
+        let nodes = self.read_seed_layout(&client, service, &methods).await?;
         Ok(Listing::seed(nodes))
     }
 
@@ -641,7 +641,7 @@ impl Worker {
 
     /// Reads the seed's `/<service>/<method>` nodes: each method's
     /// `ip:port`, leaving out the nodes our own providers wrote.
-    async fn read_legacy(
+    async fn read_seed_layout(
         &self,
         client: &zk::Client,
         service: &str,
@@ -649,7 +649,7 @@ impl Worker {
     ) -> Result<BTreeMap<String, SocketAddr>, RegistryError> {
         let paths: Vec<String> = methods
             .iter()
-            .map(|m| layout::legacy_method_path(service, m))
+            .map(|m| layout::seed_method_path(service, m))
             .collect();
         let reads: Vec<_> = paths.iter().map(|p| client.get_data(p)).collect();
         let mut nodes = BTreeMap::new();

@@ -23,12 +23,12 @@ pub(crate) fn provider_path(root: &str, service: &str, addr: SocketAddr) -> Stri
 }
 
 /// The seed's `/<service>`.
-pub(crate) fn legacy_service_path(service: &str) -> String {
+pub(crate) fn seed_service_path(service: &str) -> String {
     format!("/{service}")
 }
 
 /// The seed's `/<service>/<method>`.
-pub(crate) fn legacy_method_path(service: &str, method: &str) -> String {
+pub(crate) fn seed_method_path(service: &str, method: &str) -> String {
     format!("/{service}/{method}")
 }
 
@@ -177,7 +177,7 @@ pub(crate) fn parse_seed_node(data: &[u8]) -> Option<SeedNode> {
 }
 
 /// The `ip:port` a seed method node holds (see [`parse_seed_node`]).
-pub(crate) fn parse_legacy_addr(data: &[u8]) -> Option<SocketAddr> {
+pub(crate) fn parse_seed_addr(data: &[u8]) -> Option<SocketAddr> {
     parse_seed_node(data).map(|node| node.addr)
 }
 
@@ -206,14 +206,14 @@ mod tests {
     }
 
     #[test]
-    fn legacy_data_is_ip_colon_port() {
+    fn seed_data_is_ip_colon_port() {
         assert_eq!(
-            parse_legacy_addr(b"127.0.0.1:8000\0"),
+            parse_seed_addr(b"127.0.0.1:8000\0"),
             Some("127.0.0.1:8000".parse().unwrap())
         );
-        assert_eq!(parse_legacy_addr(b""), None);
-        assert_eq!(parse_legacy_addr(b"\xff"), None);
-        assert_eq!(parse_legacy_addr(b"nonsense"), None);
+        assert_eq!(parse_seed_addr(b""), None);
+        assert_eq!(parse_seed_addr(b"\xff"), None);
+        assert_eq!(parse_seed_addr(b"nonsense"), None);
     }
 
     #[test]
@@ -247,6 +247,6 @@ mod tests {
             "/mprpc/services/S/providers/10.0.0.1:1"
         );
         assert_eq!(providers_path("/", "S"), "/services/S/providers");
-        assert_eq!(legacy_method_path("S", "M"), "/S/M");
+        assert_eq!(seed_method_path("S", "M"), "/S/M");
     }
 }

@@ -177,7 +177,7 @@ struct Worker {
     /// Bumped per session, so events from an old session's watches are ignored.
     generation: u64,
     /// Seed-layout nodes held by another provider that we watch to take over.
-    waiting_legacy: HashSet<String>,
+    waiting_seed: HashSet<String>,
     freed_tx: mpsc::UnboundedSender<(u64, String)>,
     freed_rx: mpsc::UnboundedReceiver<(u64, String)>,
 }
@@ -207,7 +207,7 @@ impl Worker {
             retry_at: None,
             deregistered: false,
             generation: 0,
-            waiting_legacy: HashSet::new(),
+            waiting_seed: HashSet::new(),
             freed_tx,
             freed_rx,
         }
@@ -245,8 +245,8 @@ impl Worker {
                 () = session::sleep_until(self.retry_at) => self.retry().await,
                 Some((generation, path)) = self.freed_rx.recv() => {
                     if generation == self.generation && !self.deregistered {
-                        self.waiting_legacy.remove(&path);
-                        if let Err(e) = self.claim_legacy(&path).await {
+                        self.waiting_seed.remove(&path);
+                        if let Err(e) = self.claim_seed_node(&path).await {
                             warn!("{e}");
                         }
                     }
@@ -316,7 +316,7 @@ impl Worker {
             self.state = Some(client.state_watcher());
             *self.shared.session.lock() = Some(client.session().clone());
             self.generation += 1;
-            self.waiting_legacy.clear();
+            self.waiting_seed.clear();
             self.client = Some(client);
         }
         self.register().await?;
@@ -352,11 +352,11 @@ impl Worker {
             )
             .encode();
             self.create_ours(&client, &path, data.as_bytes()).await?;
-            if self.settings.legacy {
-                self.mkdirs(&client, &layout::legacy_service_path(service))
+            if self.settings.seed_layout {
+                self.mkdirs(&client, &layout::seed_service_path(service))
                     .await?;
                 for method in methods {
-                    self.claim_legacy(&layout::legacy_method_path(service, method))
+                    self.claim_seed_node(&layout::seed_method_path(service, method))
                         .await?;
                 }
             }
@@ -424,7 +424,7 @@ impl Worker {
 
     /// Writes the seed's method node `path` ("ip:port", marked as ours) if it is free; if
     /// another provider holds it, leaves it and watches it to take over.
-    async fn claim_legacy(&mut self, path: &str) -> Result<(), RegistryError> {
+    async fn claim_seed_node(&mut self, path: &str) -> Result<(), RegistryError> {
         let client = self.client()?;
         let ours = layout::encode_seed_node(self.addr);
         let options = zk::CreateMode::Ephemeral.with_acls(self.settings.acls());
@@ -448,7 +448,7 @@ impl Worker {
             if stat.ephemeral_owner == session {
                 return self.holds(path);
             }
-            if layout::parse_legacy_addr(&data) == Some(self.addr) {
+            if layout::parse_seed_addr(&data) == Some(self.addr) {
                 // Ours, from an earlier session that has not expired yet.
                 match self
                     .settings
@@ -463,7 +463,7 @@ impl Worker {
                 "seed-layout node {path} is held by {}; leaving it",
                 String::from_utf8_lossy(&data)
             );
-            if self.waiting_legacy.contains(path) {
+            if self.waiting_seed.contains(path) {
                 return Ok(());
             }
             match self
@@ -472,7 +472,7 @@ impl Worker {
                 .await
             {
                 Ok((Some(_), watcher)) => {
-                    self.watch_legacy(path, watcher);
+                    self.watch_seed_node(path, watcher);
                     return Ok(());
                 }
                 Ok((None, _)) => continue,
@@ -488,8 +488,8 @@ impl Worker {
         Ok(())
     }
 
-    fn watch_legacy(&mut self, path: &str, watcher: zk::OneshotWatcher) {
-        self.waiting_legacy.insert(path.to_owned());
+    fn watch_seed_node(&mut self, path: &str, watcher: zk::OneshotWatcher) {
+        self.waiting_seed.insert(path.to_owned());
         let (generation, path, tx) = (self.generation, path.to_owned(), self.freed_tx.clone());
         tokio::spawn(async move {
             let event = watcher.changed().await;
@@ -518,9 +518,9 @@ impl Worker {
         {
             let path = layout::provider_path(&self.settings.root, service, self.addr);
             self.delete_if_owned(&client, &path, session).await;
-            if self.settings.legacy {
+            if self.settings.seed_layout {
                 for method in methods {
-                    let path = layout::legacy_method_path(service, method);
+                    let path = layout::seed_method_path(service, method);
                     self.delete_if_owned(&client, &path, session).await;
                 }
             }

@@ -18,7 +18,7 @@ pub(crate) struct Settings {
     /// Bound on opening a session and on each batch of requests.
     pub op_timeout: Duration,
     pub root: String,
-    pub legacy: bool,
+    pub seed_layout: bool,
     pub digest: Option<String>,
 }
 
@@ -32,7 +32,7 @@ impl Settings {
                 .max(config.zk_session_timeout)
                 .max(Duration::from_secs(1)),
             root: config.zk_root.clone(),
-            legacy: config.zk_legacy_layout,
+            seed_layout: config.zk_legacy_layout,
             digest: config.zk_digest.clone(),
         }
     }
