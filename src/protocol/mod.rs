@@ -60,8 +60,11 @@ impl WireFormat {
         })
     }
 
+    /// Every format, in [`index`](Self::index) order.
+    pub(crate) const ALL: [WireFormat; 2] = [WireFormat::Mprpc, WireFormat::Seed];
+
     /// How many formats there are.
-    pub(crate) const COUNT: usize = 2;
+    pub(crate) const COUNT: usize = WireFormat::ALL.len();
 
     /// The format's place among the [`COUNT`](Self::COUNT), for per-format
     /// tables.
@@ -282,9 +285,7 @@ mod tests {
 
     #[test]
     fn each_format_has_its_protocol_and_place() {
-        let all = [WireFormat::Mprpc, WireFormat::Seed];
-        assert_eq!(all.len(), WireFormat::COUNT);
-        for (index, format) in all.into_iter().enumerate() {
+        for (index, format) in WireFormat::ALL.into_iter().enumerate() {
             assert_eq!(format.index(), index);
         }
         assert_eq!(WireFormat::Mprpc.name(), "mprpc");

@@ -173,7 +173,7 @@ impl Connection {
         if self.speaks.is_none() {
             self.speaks = speaks::detect(self.io.input());
             if let Some(speaks) = self.speaks {
-                self.stats.set_protocol(speaks.name());
+                self.stats.set_speaks(speaks);
             }
         }
         self.speaks

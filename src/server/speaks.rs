@@ -20,6 +20,24 @@ impl Speaks {
             Speaks::Http => "http",
         }
     }
+
+    /// A number from 1 for each, so a connection's figures can keep it in
+    /// an atomic byte (0 stays free for "not known yet").
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Speaks::Rpc(format) => 1 + format.index() as u8,
+            Speaks::Http => 1 + WireFormat::COUNT as u8,
+        }
+    }
+
+    /// What [`code`](Self::code) gave; `None` for 0 (or any other number).
+    pub(crate) fn from_code(code: u8) -> Option<Speaks> {
+        match usize::from(code).checked_sub(1)? {
+            index if index < WireFormat::COUNT => Some(Speaks::Rpc(WireFormat::ALL[index])),
+            index if index == WireFormat::COUNT => Some(Speaks::Http),
+            _ => None,
+        }
+    }
 }
 
 /// What a stream speaks, from its first bytes; `None` until enough arrived.
@@ -54,5 +72,15 @@ mod tests {
         assert_eq!(detect(b"HEAD /"), Some(Speaks::Http));
         assert_eq!(detect(b"AB\x00\x00"), Some(Speaks::Rpc(WireFormat::Seed)));
         assert_eq!(Speaks::Rpc(WireFormat::Seed).name(), "seed");
+    }
+
+    #[test]
+    fn every_kind_round_trips_through_its_code() {
+        let kinds = WireFormat::ALL.map(Speaks::Rpc);
+        for speaks in kinds.into_iter().chain([Speaks::Http]) {
+            assert_ne!(speaks.code(), 0, "0 means not known yet");
+            assert_eq!(Speaks::from_code(speaks.code()), Some(speaks));
+        }
+        assert_eq!(Speaks::from_code(0), None);
     }
 }

@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
+use super::speaks::Speaks;
 use crate::protocol::WireFormat;
 
 /// Adds `n` to a counter only one thread writes.
@@ -34,8 +35,8 @@ pub(crate) struct ConnStats {
     pub(crate) peer: SocketAddr,
     pub(crate) reactor: usize,
     pub(crate) opened: Instant,
-    /// What it speaks: 0 not known yet, else a [`ConnStats::PROTOCOLS`] index.
-    protocol: AtomicU8,
+    /// What it speaks ([`Speaks::code`]; 0: not known yet).
+    speaks: AtomicU8,
     pub(crate) calls: AtomicU64,
     pub(crate) bytes_in: AtomicU64,
     pub(crate) bytes_out: AtomicU64,
@@ -44,14 +45,12 @@ pub(crate) struct ConnStats {
 }
 
 impl ConnStats {
-    const PROTOCOLS: [&'static str; 4] = ["-", "mprpc", "seed", "http"];
-
     pub(crate) fn new(peer: SocketAddr, reactor: usize, opened: Instant) -> ConnStats {
         ConnStats {
             peer,
             reactor,
             opened,
-            protocol: AtomicU8::new(0),
+            speaks: AtomicU8::new(0),
             calls: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
@@ -59,14 +58,14 @@ impl ConnStats {
         }
     }
 
-    /// Notes the protocol detected: "mprpc", "seed" or "http".
-    pub(crate) fn set_protocol(&self, name: &str) {
-        let index = Self::PROTOCOLS.iter().position(|p| *p == name).unwrap_or(0);
-        self.protocol.store(index as u8, Ordering::Relaxed);
+    /// Notes what the connection turned out to speak.
+    pub(crate) fn set_speaks(&self, speaks: Speaks) {
+        self.speaks.store(speaks.code(), Ordering::Relaxed);
     }
 
+    /// What it speaks, as `/connections` shows it ("-" until known).
     pub(crate) fn protocol(&self) -> &'static str {
-        Self::PROTOCOLS[usize::from(self.protocol.load(Ordering::Relaxed)).min(3)]
+        Speaks::from_code(self.speaks.load(Ordering::Relaxed)).map_or("-", Speaks::name)
     }
 }
 
