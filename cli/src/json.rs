@@ -18,7 +18,7 @@ const BASE64: base64::engine::GeneralPurpose = base64::engine::general_purpose::
 
 /// How `bytes` fields look in JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum BytesAs {
+pub enum BytesAs {
     /// Base64, as the protobuf JSON mapping says.
     Base64,
     /// UTF-8 text (a reply that is not UTF-8 stays base64, with a warning).

@@ -43,6 +43,16 @@ pub(crate) struct SchemaArgs {
     import_paths: Vec<PathBuf>,
 }
 
+impl SchemaArgs {
+    /// `--proto` files and `-I` folders given by another tool.
+    pub(crate) fn new(proto: Vec<PathBuf>, import_paths: Vec<PathBuf>) -> SchemaArgs {
+        SchemaArgs {
+            proto,
+            import_paths,
+        }
+    }
+}
+
 /// A service's schema and its wire name.
 #[derive(Debug, Clone)]
 pub(crate) struct ServiceSchema {

@@ -163,6 +163,16 @@ pub(crate) struct Target {
 }
 
 impl Target {
+    /// Providers at `addr`, or with `None` in the ZooKeeper `config`
+    /// names, reached with `config`'s client settings.
+    pub(crate) fn new(addr: Option<Endpoint>, config: Config) -> Target {
+        let kind = addr.map_or(Kind::Zk, Kind::Addr);
+        Target {
+            kind,
+            config: Box::new(config),
+        }
+    }
+
     /// The call timeout.
     pub(crate) fn timeout(&self) -> Duration {
         self.config.call_timeout

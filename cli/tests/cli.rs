@@ -245,6 +245,13 @@ fn ls_lists_two_providers_of_one_service_through_zookeeper() {
     );
     let err = fails(&["--zk", &connect, "call", "Nope.Login", "{}"]);
     assert!(err.contains("unknown service 'Nope'"), "{err}");
+    // A near miss names the registered service it resembles.
+    let err = fails(&["--zk", &connect, "call", "UserServiceRcp.Login", "{}"]);
+    assert!(
+        err.contains("unknown service 'UserServiceRcp'")
+            && err.contains("(did you mean 'UserServiceRpc'?)"),
+        "{err}"
+    );
     for p in &providers {
         p.shutdown_gracefully();
     }
@@ -750,6 +757,49 @@ fn certs_it_writes_secure_a_provider_that_call_and_top_reach_with_flags() {
         "adm1n",
     ]);
     assert!(plain.contains("--tls-ca"), "{plain}");
+    server.shutdown();
+    server.wait();
+}
+
+/// What `loadgen --request-json` uses: the same request from the
+/// provider's reflection and from the .proto file, as prost encodes it.
+#[test]
+fn a_json_request_is_encoded_through_reflection_or_a_proto_file() {
+    use mprpc_cli::{encode_json_request, BytesAs, JsonRequest, SchemaFrom};
+    let server = examples_provider();
+    let request = JsonRequest {
+        service: "UserServiceRpc",
+        method: "Login",
+        json: r#"{"name":"zhang san","pwd":"123456"}"#,
+        bytes: BytesAs::Text,
+    };
+    let expected = prost::Message::encode_to_vec(&mprpc_examples::fixbug::LoginRequest {
+        name: "zhang san".into(),
+        pwd: "123456".into(),
+    });
+    let by_reflection = SchemaFrom {
+        protos: Vec::new(),
+        import_paths: Vec::new(),
+        provider: Some(mprpc::Endpoint::new(server.local_addr())),
+        client: Config::default(),
+    };
+    assert_eq!(
+        encode_json_request(&by_reflection, request),
+        Ok(expected.clone())
+    );
+    let proto = concat!(env!("CARGO_MANIFEST_DIR"), "/../proto/user.proto");
+    let by_file = SchemaFrom {
+        protos: vec![proto.into()],
+        provider: None,
+        ..by_reflection
+    };
+    assert_eq!(encode_json_request(&by_file, request), Ok(expected));
+    let wrong = JsonRequest {
+        json: r#"{"nmae":"x"}"#,
+        ..request
+    };
+    let err = encode_json_request(&by_file, wrong).unwrap_err();
+    assert!(err.contains("nmae"), "{err}");
     server.shutdown();
     server.wait();
 }

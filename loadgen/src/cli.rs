@@ -19,9 +19,11 @@ use crate::distributed::spec::Slice;
 /// nothing unsent that was due over 1 ms before the end, achieved within 1%). Closed loop (`--qps max`): every
 /// connection keeps its window of calls outstanding, to find saturation.
 ///
-/// To drive a C++ mprpc provider in the seed's own format:
-/// `loadgen --target seed --addr HOST:PORT --service UserServiceRpc
-/// --method Login --request-hex <encoded LoginRequest> --qps max`.
+/// Any method, its request written as JSON (the schema from the provider's
+/// reflection, as `mprpc call` does): `loadgen --zk HOST:PORT --service
+/// UserServiceRpc --method Login --request-json '{"name":"emhhbmcgc2Fu"}'`.
+/// A C++ mprpc provider in the seed's own format has no reflection: add
+/// `--target seed --addr HOST:PORT --proto user.proto --bytes-text`.
 ///
 /// Over several machines: start `loadgen worker --zk HOST:PORT` on each,
 /// then run the coordinator, `loadgen --zk HOST:PORT --workers K [flags]`:
@@ -118,6 +120,31 @@ pub struct Args {
     /// Like --request-hex, read from a file (raw encoded bytes).
     #[arg(long, value_name = "PATH")]
     pub request_file: Option<PathBuf>,
+
+    /// The request as JSON (protobuf's JSON mapping), encoded through the
+    /// service's schema as `mprpc call` does: from the provider's built-in
+    /// reflection, or from --proto files (needed for --target seed).
+    #[arg(long, value_name = "JSON", conflicts_with_all = ["request_hex", "request_file"])]
+    pub request_json: Option<String>,
+
+    /// With --request-json: a .proto file (or an encoded FileDescriptorSet)
+    /// describing the service, instead of asking the provider; may be repeated.
+    #[arg(long, value_name = "FILE", requires = "request_json")]
+    pub proto: Vec<PathBuf>,
+
+    /// Where the --proto files' imports are (their own folders are searched too).
+    #[arg(
+        long = "import-path",
+        short = 'I',
+        value_name = "DIR",
+        requires = "proto"
+    )]
+    pub import_paths: Vec<PathBuf>,
+
+    /// With --request-json: `bytes` fields are written as UTF-8 text, not
+    /// base64 (the seed's .proto files keep names in `bytes`).
+    #[arg(long, requires = "request_json")]
+    pub bytes_text: bool,
 
     /// mprpc, `--client channel` or `blocking`: every call of --service
     /// --method goes out together with this one (`SERVICE/METHOD=HEX`, its
@@ -272,6 +299,7 @@ impl Args {
                 && self.method == "Echo"
                 && self.request_hex.is_none()
                 && self.request_file.is_none()
+                && self.request_json.is_none()
                 && self.also_call.is_none()
                 && self.workers.is_none();
             if !numbered || self.payload < 8 {
@@ -281,6 +309,11 @@ impl Args {
                         .into(),
                 );
             }
+        }
+        if self.request_json.is_some()
+            && !matches!(self.target, TargetKind::Mprpc | TargetKind::Seed)
+        {
+            return Err("--request-json: for --target mprpc and seed (their services have protobuf schemas)".into());
         }
         if self.tls_ca.is_some() && !matches!(self.target, TargetKind::Mprpc | TargetKind::Tonic) {
             return Err("--tls-ca: TLS is spoken to --target mprpc and tonic only".into());

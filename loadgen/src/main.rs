@@ -27,6 +27,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::Parser;
+use mprpc::discovery::{Endpoint, WireFormat};
+use mprpc::net::auth::AuthToken;
+use mprpc_cli::{encode_json_request, BytesAs, JsonRequest, SchemaFrom};
 use mprpc_examples::bench::EchoRequest;
 
 use cli::{Args, ClientKind, Command, TargetKind};
@@ -77,6 +80,10 @@ fn request(args: &Args) -> Result<(Bytes, Option<usize>), String> {
             std::fs::read(path).map_err(|e| format!("--request-file {}: {e}", path.display()))?;
         return Ok((bytes.into(), None));
     }
+    if let Some(json) = &args.request_json {
+        let encoded = json_request(args, json).map_err(|e| format!("--request-json: {e}"))?;
+        return Ok((encoded.into(), None));
+    }
     if args.method == "Echo" {
         // The same message in the tonic mode.
         let encoded = prost::Message::encode_to_vec(&EchoRequest {
@@ -86,6 +93,52 @@ fn request(args: &Args) -> Result<(Bytes, Option<usize>), String> {
         return Ok((encoded.into(), Some(len)));
     }
     Ok((Bytes::new(), None))
+}
+
+/// `--request-json` encoded through the service's schema (mprpc-cli's, as
+/// `mprpc call` does): asked of the --addr provider or of one found in --zk,
+/// with the run's TLS settings and token, unless --proto files give it.
+fn json_request(args: &Args, json: &str) -> Result<Vec<u8>, String> {
+    let provider = match &args.addr {
+        Some(_) => Some(Endpoint {
+            format: match args.target {
+                TargetKind::Seed => WireFormat::Seed,
+                _ => WireFormat::Mprpc,
+            },
+            ..Endpoint::new(direct_addr(args)?)
+        }),
+        None => None,
+    };
+    let auth_tokens = match &args.token {
+        Some(token) => vec![AuthToken::new(token).map_err(|e| format!("--token: {e}"))?],
+        None => Vec::new(),
+    };
+    let client = mprpc::Config {
+        zookeeper: args.zk.clone(),
+        zk_root: args.zk_root.clone(),
+        client_tls: mprpc_target::client_tls(args)?,
+        auth_tokens,
+        call_timeout: args.timeout,
+        zk_session_timeout: args.timeout,
+        ..mprpc::Config::default()
+    };
+    let from = SchemaFrom {
+        protos: args.proto.clone(),
+        import_paths: args.import_paths.clone(),
+        provider,
+        client,
+    };
+    let request = JsonRequest {
+        service: &args.service,
+        method: &args.method,
+        json,
+        bytes: if args.bytes_text {
+            BytesAs::Text
+        } else {
+            BytesAs::Base64
+        },
+    };
+    encode_json_request(&from, request)
 }
 
 /// Where a run gets its start instant and where its progress and result
