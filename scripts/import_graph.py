@@ -12,6 +12,7 @@ names. Test modules (`#[cfg(test)] mod … { … }`) and comments are left
 out: tests may reach anywhere.
 
 Usage: scripts/import_graph.py [--root src] [--strict] [--dot] [MODULE ...]
+       scripts/import_graph.py --self-test
   MODULE is a module path such as `server` (default: `server` and
   `protocol`): the files of those trees are the graph's nodes; edges to
   files outside them are ignored. Exits 1 and names the files of every
@@ -226,6 +227,37 @@ def cycles(edges):
     return found
 
 
+def self_test():
+    """The checker on small trees whose answer is known: a cycle through a
+    `use super::`, an inline path and a re-export must be found; the same
+    tree without the closing edge, and a child using its parent, must pass."""
+    import tempfile
+
+    def check(files, strict=False):
+        with tempfile.TemporaryDirectory() as root:
+            for name, text in files.items():
+                os.makedirs(os.path.dirname(os.path.join(root, name)), exist_ok=True)
+                with open(os.path.join(root, name), "w", encoding="utf-8") as f:
+                    f.write(text)
+            return cycles(build_graph(root, [("server",)], strict)[1])
+
+    tree = {
+        "server/mod.rs": "mod a; mod b; mod c; pub(crate) use c::Thing;",
+        "server/a.rs": "use super::b::{self, B};\nfn f() { b::go() }",
+        "server/b.rs": "fn g() { crate::server::Thing::new(); }",
+        "server/c.rs": "use super::a::A; // the closing edge\npub struct Thing;",
+    }
+    found = check(tree)
+    assert found == [[("server", "a"), ("server", "b"), ("server", "c")]], found
+    tree["server/c.rs"] = "pub struct Thing;\n#[cfg(test)]\nmod tests { use super::super::a::A; }"
+    assert check(tree) == [], "a test module's use is not an edge"
+    tree["server/mod.rs"] = "mod a; mod b; mod c; pub struct Shared; fn run() { a::f() }"
+    tree["server/a.rs"] = "use super::Shared; pub fn f() {}"
+    assert check(tree) == [], "a child may use its parent"
+    assert check(tree, strict=True) != [], "unless --strict"
+    print("import_graph: self-test passed")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default="src", help="the crate's source root (default: src)")
@@ -233,8 +265,11 @@ def main():
     parser.add_argument(
         "--strict", action="store_true", help="count a module's uses of its own ancestors too"
     )
+    parser.add_argument("--self-test", action="store_true", help="check the checker and exit")
     parser.add_argument("modules", nargs="*", default=["server", "protocol"])
     args = parser.parse_args()
+    if args.self_test:
+        return self_test()
     trees = [tuple(m.split("::")) for m in args.modules]
     nodes, edges = build_graph(args.root, trees, args.strict)
     if not nodes:
