@@ -26,6 +26,19 @@ use crate::net::tls::TlsMode;
 use crate::server::admin::{RegistryProbe, RegistryStatus};
 use crate::service::ServiceInfo;
 
+/// Attempts at creating one ephemeral node while others race for it.
+const CREATE_ATTEMPTS: usize = 3;
+
+/// What [`Worker::create_ephemeral`] found at its node.
+enum Created {
+    /// Our session holds it.
+    Ours,
+    /// Another provider's session holds it, with this data.
+    Held { data: Vec<u8> },
+    /// Still taken after every attempt (deleted and re-created under us).
+    Contended,
+}
+
 /// A provider's registration; one per provider process.
 ///
 /// Dropping it closes the session, which removes the provider's ephemeral
@@ -384,42 +397,13 @@ impl Worker {
         path: &str,
         data: &[u8],
     ) -> Result<(), RegistryError> {
-        let options = zk::CreateMode::Ephemeral.with_acls(self.settings.acls());
-        let session = client.session_id().0;
-        let fail = |e: zk::Error| self.settings.error("cannot create", e).at(path);
-        for _ in 0..3 {
-            match self
+        match self.create_ephemeral(client, path, data, |_| true).await? {
+            Created::Ours => Ok(()),
+            Created::Held { .. } | Created::Contended => Err(self
                 .settings
-                .bounded(client.create(path, data, &options))
-                .await
-            {
-                Ok(_) => return self.holds(path),
-                Err(zk::Error::NodeExists) => {}
-                Err(e) => return Err(fail(e)),
-            }
-            match self.settings.bounded(client.get_data(path)).await {
-                Ok((_, stat)) if stat.ephemeral_owner == session => return self.holds(path),
-                Ok((_, stat)) => {
-                    info!(
-                        "replacing stale node {path} of session {:#x}",
-                        stat.ephemeral_owner
-                    );
-                    match self
-                        .settings
-                        .bounded(client.delete(path, Some(stat.version)))
-                        .await
-                    {
-                        Ok(()) | Err(zk::Error::NoNode | zk::Error::BadVersion) => {}
-                        Err(e) => {
-                            return Err(self.settings.error("cannot delete stale", e).at(path))
-                        }
-                    }
-                }
-                Err(zk::Error::NoNode) => {}
-                Err(e) => return Err(fail(e)),
-            }
+                .error("cannot create", zk::Error::NodeExists)
+                .at(path)),
         }
-        Err(fail(zk::Error::NodeExists))
     }
 
     /// Writes the seed's method node `path` ("ip:port", marked as ours) if it is free; if
@@ -427,38 +411,14 @@ impl Worker {
     async fn claim_seed_node(&mut self, path: &str) -> Result<(), RegistryError> {
         let client = self.client()?;
         let ours = layout::encode_seed_node(self.addr);
-        let options = zk::CreateMode::Ephemeral.with_acls(self.settings.acls());
-        let session = client.session_id().0;
-        let fail = |e: zk::Error| self.settings.error("cannot create", e).at(path);
-        for _ in 0..3 {
-            match self
-                .settings
-                .bounded(client.create(path, &ours, &options))
-                .await
-            {
-                Ok(_) => return self.holds(path),
-                Err(zk::Error::NodeExists) => {}
-                Err(e) => return Err(fail(e)),
-            }
-            let (data, stat) = match self.settings.bounded(client.get_data(path)).await {
-                Ok(found) => found,
-                Err(zk::Error::NoNode) => continue,
-                Err(e) => return Err(fail(e)),
+        let addr = self.addr;
+        // Ours, from an earlier session that has not expired yet.
+        let stale = |data: &[u8]| layout::parse_seed_addr(data) == Some(addr);
+        for _ in 0..CREATE_ATTEMPTS {
+            let data = match self.create_ephemeral(&client, path, &ours, stale).await? {
+                Created::Ours | Created::Contended => return Ok(()),
+                Created::Held { data } => data,
             };
-            if stat.ephemeral_owner == session {
-                return self.holds(path);
-            }
-            if layout::parse_seed_addr(&data) == Some(self.addr) {
-                // Ours, from an earlier session that has not expired yet.
-                match self
-                    .settings
-                    .bounded(client.delete(path, Some(stat.version)))
-                    .await
-                {
-                    Ok(()) | Err(zk::Error::NoNode | zk::Error::BadVersion) => continue,
-                    Err(e) => return Err(self.settings.error("cannot delete stale", e).at(path)),
-                }
-            }
             debug!(
                 "seed-layout node {path} is held by {}; leaving it",
                 String::from_utf8_lossy(&data)
@@ -475,11 +435,62 @@ impl Worker {
                     self.watch_seed_node(path, watcher);
                     return Ok(());
                 }
-                Ok((None, _)) => continue,
+                Ok((None, _)) => continue, // freed meanwhile: try again
                 Err(e) => return Err(self.settings.error("cannot watch", e).at(path)),
             }
         }
         Ok(())
+    }
+
+    /// Creates the ephemeral node `path` holding `data` for this session.
+    /// A node already there is ours when our session owns it; one whose
+    /// data `stale` says an earlier session of ours left is deleted and the
+    /// create tried again; any other is another provider's.
+    async fn create_ephemeral(
+        &self,
+        client: &zk::Client,
+        path: &str,
+        data: &[u8],
+        stale: impl Fn(&[u8]) -> bool,
+    ) -> Result<Created, RegistryError> {
+        let options = zk::CreateMode::Ephemeral.with_acls(self.settings.acls());
+        let session = client.session_id().0;
+        let fail = |e: zk::Error| self.settings.error("cannot create", e).at(path);
+        for _ in 0..CREATE_ATTEMPTS {
+            match self
+                .settings
+                .bounded(client.create(path, data, &options))
+                .await
+            {
+                Ok(_) => return self.holds(path).map(|()| Created::Ours),
+                Err(zk::Error::NodeExists) => {}
+                Err(e) => return Err(fail(e)),
+            }
+            let (found, stat) = match self.settings.bounded(client.get_data(path)).await {
+                Ok(found) => found,
+                Err(zk::Error::NoNode) => continue,
+                Err(e) => return Err(fail(e)),
+            };
+            if stat.ephemeral_owner == session {
+                return self.holds(path).map(|()| Created::Ours);
+            }
+            if !stale(&found) {
+                return Ok(Created::Held { data: found });
+            }
+            info!(
+                "replacing stale node {path} of session {:#x}",
+                stat.ephemeral_owner
+            );
+            match self
+                .settings
+                .bounded(client.delete(path, Some(stat.version)))
+                .await
+            {
+                Ok(()) | Err(zk::Error::NoNode | zk::Error::BadVersion) => {}
+                Err(e) => return Err(self.settings.error("cannot delete stale", e).at(path)),
+            }
+        }
+        Ok(Created::Contended)
     }
 
     /// Notes that our session holds node `path` (for the admin pages).
