@@ -1,10 +1,11 @@
 //! The ZooKeeper registry: providers register, consumers discover.
 //!
 //! Providers run a [`Registrar`]; consumers hand a [`ZkDiscover`] to their
-//! channel; tools read the whole registry once with [`browse`]. Both keep one ZooKeeper session on their own thread (a
-//! current-thread tokio runtime drives the `zookeeper-client` tasks), so no
-//! RPC thread ever waits on ZooKeeper except a consumer's first lookup of a
-//! service.
+//! channel; tools read the whole registry once with [`browse`], or keep
+//! nodes of their own through a [`BlockingSession`]. Each keeps one
+//! ZooKeeper session on its own thread (a current-thread tokio runtime
+//! drives the `zookeeper-client` tasks), so no RPC thread ever waits on
+//! ZooKeeper except a consumer's first lookup of a service.
 //!
 //! # Layout
 //!
@@ -67,6 +68,7 @@
 //! serving their cached provider lists through all of this and log the
 //! failure.
 
+mod blocking;
 mod browse;
 mod discover;
 mod error;
@@ -75,8 +77,12 @@ mod node_cache;
 mod registrar;
 mod session;
 
+pub use blocking::BlockingSession;
 pub use browse::{browse, SeedMethod, ServiceListing};
 pub use discover::ZkDiscover;
 pub use error::RegistryError;
 pub use layout::ProviderInfo;
 pub use registrar::Registrar;
+/// The ZooKeeper client crate whose types a [`BlockingSession`]'s requests
+/// take and return (`zk::Error`, `zk::Stat`).
+pub use zookeeper_client as zk;

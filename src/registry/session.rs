@@ -1,6 +1,7 @@
-//! What the provider and consumer sides share: settings taken from the
-//! config, opening a session (with digest auth), node ACLs, the registry
-//! thread with its runtime, and reconnect back-off.
+//! What the provider and consumer sides (and [`super::BlockingSession`])
+//! share: settings taken from the config, opening a session (with digest
+//! auth), node ACLs, the registry thread with its runtime, closing a
+//! session, and reconnect back-off.
 
 use std::future::Future;
 use std::time::Duration;
@@ -34,6 +35,24 @@ impl Settings {
             root: config.zk_root.clone(),
             seed_layout: config.zk_legacy_layout,
             digest: config.zk_digest.clone(),
+        }
+    }
+
+    /// Settings for a session outside the registry's layout (no root, no
+    /// seed layout), as a [`super::BlockingSession`] opens.
+    pub(crate) fn session(
+        connect: &str,
+        session_timeout: Duration,
+        op_timeout: Duration,
+        digest: Option<&str>,
+    ) -> Settings {
+        Settings {
+            connect: connect.to_owned(),
+            session_timeout,
+            op_timeout,
+            root: String::new(),
+            seed_layout: false,
+            digest: digest.map(str::to_owned),
         }
     }
 

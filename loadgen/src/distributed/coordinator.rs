@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::merge::{self, Outcome, Status};
 use super::spec::{RunSpec, WorkerNode, VERSION};
 use super::wire::{kind_of, Frame, Kind};
-use super::zk::{clock_offset_ms, explain, unix_ms, Error, Zk};
+use super::zk::{clock_offset_ms, explain, unix_ms, BlockingSession, Error};
 use super::{base, HEARTBEAT, SESSION_TIMEOUT, START_LEAD};
 use crate::cli::Args;
 use crate::recorder::Snapshot;
@@ -38,7 +38,8 @@ pub fn run(args: &Args) -> Result<(), String> {
     for note in RunSpec::split_notes(args, k) {
         println!("loadgen: note: {note}");
     }
-    let zk = Zk::connect(connect, SESSION_TIMEOUT, args.zk_digest.as_deref())?;
+    let zk = BlockingSession::connect(connect, SESSION_TIMEOUT, args.zk_digest.as_deref())
+        .map_err(|e| e.to_string())?;
     let base = base(&args.zk_root);
     for dir in ["workers", "runs"] {
         zk.mkdir(&format!("{base}/{dir}")).map_err(|e| {
@@ -59,7 +60,7 @@ pub fn run(args: &Args) -> Result<(), String> {
 
 /// A run being coordinated.
 struct Run<'a> {
-    zk: &'a Zk,
+    zk: &'a BlockingSession,
     path: String,
     workers: Vec<String>,
     /// ZooKeeper's clock minus ours, ms.
@@ -69,7 +70,12 @@ struct Run<'a> {
 }
 
 /// Waits for `k` idle workers, creates the run and claims them.
-fn claim<'a>(zk: &'a Zk, args: &Args, base: &str, k: usize) -> Result<Run<'a>, String> {
+fn claim<'a>(
+    zk: &'a BlockingSession,
+    args: &Args,
+    base: &str,
+    k: usize,
+) -> Result<Run<'a>, String> {
     let deadline = Instant::now() + args.wait_workers;
     let mut next_note = Instant::now();
     println!(
@@ -123,7 +129,7 @@ fn names(workers: &[(String, i32, WorkerNode)]) -> String {
 /// Idle workers (name, node version, node), sorted by name; busy names.
 #[allow(clippy::type_complexity)]
 fn list_workers(
-    zk: &Zk,
+    zk: &BlockingSession,
     base: &str,
 ) -> Result<(Vec<(String, i32, WorkerNode)>, Vec<String>), String> {
     let dir = format!("{base}/workers");
@@ -148,7 +154,7 @@ fn list_workers(
 /// Creates the run for `chosen` and claims each with a versioned write;
 /// `None` (run removed) if another coordinator was faster for one.
 fn try_claim<'a>(
-    zk: &'a Zk,
+    zk: &'a BlockingSession,
     args: &Args,
     base: &str,
     chosen: &[(String, i32, WorkerNode)],
@@ -208,7 +214,7 @@ fn try_claim<'a>(
 }
 
 /// Removes runs whose coordinator is gone (left by a killed coordinator).
-fn remove_stale_runs(zk: &Zk, base: &str) {
+fn remove_stale_runs(zk: &BlockingSession, base: &str) {
     let dir = format!("{base}/runs");
     for run in zk.children(&dir).unwrap_or_default() {
         let path = format!("{dir}/{run}");

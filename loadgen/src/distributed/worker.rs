@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 use super::child::PARENT_ENV;
 use super::spec::{check_name, hostname, RunSpec, WorkerNode, VERSION};
 use super::wire::{kind_of, read_frame, Frame, Kind};
-use super::zk::{clock_offset_ms, explain, unix_ms, Error, Zk};
+use super::zk::{clock_offset_ms, explain, unix_ms, BlockingSession, Error};
 use super::{base, HEARTBEAT_LOST, SESSION_TIMEOUT};
 use crate::cli::WorkerArgs;
 
@@ -60,7 +60,7 @@ pub fn serve(args: &WorkerArgs) -> Result<(), String> {
 }
 
 struct Worker<'a> {
-    zk: Zk,
+    zk: BlockingSession,
     args: &'a WorkerArgs,
     name: String,
     base: String,
@@ -72,7 +72,8 @@ struct Worker<'a> {
 impl<'a> Worker<'a> {
     /// Opens a session and creates the registration node.
     fn register(args: &'a WorkerArgs, name: &str) -> Result<Worker<'a>, String> {
-        let zk = Zk::connect(&args.zk, SESSION_TIMEOUT, args.zk_digest.as_deref())?;
+        let zk = BlockingSession::connect(&args.zk, SESSION_TIMEOUT, args.zk_digest.as_deref())
+            .map_err(|e| e.to_string())?;
         let base = base(&args.zk_root);
         for dir in ["workers", "runs"] {
             zk.mkdir(&format!("{base}/{dir}")).map_err(|e| {
@@ -296,7 +297,7 @@ impl Heartbeat {
 
     /// The node is gone, or has not changed for [`HEARTBEAT_LOST`] (an
     /// unanswered check counts as no change).
-    fn lost(&mut self, zk: &Zk) -> bool {
+    fn lost(&mut self, zk: &BlockingSession) -> bool {
         match zk.stat_within(&self.path, HEARTBEAT_LOST / 4) {
             Ok(None) => return true,
             Ok(Some(stat)) if self.version != Some(stat.version) => {
