@@ -55,15 +55,12 @@ const PRIVATE: &str = "::mprpc::__private";
 pub struct MprpcServiceGenerator {
     build_server: bool,
     build_client: bool,
-    full_names: bool,
-    /// Services (`package.Service`) that use their full wire name.
-    full_name_services: Vec<String>,
+    /// Services that use their full wire name.
+    full_names: ServiceSet,
     /// Every compiled file, to embed each service's descriptors.
     descriptors: Option<Arc<FileDescriptorSet>>,
-    /// Every service's handlers return futures.
-    all_async: bool,
-    /// Services (`package.Service`) whose handlers return futures.
-    async_services: Vec<String>,
+    /// Services whose handlers return futures.
+    answer_later: ServiceSet,
 }
 
 impl Default for MprpcServiceGenerator {
@@ -71,12 +68,29 @@ impl Default for MprpcServiceGenerator {
         MprpcServiceGenerator {
             build_server: true,
             build_client: true,
-            full_names: false,
-            full_name_services: Vec::new(),
+            full_names: ServiceSet::default(),
             descriptors: None,
-            all_async: false,
-            async_services: Vec::new(),
+            answer_later: ServiceSet::default(),
         }
+    }
+}
+
+/// Services a setting applies to: every one, or those named
+/// (`package.Service`).
+#[derive(Debug, Clone, Default)]
+struct ServiceSet {
+    all: bool,
+    names: Vec<String>,
+}
+
+impl ServiceSet {
+    /// Adds one service; a leading `.` is optional.
+    fn add(&mut self, service: &str) {
+        self.names.push(service.trim_start_matches('.').to_owned());
+    }
+
+    fn contains(&self, service: &Service) -> bool {
+        self.all || self.names.contains(&full_proto_name(service))
     }
 }
 
@@ -103,22 +117,21 @@ impl MprpcServiceGenerator {
     /// (default: false, the seed's naming; seed consumers need it).
     /// Providers and consumers must be generated with the same setting.
     pub fn full_service_names(mut self, enable: bool) -> Self {
-        self.full_names = enable;
+        self.full_names.all = enable;
         self
     }
 
     /// Gives one service (`package.Service`, a leading `.` is optional) its
     /// full wire name, leaving the others with the seed's short one.
     pub fn full_service_name(mut self, service: impl AsRef<str>) -> Self {
-        let name = service.as_ref().trim_start_matches('.').to_owned();
-        self.full_name_services.push(name);
+        self.full_names.add(service.as_ref());
         self
     }
 
     /// Every service's handlers return futures and answer later
     /// (default: false, handlers return their answer).
     pub fn async_services(mut self, enable: bool) -> Self {
-        self.all_async = enable;
+        self.answer_later.all = enable;
         self
     }
 
@@ -128,14 +141,13 @@ impl MprpcServiceGenerator {
     /// the connection's reactor, so a handler can await other calls
     /// (`Channel::call_async`, a `Responder`) without blocking a thread.
     pub fn async_service(mut self, service: impl AsRef<str>) -> Self {
-        let name = service.as_ref().trim_start_matches('.').to_owned();
-        self.async_services.push(name);
+        self.answer_later.add(service.as_ref());
         self
     }
 
     /// Whether `service`'s handlers return futures.
     fn answers_later(&self, service: &Service) -> bool {
-        self.all_async || self.async_services.contains(&full_proto_name(service))
+        self.answer_later.contains(service)
     }
 
     /// The compiled files (with their imports), so each `...Server<T>`
@@ -155,9 +167,8 @@ impl MprpcServiceGenerator {
 
     /// The name `service` is served and registered under.
     fn wire_name(&self, service: &Service) -> String {
-        let full = full_proto_name(service);
-        if self.full_names || self.full_name_services.contains(&full) {
-            full
+        if self.full_names.contains(service) {
+            full_proto_name(service)
         } else {
             service.proto_name.clone()
         }
