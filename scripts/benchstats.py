@@ -86,3 +86,10 @@ def run_facts(out):
     read = lambda name: open(f"{out}/{name}").read().strip()
     return (f"Whole run: {read('total_seconds.txt')} s. Machine load before `{read('uptime-before.txt')}`, "
             f"after `{read('uptime-after.txt')}`.")
+
+
+def load_averages(out):
+    """The load averages the script wrote before each run (loadavg.txt in
+    OUT), as a report's closing section."""
+    return ("Load averages (1/5/15 min) at the start of each run:\n\n```\n"
+            + open(f"{out}/loadavg.txt").read().strip() + "\n```\n")

@@ -16,7 +16,7 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchstats import generated_by, held_cell, held_failures, run_facts, spread  # noqa: E402
+from benchstats import generated_by, held_cell, held_failures, load_averages, run_facts, spread  # noqa: E402
 
 VARIANTS = ["async", "pool", "direct"]
 
@@ -137,8 +137,7 @@ def main(out, md):
       "server core. The blocking gateway holds a worker thread per page in progress; with "
       f"{p['gateway_workers']} threads it keeps up at this rate, and what it costs shows as CPU (thread wake-ups) "
       "and latency.\n")
-    w("Load averages (1/5/15 min) at the start of each run:\n")
-    w("```\n" + open(f"{out}/loadavg.txt").read().strip() + "\n```\n")
+    w(load_averages(out))
     w("Raw data: `results/chain/` (loadgen's JSON and text report per run, the server configs, commands.txt, "
       "env.json, params.json, the gateways' start-up output). Commands:\n")
     w("```\n" + open(f"{out}/commands.txt").read().strip() + "\n```")

@@ -18,7 +18,7 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchstats import generated_by, held_cell, run_facts, slope, spread  # noqa: E402
+from benchstats import generated_by, held_cell, load_averages, run_facts, slope, spread  # noqa: E402
 
 MODES = ["auto", "off"]
 
@@ -135,8 +135,7 @@ def main(out, md):
       "client's in-flight cap is full; after that calls wait in the client, their latency from the intended send "
       "time grows for as long as the run lasts, and the run cannot hold its rate: the backlog slope is the figure "
       "that does not depend on the run's length.\n")
-    w("Load averages (1/5/15 min) at the start of each run:\n")
-    w("```\n" + open(f"{out}/loadavg.txt").read().strip() + "\n```\n")
+    w(load_averages(out))
     w("Raw data: `results/overload/` (loadgen's JSON and text report per run, rss.csv, the provider configs, "
       "commands.txt, env.json, params.json).")
     open(md, "w").write("\n".join(L) + "\n")
