@@ -404,13 +404,10 @@ fi
 REPORT=${FAULTS_REPORT:-$([[ $OUT == results/faults ]] && echo results/FAULTS.md || echo "$OUT/FAULTS.md")}
 rm -rf "$OUT"
 mkdir -p "$OUT"
-cat >"$OUT/run.json" <<EOF
-{"command": "scripts/faults.sh$( ((SHORT)) && printf ' --short')$( (($#)) && printf ' %s' "$@")",
- "commit": "$GIT_COMMIT", "dirty": $GIT_DIRTY, "date_utc": "$(date -u '+%Y-%m-%d %H:%M:%S UTC')",
- "short": $( ((SHORT)) && echo true || echo false), "rate": $RATE, "deadline_ms": $DEADLINE_MS,
- "margin_ms": $MARGIN_MS, "session_ms": $SESSION_MS, "unit_s": $U,
- "uptime": "$(uptime | sed 's/.*load/load/')"}
-EOF
+machine_json "$OUT/run.json" \
+    "command=scripts/faults.sh$( ((SHORT)) && printf ' --short')$( (($#)) && printf ' %s' "$@")" \
+    "short=$( ((SHORT)) && echo true || echo false)" "rate=$RATE" "deadline_ms=$DEADLINE_MS" \
+    "margin_ms=$MARGIN_MS" "session_ms=$SESSION_MS" "unit_s=$U" "load=$(cut -d' ' -f1-3 /proc/loadavg)"
 
 for SCENARIO in "${CHOSEN[@]}"; do
     OUT_SCEN=$OUT/$SCENARIO

@@ -351,9 +351,13 @@ def report(out, path):
         "records the numbers its handler ran (`echo-provider --handler-ledger`); the two are joined per call."
     )
     L.append("")
-    dirty = " (dirty: uncommitted changes)" if params["dirty"] else ""
+    dirty = " (dirty: uncommitted changes)" if params["git_dirty"] else ""
     L.append(f"- command: `{params['command']}`")
-    L.append(f"- commit: `{params['commit']}`{dirty}; {params['date_utc']}; {params['uptime']}")
+    L.append(f"- commit: `{params['git_commit']}`{dirty}; {params['date_utc']}")
+    L.append(
+        f"- machine: {params['nproc']} cores ({params['cpu_model']}), kernel {params['kernel']}, "
+        f"{params['rustc']}; load average at the start {params['load']}"
+    )
     L.append(
         f"- load: {params['rate']} calls/s open loop, 64-byte Echo, 2 connections per provider; "
         f"deadline {params['deadline_ms']} ms per call; **margin {params['margin_ms']} ms** "
