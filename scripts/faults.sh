@@ -35,8 +35,15 @@ source scripts/lib.sh
 # shellcheck source=netns.sh
 source scripts/netns.sh
 
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then
+    sed -n '2,/^set -euo/{/^set -euo/d; s/^# \{0,1\}//; p}' "$0"
+    exit 0
+fi
 SHORT=0
-[[ ${1:-} == --short ]] && { SHORT=1; shift; }
+if [[ ${1:-} == --short ]]; then
+    SHORT=1
+    shift
+fi
 RATE=${RATE:-200}
 DEADLINE_MS=${DEADLINE_MS:-1000}
 MARGIN_MS=${MARGIN_MS:-200}
