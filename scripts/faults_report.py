@@ -175,6 +175,14 @@ class Run:
         t0, t1 = self.event_time(after), self.event_time(before)
         return sum(1 for t, l in self.registry if t0 <= t < t1 and l is not None and not self.listed(node, l))
 
+    def share_during(self, node, after, before):
+        """Of the calls sent between two events, how many `node`'s handler
+        ran (whenever it ran them), as 'n of m (x%)'."""
+        t0, t1 = self.event_time(after), self.event_time(before)
+        sent = [c["id"] for c in self.calls if t0 <= c["sent"] < t1]
+        ran = sum(1 for i in sent if any(n == node for n, _ in self.runs.get(i, ())))
+        return f"{ran:,} of {len(sent):,} ({100 * ran / max(1, len(sent)):.0f}%)"
+
     def failures_for(self, after):
         """Seconds from event `after` until the last failed call issued after
         it was sent (0: none failed)."""
@@ -247,6 +255,24 @@ def expectations(run):
             [none_fail],
         ),
     }.get(run.name, ([], []))
+
+
+# Per scenario: figures shown beside the checks, not checked.
+def notes(run):
+    return {
+        "provider-link-cut": [
+            ("calls sent during the cut that p1 ran (the client kept choosing it)",
+             lambda: run.share_during("p1", "cut c", "heal c")),
+        ],
+        "provider-link-oneway": [
+            ("calls sent during the cut that p1 ran (the client kept choosing it)",
+             lambda: run.share_during("p1", "cut p1", "heal p1")),
+        ],
+        "provider-zk-partition": [
+            ("calls sent while p1 was cut off from ZooKeeper that p1 ran",
+             lambda: run.share_during("p1", "cut p1", "heal p1")),
+        ],
+    }.get(run.name, [])
 
 
 def serves_before(self, node, before):
@@ -415,6 +441,11 @@ def report(out, path):
             f"provider {f['runs_per_node']} ({f['handler_runs']:,} in all, {f['ran_failed']} for calls that "
             f"failed)."
         )
+        for label, how in notes(run):
+            try:
+                L.append(f"- {label}: {how()}")
+            except KeyError as e:
+                L.append(f"- {label}: {e}")
         L.append("")
         L.append("| check | result |")
         L.append("|---|---|")
