@@ -89,11 +89,9 @@ event() { # name: logged with the time, for the report's timeline
 }
 T0=0
 at() { # seconds since the scenario's load started: sleeps until then
-    local due
-    due=$(python3 -c "print($T0 + $1)")
-    local now
-    now=$(date +%s.%N)
-    python3 -c "import time; time.sleep(max(0, $due - $now))"
+    # (sleep(1), not a Python sleep: Ctrl-C must end it, and so the script)
+    sleep "$(awk -v t0="$T0" -v at="$1" -v now="$(date +%s.%N)" \
+        'BEGIN { d = t0 + at - now; if (d < 0) d = 0; printf "%.3f", d }')"
 }
 
 # zk_config NODE ID SERVERS: zoo.cfg for a server at NODE's address; SERVERS
@@ -269,6 +267,12 @@ network_down() {
     done
     for node in "${!PROVIDER_PID[@]}"; do provider_stop "$node"; done
     PROVIDER_PID=()
+    # The providers' logs, for a failed check's post-mortem.
+    for node in p1 p2 p3; do
+        [[ -d $WORK/$node-logs ]] || continue
+        cat "$WORK/$node-logs"/* >"$OUT_SCEN/log-$node.txt" 2>/dev/null || true
+        rm -rf "$WORK/$node-logs" "$WORK/$node.out"
+    done
     net_down
 }
 
