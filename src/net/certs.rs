@@ -19,7 +19,7 @@ use rcgen::{
 /// The names a provider certificate holds when none are given.
 pub const DEFAULT_SERVER_NAMES: &[&str] = &["localhost", "127.0.0.1"];
 
-/// The files [`write`] creates, and which config key takes each.
+/// The files [`write()`] creates, and which config key takes each.
 pub const FILES: &[(&str, &str)] = &[
     (
         "ca.crt",
