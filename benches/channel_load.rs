@@ -53,20 +53,15 @@ fn main() {
         .collect();
     let arg = |i: usize, default: usize| args.get(i).copied().unwrap_or(default);
     let (conns, depth, secs, io_threads) = (arg(0, 50), arg(1, 16), arg(2, 5), arg(3, 1));
-    let mut server = Server::with_options(ServerOptions {
-        reactor_threads: 1,
-        ..ServerOptions::default()
-    });
+    let mut server = Server::with_options(ServerOptions::default().reactor_threads(1));
     server.add_service(EchoServer);
     let server = server.start().expect("server starts");
     let discover = Arc::new(StaticDiscover::single(server.local_addr()).expect("address"));
     let channel = Channel::new(
         discover,
-        ChannelOptions {
-            connections_per_endpoint: conns,
-            io_threads,
-            ..ChannelOptions::default()
-        },
+        ChannelOptions::default()
+            .connections_per_endpoint(conns)
+            .io_threads(io_threads),
     )
     .expect("channel starts");
     let load = Arc::new(Load {

@@ -1,6 +1,10 @@
 //! mprpc: protobuf services over a hand-rolled mio multi-reactor, discovered
 //! through ZooKeeper.
 //!
+//! Unix only (Linux, the BSDs, macOS): the event loops are mio's epoll or
+//! kqueue, and the few calls std does not wrap are POSIX (`sys`); other
+//! targets fail to build with a message saying so.
+//!
 //! Where things are (each file's top comment says more):
 //!
 //! * [`protocol`] — the wire formats behind one interface (`Protocol`,
@@ -62,8 +66,15 @@
 //!   ([`LoadBalance`]).
 //! * `registry` (feature `zookeeper`) — ZooKeeper: the registrar that keeps
 //!   a provider registered, and the watched cache consumers discover from.
+//! * [`options`] — every setting, each declared once (name, type, default,
+//!   doc, config key): [`ServerOptions`](options::ServerOptions),
+//!   [`ChannelOptions`], and the registry's, the provider's, the log's;
+//!   the config parser, `/status` and `docs/configuration.md` read them.
+//! * `sys` — every call into the OS that std does not wrap (`read(2)` into
+//!   a buffer, `listen(2)` backlog, open-files limit, `malloc_trim`,
+//!   `/proc`).
 //! * [`app`] — the application shell: [`app::config`] (the seed's config
-//!   file and every key the framework reads), [`app::provider`] (the seed's
+//!   file, read into the options structs), [`app::provider`] (the seed's
 //!   `RpcProvider`: server + ZooKeeper registration + graceful shutdown on
 //!   signals), and with feature `app` the seed's `Init` with a command line
 //!   ([`AppArgs`], [`Application`]) and `logging` (the daily log file).
@@ -143,6 +154,9 @@
 //! # }
 //! ```
 
+#[cfg(not(unix))]
+compile_error!("mprpc runs on Unix only (Linux, the BSDs, macOS): it drives sockets through mio's epoll/kqueue and calls POSIX directly (see src/sys)");
+
 /// Implements `Debug` as the `Display` sentence for public errors: a
 /// `main() -> Result<(), Box<dyn Error>>` prints its error with `{:?}`, so
 /// this is what a user sees when such a `main` fails.
@@ -161,11 +175,13 @@ pub mod call;
 pub mod client;
 pub mod discovery;
 pub mod net;
+pub mod options;
 pub mod protocol;
 #[cfg(feature = "zookeeper")]
 pub mod registry;
 pub mod server;
 pub mod service;
+mod sys;
 
 pub use app::config::{Config, ConfigError};
 pub use app::provider::{ProviderHandle, RpcProvider};

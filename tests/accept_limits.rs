@@ -55,10 +55,7 @@ fn echo(stream: &mut TcpStream, id: u64) -> Code {
 #[test]
 fn queued_connections_are_accepted_once_descriptors_free_up() {
     common::logs::captured_logs();
-    let mut server = Server::with_options(ServerOptions {
-        reactor_threads: 1,
-        ..ServerOptions::default()
-    });
+    let mut server = Server::with_options(ServerOptions::default().reactor_threads(1));
     server.add_service(TestService);
     let server = server.start().unwrap();
     let addr = server.local_addr();

@@ -22,10 +22,7 @@ use common::zk::{wait_until, ZkServer};
 
 fn start(options: ServerOptions) -> ServerHandle {
     mprpc::app::logging::init_for_tests();
-    let mut server = Server::with_options(ServerOptions {
-        reactor_threads: 2,
-        ..options
-    });
+    let mut server = Server::with_options(options.reactor_threads(2));
     server.add_service(TestService);
     server.start().unwrap()
 }
@@ -175,10 +172,7 @@ fn metrics_parse_and_counters_move_with_calls() {
 
 #[test]
 fn status_is_json_of_the_documented_shape() {
-    let server = start(ServerOptions {
-        max_frame_size: 12345,
-        ..ServerOptions::default()
-    });
+    let server = start(ServerOptions::default().max_frame_size(12345));
     let channel = Channel::direct(server.local_addr()).unwrap();
     call(&channel, "Echo", b"x").unwrap();
     let reply = get(server.local_addr(), "/status");
@@ -224,13 +218,10 @@ fn status_is_json_of_the_documented_shape() {
 
 #[test]
 fn a_token_is_required_when_set() {
-    let server = start(ServerOptions {
-        admin: AdminOptions {
-            token: Some(AuthToken::new("s3cret").unwrap()),
-            ..AdminOptions::default()
-        },
-        ..ServerOptions::default()
-    });
+    let server = start(
+        ServerOptions::default()
+            .admin(AdminOptions::default().token(Some(AuthToken::new("s3cret").unwrap()))),
+    );
     let addr = server.local_addr();
     for path in ["/metrics", "/status", "/", "/connections", "/nope"] {
         let reply = get(addr, path);
@@ -350,10 +341,7 @@ fn connections_are_listed_a_page_at_a_time() {
 /// same port all succeed.
 #[test]
 fn bad_http_is_refused_without_disturbing_rpc_calls() {
-    let server = start(ServerOptions {
-        frame_timeout: Some(Duration::from_millis(300)),
-        ..ServerOptions::default()
-    });
+    let server = start(ServerOptions::default().frame_timeout(Some(Duration::from_millis(300))));
     let addr = server.local_addr();
     let stop = Arc::new(AtomicBool::new(false));
     let ok_calls = Arc::new(AtomicU64::new(0));
@@ -415,13 +403,7 @@ fn bad_http_is_refused_without_disturbing_rpc_calls() {
 
 #[test]
 fn admin_port_serves_http_alone_and_the_rpc_port_then_refuses_it() {
-    let server = start(ServerOptions {
-        admin: AdminOptions {
-            port: Some(0),
-            ..AdminOptions::default()
-        },
-        ..ServerOptions::default()
-    });
+    let server = start(ServerOptions::default().admin(AdminOptions::default().port(Some(0))));
     let admin = server.admin_addr().unwrap();
     assert_ne!(admin, server.local_addr());
     assert_eq!(get(admin, "/metrics").status, 200);
@@ -438,23 +420,14 @@ fn admin_port_serves_http_alone_and_the_rpc_port_then_refuses_it() {
 
 #[test]
 fn admin_is_off_by_default_on_a_wildcard_bind_and_when_turned_off() {
-    let wildcard = start(ServerOptions {
-        addr: "0.0.0.0:0".into(),
-        ..ServerOptions::default()
-    });
+    let wildcard = start(ServerOptions::default().addr("0.0.0.0:0".into()));
     assert_eq!(wildcard.admin_addr(), None);
     let port = wildcard.local_addr().port();
     let loopback = SocketAddr::from(([127, 0, 0, 1], port));
     assert_eq!(get(loopback, "/metrics").status, 0, "closed, no reply");
     wildcard.shutdown();
     wildcard.wait();
-    let off = start(ServerOptions {
-        admin: AdminOptions {
-            enabled: Some(false),
-            ..AdminOptions::default()
-        },
-        ..ServerOptions::default()
-    });
+    let off = start(ServerOptions::default().admin(AdminOptions::default().enabled(Some(false))));
     assert_eq!(off.admin_addr(), None);
     assert_eq!(get(off.local_addr(), "/status").status, 0);
     off.shutdown();
@@ -465,15 +438,13 @@ fn admin_is_off_by_default_on_a_wildcard_bind_and_when_turned_off() {
 fn a_registered_provider_shows_its_zookeeper_session_and_nodes() {
     mprpc::app::logging::init_for_tests();
     let zk = ZkServer::start();
-    let config = Config {
-        zookeeper: Some(zk.connect_string()),
-        zk_session_timeout: Duration::from_millis(2000),
-        rpc_server_port: 0,
-        reactor_threads: 1,
-        admin_token: Some(AuthToken::new("tok").unwrap()),
-        zk_digest: Some("user:hidden-pass".into()),
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.registry.zookeeper = Some(zk.connect_string());
+    config.registry.session_timeout = Duration::from_millis(2000);
+    config.provider.rpc_server_port = 0;
+    config.server.reactor_threads = 1;
+    config.server.admin.token = Some(AuthToken::new("tok").unwrap());
+    config.registry.digest = Some("user:hidden-pass".into());
     let mut provider = RpcProvider::new(&config);
     provider.notify_service(TestService);
     let handle = provider.start().expect("registers");

@@ -54,11 +54,11 @@ impl Service for Delayed {
 
 fn provider() -> ServerHandle {
     mprpc::app::logging::init_for_tests();
-    let mut server = Server::with_options(ServerOptions {
-        addr: "127.0.0.1:0".into(),
-        worker_threads: IN_FLIGHT as usize + 2,
-        ..ServerOptions::default()
-    });
+    let mut server = Server::with_options(
+        ServerOptions::default()
+            .addr("127.0.0.1:0".into())
+            .worker_threads(IN_FLIGHT as usize + 2),
+    );
     server.add_blocking_service(Delayed);
     server.start().expect("provider starts")
 }

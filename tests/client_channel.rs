@@ -275,10 +275,7 @@ fn a_call_times_out_with_deadline_exceeded_and_cancels_on_the_server() {
     // The channel default applies when the call sets no timeout.
     let ch = channel(
         &[server.addr],
-        ChannelOptions {
-            call_timeout: Duration::from_millis(50),
-            ..ChannelOptions::default()
-        },
+        ChannelOptions::default().call_timeout(Duration::from_millis(50)),
     );
     assert_eq!(
         call(&ch, "hang", "").unwrap_err().code(),
@@ -430,13 +427,7 @@ fn connection_refused_fails_quickly_with_unavailable() {
 #[test]
 fn too_many_calls_in_flight_fail_fast() {
     let server = TestServer::start();
-    let ch = channel(
-        &[server.addr],
-        ChannelOptions {
-            max_inflight: 10,
-            ..ChannelOptions::default()
-        },
-    );
+    let ch = channel(&[server.addr], ChannelOptions::default().max_inflight(10));
     let hanging: Vec<_> = (0..10)
         .map(|_| ch.call_async("Test", "hang", Bytes::new(), &opts()))
         .collect();
@@ -452,10 +443,7 @@ fn oversized_requests_and_names_are_refused_locally() {
     let server = TestServer::start();
     let ch = channel(
         &[server.addr],
-        ChannelOptions {
-            max_frame_size: 1024,
-            ..ChannelOptions::default()
-        },
+        ChannelOptions::default().max_frame_size(1024),
     );
     let big = Bytes::from(vec![0u8; 2048]);
     let err = ch.call("Test", "echo", big, &opts(), None).unwrap_err();
@@ -511,11 +499,9 @@ fn failover_skips_a_refusing_endpoint() {
     let dead = refusing_addr();
     let ch = channel(
         &[dead, server.addr],
-        ChannelOptions {
-            backoff_base: Duration::from_secs(30),
-            backoff_max: Duration::from_secs(30),
-            ..ChannelOptions::default()
-        },
+        ChannelOptions::default()
+            .backoff_base(Duration::from_secs(30))
+            .backoff_max(Duration::from_secs(30)),
     );
     for i in 0..50 {
         let payload = Bytes::from(format!("call {i}"));
@@ -553,13 +539,7 @@ fn all_endpoints_down_names_the_service() {
 fn spread(policy: LoadBalance, key: impl Fn(usize) -> Option<u64>) -> Vec<usize> {
     let servers: Vec<_> = (0..3).map(|_| TestServer::start()).collect();
     let addrs: Vec<_> = servers.iter().map(|s| s.addr).collect();
-    let ch = channel(
-        &addrs,
-        ChannelOptions {
-            load_balance: policy,
-            ..ChannelOptions::default()
-        },
-    );
+    let ch = channel(&addrs, ChannelOptions::default().load_balance(policy));
     for i in 0..300 {
         let options = CallOptions {
             timeout: None,
@@ -617,10 +597,7 @@ fn least_outstanding_avoids_a_busy_provider() {
     });
     let ch = Channel::new(
         discover.clone(),
-        ChannelOptions {
-            load_balance: LoadBalance::LeastOutstanding,
-            ..ChannelOptions::default()
-        },
+        ChannelOptions::default().load_balance(LoadBalance::LeastOutstanding),
     )
     .unwrap();
     // 20 calls pile up on the only provider known so far...
@@ -644,10 +621,7 @@ fn a_connect_that_times_out_sends_nothing_and_fails_unavailable() {
     // A zero connect timeout expires before the connect can complete.
     let ch = channel(
         &[server.addr],
-        ChannelOptions {
-            connect_timeout: Duration::ZERO,
-            ..ChannelOptions::default()
-        },
+        ChannelOptions::default().connect_timeout(Duration::ZERO),
     );
     let err = call(&ch, "echo", "x").unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err}");

@@ -40,15 +40,15 @@ fn restart_on(addr: SocketAddr) -> ServerHandle {
 
 fn try_start_on(addr: &str) -> std::io::Result<ServerHandle> {
     mprpc::app::logging::init_for_tests();
-    let mut server = Server::with_options(ServerOptions {
-        addr: addr.to_owned(),
-        reactor_threads: 2,
-        worker_threads: 2,
-        // Callers keep sending through the restart: a connection never
-        // goes quiet, so the drain ends with the grace period.
-        shutdown_grace: Duration::from_millis(300),
-        ..ServerOptions::default()
-    });
+    let mut server = Server::with_options(
+        ServerOptions::default()
+            .addr(addr.to_owned())
+            .reactor_threads(2)
+            .worker_threads(2)
+            // Callers keep sending through the restart: a connection never
+            // goes quiet, so the drain ends with the grace period.
+            .shutdown_grace(Duration::from_millis(300)),
+    );
     server.add_service(TestService);
     server.add_blocking_service(BlockingTest);
     server.start()
@@ -94,12 +94,10 @@ fn every_call_completes_once_through_deadlines_cancels_and_a_restart() {
     let addr: SocketAddr = server.local_addr();
     let channel = Channel::new(
         Arc::new(StaticDiscover::single(addr).unwrap()),
-        ChannelOptions {
-            io_threads: 2,
-            backoff_base: Duration::from_millis(10),
-            backoff_max: Duration::from_millis(50),
-            ..ChannelOptions::default()
-        },
+        ChannelOptions::default()
+            .io_threads(2)
+            .backoff_base(Duration::from_millis(10))
+            .backoff_max(Duration::from_millis(50)),
     )
     .unwrap();
     let seed0 = std::env::var("MPRPC_STRESS_SEED")
@@ -230,10 +228,7 @@ fn several_io_threads_share_the_calls_and_all_stop_with_the_channel() {
     let before = server.connection_count();
     let channel = Channel::new(
         Arc::new(StaticDiscover::single(server.local_addr()).unwrap()),
-        ChannelOptions {
-            io_threads: 3,
-            ..ChannelOptions::default()
-        },
+        ChannelOptions::default().io_threads(3),
     )
     .unwrap();
     // (A thread names itself once it runs.)

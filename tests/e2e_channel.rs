@@ -23,11 +23,11 @@ fn start(options: ServerOptions) -> ServerHandle {
 }
 
 fn default_server() -> ServerHandle {
-    start(ServerOptions {
-        reactor_threads: 2,
-        worker_threads: 4,
-        ..ServerOptions::default()
-    })
+    start(
+        ServerOptions::default()
+            .reactor_threads(2)
+            .worker_threads(4),
+    )
 }
 
 fn opts(ms: u64) -> CallOptions {
@@ -220,19 +220,13 @@ fn calls_around(
 
 #[test]
 fn an_oversized_request_fails_alone() {
-    let server = start(ServerOptions {
-        max_frame_size: 4096,
-        ..ServerOptions::default()
-    });
+    let server = start(ServerOptions::default().max_frame_size(4096));
     let addr = server.local_addr();
     // This client's own limit is larger than the server's, so the request
     // goes out; the server answers that one call and keeps the connection.
     let big = Channel::new(
         Arc::new(StaticDiscover::single(addr).unwrap()),
-        ChannelOptions {
-            max_frame_size: 1 << 20,
-            ..ChannelOptions::default()
-        },
+        ChannelOptions::default().max_frame_size(1 << 20),
     )
     .unwrap();
     let huge = Bytes::from(vec![1u8; 512 * 1024]);
@@ -273,10 +267,7 @@ fn an_oversized_reply_fails_alone() {
     let server = default_server();
     let small = Channel::new(
         Arc::new(StaticDiscover::single(server.local_addr()).unwrap()),
-        ChannelOptions {
-            max_frame_size: 4096,
-            ..ChannelOptions::default()
-        },
+        ChannelOptions::default().max_frame_size(4096),
     )
     .unwrap();
     let r = calls_around(&small, 1000, || {

@@ -27,15 +27,15 @@ const RUN_FOR: Duration = Duration::from_secs(3);
 
 fn start_server() -> ServerHandle {
     mprpc::app::logging::init_for_tests();
-    let mut server = Server::with_options(ServerOptions {
-        reactor_threads: 2,
-        worker_threads: 2,
-        max_frame_size: 64 * 1024,
-        max_inflight_per_connection: 64,
-        write_high_water: 256 * 1024,
-        frame_timeout: Some(Duration::from_millis(500)),
-        ..ServerOptions::default()
-    });
+    let mut server = Server::with_options(
+        ServerOptions::default()
+            .reactor_threads(2)
+            .worker_threads(2)
+            .max_frame_size(64 * 1024)
+            .max_inflight_per_connection(64)
+            .write_high_water(256 * 1024)
+            .frame_timeout(Some(Duration::from_millis(500))),
+    );
     server.add_service(TestService);
     server.add_blocking_service(BlockingTest);
     server.start().unwrap()
@@ -274,11 +274,7 @@ fn start_with(
     Arc<std::sync::atomic::AtomicUsize>,
 ) {
     mprpc::app::logging::init_for_tests();
-    let mut server = Server::with_options(ServerOptions {
-        reactor_threads: 1,
-        worker_threads: 1,
-        ..options
-    });
+    let mut server = Server::with_options(options.reactor_threads(1).worker_threads(1));
     let (tracked, runs) = Tracked::new();
     let (parked, live) = Parked::new();
     server.add_service(TestService);
@@ -313,10 +309,7 @@ fn a_reset_connections_queued_pool_calls_never_run() {
 
 #[test]
 fn the_pool_queue_is_bounded_and_answers_overloaded_beyond_it() {
-    let (server, runs, _) = start_with(ServerOptions {
-        max_queued_calls: 4,
-        ..ServerOptions::default()
-    });
+    let (server, runs, _) = start_with(ServerOptions::default().max_queued_calls(4));
     let mut c = RawClient::connect(server.local_addr());
     let mut batch = request_batch("BlockingTest", "Slow", [(1, &b"302"[..])]);
     batch.extend_from_slice(&request_batch(
@@ -349,10 +342,7 @@ fn the_pool_queue_is_bounded_and_answers_overloaded_beyond_it() {
 
 #[test]
 fn cancelled_queued_calls_leave_the_pool_bound_at_once() {
-    let (server, runs, _) = start_with(ServerOptions {
-        max_queued_calls: 4,
-        ..ServerOptions::default()
-    });
+    let (server, runs, _) = start_with(ServerOptions::default().max_queued_calls(4));
     let mut c = RawClient::connect(server.local_addr());
     // The one worker is busy for 300 ms; four calls fill the queue and are
     // cancelled; four more must then be queued, not refused: cancelled
@@ -393,10 +383,7 @@ fn cancelled_queued_calls_leave_the_pool_bound_at_once() {
 
 #[test]
 fn a_trickled_seed_request_is_decoded_once_not_once_per_read() {
-    let (server, _, _) = start_with(ServerOptions {
-        max_frame_size: 4 << 20,
-        ..ServerOptions::default()
-    });
+    let (server, _, _) = start_with(ServerOptions::default().max_frame_size(4 << 20));
     // A 1 MiB service name: re-decoding the header per read costs 1 MiB each.
     let mut frame = bytes::BytesMut::new();
     let name = "S".repeat(1 << 20);
@@ -424,10 +411,7 @@ fn a_trickled_seed_request_is_decoded_once_not_once_per_read() {
 
 #[test]
 fn a_connection_paused_at_its_inflight_limit_sees_its_peer_reset() {
-    let (server, _, live) = start_with(ServerOptions {
-        max_inflight_per_connection: 16,
-        ..ServerOptions::default()
-    });
+    let (server, _, live) = start_with(ServerOptions::default().max_inflight_per_connection(16));
     let mut c = RawClient::connect(server.local_addr());
     let batch = request_batch("Parked", "Wait", (1..=64).map(|id| (id, &b""[..])));
     c.stream.write_all(&batch).unwrap();
@@ -475,12 +459,12 @@ fn a_reused_request_id_closes_the_connection_and_orphans_nothing() {
 
 #[test]
 fn a_peer_that_never_sends_its_token_is_closed_at_the_auth_deadline() {
-    let (server, _, _) = start_with(ServerOptions {
-        auth_tokens: vec![mprpc::net::auth::AuthToken::new("s3cret").unwrap()],
-        auth_timeout: Some(Duration::from_millis(300)),
-        idle_timeout: None,
-        ..ServerOptions::default()
-    });
+    let (server, _, _) = start_with(
+        ServerOptions::default()
+            .auth_tokens(vec![mprpc::net::auth::AuthToken::new("s3cret").unwrap()])
+            .auth_timeout(Some(Duration::from_millis(300)))
+            .idle_timeout(None),
+    );
     let silent = TcpStream::connect(server.local_addr()).unwrap();
     let began = Instant::now();
     assert!(closed_by_server(silent, Duration::from_secs(5)));
@@ -495,11 +479,11 @@ fn a_peer_that_never_sends_its_token_is_closed_at_the_auth_deadline() {
 
 #[test]
 fn a_peer_that_never_reads_its_replies_is_closed_when_they_stall() {
-    let (server, _, _) = start_with(ServerOptions {
-        write_stall_timeout: Some(Duration::from_millis(300)),
-        idle_timeout: None,
-        ..ServerOptions::default()
-    });
+    let (server, _, _) = start_with(
+        ServerOptions::default()
+            .write_stall_timeout(Some(Duration::from_millis(300)))
+            .idle_timeout(None),
+    );
     let mut c = RawClient::connect(server.local_addr());
     // 64 replies of 256 KiB: far more than the socket buffers take.
     let batch = request_batch("Test", "Grow", (0..64).map(|id| (id, &b"262144"[..])));

@@ -88,13 +88,13 @@ fn rss_falls_to(at_most: usize, limit: Duration) -> usize {
 #[test]
 fn hostile_frame_lengths_cost_only_what_arrives_and_memory_goes_back() {
     mprpc::app::logging::init_for_tests();
-    let mut server = Server::with_options(ServerOptions {
-        reactor_threads: 1,
-        worker_threads: 1,
-        max_frame_size: 16 * MIB,
-        max_buffered_bytes: 64 * MIB,
-        ..ServerOptions::default()
-    });
+    let mut server = Server::with_options(
+        ServerOptions::default()
+            .reactor_threads(1)
+            .worker_threads(1)
+            .max_frame_size(16 * MIB)
+            .max_buffered_bytes(64 * MIB),
+    );
     server.add_service(TestService);
     let server = server.start().unwrap();
     let addr = server.local_addr();

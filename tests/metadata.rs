@@ -105,11 +105,11 @@ impl Interceptor for Gate {
 
 fn server(gate: Option<Arc<Gate>>) -> ServerHandle {
     captured_logs();
-    let mut server = Server::with_options(ServerOptions {
-        reactor_threads: 1,
-        worker_threads: 2,
-        ..ServerOptions::default()
-    });
+    let mut server = Server::with_options(
+        ServerOptions::default()
+            .reactor_threads(1)
+            .worker_threads(2),
+    );
     server.add_service(Meta {
         name: "Inline",
         later: false,
@@ -423,11 +423,11 @@ impl Service for Relay {
 #[test]
 fn a_trace_id_made_at_the_first_hop_reaches_the_last_and_is_in_both_spans() {
     let last = server(None);
-    let mut middle = Server::with_options(ServerOptions {
-        reactor_threads: 1,
-        worker_threads: 2,
-        ..ServerOptions::default()
-    });
+    let mut middle = Server::with_options(
+        ServerOptions::default()
+            .reactor_threads(1)
+            .worker_threads(2),
+    );
     let next = channel_to(&last, ChannelOptions::default());
     middle.add_blocking_service(Relay {
         name: "PoolRelay",

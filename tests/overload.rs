@@ -20,10 +20,7 @@ use common::services::{slow_request, wait_slow_started, BlockingTest};
 
 fn start(options: ServerOptions) -> ServerHandle {
     mprpc::app::logging::init_for_tests();
-    let mut server = Server::with_options(ServerOptions {
-        reactor_threads: 1,
-        ..options
-    });
+    let mut server = Server::with_options(options.reactor_threads(1));
     server.add_blocking_service(BlockingTest);
     server.start().unwrap()
 }
@@ -78,11 +75,11 @@ fn slowest(results: &[(Code, Duration)], code: Code) -> Duration {
 fn a_fixed_limit_refuses_the_surplus_at_once_and_admitted_calls_keep_their_latency() {
     const CALLS: usize = 64;
     const WORKERS: usize = 4;
-    let limited = start(ServerOptions {
-        worker_threads: WORKERS,
-        max_concurrency: "BlockingTest.Slow:4".parse().unwrap(),
-        ..ServerOptions::default()
-    });
+    let limited = start(
+        ServerOptions::default()
+            .worker_threads(WORKERS)
+            .max_concurrency("BlockingTest.Slow:4".parse().unwrap()),
+    );
     let shed = flood(&limited, CALLS, 50);
 
     // Every call was answered, either served or refused: nothing else.
@@ -115,10 +112,7 @@ fn a_fixed_limit_refuses_the_surplus_at_once_and_admitted_calls_keep_their_laten
 
     // The same flood without a limit queues every call for the 4 workers:
     // the last waits for all the others.
-    let unlimited = start(ServerOptions {
-        worker_threads: WORKERS,
-        ..ServerOptions::default()
-    });
+    let unlimited = start(ServerOptions::default().worker_threads(WORKERS));
     let queued = flood(&unlimited, CALLS, 50);
     assert_eq!(count(&queued, Code::Ok), CALLS);
     assert!(unlimited.concurrency().is_empty());
@@ -140,11 +134,11 @@ fn a_fixed_limit_refuses_the_surplus_at_once_and_admitted_calls_keep_their_laten
 fn the_adaptive_limit_falls_to_what_the_workers_can_take_under_a_flood() {
     const WORKERS: usize = 2;
     const CALLERS: usize = 48;
-    let server = start(ServerOptions {
-        worker_threads: WORKERS,
-        concurrency_limiter: ConcurrencyLimiter::Auto,
-        ..ServerOptions::default()
-    });
+    let server = start(
+        ServerOptions::default()
+            .worker_threads(WORKERS)
+            .concurrency_limiter(ConcurrencyLimiter::Auto),
+    );
     let initial = slow_limit(&server).limit;
     assert!(slow_limit(&server).adaptive);
     assert!(initial as usize > CALLERS / 2, "{initial}");
@@ -217,11 +211,11 @@ fn the_adaptive_limit_falls_to_what_the_workers_can_take_under_a_flood() {
 /// (a `Slow` of `hold_ms`, its handler started): every other `Slow` call
 /// is refused until it ends.
 fn busy_provider(hold_ms: u64) -> (ServerHandle, mprpc::client::PendingCall) {
-    let server = start(ServerOptions {
-        worker_threads: 1,
-        max_concurrency: "BlockingTest.Slow:1".parse().unwrap(),
-        ..ServerOptions::default()
-    });
+    let server = start(
+        ServerOptions::default()
+            .worker_threads(1)
+            .max_concurrency("BlockingTest.Slow:1".parse().unwrap()),
+    );
     let request = slow_request(hold_ms);
     let hold = Channel::direct(server.local_addr()).unwrap().call_async(
         "BlockingTest",
@@ -250,11 +244,11 @@ fn channel_over(servers: &[&ServerHandle]) -> Channel {
 fn a_consumer_retries_a_refused_call_once_on_another_provider() {
     const CALLS: usize = 20;
     let (busy, hold) = busy_provider(3001);
-    let idle = start(ServerOptions {
-        worker_threads: 2,
-        max_concurrency: "BlockingTest.Slow:100".parse().unwrap(),
-        ..ServerOptions::default()
-    });
+    let idle = start(
+        ServerOptions::default()
+            .worker_threads(2)
+            .max_concurrency("BlockingTest.Slow:100".parse().unwrap()),
+    );
     let channel = channel_over(&[&busy, &idle]);
     let options = CallOptions::with_timeout(Duration::from_secs(10));
     for i in 0..CALLS {

@@ -51,20 +51,22 @@ impl Service for Accounts {
 }
 
 fn config(connect: &str, root: &str, port: u16) -> Config {
-    Config {
-        zookeeper: Some(connect.to_owned()),
-        // Long enough for a session to open on a loaded machine.
-        zk_session_timeout: Duration::from_secs(4),
-        zk_root: root.to_owned(),
-        rpc_server_ip: "127.0.0.1".into(),
-        rpc_server_port: port,
-        reactor_threads: 1,
-        worker_threads: 1,
-        drain: Duration::from_millis(200),
-        auth_tokens: vec![AuthToken::new(TOKEN).unwrap()],
-        admin: Some(true),
-        ..Config::default()
-    }
+    let mut config = Config::default();
+    config.registry.zookeeper = Some(connect.to_owned());
+    // Long enough for a session to open on a loaded machine.
+    config.registry.session_timeout = Duration::from_secs(4);
+    config.registry.root = root.to_owned();
+    config.provider.rpc_server_ip = "127.0.0.1".into();
+    config.provider.rpc_server_port = port;
+    config.server.reactor_threads = 1;
+    config.server.worker_threads = 1;
+    config.provider.drain = Duration::from_millis(200);
+    // The provider requires the token; the consumer sends it.
+    let token = AuthToken::new(TOKEN).unwrap();
+    config.server.auth_tokens = vec![token.clone()];
+    config.channel.auth_token = Some(token);
+    config.server.admin.enabled = Some(true);
+    config
 }
 
 fn start_provider(config: &Config) -> ProviderHandle {
@@ -75,11 +77,9 @@ fn start_provider(config: &Config) -> ProviderHandle {
 
 fn consumer(config: &Config) -> (Channel, Arc<ZkDiscover>) {
     let discover = ZkDiscover::connect(config).expect("discovery connects");
-    let options = ChannelOptions {
-        call_timeout: Duration::from_secs(3),
-        connect_timeout: Duration::from_millis(500),
-        ..ChannelOptions::from_config(config)
-    };
+    let options = ChannelOptions::from_config(config)
+        .call_timeout(Duration::from_secs(3))
+        .connect_timeout(Duration::from_millis(500));
     (Channel::new(discover.clone(), options).unwrap(), discover)
 }
 

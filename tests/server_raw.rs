@@ -27,13 +27,13 @@ fn server_with(options: ServerOptions) -> Server {
 }
 
 fn start(max_frame: usize) -> ServerHandle {
-    server_with(ServerOptions {
-        reactor_threads: 2,
-        worker_threads: 4,
-        max_frame_size: max_frame,
-        frame_timeout: Some(Duration::from_millis(500)),
-        ..ServerOptions::default()
-    })
+    server_with(
+        ServerOptions::default()
+            .reactor_threads(2)
+            .worker_threads(4)
+            .max_frame_size(max_frame)
+            .frame_timeout(Some(Duration::from_millis(500))),
+    )
     .start()
     .expect("server starts")
 }
@@ -319,11 +319,11 @@ fn half_a_frame_then_silence_is_closed_by_the_frame_timer() {
 #[test]
 fn idle_connections_are_closed_busy_ones_are_not() {
     const IDLE: Duration = Duration::from_secs(1);
-    let server = server_with(ServerOptions {
-        reactor_threads: 1,
-        idle_timeout: Some(IDLE),
-        ..ServerOptions::default()
-    })
+    let server = server_with(
+        ServerOptions::default()
+            .reactor_threads(1)
+            .idle_timeout(Some(IDLE)),
+    )
     .start()
     .expect("server starts");
     let mut idle = RawClient::connect(server.local_addr());
@@ -347,11 +347,11 @@ fn idle_connections_are_closed_busy_ones_are_not() {
 
 #[test]
 fn connection_limit_refuses_cleanly() {
-    let server = server_with(ServerOptions {
-        reactor_threads: 1,
-        max_connections: 2,
-        ..ServerOptions::default()
-    })
+    let server = server_with(
+        ServerOptions::default()
+            .reactor_threads(1)
+            .max_connections(2),
+    )
     .start()
     .expect("server starts");
     let mut a = RawClient::connect(server.local_addr());
@@ -417,11 +417,11 @@ fn a_slow_reader_gets_every_reply_once_it_reads() {
 
 #[test]
 fn a_cancelled_pool_call_never_runs_and_its_reply_is_dropped() {
-    let mut server = server_with(ServerOptions {
-        reactor_threads: 1,
-        worker_threads: 1,
-        ..ServerOptions::default()
-    });
+    let mut server = server_with(
+        ServerOptions::default()
+            .reactor_threads(1)
+            .worker_threads(1),
+    );
     let (tracked, runs) = Tracked::new();
     server.add_blocking_service(tracked);
     let server = server.start().unwrap();
@@ -453,12 +453,12 @@ fn a_cancelled_pool_call_never_runs_and_its_reply_is_dropped() {
 
 #[test]
 fn shutdown_past_the_grace_period_does_not_run_the_queued_pool_calls() {
-    let server = server_with(ServerOptions {
-        reactor_threads: 1,
-        worker_threads: 1,
-        shutdown_grace: Duration::from_millis(100),
-        ..ServerOptions::default()
-    })
+    let server = server_with(
+        ServerOptions::default()
+            .reactor_threads(1)
+            .worker_threads(1)
+            .shutdown_grace(Duration::from_millis(100)),
+    )
     .start()
     .expect("server starts");
     // 100 calls of 30 ms each on one worker: 3 s of queued work.

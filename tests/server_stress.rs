@@ -272,13 +272,13 @@ fn a_randomized_live_stream_gets_exactly_its_replies() {
     mprpc::app::logging::init_for_tests();
     let seed = seed();
     println!("seed {seed} (rerun with MPRPC_STRESS_SEED={seed})");
-    let mut server = Server::with_options(ServerOptions {
-        reactor_threads: REACTORS,
-        worker_threads: 2,
-        write_high_water: HIGH_WATER,
-        max_inflight_per_connection: MAX_INFLIGHT,
-        ..ServerOptions::default()
-    });
+    let mut server = Server::with_options(
+        ServerOptions::default()
+            .reactor_threads(REACTORS)
+            .worker_threads(2)
+            .write_high_water(HIGH_WATER)
+            .max_inflight_per_connection(MAX_INFLIGHT),
+    );
     let (tracked, runs) = Tracked::new();
     server.add_service(TestService);
     server.add_blocking_service(BlockingTest);

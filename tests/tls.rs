@@ -27,13 +27,13 @@ use common::services::TestService;
 
 fn start(tls: Option<ServerTls>, tokens: &[&str]) -> ServerHandle {
     captured_logs();
-    let mut server = Server::with_options(ServerOptions {
-        reactor_threads: 2,
-        frame_timeout: Some(Duration::from_millis(500)),
-        tls,
-        auth_tokens: tokens.iter().map(|t| AuthToken::new(t).unwrap()).collect(),
-        ..ServerOptions::default()
-    });
+    let mut server = Server::with_options(
+        ServerOptions::default()
+            .reactor_threads(2)
+            .frame_timeout(Some(Duration::from_millis(500)))
+            .tls(tls)
+            .auth_tokens(tokens.iter().map(|t| AuthToken::new(t).unwrap()).collect()),
+    );
     server.add_service(TestService);
     server.start().unwrap()
 }
@@ -49,14 +49,12 @@ fn client_tls(pki: &Pki, identity: Option<&Identity>) -> ClientTls {
 }
 
 fn channel(addr: SocketAddr, tls: Option<ClientTls>, token: Option<&str>) -> Channel {
-    let options = ChannelOptions {
-        tls,
-        auth_token: token.map(|t| AuthToken::new(t).unwrap()),
+    let options = ChannelOptions::default()
+        .tls(tls)
+        .auth_token(token.map(|t| AuthToken::new(t).unwrap()))
         // Every call opens its own attempt: no back-off between the checks.
-        backoff_base: Duration::from_millis(1),
-        backoff_max: Duration::from_millis(1),
-        ..ChannelOptions::default()
-    };
+        .backoff_base(Duration::from_millis(1))
+        .backoff_max(Duration::from_millis(1));
     Channel::new(Arc::new(StaticDiscover::single(addr).unwrap()), options).unwrap()
 }
 
@@ -348,13 +346,11 @@ fn a_provider_publishes_that_it_requires_tls_and_consumers_follow() {
     let zk = common::zk::ZkServer::start();
     let tls = server_tls(&pki, false, TlsMode::Required);
     let server = start(Some(tls.clone()), &[]);
-    let config = Config {
-        zookeeper: Some(zk.connect_string()),
-        zk_session_timeout: Duration::from_millis(1000),
-        tls: TlsMode::Required,
-        server_tls: Some(tls),
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.registry.zookeeper = Some(zk.connect_string());
+    config.registry.session_timeout = Duration::from_millis(1000);
+    config.server_tls_files.mode = TlsMode::Required;
+    config.server.tls = Some(tls);
     let services = vec![ServiceInfo::new("Test", &["Echo"])];
     let _registrar = Registrar::start(&config, server.local_addr(), services).unwrap();
     let discover = ZkDiscover::connect(&config).unwrap();
@@ -370,10 +366,7 @@ fn a_provider_publishes_that_it_requires_tls_and_consumers_follow() {
             .contains("requires TLS and this channel has none"),
         "{status}"
     );
-    let options = ChannelOptions {
-        tls: Some(client_tls(&pki, None)),
-        ..ChannelOptions::default()
-    };
+    let options = ChannelOptions::default().tls(Some(client_tls(&pki, None)));
     let secure = Channel::new(discover, options).unwrap();
     assert_eq!(echo(&secure, "over TLS").unwrap(), "over TLS");
 }
@@ -388,10 +381,7 @@ fn calls_move_on_when_a_providers_handshake_fails() {
         mprpc::Endpoint::new(bad.local_addr()),
         mprpc::Endpoint::new(good.local_addr()),
     ];
-    let options = ChannelOptions {
-        tls: Some(client_tls(&pki, None)),
-        ..ChannelOptions::default()
-    };
+    let options = ChannelOptions::default().tls(Some(client_tls(&pki, None)));
     let ch = Channel::new(Arc::new(StaticDiscover::new(endpoints)), options).unwrap();
     for i in 0..20 {
         let text = format!("call {i}");

@@ -51,15 +51,14 @@ impl Service for Who {
 }
 
 fn config(connect: &str) -> Config {
-    Config {
-        zookeeper: Some(connect.to_owned()),
-        zk_session_timeout: Duration::from_millis(1000),
-        rpc_server_ip: "127.0.0.1".into(),
-        rpc_server_port: 0,
-        reactor_threads: 1,
-        worker_threads: 1,
-        ..Config::default()
-    }
+    let mut config = Config::default();
+    config.registry.zookeeper = Some(connect.to_owned());
+    config.registry.session_timeout = Duration::from_millis(1000);
+    config.provider.rpc_server_ip = "127.0.0.1".into();
+    config.provider.rpc_server_port = 0;
+    config.server.reactor_threads = 1;
+    config.server.worker_threads = 1;
+    config
 }
 
 /// A provider running in this process.
@@ -97,11 +96,9 @@ impl Provider {
 
 fn consumer(config: &Config) -> (Channel, Arc<ZkDiscover>) {
     let discover = ZkDiscover::connect(config).expect("discovery connects");
-    let options = ChannelOptions {
-        call_timeout: Duration::from_secs(3),
-        connect_timeout: Duration::from_millis(500),
-        ..ChannelOptions::default()
-    };
+    let options = ChannelOptions::default()
+        .call_timeout(Duration::from_secs(3))
+        .connect_timeout(Duration::from_millis(500));
     (Channel::new(discover.clone(), options).unwrap(), discover)
 }
 
@@ -127,10 +124,8 @@ fn init_logs() {
 fn calls_spread_over_two_providers_and_survive_a_zookeeper_outage() {
     init_logs();
     let mut zk = ZkServer::start();
-    let config = Config {
-        zk_session_timeout: Duration::from_secs(4),
-        ..config(&zk.connect_string())
-    };
+    let mut config = config(&zk.connect_string());
+    config.registry.session_timeout = Duration::from_secs(4);
     let a = Provider::start(&config, "a");
     let b = Provider::start(&config, "b");
     let (channel, discover) = consumer(&config);
@@ -218,10 +213,8 @@ fn a_killed_provider_gets_no_more_calls_and_a_new_one_gets_traffic() {
 fn a_rolling_restart_under_load_loses_no_call() {
     init_logs();
     let zk = ZkServer::start();
-    let config = Config {
-        drain: Duration::from_millis(500),
-        ..config(&zk.connect_string())
-    };
+    let mut config = config(&zk.connect_string());
+    config.provider.drain = Duration::from_millis(500);
     let a = Provider::start(&config, "a");
     let b = Provider::start(&config, "b");
     let (channel, discover) = consumer(&config);
@@ -280,16 +273,17 @@ fn sorted(mut v: Vec<SocketAddr>) -> Vec<SocketAddr> {
 fn a_call_larger_than_the_published_frame_limit_fails_before_it_is_sent() {
     init_logs();
     let zk = ZkServer::start();
-    let config = Config {
-        max_frame_size: 4096,
-        ..config(&zk.connect_string())
-    };
+    let mut config = config(&zk.connect_string());
+    config.server.max_frame_size = 4096;
+    config.channel.max_frame_size = 4096;
     let provider = Provider::start(&config, "small-frames");
     // The consumer's own limit is the 16 MiB default: only the published
     // limit can stop the call here.
-    let (channel, discover) = consumer(&Config {
-        max_frame_size: mprpc::protocol::mprpc::DEFAULT_MAX_FRAME,
-        ..config.clone()
+    let (channel, discover) = consumer(&{
+        let mut config = config.clone();
+        config.server.max_frame_size = mprpc::protocol::mprpc::DEFAULT_MAX_FRAME;
+        config.channel.max_frame_size = mprpc::protocol::mprpc::DEFAULT_MAX_FRAME;
+        config
     });
     assert!(wait_until(SOON, || discovered(&discover).len() == 1));
     let big = Bytes::from(vec![0u8; 64 * 1024]);

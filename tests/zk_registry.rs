@@ -29,15 +29,14 @@ fn init_logs() {
 }
 
 fn config(connect: &str) -> Config {
-    Config {
-        zookeeper: Some(connect.to_owned()),
-        zk_session_timeout: Duration::from_millis(1000),
-        // Generous: a just-started ZooKeeper on a loaded machine can take
-        // seconds to open the first session (a 2 s limit failed so once).
-        // Only a failing run waits this long.
-        connect_timeout: Duration::from_secs(10),
-        ..Config::default()
-    }
+    let mut config = Config::default();
+    config.registry.zookeeper = Some(connect.to_owned());
+    config.registry.session_timeout = Duration::from_millis(1000);
+    // Generous: a just-started ZooKeeper on a loaded machine can take
+    // seconds to open the first session (a 2 s limit failed so once).
+    // Only a failing run waits this long.
+    config.channel.connect_timeout = Duration::from_secs(10);
+    config
 }
 
 fn fake_addr() -> SocketAddr {
@@ -133,11 +132,9 @@ fn the_seed_layout_can_be_turned_off_and_the_root_moved() {
     init_logs();
     let zk = ZkServer::start();
     let raw = RawZk::connect(&zk.connect_string(), None);
-    let config = Config {
-        zk_legacy_layout: false,
-        zk_root: "/apps/rpc".into(),
-        ..config(&zk.connect_string())
-    };
+    let mut config = config(&zk.connect_string());
+    config.registry.seed_layout = false;
+    config.registry.root = "/apps/rpc".into();
     let addr = fake_addr();
     let _registrar = register(&config, addr);
     assert_eq!(
@@ -279,10 +276,8 @@ fn a_killed_provider_process_disappears_after_its_session_times_out() {
 fn discovery_serves_from_cache_while_zookeeper_is_down() {
     init_logs();
     let mut zk = ZkServer::start();
-    let config = Config {
-        zk_session_timeout: Duration::from_secs(4),
-        ..config(&zk.connect_string())
-    };
+    let mut config = config(&zk.connect_string());
+    config.registry.session_timeout = Duration::from_secs(4);
     let (a, b) = (fake_addr(), fake_addr());
     let _registrar = register(&config, a);
     let discover = ZkDiscover::connect(&config).unwrap();
@@ -376,9 +371,10 @@ fn discovery_whose_session_expired_watches_again() {
     let config = config(&zk.connect_string());
     let (a, b) = (fake_addr(), fake_addr());
     let _first = register(&config, a);
-    let discover = ZkDiscover::connect(&Config {
-        zookeeper: Some(proxy.connect_string()),
-        ..config.clone()
+    let discover = ZkDiscover::connect(&{
+        let mut config = config.clone();
+        config.registry.zookeeper = Some(proxy.connect_string());
+        config
     })
     .unwrap();
     assert_eq!(addrs(&discover, SERVICE), vec![a]);
@@ -482,10 +478,8 @@ fn a_digest_acl_keeps_others_from_registering_or_removing_providers() {
     init_logs();
     let zk = ZkServer::start();
     let secret = "mprpc:s3cret";
-    let config = Config {
-        zk_digest: Some(secret.into()),
-        ..config(&zk.connect_string())
-    };
+    let mut config = config(&zk.connect_string());
+    config.registry.digest = Some(secret.into());
     let addr = fake_addr();
     let _registrar = register(&config, addr);
     let node = format!("{}/{addr}", providers_path());
@@ -507,9 +501,10 @@ fn a_digest_acl_keeps_others_from_registering_or_removing_providers() {
         Err(zk::Error::NoAuth)
     );
     // A provider without the secret is refused, with context.
-    let without = Config {
-        zk_digest: None,
-        ..config.clone()
+    let without = {
+        let mut config = config.clone();
+        config.registry.digest = None;
+        config
     };
     let err = Registrar::start(
         &without,
@@ -541,9 +536,10 @@ fn unreachable_zookeeper_is_an_error_not_a_panic() {
     assert!(err.to_string().contains(&connect), "{err}");
     // A provider's `main() -> Result<(), Box<dyn Error>>` prints `Error: {:?}`:
     // the sentence, not the struct.
-    let mut provider = mprpc::RpcProvider::new(&Config {
-        rpc_server_port: 0,
-        ..config.clone()
+    let mut provider = mprpc::RpcProvider::new(&{
+        let mut config = config.clone();
+        config.provider.rpc_server_port = 0;
+        config
     });
     provider.notify_service(common::services::TestService);
     let err: Box<dyn std::error::Error> = provider.start().unwrap_err().into();
@@ -564,10 +560,8 @@ fn unreachable_zookeeper_is_an_error_not_a_panic() {
 fn an_ensemble_with_one_server_killed_keeps_working() {
     init_logs();
     let mut ensemble = ZkEnsemble::start(3);
-    let config = Config {
-        zk_session_timeout: Duration::from_secs(4),
-        ..config(&ensemble.connect_string())
-    };
+    let mut config = config(&ensemble.connect_string());
+    config.registry.session_timeout = Duration::from_secs(4);
     let (a, b) = (fake_addr(), fake_addr());
     let _first = register(&config, a);
     let discover: Arc<ZkDiscover> = ZkDiscover::connect(&config).unwrap();

@@ -69,23 +69,23 @@ impl TargetArgs {
         };
         if let Some(ms) = self.timeout_ms {
             let timeout = Duration::from_millis(ms.max(1));
-            config.call_timeout = timeout;
-            config.connect_timeout = timeout;
+            config.channel.call_timeout = timeout;
+            config.channel.connect_timeout = timeout;
         }
         // A one-shot tool: the timeout bounds opening the session too.
-        config.zk_session_timeout = config.call_timeout;
+        config.registry.session_timeout = config.channel.call_timeout;
         if let Some(root) = &self.zk_root {
-            config.zk_root = root.clone();
+            config.registry.root = root.clone();
         }
         self.secure(&mut config)?;
         let addr = match (&self.zk, &self.addr, &self.config) {
             (Some(connect), _, _) => {
-                config.zookeeper = Some(connect.clone());
+                config.registry.zookeeper = Some(connect.clone());
                 None
             }
             (None, Some(addr), _) => Some(addr.clone()),
-            (None, None, Some(_)) if config.registry == RegistryKind::ZooKeeper => None,
-            (None, None, Some(_)) => Some(config.rpc_server_addr()),
+            (None, None, Some(_)) if config.registry.kind == RegistryKind::ZooKeeper => None,
+            (None, None, Some(_)) => Some(config.provider.rpc_server_addr()),
             (None, None, None) => fail!(
                 "say where the providers are: --zk HOST:PORT (ZooKeeper), --addr HOST:PORT (one provider) or -i FILE (a consumer's config)"
             ),
@@ -118,11 +118,11 @@ impl TargetArgs {
                 .zip(self.tls_client_key.as_deref());
             let tls = ClientTls::from_pem_files(ca, identity)
                 .map_err(|e| Error::new(format!("--tls-ca: {e}")))?;
-            config.client_tls = Some(tls);
+            config.channel.tls = Some(tls);
         }
         if let Some(token) = &self.token {
             let token = AuthToken::new(token).map_err(|e| Error::new(format!("--token: {e}")))?;
-            config.auth_tokens = vec![token];
+            config.channel.auth_token = Some(token);
         }
         Ok(())
     }
@@ -175,7 +175,7 @@ impl Target {
 
     /// The call timeout.
     pub(crate) fn timeout(&self) -> Duration {
-        self.config.call_timeout
+        self.config.channel.call_timeout
     }
 
     /// Where providers come from, for a channel.
@@ -204,7 +204,7 @@ impl Target {
             match &self.kind {
                 Kind::Zk => fail!(
                     "unknown service '{service}': no provider registered in ZooKeeper {}{} (see `mprpc ls`)",
-                    self.config.zookeeper_connect(),
+                    self.config.registry.connect_string(),
                     self.did_you_mean(service)
                 ),
                 Kind::Addr(_) => fail!("no provider for '{service}'"),
@@ -250,7 +250,7 @@ impl Target {
 
     /// TLS to the providers (`--tls-ca` or the config's `tls_ca`).
     pub(crate) fn client_tls(&self) -> Option<&ClientTls> {
-        self.config.client_tls.as_ref()
+        self.config.channel.tls.as_ref()
     }
 
     /// The `--addr` endpoint, if that is the target.

@@ -194,16 +194,14 @@ fn describe_and_ls_read_the_providers_reflection() {
 
 /// A provider of the examples' services registered in ZooKeeper at `zk`.
 fn registered_provider(zk: &str) -> ProviderHandle {
-    let config = Config {
-        zookeeper: Some(zk.to_owned()),
-        zk_session_timeout: Duration::from_millis(2000),
-        rpc_server_ip: "127.0.0.1".into(),
-        rpc_server_port: 0,
-        reactor_threads: 1,
-        worker_threads: 1,
-        drain: Duration::ZERO,
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.registry.zookeeper = Some(zk.to_owned());
+    config.registry.session_timeout = Duration::from_millis(2000);
+    config.provider.rpc_server_ip = "127.0.0.1".into();
+    config.provider.rpc_server_port = 0;
+    config.server.reactor_threads = 1;
+    config.server.worker_threads = 1;
+    config.provider.drain = Duration::ZERO;
     let mut provider = RpcProvider::new(&config);
     provider.notify_service(UserServiceRpcServer::new(UserService));
     provider.start().expect("provider starts and registers")

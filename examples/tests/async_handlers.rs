@@ -100,10 +100,7 @@ fn explode(payload: &[u8]) -> Result<LaterReply, Status> {
 }
 
 fn start(service: Later, options: ServerOptions) -> ServerHandle {
-    let mut server = Server::with_options(ServerOptions {
-        reactor_threads: 1,
-        ..options
-    });
+    let mut server = Server::with_options(options.reactor_threads(1));
     server.add_service(LaterServiceServer::new(service));
     server.start().unwrap()
 }
@@ -352,17 +349,12 @@ fn ten_thousand_pending_calls_on_one_reactor_use_bounded_memory_and_are_all_answ
     let dropped = service.dropped.clone();
     let server = start(
         service,
-        ServerOptions {
+        ServerOptions::default()
             // Calls answering later count as in flight on their connection.
-            max_inflight_per_connection: CALLS + 1,
-            ..ServerOptions::default()
-        },
+            .max_inflight_per_connection(CALLS + 1),
     );
     let client = stub(&server);
-    let options = CallOptions {
-        timeout: Some(Duration::from_secs(120)),
-        ..CallOptions::default()
-    };
+    let options = CallOptions::with_timeout(Duration::from_secs(120));
     // Warm up the connection and the allocator before measuring.
     let warm = client.hold_async(&request(b"warm"), &options);
     wait_until("the warm-up call is parked", || parked_count(&parked) == 1);
@@ -466,10 +458,7 @@ fn a_concurrency_limit_holds_async_calls_until_they_answer() {
     let parked = service.parked.clone();
     let server = start(
         service,
-        ServerOptions {
-            max_concurrency: "LaterService.Hold:2".parse().unwrap(),
-            ..ServerOptions::default()
-        },
+        ServerOptions::default().max_concurrency("LaterService.Hold:2".parse().unwrap()),
     );
     let client = stub(&server);
     let options = CallOptions::default();

@@ -42,10 +42,8 @@ fn wait_registered(discover: &ZkDiscover, services: &[&str]) {
 }
 
 fn discover(zk: &zk::ZkServer) -> Arc<ZkDiscover> {
-    let config = Config {
-        zookeeper: Some(zk.connect_string()),
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.registry.zookeeper = Some(zk.connect_string());
     ZkDiscover::connect(&config).expect("discovery connects")
 }
 
@@ -116,10 +114,11 @@ fn a_backend_down_gives_a_status_that_names_it() {
     let zk = zk::ZkServer::start();
     let dir = tempfile::tempdir().unwrap();
     // Only the user service is up: GetFriendsList has no provider.
-    let mut users = RpcProvider::new(&Config {
-        rpc_server_port: 0,
-        zookeeper: Some(zk.connect_string()),
-        ..Config::default()
+    let mut users = RpcProvider::new(&{
+        let mut config = Config::default();
+        config.provider.rpc_server_port = 0;
+        config.registry.zookeeper = Some(zk.connect_string());
+        config
     });
     users.notify_service(UserServiceRpcServer::new(UserService));
     let users = users.start().expect("the user provider starts");

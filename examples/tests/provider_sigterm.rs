@@ -86,20 +86,15 @@ fn sigterm_under_load_deregisters_first_answers_or_fails_each_call_and_exits_0()
             .is_some_and(|c| c.contains(&addr.to_string()))
     }));
 
-    let config = Config {
-        zookeeper: Some(zk.connect_string()),
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.registry.zookeeper = Some(zk.connect_string());
     let discover = ZkDiscover::connect(&config).expect("discovery connects");
     assert!(zk::wait_until(Duration::from_secs(10), || {
         discover
             .providers("EchoService")
             .is_ok_and(|p| !p.is_empty())
     }));
-    let options = ChannelOptions {
-        call_timeout: Duration::from_secs(3),
-        ..ChannelOptions::default()
-    };
+    let options = ChannelOptions::default().call_timeout(Duration::from_secs(3));
     let stub = EchoServiceStub::new(Channel::new(discover.clone(), options).unwrap());
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -42,12 +42,11 @@ impl Drop for TestServer {
 }
 
 fn config() -> Config {
-    Config {
-        rpc_server_port: 0,
-        reactor_threads: 2,
-        worker_threads: 2,
-        ..Config::default()
-    }
+    let mut config = Config::default();
+    config.provider.rpc_server_port = 0;
+    config.server.reactor_threads = 2;
+    config.server.worker_threads = 2;
+    config
 }
 
 /// Publishes `users` beside the seed's friend service and the echo service.

@@ -109,19 +109,16 @@ fn json_request(args: &Args, json: &str) -> Result<Vec<u8>, String> {
         }),
         None => None,
     };
-    let auth_tokens = match &args.token {
-        Some(token) => vec![AuthToken::new(token).map_err(|e| format!("--token: {e}"))?],
-        None => Vec::new(),
-    };
-    let client = mprpc::Config {
-        zookeeper: args.zk.clone(),
-        zk_root: args.zk_root.clone(),
-        client_tls: mprpc_target::client_tls(args)?,
-        auth_tokens,
-        call_timeout: args.timeout,
-        zk_session_timeout: args.timeout,
-        ..mprpc::Config::default()
-    };
+    let mut client = mprpc::Config::default();
+    client.registry.zookeeper = args.zk.clone();
+    client.registry.root = args.zk_root.clone();
+    client.registry.session_timeout = args.timeout;
+    client.channel.tls = mprpc_target::client_tls(args)?;
+    client.channel.call_timeout = args.timeout;
+    if let Some(token) = &args.token {
+        let token = AuthToken::new(token).map_err(|e| format!("--token: {e}"))?;
+        client.channel.auth_token = Some(token);
+    }
     let from = SchemaFrom {
         protos: args.proto.clone(),
         import_paths: args.import_paths.clone(),

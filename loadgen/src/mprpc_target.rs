@@ -56,31 +56,27 @@ impl MprpcTarget {
             .map(AuthToken::new)
             .transpose()
             .map_err(|e| format!("--token: {e}"))?;
-        let base = ChannelOptions {
-            call_timeout: args.timeout,
-            tls: client_tls(args)?,
-            auth_token,
-            io_threads,
-            ..ChannelOptions::default()
-        };
-        let with_conns = |channels: usize| ChannelOptions {
-            connections_per_endpoint: (args.connections as usize).div_ceil(channels * io_threads),
-            ..base.clone()
+        let base = ChannelOptions::default()
+            .call_timeout(args.timeout)
+            .tls(client_tls(args)?)
+            .auth_token(auth_token)
+            .io_threads(io_threads);
+        let with_conns = |channels: usize| {
+            base.clone().connections_per_endpoint(
+                (args.connections as usize).div_ceil(channels * io_threads),
+            )
         };
         let mut channels = Vec::new();
         let mut describe = Vec::new();
         let mut discovered = Vec::new();
         let mut keep = None;
         if let Some(zk) = &args.zk {
-            let defaults = Config::default();
-            let config = Config {
-                zookeeper: Some(zk.clone()),
-                zk_root: args.zk_root.clone(),
-                zk_session_timeout: args
-                    .zk_session_timeout
-                    .unwrap_or(defaults.zk_session_timeout),
-                ..defaults
-            };
+            let mut config = Config::default();
+            config.registry.zookeeper = Some(zk.clone());
+            config.registry.root = args.zk_root.clone();
+            if let Some(timeout) = args.zk_session_timeout {
+                config.registry.session_timeout = timeout;
+            }
             let discover =
                 ZkDiscover::connect(&config).map_err(|e| format!("ZooKeeper {zk}: {e}"))?;
             let providers = discover

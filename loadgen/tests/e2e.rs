@@ -496,11 +496,8 @@ fn tls_through_the_channel_with_certs_it_wrote() {
     use mprpc::server::{Server, ServerOptions};
 
     let (dir, tls) = provider_tls_from_loadgen_certs("certs");
-    let mut server = Server::with_options(ServerOptions {
-        reactor_threads: 1,
-        tls: Some(tls),
-        ..Default::default()
-    });
+    let mut server =
+        Server::with_options(ServerOptions::default().reactor_threads(1).tls(Some(tls)));
     server.add_service(common::Echo);
     let server = server.start().unwrap();
     let ca = dir.join("ca.crt");
@@ -569,12 +566,12 @@ fn a_tls_provider_with_a_token_is_loaded_with_token_and_its_summary_says_what_he
     use mprpc::server::{Server, ServerOptions};
 
     let (dir, tls) = provider_tls_from_loadgen_certs("certs-token");
-    let mut server = Server::with_options(ServerOptions {
-        reactor_threads: 1,
-        tls: Some(tls),
-        auth_tokens: vec![AuthToken::new("s3cret").unwrap()],
-        ..Default::default()
-    });
+    let mut server = Server::with_options(
+        ServerOptions::default()
+            .reactor_threads(1)
+            .tls(Some(tls))
+            .auth_tokens(vec![AuthToken::new("s3cret").unwrap()]),
+    );
     server.add_service(common::Echo);
     let server = server.start().unwrap();
     let ca = dir.join("ca.crt");

@@ -58,10 +58,10 @@ impl Application {
     pub fn init_from(args: &AppArgs) -> Result<Application, ConfigError> {
         let (config, warnings) = Config::load_with_warnings(&args.config)?;
         let limits = logging::LogLimits {
-            max_bytes: config.log_max_bytes,
-            max_files: config.log_max_files,
+            max_bytes: config.log.max_bytes,
+            max_files: config.log.max_files,
         };
-        let log = logging::init(&config.log_dir, &config.log_level, limits);
+        let log = logging::init(&config.log.dir, &config.log.level, limits);
         for warning in &warnings {
             tracing::warn!("{warning}");
         }

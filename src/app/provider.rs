@@ -102,7 +102,7 @@ impl RpcProvider {
         RpcProvider {
             config: config.clone(),
             server: Server::new(config),
-            register: config.registry == RegistryKind::ZooKeeper,
+            register: config.registry.kind == RegistryKind::ZooKeeper,
         }
     }
 
@@ -160,7 +160,7 @@ impl RpcProvider {
                 registrar,
                 addr,
                 #[cfg(feature = "zookeeper")]
-                drain: self.config.drain,
+                drain: self.config.provider.drain,
                 stopping: AtomicBool::new(false),
             }),
         })
@@ -182,7 +182,7 @@ impl RpcProvider {
 /// The address consumers should dial: the configured IP (a wildcard listen
 /// address is useless to them) with the real port.
 fn published_addr(config: &Config, bound: SocketAddr) -> SocketAddr {
-    match config.rpc_server_ip.parse::<std::net::IpAddr>() {
+    match config.provider.rpc_server_ip.parse::<std::net::IpAddr>() {
         Ok(ip) if !ip.is_unspecified() => SocketAddr::new(ip, bound.port()),
         _ => bound,
     }

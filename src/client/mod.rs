@@ -36,7 +36,6 @@ mod conn;
 mod driver;
 mod health;
 mod observe;
-mod options;
 mod queue;
 mod short;
 
@@ -46,9 +45,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+pub use crate::options::ChannelOptions;
 pub use balance::LoadBalance;
 pub use call::{decode_response, CallHandle, PendingCall, TypedCall};
-pub use options::ChannelOptions;
 
 use cells::CellRef;
 use queue::{Shared, Submit};

@@ -22,7 +22,7 @@ pub use endpoint::{Discover, Endpoint, StaticDiscover, WireFormat};
 /// way, and the default), or with `registry=none` the configured
 /// `rpcserverip:rpcserverport` directly.
 pub fn from_config(config: &Config) -> Result<Arc<dyn Discover>, DiscoverError> {
-    match config.registry {
+    match config.registry.kind {
         #[cfg(feature = "zookeeper")]
         RegistryKind::ZooKeeper => {
             Ok(ZkDiscover::connect(config).map_err(DiscoverError::Registry)?)
@@ -30,7 +30,7 @@ pub fn from_config(config: &Config) -> Result<Arc<dyn Discover>, DiscoverError> 
         #[cfg(not(feature = "zookeeper"))]
         RegistryKind::ZooKeeper => Err(DiscoverError::NoZooKeeper),
         RegistryKind::None => {
-            let addr = config.rpc_server_addr();
+            let addr = config.provider.rpc_server_addr();
             let fixed =
                 StaticDiscover::single(&addr).map_err(|e| DiscoverError::BadAddress(addr, e))?;
             Ok(Arc::new(fixed))

@@ -6,7 +6,7 @@
 //!   bookkeeping beside it and never touch its buffers directly.
 //! * `FlushList` — the connections a loop flushes once per turn, each
 //!   listed once.
-//! * `read_into` — the one `read(2)` routine both sides use.
+//! * `read_into` — the one `read(2)` routine both sides use (in `sys`).
 //! * [`tls`] — TLS settings of both sides ([`ServerTls`](tls::ServerTls),
 //!   [`ClientTls`](tls::ClientTls)); the transport drives the sessions.
 //! * [`auth`] — auth tokens, sent once per connection and compared in
@@ -17,9 +17,8 @@
 pub mod auth;
 #[cfg(feature = "certs")]
 pub mod certs;
-mod read;
 pub mod tls;
 mod transport;
 
-pub(crate) use read::read_into;
+pub(crate) use crate::sys::read_into;
 pub(crate) use transport::{FlushList, ReadTurn, Transport};

@@ -106,9 +106,10 @@ impl Registrar {
         let (commands, receiver) = mpsc::unbounded_channel();
         let (first_tx, first_rx) = std::sync::mpsc::channel();
         let mut worker = Worker::new(settings.clone(), addr, services, shared.clone());
-        worker.max_frame = config.max_frame_size;
+        worker.max_frame = config.server.max_frame_size;
         worker.tls = config
-            .server_tls
+            .server
+            .tls
             .as_ref()
             .map_or(TlsMode::Off, |t| t.mode());
         let thread =

@@ -25,16 +25,18 @@ pub(crate) struct Settings {
 
 impl Settings {
     pub(crate) fn from_config(config: &Config) -> Settings {
+        let registry = &config.registry;
         Settings {
-            connect: config.zookeeper_connect(),
-            session_timeout: config.zk_session_timeout,
+            connect: registry.connect_string(),
+            session_timeout: registry.session_timeout,
             op_timeout: config
+                .channel
                 .connect_timeout
-                .max(config.zk_session_timeout)
+                .max(registry.session_timeout)
                 .max(Duration::from_secs(1)),
-            root: config.zk_root.clone(),
-            seed_layout: config.zk_legacy_layout,
-            digest: config.zk_digest.clone(),
+            root: registry.root.clone(),
+            seed_layout: registry.seed_layout,
+            digest: registry.digest.clone(),
         }
     }
 

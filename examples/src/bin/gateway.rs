@@ -35,7 +35,7 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     let app = Application::init_with(&args.app);
-    if app.config.registry == RegistryKind::None {
+    if app.config.registry.kind == RegistryKind::None {
         eprintln!(
             "gateway: it finds UserServiceRpc and FriendServiceRpc in ZooKeeper; \
              remove registry=none from {}",
@@ -75,7 +75,7 @@ fn main() -> ExitCode {
     if args.blocking {
         println!(
             "gateway: GetUserPage blocks one of {} worker threads per call",
-            app.config.worker_threads
+            app.config.server.worker_threads
         );
     } else {
         println!("gateway: GetUserPage answers later, awaiting both backends on the reactors");

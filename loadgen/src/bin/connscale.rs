@@ -308,13 +308,11 @@ fn channel_part(args: &Args, addr: SocketAddr, timeout: Duration) -> Result<(), 
     let n = args.connections;
     let discover: Arc<dyn Discover> =
         Arc::new(StaticDiscover::new(vec![mprpc::Endpoint::new(addr)]));
-    let options = ChannelOptions {
-        call_timeout: timeout,
-        connect_timeout: timeout,
-        connections_per_endpoint: n,
-        max_inflight: n.max(args.open_batch) * 2,
-        ..ChannelOptions::default()
-    };
+    let options = ChannelOptions::default()
+        .call_timeout(timeout)
+        .connect_timeout(timeout)
+        .connections_per_endpoint(n)
+        .max_inflight(n.max(args.open_batch) * 2);
     let channel = Channel::new(discover, options).expect("client I/O thread starts");
     let call_options = CallOptions::with_timeout(timeout);
 

@@ -41,13 +41,11 @@ impl Service for Echo {
 
 /// Our provider on a free 127.0.0.1 port, not registered anywhere.
 pub fn provider() -> ProviderHandle {
-    let config = Config {
-        rpc_server_ip: "127.0.0.1".into(),
-        rpc_server_port: 0,
-        registry: RegistryKind::None,
-        reactor_threads: 1,
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.provider.rpc_server_ip = "127.0.0.1".into();
+    config.provider.rpc_server_port = 0;
+    config.registry.kind = RegistryKind::None;
+    config.server.reactor_threads = 1;
     let mut provider = RpcProvider::new(&config);
     provider.without_registry().notify_service(Echo);
     provider.start().expect("provider starts")
@@ -55,15 +53,13 @@ pub fn provider() -> ProviderHandle {
 
 /// Our provider, registered in ZooKeeper `connect` under `root`.
 pub fn registered_provider(connect: &str, root: &str) -> ProviderHandle {
-    let config = Config {
-        rpc_server_ip: "127.0.0.1".into(),
-        rpc_server_port: 0,
-        zookeeper: Some(connect.to_owned()),
-        zk_root: root.to_owned(),
-        registry: RegistryKind::ZooKeeper,
-        reactor_threads: 1,
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.provider.rpc_server_ip = "127.0.0.1".into();
+    config.provider.rpc_server_port = 0;
+    config.registry.zookeeper = Some(connect.to_owned());
+    config.registry.root = root.to_owned();
+    config.registry.kind = RegistryKind::ZooKeeper;
+    config.server.reactor_threads = 1;
     let mut provider = RpcProvider::new(&config);
     provider.notify_service(Echo);
     provider.start().expect("provider starts and registers")

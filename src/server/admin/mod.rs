@@ -52,7 +52,6 @@
 
 pub(crate) mod http;
 mod json;
-mod process;
 mod prometheus;
 mod recent;
 mod status;
@@ -67,31 +66,12 @@ use super::mailbox::ReactorShared;
 use super::metrics::{MetricsRegistry, Slot};
 use super::stats;
 use crate::net::auth::{self, AuthToken};
+use crate::options::AdminOptions;
 use crate::protocol::WireFormat;
 use http::{Request, Response};
 
 /// The page `/`, compiled into the binary.
 const PAGE: &str = include_str!("page.html");
-
-/// Where and whether the admin pages are served.
-#[derive(Debug, Clone, Default)]
-pub struct AdminOptions {
-    /// `admin`: serve them (`None`: only when the server listens on a
-    /// loopback address).
-    pub enabled: Option<bool>,
-    /// `admin_port`: serve them on this port (same IP) instead of the RPC
-    /// port; 0 picks a free one.
-    pub port: Option<u16>,
-    /// `admin_token`: every admin request must carry it.
-    pub token: Option<AuthToken>,
-}
-
-impl AdminOptions {
-    /// Whether the pages are on for a server listening on `addr`.
-    pub fn is_enabled_for(&self, addr: SocketAddr) -> bool {
-        self.enabled.unwrap_or_else(|| addr.ip().is_loopback())
-    }
-}
 
 /// What the registry tells the admin pages (set by the provider once it
 /// registered).
@@ -264,8 +244,8 @@ impl Admin {
             methods: self.metrics.merged(),
             reactors,
             admin_requests,
-            rss_bytes: process::rss_bytes(),
-            cpu_seconds: process::cpu_seconds(),
+            rss_bytes: crate::sys::rss_bytes(),
+            cpu_seconds: crate::sys::cpu_seconds(),
             uptime_s: self.started.elapsed().as_secs_f64(),
             registry: self.registry.lock().as_ref().map(|probe| probe.status()),
         }
@@ -279,8 +259,7 @@ impl Admin {
 /// `private_pem`).
 fn redacted(settings: Vec<(String, String)>) -> Vec<(String, String)> {
     const SECRET: [&str; 3] = ["token", "digest", "password"];
-    let known =
-        |key: &str| key == "listen" || crate::app::config::KEYS.iter().any(|(k, _)| *k == key);
+    let known = |key: &str| key == "listen" || crate::app::config::is_known_key(key);
     settings
         .into_iter()
         .map(|(key, value)| {

@@ -16,13 +16,12 @@
 //! limit costs one branch.
 
 mod adaptive;
-mod spec;
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-pub use spec::{ConcurrencyLimiter, MaxConcurrency};
+pub(crate) use crate::options::{ConcurrencyLimiter, MaxConcurrency};
 
 use super::table::{Entry, ServiceTable};
 use adaptive::{AutoLimit, Sample, INITIAL_LIMIT};

@@ -87,7 +87,7 @@ impl Reactor {
         self.timers.shrink();
         self.shared.stats().shrink();
         let began = Instant::now();
-        let released = release_free_memory();
+        let released = crate::sys::release_free_memory();
         tracing::debug!(
             reactor = self.index,
             connections = self.conns.len(),
@@ -96,20 +96,6 @@ impl Reactor {
             "connection storm over: freed memory returned to the kernel"
         );
     }
-}
-
-/// `malloc_trim(0)`: true if glibc returned memory to the kernel.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn release_free_memory() -> bool {
-    // SAFETY: malloc_trim only walks the allocator's own free lists; it is
-    // thread-safe (it takes each arena's lock).
-    unsafe { libc::malloc_trim(0) == 1 }
-}
-
-/// Other allocators return memory on their own (or offer no such call).
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn release_free_memory() -> bool {
-    false
 }
 
 #[cfg(test)]

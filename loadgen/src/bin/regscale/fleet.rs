@@ -22,16 +22,15 @@ const METHODS: &[&str] = &["Call"];
 
 /// The registry settings every simulated process uses.
 pub fn config(connect: &str, session_timeout: Duration) -> Config {
-    Config {
-        zookeeper: Some(connect.to_owned()),
-        zk_session_timeout: session_timeout,
-        // Opening thousands of sessions queues them at the leader: be patient.
-        connect_timeout: Duration::from_secs(30),
-        // Only our layout: the seed's one-provider-per-method nodes would
-        // measure the seed's layout, not the fan-out to consumers.
-        zk_legacy_layout: false,
-        ..Config::default()
-    }
+    let mut config = Config::default();
+    config.registry.zookeeper = Some(connect.to_owned());
+    config.registry.session_timeout = session_timeout;
+    // Opening thousands of sessions queues them at the leader: be patient.
+    config.channel.connect_timeout = Duration::from_secs(30);
+    // Only our layout: the seed's one-provider-per-method nodes would
+    // measure the seed's layout, not the fan-out to consumers.
+    config.registry.seed_layout = false;
+    config
 }
 
 /// Provider `i`'s address: a name in 10.0.0.0/8, nothing listens there.

@@ -1,7 +1,6 @@
 //! What the config says about concurrency limits: `concurrency_limiter`
 //! (adaptive limits on or off) and `max_concurrency` (fixed limits, for
-//! every method or per method). Parsed here so that the config file and
-//! [`ServerOptions`](crate::server::ServerOptions) share one syntax.
+//! every method or per method). The server's `limit` module enforces them.
 
 use std::fmt;
 use std::str::FromStr;
@@ -9,6 +8,7 @@ use std::str::FromStr;
 /// `concurrency_limiter`: whether a method of a blocking service without a
 /// fixed `max_concurrency` gets an adaptive limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum ConcurrencyLimiter {
     /// No adaptive limit: only fixed `max_concurrency` limits apply.
     #[default]
@@ -28,6 +28,15 @@ impl FromStr for ConcurrencyLimiter {
             "off" | "none" => Ok(ConcurrencyLimiter::Off),
             _ => Err(format!("'{value}' is not one of auto, off")),
         }
+    }
+}
+
+impl fmt::Display for ConcurrencyLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ConcurrencyLimiter::Off => "off",
+            ConcurrencyLimiter::Auto => "auto",
+        })
     }
 }
 

@@ -1,0 +1,83 @@
+//! The consumer's channel options: timeouts, limits, balancing, threads.
+
+use std::time::Duration;
+
+use super::kinds::{FirstToken, Millis, Parsed, Positive};
+use crate::call::interceptor::{ClientInterceptor, ClientInterceptors};
+use crate::discovery::balance::LoadBalance;
+use crate::net::auth::AuthToken;
+use crate::net::tls::ClientTls;
+
+options! {
+    /// How a [`Channel`](crate::Channel) behaves. `Default` suits most
+    /// uses; `ChannelOptions::from_config` takes the timeouts, limits and
+    /// threads from a config file. Change one with its setter:
+    /// `ChannelOptions::default().io_threads(2)`.
+    pub struct ChannelOptions("consumer") {
+        /// Timeout of a call that does not set its own (`Duration::MAX`:
+        /// none).
+        ["call_timeout_ms", Millis]
+        call_timeout: Duration = Duration::from_secs(5),
+        /// A call started while serving one (inside a handler) times out at
+        /// what remains of that call's deadline minus this, or at its own
+        /// timeout if sooner.
+        ["deadline_margin_ms", Millis]
+        deadline_margin: Duration = Duration::from_millis(5),
+        /// How long a TCP connect (and, with TLS, the handshake) may take
+        /// before the attempt counts as failed.
+        ["connect_timeout_ms", Millis]
+        connect_timeout: Duration = Duration::from_secs(2),
+        /// The largest frame body sent or accepted, in bytes: a larger
+        /// request fails locally, a larger reply fails its call (the
+        /// connection carries on); both with `ResourceExhausted`.
+        ["max_frame_size", Positive]
+        max_frame_size: usize = crate::protocol::mprpc::DEFAULT_MAX_FRAME,
+        /// Calls in flight on this channel beyond which new calls fail at
+        /// once with `ResourceExhausted`.
+        max_inflight: usize = 100_000,
+        /// How calls are spread over a service's providers: round_robin,
+        /// random, least_outstanding or consistent_hash (by
+        /// `CallOptions::hash_key`).
+        ["load_balance", Parsed]
+        load_balance: LoadBalance = LoadBalance::RoundRobin,
+        /// Extra connection attempts (on other providers) for a call whose
+        /// request could not be sent because connecting failed.
+        max_retries: u32 = 2,
+        /// First back-off of a failing provider; doubles per failure...
+        backoff_base: Duration = Duration::from_millis(100),
+        /// ...up to this.
+        backoff_max: Duration = Duration::from_secs(2),
+        /// Persistent connections per provider address, per I/O thread.
+        connections_per_endpoint: usize = 1,
+        /// I/O threads (event loops) per channel, each with its own
+        /// connections; calls from other threads are spread over them in
+        /// turn, calls started inside a callback stay on its thread. More
+        /// help only when one client thread is the bottleneck and cores
+        /// are free.
+        ["client_io_threads", Positive]
+        io_threads: usize = 1,
+        /// Speak TLS to every provider (of our format), verifying its
+        /// certificate; `None`: plain, and providers that publish
+        /// `tls=required` are not called. A config file sets it with
+        /// `tls_ca`, `tls_server_name`, `tls_client_cert` and
+        /// `tls_client_key`.
+        tls: Option<ClientTls> = None,
+        /// Sent once on each new connection, before its first request, to
+        /// providers that require a token (a config file's `auth_token`:
+        /// its first token).
+        ["auth_token", FirstToken]
+        auth_token: Option<AuthToken> = None,
+        /// Interceptors every call of this channel passes, in order (none
+        /// by default; see [`crate::call::interceptor`]).
+        interceptors: ClientInterceptors = ClientInterceptors::default(),
+    }
+}
+
+impl ChannelOptions {
+    /// These options with `interceptor` added at the end of the chain.
+    #[must_use]
+    pub fn with_interceptor(mut self, interceptor: impl ClientInterceptor) -> ChannelOptions {
+        self.interceptors.push(std::sync::Arc::new(interceptor));
+        self
+    }
+}
