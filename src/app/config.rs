@@ -112,6 +112,18 @@ pub struct Config {
 /// Keys whose values are secrets: kept out of [`Config::raw`].
 const SECRET_KEYS: &[&str] = &["auth_token", "admin_token"];
 
+/// Keys renamed since files were written with them: (old name, name).
+/// A file with the old name still sets the option.
+const RENAMED_KEYS: &[(&str, &str)] = &[("zk_legacy_layout", "zk_seed_layout")];
+
+/// The name `key` has now (itself unless it was renamed).
+fn current_name(key: &str) -> &str {
+    RENAMED_KEYS
+        .iter()
+        .find(|(old, _)| *old == key)
+        .map_or(key, |(_, new)| new)
+}
+
 impl Config {
     /// Reads and validates a config file. Unknown keys are logged as
     /// warnings (through `tracing`, if a subscriber is installed); use
@@ -171,7 +183,7 @@ impl Config {
             if key.is_empty() {
                 return Err(err(None, "empty key before '='".into()));
             }
-            match config.set(key, value) {
+            match config.set(current_name(key), value) {
                 Some(set) => {
                     set.map_err(|m| err(Some(key), m))?;
                     lines.insert(key.to_owned(), line_no);
@@ -464,6 +476,17 @@ mod tests {
     }
 
     #[test]
+    fn a_renamed_key_is_still_read_under_its_old_name() {
+        for key in ["zk_seed_layout", "zk_legacy_layout"] {
+            let (c, warnings) =
+                Config::parse_with_warnings("a.conf", &format!("{key}=false\n")).unwrap();
+            assert!(!c.registry.seed_layout, "{key}");
+            assert!(warnings.is_empty(), "{key}: {warnings:?}");
+            assert_eq!(c.get(key), Some("false"), "kept as written");
+        }
+    }
+
+    #[test]
     fn suggestions_cover_common_typos() {
         assert_eq!(closest_key("rpcserverpot"), Some("rpcserverport"));
         assert_eq!(closest_key("zookeper_ip"), Some("zookeeperip"));
@@ -492,7 +515,7 @@ mod tests {
         match key {
             "registry" => "none",
             "zk_root" => "/mprpc",
-            "zk_legacy_layout" | "trim_memory" => "true",
+            "zk_seed_layout" | "trim_memory" => "true",
             "zk_digest" => "u:p",
             "load_balance" => "random",
             "concurrency_limiter" => "auto",

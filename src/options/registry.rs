@@ -61,8 +61,9 @@ options! {
         ["zk_root", ZkPath]
         root: String = "/mprpc".into(),
         /// Also write the seed's `/Service/Method` nodes, so C++ consumers
-        /// find our providers.
-        ["zk_legacy_layout", Bool]
+        /// find our providers (`zk_legacy_layout`, its old name, is read
+        /// too).
+        ["zk_seed_layout", Bool]
         seed_layout: bool = true,
         /// `user:password`: protect our registry nodes with a digest ACL.
         ["zk_digest", Digest]

@@ -25,7 +25,7 @@ pub struct ServiceListing {
     /// Its providers in our layout, by address.
     pub providers: Vec<ProviderInfo>,
     /// Its nodes in the seed's layout, by method: our providers write them
-    /// too (`zk_legacy_layout`); one whose address is no provider above
+    /// too (`zk_seed_layout`); one whose address is no provider above
     /// belongs to a seed-format (C++) provider.
     pub seed_methods: Vec<SeedMethod>,
 }

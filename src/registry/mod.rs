@@ -37,7 +37,7 @@
 //! required; absent means off) tells consumers whether a plain connection
 //! would be refused; `max_frame` is the largest frame body it accepts.
 //!
-//! With `zk_legacy_layout` (the default) a provider also writes the seed's
+//! With `zk_seed_layout` (the default) a provider also writes the seed's
 //! layout so the seed's C++ consumers find it: `/<Service>` persistent and
 //! `/<Service>/<Method>` ephemeral holding `ip:port`, then a NUL and
 //! `protocol=mprpc`. The seed's consumer reads the data as a C string, so it
