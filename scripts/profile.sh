@@ -3,18 +3,26 @@
 #
 #   scripts/profile.sh            build (release), profile, write the report
 #
-# Two profiles of the 64-byte echo, 50 connections pipelined DEPTH deep:
+# Profiles of the 64-byte echo over 50 connections:
 #   1. the server: our echo provider (REACTORS reactors) under the profiler,
-#      loaded by loadgen's engine;
-#   2. the client: loadgen driving a native provider through the framework's
-#      `Channel`, under the profiler.
+#      loaded by loadgen's engine, pipelined DEPTH deep;
+#   2. the clients: loadgen under the profiler, driving a native provider
+#      through the framework's `Channel` and through loadgen's own engine,
+#      each at 1 call per connection and DEPTH deep. With callgrind, the
+#      instructions per call of each client step (scripts/profile_steps.py)
+#      go into results/profile/client-steps.json and the report compares
+#      them with results/profile/client-steps-baseline.json (a run made with
+#      AS_BASELINE=1, which writes that file instead), so it shows the
+#      client per step before and after a change.
 # With hardware counters (`perf stat -e instructions true` counts them),
 # perf records cycles; otherwise (as in most VMs) valgrind's callgrind counts
 # instructions exactly, at about 50× slowdown, so the rates in this report
 # are not throughput figures: the instruction shares and instructions per
 # call are what it is for.
 #
-# Knobs: SECS (load per profile, 10), REACTORS (1), DEPTH (16), SKIP_BUILD=1.
+# Knobs: SECS (load per profile, 10), REACTORS (1), DEPTH (16), SKIP_BUILD=1,
+# ONLY=client (skip the server's profile: the report keeps the client part
+# only), AS_BASELINE=1 (see above).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib.sh
@@ -71,102 +79,108 @@ top() {
         callgrind_annotate --inclusive=no "$WORK/$1.callgrind" 2>/dev/null | sed -n '/^Ir/,$p' | head -32 || true
     fi
 }
-# Inclusive instructions per call of the client's main steps (callgrind
-# only): each step's inclusive count divided by the number of request
-# frames encoded (one per call, warm-up included).
-client_steps() {
-    [[ $TOOL == callgrind ]] || { echo "(per-step counts need callgrind)"; return; }
-    python3 - "$WORK/client.callgrind" <<'PY'
-import re, subprocess, sys
-f = sys.argv[1]
-def annotate(*args):
-    return subprocess.run(["callgrind_annotate", *args, f], capture_output=True, text=True).stdout
-rows = {}
-for line in annotate("--inclusive=yes").splitlines():
-    m = re.match(r"\s*([\d,]+) \(\s*[\d.]+%\)\s+(.+?)(?: \[[^]]*\])?$", line)
-    if m:
-        name = m.group(2).split(":", 1)[-1]
-        rows[name] = max(rows.get(name, 0), int(m.group(1).replace(",", "")))
-m = re.search(r">\s+\S*protocol::mprpc::frame::encode_request\w* \(([\d,]+)x\)", annotate("--tree=calling", "--inclusive=yes"))
-calls = int(m.group(1).replace(",", "")) if m else 0
-total = rows.get("PROGRAM", 0) or max(rows.values(), default=0)
-steps = [
-    ("whole loadgen process (start-up and loadgen's own bookkeeping included)", None),
-    ("`Channel::start` on the calling thread: checks, encode, queue", r"^mprpc::client::Channel::start$"),
-    ("request frame encoding (part of the above)", r"^mprpc::protocol::mprpc::frame::encode_request\w*$"),
-    ("driver: drain the queue and route each call onto a connection", r"drain_queue$"),
-    ("driver: decode replies", r"^mprpc::protocol::mprpc::decoder::Decoder::decode$"),
-    ("driver: deliver the outcome (cell + the user's callback, which starts the next call)", r"^mprpc::client::cells::Cells::(deliver|finish)$"),
-    ("loadgen's recording of each outcome", r"^loadgen::recorder::Recorder::on_done$"),
-]
-print(f"Request frames encoded (calls, warm-up included): {calls:,}.")
-print()
-print("| step | instructions per call (inclusive) |")
-print("|---|---|")
-for label, pat in steps:
-    found = [total] if pat is None else [v for k, v in rows.items() if re.search(pat, k)]
-    print(f"| {label} | {max(found) / calls:,.0f} |" if found and calls else f"| {label} | n/a |")
-PY
-}
 total_ir() { # total instructions counted by callgrind
     [[ $TOOL == callgrind ]] || { echo ""; return; }
     callgrind_annotate "$WORK/$1.callgrind" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}' || true
 }
-LOADGEN_ARGS=(--qps max --connections "$CONNS" --in-flight $((CONNS * DEPTH)) --duration "${SECS}s" --warmup 1s --out-dir "$WORK")
+ONLY=${ONLY:-all}
+[[ $ONLY == all || $ONLY == client ]] || die "ONLY must be 'client' (or unset)"
+STEPS_DIR=results/profile
+STEPS=$STEPS_DIR/client-steps.json
+BASELINE=$STEPS_DIR/client-steps-baseline.json
+if [[ ${AS_BASELINE:-0} == 1 ]]; then STEPS=$BASELINE; fi
+mkdir -p "$STEPS_DIR"
+# loadgen, closed loop, 50 connections, N calls in flight.
+loadgen_args() { # in-flight label
+    echo --qps max --connections "$CONNS" --in-flight "$1" --duration "${SECS}s" --warmup 1s --out-dir "$WORK/$2" --label "$2"
+}
+report_of() { ls "$WORK/$1"/*-"$1".json; } # label -> loadgen's JSON report
+completed() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["completed"])' "$(report_of "$1")"; }
 
 # --------------------------------------------------------- 1. the server
-PORT=$(free_port)
-log "1/2: echo-provider under $TOOL, loaded by the engine for ${SECS}s"
-profiled server "$BIN/echo-provider" -i "$(provider_conf "$PORT")" >"$WORK/server.log" 2>&1 &
-SERVER=$!
-PIDS+=($SERVER)
-wait_port "$PORT" 60 || { cat "$WORK/server.log"; die "echo-provider did not start"; }
-"$BIN/loadgen" --addr "127.0.0.1:$PORT" --client raw --label server "${LOADGEN_ARGS[@]}" >"$WORK/server-load.txt"
-kill -INT "$SERVER"
-wait "$SERVER" || true
-SERVER_CALLS=$(python3 -c 'import glob,json,sys; r=json.load(open(glob.glob(sys.argv[1]+"/*-server.json")[0])); print(r["completed"])' "$WORK")
+SERVER_CALLS=
+if [[ $ONLY == all ]]; then
+    PORT=$(free_port)
+    log "server: echo-provider under $TOOL, loaded by the engine for ${SECS}s"
+    profiled server "$BIN/echo-provider" -i "$(provider_conf "$PORT")" >"$WORK/server.log" 2>&1 &
+    SERVER=$!
+    PIDS+=($SERVER)
+    wait_port "$PORT" 60 || { cat "$WORK/server.log"; die "echo-provider did not start"; }
+    # shellcheck disable=SC2046
+    "$BIN/loadgen" --addr "127.0.0.1:$PORT" --client raw $(loadgen_args $((CONNS * DEPTH)) server) >"$WORK/server-load.txt"
+    kill -INT "$SERVER"
+    wait "$SERVER" || true
+    SERVER_CALLS=$(completed server)
+fi
 
-# --------------------------------------------------------- 2. the client
+# --------------------------------------------------------- 2. the clients
 PORT=$(free_port)
 "$BIN/echo-provider" -i "$(provider_conf "$PORT")" >"$WORK/plain.log" 2>&1 &
 PIDS+=($!)
 wait_port "$PORT" || die "echo-provider did not start"
-log "2/2: loadgen --client channel under $TOOL for ${SECS}s"
-(profiled client "$BIN/loadgen" --addr "127.0.0.1:$PORT" --client channel --label client "${LOADGEN_ARGS[@]}" >"$WORK/client-load.txt")
-CLIENT_CALLS=$(python3 -c 'import glob,json,sys; r=json.load(open(glob.glob(sys.argv[1]+"/*-client.json")[0])); print(r["completed"])' "$WORK")
+# label client(channel|raw) in-flight
+CLIENTS=("channel-p$DEPTH channel $((CONNS * DEPTH))" "channel-c1 channel $CONNS"
+    "engine-p$DEPTH raw $((CONNS * DEPTH))" "engine-c1 raw $CONNS")
+SPECS=()
+for c in "${CLIENTS[@]}"; do
+    read -r label client inflight <<<"$c"
+    log "client: loadgen --client $client, $CONNS × $((inflight / CONNS)), under $TOOL for ${SECS}s"
+    # shellcheck disable=SC2046
+    (profiled "$label" "$BIN/loadgen" --addr "127.0.0.1:$PORT" --client "$client" $(loadgen_args "$inflight" "$label") >"$WORK/$label.txt")
+    kind=$([[ $client == channel ]] && echo channel || echo engine)
+    SPECS+=("$kind $CONNS×$((inflight / CONNS))=$kind:$WORK/$label.callgrind:$(report_of "$label")")
+done
+if [[ $TOOL == callgrind ]]; then
+    python3 scripts/profile_steps.py steps "$STEPS" "${SPECS[@]}"
+fi
 
 # --------------------------------------------------------- report
 COMMIT=$GIT_COMMIT
 DIRTY=$([[ $GIT_DIRTY == true ]] && echo " (with uncommitted changes)" || true)
 per_call() { python3 -c "import sys; a,b=sys.argv[1:]; print(f'{int(a)/max(1,int(b)):,.0f}' if a and b else 'n/a')" "$1" "$2"; }
 {
-    echo "# Profile: where the instructions go (64-byte echo, pipelined)"
+    echo "# Profile: where the instructions go (64-byte echo)"
     echo
     echo "Written by \`scripts/profile.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC') at commit \`$COMMIT\`$DIRTY;"
     echo "$(machine_line). Profiler: $TOOL"
     echo "($([[ $TOOL == callgrind ]] && echo 'no hardware counters here, so instructions are counted by valgrind: rates under it are ~50× lower than real and are not throughput figures' || echo 'perf, hardware cycles'))."
-    echo "Our provider ran $REACTORS reactor thread(s); $CONNS connections, $DEPTH calls outstanding on each, ${SECS} s per profile."
+    echo "Our provider ran $REACTORS reactor thread(s); $CONNS connections, closed loop, ${SECS} s per profile."
     echo
-    echo "## 1. The server (echo-provider, loaded by loadgen's engine)"
+    if [[ $ONLY == all ]]; then
+        echo "## 1. The server (echo-provider, loaded by loadgen's engine, $DEPTH calls in flight per connection)"
+        echo
+        echo "Calls answered in the measured window: $SERVER_CALLS; instructions per call (whole process, warm-up and start-up included, so an upper bound): $(per_call "$(total_ir server)" "$SERVER_CALLS")."
+        echo
+        echo '```'
+        top server
+        echo '```'
+        echo
+    fi
+    echo "## 2. The client: the framework's \`Channel\` and loadgen's engine"
     echo
-    echo "Calls answered in the measured window: $SERVER_CALLS; instructions per call (whole process, warm-up and start-up included, so an upper bound): $(per_call "$(total_ir server)" "$SERVER_CALLS")."
+    echo "loadgen under the profiler, against an unprofiled provider. Instructions per call sent"
+    echo "(warm-up and start-up included), by step of the call path: inclusive counts of the functions"
+    echo "that make up each step (see scripts/profile_steps.py); \"before\" is"
+    echo "\`$BASELINE\`, an earlier run of this script (AS_BASELINE=1)."
+    echo
+    if [[ $TOOL == callgrind ]]; then
+        # A baseline run is shown alone.
+        python3 scripts/profile_steps.py table "$([[ $STEPS == "$BASELINE" ]] && echo none || echo "$BASELINE")" "$STEPS"
+    else
+        echo "(per-step counts need callgrind)"
+    fi
+    echo "### The Channel at $CONNS × $DEPTH, top functions (exclusive)"
     echo
     echo '```'
-    top server
+    top "channel-p$DEPTH"
     echo '```'
     echo
-    echo "## 2. The client (loadgen through the framework's \`Channel\`)"
-    echo
-    echo "Calls completed in the measured window: $CLIENT_CALLS; instructions per call (whole loadgen process, sender thread and the Channel's I/O thread, start-up included): $(per_call "$(total_ir client)" "$CLIENT_CALLS")."
+    echo "### The engine at $CONNS × 1, top functions (exclusive)"
     echo
     echo '```'
-    top client
+    top engine-c1
     echo '```'
-    echo
-    echo "### The client per call, by step"
-    echo
-    client_steps
     echo
     echo "Took $(($(date +%s) - T0)) s."
 } >"$OUT"
-echo "wrote $OUT"
+echo "wrote $OUT and $STEPS"

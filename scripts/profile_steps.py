@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""The client's instructions per call, by step, from callgrind profiles.
+
+Used by scripts/profile.sh (not meant to be run by hand, though it can be):
+
+  profile_steps.py steps OUT.json LABEL=KIND:FILE.callgrind:LOADGEN.json ...
+      counts each profile's steps (KIND is `channel` or `engine`) and writes
+      them, with the commit and dirty flag from $GIT_COMMIT / $GIT_DIRTY,
+      into OUT.json
+  profile_steps.py table BEFORE.json AFTER.json
+      prints the Markdown tables comparing two such files (BEFORE may be
+      missing: then only AFTER is shown)
+
+A step's count is the inclusive instruction count of the functions that
+make it up (callgrind_annotate --inclusive=yes; a function inlined into
+another counts where callgrind attributes it), divided by the calls the
+process sent in all (warm-up included: `sent_total` in loadgen's JSON).
+Steps nest as the call path does, so a few are given as a difference
+(the completion without the user's callback, the driver loop without the
+steps listed above it); the whole process includes start-up.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+
+def inclusive(path):
+    """function name (without file and object) -> largest inclusive count."""
+    out = subprocess.run(["callgrind_annotate", "--inclusive=yes", path],
+                         capture_output=True, text=True, check=True).stdout
+    rows = {}
+    for line in out.splitlines():
+        m = re.match(r"\s*([\d,]+) \(\s*[\d.]+%\)\s+(.+?)(?: \[[^]]*\])?$", line)
+        if not m:
+            continue
+        name = m.group(2).split(":", 1)[-1] if ":" in m.group(2) else m.group(2)
+        count = int(m.group(1).replace(",", ""))
+        rows[name] = max(rows.get(name, 0), count)
+    return rows
+
+
+def total(rows):
+    return rows.get("PROGRAM TOTALS", 0) or max(rows.values(), default=0)
+
+
+def largest(rows, pattern):
+    """The largest inclusive count among functions matching `pattern` (0 if none)."""
+    return max((v for k, v in rows.items() if re.search(pattern, k)), default=0)
+
+
+def summed(rows, *patterns):
+    return sum(largest(rows, p) for p in patterns)
+
+
+# (key, label, how to count it from the rows); nested steps are indented
+# in the label. Patterns name functions of both the old and the new call
+# path, so one table compares them.
+CHANNEL_STEPS = [
+    ("whole", "whole loadgen process (start-up and loadgen's own bookkeeping included)", total),
+    ("start", "caller: `Channel::start` (checks, routing info, encoding, hand-off)",
+     lambda r: largest(r, r"^mprpc::client::Channel::start$")),
+    ("encode", "  of which request frame encoding",
+     lambda r: largest(r, r"^mprpc::(codec|protocol::mprpc)::frame::encode_request\w*$")),
+    ("route", "driver: take queued calls and route them onto connections",
+     lambda r: largest(r, r"drain_queue$")),
+    ("decode", "driver: decode replies",
+     lambda r: largest(r, r"^mprpc::(codec|protocol::mprpc)::decoder::Decoder::decode$")),
+    ("complete", "driver: complete calls (cells; the user's callback excluded)",
+     lambda r: largest(r, r"^mprpc::client::cells::Cells::(deliver|finish)$")
+     - largest(r, r"^<core::option::Option<F> as mprpc::client::cells::Callback>::run$")),
+    ("rest", "driver: the rest of its loop (epoll, socket reads and writes, timers)",
+     lambda r: largest(r, r"^mprpc::client::driver::Driver::run$")
+     - largest(r, r"^<core::option::Option<F> as mprpc::client::cells::Callback>::run$")
+     - largest(r, r"drain_queue$")
+     - largest(r, r"^mprpc::(codec|protocol::mprpc)::decoder::Decoder::decode$")
+     - (largest(r, r"^mprpc::client::cells::Cells::(deliver|finish)$")
+        - largest(r, r"^<core::option::Option<F> as mprpc::client::cells::Callback>::run$"))),
+    ("record", "loadgen: recording each call (send and outcome)",
+     lambda r: summed(r, r"^loadgen::recorder::Recorder::on_done$", r"^loadgen::recorder::Recorder::on_sent$")),
+]
+
+ENGINE_STEPS = [
+    ("whole", "whole loadgen process (start-up and loadgen's own bookkeeping included)", total),
+    ("encode", "engine: encode a call into a free slot", lambda r: largest(r, r"^loadgen::engine::Engine<P>::enqueue$")),
+    ("read", "engine: socket reads", lambda r: largest(r, r"^loadgen::engine::read_available$")),
+    ("decode", "engine: decode replies",
+     lambda r: largest(r, r"^<loadgen::protocol::mprpc::Mprpc as loadgen::protocol::Protocol>::decode$")),
+    ("write", "engine: socket writes", lambda r: largest(r, r"^loadgen::engine::Engine<P>::flush$")),
+    ("record", "loadgen: recording each call (send and outcome)",
+     lambda r: summed(r, r"^loadgen::recorder::Recorder::on_done_batch$", r"^loadgen::recorder::Recorder::on_sent$")),
+]
+
+
+def steps(out, specs):
+    profiles = {}
+    for spec in specs:
+        label, rest = spec.split("=", 1)
+        kind, cg, report = rest.split(":", 2)
+        loadgen = json.load(open(report))
+        calls = loadgen["sent_total"]
+        rows = inclusive(cg)
+        table = CHANNEL_STEPS if kind == "channel" else ENGINE_STEPS
+        profiles[label] = {
+            "kind": kind,
+            "calls": calls,
+            "connections": loadgen["connections"],
+            "in_flight": loadgen["in_flight"],
+            "per_call": {key: round(count(rows) / max(1, calls)) for key, _, count in table},
+        }
+    json.dump({
+        "commit": os.environ.get("GIT_COMMIT", "unknown"),
+        "dirty": os.environ.get("GIT_DIRTY", "true") == "true",
+        "profiles": profiles,
+    }, open(out, "w"), indent=2)
+
+
+def table(before_path, after_path):
+    after = json.load(open(after_path))
+    before = json.load(open(before_path)) if os.path.exists(before_path) else None
+
+    def name(run):
+        return f"`{run['commit']}`" + (" (dirty)" if run["dirty"] else "")
+
+    for label, prof in after["profiles"].items():
+        old = before["profiles"].get(label) if before else None
+        rows = CHANNEL_STEPS if prof["kind"] == "channel" else ENGINE_STEPS
+        print(f"#### {label}: {prof['connections']} connections, {prof['in_flight']} calls in flight")
+        print()
+        if old:
+            print(f"| step | before ({name(before)}) | after ({name(after)}) | change |")
+            print("|---|---:|---:|---:|")
+        else:
+            print(f"| step | {name(after)} |")
+            print("|---|---:|")
+        for key, text, _ in rows:
+            text = text.replace("  of which", "&nbsp;&nbsp;of which")
+            now = prof["per_call"].get(key)
+            if old:
+                was = old["per_call"].get(key)  # None: a step the earlier run did not count
+                change = f"{(now - was) / was:+.0%}" if was else "n/a"
+                print(f"| {text} | {'n/a' if was is None else f'{was:,}'} | {now:,} | {change} |")
+            else:
+                print(f"| {text} | {now:,} |")
+        print()
+        print(f"Calls sent in the profile (warm-up included): {prof['calls']:,}"
+              + (f" (before: {old['calls']:,})." if old else "."))
+        print()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 3 and sys.argv[1] == "steps":
+        steps(sys.argv[2], sys.argv[3:])
+    elif len(sys.argv) == 4 and sys.argv[1] == "table":
+        table(sys.argv[2], sys.argv[3])
+    else:
+        sys.exit(__doc__)
