@@ -27,6 +27,14 @@
 #   QUICK=1 scripts/compare.sh    one round of the headline rows, 1 s each
 #                                 (< 2 min after the build), under a trial
 #                                 directory; never touches results/
+#   ONLY=client scripts/compare.sh
+#                                 the client's goals only (issue 24): the engine,
+#                                 the `Channel` and the `Channel` with 2 I/O
+#                                 threads against our provider (pinned on its own
+#                                 core), at CONNS × 1 and CONNS × DEPTH, ROUNDS
+#                                 rounds interleaved (3 by default, a few minutes
+#                                 in all), with client and server CPU per call;
+#                                 writes a trial directory's COMPARISON.md
 #   TRIAL_DIR=/tmp/cmp ...        writes everything under /tmp/cmp (copies of
 #                                 README.md and docs/benchmarks.md included). Any run that is not the
 #                                 full one (QUICK, or fewer ROUNDS/SECS) writes
@@ -56,6 +64,8 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 QUICK=${QUICK:-0}
+ONLY=${ONLY:-all}
+[[ $ONLY == all || $ONLY == client ]] || die "ONLY must be 'client' (or unset)"
 FULL_ROUNDS=3 FULL_SECS=3 FULL_WARMUP=0.5
 if [[ $QUICK == 1 ]]; then
     ROUNDS=${ROUNDS:-1} SECS=${SECS:-1} WARMUP=${WARMUP:-0.3} SYSCALL_SECS=${SYSCALL_SECS:-1}
@@ -75,7 +85,7 @@ CLIENT_CPU=${CLIENT_CPU:-1}
 # The client I/O threads block's provider has this many reactors.
 REACTORS_IO=2
 FULL=0
-if [[ $QUICK != 1 ]] && ((ROUNDS >= FULL_ROUNDS)) &&
+if [[ $QUICK != 1 && $ONLY == all ]] && ((ROUNDS >= FULL_ROUNDS)) &&
     python3 -c "import sys; sys.exit(not ($SECS >= $FULL_SECS and $WARMUP >= $FULL_WARMUP))"; then
     FULL=1
 fi
@@ -98,18 +108,26 @@ T0=$(date +%s)
 
 scratch compare
 
-for tool in python3 redis-server redis-benchmark taskset perf h2load sockperf ss; do
+TOOLS=(python3 redis-server redis-benchmark taskset perf h2load sockperf ss)
+if [[ $ONLY == client ]]; then TOOLS=(python3 taskset); fi
+for tool in "${TOOLS[@]}"; do
     command -v "$tool" >/dev/null || die "$tool not found (scripts/setup.sh installs it)"
 done
 
 # What the binaries are built from, before this script writes anything.
 git_state
+BINARIES=(loadgen tonic-echo-server volo-echo-server echo-provider)
+if [[ $ONLY == client ]]; then BINARIES=(loadgen echo-provider); fi
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
     log "release build (loadgen with the tonic and volo servers, echo-provider)"
-    cargo build --release -p loadgen --features tonic,volo
+    if [[ $ONLY == client ]]; then
+        cargo build --release -p loadgen --bin loadgen
+    else
+        cargo build --release -p loadgen --features tonic,volo
+    fi
     cargo build --release -p mprpc-examples --bin echo-provider
 fi
-for b in loadgen tonic-echo-server volo-echo-server echo-provider; do
+for b in "${BINARIES[@]}"; do
     [[ -x $BIN/$b ]] || die "$BIN/$b missing"
 done
 T_BUILD=$(($(date +%s) - T0))
@@ -172,23 +190,27 @@ run "$BIN/loadgen" certs "$WORK/tls" >/dev/null
 OURS_PORT=$(free_port)
 provider_conf echo-provider "$OURS_PORT" "$REACTORS"
 serve ours "$OURS_PORT" "$BIN/echo-provider" -i "$WORK/echo-provider.conf"
-TLS_PORT=$(free_port)
-provider_conf echo-provider-tls "$TLS_PORT" "$REACTORS" tls=required "tls_cert=$WORK/tls/provider.crt" \
-    "tls_key=$WORK/tls/provider.key"
-serve ours-tls "$TLS_PORT" "$BIN/echo-provider" -i "$WORK/echo-provider-tls.conf"
-TONIC_PORT=$(free_port)
-serve tonic "$TONIC_PORT" "$BIN/tonic-echo-server" --addr "127.0.0.1:$TONIC_PORT" --workers "$REACTORS"
-TONIC_TLS_PORT=$(free_port)
-serve tonic-tls "$TONIC_TLS_PORT" "$BIN/tonic-echo-server" --addr "127.0.0.1:$TONIC_TLS_PORT" \
-    --workers "$REACTORS" --tls-cert "$WORK/tls/provider.crt" --tls-key "$WORK/tls/provider.key"
-VOLO_PORT=$(free_port)
-serve volo "$VOLO_PORT" "$BIN/volo-echo-server" --addr "127.0.0.1:$VOLO_PORT" --workers "$REACTORS"
-VOLO_MUX_PORT=$(free_port)
-serve volo-mux "$VOLO_MUX_PORT" "$BIN/volo-echo-server" --addr "127.0.0.1:$VOLO_MUX_PORT" \
-    --workers "$REACTORS" --multiplex
-REDIS_PORT=$(free_port)
-serve redis "$REDIS_PORT" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
-    --io-threads 1 --daemonize no --logfile "$WORK/redis.log"
+# ONLY=client starts none of the others (their ports stay 0, unused).
+TLS_PORT=0 TONIC_PORT=0 TONIC_TLS_PORT=0 VOLO_PORT=0 VOLO_MUX_PORT=0 REDIS_PORT=0
+if [[ $ONLY == all ]]; then
+    TLS_PORT=$(free_port)
+    provider_conf echo-provider-tls "$TLS_PORT" "$REACTORS" tls=required "tls_cert=$WORK/tls/provider.crt" \
+        "tls_key=$WORK/tls/provider.key"
+    serve ours-tls "$TLS_PORT" "$BIN/echo-provider" -i "$WORK/echo-provider-tls.conf"
+    TONIC_PORT=$(free_port)
+    serve tonic "$TONIC_PORT" "$BIN/tonic-echo-server" --addr "127.0.0.1:$TONIC_PORT" --workers "$REACTORS"
+    TONIC_TLS_PORT=$(free_port)
+    serve tonic-tls "$TONIC_TLS_PORT" "$BIN/tonic-echo-server" --addr "127.0.0.1:$TONIC_TLS_PORT" \
+        --workers "$REACTORS" --tls-cert "$WORK/tls/provider.crt" --tls-key "$WORK/tls/provider.key"
+    VOLO_PORT=$(free_port)
+    serve volo "$VOLO_PORT" "$BIN/volo-echo-server" --addr "127.0.0.1:$VOLO_PORT" --workers "$REACTORS"
+    VOLO_MUX_PORT=$(free_port)
+    serve volo-mux "$VOLO_MUX_PORT" "$BIN/volo-echo-server" --addr "127.0.0.1:$VOLO_MUX_PORT" \
+        --workers "$REACTORS" --multiplex
+    REDIS_PORT=$(free_port)
+    serve redis "$REDIS_PORT" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+        --io-threads 1 --daemonize no --logfile "$WORK/redis.log"
+fi
 R2_PORT=0
 if [[ $FULL == 1 ]]; then
     # The client I/O threads block's provider: the plain one with more reactors.
@@ -234,9 +256,9 @@ env.update({
 })
 json.dump(env, open(sys.argv[1], "w"), indent=2)
 PY
-printf '{"rounds": %s, "secs": %s, "warmup_s": %s, "connections": %s, "wide_connections": %s, "depth": %s, "payload": %s, "reactors": %s, "reactors_io": %s, "syscall_secs": %s, "quick": %s, "full": %s}\n' \
+printf '{"rounds": %s, "secs": %s, "warmup_s": %s, "connections": %s, "wide_connections": %s, "depth": %s, "payload": %s, "reactors": %s, "reactors_io": %s, "syscall_secs": %s, "quick": %s, "full": %s, "only": "%s"}\n' \
     "$ROUNDS" "$SECS" "$WARMUP" "$CONNS" "$WIDE_CONNS" "$DEPTH" "$PAYLOAD" "$REACTORS" "$REACTORS_IO" \
-    "$SYSCALL_SECS" "$([[ $QUICK == 1 ]] && echo true || echo false)" "$([[ $FULL == 1 ]] && echo true || echo false)" \
+    "$SYSCALL_SECS" "$([[ $QUICK == 1 ]] && echo true || echo false)" "$([[ $FULL == 1 ]] && echo true || echo false)" "$ONLY" \
     >"$RAW/params.json"
 
 COMMON=(--duration "${SECS}s" --warmup "${WARMUP}s" --payload "$PAYLOAD" --out-dir "$RAW")
@@ -269,7 +291,13 @@ declare -A TARGET=(
     [redis]="--target redis --addr 127.0.0.1:$REDIS_PORT"
     [seed]="--target seed --addr 127.0.0.1:$OURS_PORT"
 )
-if [[ $QUICK == 1 ]]; then
+if [[ $ONLY == client ]]; then
+    # The engine and the Channel (1 and 2 I/O threads) against one provider.
+    SYSTEMS=(ours ours-channel ours-channel-io2)
+    PIPELINED=("${SYSTEMS[@]}")
+    OPEN=()
+    AT_COMMON=()
+elif [[ $QUICK == 1 ]]; then
     # The headline rows only.
     SYSTEMS=(ours volo tonic redis ours-channel)
     PIPELINED=(ours volo-mux tonic redis ours-channel)
@@ -286,6 +314,7 @@ else
 fi
 # Volo's users' shape (one call per connection, many connections), ours beside it.
 WIDE=(ours volo)
+if [[ $ONLY == client ]]; then WIDE=(); fi
 # Client I/O threads: closed loop only, in both shapes (full runs).
 IO_SCALING=()
 if [[ $FULL == 1 ]]; then IO_SCALING=(ours-channel-io2 ours-r2 ours-r2-channel ours-r2-channel-io2); fi
@@ -298,10 +327,12 @@ SINGLE=(ours ours-blocking redis)
 # Syscalls per call: these servers at CONNS × 1 and × DEPTH (Volo's
 # multiplexed server pipelined).
 SYSCALLS=(ours redis volo tonic)
+# Per round: h2load 2, redis-benchmark 3, sockperf 3.
+CROSS_CHECKS=8
+if [[ $ONLY == client ]]; then SINGLE=() SYSCALLS=() CROSS_CHECKS=0; fi
 N=0
-# Per round: the loadgen runs, h2load 2, redis-benchmark 3, sockperf 3.
-TOTAL=$((ROUNDS * (${#SYSTEMS[@]} + ${#PIPELINED[@]} + ${#WIDE[@]} + 2 * ${#IO_SCALING[@]} + ${#SINGLE[@]} + 8 +
-    3 * ${#OPEN[@]} + ${#AT_COMMON[@]}) + 2 * ${#SYSCALLS[@]}))
+TOTAL=$((ROUNDS * (${#SYSTEMS[@]} + ${#PIPELINED[@]} + ${#WIDE[@]} + 2 * ${#IO_SCALING[@]} + ${#SINGLE[@]} +
+    CROSS_CHECKS + 3 * ${#OPEN[@]} + ${#AT_COMMON[@]}) + 2 * ${#SYSCALLS[@]}))
 step() { N=$((N + 1)); log "[$N/$TOTAL, $(($(date +%s) - T0))s] $*"; }
 
 # One loadgen run on the client core, with the server's CPU time sampled.
@@ -417,6 +448,10 @@ for r in $(seq 1 "$ROUNDS"); do
     for s in "${WIDE[@]}"; do
         lg "$s" "c$WIDE_CONNS-$s-r$r" "$WIDE_CONNS" --qps max --in-flight "$WIDE_CONNS"
     done
+    if ((CROSS_CHECKS == 0)); then
+        loadavg "round $r closed-loop end"
+        continue
+    fi
     h2load_run "h2load-c1-r$r" 1
     h2load_run "h2load-p$DEPTH-r$r" "$DEPTH"
     cross_check "redis-benchmark-c1-r$r" redis redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -c "$CONNS" \
@@ -443,15 +478,16 @@ loadavg "syscalls end"
 
 # ------------------------------------- open loop at each one's own saturation
 declare -A SAT
+SAT[none]=0
 for s in "${OPEN[@]}"; do
     SAT[$s]=$(median_qps c1 "$s")
     echo "saturation (median, $CONNS connections, 1 call each): $s ${SAT[$s]}/s" >&2
 done
 # The common rate: 50% of the slowest RPC system's saturation.
-SLOWEST=$(for s in "${RPC[@]}"; do echo "${SAT[$s]}"; done | sort -g | head -1)
+SLOWEST=$(for s in "${RPC[@]}"; do echo "${SAT[$s]:-0}"; done | sort -g | head -1)
 COMMON_RATE=$(pct_of "$SLOWEST" 50)
 echo "{\"common_rate\": $COMMON_RATE}" >"$RAW/common_rate.json"
-for r in $(seq 1 "$ROUNDS"); do
+for r in $(seq 1 "$((${#OPEN[@]} ? ROUNDS : 0))"); do
     loadavg "round $r open-loop start"
     for pct in 25 50 75; do
         for s in "${OPEN[@]}"; do
@@ -476,6 +512,9 @@ log "report"
 python3 scripts/compare_report.py "$OUT" "$REPORT" "$BENCHMARKS" "$README"
 # The plots as PNG, to look at (the report links the SVGs).
 if command -v rsvg-convert >/dev/null; then
-    for svg in "$OUT"/*.svg; do rsvg-convert "$svg" -o "${svg%.svg}.png"; done
+    for svg in "$OUT"/*.svg; do
+        [[ -e $svg ]] || continue # ONLY=client draws none
+        rsvg-convert "$svg" -o "${svg%.svg}.png"
+    done
 fi
 echo "done in ${T_TOTAL}s: $REPORT, $BENCHMARKS's benchmark block and $README's headline"

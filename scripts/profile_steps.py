@@ -29,7 +29,7 @@ import sys
 
 def inclusive(path):
     """function name (without file and object) -> largest inclusive count."""
-    out = subprocess.run(["callgrind_annotate", "--inclusive=yes", path],
+    out = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", path],
                          capture_output=True, text=True, check=True).stdout
     rows = {}
     for line in out.splitlines():
