@@ -6,7 +6,8 @@
 //!   bookkeeping beside it and never touch its buffers directly.
 //! * `FlushList` — the connections a loop flushes once per turn, each
 //!   listed once.
-//! * `read_into` — the one `read(2)` routine both sides use (in `sys`).
+//! * [`read_into`] — the one `read(2)` routine both sides use (in `sys`;
+//!   loadgen's engine uses it too).
 //! * [`tls`] — TLS settings of both sides ([`ServerTls`](tls::ServerTls),
 //!   [`ClientTls`](tls::ClientTls)); the transport drives the sessions.
 //! * [`auth`] — auth tokens, sent once per connection and compared in
@@ -20,5 +21,5 @@ pub mod certs;
 pub mod tls;
 mod transport;
 
-pub(crate) use crate::sys::read_into;
+pub use crate::sys::read_into;
 pub(crate) use transport::{FlushList, ReadTurn, Transport};

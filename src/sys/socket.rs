@@ -17,7 +17,7 @@ use bytes::BytesMut;
 /// the socket is drained for now: with edge-triggered readiness, new data
 /// raises a new event, so another syscall just to see `WouldBlock` can be
 /// skipped.
-pub(crate) fn read_into(
+pub fn read_into(
     socket: &impl AsRawFd,
     buf: &mut BytesMut,
     chunk: usize,
