@@ -55,30 +55,35 @@ def summed(rows, *patterns):
     return sum(largest(rows, p) for p in patterns)
 
 
+# The reply parsing of the client (the decoder, or the format's parse_reply
+# around it once the driver went through the protocol interface).
+DECODE = (r"^(mprpc::(codec|protocol::mprpc)::decoder::Decoder::decode"
+          r"|<mprpc::protocol::mprpc::Mprpc as mprpc::protocol::Protocol>::parse_reply)$")
+
+# The driver thread's loop (a method before the lean call path, a function after).
+THREAD = r"^mprpc::client::driver::(Driver::)?run$"
+CALLBACK = r"^<core::option::Option<F> as mprpc::client::cells::Callback>::run$"
+DELIVER = r"^mprpc::client::cells::Cells::(deliver|finish)$"
+PACK = (r"^(mprpc::(codec|protocol::mprpc)::frame::encode_request\w*"
+        r"|<mprpc::protocol::mprpc::Mprpc as mprpc::protocol::Protocol>::pack_request)$")
+
 # (key, label, how to count it from the rows); nested steps are indented
 # in the label. Patterns name functions of both the old and the new call
 # path, so one table compares them.
 CHANNEL_STEPS = [
     ("whole", "whole loadgen process (start-up and loadgen's own bookkeeping included)", total),
-    ("start", "caller: `Channel::start` (checks, routing info, encoding, hand-off)",
+    ("thread", "the driver thread in all (every step below; no start-up)", lambda r: largest(r, THREAD)),
+    ("start", "caller: `Channel::start` (checks, providers, packing; on the driver's thread also routing)",
      lambda r: largest(r, r"^mprpc::client::Channel::start$")),
-    ("encode", "  of which request frame encoding",
-     lambda r: largest(r, r"^mprpc::(codec|protocol::mprpc)::frame::encode_request\w*$")),
-    ("route", "driver: take queued calls and route them onto connections",
+    ("encode", "  of which packing the request", lambda r: largest(r, PACK)),
+    ("route", "driver: take calls queued by other threads and route them onto connections",
      lambda r: largest(r, r"drain_queue$")),
-    ("decode", "driver: decode replies",
-     lambda r: largest(r, r"^mprpc::(codec|protocol::mprpc)::decoder::Decoder::decode$")),
+    ("decode", "driver: parse replies", lambda r: largest(r, DECODE)),
     ("complete", "driver: complete calls (cells; the user's callback excluded)",
-     lambda r: largest(r, r"^mprpc::client::cells::Cells::(deliver|finish)$")
-     - largest(r, r"^<core::option::Option<F> as mprpc::client::cells::Callback>::run$")),
+     lambda r: largest(r, DELIVER) - largest(r, CALLBACK)),
     ("rest", "driver: the rest of its loop (epoll, socket reads and writes, timers)",
-     lambda r: largest(r, r"^mprpc::client::driver::Driver::run$")
-     - largest(r, r"^<core::option::Option<F> as mprpc::client::cells::Callback>::run$")
-     - largest(r, r"drain_queue$")
-     - largest(r, r"^mprpc::(codec|protocol::mprpc)::decoder::Decoder::decode$")
-     - (largest(r, r"^mprpc::client::cells::Cells::(deliver|finish)$")
-        - largest(r, r"^<core::option::Option<F> as mprpc::client::cells::Callback>::run$"))),
-    ("record", "loadgen: recording each call (send and outcome)",
+     lambda r: largest(r, THREAD) - largest(r, r"drain_queue$") - largest(r, DECODE) - largest(r, DELIVER)),
+    ("record", "loadgen: recording each call (send and outcome; in the callback)",
      lambda r: summed(r, r"^loadgen::recorder::Recorder::on_done$", r"^loadgen::recorder::Recorder::on_sent$")),
 ]
 

@@ -54,10 +54,12 @@
 //!   `http`, the recent-latency window in `recent`).
 //! * [`client`] — the consumer. `mod` is the [`Channel`] API and `options`
 //!   its settings; `call` delivers an outcome (callback, future or blocking
-//!   wait); `queue` carries calls to the I/O driver; `conn` is
-//!   `ProviderConn`, one multiplexed connection; `driver/` is the I/O loop
-//!   (`mod`), calls onto connections (`route`), replies matched by id
-//!   (`replies`), deadlines and connect timeouts (`timers`); `balance` picks
+//!   wait); `queue` carries calls from other threads to the I/O driver;
+//!   `request` holds a request as parts until the provider's format packs
+//!   it; `conn` is `ProviderConn`, one multiplexed connection; `driver/` is
+//!   the I/O loop (`mod`), calls onto connections (`route`), calls started
+//!   on the driver's thread (`local`), replies matched by id (`replies`),
+//!   deadlines and connect timeouts (`timers`); `balance` picks
 //!   a provider, `health` backs off failing ones, `short` makes calls on a
 //!   connection each, for formats that cannot multiplex (the seed's).
 //! * [`discovery`] — where providers come from: [`Endpoint`], [`Discover`]

@@ -15,7 +15,7 @@
 //! has forgotten the call: replied, expired, failed, or cancelled — it
 //! learns of a cancel through its queue). It is freed when both let go, so
 //! while the driver knows a call, no other call has its cell: the driver
-//! files its calls by cell index (see `CellRef::index`). The callback's
+//! files its calls by cell index (see `CellRef::call_id`). The callback's
 //! storage (`Box<Option<F>>`) stays in the cell and is reused by the next
 //! callback of the same closure type, so a loop that starts calls from one
 //! call site allocates nothing; a different closure type costs one box.
@@ -44,9 +44,14 @@ pub(crate) struct CellRef {
 }
 
 impl CellRef {
-    /// The cell's index: unique among the calls a driver holds.
-    pub(crate) fn index(self) -> u32 {
-        self.index
+    /// The request id of the call using this cell, never 0: the low half
+    /// is the cell's index (the driver files its calls by it, see
+    /// `driver::pending`), the high half this use of the cell, so a late
+    /// reply or cancel for an earlier call in the same cell is told apart.
+    /// Both are known to the caller, so no counter is shared to number
+    /// calls.
+    pub(crate) fn call_id(self) -> u64 {
+        (1 << 63) | (u64::from(self.generation & 0x7FFF_FFFF) << 32) | u64::from(self.index)
     }
 }
 

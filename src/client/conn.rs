@@ -17,16 +17,16 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::BytesMut;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
+use crate::client::request::{Parts, Staged};
 use crate::discovery::Endpoint;
 use crate::net::auth::AuthToken;
 use crate::net::tls::ClientTls;
 use crate::net::{FlushList, ReadTurn, Transport};
-use crate::protocol::mprpc::{set_request_timeout, Decoder, Frame};
-use crate::protocol::ProtocolError;
+use crate::protocol::mprpc::set_request_timeout;
+use crate::protocol::{Protocol, ProtocolError, Reply};
 
 /// Bytes read from one connection before its replies are decoded; bounds
 /// the read buffer when a peer streams replies faster than we consume them.
@@ -38,12 +38,18 @@ const READ_CHUNK: usize = 64 * 1024;
 /// if the connect it waits for fails.
 #[derive(Debug)]
 pub(crate) struct Routed {
-    pub id: u64,
-    pub deadline: Option<Instant>,
+    /// Its request's parts, to pack again for another provider.
+    pub request: Staged,
     pub endpoints: Arc<[Endpoint]>,
     pub hash_key: Option<u64>,
     /// Connection attempts this call has used so far.
     pub attempts: u32,
+}
+
+impl Routed {
+    pub(crate) fn id(&self) -> u64 {
+        self.request.parts().id
+    }
 }
 
 /// A request written into the output before the connect finished, and
@@ -68,10 +74,12 @@ pub(crate) enum ConnectState {
     Failed(io::Error),
 }
 
-#[derive(Debug)]
 pub(crate) struct ProviderConn {
     io: Transport,
     addr: SocketAddr,
+    /// The provider's wire format (a multiplexed one): it packs requests
+    /// and parses replies.
+    protocol: &'static dyn Protocol,
     /// `Some` until the connection is open (TCP connected and, with TLS,
     /// the handshake done): its deadline.
     connecting_until: Option<Instant>,
@@ -91,6 +99,7 @@ impl ProviderConn {
     /// first flush); with `auth` the token goes out before any request.
     pub(crate) fn connect(
         addr: SocketAddr,
+        protocol: &'static dyn Protocol,
         registry: &Registry,
         token: Token,
         deadline: Instant,
@@ -109,6 +118,7 @@ impl ProviderConn {
         Ok(ProviderConn {
             io,
             addr,
+            protocol,
             connecting_until: Some(deadline),
             tcp_up: false,
             queued: Vec::new(),
@@ -185,7 +195,7 @@ impl ProviderConn {
         self.connecting_until = None;
         let queued = std::mem::take(&mut self.queued);
         for q in &queued {
-            if let Some(deadline) = q.call.deadline {
+            if let Some(deadline) = q.call.request.parts().deadline {
                 set_request_timeout(
                     &mut self.io.output()[q.frame.clone()],
                     budget_ms(deadline, now),
@@ -194,20 +204,23 @@ impl ProviderConn {
         }
     }
 
-    /// Appends call `id`'s request frame, with its remaining budget as of
-    /// `now`. While connecting, remembers where it is for a retry elsewhere.
-    pub(crate) fn push_request(&mut self, frame: &[u8], call: Routed, now: Instant) {
+    /// Packs a call's request onto the output, with its remaining budget as
+    /// of `now`. While connecting, remembers where it is (and the call, as
+    /// `routed` describes it) for a retry elsewhere.
+    pub(crate) fn push_request(
+        &mut self,
+        parts: &Parts<'_>,
+        now: Instant,
+        routed: impl FnOnce() -> Routed,
+    ) {
         let out = self.io.output();
         let start = out.len();
-        out.extend_from_slice(frame);
-        if let Some(deadline) = call.deadline {
-            set_request_timeout(&mut out[start..], budget_ms(deadline, now));
-        }
+        parts.pack(self.protocol, now, out);
         let end = out.len();
         self.inflight += 1;
         if !self.is_open() {
             self.queued.push(Queued {
-                call,
+                call: routed(),
                 frame: start..end,
             });
         }
@@ -218,11 +231,11 @@ impl ProviderConn {
         crate::protocol::mprpc::encode_cancel(id, self.io.output());
     }
 
-    /// A failed connect gives its waiting requests back, with their frames
-    /// (none of them reached the network).
-    pub(crate) fn take_queued(&mut self) -> (Vec<Queued>, BytesMut) {
-        let frames = std::mem::take(self.io.output());
-        (std::mem::take(&mut self.queued), frames)
+    /// A failed connect gives its waiting requests back (none of them
+    /// reached the network).
+    pub(crate) fn take_queued(&mut self) -> Vec<Queued> {
+        self.io.output().clear();
+        std::mem::take(&mut self.queued)
     }
 
     /// Reads what the socket has (up to [`READ_BATCH`]); `needs_flush` in
@@ -231,9 +244,10 @@ impl ProviderConn {
         self.io.read_turn(READ_CHUNK, READ_BATCH, short_read_drains)
     }
 
-    /// The next complete reply (or other frame) read from the provider.
-    pub(crate) fn next_frame(&mut self, decoder: &Decoder) -> Result<Option<Frame>, ProtocolError> {
-        self.io.next_frame(decoder)
+    /// The next complete reply read from the provider, parsed by its
+    /// format; replies over `max` bytes fail their call alone.
+    pub(crate) fn next_reply(&mut self, max: usize) -> Result<Option<Reply>, ProtocolError> {
+        self.io.parse_reply(self.protocol, max)
     }
 
     /// At EOF: an error if part of a reply was left unread (its rest will

@@ -3,9 +3,11 @@
 //! A channel (the seed's `MprpcChannel`) owns `io_threads` I/O driver
 //! threads (one by default), each running a mio event loop over its own
 //! persistent, multiplexed TCP connections — one per provider address by
-//! default. Calls from any thread are encoded on the
-//! calling thread into a shared queue and handed to the driver; replies are
-//! matched by request id, in any order. Three ways to call:
+//! default. Calls from other threads are handed to the driver through a
+//! shared queue; a call started in a callback, on the driver's own thread,
+//! is packed straight into its connection's output. Either way the
+//! provider's wire format packs the request once. Replies are matched by
+//! request id, in any order. Three ways to call:
 //!
 //! * [`Channel::call`] blocks (parks) the calling thread, as the seed's stub;
 //! * [`Channel::call_with`] runs a callback on completion — one thread can
@@ -37,8 +39,10 @@ mod driver;
 mod health;
 mod observe;
 mod queue;
+mod request;
 mod short;
 
+use std::borrow::Cow;
 use std::net::ToSocketAddrs;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -250,6 +254,11 @@ impl Channel {
         cell: CellRef,
     ) -> u64 {
         match self.admit(service, method, payload.len(), options) {
+            // On the driver's own thread (a callback) the call goes
+            // straight onto its connection; from elsewhere, through the queue.
+            Ok(submit) if driver::can_start_here(driver) => {
+                driver::start_here(driver, submit, payload, cell)
+            }
             Ok(submit) => driver.submit(submit, payload, cell),
             Err(status) => {
                 // Never queued: this thread lets go for the driver too.
@@ -266,19 +275,20 @@ impl Channel {
         service: &'a str,
         method: &'a str,
         payload_len: usize,
-        options: &CallOptions,
+        options: &'a CallOptions,
     ) -> Result<Submit<'a>, Status> {
         let inner = &*self.inner;
         check_names(service, method).map_err(|e| Status::bad_request(e.to_string()))?;
         if let Some(e) = &options.invalid_metadata {
             return Err(Status::bad_request(e.to_string()));
         }
-        let mut metadata = options.metadata.clone();
+        // Copied only for interceptors, which may change it.
+        let mut metadata = Cow::Borrowed(&options.metadata);
         if !inner.options.interceptors.is_empty() {
             let mut call = ClientCall {
                 service,
                 method,
-                metadata: &mut metadata,
+                metadata: metadata.to_mut(),
             };
             inner.options.interceptors.before(&mut call)?;
         }
@@ -330,14 +340,10 @@ impl Channel {
             )));
         }
         let deadline = now.checked_add(timeout);
-        let timeout_ms = match deadline {
-            Some(_) => conn::whole_ms(timeout),
-            None => 0,
-        };
         Ok(Submit {
             service,
             method,
-            timeout_ms,
+            timeout_ms: deadline.map_or(0, |_| conn::whole_ms(timeout)),
             deadline,
             endpoints,
             hash_key: options.hash_key,

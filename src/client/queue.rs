@@ -1,19 +1,21 @@
 //! The submission queue between calling threads and the channel's I/O driver.
 //!
-//! Callers encode their request frame straight into a shared staging buffer
-//! and push a small command, under one short parking_lot lock; the driver
+//! Calls started on the driver's own thread skip it (see `driver::local`).
+//! Other callers copy their request's parts into a shared staging buffer
+//! (the driver packs them once it knows the provider, see `request`) and
+//! push a small command, under one short parking_lot lock; the driver
 //! swaps the whole queue out for an empty one each loop turn (double
 //! buffering, so neither side allocates in steady state). The mio `Waker`
 //! is rung only when the queue goes from empty to non-empty while the
-//! driver is asleep in `poll`, and never by the driver's own thread (a
-//! callback starting the next call). A busy driver drains its queue every
+//! driver is asleep in `poll`, and never by the driver's own thread (which
+//! queues only as a fallback). A busy driver drains its queue every
 //! loop turn and checks it again before it sleeps, so under load calls
 //! cost no wake-up syscall at all. (The driver announces `sleeping`, then
 //! re-checks the queue; a caller publishes `has_work`, then checks
 //! `sleeping`: with sequentially consistent order on both sides, at least
 //! one of them sees the other, so no call is left unseen.)
 
-use std::ops::Range;
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,18 +25,21 @@ use mio::Waker;
 use parking_lot::Mutex;
 
 use super::cells::{CellRef, Cells};
+use super::request::{stage_into, Names};
 use crate::call::controller::ReplyMetadata;
 use crate::call::metadata::Metadata;
 use crate::call::trace::TraceId;
 use crate::discovery::Endpoint;
-use crate::protocol::mprpc::{encode_request_meta, RequestHead, RequestMeta};
 
 /// A call handed to the driver.
 pub(crate) struct NewCall {
     pub id: u64,
-    /// Where its encoded request frame sits in the staging buffer.
-    pub frame: Range<usize>,
+    /// Where its names and payload sit in the staging buffer.
+    pub names: Names,
     pub deadline: Option<Instant>,
+    /// What the request carries besides its payload.
+    pub metadata: Metadata,
+    pub trace: Option<TraceId>,
     pub endpoints: Arc<[Endpoint]>,
     pub hash_key: Option<u64>,
     pub cell: CellRef,
@@ -53,18 +58,13 @@ pub(crate) enum Command {
 #[derive(Default)]
 pub(crate) struct Batch {
     pub commands: Vec<Command>,
+    /// The calls' names and payloads (see `request`).
     pub frames: BytesMut,
-}
-
-/// The queue proper: commands, their frames, and the next request id.
-struct Queue {
-    batch: Batch,
-    next_id: u64,
 }
 
 /// State shared by a channel's handles and one of its driver threads.
 pub(crate) struct Shared {
-    queue: Mutex<Queue>,
+    queue: Mutex<Batch>,
     /// True while `queue` holds commands (read without the lock).
     has_work: AtomicBool,
     /// The driver is (about to be) blocked in `poll`: a new command must
@@ -85,12 +85,14 @@ pub(crate) struct Shared {
 pub(crate) struct Submit<'a> {
     pub service: &'a str,
     pub method: &'a str,
-    pub timeout_ms: u32,
     pub deadline: Option<Instant>,
+    /// The call's timeout in whole milliseconds (0: none), as sent when
+    /// it is packed at once.
+    pub timeout_ms: u32,
     pub endpoints: Arc<[Endpoint]>,
     pub hash_key: Option<u64>,
     /// What the request carries besides its payload (version 2 when any).
-    pub metadata: Metadata,
+    pub metadata: Cow<'a, Metadata>,
     pub trace: Option<TraceId>,
     pub reply_metadata: Option<ReplyMetadata>,
 }
@@ -98,10 +100,7 @@ pub(crate) struct Submit<'a> {
 impl Shared {
     pub(crate) fn new(waker: Waker) -> Shared {
         Shared {
-            queue: Mutex::new(Queue {
-                batch: Batch::default(),
-                next_id: 1,
-            }),
+            queue: Mutex::new(Batch::default()),
             has_work: AtomicBool::new(false),
             sleeping: AtomicBool::new(false),
             waker,
@@ -117,57 +116,42 @@ impl Shared {
         self
     }
 
-    /// Encodes and queues a call; returns its request id.
+    /// Queues a call, its parts copied; returns its request id.
     pub(crate) fn submit(&self, call: Submit<'_>, payload: &[u8], cell: CellRef) -> u64 {
-        let mut guard = self.queue.lock();
-        let Queue { batch, next_id } = &mut *guard;
-        // Low half: the cell index the driver files the call by; high half:
-        // a sequence number telling this call from earlier ones there.
-        let id = (*next_id << 32) | u64::from(cell.index());
-        *next_id = (*next_id + 1) & u64::from(u32::MAX);
-        *next_id = (*next_id).max(1);
-        let start = batch.frames.len();
-        let head = RequestHead {
-            id,
-            timeout_ms: call.timeout_ms,
-            service: call.service,
-            method: call.method,
-        };
-        let meta = RequestMeta {
-            metadata: &call.metadata,
-            trace: call.trace,
-            reply_metadata: call.reply_metadata.is_some(),
-        };
-        encode_request_meta(head, meta, payload, &mut batch.frames);
-        let frame = start..batch.frames.len();
+        let id = cell.call_id();
+        let metadata = call.metadata.into_owned();
+        let mut batch = self.queue.lock();
+        let names = stage_into(&mut batch.frames, call.service, call.method, payload);
         batch.commands.push(Command::Call(NewCall {
             id,
-            frame,
+            names,
             deadline: call.deadline,
+            metadata,
+            trace: call.trace,
             endpoints: call.endpoints,
             hash_key: call.hash_key,
             cell,
             reply_metadata: call.reply_metadata,
         }));
-        self.queued(guard);
+        self.queued(batch);
         id
     }
 
     /// Tells the driver to forget call `id` and send the server a cancel.
     pub(crate) fn cancel(&self, id: u64) {
-        let mut guard = self.queue.lock();
-        guard.batch.commands.push(Command::Cancel(id));
-        self.queued(guard);
+        let mut batch = self.queue.lock();
+        batch.commands.push(Command::Cancel(id));
+        self.queued(batch);
     }
 
     /// After a push: wakes the driver if the queue was empty and the
     /// driver sleeps, unless this is the driver's own thread.
-    fn queued(&self, guard: parking_lot::MutexGuard<'_, Queue>) {
-        let first = guard.batch.commands.len() == 1;
+    fn queued(&self, batch: parking_lot::MutexGuard<'_, Batch>) {
+        let first = batch.commands.len() == 1;
         if first {
             self.has_work.store(true, Ordering::SeqCst);
         }
-        drop(guard);
+        drop(batch);
         if first && self.sleeping.load(Ordering::SeqCst) && !super::call::on_driver_thread(self) {
             self.wake();
         }
@@ -191,8 +175,8 @@ impl Shared {
 
     /// Swaps the pending batch with `spare` (which must be empty).
     pub(crate) fn take(&self, spare: &mut Batch) {
-        let mut guard = self.queue.lock();
-        std::mem::swap(&mut guard.batch, spare);
+        let mut batch = self.queue.lock();
+        std::mem::swap(&mut *batch, spare);
         self.has_work.store(false, Ordering::Release);
     }
 

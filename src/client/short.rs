@@ -27,9 +27,8 @@ use parking_lot::{Condvar, Mutex};
 use super::call::CallResult;
 use super::cells::CellRef;
 use super::queue::Shared;
-use crate::protocol::mprpc::{request_parts, RequestHead, RequestMeta};
 use crate::protocol::{ReadState, WireFormat};
-use crate::{Metadata, Status};
+use crate::Status;
 
 /// Short-connection calls that may run at once (per process).
 const THREADS: usize = 8;
@@ -39,8 +38,8 @@ pub(crate) struct ShortCall {
     pub addr: SocketAddr,
     /// The provider's wire format.
     pub format: WireFormat,
-    /// Our encoded request frame (service, method and payload are read from it).
-    pub frame: Vec<u8>,
+    /// The request, packed in the provider's format.
+    pub request: BytesMut,
     pub deadline: Option<Instant>,
     pub connect_timeout: Duration,
     pub max_reply: usize,
@@ -100,7 +99,7 @@ fn run(call: &ShortCall) -> CallResult {
     let protocol = call.format.protocol();
     let addr = call.addr;
     let whose = format!("{}-format provider {addr}", protocol.name());
-    let request = pack(call)?;
+    let request = &call.request;
     let io_err = |what: &str, e: std::io::Error| match e.kind() {
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
             Status::deadline_exceeded(format!("{whose}: deadline passed while {what}"))
@@ -113,7 +112,7 @@ fn run(call: &ShortCall) -> CallResult {
     let _ = stream.set_nodelay(true);
     stream
         .set_write_timeout(Some(remaining(call.deadline)?))
-        .and_then(|_| stream.write_all(&request))
+        .and_then(|_| stream.write_all(request))
         .map_err(|e| io_err("sending", e))?;
     let too_big = |e| Status::resource_exhausted(format!("{whose}: reply: {e}"));
     let (mut input, mut state) = (BytesMut::new(), ReadState::default());
@@ -144,31 +143,6 @@ fn run(call: &ShortCall) -> CallResult {
 }
 
 /// The call's request in its provider's format, from our encoded frame.
-fn pack(call: &ShortCall) -> Result<BytesMut, Status> {
-    let Some((service, method, payload)) = request_parts(&call.frame) else {
-        return Err(Status::internal(
-            "short-connection call: not a request frame of ours",
-        ));
-    };
-    let head = RequestHead {
-        id: 0,
-        timeout_ms: 0,
-        service,
-        method,
-    };
-    let none = Metadata::new();
-    let meta = RequestMeta {
-        metadata: &none,
-        trace: None,
-        reply_metadata: false,
-    };
-    let mut out = BytesMut::new();
-    call.format
-        .protocol()
-        .pack_request(head, meta, payload, &mut out);
-    Ok(out)
-}
-
 /// Time left before `deadline`, as a socket timeout (which must not be 0).
 fn remaining(deadline: Option<Instant>) -> Result<Duration, Status> {
     match deadline {

@@ -3,8 +3,8 @@
 //! and whether the loop watches it for writability.
 //!
 //! In the spirit of mini-redis's `Connection`, the fields are private: a
-//! loop reads with [`Transport::read_turn`], takes frames with
-//! [`Transport::next_frame`], appends output to [`Transport::output`], and
+//! loop reads with [`Transport::read_turn`], hands the input to its format
+//! (a client: [`Transport::parse_reply`]), appends output to [`Transport::output`], and
 //! flushes once per loop turn through a [`FlushList`]. Both the server's
 //! reactors and the client's drivers use it, so the flush loop, the
 //! writable-interest toggle and the oversized-frame skip exist once.
@@ -24,8 +24,7 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
 use super::tls::{tls_io_error, ServerTls};
-use crate::protocol::mprpc::{read_frame, Decoder, Frame};
-use crate::protocol::{ProtocolError, ReadState};
+use crate::protocol::{Protocol, ProtocolError, ReadState, Reply};
 
 /// The first bytes of a TLS handshake record: content type 22, version 3.x.
 const TLS_RECORD_START: [u8; 2] = [0x16, 0x03];
@@ -279,11 +278,14 @@ impl Transport {
         matches!(&self.security, Security::Tls(s) if s.wants_write())
     }
 
-    /// The next complete frame in the read buffer, skipping the rest of an
-    /// oversized frame's body first (the decoder reports such a frame once,
-    /// as [`Frame::Oversized`]; its body never occupies memory).
-    pub(crate) fn next_frame(&mut self, decoder: &Decoder) -> Result<Option<Frame>, ProtocolError> {
-        read_frame(decoder, &mut self.rbuf, &mut self.read)
+    /// The next complete reply in the input, parsed by `protocol` (a
+    /// client's connection); replies over `max` bytes fail their call alone.
+    pub(crate) fn parse_reply(
+        &mut self,
+        protocol: &dyn Protocol,
+        max: usize,
+    ) -> Result<Option<Reply>, ProtocolError> {
+        protocol.parse_reply(&mut self.rbuf, &mut self.read, max, false)
     }
 
     /// The undecoded input, for protocol sniffing.

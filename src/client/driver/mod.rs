@@ -7,12 +7,15 @@
 //! resets (`replies`); (2) drains the submission queue, routing each new
 //! call through the load balancer onto a persistent connection's output
 //! (`route`); (3) expires deadlines, the earliest of which is the poll
-//! timeout (`timers`; no timer threads); (4) flushes every connection
-//! written to this turn, once, so pipelined calls share a syscall.
+//! timeout (`timers`; no timer threads); (4) delivers the turn's
+//! completions; (5) flushes every connection written to this turn, once,
+//! so pipelined calls share a syscall.
 //!
-//! Callbacks run on this thread; calls they start land in this driver's
-//! own queue without a wake-up syscall, and the loop does not sleep while
-//! that queue holds work.
+//! Completions are delivered in a batch once per loop turn (4),
+//! with the driver not borrowed: callbacks run on this thread, and a call
+//! a callback starts is routed and encoded straight into its connection's
+//! output (`local`), with no queue, lock or copy; it leaves with the turn's
+//! flush. Calls from other threads come through the submission queue.
 //!
 //! Failure rules: a connection that breaks after connecting fails exactly
 //! the calls routed to it (`Unavailable`, naming the address and the cause;
@@ -23,16 +26,19 @@
 //! (see `health`). A call a provider refused `Overloaded` (it did not run)
 //! is sent once more, to another provider, within its deadline (`retry`).
 
+mod local;
 mod pending;
 mod replies;
 mod retry;
 mod route;
 mod timers;
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,10 +56,11 @@ use super::ChannelOptions;
 use crate::call::controller::ReplyMetadata;
 use crate::call::metadata::Metadata;
 use crate::net::FlushList;
-use crate::protocol::mprpc::Decoder;
 use pending::Calls;
 use retry::{Retry, SpareFrames};
 use timers::Deadlines;
+
+pub(crate) use local::{can_start_here, start_here};
 
 const WAKER: Token = Token(usize::MAX);
 /// `Pending::conn` of a call not (yet) on any connection.
@@ -74,7 +81,7 @@ pub(crate) fn spawn(
         .name(format!("mprpc-client-io-{index}"))
         .spawn(move || {
             mark_io_thread(&driver.shared);
-            driver.run()
+            run(driver)
         })?;
     Ok(shared)
 }
@@ -144,7 +151,6 @@ struct Driver {
     poll: Poll,
     shared: Arc<Shared>,
     options: ChannelOptions,
-    decoder: Decoder,
     conns: Slab<ProviderConn>,
     pools: FastMap<SocketAddr, Pool>,
     pending: Calls,
@@ -161,6 +167,9 @@ struct Driver {
     spare_frames: SpareFrames,
     /// The time at the start of this loop turn.
     now: Instant,
+    /// Calls the driver has let go of this turn, with their outcomes, to
+    /// deliver once the turn's work is done.
+    completed: Vec<(CellRef, CallResult)>,
 }
 
 impl Driver {
@@ -172,7 +181,6 @@ impl Driver {
         Driver {
             poll,
             shared,
-            decoder: Decoder::new(options.max_frame_size),
             conns: Slab::new(),
             pools: FastMap::default(),
             pending: Calls::default(),
@@ -184,53 +192,65 @@ impl Driver {
             spare: Batch::default(),
             spare_frames: SpareFrames::default(),
             now: Instant::now(),
+            completed: Vec::new(),
             options,
         }
     }
 
-    fn run(mut self) {
-        let mut events = Events::with_capacity(1024);
-        loop {
-            // Calls started by callbacks on this thread are queued without
-            // a wake-up: never sleep while the queue holds work.
-            let mut timeout = if self.shared.has_work() {
-                Some(Duration::ZERO)
-            } else {
-                self.next_timeout()
-            };
-            if timeout != Some(Duration::ZERO) && !self.shared.going_to_sleep() {
-                timeout = Some(Duration::ZERO);
+    /// One loop turn up to the delivery of its completions: waits for
+    /// events (not while work is waiting), reads replies, routes queued
+    /// calls, expires deadlines.
+    fn turn(&mut self, events: &mut Events) {
+        // Calls queued by other threads, completions not yet delivered and
+        // output not yet flushed are work: do not sleep on them.
+        let busy = self.shared.has_work() || !self.completed.is_empty();
+        let mut timeout = if busy {
+            Some(Duration::ZERO)
+        } else {
+            self.next_timeout()
+        };
+        if timeout != Some(Duration::ZERO) && !self.shared.going_to_sleep() {
+            timeout = Some(Duration::ZERO);
+        }
+        let polled = self.poll.poll(events, timeout);
+        self.shared.awake();
+        if let Err(e) = polled {
+            if e.kind() != io::ErrorKind::Interrupted {
+                tracing::error!("client: poll failed: {e}");
+                std::thread::sleep(Duration::from_millis(10));
             }
-            let polled = self.poll.poll(&mut events, timeout);
-            self.shared.awake();
-            if let Err(e) = polled {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    tracing::error!("client: poll failed: {e}");
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                continue;
-            }
-            self.now = Instant::now();
-            set_turn_started(self.now);
-            for event in events.iter() {
-                let Token(key) = event.token();
-                if key != WAKER.0 {
-                    self.conn_event(key, event);
-                }
-            }
-            self.drain_queue();
-            self.expire();
-            self.flush_all();
-            if self.shared.shutdown.load(Ordering::Acquire) {
-                // The last Channel is gone: finish what is in flight (every
-                // call has a deadline or a connection that can fail), then stop.
-                self.drain_queue();
-                self.flush_all();
-                if self.pending.is_empty() {
-                    return;
-                }
+            return;
+        }
+        self.now = Instant::now();
+        set_turn_started(self.now);
+        for event in events.iter() {
+            let Token(key) = event.token();
+            if key != WAKER.0 {
+                self.conn_event(key, event);
             }
         }
+        self.drain_queue();
+        self.expire();
+    }
+
+    /// The end of a loop turn: flushes what it wrote. True when the driver
+    /// should stop: the last `Channel` is gone and nothing is in flight.
+    fn end_turn(&mut self) -> bool {
+        self.flush_all();
+        if !self.shared.shutdown.load(Ordering::Acquire) {
+            return false;
+        }
+        // Finish what is in flight (every call has a deadline or a
+        // connection that can fail), then stop.
+        self.drain_queue();
+        self.flush_all();
+        self.pending.is_empty() && self.completed.is_empty()
+    }
+
+    /// The driver lets go of a call: `result` is delivered at the end of
+    /// this part of the turn (see `deliver`).
+    fn complete(&mut self, cell: CellRef, result: CallResult) {
+        self.completed.push((cell, result));
     }
 
     /// Completes call `id` (if still pending) with `result`.
@@ -238,7 +258,7 @@ impl Driver {
         if let Some(mut pending) = self.pending.remove(id) {
             self.retire(&pending);
             self.spare_frames.recycle(pending.retry.take());
-            self.shared.cells.finish(pending.cell, result);
+            self.complete(pending.cell, result);
         }
     }
 
@@ -274,6 +294,42 @@ impl Driver {
                 let addr = conn.addr();
                 self.close(key, format!("connection to {addr} lost while writing: {e}"));
             }
+        }
+    }
+}
+
+/// The driver thread's loop. The driver sits in a `RefCell` that the
+/// loop borrows for each part of a turn; between them, while completions
+/// are delivered, callbacks may borrow it to start calls (`local`).
+fn run(driver: Driver) {
+    let shared = driver.shared.clone();
+    let driver = Rc::new(RefCell::new(driver));
+    local::install(&driver);
+    let mut events = Events::with_capacity(1024);
+    let mut batch = Vec::new();
+    loop {
+        driver.borrow_mut().turn(&mut events);
+        deliver(&driver, &shared, &mut batch);
+        let stop = driver.borrow_mut().end_turn();
+        deliver(&driver, &shared, &mut batch);
+        if stop {
+            break;
+        }
+    }
+    local::uninstall();
+}
+
+/// Delivers the calls the driver let go of, until none is left (a callback
+/// may start a call that fails at once), with the driver not borrowed.
+/// `batch` is the spare half of the double-buffered completion list.
+fn deliver(driver: &RefCell<Driver>, shared: &Shared, batch: &mut Vec<(CellRef, CallResult)>) {
+    loop {
+        std::mem::swap(&mut driver.borrow_mut().completed, batch);
+        if batch.is_empty() {
+            return;
+        }
+        for (cell, result) in batch.drain(..) {
+            shared.cells.finish(cell, result);
         }
     }
 }

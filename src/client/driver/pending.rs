@@ -1,11 +1,10 @@
 //! The driver's calls in flight, filed by request id without hashing.
 //!
-//! A request id is `seq << 32 | cell index` (see `Shared::submit`): the
-//! low half is the index of the call's completion cell, which no other
-//! call has while the driver holds this one (see `cells`), so it indexes a
-//! plain vector; the high half, a per-driver sequence number, tells a late
-//! reply or cancel for an earlier call in the same slot from the current
-//! one.
+//! A request id is `use of the cell << 32 | cell index` (see
+//! `CellRef::call_id`): the low half is the index of the call's completion
+//! cell, which no other call has while the driver holds this one (see
+//! `cells`), so it indexes a plain vector; the high half tells a late reply
+//! or cancel for an earlier call in the same slot from the current one.
 
 use super::Pending;
 

@@ -4,9 +4,9 @@
 use mio::event::Event;
 
 use super::Driver;
-use crate::call::status::{Code, Status};
+use crate::call::status::Code;
 use crate::client::conn::ConnectState;
-use crate::protocol::mprpc::{Frame, FrameKind, Response};
+use crate::protocol::Reply;
 
 impl Driver {
     pub(super) fn conn_event(&mut self, key: usize, event: &Event) {
@@ -81,47 +81,39 @@ impl Driver {
         }
     }
 
-    /// Completes the calls whose replies connection `key` has read.
+    /// Completes the calls whose replies connection `key` has read (its
+    /// format parses them).
     fn decode_replies(&mut self, key: usize) -> Result<(), String> {
+        let max = self.options.max_frame_size;
         loop {
             let Some(conn) = self.conns.get_mut(key) else {
                 return Ok(());
             };
-            match conn.next_frame(&self.decoder) {
-                Ok(Some(Frame::Response(reply))) => self.on_reply(key, reply),
-                Ok(Some(Frame::Oversized(o))) if o.kind == FrameKind::Response => {
-                    // Only that call fails; its body is skipped as it arrives.
-                    let status = o.status("reply", "this channel's");
-                    tracing::warn!(id = o.id, "client: {}", status.message());
-                    self.finish(o.id, Err(status));
-                }
-                Ok(Some(Frame::Request(_) | Frame::Oversized(_))) => {
-                    return Err("unexpected request frame".to_owned())
-                }
-                Ok(Some(Frame::Cancel { .. } | Frame::Auth { .. })) => {
-                    return Err("unexpected cancel or auth frame".to_owned())
-                }
+            match conn.next_reply(max) {
+                Ok(Some(reply)) => self.on_reply(key, reply),
                 Ok(None) => return Ok(()),
                 Err(e) => return Err(e.to_string()),
             }
         }
     }
 
-    fn on_reply(&mut self, key: usize, reply: Response) {
+    fn on_reply(&mut self, key: usize, reply: Reply) {
         let conn = &mut self.conns[key];
         let addr = conn.addr();
         if conn.note_answer() {
             self.health.succeeded(addr);
         }
-        if reply.code == Code::Overloaded && self.retry_overloaded(reply.id, addr) {
+        let overloaded = matches!(&reply.result, Err(s) if s.code() == Code::Overloaded);
+        if overloaded && self.retry_overloaded(reply.id, addr) {
             return;
         }
+        if let Err(status) = &reply.result {
+            if status.code() == Code::ResourceExhausted {
+                // An oversized reply fails its call alone; say so.
+                tracing::warn!(id = reply.id, "client: {}", status.message());
+            }
+        }
         // Unknown ids are replies to calls cancelled or expired: dropped.
-        let result = if reply.code == Code::Ok {
-            Ok(reply.payload)
-        } else {
-            Err(Status::new(reply.code, reply.error_str()))
-        };
-        self.finish_reply(reply.id, result, reply.metadata);
+        self.finish_reply(reply.id, reply.result, reply.metadata);
     }
 }

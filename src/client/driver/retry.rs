@@ -3,9 +3,10 @@
 //! so sending it again is safe; one retry spreads a burst over the other
 //! providers without multiplying the load when all are overloaded.
 //!
-//! Sent frames are not kept by the connection, so a call that may be
-//! retried (its service has more than one provider, and its frame is
-//! small) keeps a copy of its frame. The copies live in buffers the driver
+//! Sent requests are not kept by the connection, so a call that may be
+//! retried (its service has more than one provider, and its request is
+//! small) keeps a copy of its request's parts, packed again for whichever
+//! provider takes the retry. The copies live in buffers the driver
 //! recycles, so in steady state keeping them costs a `memcpy` and no
 //! allocation.
 
@@ -16,16 +17,17 @@ use bytes::BytesMut;
 
 use super::route::Route;
 use super::{Driver, NO_CONN};
+use crate::client::request::{Parts, Staged};
 use crate::discovery::Endpoint;
 
-/// Frames larger than this are not kept, so such calls are not retried.
+/// Requests larger than this are not kept, so such calls are not retried.
 const RETRY_FRAME_MAX: usize = 64 * 1024;
 /// Spare frame buffers kept for reuse.
 const SPARE_MAX: usize = 4096;
 
 /// What a call needs to be sent again elsewhere.
 pub(super) struct Retry {
-    frame: BytesMut,
+    request: Staged,
     endpoints: Arc<[Endpoint]>,
     hash_key: Option<u64>,
 }
@@ -37,33 +39,37 @@ pub(super) struct SpareFrames(Vec<BytesMut>);
 impl SpareFrames {
     /// Takes a buffer back (emptied) for the next call.
     pub(super) fn recycle(&mut self, retry: Option<Retry>) {
-        if let Some(Retry { mut frame, .. }) = retry {
+        if let Some(Retry { request, .. }) = retry {
             if self.0.len() < SPARE_MAX {
-                frame.clear();
-                self.0.push(frame);
+                self.0.push(request.into_buf());
             }
         }
     }
 }
 
 impl Driver {
-    /// A copy of `frame` for one retry, if the call may be retried.
+    /// A copy of the request's parts for one retry, if the call may be
+    /// retried.
     pub(super) fn keep_for_retry(
         &mut self,
-        frame: &[u8],
+        parts: &Parts<'_>,
         endpoints: &Arc<[Endpoint]>,
         hash_key: Option<u64>,
     ) -> Option<Retry> {
-        if endpoints.len() < 2 || frame.len() > RETRY_FRAME_MAX {
+        if endpoints.len() < 2 || parts.payload.len() > RETRY_FRAME_MAX {
             return None;
         }
-        let mut copy = self.spare_frames.0.pop().unwrap_or_default();
-        copy.extend_from_slice(frame);
-        Some(Retry {
-            frame: copy,
+        let buf = self.spare_frames.0.pop().unwrap_or_default();
+        let retry = Retry {
+            request: parts.stage(buf),
             endpoints: endpoints.clone(),
             hash_key,
-        })
+        };
+        if retry.request.len() > RETRY_FRAME_MAX {
+            self.spare_frames.recycle(Some(retry));
+            return None;
+        }
+        Some(retry)
     }
 
     /// Call `id` was refused `Overloaded` by `refused_by`: routes it to
@@ -102,7 +108,7 @@ impl Driver {
             last_error: None,
             avoid: Some(refused_by),
         };
-        self.route(id, &retry.frame, route);
+        self.route(&retry.request.parts(), route);
         self.spare_frames.recycle(Some(retry));
         true
     }

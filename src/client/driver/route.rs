@@ -8,17 +8,27 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use bytes::BytesMut;
 use mio::Token;
 
 use super::{far_or, Driver, Pending, NO_CONN};
+use crate::call::controller::ReplyMetadata;
 use crate::call::status::Status;
+use crate::client::cells::CellRef;
 use crate::client::conn::{ProviderConn, Queued, Routed, Security};
 use crate::client::queue::{Command, NewCall};
+use crate::client::request::{staged, Parts};
 use crate::client::short::{self, ShortCall};
 use crate::discovery::Endpoint;
 use crate::net::tls::TlsMode;
-use crate::protocol::mprpc::request_service;
-use crate::protocol::{Connections, WireFormat};
+use crate::protocol::{Connections, Protocol, WireFormat};
+
+/// Where a new call may go, and where its reply's metadata goes.
+pub(super) struct Target {
+    pub endpoints: Arc<[Endpoint]>,
+    pub hash_key: Option<u64>,
+    pub reply_metadata: Option<ReplyMetadata>,
+}
 
 /// Where a call goes next, and how often connecting has failed for it.
 pub(super) struct Route {
@@ -49,6 +59,7 @@ impl Driver {
         self.spare = batch;
     }
 
+    /// Takes on a call another thread queued, its parts staged in `frames`.
     fn start_call(&mut self, call: NewCall, frames: &[u8]) {
         if self.shared.cells.is_done(call.cell) {
             // Cancelled before we saw it: send nothing.
@@ -56,32 +67,57 @@ impl Driver {
             self.shared.cells.driver_done(call.cell);
             return;
         }
-        if let Some(deadline) = call.deadline {
-            self.deadlines.push(deadline, call.id);
-        }
-        let frame = frames.get(call.frame).unwrap_or_default();
-        let retry = self.keep_for_retry(frame, &call.endpoints, call.hash_key);
-        self.pending.insert(Pending {
+        let (service, method, payload) = staged(frames, &call.names);
+        let parts = Parts {
             id: call.id,
-            conn: NO_CONN,
             deadline: call.deadline,
-            cell: call.cell,
-            retry,
-            reply_metadata: call.reply_metadata,
-        });
-        let route = Route {
+            timeout_ms: None,
+            service,
+            method,
+            payload,
+            metadata: &call.metadata,
+            trace: call.trace,
+            reply_metadata: call.reply_metadata.is_some(),
+        };
+        let target = Target {
             endpoints: call.endpoints,
             hash_key: call.hash_key,
+            reply_metadata: call.reply_metadata,
+        };
+        self.take_call(&parts, call.cell, target);
+    }
+
+    /// Makes a new call the driver's (its deadline watched, a copy kept
+    /// if it may be retried elsewhere) and routes it.
+    pub(super) fn take_call(&mut self, parts: &Parts<'_>, cell: CellRef, target: Target) {
+        let id = parts.id;
+        if let Some(deadline) = parts.deadline {
+            self.deadlines.push(deadline, id);
+        }
+        let retry = self.keep_for_retry(parts, &target.endpoints, target.hash_key);
+        self.pending.insert(Pending {
+            id,
+            conn: NO_CONN,
+            deadline: parts.deadline,
+            cell,
+            retry,
+            reply_metadata: target.reply_metadata,
+        });
+        let route = Route {
+            endpoints: target.endpoints,
+            hash_key: target.hash_key,
             failures: 0,
             last_error: None,
             avoid: None,
         };
-        self.route(call.id, frame, route);
+        self.route(parts, route);
     }
 
-    /// Picks an endpoint for call `id` and puts its frame on a connection
-    /// there, retrying other endpoints while connecting fails.
-    pub(super) fn route(&mut self, id: u64, frame: &[u8], mut route: Route) {
+    /// Picks an endpoint for the call and packs its request, in the
+    /// endpoint's format, onto a connection there, retrying other
+    /// endpoints while connecting fails.
+    pub(super) fn route(&mut self, parts: &Parts<'_>, mut route: Route) {
+        let id = parts.id;
         loop {
             if route.failures > self.options.max_retries {
                 let why = route.last_error.unwrap_or_default();
@@ -92,12 +128,13 @@ impl Driver {
                 return self.finish(id, Err(status));
             }
             let Some(index) = self.pick(&route) else {
-                let status = self.all_down(frame, &route.endpoints, route.last_error);
+                let status = self.all_down(parts.service, &route.endpoints, route.last_error);
                 return self.finish(id, Err(status));
             };
             let endpoint = &route.endpoints[index];
-            if endpoint.format.protocol().connections() == Connections::OnePerCall {
-                return self.hand_to_short_pool(id, endpoint.addr, endpoint.format, frame);
+            let protocol = endpoint.format.protocol();
+            if protocol.connections() == Connections::OnePerCall {
+                return self.hand_to_short_pool(parts, endpoint.addr, endpoint.format);
             }
             let addr = endpoint.addr;
             let refused_plain = endpoint.tls == TlsMode::Required && self.options.tls.is_none();
@@ -106,10 +143,10 @@ impl Driver {
                     "the provider requires TLS and this channel has none (set tls_ca)",
                 ))
             } else {
-                self.connection_to(addr)
+                self.connection_to(addr, protocol)
             };
             match opened {
-                Ok(key) => return self.attach(key, id, frame, route),
+                Ok(key) => return self.attach(key, parts, route),
                 Err(e) => {
                     let reason = format!("connect to {addr} failed: {e}");
                     self.health.failed(addr, &reason, false, self.now);
@@ -124,6 +161,11 @@ impl Driver {
     /// The balancer's choice among the usable endpoints.
     fn pick(&mut self, route: &Route) -> Option<usize> {
         let now = self.now;
+        if let [only] = &route.endpoints[..] {
+            // Every policy picks the one endpoint if it is usable.
+            let usable = route.avoid != Some(only.addr) && self.health.is_up(only.addr, now);
+            return usable.then_some(0);
+        }
         let (health, pools, conns) = (&self.health, &self.pools, &self.conns);
         self.balancer.pick(
             &route.endpoints,
@@ -142,13 +184,16 @@ impl Driver {
     }
 
     /// One short connection per call: the short-connection pool takes the
-    /// call (its completion and in-flight slot) over from here.
-    fn hand_to_short_pool(&mut self, id: u64, addr: SocketAddr, format: WireFormat, frame: &[u8]) {
-        if let Some(pending) = self.pending.remove(id) {
+    /// call (its completion and in-flight slot) over from here, its
+    /// request packed in the provider's format.
+    fn hand_to_short_pool(&mut self, parts: &Parts<'_>, addr: SocketAddr, format: WireFormat) {
+        if let Some(pending) = self.pending.remove(parts.id) {
+            let mut request = BytesMut::new();
+            parts.pack(format.protocol(), self.now, &mut request);
             short::start(ShortCall {
                 addr,
                 format,
-                frame: frame.to_vec(),
+                request,
                 deadline: pending.deadline,
                 connect_timeout: self.options.connect_timeout,
                 max_reply: self.options.max_frame_size,
@@ -159,7 +204,7 @@ impl Driver {
     }
 
     /// The status for "no endpoint of this service is usable".
-    fn all_down(&self, frame: &[u8], endpoints: &[Endpoint], last: Option<String>) -> Status {
+    fn all_down(&self, service: &str, endpoints: &[Endpoint], last: Option<String>) -> Status {
         let last = last.or_else(|| {
             endpoints
                 .iter()
@@ -168,14 +213,18 @@ impl Driver {
         });
         Status::unavailable(format!(
             "no provider of service '{}' is available: all {} endpoint(s) are down (last error: {})",
-            request_service(frame).unwrap_or("?"),
+            service,
             endpoints.len(),
             last.as_deref().unwrap_or("none")
         ))
     }
 
     /// A connection to `addr`, opening one if the pool is not full.
-    fn connection_to(&mut self, addr: SocketAddr) -> io::Result<usize> {
+    fn connection_to(
+        &mut self,
+        addr: SocketAddr,
+        protocol: &'static dyn Protocol,
+    ) -> io::Result<usize> {
         let per_endpoint = self.options.connections_per_endpoint.max(1);
         let pool = self.pools.entry(addr).or_default();
         if pool.conns.len() >= per_endpoint {
@@ -190,7 +239,14 @@ impl Driver {
             tls: self.options.tls.as_ref(),
             auth: self.options.auth_token.as_ref(),
         };
-        match ProviderConn::connect(addr, self.poll.registry(), Token(key), deadline, secure) {
+        match ProviderConn::connect(
+            addr,
+            protocol,
+            self.poll.registry(),
+            Token(key),
+            deadline,
+            secure,
+        ) {
             Ok(conn) => {
                 entry.insert(conn);
                 pool.conns.push(key);
@@ -206,21 +262,23 @@ impl Driver {
         }
     }
 
-    /// Appends call `id`'s frame to connection `key`.
-    fn attach(&mut self, key: usize, id: u64, frame: &[u8], route: Route) {
+    /// Packs the call's request onto connection `key`.
+    fn attach(&mut self, key: usize, parts: &Parts<'_>, route: Route) {
+        let id = parts.id;
         let Some(pending) = self.pending.get_mut(id) else {
             return;
         };
         pending.conn = key;
-        let call = Routed {
-            id,
-            deadline: pending.deadline,
+        // Kept only while the connection is not open: the call may then
+        // be routed again elsewhere.
+        let routed = || Routed {
+            request: parts.stage(BytesMut::new()),
             endpoints: route.endpoints,
             hash_key: route.hash_key,
             attempts: route.failures,
         };
         let conn = &mut self.conns[key];
-        conn.push_request(frame, call, self.now);
+        conn.push_request(parts, self.now, routed);
         if conn.is_open() {
             conn.schedule_flush(key, &mut self.flush);
         }
@@ -277,16 +335,16 @@ impl Driver {
 
     /// Routes the calls that waited for a failed connect somewhere else.
     fn reroute(&mut self, mut conn: ProviderConn, reason: &str) {
-        let (queued, frames) = conn.take_queued();
+        let queued = conn.take_queued();
         // Detach first: the closed connection's key may be reused by a
         // connection the retries below open, and must not be charged.
         for q in &queued {
-            if let Some(pending) = self.pending.get_mut(q.call.id) {
+            if let Some(pending) = self.pending.get_mut(q.call.id()) {
                 pending.conn = NO_CONN;
             }
         }
-        for Queued { call, frame } in queued {
-            if !self.pending.contains(call.id) {
+        for Queued { call, .. } in queued {
+            if !self.pending.contains(call.id()) {
                 continue;
             }
             let route = Route {
@@ -296,7 +354,7 @@ impl Driver {
                 last_error: Some(reason.to_owned()),
                 avoid: None,
             };
-            self.route(call.id, &frames[frame], route);
+            self.route(&call.request.parts(), route);
         }
     }
 
@@ -307,7 +365,7 @@ impl Driver {
             if let Some(pending) = self.pending.remove(id) {
                 self.shared.retire();
                 let status = Status::unavailable(reason.to_owned());
-                self.shared.cells.finish(pending.cell, Err(status));
+                self.complete(pending.cell, Err(status));
             }
         }
     }

@@ -90,7 +90,7 @@ impl Driver {
                 None => "the call's deadline passed before it was sent".to_owned(),
             };
             let status = Status::deadline_exceeded(message);
-            self.shared.cells.finish(pending.cell, Err(status));
+            self.complete(pending.cell, Err(status));
         }
         if self.connecting > 0 {
             self.expire_connects();

@@ -352,9 +352,6 @@ pub(crate) const META_LEN_LEN: usize = 4;
 
 /// Where `timeout_ms` sits in an encoded request frame.
 const TIMEOUT_AT: usize = HEADER_LEN + 8;
-/// Where the service name's length byte sits; the method's follows, then
-/// the service name itself.
-const SERVICE_LEN_AT: usize = TIMEOUT_AT + 4;
 
 /// Rewrites the `timeout_ms` of an encoded request frame in place (a call
 /// that waited, e.g. for a connect, sends its remaining budget). A slice
@@ -364,36 +361,6 @@ pub(crate) fn set_request_timeout(frame: &mut [u8], timeout_ms: u32) {
     if let Some(field) = frame.get_mut(TIMEOUT_AT..TIMEOUT_AT + 4) {
         field.copy_from_slice(&timeout_ms.to_be_bytes());
     }
-}
-
-/// The service name of an encoded request frame, if it is one.
-pub(crate) fn request_service(frame: &[u8]) -> Option<&str> {
-    request_parts(frame).map(|(service, _, _)| service)
-}
-
-/// Service, method and payload of one encoded request frame (as
-/// [`encode_request`] or [`encode_request_meta`] wrote it), without
-/// copying; `None` if it is not one. Lets a request already encoded in our
-/// format be re-encoded in the seed's (which has no metadata to carry).
-pub(crate) fn request_parts(frame: &[u8]) -> Option<(&str, &str, &[u8])> {
-    let service_len = *frame.get(SERVICE_LEN_AT)? as usize;
-    let method_len = *frame.get(SERVICE_LEN_AT + 1)? as usize;
-    let (names, meta_len) = match *frame.get(2)? {
-        VERSION => {
-            let at = SERVICE_LEN_AT + 2;
-            let len = frame.get(at..at + META_LEN_LEN)?;
-            (
-                at + META_LEN_LEN,
-                u32::from_be_bytes(len.try_into().ok()?) as usize,
-            )
-        }
-        _ => (SERVICE_LEN_AT + 2, 0),
-    };
-    let payload = names + service_len + method_len;
-    let service = std::str::from_utf8(frame.get(names..names + service_len)?).ok()?;
-    let method = std::str::from_utf8(frame.get(names + service_len..payload)?).ok()?;
-    let end = frame.len().checked_sub(meta_len)?;
-    Some((service, method, frame.get(payload..end)?))
 }
 
 /// Appends a response frame carrying `payload` (on `Ok`) or `error` text.
@@ -503,9 +470,8 @@ mod tests {
     }
 
     #[test]
-    fn timeout_is_patched_in_place_and_service_read_back() {
+    fn timeout_is_patched_in_place() {
         let mut buf = request(0, "Svc");
-        assert_eq!(request_service(&buf), Some("Svc"));
         set_request_timeout(&mut buf, 1234);
         let Some(Frame::Request(r)) = Decoder::default().decode(&mut buf).unwrap() else {
             panic!("not a request");
@@ -514,7 +480,6 @@ mod tests {
             (r.timeout_ms, r.service(), &r.payload[..]),
             (1234, "Svc", &b"payload"[..])
         );
-        assert_eq!(request_service(b"MP"), None);
     }
 
     #[test]
@@ -523,7 +488,13 @@ mod tests {
         assert_eq!(check_names(&long, "M"), Err(NameTooLong { len: 256 }));
         assert_eq!(check_names("S", &long[..254]), Ok(()));
         let at_limit = "s".repeat(MAX_NAME_LEN);
-        assert_eq!(request_service(&request(0, &at_limit)), Some(&at_limit[..]));
+        let Some(Frame::Request(r)) = Decoder::default()
+            .decode(&mut request(0, &at_limit))
+            .unwrap()
+        else {
+            panic!("not a request");
+        };
+        assert_eq!(r.service(), at_limit);
         let panicked = std::panic::catch_unwind(|| request(0, &long));
         assert!(panicked.is_err(), "encode_request must not cut a name");
     }

@@ -125,9 +125,7 @@ use bytes::BytesMut;
 
 pub(crate) use decoder::read_frame;
 pub use decoder::{skip_body, Decoder};
-pub(crate) use frame::{
-    begin_response, end_response, request_parts, request_service, set_request_timeout,
-};
+pub(crate) use frame::{begin_response, end_response, set_request_timeout};
 pub use frame::{
     check_names, encode_auth, encode_cancel, encode_request, encode_request_meta, encode_response,
     encode_response_meta, Frame, FrameKind, NameTooLong, Oversized, Request, RequestHead,

@@ -1,0 +1,90 @@
+//! Calls started on the driver's own thread go straight onto a connection.
+//!
+//! A callback runs on the driver thread while the driver delivers a turn's
+//! completions, when the loop does not hold the driver (see `run`). A call
+//! it starts is routed at once and its request packed straight into the
+//! output of the connection it goes to, which the turn's flush then
+//! writes: no submission queue, lock, staging copy or hand-off between
+//! threads. Calls from other threads (and, as a fallback, any call made
+//! while the driver is busy) still go through the queue (`queue`).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use super::route::Target;
+use super::Driver;
+use crate::client::call::on_driver_thread;
+use crate::client::cells::CellRef;
+use crate::client::queue::{Shared, Submit};
+use crate::client::request::Parts;
+
+thread_local! {
+    /// On a driver thread: its driver. `None` on every other thread.
+    static DRIVER: RefCell<Option<Rc<RefCell<Driver>>>> = const { RefCell::new(None) };
+}
+
+/// Makes `driver` the one calls on this thread may start directly.
+pub(super) fn install(driver: &Rc<RefCell<Driver>>) {
+    DRIVER.with(|slot| *slot.borrow_mut() = Some(driver.clone()));
+}
+
+/// The driver is stopping: calls on this thread are queued again.
+pub(super) fn uninstall() {
+    let driver = DRIVER.with(|slot| slot.borrow_mut().take());
+    drop(driver);
+}
+
+/// This is the I/O thread of `shared`'s driver and that driver is free
+/// (delivering completions): a call may start right here.
+pub(crate) fn can_start_here(shared: &Shared) -> bool {
+    on_driver_thread(shared)
+        && DRIVER.with(|slot| {
+            let slot = slot.borrow();
+            slot.as_ref()
+                .is_some_and(|driver| driver.try_borrow_mut().is_ok())
+        })
+}
+
+/// Starts `call` on this thread's driver (see [`can_start_here`]; should
+/// it not be free after all, the call is queued instead). Returns the
+/// call's request id.
+pub(crate) fn start_here(shared: &Shared, call: Submit<'_>, payload: &[u8], cell: CellRef) -> u64 {
+    DRIVER.with(|slot| {
+        let slot = slot.borrow();
+        let free = slot
+            .as_ref()
+            .and_then(|driver| driver.try_borrow_mut().ok());
+        match free {
+            Some(mut driver) => driver.start_here(call, payload, cell),
+            None => shared.submit(call, payload, cell),
+        }
+    })
+}
+
+impl Driver {
+    /// Takes on a call started on this thread, packed from the caller's
+    /// own arguments straight into the chosen connection's output.
+    fn start_here(&mut self, call: Submit<'_>, payload: &[u8], cell: CellRef) -> u64 {
+        let id = cell.call_id();
+        let parts = Parts {
+            id,
+            deadline: call.deadline,
+            // Its deadline was set from this turn's start: the whole
+            // timeout is left.
+            timeout_ms: Some(call.timeout_ms),
+            service: call.service,
+            method: call.method,
+            payload,
+            metadata: &call.metadata,
+            trace: call.trace,
+            reply_metadata: call.reply_metadata.is_some(),
+        };
+        let target = Target {
+            endpoints: call.endpoints,
+            hash_key: call.hash_key,
+            reply_metadata: call.reply_metadata,
+        };
+        self.take_call(&parts, cell, target);
+        id
+    }
+}
