@@ -81,9 +81,12 @@
 //!   signals), and with feature `app` the seed's `Init` with a command line
 //!   ([`AppArgs`], [`Application`]) and `logging` (the daily log file).
 //!
-//! Both features are on by default. Without them (`default-features =
-//! false`) the library is the core — protocols, server, client, static
-//! discovery — without ZooKeeper, tokio, clap or tracing-subscriber.
+//! Features `zookeeper`, `app` and `tls` (TLS and mutual TLS through
+//! rustls and ring) are on by default; `certs` (development
+//! certificates) is off. Without them (`default-features = false`) the
+//! library is the core — protocols, server, client, static discovery —
+//! without ZooKeeper, tokio, clap, tracing-subscriber or any crypto; a
+//! config file that asks for TLS is then an error naming the feature.
 //!
 //! A user crate depends on `mprpc` (and `mprpc-build` as a build
 //! dependency) and nothing else: generated code reaches prost and bytes

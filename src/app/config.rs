@@ -19,7 +19,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::net::tls::{ClientTls, ServerTls, TlsMode};
+use crate::net::tls::TlsMode;
+#[cfg(feature = "tls")]
+use crate::net::tls::{ClientTls, ServerTls};
 pub use crate::options::RegistryKind;
 use crate::options::{
     ChannelOptions, ClientTlsFiles, KeyRow, LogOptions, ProviderOptions, RegistryOptions,
@@ -245,8 +247,33 @@ impl Config {
         known
     }
 
+    /// Without the `tls` feature: a `tls*` key that asks for TLS is an
+    /// error naming the feature (`tls=off` is fine).
+    #[cfg(not(feature = "tls"))]
+    fn build_tls(&mut self) -> Result<(), (&'static str, String)> {
+        let (server, client) = (&self.server_tls_files, &self.client_tls_files);
+        let set = [
+            ("tls", server.mode != TlsMode::Off),
+            ("tls_cert", server.cert.is_some()),
+            ("tls_key", server.key.is_some()),
+            ("tls_client_ca", server.client_ca.is_some()),
+            ("tls_ca", client.ca.is_some()),
+            ("tls_server_name", client.server_name.is_some()),
+            ("tls_client_cert", client.client_cert.is_some()),
+            ("tls_client_key", client.client_key.is_some()),
+        ];
+        match set.iter().find(|(_, set)| *set) {
+            Some((key, _)) => Err((
+                key,
+                "TLS is not built in: this program was built without mprpc's `tls` feature".into(),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Builds `server.tls` and `channel.tls` from the `tls*` keys, or says
     /// which key is wrong and why.
+    #[cfg(feature = "tls")]
     fn build_tls(&mut self) -> Result<(), (&'static str, String)> {
         let files = &self.server_tls_files;
         let server_only = [
@@ -602,6 +629,19 @@ mod tests {
         );
     }
 
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn tls_keys_name_the_missing_feature() {
+        let e = Config::parse("t.conf", "# x\ntls=required\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.conf:2: key 'tls': TLS is not built in: this program was built without \
+             mprpc's `tls` feature"
+        );
+        assert!(Config::parse("t.conf", "tls=off").is_ok());
+    }
+
+    #[cfg(feature = "tls")]
     #[test]
     fn tls_keys_are_checked_together_and_tokens_kept_secret() {
         let e = Config::parse("t.conf", "# x\ntls=required\n").unwrap_err();

@@ -105,13 +105,9 @@ impl ProviderConn {
         deadline: Instant,
         secure: Security<'_>,
     ) -> io::Result<ProviderConn> {
-        let session = secure.tls.map(|tls| tls.session(addr)).transpose()?;
         let mut stream = TcpStream::connect(addr)?;
         registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
-        let mut io = match session {
-            Some(session) => Transport::with_tls(stream, true, session),
-            None => Transport::new(stream, true),
-        };
+        let mut io = Transport::connecting(stream, secure.tls, addr)?;
         if let Some(token) = secure.auth {
             crate::protocol::mprpc::encode_auth(token.as_bytes(), io.output());
         }

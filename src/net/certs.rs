@@ -144,7 +144,7 @@ pub fn write(dir: &Path, server_names: &[String]) -> Result<Vec<PathBuf>, CertsE
     Ok(written)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "tls"))]
 mod tests {
     use super::*;
     use crate::net::tls::{ClientTls, ServerTls, TlsMode};

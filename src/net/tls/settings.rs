@@ -1,18 +1,11 @@
-//! TLS settings of both sides, built once and shared by every connection:
-//! [`ServerTls`] (a provider's certificate and key, and for mutual TLS the
-//! CA its clients' certificates must be signed by) and [`ClientTls`] (the
-//! CA a consumer trusts, the name it expects, and its own certificate for
-//! mutual TLS).
-//!
-//! rustls does the protocol, with the `ring` provider chosen explicitly (so
-//! a process-wide default provider is never needed); the bytes move through
-//! `Transport` (in `src/net`), which drives rustls's non-blocking API
-//! on our mio sockets. Certificates and keys are read from PEM.
+//! TLS settings over rustls, with the `ring` provider chosen explicitly
+//! (so a process-wide default provider is never needed); the bytes move
+//! through `Transport` (in `src/net`), which drives rustls's non-blocking
+//! API on our mio sockets. Certificates and keys are read from PEM.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
@@ -21,59 +14,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
-/// Whether a provider's port speaks TLS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum TlsMode {
-    /// Plain TCP only.
-    #[default]
-    Off,
-    /// TLS and plain clients share the port, told apart by their first
-    /// bytes (a TLS record starts `0x16 0x03`).
-    Optional,
-    /// Only TLS: a plain client is refused with a logged reason.
-    Required,
-}
-
-impl FromStr for TlsMode {
-    type Err = String;
-
-    fn from_str(value: &str) -> Result<TlsMode, String> {
-        match value.to_ascii_lowercase().as_str() {
-            "off" | "false" | "no" => Ok(TlsMode::Off),
-            "optional" => Ok(TlsMode::Optional),
-            "required" | "on" | "true" | "yes" => Ok(TlsMode::Required),
-            _ => Err(format!("'{value}' is not one of off, optional, required")),
-        }
-    }
-}
-
-impl fmt::Display for TlsMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TlsMode::Off => "off",
-            TlsMode::Optional => "optional",
-            TlsMode::Required => "required",
-        })
-    }
-}
-
-/// Why TLS settings could not be built: which file or setting, and what.
-#[derive(Clone, PartialEq, Eq)]
-pub struct TlsError(String);
-
-impl TlsError {
-    fn new(message: impl Into<String>) -> TlsError {
-        TlsError(message.into())
-    }
-}
-
-impl fmt::Display for TlsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for TlsError {}
+use super::{TlsError, TlsMode};
 
 /// A provider's TLS: what it presents and, for mutual TLS, whom it lets in.
 #[derive(Clone)]

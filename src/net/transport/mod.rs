@@ -15,19 +15,17 @@
 //! records to the socket. A plain connection takes the same path as before
 //! (one branch on the session being absent: no extra copy, no allocation).
 //! A server port with `tls=optional` or `required` starts undecided and
-//! looks at the first bytes: a TLS record starts `0x16 0x03`.
+//! looks at the first bytes: a TLS record starts `0x16 0x03`. That half
+//! is `tls` (feature `tls`); without the feature every connection is plain.
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, Write};
 
 use bytes::{Buf, BytesMut};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
-use super::tls::{tls_io_error, ServerTls};
+use super::tls::{ClientTls, ServerTls};
 use crate::protocol::{Protocol, ProtocolError, ReadState, Reply};
-
-/// The first bytes of a TLS handshake record: content type 22, version 3.x.
-const TLS_RECORD_START: [u8; 2] = [0x16, 0x03];
 
 /// What one read turn found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -47,7 +45,9 @@ pub(crate) struct ReadTurn {
 enum Security {
     Plain,
     /// A server port taking TLS: decided by the first bytes.
+    #[cfg(feature = "tls")]
     Undecided(ServerTls),
+    #[cfg(feature = "tls")]
     Tls(Box<rustls::Connection>),
 }
 
@@ -55,11 +55,16 @@ impl std::fmt::Debug for Security {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Security::Plain => "Plain",
+            #[cfg(feature = "tls")]
             Security::Undecided(_) => "Undecided",
+            #[cfg(feature = "tls")]
             Security::Tls(_) => "Tls",
         })
     }
 }
+
+#[cfg(feature = "tls")]
+mod tls;
 
 #[derive(Debug)]
 pub(crate) struct Transport {
@@ -79,7 +84,7 @@ pub(crate) struct Transport {
 impl Transport {
     /// Wraps a stream registered with `Interest::READABLE`, plus
     /// `Interest::WRITABLE` when `writable_armed` (a connect in progress).
-    pub(crate) fn new(stream: TcpStream, writable_armed: bool) -> Transport {
+    fn secured(stream: TcpStream, writable_armed: bool, security: Security) -> Transport {
         Transport {
             stream,
             // No buffer memory until there is something to hold: an idle
@@ -89,29 +94,39 @@ impl Transport {
             writable_armed,
             flush_queued: false,
             read: ReadState::default(),
-            security: Security::Plain,
+            security,
         }
     }
 
     /// An accepted connection on a port that takes TLS (`tls`), plain until
     /// its first bytes say otherwise.
     pub(crate) fn accepted(stream: TcpStream, tls: Option<&ServerTls>) -> Transport {
-        let mut transport = Transport::new(stream, false);
-        if let Some(tls) = tls {
-            transport.security = Security::Undecided(tls.clone());
-        }
-        transport
+        let security = match tls {
+            None => Security::Plain,
+            #[cfg(feature = "tls")]
+            Some(tls) => Security::Undecided(tls.clone()),
+            #[cfg(not(feature = "tls"))]
+            Some(tls) => match *tls {},
+        };
+        Transport::secured(stream, false, security)
     }
 
-    /// A connection that speaks TLS from its first byte (a client's).
-    pub(crate) fn with_tls(
+    /// A client's connection, connecting (watched for writability): with
+    /// `tls` it speaks TLS to `addr` from its first byte.
+    #[cfg_attr(not(feature = "tls"), allow(unused_variables))]
+    pub(crate) fn connecting(
         stream: TcpStream,
-        writable_armed: bool,
-        session: rustls::Connection,
-    ) -> Transport {
-        let mut transport = Transport::new(stream, writable_armed);
-        transport.security = Security::Tls(Box::new(session));
-        transport
+        tls: Option<&ClientTls>,
+        addr: std::net::SocketAddr,
+    ) -> io::Result<Transport> {
+        let security = match tls {
+            None => Security::Plain,
+            #[cfg(feature = "tls")]
+            Some(tls) => Security::Tls(Box::new(tls.session(addr)?)),
+            #[cfg(not(feature = "tls"))]
+            Some(tls) => match *tls {},
+        };
+        Ok(Transport::secured(stream, true, security))
     }
 
     pub(crate) fn stream(&self) -> &TcpStream {
@@ -139,7 +154,9 @@ impl Transport {
     ) -> io::Result<ReadTurn> {
         match self.security {
             Security::Plain => self.read_plain(chunk, max, short_read_drains),
+            #[cfg(feature = "tls")]
             Security::Tls(_) => self.read_tls(max),
+            #[cfg(feature = "tls")]
             Security::Undecided(_) => self.read_first_bytes(chunk, max),
         }
     }
@@ -181,101 +198,23 @@ impl Transport {
         }
     }
 
-    /// A server port taking TLS, at its first bytes: reads them as they
-    /// come, then starts a TLS session over them (`0x16 0x03`) or stays
-    /// plain, unless TLS is required.
-    fn read_first_bytes(&mut self, chunk: usize, max: usize) -> io::Result<ReadTurn> {
-        let mut turn = self.read_plain(chunk, max, true)?;
-        let Security::Undecided(tls) = &self.security else {
-            unreachable!("read_first_bytes on a decided connection");
-        };
-        let first = &self.rbuf[..self.rbuf.len().min(2)];
-        if first.is_empty() || first == &TLS_RECORD_START[..1] {
-            return Ok(turn); // not enough to tell yet
-        }
-        if first != TLS_RECORD_START {
-            if tls.is_required() {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "plain-text (non-TLS) bytes on a port that requires TLS",
-                ));
-            }
-            self.security = Security::Plain;
-            return Ok(turn);
-        }
-        let mut session = tls.session()?;
-        let mut arrived = &self.rbuf[..];
-        while !arrived.is_empty() {
-            if session.read_tls(&mut arrived)? == 0 {
-                break;
-            }
-        }
-        self.rbuf.clear();
-        self.security = Security::Tls(Box::new(session));
-        let Transport {
-            stream,
-            rbuf,
-            security: Security::Tls(session),
-            ..
-        } = self
-        else {
-            unreachable!("just set");
-        };
-        decrypt(session, stream, rbuf)?;
-        if !turn.drained && turn.bytes < max {
-            let more = self.read_tls(max - turn.bytes)?;
-            turn.bytes += more.bytes;
-            turn.eof = more.eof;
-            turn.drained = more.drained;
-        }
-        turn.needs_flush = self.tls_pending();
-        Ok(turn)
-    }
-
-    /// Reads TLS records until the socket is drained, EOF (TCP, or the
-    /// peer's close_notify) or `max` bytes, decrypting into the read buffer.
-    fn read_tls(&mut self, max: usize) -> io::Result<ReadTurn> {
-        let Transport {
-            stream,
-            rbuf,
-            security: Security::Tls(session),
-            ..
-        } = self
-        else {
-            unreachable!("read_tls without a session");
-        };
-        let mut turn = ReadTurn::default();
-        loop {
-            let mut stop = false;
-            match session.read_tls(&mut &*stream) {
-                Ok(0) => {
-                    turn.eof = true;
-                    turn.drained = true;
-                }
-                Ok(n) => turn.bytes += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => turn.drained = true,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // Decrypt what arrived; the error repeats on the next read.
-                Err(_) if turn.bytes > 0 => stop = true,
-                Err(e) => return Err(e),
-            }
-            decrypt(session, stream, rbuf)?;
-            if stop || turn.drained || turn.bytes >= max {
-                turn.needs_flush = session.wants_write();
-                return Ok(turn);
-            }
-        }
-    }
-
     /// A TLS handshake is under way (or has not started).
     pub(crate) fn handshaking(&self) -> bool {
-        matches!(&self.security, Security::Tls(s) if s.is_handshaking())
+        #[cfg(feature = "tls")]
+        if let Security::Tls(session) = &self.security {
+            return session.is_handshaking();
+        }
+        false
     }
 
     /// TLS records are waiting to be written (a handshake message, or
     /// encrypted output).
     fn tls_pending(&self) -> bool {
-        matches!(&self.security, Security::Tls(s) if s.wants_write())
+        #[cfg(feature = "tls")]
+        if let Security::Tls(session) = &self.security {
+            return session.wants_write();
+        }
+        false
     }
 
     /// The next complete reply in the input, parsed by `protocol` (a
@@ -357,6 +296,7 @@ impl Transport {
     /// Writes as much output as the socket takes. Returns true when all of
     /// it went out, false when the socket is full (watch for writability).
     pub(crate) fn flush(&mut self) -> io::Result<bool> {
+        #[cfg(feature = "tls")]
         if let Security::Tls(_) = self.security {
             return self.flush_tls();
         }
@@ -370,41 +310,6 @@ impl Transport {
             }
         }
         Ok(true)
-    }
-
-    /// Hands output to rustls (up to its buffer limit) and writes its
-    /// records, until both are empty or the socket is full. Output stays in
-    /// the buffer until the handshake is done.
-    fn flush_tls(&mut self) -> io::Result<bool> {
-        let Transport {
-            stream,
-            wbuf,
-            security: Security::Tls(session),
-            ..
-        } = self
-        else {
-            unreachable!("flush_tls without a session");
-        };
-        loop {
-            // Output waits here until the handshake is done, so a handshake
-            // that fails has sent none of it (a client retries it elsewhere).
-            if !wbuf.is_empty() && !session.is_handshaking() {
-                let n = session.writer().write(wbuf)?;
-                wbuf.advance(n);
-            }
-            if !session.wants_write() {
-                // Output held back by the handshake waits for the peer, not
-                // for the socket: no need to watch for writability.
-                return Ok(wbuf.is_empty() || session.is_handshaking());
-            }
-            match session.write_tls(&mut &*stream) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
     }
 
     /// Flushes, then asks for writable events only while output is left:
@@ -426,43 +331,6 @@ impl Transport {
             self.writable_armed = !all;
         }
         Ok(all)
-    }
-}
-
-/// Processes the TLS records rustls has read and appends the plaintext to
-/// `rbuf`. A protocol or certificate error is sent to the peer as an alert
-/// (best effort) and returned, to close the connection.
-fn decrypt(
-    session: &mut rustls::Connection,
-    stream: &TcpStream,
-    rbuf: &mut BytesMut,
-) -> io::Result<()> {
-    if let Err(e) = session.process_new_packets() {
-        let handshaking = session.is_handshaking();
-        let _ = session.write_tls(&mut &*stream);
-        return Err(tls_io_error(e, handshaking));
-    }
-    let mut reader = session.reader();
-    loop {
-        let n = match reader.fill_buf() {
-            Ok([]) => return Ok(()), // the peer's close_notify
-            Ok(chunk) => {
-                rbuf.extend_from_slice(chunk);
-                chunk.len()
-            }
-            // Nothing more for now, or TCP EOF without close_notify (the
-            // read reports that EOF).
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::UnexpectedEof
-                ) =>
-            {
-                return Ok(())
-            }
-            Err(e) => return Err(e),
-        };
-        reader.consume(n);
     }
 }
 
