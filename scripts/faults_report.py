@@ -287,7 +287,10 @@ Run.serves_before = serves_before
 def evaluate(run):
     """(figures, recovery rows, check rows); a check row is (label, passed, detail)."""
     f = run.figures()
+    failed_run = os.path.join(run.dir, "loadgen-failed.txt")
+    why = open(failed_run).read().strip().splitlines()[-1:] if os.path.exists(failed_run) else []
     checks = [
+        ("the consumer ran its load to the end", not why and f["issued"] > 0, "; ".join(why)),
         ("every call has an outcome", f["no_outcome"] == 0, f"{f['no_outcome']} without"),
         ("no call has two outcomes", f["extra_outcomes"] == 0, f"{f['extra_outcomes']} with more"),
         (
