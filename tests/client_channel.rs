@@ -541,11 +541,8 @@ fn spread(policy: LoadBalance, key: impl Fn(usize) -> Option<u64>) -> Vec<usize>
     let addrs: Vec<_> = servers.iter().map(|s| s.addr).collect();
     let ch = channel(&addrs, ChannelOptions::default().load_balance(policy));
     for i in 0..300 {
-        let options = CallOptions {
-            timeout: None,
-            hash_key: key(i),
-            ..CallOptions::default()
-        };
+        let mut options = CallOptions::default();
+        options.hash_key = key(i);
         ch.call("Test", "echo", Bytes::new(), &options, None)
             .expect("echo");
     }

@@ -92,14 +92,11 @@ impl TargetArgs {
         };
         let kind = match addr {
             None => Kind::Zk,
-            Some(addr) => Kind::Addr(Endpoint {
-                format: if self.seed {
-                    WireFormat::Seed
-                } else {
-                    WireFormat::Mprpc
-                },
-                ..Endpoint::new(resolve(&addr)?)
-            }),
+            Some(addr) => Kind::Addr(Endpoint::new(resolve(&addr)?).format(if self.seed {
+                WireFormat::Seed
+            } else {
+                WireFormat::Mprpc
+            })),
         };
         Ok(Target {
             kind,

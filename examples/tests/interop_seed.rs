@@ -158,10 +158,7 @@ fn seed_and_our_traffic_mix_on_one_port() {
 }
 
 fn seed_channel(addr: SocketAddr) -> Channel {
-    let endpoint = Endpoint {
-        format: WireFormat::Seed,
-        ..Endpoint::new(addr)
-    };
+    let endpoint = Endpoint::new(addr).format(WireFormat::Seed);
     Channel::new(
         Arc::new(StaticDiscover::new(vec![endpoint])),
         ChannelOptions::default(),

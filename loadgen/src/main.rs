@@ -100,13 +100,10 @@ fn request(args: &Args) -> Result<(Bytes, Option<usize>), String> {
 /// with the run's TLS settings and token, unless --proto files give it.
 fn json_request(args: &Args, json: &str) -> Result<Vec<u8>, String> {
     let provider = match &args.addr {
-        Some(_) => Some(Endpoint {
-            format: match args.target {
-                TargetKind::Seed => WireFormat::Seed,
-                _ => WireFormat::Mprpc,
-            },
-            ..Endpoint::new(direct_addr(args)?)
-        }),
+        Some(_) => Some(Endpoint::new(direct_addr(args)?).format(match args.target {
+            TargetKind::Seed => WireFormat::Seed,
+            _ => WireFormat::Mprpc,
+        })),
         None => None,
     };
     let mut client = mprpc::Config::default();

@@ -30,6 +30,7 @@ use crate::options::{
 
 /// A configuration error, pointing at the offending file, line and key.
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConfigError {
     /// The config file that was being read.
     pub file: PathBuf,
@@ -58,6 +59,7 @@ impl std::error::Error for ConfigError {}
 
 /// Something in a config file that is not wrong but probably a mistake.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConfigWarning {
     /// The config file the key is in.
     pub file: PathBuf,

@@ -51,6 +51,7 @@ use crate::server::{Server, ServerHandle};
 use crate::service::Service;
 
 /// Why a provider could not start.
+#[non_exhaustive]
 pub enum ProviderError {
     /// The server could not listen (address in use, bad address...).
     Listen(io::Error),
@@ -189,7 +190,7 @@ fn published_addr(config: &Config, bound: SocketAddr) -> SocketAddr {
 }
 
 /// The seed's start line for `addr` (scripts wait for it and read the port).
-pub fn start_line(addr: SocketAddr) -> String {
+pub(crate) fn start_line(addr: SocketAddr) -> String {
     format!(
         "RpcProvider start service at ip:{} port:{}",
         addr.ip(),

@@ -29,6 +29,7 @@ use crate::call::status::{Code, Status};
 /// assert_eq!(options.metadata.get("account"), Some("alice"));
 /// ```
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct CallOptions {
     /// Give up after this long; `None` uses the channel's default timeout.
     pub timeout: Option<Duration>,

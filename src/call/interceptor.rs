@@ -31,6 +31,7 @@ use crate::service::CallContext;
 
 /// A call as a server interceptor sees it.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct CallInfo<'a> {
     /// The service's wire name.
     pub service: &'a str,
@@ -59,6 +60,7 @@ impl<'a> CallInfo<'a> {
 
 /// How a call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Outcome {
     /// Its status code (`Ok` on success).
     pub code: Code,
@@ -94,6 +96,7 @@ impl<T: Interceptor + ?Sized> Interceptor for Arc<T> {
 /// A call as a client interceptor sees it before it is sent: its metadata
 /// can be changed.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct ClientCall<'a> {
     /// The service's wire name.
     pub service: &'a str,

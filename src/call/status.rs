@@ -10,6 +10,7 @@ use std::fmt;
 /// What went wrong (or `Ok`). Stable on the wire as one byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
+#[non_exhaustive]
 pub enum Code {
     /// The call succeeded.
     Ok = 0,

@@ -9,6 +9,7 @@ use std::str::FromStr;
 
 /// How a channel spreads calls over a service's providers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum LoadBalance {
     /// Each call goes to the next provider in turn.
     #[default]

@@ -19,6 +19,7 @@ pub use crate::protocol::WireFormat;
 
 /// One provider of a service.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Endpoint {
     /// Where the provider listens.
     pub addr: SocketAddr,
@@ -47,6 +48,34 @@ impl Endpoint {
             max_frame: None,
             tls: TlsMode::Off,
         }
+    }
+
+    /// This endpoint with traffic share `weight`.
+    #[must_use]
+    pub fn weight(mut self, weight: u32) -> Endpoint {
+        self.weight = weight;
+        self
+    }
+
+    /// This endpoint speaking `format`.
+    #[must_use]
+    pub fn format(mut self, format: WireFormat) -> Endpoint {
+        self.format = format;
+        self
+    }
+
+    /// This endpoint accepting frame bodies of at most `max_frame` bytes.
+    #[must_use]
+    pub fn max_frame(mut self, max_frame: Option<usize>) -> Endpoint {
+        self.max_frame = max_frame;
+        self
+    }
+
+    /// This endpoint with `tls` published for its port.
+    #[must_use]
+    pub fn tls(mut self, tls: TlsMode) -> Endpoint {
+        self.tls = tls;
+        self
     }
 }
 

@@ -39,6 +39,7 @@ pub fn from_config(config: &Config) -> Result<Arc<dyn Discover>, DiscoverError> 
 }
 
 /// Why [`from_config`] could not build a provider source.
+#[non_exhaustive]
 pub enum DiscoverError {
     /// ZooKeeper could not be reached or read.
     #[cfg(feature = "zookeeper")]

@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::net::auth::AuthToken;
 
 /// Reads a config value of type `T` and writes it back.
-pub trait Kind<T> {
+pub(crate) trait Kind<T> {
     /// The value a config file's text means, or what is wrong with it.
     fn parse(value: &str) -> Result<T, String>;
     /// `value` as a config file would spell it.
@@ -23,62 +23,62 @@ pub trait Kind<T> {
 
 /// Any number.
 #[derive(Debug)]
-pub enum Number {}
+pub(crate) enum Number {}
 /// A number greater than 0.
 #[derive(Debug)]
-pub enum Positive {}
+pub(crate) enum Positive {}
 /// A number, absent until set.
 #[derive(Debug)]
-pub enum OptionalNumber {}
+pub(crate) enum OptionalNumber {}
 /// Milliseconds.
 #[derive(Debug)]
-pub enum Millis {}
+pub(crate) enum Millis {}
 /// Milliseconds, where 0 means "off".
 #[derive(Debug)]
-pub enum OptionalMillis {}
+pub(crate) enum OptionalMillis {}
 /// Seconds, where 0 means "off".
 #[derive(Debug)]
-pub enum OptionalSecs {}
+pub(crate) enum OptionalSecs {}
 /// `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`).
 #[derive(Debug)]
-pub enum Bool {}
+pub(crate) enum Bool {}
 /// `auto` (`None`) or a boolean.
 #[derive(Debug)]
-pub enum OnOffAuto {}
+pub(crate) enum OnOffAuto {}
 /// Non-empty text.
 #[derive(Debug)]
-pub enum Text {}
+pub(crate) enum Text {}
 /// Non-empty text, absent until set.
 #[derive(Debug)]
-pub enum OptionalText {}
+pub(crate) enum OptionalText {}
 /// A value with its own `FromStr` and `Display` (policies, modes).
 #[derive(Debug)]
-pub enum Parsed {}
+pub(crate) enum Parsed {}
 /// A directory or file path (not checked).
 #[derive(Debug)]
-pub enum Dir {}
+pub(crate) enum Dir {}
 /// A file that exists and can be read; its content is checked where it
 /// is used (certificates when the TLS settings are built).
 #[derive(Debug)]
-pub enum ReadableFile {}
+pub(crate) enum ReadableFile {}
 /// A log level: trace, debug, info, warn or error.
 #[derive(Debug)]
-pub enum Level {}
+pub(crate) enum Level {}
 /// An absolute ZooKeeper path like `/mprpc`.
 #[derive(Debug)]
-pub enum ZkPath {}
+pub(crate) enum ZkPath {}
 /// A `user:password` digest (a secret: never shown).
 #[derive(Debug)]
-pub enum Digest {}
+pub(crate) enum Digest {}
 /// Comma-separated auth tokens (secrets: never shown).
 #[derive(Debug)]
-pub enum Tokens {}
+pub(crate) enum Tokens {}
 /// The first of comma-separated auth tokens (what a consumer sends).
 #[derive(Debug)]
-pub enum FirstToken {}
+pub(crate) enum FirstToken {}
 /// One auth token (a secret: never shown).
 #[derive(Debug)]
-pub enum Token {}
+pub(crate) enum Token {}
 
 /// What `show` writes for a secret that is set.
 const REDACTED: &str = "<redacted>";

@@ -3,7 +3,7 @@
 //! An options struct ([`ServerOptions`], [`ChannelOptions`], ...) is
 //! declared with the `options!` table below: per field its type, default,
 //! doc and, when a config file can set it, its key and how the key's text
-//! is read (a [`kinds`] marker). From that one declaration follow the
+//! is read (a `kinds` marker). From that one declaration follow the
 //! struct itself (non-exhaustive, so a new option breaks no caller), its
 //! `Default`, a builder setter per field (`ServerOptions::default()
 //! .reactor_threads(2)`), and its key table, which the config file's
@@ -14,7 +14,7 @@
 //! them, so that [`Config`](crate::Config) (made of them) depends on
 //! neither side.
 
-pub mod kinds;
+pub(crate) mod kinds;
 
 /// Declares an options struct and its config keys; see the module docs.
 ///

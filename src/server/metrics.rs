@@ -206,6 +206,7 @@ impl MetricsRegistry {
 /// One method's figures since the server started. Latency is the handler's
 /// service time on the server, sampled on one call in eight.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MethodMetrics {
     /// The service's wire name.
     pub service: &'static str,
@@ -234,6 +235,7 @@ pub struct MethodMetrics {
 
 /// A snapshot of every method's metrics.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct Metrics {
     /// One entry per published method, called or not.
     pub methods: Vec<MethodMetrics>,

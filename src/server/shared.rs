@@ -12,6 +12,7 @@ use super::limit::Limits;
 
 /// How often backpressure acted, since the server started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BackpressureStats {
     /// Times a connection stopped reading because its unsent output or its
     /// calls in flight reached the limit.

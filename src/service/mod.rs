@@ -25,6 +25,7 @@ use crate::call::trace::TraceId;
 
 /// What a handler knows about the call it is serving.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct CallContext {
     /// The request id on its connection (unique per connection only).
     pub request_id: u64,

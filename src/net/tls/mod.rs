@@ -28,6 +28,7 @@ pub use settings::{ClientTls, ServerTls};
 
 /// Whether a provider's port speaks TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum TlsMode {
     /// Plain TCP only.
     #[default]

@@ -131,6 +131,7 @@ impl Drop for Permit {
 /// A method's limit as [`ServerHandle::concurrency`](super::ServerHandle::concurrency)
 /// reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MethodConcurrency {
     /// The service's wire name.
     pub service: &'static str,
