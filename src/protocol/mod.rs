@@ -258,6 +258,13 @@ pub(crate) trait Session {
     fn dispatch(&mut self, request: Request, format: WireFormat) -> Result<(), Request>;
     /// The caller gave up on call `id`.
     fn cancel(&mut self, id: u64);
+    /// Starts the stream `open` asks for (its format has streams); `Err`
+    /// with the status to reset it with when no published service has its
+    /// name.
+    fn open_stream(&mut self, open: mprpc::StreamOpen) -> Result<(), Status>;
+    /// A frame of an open stream (message, end, reset or credit); frames
+    /// of streams not open are dropped.
+    fn stream_frame(&mut self, frame: mprpc::StreamFrame);
     /// Reads nothing more; the connection closes once its reply is out.
     fn close_after_reply(&mut self);
     /// Pauses reading if the connection is over its backpressure limits;

@@ -31,6 +31,9 @@ pub(super) fn parse_reply(
         Some(Frame::Cancel { .. } | Frame::Auth { .. }) => Err(ProtocolError::Malformed(
             "a server sent a cancel or auth frame",
         )),
+        Some(Frame::Stream(_)) => Err(ProtocolError::Malformed(
+            "a server sent a stream frame on a connection with no stream",
+        )),
         None if eof && (!input.is_empty() || state.skip > 0) => {
             Err(ProtocolError::TruncatedAtEof {
                 pending: input.len(),

@@ -3,9 +3,10 @@
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::frame::{Frame, FrameKind, Oversized, Request, Response, META_LEN_LEN};
+use super::stream::{self, StreamKind};
 use super::{
     DEFAULT_MAX_FRAME, HEADER_LEN, MAGIC, MAX_TOKEN_LEN, REQUEST_FIXED_LEN, RESPONSE_FIXED_LEN,
-    VERSION, VERSION_NO_METADATA,
+    VERSION, VERSION_NO_METADATA, VERSION_STREAMS,
 };
 use crate::call::metadata::Metadata;
 use crate::call::status::Code;
@@ -56,7 +57,7 @@ impl Decoder {
             return Ok(None);
         }
         let version = buf[2];
-        if version != VERSION && version != VERSION_NO_METADATA {
+        if !(VERSION_NO_METADATA..=VERSION_STREAMS).contains(&version) {
             return Err(ProtocolError::UnsupportedVersion(version));
         }
         let kind = buf[3];
@@ -72,7 +73,7 @@ impl Decoder {
         }
         buf.advance(HEADER_LEN);
         let body = buf.split_to(body_len).freeze();
-        parse_body(kind, version == VERSION, body).map(Some)
+        parse_body(kind, version, body).map(Some)
     }
 }
 
@@ -88,7 +89,12 @@ impl Decoder {
         let kind = match kind {
             k if k == FrameKind::Request as u8 => FrameKind::Request,
             k if k == FrameKind::Response as u8 => FrameKind::Response,
-            k if k == FrameKind::Cancel as u8 || k == FrameKind::Auth as u8 => {
+            k if k == FrameKind::StreamOpen as u8 => FrameKind::StreamOpen,
+            k if k == FrameKind::StreamMessage as u8 => FrameKind::StreamMessage,
+            k if k == FrameKind::Cancel as u8
+                || k == FrameKind::Auth as u8
+                || StreamKind::from_u8(k).is_some() =>
+            {
                 return Err(ProtocolError::FrameTooLarge {
                     len,
                     max: self.max_frame,
@@ -96,7 +102,8 @@ impl Decoder {
             }
             other => return Err(ProtocolError::UnknownKind(other)),
         };
-        // Every request and response body starts with its u64 id.
+        // Every request, response, stream open and message body starts
+        // with its u64 id.
         if buf.len() < HEADER_LEN + 8 {
             return Ok(None);
         }
@@ -143,7 +150,16 @@ pub(crate) fn read_frame(
     Ok(frame)
 }
 
-fn parse_body(kind: u8, v2: bool, body: Bytes) -> Result<Frame, ProtocolError> {
+fn parse_body(kind: u8, version: u8, body: Bytes) -> Result<Frame, ProtocolError> {
+    if let Some(kind) = StreamKind::from_u8(kind) {
+        return stream::parse(kind, version, body).map(Frame::Stream);
+    }
+    if version == VERSION_STREAMS {
+        return Err(ProtocolError::Malformed(
+            "protocol version 3 is for stream frames only",
+        ));
+    }
+    let v2 = version == VERSION;
     match kind {
         k if k == FrameKind::Request as u8 => parse_request(body, v2).map(Frame::Request),
         k if k == FrameKind::Response as u8 => parse_response(body, v2).map(Frame::Response),
@@ -473,8 +489,12 @@ mod tests {
         let d = Decoder::default();
         for (bytes, expected) in [
             (
+                &b"MP\x04\x01\x00\x00\x00\x00"[..],
+                ProtocolError::UnsupportedVersion(4),
+            ),
+            (
                 &b"MP\x03\x01\x00\x00\x00\x00"[..],
-                ProtocolError::UnsupportedVersion(3),
+                ProtocolError::Malformed("protocol version 3 is for stream frames only"),
             ),
             (
                 &b"MP\x02\x01\x00\x00\x00\x0e\0\0\0\0\0\0\0\x01\0\0\0\0\0\0"[..],
@@ -489,8 +509,8 @@ mod tests {
                 ProtocolError::Malformed("metadata entry overruns its block"),
             ),
             (
-                &b"MP\x01\x09\x00\x00\x00\x00"[..],
-                ProtocolError::UnknownKind(9),
+                &b"MP\x01\x0a\x00\x00\x00\x00"[..],
+                ProtocolError::UnknownKind(10),
             ),
             (
                 &b"MP\x01\x01\x00\x00\x00\x02ab"[..],
