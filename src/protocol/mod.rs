@@ -173,6 +173,9 @@ pub(crate) struct Reply {
     pub(crate) result: Result<Bytes, Status>,
     /// The reply's metadata (empty where the format has none).
     pub(crate) metadata: Metadata,
+    /// Not a call's reply but a frame of stream `id` (messages, end,
+    /// reset, credit; formats with streams only).
+    pub(crate) stream: Option<Box<mprpc::StreamFrame>>,
 }
 
 /// What a connection's reader keeps between reads, for any format.

@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -15,6 +16,11 @@ use mprpc::service::stream::{boxed, reply_once, StreamFuture, StreamIo};
 use mprpc::service::{CallContext, Service};
 use mprpc::{Code, Metadata, Status};
 use prost::Message;
+
+/// A `Count` request of `SENT_BASE + k` sends with no end and counts what
+/// it sent in `SENT[k]`.
+pub const SENT_BASE: u64 = 5000;
+pub static SENT: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
 
 /// `Streams`: `Count` (server stream: the request is how many numbers to
 /// send, 0 for no end; a request of 1000 + k fails after k), `Sum`
@@ -62,6 +68,17 @@ impl Service for Streams {
                 io.expect(StreamShape::Server, "Streams", method)?;
                 let n = u64::decode(request).map_err(|e| Status::bad_request(e.to_string()))?;
                 let sender = io.sender::<u64>();
+                let counted = (SENT_BASE..SENT_BASE + SENT.len() as u64).contains(&n);
+                if counted {
+                    return Ok(boxed(async move {
+                        let sent = &SENT[(n - SENT_BASE) as usize];
+                        for i in 0.. {
+                            sender.send(i).await?;
+                            sent.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Ok(())
+                    }));
+                }
                 Ok(boxed(async move {
                     let (end, fail_after) = match n {
                         n if n > 1000 => (u64::MAX, Some(n - 1000)),

@@ -4,7 +4,7 @@
 
 use bytes::BytesMut;
 
-use super::{read_frame, Decoder, Frame, FrameKind, Response};
+use super::{read_frame, Decoder, Frame, FrameKind, Response, StreamFrame};
 use crate::protocol::{ProtocolError, ReadState, Reply};
 use crate::Status;
 
@@ -24,6 +24,7 @@ pub(super) fn parse_reply(
             id: o.id,
             result: Err(o.status("reply", "this channel's")),
             metadata: Default::default(),
+            stream: None,
         })),
         Some(Frame::Request(_) | Frame::Oversized(_)) => {
             Err(ProtocolError::Malformed("a server sent a request frame"))
@@ -31,9 +32,15 @@ pub(super) fn parse_reply(
         Some(Frame::Cancel { .. } | Frame::Auth { .. }) => Err(ProtocolError::Malformed(
             "a server sent a cancel or auth frame",
         )),
-        Some(Frame::Stream(_)) => Err(ProtocolError::Malformed(
-            "a server sent a stream frame on a connection with no stream",
-        )),
+        Some(Frame::Stream(StreamFrame::Open(_))) => {
+            Err(ProtocolError::Malformed("a server sent a stream open"))
+        }
+        Some(Frame::Stream(frame)) => Ok(Some(Reply {
+            id: frame.id(),
+            result: Ok(Default::default()),
+            metadata: Default::default(),
+            stream: Some(Box::new(frame)),
+        })),
         None if eof && (!input.is_empty() || state.skip > 0) => {
             Err(ProtocolError::TruncatedAtEof {
                 pending: input.len(),
@@ -53,6 +60,7 @@ fn reply(response: Response) -> Reply {
         id: response.id,
         result,
         metadata: response.metadata,
+        stream: None,
     }
 }
 
