@@ -99,12 +99,7 @@ fn serve(mut stream: TcpStream, stats: &Stats) {
                     stats.cancels.fetch_add(1, Ordering::SeqCst);
                 }
                 Ok(None) => break,
-                Ok(Some(
-                    Frame::Response(_)
-                    | Frame::Oversized(_)
-                    | Frame::Auth { .. }
-                    | Frame::Stream(_),
-                ))
+                Ok(Some(Frame::Response(_) | Frame::Oversized(_) | Frame::Auth { .. }))
                 | Err(_) => return,
             }
         }

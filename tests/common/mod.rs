@@ -12,7 +12,6 @@ pub mod logs;
 pub mod ports;
 pub mod raw;
 pub mod services;
-pub mod streams;
 pub mod zk;
 
 pub use zk::temp_dir;

@@ -31,7 +31,6 @@ mod pending;
 mod replies;
 mod retry;
 mod route;
-mod streams;
 mod timers;
 
 use std::cell::RefCell;
@@ -171,8 +170,6 @@ struct Driver {
     /// Calls the driver has let go of this turn, with their outcomes, to
     /// deliver once the turn's work is done.
     completed: Vec<(CellRef, CallResult)>,
-    /// Open streams (`streams`).
-    streams: streams::Streams,
 }
 
 impl Driver {
@@ -196,7 +193,6 @@ impl Driver {
             spare_frames: SpareFrames::default(),
             now: Instant::now(),
             completed: Vec::new(),
-            streams: streams::Streams::default(),
             options,
         }
     }
@@ -211,9 +207,7 @@ impl Driver {
         let mut timeout = if busy {
             Some(Duration::ZERO)
         } else {
-            let streams = self.streams.next_deadline();
-            let streams = streams.map(|d| d.saturating_duration_since(Instant::now()));
-            [self.next_timeout(), streams].into_iter().flatten().min()
+            self.next_timeout()
         };
         if timeout != Some(Duration::ZERO) && !self.shared.going_to_sleep() {
             timeout = Some(Duration::ZERO);
@@ -237,9 +231,6 @@ impl Driver {
         }
         self.drain_queue();
         self.expire();
-        if !self.streams.is_empty() {
-            self.expire_streams();
-        }
     }
 
     /// The end of a loop turn: flushes what it wrote. True when the driver
@@ -253,7 +244,7 @@ impl Driver {
         // connection that can fail), then stop.
         self.drain_queue();
         self.flush_all();
-        self.pending.is_empty() && self.completed.is_empty() && self.streams.is_empty()
+        self.pending.is_empty() && self.completed.is_empty()
     }
 
     /// The driver lets go of a call: `result` is delivered at the end of

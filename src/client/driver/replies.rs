@@ -97,10 +97,7 @@ impl Driver {
         }
     }
 
-    fn on_reply(&mut self, key: usize, mut reply: Reply) {
-        if let Some(frame) = reply.stream.take() {
-            return self.on_stream_frame(*frame);
-        }
+    fn on_reply(&mut self, key: usize, reply: Reply) {
         let conn = &mut self.conns[key];
         let addr = conn.addr();
         if conn.note_answer() {

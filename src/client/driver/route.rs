@@ -53,8 +53,6 @@ impl Driver {
             match command {
                 Command::Call(call) => self.start_call(call, &batch.frames),
                 Command::Cancel(id) => self.forget(id),
-                Command::OpenStream(stream) => self.open_stream(*stream),
-                Command::Stream(id, cmd) => self.stream_command(id, cmd),
             }
         }
         batch.frames.clear();
@@ -161,7 +159,7 @@ impl Driver {
     }
 
     /// The balancer's choice among the usable endpoints.
-    pub(super) fn pick(&mut self, route: &Route) -> Option<usize> {
+    fn pick(&mut self, route: &Route) -> Option<usize> {
         let now = self.now;
         if let [only] = &route.endpoints[..] {
             // Every policy picks the one endpoint if it is usable.
@@ -206,12 +204,7 @@ impl Driver {
     }
 
     /// The status for "no endpoint of this service is usable".
-    pub(super) fn all_down(
-        &self,
-        service: &str,
-        endpoints: &[Endpoint],
-        last: Option<String>,
-    ) -> Status {
+    fn all_down(&self, service: &str, endpoints: &[Endpoint], last: Option<String>) -> Status {
         let last = last.or_else(|| {
             endpoints
                 .iter()
@@ -227,7 +220,7 @@ impl Driver {
     }
 
     /// A connection to `addr`, opening one if the pool is not full.
-    pub(super) fn connection_to(
+    fn connection_to(
         &mut self,
         addr: SocketAddr,
         protocol: &'static dyn Protocol,
@@ -324,7 +317,6 @@ impl Driver {
                 self.pools.remove(&addr);
             }
         }
-        self.end_streams_on(key, &reason);
         let backoff = self.health.failed(addr, &reason, conn.answered(), self.now);
         if !conn.is_open() {
             self.connecting -= 1;

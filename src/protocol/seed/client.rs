@@ -26,7 +26,6 @@ pub(super) fn parse_reply(
         id: 0,
         result,
         metadata: Metadata::new(),
-        stream: None,
     }))
 }
 
