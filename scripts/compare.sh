@@ -34,7 +34,8 @@
 #                                 core), at CONNS × 1 and CONNS × DEPTH, ROUNDS
 #                                 rounds interleaved (3 by default, a few minutes
 #                                 in all), with client and server CPU per call;
-#                                 writes a trial directory's COMPARISON.md
+#                                 writes results/CLIENT.md (a trial directory's
+#                                 COMPARISON.md when shortened or TRIAL_DIR given)
 #   TRIAL_DIR=/tmp/cmp ...        writes everything under /tmp/cmp (copies of
 #                                 README.md and docs/benchmarks.md included). Any run that is not the
 #                                 full one (QUICK, or fewer ROUNDS/SECS) writes
@@ -84,12 +85,15 @@ SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 # The client I/O threads block's provider has this many reactors.
 REACTORS_IO=2
-FULL=0
-if [[ $QUICK != 1 && $ONLY == all ]] && ((ROUNDS >= FULL_ROUNDS)) &&
+# FULL: the whole comparison at full length (writes results/COMPARISON.md);
+# TO_RESULTS: full length, whatever the scope (ONLY=client writes results/CLIENT.md).
+FULL=0 TO_RESULTS=0
+if [[ $QUICK != 1 ]] && ((ROUNDS >= FULL_ROUNDS)) &&
     python3 -c "import sys; sys.exit(not ($SECS >= $FULL_SECS and $WARMUP >= $FULL_WARMUP))"; then
-    FULL=1
+    TO_RESULTS=1
+    [[ $ONLY == all ]] && FULL=1
 fi
-if [[ -z ${TRIAL_DIR:-} && $FULL != 1 ]]; then
+if [[ -z ${TRIAL_DIR:-} && $TO_RESULTS != 1 ]]; then
     TRIAL_DIR=$(mktemp -d "${TMPDIR:-/tmp}/mprpc-compare-trial.XXXXXX")
     log "not the full run: writing under $TRIAL_DIR (results/ untouched)"
 fi
@@ -99,6 +103,9 @@ if [[ -n ${TRIAL_DIR:-} ]]; then
     cp docs/benchmarks.md "$TRIAL_DIR/benchmarks.md"
     OUT=$TRIAL_DIR/comparison REPORT=$TRIAL_DIR/COMPARISON.md
     BENCHMARKS=$TRIAL_DIR/benchmarks.md README=$TRIAL_DIR/README.md
+elif [[ $ONLY == client ]]; then
+    # The client's own report; the comparison, docs and README stay as they are.
+    OUT=results/client REPORT=results/CLIENT.md BENCHMARKS=/dev/null README=/dev/null
 else
     OUT=results/comparison REPORT=results/COMPARISON.md BENCHMARKS=docs/benchmarks.md README=README.md
 fi

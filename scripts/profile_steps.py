@@ -89,11 +89,11 @@ CHANNEL_STEPS = [
 
 ENGINE_STEPS = [
     ("whole", "whole loadgen process (start-up and loadgen's own bookkeeping included)", total),
-    ("encode", "engine: encode a call into a free slot", lambda r: largest(r, r"^loadgen::engine::Engine<P>::enqueue$")),
-    ("read", "engine: socket reads", lambda r: largest(r, r"^loadgen::engine::read_available$")),
+    ("encode", "engine: encode a call into a free slot", lambda r: largest(r, r"^loadgen::engine::(.*<impl )?(loadgen::engine::)?Engine<P>>?::enqueue$")),
+    ("read", "engine: socket reads", lambda r: largest(r, r"^loadgen::engine::(socket::)?read_available$")),
     ("decode", "engine: decode replies",
      lambda r: largest(r, r"^<loadgen::protocol::mprpc::Mprpc as loadgen::protocol::Protocol>::decode$")),
-    ("write", "engine: socket writes", lambda r: largest(r, r"^loadgen::engine::Engine<P>::flush$")),
+    ("write", "engine: socket writes", lambda r: largest(r, r"^loadgen::engine::(.*<impl )?(loadgen::engine::)?Engine<P>>?::flush$")),
     ("record", "loadgen: recording each call (send and outcome)",
      lambda r: summed(r, r"^loadgen::recorder::Recorder::on_done_batch$", r"^loadgen::recorder::Recorder::on_sent$")),
 ]

@@ -99,7 +99,12 @@ fn serve(mut stream: TcpStream, stats: &Stats) {
                     stats.cancels.fetch_add(1, Ordering::SeqCst);
                 }
                 Ok(None) => break,
-                Ok(Some(Frame::Response(_) | Frame::Oversized(_) | Frame::Auth { .. }))
+                Ok(Some(
+                    Frame::Response(_)
+                    | Frame::Oversized(_)
+                    | Frame::Auth { .. }
+                    | Frame::Stream(_),
+                ))
                 | Err(_) => return,
             }
         }

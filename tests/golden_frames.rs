@@ -458,6 +458,7 @@ fn golden_frames_back_to_back_decode_in_order() {
             Frame::Response(r) if r.metadata.is_empty() => "response v1",
             Frame::Response(_) => "response v2",
             Frame::Oversized(_) => "oversized",
+            Frame::Stream(_) => "stream",
         })
         .collect();
     assert_eq!(

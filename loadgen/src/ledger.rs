@@ -119,7 +119,7 @@ pub fn stamp(payload: &[u8], id: u64) -> Bytes {
     let mut stamped = BytesMut::with_capacity(payload.len().max(8));
     stamped.put_u64_le(id);
     stamped.extend_from_slice(payload.get(8..).unwrap_or_default());
-    let message = crate::EchoRequest {
+    let message = mprpc_examples::bench::EchoRequest {
         payload: stamped.freeze(),
     };
     prost::Message::encode_to_vec(&message).into()
@@ -160,11 +160,11 @@ mod tests {
     fn a_stamp_keeps_the_payload_length_and_leads_with_the_number() {
         let payload = vec![b'a'; 64];
         let stamped = stamp(&payload, 0x0102_0304_0506_0708);
-        let plain = prost::Message::encode_to_vec(&crate::EchoRequest {
+        let plain = prost::Message::encode_to_vec(&mprpc_examples::bench::EchoRequest {
             payload: payload.into(),
         });
         assert_eq!(stamped.len(), plain.len());
-        let decoded: crate::EchoRequest = prost::Message::decode(stamped).unwrap();
+        let decoded: mprpc_examples::bench::EchoRequest = prost::Message::decode(stamped).unwrap();
         assert_eq!(decoded.payload[..8], 0x0102_0304_0506_0708u64.to_le_bytes());
         assert_eq!(decoded.payload[8..], [b'a'; 56]);
     }

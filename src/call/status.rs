@@ -45,6 +45,10 @@ pub enum Code {
     /// call at once without running it. Nothing happened, so the call may
     /// be retried (the client does so once, on another provider).
     Overloaded = 13,
+    /// The method exists but not in the form it was called: a streaming
+    /// method called as a unary call (or the other way round), or a
+    /// stream opened in a wire format that has no streams.
+    Unimplemented = 14,
 }
 
 impl Code {
@@ -66,6 +70,7 @@ impl Code {
             11 => Code::FailedPrecondition,
             12 => Code::Unauthenticated,
             13 => Code::Overloaded,
+            14 => Code::Unimplemented,
             _ => Code::Internal,
         }
     }
@@ -87,6 +92,7 @@ impl Code {
             Code::FailedPrecondition => "failed_precondition",
             Code::Unauthenticated => "unauthenticated",
             Code::Overloaded => "overloaded",
+            Code::Unimplemented => "unimplemented",
         }
     }
 }
@@ -176,6 +182,11 @@ impl Status {
         Status::new(Code::Overloaded, message)
     }
 
+    /// An `Unimplemented` status.
+    pub fn unimplemented(message: impl Into<String>) -> Status {
+        Status::new(Code::Unimplemented, message)
+    }
+
     /// A `ResourceExhausted` status.
     pub fn resource_exhausted(message: impl Into<String>) -> Status {
         Status::new(Code::ResourceExhausted, message)
@@ -208,7 +219,7 @@ mod tests {
 
     #[test]
     fn every_code_round_trips_through_its_wire_byte() {
-        for v in 0..=13u8 {
+        for v in 0..=14u8 {
             assert_eq!(Code::from_u8(v) as u8, v);
         }
         assert_eq!(Code::from_u8(200), Code::Internal);

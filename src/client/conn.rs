@@ -227,6 +227,11 @@ impl ProviderConn {
         crate::protocol::mprpc::encode_cancel(id, self.io.output());
     }
 
+    /// Where frames for the provider go (a stream's, packed by the driver).
+    pub(crate) fn output(&mut self) -> &mut bytes::BytesMut {
+        self.io.output()
+    }
+
     /// A failed connect gives its waiting requests back (none of them
     /// reached the network).
     pub(crate) fn take_queued(&mut self) -> Vec<Queued> {

@@ -41,6 +41,7 @@ mod observe;
 mod queue;
 mod request;
 mod short;
+pub mod stream;
 
 use std::borrow::Cow;
 use std::net::ToSocketAddrs;

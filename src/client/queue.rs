@@ -26,6 +26,8 @@ use parking_lot::Mutex;
 
 use super::cells::{CellRef, Cells};
 use super::request::{stage_into, Names};
+pub(crate) use super::stream::NewStream;
+use super::stream::StreamCmd;
 use crate::call::controller::ReplyMetadata;
 use crate::call::metadata::Metadata;
 use crate::call::trace::TraceId;
@@ -52,6 +54,10 @@ pub(crate) enum Command {
     Call(NewCall),
     /// The caller gave up on this call (it is already completed).
     Cancel(u64),
+    /// A stream to open (see `client::stream`).
+    OpenStream(Box<NewStream>),
+    /// What a stream's caller asks for.
+    Stream(u64, StreamCmd),
 }
 
 /// What callers fill and the driver drains.
@@ -141,6 +147,20 @@ impl Shared {
     pub(crate) fn cancel(&self, id: u64) {
         let mut batch = self.queue.lock();
         batch.commands.push(Command::Cancel(id));
+        self.queued(batch);
+    }
+
+    /// Queues a stream's open.
+    pub(crate) fn open_stream(&self, stream: NewStream) {
+        let mut batch = self.queue.lock();
+        batch.commands.push(Command::OpenStream(Box::new(stream)));
+        self.queued(batch);
+    }
+
+    /// Queues what stream `id`'s caller asks for.
+    pub(crate) fn stream_command(&self, id: u64, cmd: StreamCmd) {
+        let mut batch = self.queue.lock();
+        batch.commands.push(Command::Stream(id, cmd));
         self.queued(batch);
     }
 

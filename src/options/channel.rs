@@ -32,6 +32,11 @@ options! {
         /// connection carries on); both with `ResourceExhausted`.
         ["max_frame_size", Positive]
         max_frame_size: usize = crate::protocol::mprpc::DEFAULT_MAX_FRAME,
+        /// Messages a stream's peer may send before this side grants more
+        /// (flow control, per stream and direction): a reader that stops
+        /// holds about this many messages of its sender's.
+        ["stream_window", Positive]
+        stream_window: usize = 64,
         /// Calls in flight on this channel beyond which new calls fail at
         /// once with `ResourceExhausted`.
         max_inflight: usize = 100_000,

@@ -32,6 +32,11 @@ options! {
         /// sides; a larger call fails alone, with `ResourceExhausted`.
         ["max_frame_size", Positive]
         max_frame_size: usize = crate::protocol::mprpc::DEFAULT_MAX_FRAME,
+        /// Messages a stream's peer may send before this side grants more
+        /// (flow control, per stream and direction): a reader that stops
+        /// holds about this many messages of its sender's.
+        ["stream_window", Positive]
+        stream_window: usize = 64,
         /// Open connections above which new ones are refused cleanly. At
         /// start a provider raises its open-files limit (`RLIMIT_NOFILE`)
         /// to the hard limit and lowers this to that limit minus 128

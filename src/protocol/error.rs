@@ -10,9 +10,10 @@ use std::fmt;
 pub enum ProtocolError {
     /// The stream does not start a frame with "MP".
     BadMagic([u8; 2]),
-    /// The header's version byte is neither
-    /// [`VERSION`](super::mprpc::VERSION) nor
-    /// [`VERSION_NO_METADATA`](super::mprpc::VERSION_NO_METADATA).
+    /// The header's version byte is not one this build reads: 1
+    /// ([`VERSION_NO_METADATA`](super::mprpc::VERSION_NO_METADATA)), 2
+    /// ([`VERSION`](super::mprpc::VERSION)) or 3
+    /// ([`VERSION_STREAMS`](super::mprpc::VERSION_STREAMS)).
     UnsupportedVersion(u8),
     /// The header's kind byte is not a known
     /// [`FrameKind`](super::mprpc::FrameKind).

@@ -2,7 +2,7 @@
 //! interface: `Protocol` (brpc's `Protocol` and its `policy/*_protocol`).
 //!
 //! * [`mprpc`] — our framed, multiplexed format (its layout is documented
-//!   there): the codec (`frame`, `decoder`, `body`), the server half (`server`)
+//!   there): the codec (`frame`, `decoder`), the server half (`server`)
 //!   and the client half (`client`).
 //! * [`seed`] — the seed's (C++ mprpc's) format, one call per short
 //!   connection: its codec, server half and client half.
@@ -173,6 +173,9 @@ pub(crate) struct Reply {
     pub(crate) result: Result<Bytes, Status>,
     /// The reply's metadata (empty where the format has none).
     pub(crate) metadata: Metadata,
+    /// Not a call's reply but a frame of stream `id` (messages, end,
+    /// reset, credit; formats with streams only).
+    pub(crate) stream: Option<Box<mprpc::StreamFrame>>,
 }
 
 /// What a connection's reader keeps between reads, for any format.
@@ -258,6 +261,13 @@ pub(crate) trait Session {
     fn dispatch(&mut self, request: Request, format: WireFormat) -> Result<(), Request>;
     /// The caller gave up on call `id`.
     fn cancel(&mut self, id: u64);
+    /// Starts the stream `open` asks for (its format has streams); `Err`
+    /// with the status to reset it with when no published service has its
+    /// name.
+    fn open_stream(&mut self, open: mprpc::StreamOpen) -> Result<(), Status>;
+    /// A frame of an open stream (message, end, reset or credit); frames
+    /// of streams not open are dropped.
+    fn stream_frame(&mut self, frame: mprpc::StreamFrame);
     /// Reads nothing more; the connection closes once its reply is out.
     fn close_after_reply(&mut self);
     /// Pauses reading if the connection is over its backpressure limits;

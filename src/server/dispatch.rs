@@ -18,6 +18,8 @@ use super::pending::{CallAddr, Done, Extra, Observed, Pending};
 use super::stats::{self, ReactorStats};
 use super::table::{Entry, ServiceTable};
 use super::workers::{Job, JobSender};
+
+mod stream;
 use crate::call::interceptor::{CallInfo, Interceptors};
 use crate::call::status::{Code, Status};
 use crate::net::auth::AuthToken;
@@ -57,6 +59,8 @@ pub(crate) struct Dispatcher {
     later: RefCell<Pending>,
     /// The server's interceptors (usually none).
     interceptors: Interceptors,
+    /// Messages a stream's client may send before this side grants more.
+    stream_window: u32,
 }
 
 impl Dispatcher {
@@ -81,7 +85,14 @@ impl Dispatcher {
             auth_tokens: Arc::new([]),
             admin: None,
             interceptors: Interceptors::default(),
+            stream_window: 64,
         }
+    }
+
+    /// Streams' clients may send `window` messages before more are granted.
+    pub(crate) fn with_stream_window(mut self, window: usize) -> Dispatcher {
+        self.stream_window = window.clamp(1, u32::MAX as usize) as u32;
+        self
     }
 
     /// Every call passes `interceptors` first.
@@ -313,6 +324,7 @@ impl Dispatcher {
                 metadata: ctx.metadata.clone(),
                 received: ctx.received,
             }),
+            stream: None,
         };
         let serving = ctx.serving();
         let started = handler::guarded(&extra.span, serving, || {

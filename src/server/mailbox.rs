@@ -1,6 +1,7 @@
 //! The part of a reactor other threads talk to: the acceptor hands it
 //! connections, the worker pool finished replies, wakers of calls that
-//! answer later the slots to poll; each push wakes the reactor's mio
+//! answer later the slots to poll, streams the frames their handlers
+//! sent; each push wakes the reactor's mio
 //! `Waker` (once per batch). The admin pages read its counters here.
 //!
 //! It is apart from the reactor's loop so that what posts to a reactor
@@ -9,6 +10,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use mio::net::TcpStream;
@@ -16,6 +18,7 @@ use mio::{Registry, Token, Waker};
 use parking_lot::Mutex;
 
 use super::stats::ReactorStats;
+use super::stream::Core;
 
 /// A finished pool call on its way back to its connection.
 pub(crate) struct PoolReply {
@@ -40,6 +43,8 @@ pub(crate) struct ReactorShared {
     replies: Mutex<Vec<PoolReply>>,
     /// Slab slots of calls answering later whose futures were woken.
     woken: Mutex<Vec<usize>>,
+    /// Streams with frames to move into their connections' output.
+    streams: Mutex<Vec<Arc<Core>>>,
     stats: ReactorStats,
 }
 
@@ -51,6 +56,7 @@ impl ReactorShared {
             incoming: Mutex::new(Vec::new()),
             replies: Mutex::new(Vec::new()),
             woken: Mutex::new(Vec::new()),
+            streams: Mutex::new(Vec::new()),
             stats: ReactorStats::default(),
         })
     }
@@ -85,6 +91,18 @@ impl ReactorShared {
         if push(&self.woken, slot) {
             self.wake();
         }
+    }
+
+    /// Stream `core` has frames for its connection.
+    pub(crate) fn stream_ready(&self, core: Arc<Core>) {
+        if push(&self.streams, core) {
+            self.wake();
+        }
+    }
+
+    /// Swaps the streams with frames into `ready` (empty), likewise.
+    pub(crate) fn take_streams(&self, ready: &mut Vec<Arc<Core>>) {
+        std::mem::swap(&mut *self.streams.lock(), ready);
     }
 
     pub(crate) fn wake(&self) {

@@ -45,6 +45,7 @@ mod settings;
 mod shared;
 mod speaks;
 mod stats;
+pub(crate) mod stream;
 mod table;
 mod thread;
 mod timer;

@@ -31,6 +31,7 @@ use super::handler;
 use super::limit::Permit;
 use super::mailbox::ReactorShared;
 use super::metrics::ThreadStats;
+use super::stream::Core;
 use crate::call::interceptor::{CallInfo, Interceptors};
 use crate::call::metadata::Metadata;
 use crate::call::status::{Code, Status};
@@ -69,6 +70,8 @@ pub(crate) struct Extra {
     pub(crate) span: tracing::Span,
     /// `Some` when interceptors are installed.
     pub(crate) observed: Option<Observed>,
+    /// A stream's core: its handler's frames and end go out through it.
+    pub(crate) stream: Option<Arc<Core>>,
 }
 
 /// A call as its interceptors' `after` sees it.
@@ -192,6 +195,12 @@ impl Pending {
         Some(task.done(result))
     }
 
+    /// The core of stream `id` of connection `conn_id`, if it is open.
+    pub(crate) fn stream(&self, conn_id: u64, id: u64) -> Option<Arc<Core>> {
+        let slot = *self.by_call.get(&(conn_id, id))?;
+        self.tasks[slot].extra.stream.clone()
+    }
+
     /// When the next waiting call's deadline passes, if any does.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.deadlines.peek().map(|Reverse((at, _, _))| *at)
@@ -232,6 +241,9 @@ impl Pending {
             return false;
         };
         let task = self.tasks.remove(slot);
+        if let Some(core) = &task.extra.stream {
+            core.finish(&Status::cancelled("the stream was cancelled"), None);
+        }
         task.addr.record(Code::Cancelled, stats);
         task.extra
             .observe(&task.addr, Code::Cancelled, &self.interceptors);
@@ -330,7 +342,13 @@ impl Done {
             Ok(_) => Code::Ok,
             Err(status) => status.code(),
         };
-        if let Some(out) = out {
+        if let Some(core) = &extra.stream {
+            let status = match &result {
+                Ok(_) => Status::new(Code::Ok, ""),
+                Err(status) => status.clone(),
+            };
+            core.finish(&status, out);
+        } else if let Some(out) = out {
             let metadata = match &extra.reply {
                 Some(reply) => std::mem::take(&mut *reply.lock()),
                 None => Metadata::new(),

@@ -9,6 +9,7 @@
 
 pub mod reflection;
 pub mod responder;
+pub mod stream;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -200,6 +201,33 @@ pub trait Service: Send + Sync + 'static {
     ) -> Result<ReplyFuture, Status> {
         let _ = (ctx, request);
         Err(Status::unknown_method(self.name(), method))
+    }
+
+    /// Starts the handler of streaming `method` for a stream the client
+    /// opened: `request` is a server stream's request message (empty for
+    /// the other shapes), `io` gives the handler its sender and the
+    /// client's messages. The future is polled on the reactor that read
+    /// the open, as [`Service::call_later`]'s are; the stream ends when it
+    /// finishes (with its status), and it is dropped unfinished when the
+    /// client resets the stream, its deadline passes or the connection
+    /// closes.
+    ///
+    /// Errors (the stream ends at once with it): `Unimplemented` for a
+    /// method that is not a stream (the default: a service without
+    /// streams), or a stream opened in another shape than the method's;
+    /// `UnknownMethod`; `BadRequest`.
+    fn open_stream(
+        &self,
+        method: &str,
+        ctx: CallContext,
+        request: Bytes,
+        io: stream::StreamIo,
+    ) -> Result<stream::StreamFuture, Status> {
+        let _ = (ctx, request, io);
+        Err(Status::unimplemented(format!(
+            "{}.{method} is not a streaming method",
+            self.name()
+        )))
     }
 }
 

@@ -12,6 +12,7 @@ pub mod logs;
 pub mod ports;
 pub mod raw;
 pub mod services;
+pub mod streams;
 pub mod zk;
 
 pub use zk::temp_dir;

@@ -31,6 +31,7 @@ mod pending;
 mod replies;
 mod retry;
 mod route;
+mod streams;
 mod timers;
 
 use std::cell::RefCell;
@@ -170,6 +171,8 @@ struct Driver {
     /// Calls the driver has let go of this turn, with their outcomes, to
     /// deliver once the turn's work is done.
     completed: Vec<(CellRef, CallResult)>,
+    /// Open streams (`streams`).
+    streams: streams::Streams,
 }
 
 impl Driver {
@@ -193,6 +196,7 @@ impl Driver {
             spare_frames: SpareFrames::default(),
             now: Instant::now(),
             completed: Vec::new(),
+            streams: streams::Streams::default(),
             options,
         }
     }
@@ -207,7 +211,9 @@ impl Driver {
         let mut timeout = if busy {
             Some(Duration::ZERO)
         } else {
-            self.next_timeout()
+            let streams = self.streams.next_deadline();
+            let streams = streams.map(|d| d.saturating_duration_since(Instant::now()));
+            [self.next_timeout(), streams].into_iter().flatten().min()
         };
         if timeout != Some(Duration::ZERO) && !self.shared.going_to_sleep() {
             timeout = Some(Duration::ZERO);
@@ -231,6 +237,9 @@ impl Driver {
         }
         self.drain_queue();
         self.expire();
+        if !self.streams.is_empty() {
+            self.expire_streams();
+        }
     }
 
     /// The end of a loop turn: flushes what it wrote. True when the driver
@@ -244,7 +253,7 @@ impl Driver {
         // connection that can fail), then stop.
         self.drain_queue();
         self.flush_all();
-        self.pending.is_empty() && self.completed.is_empty()
+        self.pending.is_empty() && self.completed.is_empty() && self.streams.is_empty()
     }
 
     /// The driver lets go of a call: `result` is delivered at the end of

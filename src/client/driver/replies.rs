@@ -97,7 +97,10 @@ impl Driver {
         }
     }
 
-    fn on_reply(&mut self, key: usize, reply: Reply) {
+    fn on_reply(&mut self, key: usize, mut reply: Reply) {
+        if let Some(frame) = reply.stream.take() {
+            return self.on_stream_frame(*frame);
+        }
         let conn = &mut self.conns[key];
         let addr = conn.addr();
         if conn.note_answer() {

@@ -53,6 +53,8 @@ impl Driver {
             match command {
                 Command::Call(call) => self.start_call(call, &batch.frames),
                 Command::Cancel(id) => self.forget(id),
+                Command::OpenStream(stream) => self.open_stream(*stream),
+                Command::Stream(id, cmd) => self.stream_command(id, cmd),
             }
         }
         batch.frames.clear();
@@ -159,7 +161,7 @@ impl Driver {
     }
 
     /// The balancer's choice among the usable endpoints.
-    fn pick(&mut self, route: &Route) -> Option<usize> {
+    pub(super) fn pick(&mut self, route: &Route) -> Option<usize> {
         let now = self.now;
         if let [only] = &route.endpoints[..] {
             // Every policy picks the one endpoint if it is usable.
@@ -204,7 +206,12 @@ impl Driver {
     }
 
     /// The status for "no endpoint of this service is usable".
-    fn all_down(&self, service: &str, endpoints: &[Endpoint], last: Option<String>) -> Status {
+    pub(super) fn all_down(
+        &self,
+        service: &str,
+        endpoints: &[Endpoint],
+        last: Option<String>,
+    ) -> Status {
         let last = last.or_else(|| {
             endpoints
                 .iter()
@@ -220,7 +227,7 @@ impl Driver {
     }
 
     /// A connection to `addr`, opening one if the pool is not full.
-    fn connection_to(
+    pub(super) fn connection_to(
         &mut self,
         addr: SocketAddr,
         protocol: &'static dyn Protocol,
@@ -317,6 +324,7 @@ impl Driver {
                 self.pools.remove(&addr);
             }
         }
+        self.end_streams_on(key, &reason);
         let backoff = self.health.failed(addr, &reason, conn.answered(), self.now);
         if !conn.is_open() {
             self.connecting -= 1;

@@ -4,63 +4,50 @@
 
 use bytes::BytesMut;
 
-use super::body::parse_response;
-use super::decoder::{skip_body, Split};
-use super::{Decoder, FrameKind, Response};
+use super::{read_frame, Decoder, Frame, FrameKind, Response, StreamFrame};
 use crate::protocol::{ProtocolError, ReadState, Reply};
 use crate::Status;
 
 /// The next reply in `input`: `Ok(None)` until one is complete. A reply
 /// over `max` bytes fails its call alone (its body is skipped as it
 /// arrives); a frame a server never sends, or bytes left over at `eof`,
-/// is an error for the connection. A response's body is parsed straight
-/// into the `Reply` (no `Frame` in between: this runs once per call).
+/// is an error for the connection.
 pub(super) fn parse_reply(
     input: &mut BytesMut,
     state: &mut ReadState,
     max: usize,
     eof: bool,
 ) -> Result<Option<Reply>, ProtocolError> {
-    if state.skip > 0 && !skip_body(input, &mut state.skip) {
-        return left_at(eof, input, state);
-    }
-    match Decoder::new(max).split_frame(input)? {
-        Some(Split::Body { kind, v2, body }) if kind == FrameKind::Response as u8 => {
-            Ok(Some(reply(parse_response(body, v2)?)))
-        }
-        Some(Split::Oversized(o)) if o.kind == FrameKind::Response => {
-            state.skip = o.unread;
-            Ok(Some(Reply {
-                id: o.id,
-                result: Err(o.status("reply", "this channel's")),
-                metadata: Default::default(),
-            }))
-        }
-        Some(Split::Body { kind, .. }) if kind == FrameKind::Request as u8 => {
+    match read_frame(&Decoder::new(max), input, state)? {
+        Some(Frame::Response(response)) => Ok(Some(reply(response))),
+        Some(Frame::Oversized(o)) if o.kind == FrameKind::Response => Ok(Some(Reply {
+            id: o.id,
+            result: Err(o.status("reply", "this channel's")),
+            metadata: Default::default(),
+            stream: None,
+        })),
+        Some(Frame::Request(_) | Frame::Oversized(_)) => {
             Err(ProtocolError::Malformed("a server sent a request frame"))
         }
-        Some(Split::Oversized(_)) => Err(ProtocolError::Malformed("a server sent a request frame")),
-        Some(Split::Body { kind, .. })
-            if kind == FrameKind::Cancel as u8 || kind == FrameKind::Auth as u8 =>
-        {
-            Err(ProtocolError::Malformed(
-                "a server sent a cancel or auth frame",
-            ))
+        Some(Frame::Cancel { .. } | Frame::Auth { .. }) => Err(ProtocolError::Malformed(
+            "a server sent a cancel or auth frame",
+        )),
+        Some(Frame::Stream(StreamFrame::Open(_))) => {
+            Err(ProtocolError::Malformed("a server sent a stream open"))
         }
-        Some(Split::Body { kind, .. }) => Err(ProtocolError::UnknownKind(kind)),
-        None => left_at(eof, input, state),
+        Some(Frame::Stream(frame)) => Ok(Some(Reply {
+            id: frame.id(),
+            result: Ok(Default::default()),
+            metadata: Default::default(),
+            stream: Some(Box::new(frame)),
+        })),
+        None if eof && (!input.is_empty() || state.skip > 0) => {
+            Err(ProtocolError::TruncatedAtEof {
+                pending: input.len(),
+            })
+        }
+        None => Ok(None),
     }
-}
-
-/// No reply is complete: fine, unless the provider has closed with part
-/// of one unread.
-fn left_at(eof: bool, input: &BytesMut, state: &ReadState) -> Result<Option<Reply>, ProtocolError> {
-    if eof && (!input.is_empty() || state.skip > 0) {
-        return Err(ProtocolError::TruncatedAtEof {
-            pending: input.len(),
-        });
-    }
-    Ok(None)
 }
 
 /// A response frame as the outcome of its call.
@@ -73,6 +60,7 @@ fn reply(response: Response) -> Reply {
         id: response.id,
         result,
         metadata: response.metadata,
+        stream: None,
     }
 }
 

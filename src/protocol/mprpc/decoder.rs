@@ -1,12 +1,15 @@
-//! Incremental frame decoder over a `BytesMut` read buffer: splits each
-//! complete frame off the front (its body parsed by `body`), and reads
-//! past the bodies of oversized frames without buffering them.
+//! Incremental frame decoder over a `BytesMut` read buffer.
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::body::parse_body;
-use super::frame::{Frame, FrameKind, Oversized};
-use super::{DEFAULT_MAX_FRAME, HEADER_LEN, MAGIC, VERSION, VERSION_NO_METADATA};
+use super::frame::{Frame, FrameKind, Oversized, Request, Response, META_LEN_LEN};
+use super::stream::{self, StreamKind};
+use super::{
+    DEFAULT_MAX_FRAME, HEADER_LEN, MAGIC, MAX_TOKEN_LEN, REQUEST_FIXED_LEN, RESPONSE_FIXED_LEN,
+    VERSION, VERSION_NO_METADATA, VERSION_STREAMS,
+};
+use crate::call::metadata::Metadata;
+use crate::call::status::Code;
 use crate::protocol::{ProtocolError, ReadState};
 
 /// Splits complete frames off the front of a read buffer.
@@ -40,18 +43,6 @@ impl Decoder {
     ///   (and nothing reserved: the announced length is only a claim).
     /// * `Err(_)`: the stream is invalid; the connection must be closed.
     pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
-        match self.split_frame(buf)? {
-            Some(Split::Body { kind, v2, body }) => parse_body(kind, v2, body).map(Some),
-            Some(Split::Oversized(o)) => Ok(Some(Frame::Oversized(o))),
-            None => Ok(None),
-        }
-    }
-
-    /// Splits the next complete frame's body off the front of `buf`,
-    /// unparsed (see [`decode`](Self::decode) for the outcomes), so a side
-    /// that expects one kind of frame parses it without building a
-    /// [`Frame`].
-    pub(crate) fn split_frame(&self, buf: &mut BytesMut) -> Result<Option<Split>, ProtocolError> {
         // Check the magic on whatever has arrived, so garbage fails at once.
         if !buf.is_empty() && buf[0] != MAGIC[0] {
             return Err(ProtocolError::BadMagic([
@@ -66,13 +57,13 @@ impl Decoder {
             return Ok(None);
         }
         let version = buf[2];
-        if version != VERSION && version != VERSION_NO_METADATA {
+        if !(VERSION_NO_METADATA..=VERSION_STREAMS).contains(&version) {
             return Err(ProtocolError::UnsupportedVersion(version));
         }
         let kind = buf[3];
         let body_len = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]) as usize;
         if body_len > self.max_frame {
-            return Ok(self.oversized(kind, body_len, buf)?.map(Split::Oversized));
+            return self.oversized(kind, body_len, buf);
         }
         let frame_len = HEADER_LEN + body_len;
         if buf.len() < frame_len {
@@ -82,21 +73,8 @@ impl Decoder {
         }
         buf.advance(HEADER_LEN);
         let body = buf.split_to(body_len).freeze();
-        Ok(Some(Split::Body {
-            kind,
-            v2: version == VERSION,
-            body,
-        }))
+        parse_body(kind, version, body).map(Some)
     }
-}
-
-/// A frame split off a read buffer, its body not yet parsed.
-pub(crate) enum Split {
-    /// A frame within the limit: its kind byte, whether it is version 2
-    /// (with metadata), and its body.
-    Body { kind: u8, v2: bool, body: Bytes },
-    /// A request or response over the limit (its body is being skipped).
-    Oversized(Oversized),
 }
 
 impl Decoder {
@@ -107,11 +85,16 @@ impl Decoder {
         kind: u8,
         len: usize,
         buf: &mut BytesMut,
-    ) -> Result<Option<Oversized>, ProtocolError> {
+    ) -> Result<Option<Frame>, ProtocolError> {
         let kind = match kind {
             k if k == FrameKind::Request as u8 => FrameKind::Request,
             k if k == FrameKind::Response as u8 => FrameKind::Response,
-            k if k == FrameKind::Cancel as u8 || k == FrameKind::Auth as u8 => {
+            k if k == FrameKind::StreamOpen as u8 => FrameKind::StreamOpen,
+            k if k == FrameKind::StreamMessage as u8 => FrameKind::StreamMessage,
+            k if k == FrameKind::Cancel as u8
+                || k == FrameKind::Auth as u8
+                || StreamKind::from_u8(k).is_some() =>
+            {
                 return Err(ProtocolError::FrameTooLarge {
                     len,
                     max: self.max_frame,
@@ -119,7 +102,8 @@ impl Decoder {
             }
             other => return Err(ProtocolError::UnknownKind(other)),
         };
-        // Every request and response body starts with its u64 id.
+        // Every request, response, stream open and message body starts
+        // with its u64 id.
         if buf.len() < HEADER_LEN + 8 {
             return Ok(None);
         }
@@ -127,13 +111,13 @@ impl Decoder {
         let id = buf.get_u64();
         let mut unread = len - 8;
         skip_body(buf, &mut unread);
-        Ok(Some(Oversized {
+        Ok(Some(Frame::Oversized(Oversized {
             kind,
             id,
             len,
             max: self.max_frame,
             unread,
-        }))
+        })))
     }
 }
 
@@ -166,17 +150,122 @@ pub(crate) fn read_frame(
     Ok(frame)
 }
 
+fn parse_body(kind: u8, version: u8, body: Bytes) -> Result<Frame, ProtocolError> {
+    if let Some(kind) = StreamKind::from_u8(kind) {
+        return stream::parse(kind, version, body).map(Frame::Stream);
+    }
+    if version == VERSION_STREAMS {
+        return Err(ProtocolError::Malformed(
+            "protocol version 3 is for stream frames only",
+        ));
+    }
+    let v2 = version == VERSION;
+    match kind {
+        k if k == FrameKind::Request as u8 => parse_request(body, v2).map(Frame::Request),
+        k if k == FrameKind::Response as u8 => parse_response(body, v2).map(Frame::Response),
+        k if k == FrameKind::Cancel as u8 => {
+            if body.len() != 8 {
+                return Err(ProtocolError::Malformed("cancel body is not 8 bytes"));
+            }
+            Ok(Frame::Cancel {
+                id: u64::from_be_bytes(body[..8].try_into().expect("8 bytes")),
+            })
+        }
+        k if k == FrameKind::Auth as u8 => {
+            if body.len() > MAX_TOKEN_LEN {
+                return Err(ProtocolError::Malformed(
+                    "auth token longer than 1024 bytes",
+                ));
+            }
+            Ok(Frame::Auth { token: body })
+        }
+        other => Err(ProtocolError::UnknownKind(other)),
+    }
+}
+
+/// The fixed part's length in a frame of this version.
+fn fixed_len(fixed: usize, v2: bool) -> usize {
+    fixed + if v2 { META_LEN_LEN } else { 0 }
+}
+
+/// A version 2 body's `meta_len` field, read from `body`.
+fn meta_len(body: &mut Bytes, v2: bool) -> usize {
+    if v2 {
+        body.get_u32() as usize
+    } else {
+        0
+    }
+}
+
+/// Splits the metadata block off the end of what is left of a body.
+fn split_metadata(body: &mut Bytes, meta_len: usize) -> Result<Metadata, ProtocolError> {
+    if meta_len == 0 {
+        return Ok(Metadata::new());
+    }
+    let at = body
+        .len()
+        .checked_sub(meta_len)
+        .ok_or(ProtocolError::Malformed("metadata overruns the body"))?;
+    Metadata::from_wire(body.split_off(at)).map_err(ProtocolError::Malformed)
+}
+
+fn parse_request(mut body: Bytes, v2: bool) -> Result<Request, ProtocolError> {
+    if body.len() < fixed_len(REQUEST_FIXED_LEN, v2) {
+        return Err(ProtocolError::Malformed(
+            "request body shorter than its fixed part",
+        ));
+    }
+    let id = body.get_u64();
+    let timeout_ms = body.get_u32();
+    let service_len = body.get_u8() as usize;
+    let method_len = body.get_u8() as usize;
+    let meta_len = meta_len(&mut body, v2);
+    if body.len() < service_len + method_len {
+        return Err(ProtocolError::Malformed(
+            "service/method names overrun the body",
+        ));
+    }
+    let names = body.split_to(service_len + method_len);
+    let metadata = split_metadata(&mut body, meta_len)?;
+    let mut request = Request::from_name_bytes(id, timeout_ms, names, service_len, body)
+        .ok_or(ProtocolError::Malformed("service/method name is not UTF-8"))?;
+    request.metadata = metadata;
+    request.replies_with_metadata = v2;
+    Ok(request)
+}
+
+fn parse_response(mut body: Bytes, v2: bool) -> Result<Response, ProtocolError> {
+    if body.len() < fixed_len(RESPONSE_FIXED_LEN, v2) {
+        return Err(ProtocolError::Malformed(
+            "response body shorter than its fixed part",
+        ));
+    }
+    let id = body.get_u64();
+    let code = Code::from_u8(body.get_u8());
+    let error_len = body.get_u16() as usize;
+    let meta_len = meta_len(&mut body, v2);
+    if body.len() < error_len {
+        return Err(ProtocolError::Malformed("error text overruns the body"));
+    }
+    let error = body.split_to(error_len);
+    let metadata = split_metadata(&mut body, meta_len)?;
+    Ok(Response {
+        id,
+        code,
+        error,
+        payload: body,
+        metadata,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::call::metadata::Metadata;
-    use crate::call::status::Code;
     use crate::call::trace::TraceId;
     use crate::protocol::mprpc::{
         encode_auth, encode_cancel, encode_request, encode_request_meta, encode_response,
         encode_response_meta, RequestHead, RequestMeta,
     };
-    use crate::protocol::mprpc::{Request, Response, REQUEST_FIXED_LEN, RESPONSE_FIXED_LEN};
 
     fn sample_frames() -> (BytesMut, Vec<Frame>) {
         let mut buf = BytesMut::new();
@@ -400,8 +489,12 @@ mod tests {
         let d = Decoder::default();
         for (bytes, expected) in [
             (
+                &b"MP\x04\x01\x00\x00\x00\x00"[..],
+                ProtocolError::UnsupportedVersion(4),
+            ),
+            (
                 &b"MP\x03\x01\x00\x00\x00\x00"[..],
-                ProtocolError::UnsupportedVersion(3),
+                ProtocolError::Malformed("protocol version 3 is for stream frames only"),
             ),
             (
                 &b"MP\x02\x01\x00\x00\x00\x0e\0\0\0\0\0\0\0\x01\0\0\0\0\0\0"[..],
@@ -416,8 +509,8 @@ mod tests {
                 ProtocolError::Malformed("metadata entry overruns its block"),
             ),
             (
-                &b"MP\x01\x09\x00\x00\x00\x00"[..],
-                ProtocolError::UnknownKind(9),
+                &b"MP\x01\x0a\x00\x00\x00\x00"[..],
+                ProtocolError::UnknownKind(10),
             ),
             (
                 &b"MP\x01\x01\x00\x00\x00\x02ab"[..],

@@ -26,6 +26,10 @@ pub enum FrameKind {
     Cancel = 3,
     /// A client presenting its auth token (once, first on a connection).
     Auth = 4,
+    /// A stream opens (version 3; see [`super::stream`]).
+    StreamOpen = 5,
+    /// A message of a stream (version 3).
+    StreamMessage = 6,
 }
 
 /// A decoded request. Names and payload are slices of the read buffer.
@@ -156,8 +160,11 @@ pub enum Frame {
         /// The token's bytes, a slice of the read buffer.
         token: Bytes,
     },
-    /// A request or response whose body is larger than the decoder's limit.
-    /// Only that one call fails: its body is skipped, never buffered.
+    /// A stream frame (protocol version 3, [`super::stream`]).
+    Stream(super::stream::StreamFrame),
+    /// A request, response, stream open or stream message whose body is
+    /// larger than the decoder's limit. Only that one call or stream
+    /// fails: its body is skipped, never buffered.
     Oversized(Oversized),
 }
 
@@ -236,6 +243,16 @@ impl RequestMeta<'_> {
             + self
                 .trace
                 .map_or(0, |_| entry_len(TRACE_ID_KEY, "0123456789abcdef"))
+    }
+
+    /// The metadata block's length (a stream open always carries one).
+    pub(super) fn block_len(&self) -> usize {
+        self.len()
+    }
+
+    /// Appends the metadata block.
+    pub(super) fn put_block(&self, dst: &mut BytesMut) {
+        self.put(dst)
     }
 
     fn put(&self, dst: &mut BytesMut) {

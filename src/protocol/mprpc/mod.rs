@@ -1,4 +1,4 @@
-//! Our wire format: framing, encoding and decoding (`frame`, `decoder`, `body`),
+//! Our wire format: framing, encoding and decoding (`frame`, `decoder`),
 //! the server half (`server`: requests in, replies out) and the client half
 //! (`client`: requests out, replies in), behind `Protocol`.
 //!
@@ -22,8 +22,13 @@
 //!   other frame, and every request or response without metadata, is
 //!   written as version 1, byte for byte the original layout, so a frame
 //!   without metadata costs nothing extra and peers that only know version
-//!   1 read everything but metadata. Other versions are a protocol error.
-//! * `kind` is 1 = request, 2 = response, 3 = cancel, 4 = auth.
+//!   1 read everything but metadata. Version 3 ([`VERSION_STREAMS`]) is
+//!   written on stream frames only, and every stream frame is version 3;
+//!   a peer that only knows versions 1 and 2 closes a connection that
+//!   opens a stream (it never sees one unless a stream is opened). Other
+//!   versions are a protocol error.
+//! * `kind` is 1 = request, 2 = response, 3 = cancel, 4 = auth; 5 to 9
+//!   are stream frames (version 3, see "Streams" below).
 //! * `body_len` is bounded by the configured max frame size, so no peer can
 //!   make us buffer without bound. A request or response over the limit fails
 //!   alone: its id is read, its body is skipped as it arrives (never
@@ -99,6 +104,50 @@
 //! a token it could not check anyway, closes the connection on the
 //! unknown kind).
 //!
+//! # Streams (version 3)
+//!
+//! A stream is a call whose request, reply or both are a sequence of
+//! messages (`rpc Watch(Req) returns (stream Event)`). It is opened by the
+//! client with a stream id from the same space as its call ids, so streams
+//! and unary calls share one connection, multiplexed by id. Integers are
+//! big-endian, as above; every stream frame has header version 3.
+//!
+//! ```text
+//! kind 5, open:    stream_id u64 | timeout_ms u32 | shape u8 | window u32 |
+//!                  service_len u8 | method_len u8 | meta_len u32 |
+//!                  service | method | payload | metadata (meta_len bytes)
+//! kind 6, message: stream_id u64 | payload (one protobuf message)
+//! kind 7, end:     stream_id u64 | status u8 | error_len u16 | error text
+//! kind 8, reset:   stream_id u64 | status u8 | error_len u16 | error text
+//! kind 9, credit:  stream_id u64 | credit u32
+//! ```
+//!
+//! * `shape` is 1 = server stream (the open's payload is the request
+//!   message), 2 = client stream, 3 = bidirectional (the payload is empty;
+//!   the client's messages follow as kind 6).
+//! * `timeout_ms` is the budget for the whole stream (0 = none): when it
+//!   runs out the server resets the stream `DeadlineExceeded`.
+//! * The metadata block is as in version 2 (the trace id travels in it).
+//! * **Flow control** counts messages. The open's `window` is how many
+//!   messages the client takes before it grants more; a server stream's
+//!   handler waits when it has used them up. A credit frame grants
+//!   `credit` more (a reader grants as it consumes). The server grants the
+//!   client's direction the same way, with a credit frame after the open;
+//!   a client sends nothing before it has credit, and a peer that sends
+//!   past its credit has its stream reset `ResourceExhausted`.
+//! * **End** (kind 7): its sender sends nothing more. From a client it is
+//!   a half-close (status 0); from a server it ends the stream with the
+//!   handler's outcome (a client stream's reply is its last message).
+//! * **Reset** (kind 8) ends the stream both ways at once with a status:
+//!   a client cancels with `Cancelled`; a server resets on a deadline, an
+//!   oversized message or shutdown. Frames of a stream that has ended are
+//!   dropped (one may cross the reset on the wire).
+//! * An open or message over the frame size limit fails its stream alone
+//!   (reset `ResourceExhausted`), as an oversized request does.
+//! * A stream method called as a unary request is answered
+//!   `Unimplemented`, and so is an open of a unary method. The seed's
+//!   format has no streams: a stream cannot be opened in it.
+//!
 //! # Zero copy
 //!
 //! [`Decoder::decode`] works on the connection's `BytesMut` read buffer in the
@@ -116,11 +165,11 @@
 //! our bytes is in this module (frame layout, offsets, in-place patching),
 //! so no other module knows where a field sits.
 
-mod body;
 mod client;
 mod decoder;
 mod frame;
 mod server;
+mod stream;
 
 use bytes::BytesMut;
 
@@ -131,6 +180,12 @@ pub use frame::{
     check_names, encode_auth, encode_cancel, encode_request, encode_request_meta, encode_response,
     encode_response_meta, Frame, FrameKind, NameTooLong, Oversized, Request, RequestHead,
     RequestMeta, Response,
+};
+pub(crate) use stream::{begin_stream_message, end_stream_message};
+pub use stream::{
+    encode_stream_credit, encode_stream_end, encode_stream_message, encode_stream_open,
+    encode_stream_reset, StreamFrame, StreamKind, StreamOpen, StreamShape, END_FIXED_LEN,
+    OPEN_FIXED_LEN,
 };
 
 use super::{
@@ -146,6 +201,8 @@ pub const VERSION: u8 = 2;
 /// The version of frames without metadata (the original layout); written
 /// whenever there is no metadata to carry, and always read.
 pub const VERSION_NO_METADATA: u8 = 1;
+/// The version of stream frames (kinds 5 to 9), and only of them.
+pub const VERSION_STREAMS: u8 = 3;
 /// Size of the fixed frame header.
 pub const HEADER_LEN: usize = 8;
 /// Default limit on a frame's body: 16 MiB.

@@ -1,7 +1,10 @@
 //! Our format's server half: many requests per connection, replies in any
 //! order, cancel and auth frames, an oversized request failed alone.
 
-use super::{encode_response, read_frame, Decoder, Frame, FrameKind, Request};
+use super::{
+    encode_response, encode_stream_reset, read_frame, Decoder, Frame, FrameKind, Request,
+    StreamFrame, StreamOpen,
+};
 use crate::protocol::{Progress, Session, WireFormat};
 use crate::server::close::CloseReason;
 use crate::{Code, Status};
@@ -35,6 +38,33 @@ pub(super) fn process(session: &mut dyn Session) -> Progress {
                 session.count_rejected();
                 tracing::warn!(peer = %session.peer(), id = o.id, "{}; answered ResourceExhausted", status.message());
                 refuse(session, o.id, &status);
+            }
+            Frame::Stream(StreamFrame::Open(open)) => {
+                if let Some(why) = session.unauthenticated() {
+                    reset(session, open.id, &Status::unauthenticated(why));
+                    session.close_after_reply();
+                    return Progress::Done;
+                }
+                if let Err(reason) = open_stream(session, open) {
+                    return Progress::Close(reason);
+                }
+            }
+            Frame::Stream(frame) => session.stream_frame(frame),
+            Frame::Oversized(o)
+                if matches!(o.kind, FrameKind::StreamOpen | FrameKind::StreamMessage) =>
+            {
+                // That stream fails alone, as an oversized request does.
+                let status = o.status("stream message", "this server's");
+                session.count_rejected();
+                tracing::warn!(peer = %session.peer(), id = o.id, "{}; stream reset", status.message());
+                if o.kind == FrameKind::StreamMessage {
+                    session.stream_frame(StreamFrame::Reset {
+                        id: o.id,
+                        status: status.code(),
+                        error: status.message().to_owned().into(),
+                    });
+                }
+                reset(session, o.id, &status);
             }
             Frame::Response(_) | Frame::Oversized(_) => {
                 return Progress::Close(CloseReason::UnexpectedResponse)
@@ -72,4 +102,27 @@ fn serve(session: &mut dyn Session, request: Request) -> Result<(), CloseReason>
 /// Answers call `id` with `status` without running it.
 fn refuse(session: &mut dyn Session, id: u64, status: &Status) {
     encode_response(id, status.code(), status.message(), &[], session.output());
+}
+
+/// A stream open: refused like a request (a duplicate id closes the
+/// connection, draining or an unknown service resets it), else started.
+fn open_stream(session: &mut dyn Session, open: StreamOpen) -> Result<(), CloseReason> {
+    if session.has_call(open.id) {
+        return Err(CloseReason::DuplicateCallId(open.id));
+    }
+    if session.shutting_down() {
+        let status = Status::new(Code::ShuttingDown, "server is shutting down");
+        reset(session, open.id, &status);
+        return Ok(());
+    }
+    let id = open.id;
+    if let Err(status) = session.open_stream(open) {
+        reset(session, id, &status);
+    }
+    Ok(())
+}
+
+/// Ends stream `id` with `status` without running (more of) it.
+fn reset(session: &mut dyn Session, id: u64, status: &Status) {
+    encode_stream_reset(id, status.code(), status.message(), session.output());
 }

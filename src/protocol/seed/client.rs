@@ -26,6 +26,7 @@ pub(super) fn parse_reply(
         id: 0,
         result,
         metadata: Metadata::new(),
+        stream: None,
     }))
 }
 

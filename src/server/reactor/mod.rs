@@ -38,6 +38,7 @@ use super::mailbox::{Incoming, PoolReply, ReactorShared};
 use super::metrics::ThreadStats;
 use super::pending::Done;
 use super::stats::{self, ConnStats};
+use super::stream::Core;
 use super::table::ServiceTable;
 use super::timer::TimerWheel;
 use super::warn_limit::{Verdict, WarnLimit};
@@ -81,6 +82,7 @@ pub(crate) fn spawn(
             server.limits().clone(),
         )
         .with_auth(auth_tokens)
+        .with_stream_window(options.stream_window)
         .with_admin(admin)
         .with_interceptors(options.interceptors.clone()),
         tls: options.tls.clone(),
@@ -141,6 +143,7 @@ impl Reactor {
         let mut events = Events::with_capacity(1024);
         let mut replies = Vec::new();
         let mut woken = Vec::new();
+        let mut streams = Vec::new();
         loop {
             let timeout = self.poll_timeout();
             if let Err(e) = self.poll.poll(&mut events, timeout) {
@@ -156,6 +159,7 @@ impl Reactor {
                         self.adopt_connections();
                         self.take_replies(&mut replies);
                         self.poll_woken(&mut woken);
+                        self.move_stream_output(&mut streams);
                     }
                     Token(key) => {
                         if event.is_writable() {
@@ -269,6 +273,21 @@ impl Reactor {
         for slot in woken.drain(..) {
             if let Some(done) = self.dispatcher.poll_later(slot) {
                 self.answer_later(done);
+            }
+        }
+    }
+
+    /// Moves the frames streams' handlers sent into their connections'
+    /// output (dropping those of streams that ended).
+    fn move_stream_output(&mut self, ready: &mut Vec<Arc<Core>>) {
+        self.shared.take_streams(ready);
+        for core in ready.drain(..) {
+            let Some(conn) = self.conns.get_mut(core.key) else {
+                continue;
+            };
+            if conn.id() == core.conn_id {
+                self.dispatcher.stream_output(conn, &core);
+                self.flushes.add(core.key, conn.io());
             }
         }
     }

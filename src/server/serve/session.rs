@@ -6,11 +6,12 @@ use std::net::SocketAddr;
 
 use bytes::BytesMut;
 
-use crate::protocol::mprpc::Request;
+use crate::protocol::mprpc::{Request, StreamFrame, StreamOpen};
 use crate::protocol::{ReadState, Session, WireFormat};
 use crate::server::connection::Connection;
 use crate::server::dispatch::{Dispatcher, Turn};
 use crate::server::stats;
+use crate::Status;
 
 /// One connection being served this turn.
 pub(super) struct Served<'a> {
@@ -87,6 +88,19 @@ impl Session for Served<'_> {
     fn cancel(&mut self, id: u64) {
         self.conn.cancel(id);
         self.dispatcher.cancel_later(self.conn, id);
+    }
+
+    fn open_stream(&mut self, open: StreamOpen) -> Result<(), Status> {
+        let Some(entry) = self.dispatcher.table().get(open.service().as_bytes()) else {
+            return Err(Status::unknown_service(open.service()));
+        };
+        self.dispatcher
+            .open_stream(self.conn, entry, open, self.turn);
+        Ok(())
+    }
+
+    fn stream_frame(&mut self, frame: StreamFrame) {
+        self.dispatcher.stream_frame(self.conn, frame);
     }
 
     fn close_after_reply(&mut self) {

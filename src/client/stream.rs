@@ -1,0 +1,547 @@
+//! Streams on the consumer side: what a caller holds and what its
+//! channel's driver shares with it.
+//!
+//! [`Channel::open_stream`](super::Channel::open_stream) hands the driver
+//! the stream's open and returns a [`StreamReceiver`] (the server's
+//! messages: an iterator that blocks, and a `futures_core::Stream`) and a
+//! [`StreamRequests`] (the caller's messages, for client and bidirectional
+//! streams). Both talk to a [`ClientCore`]: the driver pushes the server's
+//! messages into it and ends it (the server's end or reset, the deadline,
+//! a lost connection: `Unavailable`); the receiver pops them and, each
+//! half window read, queues a credit grant to the driver, so a reader that
+//! stops holds the server at about one window. The sender waits for the
+//! server's credit before it queues a message.
+//!
+//! Dropping the receiver before the stream ended resets it (`Cancelled`).
+
+use std::collections::VecDeque;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex};
+
+use super::queue::Shared;
+use crate::call::controller::CallOptions;
+use crate::call::metadata::Metadata;
+use crate::call::status::{Code, Status};
+use crate::call::trace::{TraceId, TRACE_ID_KEY};
+use crate::discovery::Endpoint;
+use crate::protocol::mprpc::{check_names, StreamShape};
+
+/// Stream ids count up from 1 with the top bit clear, so they never meet
+/// a call's id on a connection (a call's id has it set: `cells`).
+static NEXT_STREAM_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A new stream's id.
+pub(crate) fn next_id() -> u64 {
+    NEXT_STREAM_ID.fetch_add(1, Ordering::Relaxed) & !(1 << 63)
+}
+
+/// A stream for the driver to open.
+pub(crate) struct NewStream {
+    pub(crate) core: Arc<ClientCore>,
+    pub(crate) service: String,
+    pub(crate) method: String,
+    pub(crate) shape: StreamShape,
+    /// The caller's window: messages the server may send before a grant.
+    pub(crate) window: u32,
+    /// A server stream's request message (empty otherwise).
+    pub(crate) payload: Bytes,
+    pub(crate) metadata: Metadata,
+    pub(crate) trace: Option<TraceId>,
+    /// When the whole stream times out, and the budget sent.
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) timeout_ms: u32,
+    pub(crate) endpoints: Arc<[Endpoint]>,
+    pub(crate) hash_key: Option<u64>,
+}
+
+/// What a caller asks its driver to do with an open stream.
+#[derive(Debug)]
+pub(crate) enum StreamCmd {
+    /// Send one (encoded) message.
+    Message(Bytes),
+    /// Half-close: the caller sends nothing more.
+    End,
+    /// Give up on the stream.
+    Reset,
+    /// The caller read this many messages: grant the server more.
+    Credit(u32),
+}
+
+/// What a stream's caller and its driver share.
+pub(crate) struct ClientCore {
+    state: Mutex<State>,
+    changed: Condvar,
+    pub(crate) id: u64,
+    driver: Arc<Shared>,
+}
+
+struct State {
+    inbound: VecDeque<Bytes>,
+    /// The stream's outcome once it is over (`Ok`: the server ended it).
+    ended: Option<Status>,
+    /// The async reader waiting for a message.
+    recv_waker: Option<Waker>,
+    window: u32,
+    consumed: u32,
+    /// Messages the server still takes from the caller.
+    credit: u32,
+    send_waker: Option<Waker>,
+}
+
+impl ClientCore {
+    pub(crate) fn new(id: u64, window: u32, driver: Arc<Shared>) -> Arc<ClientCore> {
+        Arc::new(ClientCore {
+            state: Mutex::new(State {
+                inbound: VecDeque::new(),
+                ended: None,
+                recv_waker: None,
+                window,
+                consumed: 0,
+                credit: 0,
+                send_waker: None,
+            }),
+            changed: Condvar::new(),
+            id,
+            driver,
+        })
+    }
+
+    // --- the driver's side ----------------------------------------------
+
+    /// A message from the server.
+    pub(crate) fn push(&self, message: Bytes) {
+        let mut state = self.state.lock();
+        if state.ended.is_none() {
+            state.inbound.push_back(message);
+            self.notify(&mut state);
+        }
+    }
+
+    /// The server grants `credit` more messages.
+    pub(crate) fn grant(&self, credit: u32) {
+        let mut state = self.state.lock();
+        state.credit = state.credit.saturating_add(credit);
+        self.notify(&mut state);
+    }
+
+    /// The stream is over with `status` (messages already pushed are still
+    /// read first).
+    pub(crate) fn end(&self, status: Status) {
+        let mut state = self.state.lock();
+        if state.ended.is_none() {
+            state.ended = Some(status);
+            self.notify(&mut state);
+        }
+    }
+
+    fn notify(&self, state: &mut State) {
+        for waker in [state.recv_waker.take(), state.send_waker.take()]
+            .into_iter()
+            .flatten()
+        {
+            waker.wake();
+        }
+        self.changed.notify_all();
+    }
+
+    // --- the caller's side ----------------------------------------------
+
+    /// The next message, `Ok(None)` at a clean end; `Pending` (with `cx`)
+    /// or, without one, blocks.
+    fn poll_recv(&self, cx: Option<&mut Context<'_>>) -> Poll<Result<Option<Bytes>, Status>> {
+        let mut state = self.state.lock();
+        loop {
+            if let Some(message) = state.inbound.pop_front() {
+                state.consumed += 1;
+                if state.consumed >= (state.window / 2).max(1) && state.ended.is_none() {
+                    let credit = std::mem::take(&mut state.consumed);
+                    drop(state);
+                    self.command(StreamCmd::Credit(credit));
+                }
+                return Poll::Ready(Ok(Some(message)));
+            }
+            match &state.ended {
+                Some(status) if status.code() == Code::Ok => return Poll::Ready(Ok(None)),
+                Some(status) => return Poll::Ready(Err(status.clone())),
+                None => {}
+            }
+            match cx {
+                Some(cx) => {
+                    state.recv_waker = Some(cx.waker().clone());
+                    return Poll::Pending;
+                }
+                None => self.changed.wait(&mut state),
+            }
+        }
+    }
+
+    /// Waits for credit and takes one (`Err` once the stream is over).
+    fn poll_credit(&self, cx: Option<&mut Context<'_>>) -> Poll<Result<(), Status>> {
+        let mut state = self.state.lock();
+        loop {
+            if let Some(status) = &state.ended {
+                let status = match status.code() {
+                    Code::Ok => Status::new(Code::FailedPrecondition, "the stream has ended"),
+                    _ => status.clone(),
+                };
+                return Poll::Ready(Err(status));
+            }
+            if state.credit > 0 {
+                state.credit -= 1;
+                return Poll::Ready(Ok(()));
+            }
+            match cx {
+                Some(cx) => {
+                    state.send_waker = Some(cx.waker().clone());
+                    return Poll::Pending;
+                }
+                None => self.changed.wait(&mut state),
+            }
+        }
+    }
+
+    fn is_over(&self) -> bool {
+        self.state.lock().ended.is_some()
+    }
+
+    /// Hands `cmd` to the driver.
+    pub(crate) fn command(&self, cmd: StreamCmd) {
+        self.driver.stream_command(self.id, cmd);
+    }
+}
+
+impl std::fmt::Debug for ClientCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCore").field("id", &self.id).finish()
+    }
+}
+
+/// The server's messages on a stream, in order. Iterate it (blocking) or
+/// use it as a `futures_core::Stream`; either ends with `None` when the
+/// server ended the stream `Ok`, and yields the error once when it ended
+/// otherwise (a lost connection is `Unavailable`, the deadline
+/// `DeadlineExceeded`). Dropping it before the end cancels the stream.
+pub struct StreamReceiver<M> {
+    core: Arc<ClientCore>,
+    done: bool,
+    _message: PhantomData<fn() -> M>,
+}
+
+impl<M: prost::Message + Default> StreamReceiver<M> {
+    pub(crate) fn new(core: Arc<ClientCore>) -> StreamReceiver<M> {
+        StreamReceiver {
+            core,
+            done: false,
+            _message: PhantomData,
+        }
+    }
+
+    /// The next message, blocking until it arrives: `Ok(None)` once the
+    /// server has ended the stream `Ok`. Not on a channel's I/O thread.
+    pub fn recv(&mut self) -> Result<Option<M>, Status> {
+        match self.core.poll_recv(None) {
+            Poll::Ready(next) => self.decoded(next),
+            Poll::Pending => unreachable!("a blocking receive never returns Pending"),
+        }
+    }
+
+    /// Cancels the stream: the server's handler is dropped; `recv` then
+    /// gives `Cancelled`.
+    pub fn cancel(&self) {
+        if !self.core.is_over() {
+            self.core.command(StreamCmd::Reset);
+        }
+    }
+
+    fn decoded(&mut self, next: Result<Option<Bytes>, Status>) -> Result<Option<M>, Status> {
+        let next = next.and_then(|bytes| {
+            bytes
+                .map(|bytes| {
+                    M::decode(bytes).map_err(|e| {
+                        Status::bad_request(format!("cannot decode a stream message: {e}"))
+                    })
+                })
+                .transpose()
+        });
+        if !matches!(next, Ok(Some(_))) {
+            self.done = true;
+        }
+        next
+    }
+}
+
+impl<M: prost::Message + Default> Iterator for StreamReceiver<M> {
+    type Item = Result<M, Status>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        self.recv().transpose()
+    }
+}
+
+impl<M: prost::Message + Default> futures_core::Stream for StreamReceiver<M> {
+    type Item = Result<M, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        match this.core.poll_recv(Some(cx)) {
+            Poll::Ready(next) => Poll::Ready(this.decoded(next).transpose()),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<M> Drop for StreamReceiver<M> {
+    fn drop(&mut self) {
+        if !self.core.is_over() {
+            self.core.command(StreamCmd::Reset);
+        }
+    }
+}
+
+impl<M> std::fmt::Debug for StreamReceiver<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamReceiver")
+            .field("core", &self.core)
+            .finish()
+    }
+}
+
+/// The caller's messages on a client or bidirectional stream: each send
+/// waits for the server's credit. [`finish`](Self::finish) (or dropping
+/// it) tells the server no more come.
+pub struct StreamRequests<M> {
+    core: Arc<ClientCore>,
+    finished: bool,
+    _message: PhantomData<fn(M)>,
+}
+
+impl<M: prost::Message> StreamRequests<M> {
+    /// The requests of a stream; `finished` for a server stream (the
+    /// caller sends none, so nothing is half-closed).
+    pub(crate) fn new(core: Arc<ClientCore>, finished: bool) -> StreamRequests<M> {
+        StreamRequests {
+            core,
+            finished,
+            _message: PhantomData,
+        }
+    }
+
+    /// Sends `message`, blocking while the server has no credit for it.
+    /// `Err` once the stream is over. Not on a channel's I/O thread.
+    pub fn send(&self, message: &M) -> Result<(), Status> {
+        match self.core.poll_credit(None) {
+            Poll::Ready(granted) => granted?,
+            Poll::Pending => unreachable!("a blocking wait never returns Pending"),
+        }
+        self.core
+            .command(StreamCmd::Message(message.encode_to_vec().into()));
+        Ok(())
+    }
+
+    /// Sends `message` once the server has credit for it.
+    pub async fn send_async(&self, message: &M) -> Result<(), Status> {
+        std::future::poll_fn(|cx| self.core.poll_credit(Some(cx))).await?;
+        self.core
+            .command(StreamCmd::Message(message.encode_to_vec().into()));
+        Ok(())
+    }
+
+    /// Tells the server the caller sends nothing more (half-close).
+    pub fn finish(mut self) {
+        self.half_close();
+    }
+
+    fn half_close(&mut self) {
+        if !std::mem::replace(&mut self.finished, true) && !self.core.is_over() {
+            self.core.command(StreamCmd::End);
+        }
+    }
+}
+
+impl<M> Drop for StreamRequests<M> {
+    fn drop(&mut self) {
+        if !std::mem::replace(&mut self.finished, true) && !self.core.is_over() {
+            self.core.command(StreamCmd::End);
+        }
+    }
+}
+
+impl<M> std::fmt::Debug for StreamRequests<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamRequests")
+            .field("core", &self.core)
+            .finish()
+    }
+}
+
+/// A client stream in progress: send the requests, then
+/// [`finish`](Self::finish) for the server's one reply.
+pub struct ClientStreamCall<Req, Resp> {
+    /// Where the requests go.
+    pub requests: StreamRequests<Req>,
+    replies: StreamReceiver<Resp>,
+}
+
+impl<Req: prost::Message, Resp: prost::Message + Default> ClientStreamCall<Req, Resp> {
+    /// Sends one request, blocking while the server has no credit for it.
+    pub fn send(&self, message: &Req) -> Result<(), Status> {
+        self.requests.send(message)
+    }
+
+    /// Half-closes and waits for the server's reply.
+    pub fn finish(self) -> Result<Resp, Status> {
+        let ClientStreamCall {
+            requests,
+            mut replies,
+        } = self;
+        requests.finish();
+        let reply = replies.recv()?.ok_or_else(|| {
+            Status::internal("the server ended a client stream without its reply")
+        })?;
+        replies.recv()?;
+        Ok(reply)
+    }
+}
+
+impl<Req, Resp> std::fmt::Debug for ClientStreamCall<Req, Resp> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientStreamCall")
+            .field("requests", &self.requests)
+            .finish()
+    }
+}
+
+impl super::Channel {
+    /// Opens server stream `service.method` with `request`: the server's
+    /// messages arrive on the receiver, `window` (the channel's
+    /// `stream_window`) at a time. The stream's deadline is
+    /// `options.timeout` for the whole stream (none when unset: a stream
+    /// may be a long watch). Failures before it opens (no provider, bad
+    /// names, a format without streams) come out of the receiver.
+    pub fn server_stream<Req, Resp>(
+        &self,
+        service: &str,
+        method: &str,
+        request: &Req,
+        options: &CallOptions,
+    ) -> StreamReceiver<Resp>
+    where
+        Req: prost::Message,
+        Resp: prost::Message + Default,
+    {
+        let payload = request.encode_to_vec().into();
+        self.open_stream::<(), Resp>(service, method, StreamShape::Server, payload, options)
+            .1
+    }
+
+    /// Opens client stream `service.method`: send its requests, then
+    /// `finish` for the reply.
+    pub fn client_stream<Req, Resp>(
+        &self,
+        service: &str,
+        method: &str,
+        options: &CallOptions,
+    ) -> ClientStreamCall<Req, Resp>
+    where
+        Req: prost::Message,
+        Resp: prost::Message + Default,
+    {
+        let (requests, replies) =
+            self.open_stream(service, method, StreamShape::Client, Bytes::new(), options);
+        ClientStreamCall { requests, replies }
+    }
+
+    /// Opens bidirectional stream `service.method`.
+    pub fn bidi_stream<Req, Resp>(
+        &self,
+        service: &str,
+        method: &str,
+        options: &CallOptions,
+    ) -> (StreamRequests<Req>, StreamReceiver<Resp>)
+    where
+        Req: prost::Message,
+        Resp: prost::Message + Default,
+    {
+        self.open_stream(service, method, StreamShape::Bidi, Bytes::new(), options)
+    }
+
+    /// Opens a stream of any `shape` (`payload`: a server stream's encoded
+    /// request, else empty).
+    pub fn open_stream<Req, Resp>(
+        &self,
+        service: &str,
+        method: &str,
+        shape: StreamShape,
+        payload: Bytes,
+        options: &CallOptions,
+    ) -> (StreamRequests<Req>, StreamReceiver<Resp>)
+    where
+        Req: prost::Message,
+        Resp: prost::Message + Default,
+    {
+        let driver = self.driver().clone();
+        let window = self.inner.options.stream_window.clamp(1, u32::MAX as usize) as u32;
+        let core = ClientCore::new(next_id(), window, driver.clone());
+        let pair = (
+            StreamRequests::new(core.clone(), !shape.client_streams()),
+            StreamReceiver::new(core.clone()),
+        );
+        match self.stream_target(service, method, options) {
+            Ok((endpoints, trace)) => {
+                let now = Instant::now();
+                let deadline = options.timeout.and_then(|t| now.checked_add(t));
+                driver.open_stream(NewStream {
+                    core,
+                    service: service.to_owned(),
+                    method: method.to_owned(),
+                    shape,
+                    window,
+                    payload,
+                    metadata: options.metadata.clone(),
+                    trace,
+                    deadline,
+                    timeout_ms: options.timeout.map_or(0, super::conn::whole_ms),
+                    endpoints,
+                    hash_key: options.hash_key,
+                });
+            }
+            Err(status) => core.end(status),
+        }
+        pair
+    }
+
+    /// Where a stream may go, and the trace id it carries on.
+    fn stream_target(
+        &self,
+        service: &str,
+        method: &str,
+        options: &CallOptions,
+    ) -> Result<(Arc<[Endpoint]>, Option<TraceId>), Status> {
+        check_names(service, method).map_err(|e| Status::bad_request(e.to_string()))?;
+        if let Some(e) = &options.invalid_metadata {
+            return Err(Status::bad_request(e.to_string()));
+        }
+        let trace = crate::call::deadline::current_trace()
+            .filter(|_| options.metadata.get(TRACE_ID_KEY).is_none());
+        let endpoints = self.inner.discover.method_providers(service, method)?;
+        if endpoints.is_empty() {
+            return Err(Status::unavailable(format!(
+                "no provider known for service '{service}'"
+            )));
+        }
+        Ok((endpoints, trace))
+    }
+}

@@ -1,0 +1,294 @@
+//! One open stream on the server: what its handler and its reactor share.
+//!
+//! A stream's handler is a future polled on the reactor that read the open
+//! (`pending`, like a call that answers later); it sends through a
+//! [`StreamSender`](crate::service::stream::StreamSender) and reads the
+//! client's messages through a
+//! [`Streaming`](crate::service::stream::Streaming). Both only touch this
+//! [`Core`]: a send frames the message into the core's output and posts
+//! the core to its reactor's mailbox (once per batch), which moves the
+//! frames into the connection's output at its next turn; a read pops a
+//! message the reactor pushed and, every half window, posts a credit
+//! grant the same way. Nothing waits on the connection: a stream with no
+//! credit parks its own handler, never the reactor, so a slow reader
+//! stalls its stream alone.
+//!
+//! The stream ends when its handler's future finishes (`Done` writes what
+//! is left and the end frame), when the client resets it or its deadline
+//! passes (the future is dropped), or with its connection.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll, Waker};
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
+
+use super::mailbox::ReactorShared;
+use crate::call::status::{Code, Status};
+use crate::protocol::mprpc::{
+    begin_stream_message, encode_stream_credit, encode_stream_end, end_stream_message, StreamShape,
+};
+
+/// What a stream's handler and its reactor share.
+pub(crate) struct Core {
+    state: Mutex<State>,
+    reactor: Weak<ReactorShared>,
+    /// The connection's slab key and unique id, and the stream's id on it.
+    pub(crate) key: usize,
+    pub(crate) conn_id: u64,
+    pub(crate) id: u64,
+    pub(crate) shape: StreamShape,
+}
+
+struct State {
+    /// Message frames sent and not yet moved to the connection.
+    out: BytesMut,
+    /// Messages the client still takes (its window and grants).
+    credit: u32,
+    /// The handler waiting for credit.
+    send_waker: Option<Waker>,
+    /// The client's messages not yet read.
+    inbound: VecDeque<Bytes>,
+    /// The client half-closed: no message comes after `inbound`.
+    inbound_ended: bool,
+    /// The handler waiting for a message.
+    recv_waker: Option<Waker>,
+    /// Messages the client may still send (what this side granted).
+    allowance: u32,
+    /// This side's window, and messages read since the last grant.
+    window: u32,
+    consumed: u32,
+    /// Credit to grant at the next move to the connection.
+    to_grant: u32,
+    /// Posted to the reactor and not yet moved.
+    posted: bool,
+    /// The stream is over: nothing more is sent or read.
+    over: Option<Status>,
+}
+
+/// The first, credit-less state, granting the client `window` messages.
+fn state(credit: u32, window: u32) -> State {
+    State {
+        out: BytesMut::new(),
+        credit,
+        send_waker: None,
+        inbound: VecDeque::new(),
+        inbound_ended: false,
+        recv_waker: None,
+        allowance: window,
+        window,
+        consumed: 0,
+        to_grant: 0,
+        posted: false,
+        over: None,
+    }
+}
+
+/// Where a stream is: its reactor, connection and id.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StreamAt {
+    pub(crate) key: usize,
+    pub(crate) conn_id: u64,
+    pub(crate) id: u64,
+}
+
+impl Core {
+    /// The core of stream `at` of `shape`, whose client takes `credit`
+    /// messages first and may send `window` (this side's window).
+    pub(crate) fn new(
+        reactor: Weak<ReactorShared>,
+        at: StreamAt,
+        shape: StreamShape,
+        credit: u32,
+        window: u32,
+    ) -> Arc<Core> {
+        Arc::new(Core {
+            state: Mutex::new(state(credit, window)),
+            reactor,
+            key: at.key,
+            conn_id: at.conn_id,
+            id: at.id,
+            shape,
+        })
+    }
+
+    // --- the handler's side -----------------------------------------------
+
+    /// Sends one message once the client has credit for it: `encode`
+    /// appends the message's bytes. `Err` once the stream is over.
+    pub(crate) fn poll_send(
+        self: &Arc<Self>,
+        cx: &mut Context<'_>,
+        encode: &mut dyn FnMut(&mut BytesMut),
+    ) -> Poll<Result<(), Status>> {
+        let mut state = self.state.lock();
+        if let Some(status) = &state.over {
+            return Poll::Ready(Err(status.clone()));
+        }
+        if state.credit == 0 {
+            state.send_waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        state.credit -= 1;
+        let at = begin_stream_message(self.id, &mut state.out);
+        encode(&mut state.out);
+        end_stream_message(at, &mut state.out);
+        self.post(&mut state);
+        Poll::Ready(Ok(()))
+    }
+
+    /// Sends a client stream's one reply, credit or not (the client asked
+    /// for exactly one).
+    pub(crate) fn send_reply(self: &Arc<Self>, encode: &mut dyn FnMut(&mut BytesMut)) {
+        let mut state = self.state.lock();
+        if state.over.is_none() {
+            let at = begin_stream_message(self.id, &mut state.out);
+            encode(&mut state.out);
+            end_stream_message(at, &mut state.out);
+            self.post(&mut state);
+        }
+    }
+
+    /// The client's next message: `None` once it half-closed and every
+    /// message was read; `Err` once the stream is over.
+    pub(crate) fn poll_recv(
+        self: &Arc<Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Status>>> {
+        let mut state = self.state.lock();
+        if let Some(message) = state.inbound.pop_front() {
+            state.consumed += 1;
+            if state.consumed >= (state.window / 2).max(1) {
+                state.to_grant += state.consumed;
+                state.consumed = 0;
+                self.post(&mut state);
+            }
+            return Poll::Ready(Some(Ok(message)));
+        }
+        if let Some(status) = &state.over {
+            return Poll::Ready(Some(Err(status.clone())));
+        }
+        if state.inbound_ended {
+            return Poll::Ready(None);
+        }
+        state.recv_waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// Whether the stream is over (reset, expired, connection lost).
+    pub(crate) fn is_over(&self) -> bool {
+        self.state.lock().over.is_some()
+    }
+
+    /// Queues the core on its reactor, once until the reactor moves it.
+    fn post(self: &Arc<Self>, state: &mut State) {
+        if !state.posted {
+            state.posted = true;
+            if let Some(reactor) = self.reactor.upgrade() {
+                reactor.stream_ready(self.clone());
+            }
+        }
+    }
+
+    // --- the reactor's side ---------------------------------------------
+
+    /// The client grants `credit` more messages.
+    pub(crate) fn grant(&self, credit: u32) {
+        let mut state = self.state.lock();
+        state.credit = state.credit.saturating_add(credit);
+        if let Some(waker) = state.send_waker.take() {
+            waker.wake();
+        }
+    }
+
+    /// A message from the client; `Err` when it sent past its credit.
+    pub(crate) fn push_inbound(&self, message: Bytes) -> Result<(), Status> {
+        let mut state = self.state.lock();
+        if state.inbound_ended || !self.shape.client_streams() {
+            return Err(Status::bad_request(
+                "a stream message after the client's end, or on a server stream",
+            ));
+        }
+        if state.allowance == 0 {
+            return Err(Status::resource_exhausted(
+                "the client sent past its stream credit",
+            ));
+        }
+        state.allowance -= 1;
+        state.inbound.push_back(message);
+        if let Some(waker) = state.recv_waker.take() {
+            waker.wake();
+        }
+        Ok(())
+    }
+
+    /// The client half-closed its direction.
+    pub(crate) fn end_inbound(&self) {
+        let mut state = self.state.lock();
+        state.inbound_ended = true;
+        if let Some(waker) = state.recv_waker.take() {
+            waker.wake();
+        }
+    }
+
+    /// Moves the frames sent (and a credit grant) into `out`.
+    pub(crate) fn take_output(&self, out: &mut BytesMut) {
+        let mut state = self.state.lock();
+        state.posted = false;
+        if state.over.is_some() {
+            return;
+        }
+        move_output(self.id, &mut state, out);
+    }
+
+    /// The stream is over with `status`: what its handler sent goes out
+    /// first (into `out`; `None`: nobody to send to), then the end frame.
+    pub(crate) fn finish(&self, status: &Status, out: Option<&mut BytesMut>) {
+        let mut state = self.state.lock();
+        if state.over.is_some() {
+            return;
+        }
+        if let Some(out) = out {
+            move_output(self.id, &mut state, out);
+            encode_stream_end(self.id, status.code(), message(status), out);
+        }
+        state.out = BytesMut::new();
+        state.inbound.clear();
+        state.over = Some(status.clone());
+        for waker in [state.send_waker.take(), state.recv_waker.take()]
+            .into_iter()
+            .flatten()
+        {
+            waker.wake();
+        }
+    }
+}
+
+/// The text an end frame carries: none on `Ok`.
+fn message(status: &Status) -> &str {
+    match status.code() {
+        Code::Ok => "",
+        _ => status.message(),
+    }
+}
+
+fn move_output(id: u64, state: &mut State, out: &mut BytesMut) {
+    out.extend_from_slice(&state.out);
+    state.out.clear();
+    if state.to_grant > 0 {
+        encode_stream_credit(id, state.to_grant, out);
+        state.allowance = state.allowance.saturating_add(state.to_grant);
+        state.to_grant = 0;
+    }
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("conn_id", &self.conn_id)
+            .field("id", &self.id)
+            .field("shape", &self.shape)
+            .finish()
+    }
+}

@@ -1,0 +1,251 @@
+//! Streams through the `Channel`, end to end over real sockets on
+//! 127.0.0.1 against a server with async stream handlers: blocking and
+//! async consumers, a reader that stops (the server holds at its credit)
+//! and resumes, unary calls on the same connection meanwhile, cancel from
+//! each side, the deadline mid-stream, the provider lost mid-stream,
+//! client and bidirectional streams, and a provider in the seed's format.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mprpc::client::stream::StreamReceiver;
+use mprpc::client::{Channel, ChannelOptions};
+use mprpc::discovery::{Endpoint, StaticDiscover};
+use mprpc::protocol::WireFormat;
+use mprpc::server::{Server, ServerHandle, ServerOptions};
+use mprpc::{CallOptions, Code};
+
+mod common;
+use common::streams::{Streams, SENT, SENT_BASE};
+
+fn start(options: ServerOptions) -> ServerHandle {
+    mprpc::app::logging::init_for_tests();
+    let mut server = Server::with_options(options.reactor_threads(2));
+    server.add_service(Streams);
+    server.start().expect("server starts")
+}
+
+fn channel(server: &ServerHandle, window: usize) -> Channel {
+    let discover = StaticDiscover::single(server.local_addr()).unwrap();
+    let options = ChannelOptions::default().stream_window(window);
+    Channel::new(Arc::new(discover), options).unwrap()
+}
+
+fn stop(server: ServerHandle) {
+    server.shutdown();
+    server.wait();
+}
+
+/// Waits (bounded) until the server's metrics show `code` for `method`.
+fn wait_for_outcome(server: &ServerHandle, method: &str, code: Code) {
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = server.metrics();
+        let seen = metrics
+            .get("Streams", method)
+            .is_some_and(|m| m.errors_by_code.iter().any(|(c, n)| *c == code && *n > 0));
+        if seen {
+            return;
+        }
+        assert!(Instant::now() < until, "no {code} for {method}: {metrics}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Runs `future` to completion on this thread.
+fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        match future.as_mut().poll(&mut cx) {
+            Poll::Ready(out) => return out,
+            Poll::Pending => std::thread::park_timeout(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// The next item of `stream` as a `futures_core::Stream`.
+fn next_async(stream: &mut StreamReceiver<u64>) -> Option<Result<u64, mprpc::Status>> {
+    block_on(std::future::poll_fn(|cx| {
+        futures_core::Stream::poll_next(Pin::new(&mut *stream), cx)
+    }))
+}
+
+fn count(channel: &Channel, n: u64, options: &CallOptions) -> StreamReceiver<u64> {
+    channel.server_stream("Streams", "Count", &n, options)
+}
+
+#[test]
+fn a_server_stream_read_blocking_and_async() {
+    let server = start(ServerOptions::default());
+    let channel = channel(&server, 8);
+    let got: Vec<u64> = count(&channel, 20, &CallOptions::default())
+        .map(|n| n.expect("every message"))
+        .collect();
+    assert_eq!(got, (0..20).collect::<Vec<_>>());
+
+    let mut stream = count(&channel, 20, &CallOptions::default());
+    for i in 0..20 {
+        assert_eq!(next_async(&mut stream).unwrap().unwrap(), i);
+    }
+    assert!(next_async(&mut stream).is_none(), "ends Ok");
+    stop(server);
+}
+
+#[test]
+fn a_reader_that_stops_holds_the_server_at_its_window_and_unary_calls_go_on() {
+    let server = start(ServerOptions::default());
+    let window = 4;
+    let channel = channel(&server, window);
+    let slot = 0;
+    let mut stream = count(&channel, SENT_BASE + slot, &CallOptions::default());
+    assert_eq!(stream.recv().unwrap(), Some(0));
+    assert_eq!(stream.recv().unwrap(), Some(1));
+    // The reader stops. Unary calls on the same connection are answered.
+    for i in 0..20u8 {
+        let reply = channel
+            .call(
+                "Streams",
+                "Unary",
+                Bytes::from(vec![i]),
+                &CallOptions::default(),
+                None,
+            )
+            .unwrap();
+        assert_eq!(&reply[..], &[i]);
+    }
+    // Wait until the server stops sending; it has sent at most what was
+    // read plus one window.
+    let sent = &SENT[slot as usize];
+    let mut last = u64::MAX;
+    while sent.load(Ordering::SeqCst) != last {
+        last = sent.load(Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        last <= 2 + window as u64,
+        "sent {last} past a window of {window}"
+    );
+    // Reading resumes where it stopped, and the server with it.
+    for i in 2..200 {
+        assert_eq!(stream.recv().unwrap(), Some(i));
+    }
+    assert!(sent.load(Ordering::SeqCst) >= 200);
+    drop(stream);
+    wait_for_outcome(&server, "Count", Code::Cancelled);
+    stop(server);
+}
+
+#[test]
+fn cancel_from_the_caller_and_from_the_handler() {
+    let server = start(ServerOptions::default());
+    let channel = channel(&server, 4);
+    let mut stream = count(&channel, 0, &CallOptions::default());
+    assert_eq!(stream.recv().unwrap(), Some(0));
+    stream.cancel();
+    wait_for_outcome(&server, "Count", Code::Cancelled);
+    // Messages already here may still be read; then the cancel shows.
+    let end = loop {
+        match stream.recv() {
+            Ok(Some(_)) => continue,
+            other => break other,
+        }
+    };
+    assert_eq!(end.unwrap_err().code(), Code::Cancelled);
+
+    let mut failing = count(&channel, 1003, &CallOptions::default());
+    for i in 0..3 {
+        assert_eq!(failing.recv().unwrap(), Some(i));
+    }
+    let status = failing.recv().unwrap_err();
+    assert_eq!(
+        (status.code(), status.message()),
+        (Code::Application, "failed after 3")
+    );
+    assert!(failing.next().is_none(), "the error comes once");
+    stop(server);
+}
+
+#[test]
+fn the_deadline_ends_a_stream_mid_way() {
+    let server = start(ServerOptions::default());
+    let channel = channel(&server, 4);
+    let options = CallOptions::default().timeout(Duration::from_millis(300));
+    let mut stream = count(&channel, 0, &options);
+    let mut read = 0;
+    let status = loop {
+        match stream.recv() {
+            Ok(Some(_)) => read += 1,
+            Ok(None) => panic!("a stream with no end ended Ok"),
+            Err(status) => break status,
+        }
+    };
+    assert!(read > 0);
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status}");
+    stop(server);
+}
+
+#[test]
+fn losing_the_provider_mid_stream_ends_it_unavailable() {
+    let server = start(ServerOptions::default().shutdown_grace(Duration::from_millis(100)));
+    let channel = channel(&server, 4);
+    let mut stream = count(&channel, 0, &CallOptions::default());
+    assert_eq!(stream.recv().unwrap(), Some(0));
+    // The server goes away with the stream open (the grace period runs
+    // out: the reader does not read).
+    stop(server);
+    let status = loop {
+        match stream.recv() {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("a lost stream ended Ok"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), Code::Unavailable, "{status}");
+}
+
+#[test]
+fn client_and_bidi_streams() {
+    let server = start(ServerOptions::default().stream_window(2));
+    let channel = channel(&server, 4);
+    let sum = channel.client_stream::<u64, u64>("Streams", "Sum", &CallOptions::default());
+    for n in 1..=100 {
+        sum.send(&n).unwrap();
+    }
+    assert_eq!(sum.finish().unwrap(), 5050);
+
+    let (requests, mut replies) =
+        channel.bidi_stream::<String, String>("Streams", "Echo", &CallOptions::default());
+    for word in ["a", "b", "c"] {
+        requests.send(&word.to_owned()).unwrap();
+        assert_eq!(replies.recv().unwrap(), Some(format!("echo {word}")));
+    }
+    requests.finish();
+    assert_eq!(replies.recv().unwrap(), None);
+    stop(server);
+}
+
+#[test]
+fn a_stream_to_a_seed_format_provider_is_unimplemented() {
+    let server = start(ServerOptions::default());
+    let endpoint = Endpoint::new(server.local_addr()).format(WireFormat::Seed);
+    let discover = StaticDiscover::new(vec![endpoint]);
+    let channel = Channel::new(Arc::new(discover), ChannelOptions::default()).unwrap();
+    let status = count(&channel, 3, &CallOptions::default())
+        .recv()
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented, "{status}");
+    stop(server);
+}
