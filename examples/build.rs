@@ -9,6 +9,7 @@ fn main() -> std::io::Result<()> {
             &[
                 "../proto/user.proto",
                 "../proto/friend.proto",
+                "../proto/friend_watch.proto",
                 "../proto/gateway.proto",
                 "../proto/bench.proto",
             ],

@@ -9,12 +9,15 @@
 //!   handlers that return futures (`async_service`), for the tests.
 //! * [`UserService`], [`FriendService`], [`Echo`] — the handlers,
 //!   printing and answering what the seed's callee does.
+//! * [`FriendWatch`] — `friend_watch.proto`'s `FriendWatchRpc`: a server
+//!   stream, a client stream and a bidirectional stream.
 //! * [`Gateway`] — the middle tier over those two, and [`OnWorkerPool`] to
 //!   run it the blocking way instead.
 
 pub mod fixbug {
     //! Generated from `proto/common.proto`, `proto/user.proto`,
-    //! `proto/friend.proto` and `proto/gateway.proto`.
+    //! `proto/friend.proto`, `proto/friend_watch.proto` and
+    //! `proto/gateway.proto`.
     mprpc::include_proto!("fixbug");
 }
 
@@ -30,12 +33,14 @@ pub mod later {
 
 mod echo;
 mod friend;
+mod friend_watch;
 pub mod gateway;
 mod user;
 pub mod worker_pool;
 
 pub use echo::{Echo, LedgeredEcho, SlowEcho};
 pub use friend::FriendService;
+pub use friend_watch::FriendWatch;
 pub use gateway::Gateway;
 pub use user::UserService;
 pub use worker_pool::OnWorkerPool;

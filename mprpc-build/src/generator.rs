@@ -42,6 +42,8 @@ use prost::Message as _;
 use prost_build::{Comments, Method, Service};
 use prost_types::{FileDescriptorProto, FileDescriptorSet};
 
+use crate::streams;
+
 /// Where the generated code finds its runtime.
 const MPRPC: &str = "::mprpc";
 const PRIVATE: &str = "::mprpc::__private";
@@ -177,20 +179,6 @@ impl MprpcServiceGenerator {
 
 impl prost_build::ServiceGenerator for MprpcServiceGenerator {
     fn generate(&mut self, service: Service, buf: &mut String) {
-        if let Some(method) = service
-            .methods
-            .iter()
-            .find(|m| m.client_streaming || m.server_streaming)
-        {
-            // prost-build gives us no error channel; a compile error in the
-            // generated file names the problem where the user will look.
-            let _ = writeln!(
-                buf,
-                "::core::compile_error!(\"mprpc: {}.{} is a streaming rpc; mprpc supports unary rpcs only\");",
-                service.proto_name, method.proto_name
-            );
-            return;
-        }
         let wire = self.wire_name(&service);
         if self.build_server {
             let later = self.answers_later(&service);
@@ -277,6 +265,15 @@ fn full_proto_name(service: &Service) -> String {
     }
 }
 
+/// A method's `.proto` comments as doc comments (one level in), and a
+/// blank doc line after them when there are any.
+pub(crate) fn write_method_comments(method: &Method, buf: &mut String) {
+    write_comments(&method.comments, 1, buf);
+    if has_comments(&method.comments) {
+        buf.push_str("    ///\n");
+    }
+}
+
 fn write_comments(comments: &Comments, indent: u8, buf: &mut String) {
     // Detached comments are not about this item; prost drops them on
     // messages' fields too.
@@ -316,6 +313,10 @@ fn write_trait(service: &Service, later: bool, buf: &mut String) {
         full = full_proto_name(service),
     );
     for method in &service.methods {
+        if streams::is_stream(method) {
+            streams::write_trait_method(method, buf);
+            continue;
+        }
         write_comments(&method.comments, 1, buf);
         let _ = writeln!(
             buf,
@@ -350,6 +351,10 @@ fn write_async_trait(service: &Service, buf: &mut String) {
         full = full_proto_name(service),
     );
     for method in &service.methods {
+        if streams::is_stream(method) {
+            streams::write_trait_method(method, buf);
+            continue;
+        }
         write_comments(&method.comments, 1, buf);
         let _ = writeln!(
             buf,
@@ -445,6 +450,8 @@ impl<T: {name}> {MPRPC}::Service for {server}<T> {{
     );
     if later {
         write_call_later(service, buf);
+        streams::write_open_stream(service, buf);
+        buf.push_str("}\n");
         return;
     }
     let _ = writeln!(
@@ -455,19 +462,27 @@ impl<T: {name}> {MPRPC}::Service for {server}<T> {{
         ctx: &{MPRPC}::CallContext,
         request: {PRIVATE}::bytes::Bytes,
         response: &mut {PRIVATE}::bytes::BytesMut,
-    ) -> ::core::result::Result<(), {MPRPC}::Status> {{
-        match method {{"#
+    ) -> ::core::result::Result<(), {MPRPC}::Status> {{"#
     );
+    if service.methods.iter().all(streams::is_stream) {
+        // Only streams: nothing here reads the call's parts.
+        buf.push_str("        let _ = (ctx, &request, &*response);\n");
+    }
+    buf.push_str("        match method {\n");
     for method in &service.methods {
-        write_dispatch_arm(service, method, buf);
+        match streams::is_stream(method) {
+            true => streams::write_unary_refusal(service, method, buf),
+            false => write_dispatch_arm(service, method, buf),
+        }
     }
     let _ = writeln!(
         buf,
         r#"            _ => ::core::result::Result::Err({MPRPC}::Status::unknown_method(Self::SERVICE_NAME, method)),
         }}
-    }}
-}}"#
+    }}"#
     );
+    streams::write_open_stream(service, buf);
+    buf.push_str("}\n");
 }
 
 /// `Service::call_later` (and a `call` the server never uses for it): decode,
@@ -501,6 +516,10 @@ fn write_call_later(service: &Service, buf: &mut String) {
         match method {{"#
     );
     for method in &service.methods {
+        if streams::is_stream(method) {
+            streams::write_unary_refusal(service, method, buf);
+            continue;
+        }
         let _ = writeln!(
             buf,
             r#"            {wire:?} => {{
@@ -522,8 +541,7 @@ fn write_call_later(service: &Service, buf: &mut String) {
         buf,
         r#"            _ => ::core::result::Result::Err({MPRPC}::Status::unknown_method(Self::SERVICE_NAME, method)),
         }}
-    }}
-}}"#
+    }}"#
     );
 }
 
@@ -583,7 +601,10 @@ impl {stub} {{
         full = full_proto_name(service),
     );
     for method in &service.methods {
-        write_stub_methods(method, buf);
+        match streams::is_stream(method) {
+            true => streams::write_stub_method(method, buf),
+            false => write_stub_methods(method, buf),
+        }
     }
     buf.push_str("}\n");
 }
@@ -915,12 +936,38 @@ mod tests {
     }
 
     #[test]
-    fn streaming_rpc_becomes_a_compile_error() {
+    fn streaming_rpcs_get_handlers_open_stream_and_stub_methods() {
         let mut service = user_service();
         service.methods[0].server_streaming = true;
-        let code = generate(&mut MprpcServiceGenerator::new(), service);
-        assert!(code.contains("compile_error!"));
-        assert!(code.contains("UserServiceRpc.Login is a streaming rpc"));
-        syn::parse_str::<syn::File>(&code).unwrap();
+        let mut upload = method("upload", "Upload", "LoginRequest", "LoginResponse");
+        upload.client_streaming = true;
+        let mut chat = method("chat", "Chat", "LoginRequest", "LoginResponse");
+        (chat.client_streaming, chat.server_streaming) = (true, true);
+        service.methods.extend([upload, chat]);
+        for later in [false, true] {
+            let mut generator = MprpcServiceGenerator::new().async_services(later);
+            let code = generate(&mut generator, service.clone());
+            syn::parse_str::<syn::File>(&code).unwrap_or_else(|e| panic!("{e}\n{code}"));
+            assert!(!code.contains("compile_error!"));
+            assert!(code.contains(
+                "fn login(self: ::std::sync::Arc<Self>, ctx: ::mprpc::CallContext, request: LoginRequest, \
+                 sink: ::mprpc::service::stream::StreamSender<LoginResponse>)"
+            ));
+            assert!(code.contains(
+                "requests: ::mprpc::service::stream::Streaming<LoginRequest>) -> impl \
+                 ::core::future::Future<Output = ::core::result::Result<LoginResponse, ::mprpc::Status>>"
+            ));
+            assert!(code.contains("fn open_stream("));
+            assert!(
+                code.contains("UserServiceRpc.Login is a streaming method: open it as a stream")
+            );
+            assert!(code.contains("self.channel.server_stream(Self::SERVICE_NAME, \"Login\""));
+            assert!(code.contains("self.channel.client_stream(Self::SERVICE_NAME, \"Upload\""));
+            assert!(code.contains("self.channel.bidi_stream(Self::SERVICE_NAME, \"Chat\""));
+            // The unary rpc is generated as before.
+            assert!(code.contains("pub fn type_async("));
+        }
+        let unary = generate(&mut MprpcServiceGenerator::new(), user_service());
+        assert!(!unary.contains("open_stream") && !unary.contains("stream::"));
     }
 }

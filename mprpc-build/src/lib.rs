@@ -37,6 +37,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub mod generator;
+mod streams;
 
 pub use generator::MprpcServiceGenerator;
 /// The prost-build this crate drives, for [`Builder::configure_prost`] hooks.
