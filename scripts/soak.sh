@@ -19,7 +19,8 @@
 # Writes results/SOAK.md, results/soak/soak.svg and the raw data
 # (windows.csv, rss.csv, the saturation run's JSON, env.json, commands).
 # Knobs (environment): CONNS (50), PAYLOAD (64), PCT (70), WINDOW (10 s),
-# SAT_DURATION (10s), SKIP_BUILD=1.
+# SAT_DURATION (10s), SKIP_BUILD=1, NOTE (a sentence for the report: why
+# this run's settings, e.g. a lower PCT on a shared machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib.sh
@@ -131,7 +132,7 @@ RATE=$(python3 -c "print(max(1, round($SAT * $PCT / 100)))")
 log "saturation $SAT calls/s; soak at $RATE calls/s ($PCT%) for $WINDOWS windows of $WINDOW s"
 cat >"$OUT/params.json" <<EOF
 {"duration": "$DURATION", "windows": $WINDOWS, "window_s": $WINDOW, "connections": $CONNS, "payload": $PAYLOAD,
- "pct": $PCT, "saturation_qps": $SAT, "rate": $RATE, "zk": "$ZK"}
+ "pct": $PCT, "saturation_qps": $SAT, "rate": $RATE, "zk": "$ZK", "note": "${NOTE:-}"}
 EOF
 
 # ------------------------------------------------------------ the soak
