@@ -136,7 +136,7 @@ cat >"$OUT/params.json" <<EOF
 EOF
 
 # ------------------------------------------------------------ the soak
-echo "window,start_epoch_s,end_epoch_s,achieved_qps,ok_qps,completed,errors,delayed,unsent,unfinished,p50_us,p90_us,p99_us,p999_us,max_us" >"$OUT/windows.csv"
+echo "window,start_epoch_s,end_epoch_s,achieved_qps,ok_qps,completed,errors,delayed,unsent,unanswered,p50_us,p90_us,p99_us,p999_us,max_us" >"$OUT/windows.csv"
 SOAK_T0=$(date +%s.%N)
 for w in $(seq 1 "$WINDOWS"); do
     start=$(date +%s.%N)
@@ -154,7 +154,7 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 l = r["latency_us"]
 print(",".join(str(x) for x in [sys.argv[2], sys.argv[3][:14], sys.argv[4][:14], r["achieved_qps"], r["ok_qps"],
-      r["completed"], r["errors"], r["delayed"], r["unsent"], r["unfinished"],
+      r["completed"], r["errors"], r["delayed"], r["unsent"], r["unanswered"],
       l["p50"], l["p90"], l["p99"], l["p999"], l["max"]]))
 PY
     tail -n 1 "$OUT/windows.csv" >&2

@@ -111,7 +111,7 @@ def main():
             "fds": last[2]["fds"], "load": last[2]["loadavg1"],
             "rate": float(w["achieved_qps"]), "ok_rate": float(w["ok_qps"]),
             "errors": int(w["errors"]), "delayed": int(w["delayed"]), "unsent": int(w["unsent"]),
-            "unfinished": int(w["unfinished"]),
+            "unfinished": int(w["unanswered"]),
             "p50": int(w["p50_us"]) / 1000, "p99": int(w["p99_us"]) / 1000,
             "p999": int(w["p999_us"]) / 1000, "max": int(w["max_us"]) / 1000,
         })
