@@ -28,6 +28,12 @@ use crate::net::{FlushList, ReadTurn, Transport};
 use crate::protocol::mprpc::set_request_timeout;
 use crate::protocol::{Protocol, ProtocolError, Reply};
 
+/// The request id of a probe (no call has id 0: see `CellRef::call_id`).
+pub(crate) const PROBE_ID: u64 = 0;
+/// The service a probe asks for: none has this name, so a provider answers
+/// `UnknownService` from its reactor without running anything.
+const PROBE_SERVICE: &str = "mprpc.probe";
+
 /// Bytes read from one connection before its replies are decoded; bounds
 /// the read buffer when a peer streams replies faster than we consume them.
 const READ_BATCH: usize = 256 * 1024;
@@ -91,6 +97,15 @@ pub(crate) struct ProviderConn {
     inflight: usize,
     /// A reply has arrived: the peer is known to work.
     answered: bool,
+    /// Calls on this connection that passed their deadline since it last
+    /// delivered a reply (outlier detection, see `driver::eject`).
+    silent_timeouts: u32,
+    /// Its provider was ejected: it takes no new calls and is closed once
+    /// the calls on it are done.
+    draining: bool,
+    /// It carries a probe of an ejected provider, unanswered yet: the
+    /// probe fails if no answer comes by then.
+    probe_until: Option<Instant>,
 }
 
 impl ProviderConn {
@@ -120,11 +135,19 @@ impl ProviderConn {
             queued: Vec::new(),
             inflight: 0,
             answered: false,
+            silent_timeouts: 0,
+            draining: false,
+            probe_until: None,
         })
     }
 
     pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The provider's wire format.
+    pub(crate) fn protocol(&self) -> &'static dyn Protocol {
+        self.protocol
     }
 
     /// Requests may go out: connected, and any TLS handshake done.
@@ -163,6 +186,65 @@ impl ProviderConn {
 
     pub(crate) fn answered(&self) -> bool {
         self.answered
+    }
+
+    /// A call on this connection passed its deadline: how many have in a
+    /// row, with no reply read in between.
+    pub(crate) fn note_timeout(&mut self) -> u32 {
+        self.silent_timeouts = self.silent_timeouts.saturating_add(1);
+        self.silent_timeouts
+    }
+
+    /// A reply was read: the connection is not silent.
+    #[inline]
+    pub(crate) fn heard_from(&mut self) {
+        self.silent_timeouts = 0;
+    }
+
+    /// Calls in a row that passed their deadline with nothing read.
+    pub(crate) fn silent_timeouts(&self) -> u32 {
+        self.silent_timeouts
+    }
+
+    /// Takes no new calls from now on (its provider was ejected).
+    pub(crate) fn drain(&mut self) {
+        self.draining = true;
+    }
+
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining
+    }
+
+    /// Sends a probe: a request (id [`PROBE_ID`], to a service no provider
+    /// has) that any live provider answers at once, without running a
+    /// handler. It goes out when the connection opens; an answer is due
+    /// by `until`.
+    pub(crate) fn push_probe(&mut self, now: Instant, until: Instant) {
+        let metadata = crate::call::metadata::Metadata::new();
+        let parts = Parts {
+            id: PROBE_ID,
+            deadline: None,
+            timeout_ms: None,
+            service: PROBE_SERVICE,
+            method: "probe",
+            payload: &[],
+            metadata: &metadata,
+            trace: None,
+            reply_metadata: false,
+        };
+        parts.pack(self.protocol, now, self.io.output());
+        self.probe_until = Some(until);
+    }
+
+    /// When the probe on this connection fails unanswered (`None`: no
+    /// probe pending).
+    pub(crate) fn probe_until(&self) -> Option<Instant> {
+        self.probe_until
+    }
+
+    /// The probe was answered.
+    pub(crate) fn probe_answered(&mut self) {
+        self.probe_until = None;
     }
 
     /// Checks a connect in progress after an event (mio's recipe: the

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::kinds::{FirstToken, Millis, Parsed, Positive};
+use super::kinds::{FirstToken, Millis, Number, Parsed, Positive};
 use crate::call::interceptor::{ClientInterceptor, ClientInterceptors};
 use crate::discovery::balance::LoadBalance;
 use crate::net::auth::AuthToken;
@@ -27,6 +27,14 @@ options! {
         /// before the attempt counts as failed.
         ["connect_timeout_ms", Millis]
         connect_timeout: Duration = Duration::from_secs(2),
+        /// Eject a provider when this many calls in a row on one of its
+        /// connections pass their deadline with no reply read there (a
+        /// silent link: packets dropped, no reset): it gets no calls while
+        /// another provider is usable, until a probe on a fresh connection
+        /// (after the back-off, answered within `connect_timeout_ms`) finds
+        /// it answering again (0: never).
+        ["eject_after_timeouts", Number]
+        eject_after_timeouts: u32 = 3,
         /// The largest frame body sent or accepted, in bytes: a larger
         /// request fails locally, a larger reply fails its call (the
         /// connection carries on); both with `ResourceExhausted`.

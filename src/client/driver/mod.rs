@@ -23,9 +23,12 @@
 //! or TLS handshake that fails or times out has sent nothing, so its calls
 //! are routed again to another usable endpoint, up to `max_retries` more
 //! connection attempts and never past their deadline. Either failure backs the endpoint off
-//! (see `health`). A call a provider refused `Overloaded` (it did not run)
+//! (see `health`). A provider whose open connection lets several calls in
+//! a row pass their deadline with no reply read (a silent link) is
+//! ejected and probed until it answers (`eject`). A call a provider refused `Overloaded` (it did not run)
 //! is sent once more, to another provider, within its deadline (`retry`).
 
+mod eject;
 mod local;
 mod pending;
 mod replies;
@@ -157,6 +160,9 @@ struct Driver {
     pending: Calls,
     deadlines: Deadlines,
     health: Health,
+    /// Providers ejected for a silent link: their probes and draining
+    /// connections.
+    ejections: eject::Ejections,
     balancer: Balancer,
     /// Connections written to this turn, to flush at its end.
     flush: FlushList,
@@ -189,6 +195,7 @@ impl Driver {
             pending: Calls::default(),
             deadlines: Deadlines::default(),
             health: Health::new(options.backoff_base, options.backoff_max),
+            ejections: eject::Ejections::default(),
             balancer: Balancer::new(options.load_balance, seed),
             flush: FlushList::default(),
             connecting: 0,

@@ -5,7 +5,7 @@ use mio::event::Event;
 
 use super::Driver;
 use crate::call::status::Code;
-use crate::client::conn::ConnectState;
+use crate::client::conn::{ConnectState, PROBE_ID};
 use crate::protocol::Reply;
 
 impl Driver {
@@ -98,11 +98,21 @@ impl Driver {
     }
 
     fn on_reply(&mut self, key: usize, mut reply: Reply) {
+        let conn = &mut self.conns[key];
+        let addr = conn.addr();
+        // Anything read shows the link is not silent (see `eject`).
+        conn.heard_from();
         if let Some(frame) = reply.stream.take() {
             return self.on_stream_frame(*frame);
         }
         let conn = &mut self.conns[key];
-        let addr = conn.addr();
+        if conn.probe_until().is_some() {
+            self.probe_answered(key);
+        }
+        if reply.id == PROBE_ID {
+            return;
+        }
+        let conn = &mut self.conns[key];
         if conn.note_answer() {
             self.health.succeeded(addr);
         }

@@ -11,9 +11,12 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use mio::Token;
 
-use super::{far_or, Driver, Pending, NO_CONN};
+use slab::Slab;
+
+use super::{far_or, Driver, FastMap, Pending, Pool, NO_CONN};
 use crate::call::controller::ReplyMetadata;
 use crate::call::status::Status;
+use crate::client::balance::Balancer;
 use crate::client::cells::CellRef;
 use crate::client::conn::{ProviderConn, Queued, Routed, Security};
 use crate::client::queue::{Command, NewCall};
@@ -165,24 +168,21 @@ impl Driver {
         let now = self.now;
         if let [only] = &route.endpoints[..] {
             // Every policy picks the one endpoint if it is usable.
-            let usable = route.avoid != Some(only.addr) && self.health.is_up(only.addr, now);
+            let usable = route.avoid != Some(only.addr)
+                && (self.health.is_up(only.addr, now)
+                    || self.health.is_up_as_last_resort(only.addr, now));
             return usable.then_some(0);
         }
         let (health, pools, conns) = (&self.health, &self.pools, &self.conns);
-        self.balancer.pick(
-            &route.endpoints,
-            route.hash_key,
-            |e| route.avoid.is_none_or(|a| a != e.addr) && health.is_up(e.addr, now),
-            |e| {
-                pools.get(&e.addr).map_or(0, |p| {
-                    p.conns
-                        .iter()
-                        .filter_map(|k| conns.get(*k))
-                        .map(ProviderConn::inflight)
-                        .sum()
-                })
-            },
-        )
+        let balancer = &mut self.balancer;
+        let picked = pick_where(balancer, pools, conns, route, |a| health.is_up(a, now));
+        if picked.is_some() || !health.any_ejected() {
+            return picked;
+        }
+        // Nothing else is usable: an ejected provider may only be slow.
+        pick_where(balancer, pools, conns, route, |a| {
+            health.is_up_as_last_resort(a, now)
+        })
     }
 
     /// One short connection per call: the short-connection pool takes the
@@ -325,6 +325,11 @@ impl Driver {
             }
         }
         self.end_streams_on(key, &reason);
+        if conn.is_draining() && conn.is_open() {
+            // Its provider was ejected already: this is no news.
+            tracing::debug!("client: {reason}");
+            return self.fail_calls_on(key, &reason);
+        }
         let backoff = self.health.failed(addr, &reason, conn.answered(), self.now);
         if !conn.is_open() {
             self.connecting -= 1;
@@ -377,4 +382,30 @@ impl Driver {
             }
         }
     }
+}
+
+/// The balancer's choice among the endpoints `usable` accepts (and the
+/// route does not avoid); least-outstanding weighs them by their calls in
+/// flight.
+fn pick_where(
+    balancer: &mut Balancer,
+    pools: &FastMap<SocketAddr, Pool>,
+    conns: &Slab<ProviderConn>,
+    route: &Route,
+    usable: impl Fn(SocketAddr) -> bool,
+) -> Option<usize> {
+    balancer.pick(
+        &route.endpoints,
+        route.hash_key,
+        |e| route.avoid.is_none_or(|a| a != e.addr) && usable(e.addr),
+        |e| {
+            pools.get(&e.addr).map_or(0, |p| {
+                p.conns
+                    .iter()
+                    .filter_map(|k| conns.get(*k))
+                    .map(ProviderConn::inflight)
+                    .sum()
+            })
+        },
+    )
 }

@@ -1,4 +1,4 @@
-//! Time on the driver: call deadlines and connect timeouts. The earliest
+//! Time on the driver: call deadlines, connect timeouts and probes. The earliest
 //! live deadline is the poll timeout, so no timer thread is needed.
 
 use std::cmp::Reverse;
@@ -83,6 +83,7 @@ impl Driver {
                 continue;
             };
             self.retire(&pending);
+            self.note_timeout(pending.conn);
             let addr = self.conns.get(pending.conn).map(|c| c.addr());
             self.send_cancel(pending.conn, id);
             let message = match addr {
@@ -95,6 +96,7 @@ impl Driver {
         if self.connecting > 0 {
             self.expire_connects();
         }
+        self.tend_ejections();
         self.compact_deadlines();
     }
 
@@ -145,6 +147,9 @@ impl Driver {
             for d in self.conns.iter().filter_map(|(_, c)| c.connect_deadline()) {
                 next = Some(next.map_or(d, |n| n.min(d)));
             }
+        }
+        if let Some(d) = self.next_ejection_event() {
+            next = Some(next.map_or(d, |n| n.min(d)));
         }
         next.map(|d| d.saturating_duration_since(Instant::now()))
     }
