@@ -2,7 +2,7 @@
 //! interface: `Protocol` (brpc's `Protocol` and its `policy/*_protocol`).
 //!
 //! * [`mprpc`] — our framed, multiplexed format (its layout is documented
-//!   there): the codec (`frame`, `decoder`), the server half (`server`)
+//!   there): the codec (`frame`, `decoder`, `body`), the server half (`server`)
 //!   and the client half (`client`).
 //! * [`seed`] — the seed's (C++ mprpc's) format, one call per short
 //!   connection: its codec, server half and client half.

@@ -4,50 +4,85 @@
 
 use bytes::BytesMut;
 
-use super::{read_frame, Decoder, Frame, FrameKind, Response, StreamFrame};
+use super::body::{parse_body, parse_response};
+use super::decoder::{skip_body, Split};
+use super::{Decoder, Frame, FrameKind, Response, StreamFrame, VERSION, VERSION_STREAMS};
 use crate::protocol::{ProtocolError, ReadState, Reply};
 use crate::Status;
 
 /// The next reply in `input`: `Ok(None)` until one is complete. A reply
 /// over `max` bytes fails its call alone (its body is skipped as it
 /// arrives); a frame a server never sends, or bytes left over at `eof`,
-/// is an error for the connection.
+/// is an error for the connection. A response's body is parsed straight
+/// into the `Reply` (no `Frame` in between: this runs once per call).
 pub(super) fn parse_reply(
     input: &mut BytesMut,
     state: &mut ReadState,
     max: usize,
     eof: bool,
 ) -> Result<Option<Reply>, ProtocolError> {
-    match read_frame(&Decoder::new(max), input, state)? {
-        Some(Frame::Response(response)) => Ok(Some(reply(response))),
-        Some(Frame::Oversized(o)) if o.kind == FrameKind::Response => Ok(Some(Reply {
-            id: o.id,
-            result: Err(o.status("reply", "this channel's")),
-            metadata: Default::default(),
-            stream: None,
-        })),
-        Some(Frame::Request(_) | Frame::Oversized(_)) => {
+    if state.skip > 0 && !skip_body(input, &mut state.skip) {
+        return left_at(eof, input, state);
+    }
+    match Decoder::new(max).split_frame(input)? {
+        Some(Split::Body {
+            kind,
+            version,
+            body,
+        }) if kind == FrameKind::Response as u8 && version != VERSION_STREAMS => {
+            Ok(Some(reply(parse_response(body, version == VERSION)?)))
+        }
+        Some(Split::Body {
+            kind,
+            version,
+            body,
+        }) => other_frame(parse_body(kind, version, body)?),
+        Some(Split::Oversized(o)) if o.kind == FrameKind::Response => {
+            state.skip = o.unread;
+            Ok(Some(Reply {
+                id: o.id,
+                result: Err(o.status("reply", "this channel's")),
+                metadata: Default::default(),
+                stream: None,
+            }))
+        }
+        Some(Split::Oversized(_)) => Err(ProtocolError::Malformed("a server sent a request frame")),
+        None => left_at(eof, input, state),
+    }
+}
+
+/// A frame other than a (version 1 or 2) response: a stream's, or one a
+/// server never sends.
+fn other_frame(frame: Frame) -> Result<Option<Reply>, ProtocolError> {
+    match frame {
+        Frame::Response(response) => Ok(Some(reply(response))),
+        Frame::Request(_) | Frame::Oversized(_) => {
             Err(ProtocolError::Malformed("a server sent a request frame"))
         }
-        Some(Frame::Cancel { .. } | Frame::Auth { .. }) => Err(ProtocolError::Malformed(
+        Frame::Cancel { .. } | Frame::Auth { .. } => Err(ProtocolError::Malformed(
             "a server sent a cancel or auth frame",
         )),
-        Some(Frame::Stream(StreamFrame::Open(_))) => {
+        Frame::Stream(StreamFrame::Open(_)) => {
             Err(ProtocolError::Malformed("a server sent a stream open"))
         }
-        Some(Frame::Stream(frame)) => Ok(Some(Reply {
+        Frame::Stream(frame) => Ok(Some(Reply {
             id: frame.id(),
             result: Ok(Default::default()),
             metadata: Default::default(),
             stream: Some(Box::new(frame)),
         })),
-        None if eof && (!input.is_empty() || state.skip > 0) => {
-            Err(ProtocolError::TruncatedAtEof {
-                pending: input.len(),
-            })
-        }
-        None => Ok(None),
     }
+}
+
+/// No reply is complete: fine, unless the provider has closed with part
+/// of one unread.
+fn left_at(eof: bool, input: &BytesMut, state: &ReadState) -> Result<Option<Reply>, ProtocolError> {
+    if eof && (!input.is_empty() || state.skip > 0) {
+        return Err(ProtocolError::TruncatedAtEof {
+            pending: input.len(),
+        });
+    }
+    Ok(None)
 }
 
 /// A response frame as the outcome of its call.

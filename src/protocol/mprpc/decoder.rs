@@ -1,15 +1,13 @@
-//! Incremental frame decoder over a `BytesMut` read buffer.
+//! Incremental frame decoder over a `BytesMut` read buffer: splits each
+//! complete frame off the front (its body parsed by `body`), and reads
+//! past the bodies of oversized frames without buffering them.
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::frame::{Frame, FrameKind, Oversized, Request, Response, META_LEN_LEN};
-use super::stream::{self, StreamKind};
-use super::{
-    DEFAULT_MAX_FRAME, HEADER_LEN, MAGIC, MAX_TOKEN_LEN, REQUEST_FIXED_LEN, RESPONSE_FIXED_LEN,
-    VERSION, VERSION_NO_METADATA, VERSION_STREAMS,
-};
-use crate::call::metadata::Metadata;
-use crate::call::status::Code;
+use super::body::parse_body;
+use super::frame::{Frame, FrameKind, Oversized};
+use super::stream::StreamKind;
+use super::{DEFAULT_MAX_FRAME, HEADER_LEN, MAGIC, VERSION_NO_METADATA, VERSION_STREAMS};
 use crate::protocol::{ProtocolError, ReadState};
 
 /// Splits complete frames off the front of a read buffer.
@@ -43,6 +41,22 @@ impl Decoder {
     ///   (and nothing reserved: the announced length is only a claim).
     /// * `Err(_)`: the stream is invalid; the connection must be closed.
     pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
+        match self.split_frame(buf)? {
+            Some(Split::Body {
+                kind,
+                version,
+                body,
+            }) => parse_body(kind, version, body).map(Some),
+            Some(Split::Oversized(o)) => Ok(Some(Frame::Oversized(o))),
+            None => Ok(None),
+        }
+    }
+
+    /// Splits the next complete frame off the front of `buf`, its body
+    /// unparsed (see [`decode`](Self::decode) for the outcomes), so a side
+    /// that expects one kind of frame parses it without building a
+    /// [`Frame`].
+    pub(crate) fn split_frame(&self, buf: &mut BytesMut) -> Result<Option<Split>, ProtocolError> {
         // Check the magic on whatever has arrived, so garbage fails at once.
         if !buf.is_empty() && buf[0] != MAGIC[0] {
             return Err(ProtocolError::BadMagic([
@@ -63,7 +77,7 @@ impl Decoder {
         let kind = buf[3];
         let body_len = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]) as usize;
         if body_len > self.max_frame {
-            return self.oversized(kind, body_len, buf);
+            return Ok(self.oversized(kind, body_len, buf)?.map(Split::Oversized));
         }
         let frame_len = HEADER_LEN + body_len;
         if buf.len() < frame_len {
@@ -73,8 +87,21 @@ impl Decoder {
         }
         buf.advance(HEADER_LEN);
         let body = buf.split_to(body_len).freeze();
-        parse_body(kind, version, body).map(Some)
+        Ok(Some(Split::Body {
+            kind,
+            version,
+            body,
+        }))
     }
+}
+
+/// A frame split off a read buffer, its body not yet parsed.
+pub(crate) enum Split {
+    /// A frame within the limit: its kind and version bytes, and its body.
+    Body { kind: u8, version: u8, body: Bytes },
+    /// A frame over the limit whose call fails alone (its body is being
+    /// skipped).
+    Oversized(Oversized),
 }
 
 impl Decoder {
@@ -85,7 +112,7 @@ impl Decoder {
         kind: u8,
         len: usize,
         buf: &mut BytesMut,
-    ) -> Result<Option<Frame>, ProtocolError> {
+    ) -> Result<Option<Oversized>, ProtocolError> {
         let kind = match kind {
             k if k == FrameKind::Request as u8 => FrameKind::Request,
             k if k == FrameKind::Response as u8 => FrameKind::Response,
@@ -111,13 +138,13 @@ impl Decoder {
         let id = buf.get_u64();
         let mut unread = len - 8;
         skip_body(buf, &mut unread);
-        Ok(Some(Frame::Oversized(Oversized {
+        Ok(Some(Oversized {
             kind,
             id,
             len,
             max: self.max_frame,
             unread,
-        })))
+        }))
     }
 }
 
@@ -150,122 +177,17 @@ pub(crate) fn read_frame(
     Ok(frame)
 }
 
-fn parse_body(kind: u8, version: u8, body: Bytes) -> Result<Frame, ProtocolError> {
-    if let Some(kind) = StreamKind::from_u8(kind) {
-        return stream::parse(kind, version, body).map(Frame::Stream);
-    }
-    if version == VERSION_STREAMS {
-        return Err(ProtocolError::Malformed(
-            "protocol version 3 is for stream frames only",
-        ));
-    }
-    let v2 = version == VERSION;
-    match kind {
-        k if k == FrameKind::Request as u8 => parse_request(body, v2).map(Frame::Request),
-        k if k == FrameKind::Response as u8 => parse_response(body, v2).map(Frame::Response),
-        k if k == FrameKind::Cancel as u8 => {
-            if body.len() != 8 {
-                return Err(ProtocolError::Malformed("cancel body is not 8 bytes"));
-            }
-            Ok(Frame::Cancel {
-                id: u64::from_be_bytes(body[..8].try_into().expect("8 bytes")),
-            })
-        }
-        k if k == FrameKind::Auth as u8 => {
-            if body.len() > MAX_TOKEN_LEN {
-                return Err(ProtocolError::Malformed(
-                    "auth token longer than 1024 bytes",
-                ));
-            }
-            Ok(Frame::Auth { token: body })
-        }
-        other => Err(ProtocolError::UnknownKind(other)),
-    }
-}
-
-/// The fixed part's length in a frame of this version.
-fn fixed_len(fixed: usize, v2: bool) -> usize {
-    fixed + if v2 { META_LEN_LEN } else { 0 }
-}
-
-/// A version 2 body's `meta_len` field, read from `body`.
-fn meta_len(body: &mut Bytes, v2: bool) -> usize {
-    if v2 {
-        body.get_u32() as usize
-    } else {
-        0
-    }
-}
-
-/// Splits the metadata block off the end of what is left of a body.
-fn split_metadata(body: &mut Bytes, meta_len: usize) -> Result<Metadata, ProtocolError> {
-    if meta_len == 0 {
-        return Ok(Metadata::new());
-    }
-    let at = body
-        .len()
-        .checked_sub(meta_len)
-        .ok_or(ProtocolError::Malformed("metadata overruns the body"))?;
-    Metadata::from_wire(body.split_off(at)).map_err(ProtocolError::Malformed)
-}
-
-fn parse_request(mut body: Bytes, v2: bool) -> Result<Request, ProtocolError> {
-    if body.len() < fixed_len(REQUEST_FIXED_LEN, v2) {
-        return Err(ProtocolError::Malformed(
-            "request body shorter than its fixed part",
-        ));
-    }
-    let id = body.get_u64();
-    let timeout_ms = body.get_u32();
-    let service_len = body.get_u8() as usize;
-    let method_len = body.get_u8() as usize;
-    let meta_len = meta_len(&mut body, v2);
-    if body.len() < service_len + method_len {
-        return Err(ProtocolError::Malformed(
-            "service/method names overrun the body",
-        ));
-    }
-    let names = body.split_to(service_len + method_len);
-    let metadata = split_metadata(&mut body, meta_len)?;
-    let mut request = Request::from_name_bytes(id, timeout_ms, names, service_len, body)
-        .ok_or(ProtocolError::Malformed("service/method name is not UTF-8"))?;
-    request.metadata = metadata;
-    request.replies_with_metadata = v2;
-    Ok(request)
-}
-
-fn parse_response(mut body: Bytes, v2: bool) -> Result<Response, ProtocolError> {
-    if body.len() < fixed_len(RESPONSE_FIXED_LEN, v2) {
-        return Err(ProtocolError::Malformed(
-            "response body shorter than its fixed part",
-        ));
-    }
-    let id = body.get_u64();
-    let code = Code::from_u8(body.get_u8());
-    let error_len = body.get_u16() as usize;
-    let meta_len = meta_len(&mut body, v2);
-    if body.len() < error_len {
-        return Err(ProtocolError::Malformed("error text overruns the body"));
-    }
-    let error = body.split_to(error_len);
-    let metadata = split_metadata(&mut body, meta_len)?;
-    Ok(Response {
-        id,
-        code,
-        error,
-        payload: body,
-        metadata,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::call::metadata::Metadata;
+    use crate::call::status::Code;
     use crate::call::trace::TraceId;
     use crate::protocol::mprpc::{
         encode_auth, encode_cancel, encode_request, encode_request_meta, encode_response,
         encode_response_meta, RequestHead, RequestMeta,
     };
+    use crate::protocol::mprpc::{Request, Response, REQUEST_FIXED_LEN, RESPONSE_FIXED_LEN};
 
     fn sample_frames() -> (BytesMut, Vec<Frame>) {
         let mut buf = BytesMut::new();

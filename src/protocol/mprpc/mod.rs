@@ -1,4 +1,4 @@
-//! Our wire format: framing, encoding and decoding (`frame`, `decoder`),
+//! Our wire format: framing, encoding and decoding (`frame`, `decoder`, `body`),
 //! the server half (`server`: requests in, replies out) and the client half
 //! (`client`: requests out, replies in), behind `Protocol`.
 //!
@@ -165,6 +165,7 @@
 //! our bytes is in this module (frame layout, offsets, in-place patching),
 //! so no other module knows where a field sits.
 
+mod body;
 mod client;
 mod decoder;
 mod frame;
