@@ -82,6 +82,12 @@ pub(crate) struct ReactorStats {
     /// Connections by the wire format they spoke ([`WireFormat::index`]).
     speaking: [AtomicU64; WireFormat::COUNT],
     pub(crate) admin_requests: AtomicU64,
+    /// Streams opened and ended (open now: the difference).
+    pub(crate) streams_opened: AtomicU64,
+    pub(crate) streams_ended: AtomicU64,
+    /// Stream messages the handlers sent, and the clients sent them.
+    pub(crate) stream_messages_sent: AtomicU64,
+    pub(crate) stream_messages_received: AtomicU64,
 }
 
 impl ReactorStats {

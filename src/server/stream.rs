@@ -18,6 +18,7 @@
 //! passes (the future is dropped), or with its connection.
 
 use std::collections::VecDeque;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 
@@ -25,6 +26,7 @@ use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 
 use super::mailbox::ReactorShared;
+use super::stats::{bump, ReactorStats};
 use crate::call::status::{Code, Status};
 use crate::protocol::mprpc::{
     begin_stream_message, encode_stream_credit, encode_stream_end, end_stream_message, StreamShape,
@@ -103,6 +105,9 @@ impl Core {
         credit: u32,
         window: u32,
     ) -> Arc<Core> {
+        if let Some(reactor) = reactor.upgrade() {
+            bump(&reactor.stats().streams_opened, 1);
+        }
         Arc::new(Core {
             state: Mutex::new(state(credit, window)),
             reactor,
@@ -135,6 +140,7 @@ impl Core {
         encode(&mut state.out);
         end_stream_message(at, &mut state.out);
         self.post(&mut state);
+        self.count(|s| &s.stream_messages_sent);
         Poll::Ready(Ok(()))
     }
 
@@ -147,6 +153,7 @@ impl Core {
             encode(&mut state.out);
             end_stream_message(at, &mut state.out);
             self.post(&mut state);
+            self.count(|s| &s.stream_messages_sent);
         }
     }
 
@@ -179,6 +186,13 @@ impl Core {
     /// Whether the stream is over (reset, expired, connection lost).
     pub(crate) fn is_over(&self) -> bool {
         self.state.lock().over.is_some()
+    }
+
+    /// Adds one to a counter of its reactor's (for /metrics).
+    fn count(&self, counter: impl FnOnce(&ReactorStats) -> &AtomicU64) {
+        if let Some(reactor) = self.reactor.upgrade() {
+            bump(counter(reactor.stats()), 1);
+        }
     }
 
     /// Queues the core on its reactor, once until the reactor moves it.
@@ -217,6 +231,7 @@ impl Core {
         }
         state.allowance -= 1;
         state.inbound.push_back(message);
+        self.count(|s| &s.stream_messages_received);
         if let Some(waker) = state.recv_waker.take() {
             waker.wake();
         }
@@ -256,6 +271,7 @@ impl Core {
         state.out = BytesMut::new();
         state.inbound.clear();
         state.over = Some(status.clone());
+        self.count(|s| &s.streams_ended);
         for waker in [state.send_waker.take(), state.recv_waker.take()]
             .into_iter()
             .flatten()

@@ -115,6 +115,10 @@ pub(crate) struct ReactorFigures {
     bytes_out: u64,
     frames_rejected: u64,
     seed_connections: u64,
+    streams_opened: u64,
+    streams_ended: u64,
+    stream_messages_sent: u64,
+    stream_messages_received: u64,
 }
 
 /// Everything `/metrics` and `/status` show, read once per request.
@@ -232,6 +236,10 @@ impl Admin {
                     bytes_out: stats::read(&s.bytes_out),
                     frames_rejected: stats::read(&s.frames_rejected),
                     seed_connections: s.connections_speaking(WireFormat::Seed),
+                    streams_opened: stats::read(&s.streams_opened),
+                    streams_ended: stats::read(&s.streams_ended),
+                    stream_messages_sent: stats::read(&s.stream_messages_sent),
+                    stream_messages_received: stats::read(&s.stream_messages_received),
                 }
             })
             .collect();

@@ -114,7 +114,7 @@ fn methods(out: &mut String, s: &Snapshot) {
 
 fn reactors(out: &mut String, reactors: &[ReactorFigures]) {
     type Field = fn(&ReactorFigures) -> f64;
-    let rows: [(&str, &str, &str, Field); 6] = [
+    let rows: [(&str, &str, &str, Field); 10] = [
         (
             "mprpc_connections",
             "gauge",
@@ -150,6 +150,31 @@ fn reactors(out: &mut String, reactors: &[ReactorFigures]) {
             "counter",
             "Connections that spoke the seed's wire format (one call each), per reactor.",
             |r| r.seed_connections as f64,
+        ),
+        (
+            "mprpc_streams_open",
+            "gauge",
+            "Streams open now, per reactor.",
+            |r| r.streams_opened.saturating_sub(r.streams_ended) as f64,
+        ),
+        (
+            "mprpc_streams_opened_total",
+            "counter",
+            "Streams opened, per reactor; each one's outcome counts once in \
+             mprpc_calls_total and mprpc_errors_total of its method.",
+            |r| r.streams_opened as f64,
+        ),
+        (
+            "mprpc_stream_messages_sent_total",
+            "counter",
+            "Stream messages sent by handlers to clients, per reactor.",
+            |r| r.stream_messages_sent as f64,
+        ),
+        (
+            "mprpc_stream_messages_received_total",
+            "counter",
+            "Stream messages received from clients, per reactor.",
+            |r| r.stream_messages_received as f64,
         ),
     ];
     for (name, kind, help, field) in rows {
