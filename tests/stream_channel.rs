@@ -198,14 +198,74 @@ fn the_deadline_ends_a_stream_mid_way() {
 }
 
 #[test]
-fn losing_the_provider_mid_stream_ends_it_unavailable() {
+fn a_shutdown_ends_open_streams_after_its_grace_period() {
     let server = start(ServerOptions::default().shutdown_grace(Duration::from_millis(100)));
     let channel = channel(&server, 4);
     let mut stream = count(&channel, 0, &CallOptions::default());
     assert_eq!(stream.recv().unwrap(), Some(0));
-    // The server goes away with the stream open (the grace period runs
-    // out: the reader does not read).
+    // The reader does not read: the stream is still open when the grace
+    // period runs out.
     stop(server);
+    let status = loop {
+        match stream.recv() {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("a stream cut by a shutdown ended Ok"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), Code::ShuttingDown, "{status}");
+}
+
+/// Forwards one connection to `to` until `cut` is set, then drops both
+/// sides: the provider lost, as a caller sees it.
+fn proxy(to: std::net::SocketAddr) -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicBool>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = cut.clone();
+    std::thread::spawn(move || {
+        let (client, _) = listener.accept().unwrap();
+        let server = std::net::TcpStream::connect(to).unwrap();
+        for (mut from, mut into) in [
+            (client.try_clone().unwrap(), server.try_clone().unwrap()),
+            (server.try_clone().unwrap(), client.try_clone().unwrap()),
+        ] {
+            let stop = stop.clone();
+            from.set_read_timeout(Some(Duration::from_millis(20)))
+                .unwrap();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16 * 1024];
+                while !stop.load(Ordering::SeqCst) {
+                    match from.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            if into.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                        Err(_) => break,
+                    }
+                }
+                let _ = from.shutdown(std::net::Shutdown::Both);
+                let _ = into.shutdown(std::net::Shutdown::Both);
+            });
+        }
+    });
+    (addr, cut)
+}
+
+#[test]
+fn losing_the_connection_mid_stream_ends_it_unavailable() {
+    let server = start(ServerOptions::default());
+    let (addr, cut) = proxy(server.local_addr());
+    let discover = StaticDiscover::single(addr).unwrap();
+    let channel = Channel::new(Arc::new(discover), ChannelOptions::default()).unwrap();
+    let mut stream = count(&channel, 0, &CallOptions::default());
+    assert_eq!(stream.recv().unwrap(), Some(0));
+    cut.store(true, Ordering::SeqCst);
     let status = loop {
         match stream.recv() {
             Ok(Some(_)) => continue,
@@ -214,6 +274,8 @@ fn losing_the_provider_mid_stream_ends_it_unavailable() {
         }
     };
     assert_eq!(status.code(), Code::Unavailable, "{status}");
+    wait_for_outcome(&server, "Count", Code::Cancelled);
+    stop(server);
 }
 
 #[test]

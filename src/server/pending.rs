@@ -201,6 +201,14 @@ impl Pending {
         self.tasks[slot].extra.stream.clone()
     }
 
+    /// The cores of connection `conn_id`'s open streams.
+    pub(crate) fn streams_of(&self, conn_id: u64) -> Vec<Arc<Core>> {
+        self.by_call
+            .range((conn_id, 0)..=(conn_id, u64::MAX))
+            .filter_map(|(_, &slot)| self.tasks[slot].extra.stream.clone())
+            .collect()
+    }
+
     /// When the next waiting call's deadline passes, if any does.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.deadlines.peek().map(|Reverse((at, _, _))| *at)

@@ -142,4 +142,23 @@ impl Dispatcher {
             core.take_output(conn.io().output());
         }
     }
+
+    /// Ends every open stream of `conn` with `status` (what it sent goes
+    /// out first): the shutdown grace period is over.
+    pub(crate) fn end_streams(&self, conn: &mut Connection, status: &crate::Status) {
+        let streams = self.later.borrow().streams_of(conn.id());
+        for core in streams {
+            core.finish(status, Some(conn.io().output()));
+        }
+    }
+
+    /// The peer closed its side: it grants no more credit and sends no
+    /// more messages, so its streams' handlers are dropped (`Cancelled`).
+    pub(crate) fn cancel_streams(&self, conn: &mut Connection) {
+        let streams = self.later.borrow().streams_of(conn.id());
+        for core in streams {
+            conn.cancel(core.id);
+            self.cancel_later(conn, core.id);
+        }
+    }
 }

@@ -1,12 +1,13 @@
 //! Shutdown on a reactor: new requests are refused (`ShuttingDown`) by the
 //! wire formats, calls in flight are answered, and the loop ends once every
-//! connection is quiet or the grace period is over; then every connection
-//! gets a last flush and is closed.
+//! connection is quiet or the grace period is over; then open streams end
+//! `ShuttingDown`, and every connection gets a last flush and is closed.
 
 use std::time::Instant;
 
 use super::Reactor;
 use crate::server::close::CloseReason;
+use crate::{Code, Status};
 
 impl Reactor {
     /// While shutting down: true once every connection is quiet (or the
@@ -30,8 +31,13 @@ impl Reactor {
     /// connections the acceptor queued but this reactor never adopted.
     pub(super) fn close_all(&mut self) {
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        let over = Status::new(
+            Code::ShuttingDown,
+            "the server shut down and its grace period for open streams is over",
+        );
         for key in keys {
             let conn = &mut self.conns[key];
+            self.dispatcher.end_streams(conn, &over);
             let _ = conn.io().flush();
             let reason = match conn.is_quiet() {
                 true => CloseReason::Shutdown,

@@ -115,13 +115,15 @@ impl Reactor {
     }
 
     /// EOF after the input was processed: part of a frame left over is an
-    /// error; otherwise answer what is in flight, then close (the flush
-    /// closes it once quiet).
+    /// error; otherwise answer what is in flight (streams are dropped: the
+    /// peer can grant them no credit), then close (the flush closes it
+    /// once quiet).
     fn peer_closed(&mut self, key: usize) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
         conn.peer_closed();
+        self.dispatcher.cancel_streams(conn);
         if conn.is_paused() {
             return; // what is buffered is processed on resume, then closed
         }
