@@ -45,15 +45,7 @@ impl Transport {
         }
         self.rbuf.clear();
         self.security = Security::Tls(Box::new(session));
-        let Transport {
-            stream,
-            rbuf,
-            security: Security::Tls(session),
-            ..
-        } = self
-        else {
-            unreachable!("just set");
-        };
+        let (stream, rbuf, _, session) = self.tls_parts();
         decrypt(session, stream, rbuf)?;
         if !turn.drained && turn.bytes < max {
             let more = self.read_tls(max - turn.bytes)?;
@@ -68,15 +60,7 @@ impl Transport {
     /// Reads TLS records until the socket is drained, EOF (TCP, or the
     /// peer's close_notify) or `max` bytes, decrypting into the read buffer.
     pub(super) fn read_tls(&mut self, max: usize) -> io::Result<ReadTurn> {
-        let Transport {
-            stream,
-            rbuf,
-            security: Security::Tls(session),
-            ..
-        } = self
-        else {
-            unreachable!("read_tls without a session");
-        };
+        let (stream, rbuf, _, session) = self.tls_parts();
         let mut turn = ReadTurn::default();
         loop {
             let mut stop = false;
@@ -104,15 +88,7 @@ impl Transport {
     /// records, until both are empty or the socket is full. Output stays in
     /// the buffer until the handshake is done.
     pub(super) fn flush_tls(&mut self) -> io::Result<bool> {
-        let Transport {
-            stream,
-            wbuf,
-            security: Security::Tls(session),
-            ..
-        } = self
-        else {
-            unreachable!("flush_tls without a session");
-        };
+        let (stream, _, wbuf, session) = self.tls_parts();
         loop {
             // Output waits here until the handshake is done, so a handshake
             // that fails has sent none of it (a client retries it elsewhere).
@@ -133,6 +109,28 @@ impl Transport {
                 Err(e) => return Err(e),
             }
         }
+    }
+    /// The socket, the buffers and the TLS session of a connection that
+    /// speaks TLS (callers have checked, or just set, that it does).
+    fn tls_parts(
+        &mut self,
+    ) -> (
+        &mut TcpStream,
+        &mut BytesMut,
+        &mut BytesMut,
+        &mut rustls::Connection,
+    ) {
+        let Transport {
+            stream,
+            rbuf,
+            wbuf,
+            security: Security::Tls(session),
+            ..
+        } = self
+        else {
+            unreachable!("a TLS operation on a connection without a TLS session");
+        };
+        (stream, rbuf, wbuf, session)
     }
 }
 
