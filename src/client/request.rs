@@ -136,9 +136,15 @@ impl Staged {
         }
     }
 
-    /// Its buffer back, for reuse.
-    pub(crate) fn into_buf(self) -> BytesMut {
-        self.buf
+    /// Holds `parts` instead, its buffer reused.
+    pub(crate) fn refill(&mut self, parts: &Parts<'_>) {
+        self.buf.clear();
+        self.names = stage_into(&mut self.buf, parts.service, parts.method, parts.payload);
+        self.id = parts.id;
+        self.deadline = parts.deadline;
+        self.metadata = parts.metadata.clone();
+        self.trace = parts.trace;
+        self.reply_metadata = parts.reply_metadata;
     }
 
     /// Bytes it holds.

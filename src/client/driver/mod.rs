@@ -96,8 +96,10 @@ struct Pending {
     conn: usize,
     deadline: Option<Instant>,
     cell: CellRef,
-    /// Its frame, kept for one retry elsewhere after `Overloaded`.
-    retry: Option<Retry>,
+    /// Its frame, kept for one retry elsewhere after `Overloaded` (boxed:
+    /// most calls keep none, and a small `Pending` is cheap to file and
+    /// take back, once each per call).
+    retry: Option<Box<Retry>>,
     /// Where its reply's metadata goes, if the caller asked for it.
     reply_metadata: Option<ReplyMetadata>,
 }
@@ -317,6 +319,7 @@ impl Driver {
 /// The driver thread's loop. The driver sits in a `RefCell` that the
 /// loop borrows for each part of a turn; between them, while completions
 /// are delivered, callbacks may borrow it to start calls (`local`).
+#[inline(never)] // a step of its own in profiles (scripts/profile_steps.py)
 fn run(driver: Driver) {
     let shared = driver.shared.clone();
     let driver = Rc::new(RefCell::new(driver));

@@ -6,9 +6,9 @@
 //! Sent requests are not kept by the connection, so a call that may be
 //! retried (its service has more than one provider, and its request is
 //! small) keeps a copy of its request's parts, packed again for whichever
-//! provider takes the retry. The copies live in buffers the driver
-//! recycles, so in steady state keeping them costs a `memcpy` and no
-//! allocation.
+//! provider takes the retry. The copies live in boxes (with their
+//! buffers) the driver recycles, so in steady state keeping them costs a
+//! `memcpy` and no allocation.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,16 +32,19 @@ pub(super) struct Retry {
     hash_key: Option<u64>,
 }
 
-/// Recycled frame buffers.
+/// Recycled retry copies: a spare keeps its buffer and, until it is
+/// reused, the last call's endpoint list and metadata (bounded by
+/// `SPARE_MAX`).
 #[derive(Default)]
-pub(super) struct SpareFrames(Vec<BytesMut>);
+#[allow(clippy::vec_box)] // the boxes are what is recycled: `Pending` holds one
+pub(super) struct SpareFrames(Vec<Box<Retry>>);
 
 impl SpareFrames {
-    /// Takes a buffer back (emptied) for the next call.
-    pub(super) fn recycle(&mut self, retry: Option<Retry>) {
-        if let Some(Retry { request, .. }) = retry {
+    /// Takes a copy back for the next call.
+    pub(super) fn recycle(&mut self, retry: Option<Box<Retry>>) {
+        if let Some(retry) = retry {
             if self.0.len() < SPARE_MAX {
-                self.0.push(request.into_buf());
+                self.0.push(retry);
             }
         }
     }
@@ -55,15 +58,22 @@ impl Driver {
         parts: &Parts<'_>,
         endpoints: &Arc<[Endpoint]>,
         hash_key: Option<u64>,
-    ) -> Option<Retry> {
+    ) -> Option<Box<Retry>> {
         if endpoints.len() < 2 || parts.payload.len() > RETRY_FRAME_MAX {
             return None;
         }
-        let buf = self.spare_frames.0.pop().unwrap_or_default();
-        let retry = Retry {
-            request: parts.stage(buf),
-            endpoints: endpoints.clone(),
-            hash_key,
+        let retry = match self.spare_frames.0.pop() {
+            Some(mut spare) => {
+                spare.request.refill(parts);
+                spare.endpoints = endpoints.clone();
+                spare.hash_key = hash_key;
+                spare
+            }
+            None => Box::new(Retry {
+                request: parts.stage(BytesMut::new()),
+                endpoints: endpoints.clone(),
+                hash_key,
+            }),
         };
         if retry.request.len() > RETRY_FRAME_MAX {
             self.spare_frames.recycle(Some(retry));
