@@ -76,9 +76,11 @@ fn queued_connections_are_accepted_once_descriptors_free_up() {
     }
     // The limit was reached: accept(2) failed for lack of descriptors
     // (not merely "the server has not accepted them all yet").
+    // The connection whose accept failed stays queued; how many are still
+    // queued when the clients stop is a race (a client's failed connect
+    // frees a descriptor the server may take), so it is not asserted.
     let line = common::logs::wait_logged_by(addr, &["accept failed"]);
     assert!(line.contains("Too many open files"), "{line}");
-    assert!(server.connection_count() < clients.len());
 
     // Free descriptors: the server sees these close and closes its ends.
     let keep = clients.split_off(clients.len() * 2 / 3);
