@@ -38,6 +38,7 @@ mod conn;
 mod driver;
 mod health;
 mod observe;
+mod open_stream;
 mod queue;
 mod request;
 mod short;

@@ -1,11 +1,12 @@
 //! Streams on the consumer side: what a caller holds and what its
 //! channel's driver shares with it.
 //!
-//! [`Channel::open_stream`](super::Channel::open_stream) hands the driver
+//! [`Channel::open_stream`](super::Channel::open_stream) (`open_stream`)
+//! hands the driver
 //! the stream's open and returns a [`StreamReceiver`] (the server's
 //! messages: an iterator that blocks, and a `futures_core::Stream`) and a
 //! [`StreamRequests`] (the caller's messages, for client and bidirectional
-//! streams). Both talk to a [`ClientCore`]: the driver pushes the server's
+//! streams). Both talk to a `ClientCore`: the driver pushes the server's
 //! messages into it and ends it (the server's end or reset, the deadline,
 //! a lost connection: `Unavailable`); the receiver pops them and, each
 //! half window read, queues a credit grant to the driver, so a reader that
@@ -26,12 +27,11 @@ use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 
 use super::queue::Shared;
-use crate::call::controller::CallOptions;
 use crate::call::metadata::Metadata;
 use crate::call::status::{Code, Status};
-use crate::call::trace::{TraceId, TRACE_ID_KEY};
+use crate::call::trace::TraceId;
 use crate::discovery::Endpoint;
-use crate::protocol::mprpc::{check_names, StreamShape};
+use crate::protocol::mprpc::StreamShape;
 
 /// Stream ids count up from 1 with the top bit clear, so they never meet
 /// a call's id on a connection (a call's id has it set: `cells`).
@@ -395,6 +395,15 @@ pub struct ClientStreamCall<Req, Resp> {
     replies: StreamReceiver<Resp>,
 }
 
+impl<Req, Resp> ClientStreamCall<Req, Resp> {
+    pub(crate) fn new(
+        requests: StreamRequests<Req>,
+        replies: StreamReceiver<Resp>,
+    ) -> ClientStreamCall<Req, Resp> {
+        ClientStreamCall { requests, replies }
+    }
+}
+
 impl<Req: prost::Message, Resp: prost::Message + Default> ClientStreamCall<Req, Resp> {
     /// Sends one request, blocking while the server has no credit for it.
     pub fn send(&self, message: &Req) -> Result<(), Status> {
@@ -421,127 +430,5 @@ impl<Req, Resp> std::fmt::Debug for ClientStreamCall<Req, Resp> {
         f.debug_struct("ClientStreamCall")
             .field("requests", &self.requests)
             .finish()
-    }
-}
-
-impl super::Channel {
-    /// Opens server stream `service.method` with `request`: the server's
-    /// messages arrive on the receiver, `window` (the channel's
-    /// `stream_window`) at a time. The stream's deadline is
-    /// `options.timeout` for the whole stream (none when unset: a stream
-    /// may be a long watch). Failures before it opens (no provider, bad
-    /// names, a format without streams) come out of the receiver.
-    pub fn server_stream<Req, Resp>(
-        &self,
-        service: &str,
-        method: &str,
-        request: &Req,
-        options: &CallOptions,
-    ) -> StreamReceiver<Resp>
-    where
-        Req: prost::Message,
-        Resp: prost::Message + Default,
-    {
-        let payload = request.encode_to_vec().into();
-        self.open_stream::<(), Resp>(service, method, StreamShape::Server, payload, options)
-            .1
-    }
-
-    /// Opens client stream `service.method`: send its requests, then
-    /// `finish` for the reply.
-    pub fn client_stream<Req, Resp>(
-        &self,
-        service: &str,
-        method: &str,
-        options: &CallOptions,
-    ) -> ClientStreamCall<Req, Resp>
-    where
-        Req: prost::Message,
-        Resp: prost::Message + Default,
-    {
-        let (requests, replies) =
-            self.open_stream(service, method, StreamShape::Client, Bytes::new(), options);
-        ClientStreamCall { requests, replies }
-    }
-
-    /// Opens bidirectional stream `service.method`.
-    pub fn bidi_stream<Req, Resp>(
-        &self,
-        service: &str,
-        method: &str,
-        options: &CallOptions,
-    ) -> (StreamRequests<Req>, StreamReceiver<Resp>)
-    where
-        Req: prost::Message,
-        Resp: prost::Message + Default,
-    {
-        self.open_stream(service, method, StreamShape::Bidi, Bytes::new(), options)
-    }
-
-    /// Opens a stream of any `shape` (`payload`: a server stream's encoded
-    /// request, else empty).
-    pub fn open_stream<Req, Resp>(
-        &self,
-        service: &str,
-        method: &str,
-        shape: StreamShape,
-        payload: Bytes,
-        options: &CallOptions,
-    ) -> (StreamRequests<Req>, StreamReceiver<Resp>)
-    where
-        Req: prost::Message,
-        Resp: prost::Message + Default,
-    {
-        let driver = self.driver().clone();
-        let window = self.inner.options.stream_window.clamp(1, u32::MAX as usize) as u32;
-        let core = ClientCore::new(next_id(), window, driver.clone());
-        let pair = (
-            StreamRequests::new(core.clone(), !shape.client_streams()),
-            StreamReceiver::new(core.clone()),
-        );
-        match self.stream_target(service, method, options) {
-            Ok((endpoints, trace)) => {
-                let now = Instant::now();
-                let deadline = options.timeout.and_then(|t| now.checked_add(t));
-                driver.open_stream(NewStream {
-                    core,
-                    service: service.to_owned(),
-                    method: method.to_owned(),
-                    shape,
-                    window,
-                    payload,
-                    metadata: options.metadata.clone(),
-                    trace,
-                    deadline,
-                    timeout_ms: options.timeout.map_or(0, super::conn::whole_ms),
-                    endpoints,
-                    hash_key: options.hash_key,
-                });
-            }
-            Err(status) => core.end(status),
-        }
-        pair
-    }
-
-    /// Where a stream may go, and the trace id it carries on.
-    fn stream_target(
-        &self,
-        service: &str,
-        method: &str,
-        options: &CallOptions,
-    ) -> Result<(Arc<[Endpoint]>, Option<TraceId>), Status> {
-        check_names(service, method).map_err(|e| Status::bad_request(e.to_string()))?;
-        if let Some(e) = &options.invalid_metadata {
-            return Err(Status::bad_request(e.to_string()));
-        }
-        let trace = crate::call::deadline::current_trace()
-            .filter(|_| options.metadata.get(TRACE_ID_KEY).is_none());
-        let endpoints = self.inner.discover.method_providers(service, method)?;
-        if endpoints.is_empty() {
-            return Err(Status::unavailable(format!(
-                "no provider known for service '{service}'"
-            )));
-        }
-        Ok((endpoints, trace))
     }
 }

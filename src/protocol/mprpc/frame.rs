@@ -26,7 +26,7 @@ pub enum FrameKind {
     Cancel = 3,
     /// A client presenting its auth token (once, first on a connection).
     Auth = 4,
-    /// A stream opens (version 3; see [`super::stream`]).
+    /// A stream opens (version 3; see [`StreamFrame`](super::StreamFrame)).
     StreamOpen = 5,
     /// A message of a stream (version 3).
     StreamMessage = 6,
@@ -160,7 +160,7 @@ pub enum Frame {
         /// The token's bytes, a slice of the read buffer.
         token: Bytes,
     },
-    /// A stream frame (protocol version 3, [`super::stream`]).
+    /// A stream frame (protocol version 3).
     Stream(super::stream::StreamFrame),
     /// A request, response, stream open or stream message whose body is
     /// larger than the decoder's limit. Only that one call or stream
