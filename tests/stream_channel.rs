@@ -309,6 +309,15 @@ fn a_stream_to_a_seed_format_provider_is_unimplemented() {
         .recv()
         .unwrap_err();
     assert_eq!(status.code(), Code::Unimplemented, "{status}");
+    // A streaming method called in the seed's format, as a unary call: the
+    // server refuses it Unimplemented (counted; the seed's format cannot
+    // carry a status, so the caller sees the connection close unanswered).
+    let payload = Bytes::from(prost::Message::encode_to_vec(&3u64));
+    let refused = channel
+        .call("Streams", "Count", payload, &CallOptions::default(), None)
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused}");
+    wait_for_outcome(&server, "Count", Code::Unimplemented);
     stop(server);
 }
 
