@@ -399,3 +399,15 @@ fn metrics_count_streams_and_their_messages() {
     assert_eq!(metric(addr, "mprpc_streams_open"), 0.0);
     stop(server);
 }
+
+#[test]
+fn a_handler_thread_sends_blocking_within_the_window() {
+    let server = start(ServerOptions::default());
+    let channel = channel(&server, 2);
+    let got: Vec<u64> = channel
+        .server_stream::<u64, u64>("Streams", "Spawned", &50, &CallOptions::default())
+        .map(|n| n.unwrap())
+        .collect();
+    assert_eq!(got, (0..50).collect::<Vec<_>>());
+    stop(server);
+}

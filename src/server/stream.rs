@@ -23,7 +23,7 @@ use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use super::mailbox::ReactorShared;
 use super::stats::{bump, ReactorStats};
@@ -35,6 +35,8 @@ use crate::protocol::mprpc::{
 /// What a stream's handler and its reactor share.
 pub(crate) struct Core {
     state: Mutex<State>,
+    /// Wakes a sender blocked off the reactor ([`Core::send_blocking`]).
+    changed: Condvar,
     reactor: Weak<ReactorShared>,
     /// The connection's slab key and unique id, and the stream's id on it.
     pub(crate) key: usize,
@@ -110,6 +112,7 @@ impl Core {
         }
         Arc::new(Core {
             state: Mutex::new(state(credit, window)),
+            changed: Condvar::new(),
             reactor,
             key: at.key,
             conn_id: at.conn_id,
@@ -142,6 +145,31 @@ impl Core {
         self.post(&mut state);
         self.count(|s| &s.stream_messages_sent);
         Poll::Ready(Ok(()))
+    }
+
+    /// Sends one message from a thread off the reactor (one the handler
+    /// started), blocking while the client has no credit for it.
+    pub(crate) fn send_blocking(
+        self: &Arc<Self>,
+        encode: &mut dyn FnMut(&mut BytesMut),
+    ) -> Result<(), Status> {
+        let mut state = self.state.lock();
+        loop {
+            if let Some(status) = &state.over {
+                return Err(status.clone());
+            }
+            if state.credit > 0 {
+                break;
+            }
+            self.changed.wait(&mut state);
+        }
+        state.credit -= 1;
+        let at = begin_stream_message(self.id, &mut state.out);
+        encode(&mut state.out);
+        end_stream_message(at, &mut state.out);
+        self.post(&mut state);
+        self.count(|s| &s.stream_messages_sent);
+        Ok(())
     }
 
     /// Sends a client stream's one reply, credit or not (the client asked
@@ -214,6 +242,7 @@ impl Core {
         if let Some(waker) = state.send_waker.take() {
             waker.wake();
         }
+        self.changed.notify_all();
     }
 
     /// A message from the client; `Err` when it sent past its credit.
@@ -278,6 +307,7 @@ impl Core {
         {
             waker.wake();
         }
+        self.changed.notify_all();
     }
 }
 

@@ -91,6 +91,14 @@ impl<M: prost::Message> StreamSender<M> {
         poll_fn(|cx| self.core.poll_send(cx, &mut |out| encode(&message, out))).await
     }
 
+    /// Sends `message` from a thread of the handler's own (never on the
+    /// reactor: it blocks while the client has no credit). A handler that
+    /// hands its sender to a thread keeps its future pending until the
+    /// thread is done (a [`Responder`](crate::Responder) does that).
+    pub fn send_blocking(&self, message: M) -> Result<(), Status> {
+        self.core.send_blocking(&mut |out| encode(&message, out))
+    }
+
     /// Whether the stream is over: nothing sent now reaches the client.
     pub fn is_closed(&self) -> bool {
         self.core.is_over()

@@ -34,7 +34,7 @@ impl Service for Streams {
     }
 
     fn methods(&self) -> &'static [&'static str] {
-        &["Count", "Sum", "Echo", "Unary"]
+        &["Count", "Sum", "Echo", "Unary", "Spawned"]
     }
 
     fn call(
@@ -93,6 +93,16 @@ impl Service for Streams {
                     }
                     Ok(())
                 }))
+            }
+            "Spawned" => {
+                // A blocking sender on a thread of the handler's own.
+                let n = u64::decode(request).map_err(|e| Status::bad_request(e.to_string()))?;
+                let sender = io.sender::<u64>();
+                let (responder, reply) = mprpc::Responder::pair();
+                std::thread::spawn(move || {
+                    responder.send((0..n).try_for_each(|i| sender.send_blocking(i)));
+                });
+                Ok(boxed(reply))
             }
             "Sum" => {
                 io.expect(StreamShape::Client, "Streams", method)?;
