@@ -20,7 +20,7 @@ mod common;
 use common::frames::request_batch;
 use common::raw::RawClient;
 use common::services::{
-    wait_slow_started, wait_until_count, BlockingTest, Parked, TestService, Tracked,
+    slow_request, wait_slow_started, wait_until_count, BlockingTest, Parked, TestService, Tracked,
 };
 
 const RUN_FOR: Duration = Duration::from_secs(3);
@@ -289,14 +289,15 @@ fn a_reset_connections_queued_pool_calls_never_run() {
     let (server, runs, _) = start_with(ServerOptions::default());
     let mut c = RawClient::connect(server.local_addr());
     // The one worker is busy for 300 ms; 200 calls queue behind it.
-    let mut batch = request_batch("BlockingTest", "Slow", [(1, &b"301"[..])]);
+    let slow = slow_request(300);
+    let mut batch = request_batch("BlockingTest", "Slow", [(1, &slow[..])]);
     batch.extend_from_slice(&request_batch(
         "Tracked",
         "Run",
         (2..202).map(|id| (id, &b"orphan"[..])),
     ));
     c.stream.write_all(&batch).unwrap();
-    wait_slow_started(b"301", 1);
+    wait_slow_started(&slow, 1);
     c.reset();
     let mut good = RawClient::connect(server.local_addr());
     let reply = good.call(1, "Tracked", "Run", b"good");
@@ -347,8 +348,9 @@ fn cancelled_queued_calls_leave_the_pool_bound_at_once() {
     // The one worker is busy for 300 ms; four calls fill the queue and are
     // cancelled; four more must then be queued, not refused: cancelled
     // calls wait for no worker, so they no longer count.
-    c.send(1, "BlockingTest", "Slow", b"303");
-    wait_slow_started(b"303", 1);
+    let slow = slow_request(300);
+    c.send(1, "BlockingTest", "Slow", &slow);
+    wait_slow_started(&slow, 1);
     c.stream
         .write_all(&request_batch(
             "Tracked",
