@@ -134,14 +134,16 @@ fn a_silent_provider_is_ejected_and_chosen_again_once_it_answers() {
     // Round robin sends every other call to the silent peer until it is
     // ejected: the third call on its connection to pass its deadline.
     let t0 = Instant::now();
-    let first = steady_load(&ch, t0, Duration::from_millis(1500), "a");
+    let first = steady_load(&ch, t0, Duration::from_millis(2000), "a");
     let failed: Vec<Duration> = first.iter().filter(|c| !c.1).map(|c| c.0).collect();
     assert!(!failed.is_empty(), "no call reached the silent peer");
     let last_failed = *failed.last().unwrap();
     // Ejected once the first calls time out (one deadline after the start,
-    // plus timer slack on a busy machine); every call after that succeeds.
+    // plus timer and scheduling slack on a busy machine: 853 ms was seen at
+    // load average 10 on 2 cores); every call after that succeeds. Without
+    // ejection, calls fail to the end of the load.
     assert!(
-        last_failed < DEADLINE * 3,
+        last_failed < DEADLINE * 5,
         "calls kept failing until {last_failed:?} (of {} sent, {} failed)",
         first.len(),
         failed.len()
