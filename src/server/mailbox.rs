@@ -18,7 +18,7 @@ use mio::{Registry, Token, Waker};
 use parking_lot::Mutex;
 
 use super::stats::ReactorStats;
-use super::stream::Core;
+use super::stream::{Core, StreamHome};
 
 /// A finished pool call on its way back to its connection.
 pub(crate) struct PoolReply {
@@ -93,13 +93,6 @@ impl ReactorShared {
         }
     }
 
-    /// Stream `core` has frames for its connection.
-    pub(crate) fn stream_ready(&self, core: Arc<Core>) {
-        if push(&self.streams, core) {
-            self.wake();
-        }
-    }
-
     /// Swaps the streams with frames into `ready` (empty), likewise.
     pub(crate) fn take_streams(&self, ready: &mut Vec<Arc<Core>>) {
         std::mem::swap(&mut *self.streams.lock(), ready);
@@ -125,6 +118,18 @@ impl ReactorShared {
     /// Swaps the woken slots into `woken` (empty), likewise.
     pub(crate) fn take_woken(&self, woken: &mut Vec<usize>) {
         std::mem::swap(&mut *self.woken.lock(), woken);
+    }
+}
+
+impl StreamHome for ReactorShared {
+    fn stream_ready(&self, core: Arc<Core>) {
+        if push(&self.streams, core) {
+            self.wake();
+        }
+    }
+
+    fn stats(&self) -> &ReactorStats {
+        ReactorShared::stats(self)
     }
 }
 

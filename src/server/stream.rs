@@ -25,19 +25,28 @@ use std::task::{Context, Poll, Waker};
 use bytes::{Bytes, BytesMut};
 use parking_lot::{Condvar, Mutex};
 
-use super::mailbox::ReactorShared;
 use super::stats::{bump, ReactorStats};
 use crate::call::status::{Code, Status};
 use crate::protocol::mprpc::{
     begin_stream_message, encode_stream_credit, encode_stream_end, end_stream_message, StreamShape,
 };
 
+/// The reactor a stream reports to: its mailbox, which moves a stream's
+/// frames into the connection, and its counters. The reactor's shared
+/// state implements it (server/mailbox.rs), so this module need not know it.
+pub(crate) trait StreamHome: Send + Sync {
+    /// Stream `core` has frames for its connection.
+    fn stream_ready(&self, core: Arc<Core>);
+    /// The reactor's counters (for /metrics).
+    fn stats(&self) -> &ReactorStats;
+}
+
 /// What a stream's handler and its reactor share.
 pub(crate) struct Core {
     state: Mutex<State>,
     /// Wakes a sender blocked off the reactor ([`Core::send_blocking`]).
     changed: Condvar,
-    reactor: Weak<ReactorShared>,
+    reactor: Weak<dyn StreamHome>,
     /// The connection's slab key and unique id, and the stream's id on it.
     pub(crate) key: usize,
     pub(crate) conn_id: u64,
@@ -101,7 +110,7 @@ impl Core {
     /// The core of stream `at` of `shape`, whose client takes `credit`
     /// messages first and may send `window` (this side's window).
     pub(crate) fn new(
-        reactor: Weak<ReactorShared>,
+        reactor: Weak<dyn StreamHome>,
         at: StreamAt,
         shape: StreamShape,
         credit: u32,

@@ -6,7 +6,8 @@
 
 use bytes::{Buf, Bytes};
 
-use super::frame::{Frame, FrameKind, Request, Response, META_LEN_LEN};
+use super::decoded::Frame;
+use super::frame::{FrameKind, Request, Response, META_LEN_LEN};
 use super::stream::{self, StreamKind};
 use super::{MAX_TOKEN_LEN, REQUEST_FIXED_LEN, RESPONSE_FIXED_LEN, VERSION, VERSION_STREAMS};
 use crate::call::metadata::Metadata;

@@ -5,7 +5,8 @@
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::body::parse_body;
-use super::frame::{Frame, FrameKind, Oversized};
+use super::decoded::{Frame, Oversized};
+use super::frame::FrameKind;
 use super::stream::StreamKind;
 use super::{DEFAULT_MAX_FRAME, HEADER_LEN, MAGIC, VERSION_NO_METADATA, VERSION_STREAMS};
 use crate::protocol::{ProtocolError, ReadState};

@@ -167,6 +167,7 @@
 
 mod body;
 mod client;
+mod decoded;
 mod decoder;
 mod frame;
 mod server;
@@ -174,13 +175,13 @@ mod stream;
 
 use bytes::BytesMut;
 
+pub use decoded::{Frame, Oversized};
 pub(crate) use decoder::read_frame;
 pub use decoder::{skip_body, Decoder};
 pub(crate) use frame::{begin_response, end_response, set_request_timeout};
 pub use frame::{
     check_names, encode_auth, encode_cancel, encode_request, encode_request_meta, encode_response,
-    encode_response_meta, Frame, FrameKind, NameTooLong, Oversized, Request, RequestHead,
-    RequestMeta, Response,
+    encode_response_meta, FrameKind, NameTooLong, Request, RequestHead, RequestMeta, Response,
 };
 pub(crate) use stream::{begin_stream_message, end_stream_message};
 pub use stream::{
