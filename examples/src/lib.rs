@@ -4,7 +4,8 @@
 //! * [`fixbug`] — messages, traits and stubs from `user.proto`,
 //!   `friend.proto` and `common.proto` (package `fixbug`, as in the seed),
 //!   and `gateway.proto`'s `GatewayServiceRpc` (handlers answering later).
-//! * [`mod@bench`] — the echo service from `bench.proto` (package `mprpc.bench`).
+//! * [`mod@bench`] — the echo service from `bench.proto` (package `mprpc.bench`),
+//!   and its streaming twin served by [`EchoStreams`].
 //! * [`later`] — `LaterService` from `later.proto`, generated with
 //!   handlers that return futures (`async_service`), for the tests.
 //! * [`UserService`], [`FriendService`], [`Echo`] — the handlers,
@@ -32,6 +33,7 @@ pub mod later {
 }
 
 mod echo;
+mod echo_stream;
 mod friend;
 mod friend_watch;
 pub mod gateway;
@@ -39,6 +41,7 @@ mod user;
 pub mod worker_pool;
 
 pub use echo::{Echo, LedgeredEcho, SlowEcho};
+pub use echo_stream::{EchoStreams, MAX_PUMP_SIZE};
 pub use friend::FriendService;
 pub use friend_watch::FriendWatch;
 pub use gateway::Gateway;

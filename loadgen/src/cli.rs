@@ -257,6 +257,10 @@ pub struct Args {
     #[arg(long, hide = true)]
     pub worker_child: bool,
 
+    #[command(flatten)]
+    #[serde(default)]
+    pub stream: crate::stream::StreamArgs,
+
     /// This process's share of a distributed run (set by the worker).
     #[arg(skip)]
     #[serde(default)]
@@ -318,7 +322,7 @@ impl Args {
         if self.tls_ca.is_some() && !matches!(self.target, TargetKind::Mprpc | TargetKind::Tonic) {
             return Err("--tls-ca: TLS is spoken to --target mprpc and tonic only".into());
         }
-        Ok(())
+        crate::stream::check(self)
     }
 }
 

@@ -3,7 +3,8 @@
 //! provider, redis, tonic, Volo, the seed's format) is driven by the same
 //! engine through a per-protocol encoder/decoder; `--target mprpc --client
 //! channel` drives ours through the framework's own `Channel` instead. See
-//! `loadgen --help`. `loadgen worker` and `--workers K` spread one run
+//! `loadgen --help`. `--stream server|client|bidi` drives a streaming
+//! method instead (see `stream`). `loadgen worker` and `--workers K` spread one run
 //! over several machines (see `distributed`).
 
 mod certs;
@@ -20,6 +21,7 @@ mod recorder;
 mod report;
 mod request;
 mod schedule;
+mod stream;
 mod tls_io;
 
 use std::net::SocketAddr;
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
         None if args.workers.is_some() => args
             .check()
             .and_then(|()| distributed::coordinator::run(&args)),
+        None if args.stream.stream.is_some() => args.check().and_then(|()| stream::run(&args)),
         None => args.check().and_then(|()| run(&args, &Local)),
     };
     match result {

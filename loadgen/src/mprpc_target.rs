@@ -205,6 +205,11 @@ pub fn client_tls(args: &Args) -> Result<Option<ClientTls>, String> {
 }
 
 impl MprpcTarget {
+    /// The channels (`--stream` drives them itself).
+    pub fn channels(&self) -> &[Channel] {
+        &self.channels
+    }
+
     /// Writes the `--ledger` file (if any); returns how many calls it holds.
     pub fn write_ledger(&self, path: &std::path::Path) -> Result<usize, String> {
         let Some((ledger, _)) = &self.ledger else {

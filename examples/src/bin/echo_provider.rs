@@ -1,5 +1,6 @@
 //! `echo-provider -i FILE`: serves `mprpc.bench` EchoService, the target of
-//! the benchmarks and the load generator. Handlers run on the reactors;
+//! the benchmarks and the load generator, and EchoStreamService (`loadgen
+//! --stream`; its handlers always run on the reactors). Handlers run on the reactors;
 //! with `--handler-sleep-us N` each call instead waits N µs on the worker
 //! pool (a handler waiting on a disk or a downstream service: the overload
 //! benchmark's server). With `--handler-ledger FILE` it records the number
@@ -14,8 +15,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use mprpc::prelude::*;
-use mprpc_examples::bench::EchoServiceServer;
-use mprpc_examples::{Echo, LedgeredEcho, SlowEcho};
+use mprpc_examples::bench::{EchoServiceServer, EchoStreamServiceServer};
+use mprpc_examples::{Echo, EchoStreams, LedgeredEcho, SlowEcho};
 
 /// Serves EchoService (each reply carries the request's payload back).
 #[derive(Debug, Parser)]
@@ -47,6 +48,7 @@ fn main() -> ExitCode {
     } else {
         provider.notify_service(EchoServiceServer::new(Echo));
     }
+    provider.notify_service(EchoStreamServiceServer::new(EchoStreams));
     let handle = match provider.start() {
         Ok(handle) => handle,
         Err(e) => {

@@ -1,0 +1,197 @@
+//! `loadgen --stream server|client|bidi`: drives a provider's streaming
+//! method through the `Channel`'s stream API (`server_stream`,
+//! `client_stream`, `bidi_stream`), closed loop: `--connections` N sender
+//! threads each keep one stream open, opening the next as one ends, each
+//! stream `--stream-messages` messages of `--payload` bytes. It reports
+//! messages/s, per-message latency (HDR) and how the streams ended. By
+//! default it drives the echo provider's `EchoStreamService` (`Pump`,
+//! `Collect`, `EchoStream`, from `proto/bench.proto`).
+
+mod kinds;
+mod tally;
+
+use std::time::Instant;
+
+use clap::ValueEnum;
+use mprpc::client::Channel;
+use mprpc::CallOptions;
+use serde::{Deserialize, Serialize};
+
+use crate::cli::Args;
+use crate::mprpc_target::MprpcTarget;
+use tally::Tally;
+
+/// Which way the messages of a `--stream` run go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+pub enum StreamKind {
+    /// The provider sends (`Pump`): latency is each message's gap from the
+    /// stream's open or the message before.
+    Server,
+    /// loadgen sends (`Collect`): latency is each `send` (it waits for
+    /// credit), the provider's count is checked against what was sent.
+    Client,
+    /// Both (`EchoStream`): latency is each message's round trip.
+    Bidi,
+}
+
+impl StreamKind {
+    fn name(self) -> &'static str {
+        match self {
+            StreamKind::Server => "server",
+            StreamKind::Client => "client",
+            StreamKind::Bidi => "bidi",
+        }
+    }
+
+    /// `EchoStreamService`'s method of this kind.
+    fn default_method(self) -> &'static str {
+        match self {
+            StreamKind::Server => "Pump",
+            StreamKind::Client => "Collect",
+            StreamKind::Bidi => "EchoStream",
+        }
+    }
+}
+
+/// The streaming options of `loadgen` (flattened into its `Args`).
+#[derive(Debug, Clone, Default, clap::Args, Serialize, Deserialize)]
+pub struct StreamArgs {
+    /// Drive a streaming method instead of unary calls (--target mprpc,
+    /// closed loop): `server` (the provider sends), `client` (loadgen
+    /// sends) or `bidi` (each message echoed). --connections streams are
+    /// open at once, each of --stream-messages messages of --payload
+    /// bytes; --service/--method default to the echo provider's
+    /// EchoStreamService (Pump, Collect, EchoStream).
+    #[arg(long, value_enum, value_name = "KIND")]
+    #[serde(default)]
+    pub stream: Option<StreamKind>,
+
+    /// With --stream: messages in each stream.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    #[serde(default)]
+    pub stream_messages: u32,
+}
+
+/// What one run drives: the names and the per-stream shape.
+struct Plan {
+    kind: StreamKind,
+    service: String,
+    method: String,
+    messages: u32,
+    payload: usize,
+    options: CallOptions,
+}
+
+/// Checks the flags a `--stream` run cannot take.
+pub fn check(args: &Args) -> Result<(), String> {
+    if args.stream.stream.is_none() {
+        return Ok(());
+    }
+    let unary_only = [
+        (
+            args.target != crate::cli::TargetKind::Mprpc,
+            "--target other than mprpc",
+        ),
+        (args.client == crate::cli::ClientKind::Raw, "--client raw"),
+        (
+            args.qps.fixed().is_some(),
+            "--qps N (streams run closed loop)",
+        ),
+        (args.workers.is_some(), "--workers"),
+        (args.ledger.is_some(), "--ledger"),
+        (args.also_call.is_some(), "--also-call"),
+    ];
+    match unary_only.iter().find(|(bad, _)| *bad) {
+        Some((_, what)) => Err(format!("--stream: not with {what}")),
+        None => Ok(()),
+    }
+}
+
+/// Runs the `--stream` load and prints its report.
+pub fn run(args: &Args) -> Result<(), String> {
+    let kind = args.stream.stream.expect("run only with --stream");
+    let service = if args.service == "EchoService" {
+        "EchoStreamService".to_owned()
+    } else {
+        args.service.clone()
+    };
+    let method = if args.method == "Echo" {
+        kind.default_method().to_owned()
+    } else {
+        args.method.clone()
+    };
+    let mut target_args = args.clone();
+    target_args.service = service.clone();
+    let target = MprpcTarget::connect(&target_args, Default::default(), None)?;
+    let plan = Plan {
+        kind,
+        service,
+        method,
+        messages: args.stream.stream_messages,
+        payload: args.payload,
+        options: CallOptions::with_timeout(args.timeout),
+    };
+    // One stream first, unmeasured: fails fast with the reason.
+    let mut probe = Tally::default();
+    kinds::one(&plan, &target.channels()[0], &mut probe);
+    if let Some((outcome, _)) = probe.outcomes.iter().find(|(o, _)| *o != "ok") {
+        return Err(format!(
+            "probe stream {}.{} failed: {outcome}",
+            plan.service, plan.method
+        ));
+    }
+    let senders = args.connections as usize;
+    let start = Instant::now();
+    let measure_from = start + args.warmup;
+    let end = measure_from + args.duration;
+    let tallies: Vec<Tally> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..senders)
+            .map(|i| {
+                let channel = &target.channels()[i % target.channels().len()];
+                let plan = &plan;
+                s.spawn(move || sender(plan, channel, measure_from, end))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a stream sender thread panicked"))
+            .collect()
+    });
+    let elapsed = Instant::now().saturating_duration_since(measure_from);
+    let total = tallies.into_iter().fold(Tally::default(), Tally::merge);
+    let header = format!(
+        "stream: {} {}.{} at {}, {senders} streams at once, {} messages of {} bytes each",
+        kind.name(),
+        plan.service,
+        plan.method,
+        target.describe.join(", "),
+        plan.messages,
+        plan.payload
+    );
+    print!("{}", total.report(&header, kind.name(), elapsed));
+    Ok(())
+}
+
+/// One sender thread: streams back to back until `end`; those opened
+/// before `measure_from` (the warm-up) are not recorded.
+fn sender(plan: &Plan, channel: &Channel, measure_from: Instant, end: Instant) -> Tally {
+    let mut tally = Tally::default();
+    let mut warm_up = Tally::default();
+    loop {
+        let now = Instant::now();
+        if now >= end {
+            return tally;
+        }
+        let into = if now >= measure_from {
+            &mut tally
+        } else {
+            &mut warm_up
+        };
+        kinds::one(plan, channel, into);
+    }
+}
+
+/// The time from `from` to now, in whole microseconds (at least 1).
+fn micros_since(from: Instant) -> u64 {
+    (from.elapsed().as_micros() as u64).max(1)
+}

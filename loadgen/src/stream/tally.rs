@@ -1,0 +1,120 @@
+//! What the `--stream` sender threads count, merged into one report:
+//! streams by outcome, messages each way, the provider's own count (client
+//! streams) and the per-message latency histogram (µs, as the unary
+//! report's).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use crate::recorder::{new_histogram, HIGHEST_US};
+
+/// One thread's (or the merged) counts.
+pub(super) struct Tally {
+    /// Streams by outcome: `ok`, a status code's name, `ShortStream`, `BadReply`.
+    pub outcomes: BTreeMap<String, u64>,
+    /// Messages loadgen sent (client and bidi streams).
+    pub sent: u64,
+    /// Messages loadgen received (server and bidi streams).
+    pub received: u64,
+    /// Client streams: the messages the provider said it received.
+    pub provider_counted: u64,
+    latency: Histogram<u64>,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally {
+            outcomes: BTreeMap::new(),
+            sent: 0,
+            received: 0,
+            provider_counted: 0,
+            latency: new_histogram(),
+        }
+    }
+}
+
+impl Tally {
+    /// One message's latency, in µs.
+    pub fn record(&mut self, micros: u64) {
+        self.latency.saturating_record(micros.min(HIGHEST_US));
+    }
+
+    /// Counts a finished stream's outcome.
+    pub fn end_stream(&mut self, outcome: Result<(), String>) {
+        let name = outcome.err().unwrap_or_else(|| "ok".into());
+        *self.outcomes.entry(name).or_default() += 1;
+    }
+
+    /// Both tallies in one.
+    pub fn merge(mut self, other: Tally) -> Tally {
+        for (outcome, n) in other.outcomes {
+            *self.outcomes.entry(outcome).or_default() += n;
+        }
+        self.sent += other.sent;
+        self.received += other.received;
+        self.provider_counted += other.provider_counted;
+        self.latency
+            .add(&other.latency)
+            .expect("histograms of the same bounds");
+        self
+    }
+
+    /// The report: a header, the counts, the rate over `elapsed`, the
+    /// latency percentiles, and one `summary:` line of `key=value` pairs
+    /// for scripts.
+    pub fn report(&self, header: &str, kind: &str, elapsed: Duration) -> String {
+        let streams: u64 = self.outcomes.values().sum();
+        let ok = self.outcomes.get("ok").copied().unwrap_or(0);
+        let messages = self.sent.max(self.received);
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        let outcomes = self
+            .outcomes
+            .iter()
+            .map(|(o, n)| format!("{o} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut out = String::new();
+        let _ = writeln!(out, "{header}");
+        let _ = writeln!(out, "streams: {streams} ({outcomes})");
+        let _ = writeln!(
+            out,
+            "messages: {} sent, {} received{} in {:.2} s: {:.0} messages/s",
+            self.sent,
+            self.received,
+            if kind == "client" {
+                format!(", {} counted by the provider", self.provider_counted)
+            } else {
+                String::new()
+            },
+            secs,
+            messages as f64 / secs
+        );
+        let h = &self.latency;
+        let _ = writeln!(
+            out,
+            "latency per message (µs): p50 {} p90 {} p99 {} p99.9 {} max {} ({} messages)",
+            h.value_at_quantile(0.5),
+            h.value_at_quantile(0.9),
+            h.value_at_quantile(0.99),
+            h.value_at_quantile(0.999),
+            h.max(),
+            h.len()
+        );
+        let _ = writeln!(
+            out,
+            "summary: kind={kind} streams={streams} ok={ok} failed={} sent={} received={} \
+             provider_counted={} messages_per_s={:.0} p50_us={} p99_us={}",
+            streams - ok,
+            self.sent,
+            self.received,
+            self.provider_counted,
+            messages as f64 / secs,
+            h.value_at_quantile(0.5),
+            h.value_at_quantile(0.99)
+        );
+        out
+    }
+}
