@@ -39,14 +39,16 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use prost::Message as _;
-use prost_build::{Comments, Method, Service};
+use prost_build::{Method, Service};
 use prost_types::{FileDescriptorProto, FileDescriptorSet};
 
+use crate::comments::{write_comments, write_intro};
 use crate::streams;
+use crate::stub::write_stub;
 
 /// Where the generated code finds its runtime.
-const MPRPC: &str = "::mprpc";
-const PRIVATE: &str = "::mprpc::__private";
+pub(crate) const MPRPC: &str = "::mprpc";
+pub(crate) const PRIVATE: &str = "::mprpc::__private";
 
 /// Generates mprpc server traits, dispatchers and client stubs.
 ///
@@ -252,12 +254,12 @@ fn byte_string(bytes: &[u8]) -> String {
 }
 
 /// `r#type` -> `type`, so we can build `type_async` etc. from it.
-fn bare(ident: &str) -> &str {
+pub(crate) fn bare(ident: &str) -> &str {
     ident.strip_prefix("r#").unwrap_or(ident)
 }
 
 /// The fully qualified `.proto` name, e.g. `fixbug.UserServiceRpc`, for docs.
-fn full_proto_name(service: &Service) -> String {
+pub(crate) fn full_proto_name(service: &Service) -> String {
     if service.package.is_empty() {
         service.proto_name.clone()
     } else {
@@ -265,38 +267,11 @@ fn full_proto_name(service: &Service) -> String {
     }
 }
 
-/// A method's `.proto` comments as doc comments (one level in), and a
-/// blank doc line after them when there are any.
-pub(crate) fn write_method_comments(method: &Method, buf: &mut String) {
-    write_comments(&method.comments, 1, buf);
-    if has_comments(&method.comments) {
-        buf.push_str("    ///\n");
-    }
-}
-
-fn write_comments(comments: &Comments, indent: u8, buf: &mut String) {
-    // Detached comments are not about this item; prost drops them on
-    // messages' fields too.
-    let only_attached = Comments {
-        leading_detached: Vec::new(),
-        leading: comments.leading.clone(),
-        trailing: comments.trailing.clone(),
-    };
-    only_attached.append_with_indent(indent, buf);
-}
-
-fn has_comments(comments: &Comments) -> bool {
-    !comments.leading.is_empty() || !comments.trailing.is_empty()
-}
-
 /// The user-implemented trait: one handler per rpc, answering now or
 /// (`later`) through a future.
 fn write_trait(service: &Service, later: bool, buf: &mut String) {
     let name = &service.name;
-    write_comments(&service.comments, 0, buf);
-    if has_comments(&service.comments) {
-        buf.push_str("///\n");
-    }
+    write_intro(&service.comments, 0, buf);
     if later {
         return write_async_trait(service, buf);
     }
@@ -333,10 +308,7 @@ fn write_trait(service: &Service, later: bool, buf: &mut String) {
 /// The trait of a service that answers later: each handler returns a future.
 fn write_async_trait(service: &Service, buf: &mut String) {
     let name = &service.name;
-    write_comments(&service.comments, 0, buf);
-    if has_comments(&service.comments) {
-        buf.push_str("///\n");
-    }
+    write_intro(&service.comments, 0, buf);
     let _ = writeln!(
         buf,
         "/// Server side of `{full}`, answering later: implement it and publish it\n\
@@ -570,130 +542,10 @@ fn write_dispatch_arm(service: &Service, method: &Method, buf: &mut String) {
     );
 }
 
-/// `XStub`: the typed client, the seed's `X_Stub`.
-fn write_stub(service: &Service, wire: &str, buf: &mut String) {
-    let stub = format!("{}Stub", service.name);
-    write_comments(&service.comments, 0, buf);
-    if has_comments(&service.comments) {
-        buf.push_str("///\n");
-    }
-    let _ = writeln!(
-        buf,
-        r#"/// Client stub for `{full}`: typed calls over an [`{MPRPC}::client::Channel`].
-///
-/// Cloning is cheap; clones share the channel's connections.
-#[derive(Clone)]
-pub struct {stub} {{
-    channel: {MPRPC}::client::Channel,
-}}
-
-impl {stub} {{
-    /// The service's name on the wire and in ZooKeeper.
-    pub const SERVICE_NAME: &'static str = {wire:?};
-
-    pub fn new(channel: {MPRPC}::client::Channel) -> Self {{
-        Self {{ channel }}
-    }}
-
-    pub fn channel(&self) -> &{MPRPC}::client::Channel {{
-        &self.channel
-    }}"#,
-        full = full_proto_name(service),
-    );
-    for method in &service.methods {
-        match streams::is_stream(method) {
-            true => streams::write_stub_method(method, buf),
-            false => write_stub_methods(method, buf),
-        }
-    }
-    buf.push_str("}\n");
-}
-
-fn write_stub_methods(method: &Method, buf: &mut String) {
-    let fname = &method.name;
-    let base = bare(fname);
-    let wire = &method.proto_name;
-    let input = &method.input_type;
-    let output = &method.output_type;
-
-    buf.push('\n');
-    write_comments(&method.comments, 1, buf);
-    if has_comments(&method.comments) {
-        buf.push_str("    ///\n");
-    }
-    let _ = writeln!(
-        buf,
-        r#"    /// Calls `{wire}` and waits for the reply (the seed's blocking stub call).
-    ///
-    /// Uses the controller's options (timeout, hash key) and cancel handle;
-    /// a failure is also recorded in the controller (`failed()`, `error_text()`).
-    pub fn {fname}(
-        &self,
-        controller: &mut {MPRPC}::Controller,
-        request: &{input},
-    ) -> ::core::result::Result<{output}, {MPRPC}::Status> {{
-        let cancel = controller.cancel_handle();
-        let result = self
-            .channel
-            .call(
-                Self::SERVICE_NAME,
-                {wire:?},
-                {PRIVATE}::prost::Message::encode_to_vec(request).into(),
-                controller.options(),
-                ::core::option::Option::Some(&cancel),
-            )
-            .and_then({MPRPC}::client::decode_response::<{output}>);
-        if let ::core::result::Result::Err(status) = &result {{
-            controller.set_status(::core::clone::Clone::clone(status));
-        }}
-        result
-    }}
-
-    /// Starts `{wire}` without blocking; `.wait()` the result or `.await` it
-    /// in any executor (e.g. `futures::executor::block_on`). Dropping it
-    /// before it completes cancels the call.
-    pub fn {base}_async(
-        &self,
-        request: &{input},
-        options: &{MPRPC}::CallOptions,
-    ) -> {MPRPC}::client::TypedCall<{output}> {{
-        {MPRPC}::client::TypedCall::new(self.channel.call_async(
-            Self::SERVICE_NAME,
-            {wire:?},
-            {PRIVATE}::prost::Message::encode_to_vec(request).into(),
-            options,
-        ))
-    }}
-
-    /// Starts `{wire}` without blocking; `done` runs once with the outcome,
-    /// on the client's I/O thread. Keep it short and never block in it: a
-    /// blocking call made there (`{fname}`, `.wait()`) is refused with
-    /// `FailedPrecondition`, since it would wait on the thread that reads
-    /// every reply of the channel. Start further calls with `*_with` or
-    /// `*_async`, or hand the work to another thread.
-    pub fn {base}_with(
-        &self,
-        request: &{input},
-        options: &{MPRPC}::CallOptions,
-        done: impl ::core::ops::FnOnce(::core::result::Result<{output}, {MPRPC}::Status>)
-            + ::core::marker::Send
-            + 'static,
-    ) -> {MPRPC}::client::CallHandle {{
-        self.channel.call_with(
-            Self::SERVICE_NAME,
-            {wire:?},
-            {PRIVATE}::prost::Message::encode_to_vec(request).into(),
-            options,
-            move |result| done(result.and_then({MPRPC}::client::decode_response::<{output}>)),
-        )
-    }}"#
-    );
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use prost_build::ServiceGenerator as _;
+    use prost_build::{Comments, ServiceGenerator as _};
 
     fn method(name: &str, proto: &str, input: &str, output: &str) -> Method {
         Method {

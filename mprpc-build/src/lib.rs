@@ -36,8 +36,10 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+mod comments;
 pub mod generator;
 mod streams;
+mod stub;
 
 pub use generator::MprpcServiceGenerator;
 /// The prost-build this crate drives, for [`Builder::configure_prost`] hooks.

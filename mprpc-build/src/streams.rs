@@ -24,7 +24,7 @@ use std::fmt::Write as _;
 
 use prost_build::{Method, Service};
 
-use crate::generator::write_method_comments;
+use crate::comments::write_intro;
 
 const MPRPC: &str = "::mprpc";
 const PRIVATE: &str = "::mprpc::__private";
@@ -45,7 +45,7 @@ fn shape(method: &Method) -> &'static str {
 
 /// A streaming rpc's handler in the server trait.
 pub(crate) fn write_trait_method(method: &Method, buf: &mut String) {
-    write_method_comments(method, buf);
+    write_intro(&method.comments, 1, buf);
     let (fname, input, output) = (&method.name, &method.input_type, &method.output_type);
     let (args, reply) = match (method.client_streaming, method.server_streaming) {
         (false, _) => (
@@ -161,7 +161,7 @@ pub(crate) fn write_stub_method(method: &Method, buf: &mut String) {
         &method.output_type,
     );
     buf.push('\n');
-    write_method_comments(method, buf);
+    write_intro(&method.comments, 1, buf);
     let _ = match (method.client_streaming, method.server_streaming) {
         (false, _) => writeln!(
             buf,
