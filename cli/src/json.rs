@@ -59,6 +59,18 @@ pub(crate) fn to_message(
 
 /// `message` as pretty JSON.
 pub(crate) fn to_json(message: &DynamicMessage, bytes: BytesAs) -> Result<String> {
+    serde_json::to_string_pretty(&to_value(message, bytes)?)
+        .map_err(|e| Error::new(format!("cannot write JSON: {e}")))
+}
+
+/// `message` as JSON on one line (a stream's messages, JSON lines).
+pub(crate) fn to_json_line(message: &DynamicMessage, bytes: BytesAs) -> Result<String> {
+    serde_json::to_string(&to_value(message, bytes)?)
+        .map_err(|e| Error::new(format!("cannot write JSON: {e}")))
+}
+
+/// `message` in the protobuf JSON mapping (`bytes` as asked).
+fn to_value(message: &DynamicMessage, bytes: BytesAs) -> Result<Value> {
     let options = SerializeOptions::new().skip_default_fields(false);
     let mut value = message
         .serialize_with_options(serde_json::value::Serializer, &options)
@@ -72,7 +84,7 @@ pub(crate) fn to_json(message: &DynamicMessage, bytes: BytesAs) -> Result<String
             }
         });
     }
-    serde_json::to_string_pretty(&value).map_err(|e| Error::new(format!("cannot write JSON: {e}")))
+    Ok(value)
 }
 
 /// Checks each field of `value` (a JSON object) against `desc`, so an

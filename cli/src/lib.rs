@@ -23,6 +23,7 @@ mod http;
 mod json;
 mod ls;
 mod schema;
+mod stream_call;
 mod target;
 mod top;
 
@@ -70,12 +71,16 @@ enum Command {
         #[command(flatten)]
         schema: SchemaArgs,
     },
-    /// Calls a method: JSON request in, JSON reply out.
+    /// Calls a method: JSON request in, JSON reply out. A server stream's
+    /// replies are printed as JSON lines as they come; a client or
+    /// bidirectional stream reads its requests from stdin, one JSON object
+    /// a line, until end of input (--timeout-ms bounds the whole stream).
     Call {
         /// `Service.Method`.
         method: String,
         /// The request as JSON (`{}` for an empty one; `-` or none with a
-        /// pipe on stdin: read it from stdin).
+        /// pipe on stdin: read it from stdin). None for a client or
+        /// bidirectional stream: its requests are stdin's lines.
         json: Option<String>,
         #[command(flatten)]
         schema: SchemaArgs,
