@@ -46,6 +46,7 @@ mod shared;
 mod speaks;
 mod stats;
 pub(crate) mod stream;
+pub(crate) mod stream_pool;
 mod table;
 mod thread;
 mod timer;

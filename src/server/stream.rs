@@ -11,7 +11,10 @@
 //! message the reactor pushed and, every half window, posts a credit
 //! grant the same way. Nothing waits on the connection: a stream with no
 //! credit parks its own handler, never the reactor, so a slow reader
-//! stalls its stream alone.
+//! stalls its stream alone. A blocking handler (on the worker pool,
+//! `stream_pool`) sends and reads through the same core, waiting on its
+//! condition variable instead of parking a future; the stream's end wakes
+//! it there too.
 //!
 //! The stream ends when its handler's future finishes (`Done` writes what
 //! is left and the end frame), when the client resets it or its deadline
@@ -44,7 +47,8 @@ pub(crate) trait StreamHome: Send + Sync {
 /// What a stream's handler and its reactor share.
 pub(crate) struct Core {
     state: Mutex<State>,
-    /// Wakes a sender blocked off the reactor ([`Core::send_blocking`]).
+    /// Wakes a sender or reader blocked off the reactor
+    /// ([`Core::send_blocking`], [`Core::recv_blocking`]).
     changed: Condvar,
     reactor: Weak<dyn StreamHome>,
     /// The connection's slab key and unique id, and the stream's id on it.
@@ -201,23 +205,45 @@ impl Core {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Status>>> {
         let mut state = self.state.lock();
+        if let Some(next) = self.next_inbound(&mut state) {
+            return Poll::Ready(next);
+        }
+        state.recv_waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// The client's next message, read from a thread off the reactor (a
+    /// blocking handler on the worker pool), blocking until it comes, the
+    /// client half-closes (`None`) or the stream is over (`Err`).
+    pub(crate) fn recv_blocking(self: &Arc<Self>) -> Option<Result<Bytes, Status>> {
+        let mut state = self.state.lock();
+        loop {
+            if let Some(next) = self.next_inbound(&mut state) {
+                return next;
+            }
+            self.changed.wait(&mut state);
+        }
+    }
+
+    /// What a read gets now: a message (granting credit every half
+    /// window), the end, or the stream's status; `None`: nothing yet.
+    fn next_inbound(self: &Arc<Self>, state: &mut State) -> Option<Option<Result<Bytes, Status>>> {
         if let Some(message) = state.inbound.pop_front() {
             state.consumed += 1;
             if state.consumed >= (state.window / 2).max(1) {
                 state.to_grant += state.consumed;
                 state.consumed = 0;
-                self.post(&mut state);
+                self.post(state);
             }
-            return Poll::Ready(Some(Ok(message)));
+            return Some(Some(Ok(message)));
         }
         if let Some(status) = &state.over {
-            return Poll::Ready(Some(Err(status.clone())));
+            return Some(Some(Err(status.clone())));
         }
         if state.inbound_ended {
-            return Poll::Ready(None);
+            return Some(None);
         }
-        state.recv_waker = Some(cx.waker().clone());
-        Poll::Pending
+        None
     }
 
     /// Whether the stream is over (reset, expired, connection lost).
@@ -273,6 +299,7 @@ impl Core {
         if let Some(waker) = state.recv_waker.take() {
             waker.wake();
         }
+        self.changed.notify_all();
         Ok(())
     }
 
@@ -283,6 +310,7 @@ impl Core {
         if let Some(waker) = state.recv_waker.take() {
             waker.wake();
         }
+        self.changed.notify_all();
     }
 
     /// Moves the frames sent (and a credit grant) into `out`.

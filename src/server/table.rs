@@ -1,6 +1,6 @@
 //! The service table: a service's wire name → the service and where its
 //! handlers run (inline on the reactor, on the worker pool, or as futures
-//! polled on the reactor).
+//! polled on the reactor; blocking stream handlers on the worker pool).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,6 +16,9 @@ pub(crate) struct Entry {
     /// Its handlers return futures (`Service::answers_later`): they run on
     /// the reactor's executor (`pending`), never on the pool.
     pub(crate) answers_later: bool,
+    /// Its stream handlers block (`Service::blocking_streams`): they run
+    /// on the worker pool.
+    pub(crate) blocking_streams: bool,
     /// Metrics id of the service's first method; the others follow in
     /// `methods()` order.
     pub(crate) first_method_id: usize,
@@ -63,6 +66,7 @@ impl ServiceTable {
             .extend(service.methods().iter().map(|m| (service_name, *m)));
         let entry = Entry {
             answers_later: service.answers_later(),
+            blocking_streams: service.blocking_streams(),
             service,
             blocking,
             first_method_id,
@@ -101,7 +105,9 @@ impl ServiceTable {
     }
 
     pub(crate) fn has_blocking(&self) -> bool {
-        self.by_name.values().any(|e| e.blocking)
+        self.by_name
+            .values()
+            .any(|e| e.blocking || e.blocking_streams)
     }
 
     /// Every service and its methods, sorted by name.

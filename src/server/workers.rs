@@ -1,4 +1,5 @@
-//! Worker pool for services published as blocking.
+//! Worker pool for services published as blocking, and for blocking
+//! stream handlers (`server::stream_pool`).
 //!
 //! A reactor must never block, so handlers that may (disk, locks, calls to
 //! other services) run here. A job carries everything the handler needs plus
@@ -54,10 +55,34 @@ pub(crate) struct Job {
     pub(crate) interceptors: Option<Interceptors>,
 }
 
+/// A blocking stream's handler waiting for a worker: it runs for as long
+/// as the stream does (`server::stream_pool` makes it).
+pub(crate) struct StreamJob {
+    /// Taken by the worker that runs it, unless the stream ended first.
+    pub(crate) ticket: PoolTicket,
+    /// Runs the handler and hands its outcome to the stream's reactor.
+    pub(crate) run: Box<dyn FnOnce() + Send>,
+}
+
+/// What waits for a worker: a blocking call or a blocking stream.
+enum Work {
+    Call(Job),
+    Stream(StreamJob),
+}
+
+impl Work {
+    fn ticket(&self) -> &PoolTicket {
+        match self {
+            Work::Call(job) => &job.ticket,
+            Work::Stream(job) => &job.ticket,
+        }
+    }
+}
+
 /// The jobs waiting for a worker, and whether the pool is stopping.
 #[derive(Default)]
 struct Jobs {
-    waiting: VecDeque<Job>,
+    waiting: VecDeque<Work>,
     stopping: bool,
 }
 
@@ -86,11 +111,20 @@ impl JobSender {
     }
 
     pub(crate) fn send(&self, job: Job) {
+        self.push(Work::Call(job));
+    }
+
+    /// Queues a blocking stream's handler (its ticket from [`Self::ticket`]).
+    pub(crate) fn send_stream(&self, job: StreamJob) {
+        self.push(Work::Stream(job));
+    }
+
+    fn push(&self, work: Work) {
         self.queue.queued.fetch_add(1, Ordering::Relaxed);
         let swept = {
             let mut jobs = self.queue.jobs.lock();
             let swept = sweep_if_crowded(&mut jobs.waiting, self.queue.max_queued);
-            jobs.waiting.push_back(job);
+            jobs.waiting.push_back(work);
             swept
         };
         self.queue.ready.notify_one();
@@ -169,13 +203,13 @@ impl PoolTicket {
 /// Once the queue physically holds twice its bound, the cancelled calls in
 /// it are taken out (returned, to be answered outside the lock), so
 /// cancelled calls cannot grow it without bound while every worker is busy.
-fn sweep_if_crowded(waiting: &mut VecDeque<Job>, max_queued: usize) -> Vec<Job> {
+fn sweep_if_crowded(waiting: &mut VecDeque<Work>, max_queued: usize) -> Vec<Work> {
     if waiting.len() < max_queued.saturating_mul(2).max(1) {
         return Vec::new();
     }
-    let (stopped, live): (VecDeque<Job>, VecDeque<Job>) = std::mem::take(waiting)
+    let (stopped, live): (VecDeque<Work>, VecDeque<Work>) = std::mem::take(waiting)
         .into_iter()
-        .partition(|job| job.ticket.is_cancelled());
+        .partition(|work| work.ticket().is_cancelled());
     *waiting = live;
     stopped.into()
 }
@@ -242,11 +276,11 @@ impl WorkerPool {
 
 fn work(queue: &Queue, stats: &ThreadStats) {
     loop {
-        let job = {
+        let work = {
             let mut guard = queue.jobs.lock();
             loop {
-                if let Some(job) = guard.waiting.pop_front() {
-                    break job;
+                if let Some(work) = guard.waiting.pop_front() {
+                    break work;
                 }
                 if guard.stopping {
                     return;
@@ -254,10 +288,10 @@ fn work(queue: &Queue, stats: &ThreadStats) {
                 queue.ready.wait(&mut guard);
             }
         };
-        if job.ticket.take() {
-            run(job, stats);
-        } else {
-            drop_unrun(job);
+        match work {
+            Work::Call(job) if job.ticket.take() => run(job, stats),
+            Work::Stream(job) if job.ticket.take() => (job.run)(),
+            unrun => drop_unrun(unrun),
         }
     }
 }
@@ -297,9 +331,14 @@ fn run(job: Job, stats: &ThreadStats) {
     });
 }
 
-/// A cancelled job: its handler does not run; the reactor gets an empty
-/// reply, which it drops, counting the call as finished.
-fn drop_unrun(job: Job) {
+/// A cancelled job: its handler does not run; for a call the reactor gets
+/// an empty reply, which it drops, counting the call as finished (a
+/// stream's end was counted when it ended).
+fn drop_unrun(work: Work) {
+    let job = match work {
+        Work::Call(job) => job,
+        Work::Stream(_) => return,
+    };
     observe_unrun(&job, Code::Cancelled);
     job.reply_to.complete(PoolReply {
         token: job.token,

@@ -7,6 +7,7 @@
 //! only ever sees `dyn Service`, so any number of services can be published
 //! side by side.
 
+pub mod blocking_stream;
 pub mod reflection;
 pub mod responder;
 pub mod stream;
@@ -228,6 +229,15 @@ pub trait Service: Send + Sync + 'static {
             "{}.{method} is not a streaming method",
             self.name()
         )))
+    }
+
+    /// True for a service whose stream handlers block: they run on the
+    /// server's worker pool ([`blocking_stream`]), so the server starts
+    /// one even if no service is published as blocking. Code generation
+    /// says so for services built with
+    /// `mprpc_build::Builder::blocking_streams`.
+    fn blocking_streams(&self) -> bool {
+        false
     }
 }
 

@@ -9,6 +9,9 @@
 //! client's credit: a client that stops reading parks its stream's handler
 //! at about one window of messages, and nothing else on the connection
 //! waits for it.
+//!
+//! Handlers that block instead (on the server's worker pool) use the
+//! blocking twins in [`super::blocking_stream`].
 
 use std::future::{poll_fn, Future};
 use std::marker::PhantomData;
@@ -21,6 +24,7 @@ use bytes::BytesMut;
 use crate::call::status::Status;
 use crate::protocol::mprpc::StreamShape;
 use crate::server::stream::Core;
+use crate::server::stream_pool::OnPool;
 
 /// A stream handler's work to come: `Ok` ends the stream with `Ok`, an
 /// error ends it with that status.
@@ -28,12 +32,15 @@ pub type StreamFuture = Pin<Box<dyn Future<Output = Result<(), Status>> + Send +
 
 /// One open stream as its handler receives it.
 pub struct StreamIo {
-    core: Arc<Core>,
+    pub(super) core: Arc<Core>,
+    /// The worker pool, for a service whose stream handlers block
+    /// ([`Service::blocking_streams`](super::Service::blocking_streams)).
+    pub(super) pool: Option<OnPool>,
 }
 
 impl StreamIo {
-    pub(crate) fn new(core: Arc<Core>) -> StreamIo {
-        StreamIo { core }
+    pub(crate) fn new(core: Arc<Core>, pool: Option<OnPool>) -> StreamIo {
+        StreamIo { core, pool }
     }
 
     /// Which way the client opened the stream.

@@ -9,11 +9,13 @@ use std::time::Duration;
 use bytes::BytesMut;
 
 use super::{Dispatcher, Turn};
+use crate::call::deadline::Serving;
 use crate::protocol::mprpc::{encode_stream_credit, encode_stream_reset, StreamFrame, StreamOpen};
 use crate::server::connection::Connection;
 use crate::server::handler;
 use crate::server::pending::{CallAddr, Done, Extra, Observed};
 use crate::server::stream::{Core, StreamAt};
+use crate::server::stream_pool::OnPool;
 use crate::server::table::Entry;
 use crate::service::stream::StreamIo;
 use crate::service::{CallContext, ReplyFuture};
@@ -87,7 +89,8 @@ impl Dispatcher {
             stream: Some(core.clone()),
         };
         let payload = std::mem::take(&mut open.payload);
-        let io = StreamIo::new(core);
+        let pool = self.stream_pool(entry, &extra.span, ctx.serving());
+        let io = StreamIo::new(core, pool);
         let serving = ctx.serving();
         let started = handler::guarded(&extra.span, serving, || {
             entry.service.open_stream(open.method(), ctx, payload, io)
@@ -105,6 +108,19 @@ impl Dispatcher {
             Some(done) => self.answer_later(done, Some(conn.io().output())),
             None => conn.start_later_call(open.id),
         }
+    }
+
+    /// The worker pool for a service whose stream handlers block, with the
+    /// span and call its handler runs in; `None` for the others.
+    fn stream_pool(&self, entry: &Entry, span: &tracing::Span, serving: Serving) -> Option<OnPool> {
+        if !entry.blocking_streams {
+            return None;
+        }
+        self.pool.as_ref().map(|jobs| OnPool {
+            jobs: jobs.clone(),
+            span: span.clone(),
+            serving,
+        })
     }
 
     /// A frame of an open stream of `conn`: a message or end for its
