@@ -65,6 +65,8 @@ pub struct MprpcServiceGenerator {
     descriptors: Option<Arc<FileDescriptorSet>>,
     /// Services whose handlers return futures.
     answer_later: ServiceSet,
+    /// Sync services whose stream handlers block (on the worker pool).
+    blocking_streams: ServiceSet,
 }
 
 impl Default for MprpcServiceGenerator {
@@ -75,6 +77,7 @@ impl Default for MprpcServiceGenerator {
             full_names: ServiceSet::default(),
             descriptors: None,
             answer_later: ServiceSet::default(),
+            blocking_streams: ServiceSet::default(),
         }
     }
 }
@@ -154,6 +157,28 @@ impl MprpcServiceGenerator {
         self.answer_later.contains(service)
     }
 
+    /// Every sync service's stream handlers block (default: false, they
+    /// return futures polled on a reactor, as an async service's do).
+    /// Services that answer later keep async stream handlers.
+    pub fn blocking_streams(mut self, enable: bool) -> Self {
+        self.blocking_streams.all = enable;
+        self
+    }
+
+    /// One sync service's (`package.Service`, a leading `.` is optional)
+    /// stream handlers block: plain functions run on the server's worker
+    /// pool for as long as their stream is open, e.g. `fn watch(&self,
+    /// ctx: &CallContext, request: Req, sink: BlockingSender<Event>) ->
+    /// Result<(), Status>`, whose `send` blocks while the client has no
+    /// credit, and `BlockingStreaming<Chunk>` (an iterator) for the
+    /// client's messages. The server starts its worker pool for them
+    /// whichever way the service is published; its unary handlers run as
+    /// before. A service that answers later is not affected.
+    pub fn blocking_stream(mut self, service: impl AsRef<str>) -> Self {
+        self.blocking_streams.add(service.as_ref());
+        self
+    }
+
     /// The compiled files (with their imports), so each `...Server<T>`
     /// embeds its service's descriptors for reflection. Without it the
     /// servers have no schema (`Service::schema` is `None`).
@@ -184,9 +209,11 @@ impl prost_build::ServiceGenerator for MprpcServiceGenerator {
         let wire = self.wire_name(&service);
         if self.build_server {
             let later = self.answers_later(&service);
-            write_trait(&service, later, buf);
+            let blocking = !later && self.blocking_streams.contains(&service);
+            write_trait(&service, later, blocking, buf);
             let schema = self.schema_bytes(&service);
-            write_server(&service, &wire, schema.as_deref(), later, buf);
+            let how = Handlers { later, blocking };
+            write_server(&service, &wire, schema.as_deref(), how, buf);
         }
         if self.build_client {
             write_stub(&service, &wire, buf);
@@ -267,9 +294,17 @@ pub(crate) fn full_proto_name(service: &Service) -> String {
     }
 }
 
+/// How a service's handlers run: `later`, they return futures (unary and
+/// stream); `blocking`, its stream handlers block on the worker pool.
+#[derive(Debug, Clone, Copy)]
+struct Handlers {
+    later: bool,
+    blocking: bool,
+}
+
 /// The user-implemented trait: one handler per rpc, answering now or
-/// (`later`) through a future.
-fn write_trait(service: &Service, later: bool, buf: &mut String) {
+/// (`later`) through a future; stream handlers `blocking` or futures.
+fn write_trait(service: &Service, later: bool, blocking: bool, buf: &mut String) {
     let name = &service.name;
     write_intro(&service.comments, 0, buf);
     if later {
@@ -283,13 +318,19 @@ fn write_trait(service: &Service, later: bool, buf: &mut String) {
          /// must not block there; a service published with\n\
          /// `RpcProvider::notify_blocking_service` runs on the worker pool and may.\n\
          /// A long handler can check `ctx.expired()` or `ctx.remaining()` and stop\n\
-         /// once the caller has given up.\n\
+         /// once the caller has given up.{streams}\n\
          pub trait {name}: ::core::marker::Send + ::core::marker::Sync + 'static {{",
         full = full_proto_name(service),
+        streams = match blocking && service.methods.iter().any(streams::is_stream) {
+            true =>
+                "\n///\n/// Stream handlers block: each runs on the worker pool while its\n\
+                     /// stream is open, however the service is published.",
+            false => "",
+        },
     );
     for method in &service.methods {
         if streams::is_stream(method) {
-            streams::write_trait_method(method, buf);
+            streams::write_trait_method(method, blocking, buf);
             continue;
         }
         write_comments(&method.comments, 1, buf);
@@ -324,7 +365,7 @@ fn write_async_trait(service: &Service, buf: &mut String) {
     );
     for method in &service.methods {
         if streams::is_stream(method) {
-            streams::write_trait_method(method, buf);
+            streams::write_trait_method(method, false, buf);
             continue;
         }
         write_comments(&method.comments, 1, buf);
@@ -348,7 +389,7 @@ fn write_server(
     service: &Service,
     wire: &str,
     schema: Option<&[u8]>,
-    later: bool,
+    how: Handlers,
     buf: &mut String,
 ) {
     let name = &service.name;
@@ -420,9 +461,9 @@ impl<T: {name}> {MPRPC}::Service for {server}<T> {{
 {schema_fn}"#,
         methods = method_names.join(", "),
     );
-    if later {
+    if how.later {
         write_call_later(service, buf);
-        streams::write_open_stream(service, buf);
+        streams::write_open_stream(service, false, buf);
         buf.push_str("}\n");
         return;
     }
@@ -453,7 +494,7 @@ impl<T: {name}> {MPRPC}::Service for {server}<T> {{
         }}
     }}"#
     );
-    streams::write_open_stream(service, buf);
+    streams::write_open_stream(service, how.blocking, buf);
     buf.push_str("}\n");
 }
 
@@ -787,8 +828,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn streaming_rpcs_get_handlers_open_stream_and_stub_methods() {
+    /// The user service with `Login` a server stream, and a client stream
+    /// `Upload` and a bidirectional `Chat` beside `Type`.
+    fn streaming_service() -> Service {
         let mut service = user_service();
         service.methods[0].server_streaming = true;
         let mut upload = method("upload", "Upload", "LoginRequest", "LoginResponse");
@@ -796,6 +838,47 @@ mod tests {
         let mut chat = method("chat", "Chat", "LoginRequest", "LoginResponse");
         (chat.client_streaming, chat.server_streaming) = (true, true);
         service.methods.extend([upload, chat]);
+        service
+    }
+
+    #[test]
+    fn blocking_streams_get_plain_handlers_run_on_the_pool() {
+        let service = streaming_service();
+        let mut generator = MprpcServiceGenerator::new().blocking_stream("fixbug.UserServiceRpc");
+        let code = generate(&mut generator, service.clone());
+        syn::parse_str::<syn::File>(&code).unwrap_or_else(|e| panic!("{e}\n{code}"));
+        assert!(code.contains(
+            "fn login(&self, ctx: &::mprpc::CallContext, request: LoginRequest, \
+             sink: ::mprpc::service::blocking_stream::BlockingSender<LoginResponse>) \
+             -> ::core::result::Result<(), ::mprpc::Status>;"
+        ));
+        assert!(code.contains(
+            "fn upload(&self, ctx: &::mprpc::CallContext, \
+             requests: ::mprpc::service::blocking_stream::BlockingStreaming<LoginRequest>) \
+             -> ::core::result::Result<LoginResponse, ::mprpc::Status>;"
+        ));
+        assert!(code.contains("fn blocking_streams(&self) -> bool"));
+        assert!(code.contains("blocking_stream::on_pool(&io, move ||"));
+        assert!(code.contains("blocking_stream::reply_once_on_pool(&io, move ||"));
+        // Unary handlers and the stub are as without the setting.
+        assert!(
+            code.contains("fn r#type(&self, ctx: &::mprpc::CallContext, request: LoginRequest)")
+        );
+        let plain = generate(&mut MprpcServiceGenerator::new(), service.clone());
+        let stub =
+            |code: &str| code[code.find("pub struct UserServiceRpcStub").unwrap()..].to_owned();
+        assert_eq!(stub(&code), stub(&plain));
+        // An async service keeps its futures.
+        let mut both = MprpcServiceGenerator::new()
+            .async_services(true)
+            .blocking_streams(true);
+        let later = generate(&mut both, service);
+        assert!(!later.contains("blocking_stream") && later.contains("stream::StreamSender"));
+    }
+
+    #[test]
+    fn streaming_rpcs_get_handlers_open_stream_and_stub_methods() {
+        let service = streaming_service();
         for later in [false, true] {
             let mut generator = MprpcServiceGenerator::new().async_services(later);
             let code = generate(&mut generator, service.clone());

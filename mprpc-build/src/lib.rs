@@ -36,6 +36,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+mod blocking_streams;
 mod comments;
 pub mod generator;
 mod streams;
@@ -124,6 +125,8 @@ impl Builder {
         full_service_name(service: impl AsRef<str>);
         async_services(enable: bool);
         async_service(service: impl AsRef<str>);
+        blocking_streams(enable: bool);
+        blocking_stream(service: impl AsRef<str>);
     }
 
     /// Where to write the generated `.rs` files (default: `OUT_DIR`).

@@ -3,9 +3,11 @@
 //! `...Server<T>`, and stub methods that open streams. Unary rpcs are
 //! generated as before (`generator`).
 //!
-//! Stream handlers always return futures, in sync and async services
-//! alike: they are polled on the reactor that read the stream's open and
-//! wait (never block) for the client's credit and messages.
+//! Stream handlers return futures, in sync and async services alike:
+//! they are polled on the reactor that read the stream's open and wait
+//! (never block) for the client's credit and messages. A sync service
+//! built with `blocking_streams` gets blocking handlers instead, run on
+//! the worker pool (`blocking_streams`).
 //!
 //! * `rpc Watch(Req) returns (stream Event)`:
 //!   `fn watch(self: Arc<Self>, ctx, request: Req, sink: StreamSender<Event>)
@@ -24,6 +26,7 @@ use std::fmt::Write as _;
 
 use prost_build::{Method, Service};
 
+use crate::blocking_streams;
 use crate::comments::write_intro;
 
 const MPRPC: &str = "::mprpc";
@@ -43,8 +46,12 @@ fn shape(method: &Method) -> &'static str {
     }
 }
 
-/// A streaming rpc's handler in the server trait.
-pub(crate) fn write_trait_method(method: &Method, buf: &mut String) {
+/// A streaming rpc's handler in the server trait (`blocking`: a plain
+/// function run on the worker pool).
+pub(crate) fn write_trait_method(method: &Method, blocking: bool, buf: &mut String) {
+    if blocking {
+        return blocking_streams::write_trait_method(method, buf);
+    }
     write_intro(&method.comments, 1, buf);
     let (fname, input, output) = (&method.name, &method.input_type, &method.output_type);
     let (args, reply) = match (method.client_streaming, method.server_streaming) {
@@ -85,10 +92,14 @@ pub(crate) fn write_unary_refusal(service: &Service, method: &Method, buf: &mut 
     );
 }
 
-/// `Service::open_stream` of `XServer<T>`, when the service has streams.
-pub(crate) fn write_open_stream(service: &Service, buf: &mut String) {
+/// `Service::open_stream` of `XServer<T>`, when the service has streams
+/// (`blocking`: their handlers run on the worker pool).
+pub(crate) fn write_open_stream(service: &Service, blocking: bool, buf: &mut String) {
     if !service.methods.iter().any(is_stream) {
         return;
+    }
+    if blocking {
+        blocking_streams::write_blocking_streams_fn(buf);
     }
     let _ = writeln!(
         buf,
@@ -103,7 +114,7 @@ pub(crate) fn write_open_stream(service: &Service, buf: &mut String) {
         match method {{"#
     );
     for method in service.methods.iter().filter(|m| is_stream(m)) {
-        write_open_arm(service, method, buf);
+        write_open_arm(service, method, blocking, buf);
     }
     let _ = writeln!(
         buf,
@@ -116,10 +127,11 @@ pub(crate) fn write_open_stream(service: &Service, buf: &mut String) {
     );
 }
 
-fn write_open_arm(service: &Service, method: &Method, buf: &mut String) {
+fn write_open_arm(service: &Service, method: &Method, blocking: bool, buf: &mut String) {
     let (wire, input, output) = (&method.proto_name, &method.input_type, &method.output_type);
     let (name, fname) = (&service.name, &method.name);
     let start = match (method.client_streaming, method.server_streaming) {
+        _ if blocking => blocking_streams::write_start(service, method),
         (false, _) => format!(
             r#"let request = <{input} as {PRIVATE}::prost::Message>::decode(request).map_err(|e| {{
                     {MPRPC}::Status::bad_request(::std::format!("{service}.{wire}: cannot decode {input_proto}: {{e}}"))
