@@ -18,5 +18,9 @@ fn main() -> std::io::Result<()> {
     // Its handlers return futures (answer later).
     mprpc_build::configure()
         .async_service("mprpc.later.LaterService")
-        .compile_protos(&["../proto/later.proto"], &["../proto"])
+        .compile_protos(&["../proto/later.proto"], &["../proto"])?;
+    // Its stream handlers block, on the worker pool.
+    mprpc_build::configure()
+        .blocking_stream("mprpc.blocking.TickerRpc")
+        .compile_protos(&["../proto/ticker.proto"], &["../proto"])
 }

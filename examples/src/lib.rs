@@ -12,6 +12,8 @@
 //!   printing and answering what the seed's callee does.
 //! * [`FriendWatch`] — `friend_watch.proto`'s `FriendWatchRpc`: a server
 //!   stream, a client stream and a bidirectional stream.
+//! * [`mod@blocking`] and [`Ticker`] — `ticker.proto`'s `TickerRpc`, whose
+//!   stream handlers block on the worker pool (`blocking_stream`).
 //! * [`Gateway`] — the middle tier over those two, and [`OnWorkerPool`] to
 //!   run it the blocking way instead.
 
@@ -32,11 +34,17 @@ pub mod later {
     mprpc::include_proto!("mprpc.later");
 }
 
+pub mod blocking {
+    //! Generated from `proto/ticker.proto`, stream handlers that block.
+    mprpc::include_proto!("mprpc.blocking");
+}
+
 mod echo;
 mod echo_stream;
 mod friend;
 mod friend_watch;
 pub mod gateway;
+mod ticker;
 mod user;
 pub mod worker_pool;
 
@@ -45,5 +53,6 @@ pub use echo_stream::{EchoStreams, MAX_PUMP_SIZE};
 pub use friend::FriendService;
 pub use friend_watch::FriendWatch;
 pub use gateway::Gateway;
+pub use ticker::{Ticker, TickerStats};
 pub use user::UserService;
 pub use worker_pool::OnWorkerPool;

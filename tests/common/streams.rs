@@ -149,10 +149,23 @@ pub struct StreamClient {
     pub stream: TcpStream,
     buf: BytesMut,
     decoder: Decoder,
+    /// The service it opens streams of, and its unary method.
+    service: &'static str,
+    unary_method: &'static str,
 }
 
 impl StreamClient {
+    /// A client of [`Streams`].
     pub fn connect(addr: SocketAddr) -> StreamClient {
+        StreamClient::connect_to(addr, "Streams", "Unary")
+    }
+
+    /// A client of `service`, whose `unary_method` echoes its request.
+    pub fn connect_to(
+        addr: SocketAddr,
+        service: &'static str,
+        unary_method: &'static str,
+    ) -> StreamClient {
         let stream = TcpStream::connect(addr).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(20)))
@@ -161,6 +174,8 @@ impl StreamClient {
             stream,
             buf: BytesMut::new(),
             decoder: Decoder::default(),
+            service,
+            unary_method,
         }
     }
 
@@ -186,7 +201,7 @@ impl StreamClient {
         let head = RequestHead {
             id,
             timeout_ms,
-            service: "Streams",
+            service: self.service,
             method,
         };
         let none = Metadata::new();
@@ -218,8 +233,8 @@ impl StreamClient {
         let head = RequestHead {
             id,
             timeout_ms: 0,
-            service: "Streams",
-            method: "Unary",
+            service: self.service,
+            method: self.unary_method,
         };
         self.write(|out| encode_request(head, payload, out));
     }
