@@ -4,7 +4,8 @@
 //! the generated stub (on a worker, never a reactor); a blocking sender
 //! out of credit that resumes when credit comes, unary calls answered
 //! meanwhile; a client cancel, the deadline and a dropped connection each
-//! waking a handler blocked in `send` or in a read, its worker free again.
+//! waking a handler blocked in `send` or in a read, its worker free again;
+//! a shutdown ending a blocked handler after its grace period.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -25,13 +26,20 @@ use common::streams::{Got, StreamClient};
 /// A server of a `Ticker` published the ordinary (not blocking) way:
 /// its stream handlers still get a worker pool of `workers` threads.
 fn start(workers: usize) -> (ServerHandle, Arc<TickerStats>) {
+    start_with(options(workers))
+}
+
+fn options(workers: usize) -> ServerOptions {
+    ServerOptions::default()
+        .reactor_threads(2)
+        .worker_threads(workers)
+        .stream_window(4)
+}
+
+fn start_with(options: ServerOptions) -> (ServerHandle, Arc<TickerStats>) {
     mprpc::app::logging::init_for_tests();
     let ticker = Ticker::new();
     let stats = ticker.stats();
-    let options = ServerOptions::default()
-        .reactor_threads(2)
-        .worker_threads(workers)
-        .stream_window(4);
     let mut server = Server::with_options(options);
     server.add_service(TickerRpcServer::new(ticker));
     (server.start().expect("server starts"), stats)
@@ -126,10 +134,9 @@ fn a_blocking_sender_out_of_credit_waits_and_resumes_beside_unary_calls() {
     }
     // The handler is blocked in its fourth send, holding the only worker;
     // unary calls on the same connection are answered meanwhile.
-    wait_until("a send blocked", &stats, |s| {
-        s.sending.load(Ordering::SeqCst) == 1
+    wait_until("the fourth send blocked", &stats, |s| {
+        s.sending.load(Ordering::SeqCst) == 1 && s.sent.load(Ordering::SeqCst) == 3
     });
-    assert_eq!(stats.sent.load(Ordering::SeqCst), 3);
     for id in 100..105u64 {
         let ping = tick(id).encode_to_vec();
         c.unary(id, &ping);
@@ -227,4 +234,33 @@ fn a_dropped_connection_wakes_its_blocked_handlers_and_frees_their_workers() {
     assert!(back.recv().unwrap().is_none());
     assert_eq!(stats.off_pool.load(Ordering::SeqCst), 0);
     stop(server);
+}
+
+#[test]
+fn a_shutdown_ends_a_blocked_handler_after_its_grace_period() {
+    let options = options(1).shutdown_grace(Duration::from_millis(100));
+    let (server, stats) = start_with(options);
+    let stub = stub(&server, 1);
+    let mut endless = stub.ticks(&TickRequest { count: 0 }, &CallOptions::default());
+    assert_eq!(endless.recv().unwrap().unwrap().seq, 0);
+    wait_until("a send blocked", &stats, |s| {
+        s.sending.load(Ordering::SeqCst) == 1
+    });
+    // Stopping joins the pool: a handler left blocked would hold it.
+    let (stopped, told) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        stop(server);
+        let _ = stopped.send(());
+    });
+    told.recv_timeout(Duration::from_secs(20))
+        .expect("the server stops");
+    assert_eq!(stats.ended(), [Code::ShuttingDown]);
+    let status = loop {
+        match endless.recv() {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("a stream cut by a shutdown ended Ok"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), Code::ShuttingDown, "{status}");
 }
