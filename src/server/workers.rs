@@ -64,7 +64,10 @@ pub(crate) struct StreamJob {
     pub(crate) run: Box<dyn FnOnce() + Send>,
 }
 
-/// What waits for a worker: a blocking call or a blocking stream.
+/// What waits for a worker: a blocking call or a blocking stream. A call
+/// is queued by value, as before there were streams: boxing it to shrink
+/// the enum would allocate once per blocking call.
+#[allow(clippy::large_enum_variant)]
 enum Work {
     Call(Job),
     Stream(StreamJob),
