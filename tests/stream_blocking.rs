@@ -5,7 +5,8 @@
 //! out of credit that resumes when credit comes, unary calls answered
 //! meanwhile; a client cancel, the deadline and a dropped connection each
 //! waking a handler blocked in `send` or in a read, its worker free again;
-//! a shutdown ending a blocked handler after its grace period.
+//! streams past the pool queued and past its queue refused; a shutdown
+//! ending a blocked handler after its grace period.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -263,4 +264,28 @@ fn a_shutdown_ends_a_blocked_handler_after_its_grace_period() {
         }
     };
     assert_eq!(status.code(), Code::ShuttingDown, "{status}");
+}
+
+#[test]
+fn streams_past_the_pool_wait_in_its_queue_and_past_the_queue_are_overloaded() {
+    let (server, stats) = start_with(options(1).max_queued_calls(1));
+    let mut c = raw(&server);
+    c.open(1, "Ticks", StreamShape::Server, 1, &count(0));
+    assert_eq!(next_tick(&mut c, 1), 0);
+    wait_until("the only worker blocked in send", &stats, |s| {
+        s.sending.load(Ordering::SeqCst) == 1
+    });
+    // The second waits in the queue; the third finds it full.
+    c.open(2, "Ticks", StreamShape::Server, 8, &count(2));
+    c.open(3, "Ticks", StreamShape::Server, 8, &count(2));
+    match c.next_not_credit() {
+        Got::End(3, Code::Overloaded, _) => {}
+        other => panic!("expected the third stream refused, got {other:?}"),
+    }
+    // The first ends: its worker takes the second.
+    c.reset(1);
+    assert_eq!((next_tick(&mut c, 2), next_tick(&mut c, 2)), (0, 1));
+    assert_eq!(c.next_not_credit(), Got::End(2, Code::Ok, String::new()));
+    assert_eq!(stats.ended(), [Code::Cancelled, Code::Ok]);
+    stop(server);
 }
