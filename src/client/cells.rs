@@ -179,40 +179,61 @@ impl Cells {
         self.fresh.load(Ordering::Relaxed) as usize
     }
 
-    fn cell(&self, index: u32) -> &Cell {
+    /// The chunk holding cell `index`, and the cell's offset in it.
+    #[inline]
+    fn locate(index: u32) -> (usize, usize) {
         let n = index / BASE + 1;
         let k = 31 - n.leading_zeros();
         let offset = index - BASE * ((1 << k) - 1);
-        let chunk = self.chunks[k as usize].get_or_init(|| {
+        (k as usize, offset as usize)
+    }
+
+    /// Cell `index`, which was handed out before (its chunk exists).
+    #[inline]
+    fn cell(&self, index: u32) -> &Cell {
+        let (k, offset) = Cells::locate(index);
+        match self.chunks[k].get() {
+            Some(chunk) => &chunk[offset],
+            None => self.fresh_cell(index),
+        }
+    }
+
+    /// Cell `index`, its chunk allocated if this is the chunk's first use.
+    #[cold]
+    fn fresh_cell(&self, index: u32) -> &Cell {
+        let (k, offset) = Cells::locate(index);
+        let chunk = self.chunks[k].get_or_init(|| {
             (0..BASE << k)
                 .map(|_| Cell::default())
                 .collect::<Vec<_>>()
                 .into_boxed_slice()
         });
-        &chunk[offset as usize]
+        &chunk[offset]
     }
 
-    fn pop_free(&self) -> Option<u32> {
+    /// A free cell off the list, with its index (one look-up for both).
+    fn pop_free(&self) -> Option<(u32, &Cell)> {
         let mut head = self.free.load(Ordering::Acquire);
         loop {
             let top = head as u32;
             if top == 0 {
                 return None;
             }
-            let next = self.cell(top - 1).next_free.load(Ordering::Relaxed);
+            let cell = self.cell(top - 1);
+            let next = cell.next_free.load(Ordering::Relaxed);
             let new = ((head >> 32).wrapping_add(1) << 32) | u64::from(next);
             match self
                 .free
                 .compare_exchange_weak(head, new, Ordering::AcqRel, Ordering::Acquire)
             {
-                Ok(_) => return Some(top - 1),
+                Ok(_) => return Some((top - 1, cell)),
                 Err(now) => head = now,
             }
         }
     }
 
-    fn push_free(&self, index: u32) {
-        let cell = self.cell(index);
+    /// Puts cell `index` (which is `cell`) back on the free list.
+    fn push_free(&self, index: u32, cell: &Cell) {
         let mut head = self.free.load(Ordering::Acquire);
         loop {
             cell.next_free.store(head as u32, Ordering::Relaxed);
@@ -230,15 +251,14 @@ impl Cells {
     /// A free cell, now pending, of `kind`, held by the caller's side and
     /// by the driver; `arm` runs under its lock.
     fn acquire(&self, kind: Kind, arm: impl FnOnce(&mut State)) -> CellRef {
-        let index = self.pop_free().unwrap_or_else(|| {
+        let (index, cell) = self.pop_free().unwrap_or_else(|| {
             let index = self.fresh.fetch_add(1, Ordering::Relaxed);
             assert!(
                 u64::from(index) < u64::from(BASE) * ((1 << CHUNKS) - 1),
                 "client: completion cells exhausted"
             );
-            index
+            (index, self.fresh_cell(index))
         });
-        let cell = self.cell(index);
         let mut state = cell.state.lock();
         state.kind = kind;
         state.holders = 2;
@@ -352,7 +372,7 @@ impl Cells {
         let waker = state.waker.take();
         drop(state);
         drop((result, waker));
-        self.push_free(index);
+        self.push_free(index, cell);
     }
 
     /// The owner of a future cell is done with it; true if the call was
