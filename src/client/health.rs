@@ -67,6 +67,12 @@ impl Health {
                 .is_none_or(|r| !r.ejected && r.down_until <= now)
     }
 
+    /// No endpoint has a failure record: every one is up.
+    #[inline]
+    pub(crate) fn all_up(&self) -> bool {
+        self.records.is_empty()
+    }
+
     /// May a call be sent to `addr` when no endpoint `is_up`? An ejected
     /// endpoint may (it may merely be slow), one backed off after a
     /// failed connect may not.

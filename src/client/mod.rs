@@ -258,10 +258,7 @@ impl Channel {
         match self.admit(service, method, payload.len(), options) {
             // On the driver's own thread (a callback) the call goes
             // straight onto its connection; from elsewhere, through the queue.
-            Ok(submit) if driver::can_start_here(driver) => {
-                driver::start_here(driver, submit, payload, cell)
-            }
-            Ok(submit) => driver.submit(submit, payload, cell),
+            Ok(submit) => driver::start(driver, submit, payload, cell),
             Err(status) => {
                 // Never queued: this thread lets go for the driver too.
                 driver.cells.finish(cell, Err(status));

@@ -22,6 +22,7 @@ pub(crate) struct Watch {
 
 impl Watch {
     /// A watch for a call of `service.method`; `None` without interceptors.
+    #[inline]
     pub(crate) fn new(
         chain: &ClientInterceptors,
         service: &str,

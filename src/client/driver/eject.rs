@@ -69,6 +69,7 @@ impl Driver {
         let backoff = self.health.eject(addr, &reason, self.now);
         tracing::warn!("client: {reason}: ejected, first probe in {backoff:?}");
         if let Some(pool) = self.pools.remove(&addr) {
+            self.routes.clear();
             for key in pool.conns {
                 if let Some(conn) = self.conns.get_mut(key) {
                     conn.drain();

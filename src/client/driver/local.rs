@@ -10,22 +10,26 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use super::route::Target;
 use super::Driver;
-use crate::client::call::on_driver_thread;
 use crate::client::cells::CellRef;
 use crate::client::queue::{Shared, Submit};
 use crate::client::request::Parts;
 
+/// A driver thread's own driver, and its queue (the identity calls name
+/// their driver by).
+type Own = (*const Shared, Rc<RefCell<Driver>>);
+
 thread_local! {
     /// On a driver thread: its driver. `None` on every other thread.
-    static DRIVER: RefCell<Option<Rc<RefCell<Driver>>>> = const { RefCell::new(None) };
+    static DRIVER: RefCell<Option<Own>> = const { RefCell::new(None) };
 }
 
 /// Makes `driver` the one calls on this thread may start directly.
-pub(super) fn install(driver: &Rc<RefCell<Driver>>) {
-    DRIVER.with(|slot| *slot.borrow_mut() = Some(driver.clone()));
+pub(super) fn install(shared: &Arc<Shared>, driver: &Rc<RefCell<Driver>>) {
+    DRIVER.with(|slot| *slot.borrow_mut() = Some((Arc::as_ptr(shared), driver.clone())));
 }
 
 /// The driver is stopping: calls on this thread are queued again.
@@ -34,26 +38,17 @@ pub(super) fn uninstall() {
     drop(driver);
 }
 
-/// This is the I/O thread of `shared`'s driver and that driver is free
-/// (delivering completions): a call may start right here.
-pub(crate) fn can_start_here(shared: &Shared) -> bool {
-    on_driver_thread(shared)
-        && DRIVER.with(|slot| {
-            let slot = slot.borrow();
-            slot.as_ref()
-                .is_some_and(|driver| driver.try_borrow_mut().is_ok())
-        })
-}
-
-/// Starts `call` on this thread's driver (see [`can_start_here`]; should
-/// it not be free after all, the call is queued instead). Returns the
-/// call's request id.
-pub(crate) fn start_here(shared: &Shared, call: Submit<'_>, payload: &[u8], cell: CellRef) -> u64 {
+/// Starts `call` on `shared`'s driver: right here when this is that
+/// driver's thread and the driver is free (delivering completions), else
+/// through its queue. One look-up of the thread's driver decides. Returns
+/// the call's request id.
+pub(crate) fn start(shared: &Shared, call: Submit<'_>, payload: &[u8], cell: CellRef) -> u64 {
     DRIVER.with(|slot| {
         let slot = slot.borrow();
-        let free = slot
-            .as_ref()
-            .and_then(|driver| driver.try_borrow_mut().ok());
+        let free = match &*slot {
+            Some((own, driver)) if std::ptr::eq(*own, shared) => driver.try_borrow_mut().ok(),
+            _ => None,
+        };
         match free {
             Some(mut driver) => driver.start_here(call, payload, cell),
             None => shared.submit(call, payload, cell),

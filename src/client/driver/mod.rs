@@ -34,6 +34,7 @@ mod pending;
 mod replies;
 mod retry;
 mod route;
+mod route_cache;
 mod streams;
 mod timers;
 
@@ -64,7 +65,7 @@ use pending::Calls;
 use retry::{Retry, SpareFrames};
 use timers::Deadlines;
 
-pub(crate) use local::{can_start_here, start_here};
+pub(crate) use local::start;
 
 const WAKER: Token = Token(usize::MAX);
 /// `Pending::conn` of a call not (yet) on any connection.
@@ -159,6 +160,8 @@ struct Driver {
     options: ChannelOptions,
     conns: Slab<ProviderConn>,
     pools: FastMap<SocketAddr, Pool>,
+    /// Routes remembered per service (cleared whenever `pools` changes).
+    routes: route_cache::RouteCache,
     pending: Calls,
     deadlines: Deadlines,
     health: Health,
@@ -194,6 +197,7 @@ impl Driver {
             shared,
             conns: Slab::new(),
             pools: FastMap::default(),
+            routes: route_cache::RouteCache::default(),
             pending: Calls::default(),
             deadlines: Deadlines::default(),
             health: Health::new(options.backoff_base, options.backoff_max),
@@ -323,7 +327,7 @@ impl Driver {
 fn run(driver: Driver) {
     let shared = driver.shared.clone();
     let driver = Rc::new(RefCell::new(driver));
-    local::install(&driver);
+    local::install(&shared, &driver);
     let mut events = Events::with_capacity(1024);
     let mut batch = Vec::new();
     loop {

@@ -123,6 +123,12 @@ impl Driver {
     /// endpoints while connecting fails.
     pub(super) fn route(&mut self, parts: &Parts<'_>, mut route: Route) {
         let id = parts.id;
+        // A fresh call on a remembered route goes where the last one went.
+        if route.failures == 0 && route.avoid.is_none() && self.health.all_up() {
+            if let Some(key) = self.routes.conn_for(&route.endpoints) {
+                return self.attach(key, parts, route);
+            }
+        }
         loop {
             if route.failures > self.options.max_retries {
                 let why = route.last_error.unwrap_or_default();
@@ -151,7 +157,10 @@ impl Driver {
                 self.connection_to(addr, protocol)
             };
             match opened {
-                Ok(key) => return self.attach(key, parts, route),
+                Ok(key) => {
+                    self.remember_route(&route, addr);
+                    return self.attach(key, parts, route);
+                }
                 Err(e) => {
                     let reason = format!("connect to {addr} failed: {e}");
                     self.health.failed(addr, &reason, false, self.now);
@@ -159,6 +168,20 @@ impl Driver {
                     route.failures += 1;
                     route.last_error = Some(reason);
                 }
+            }
+        }
+    }
+
+    /// Remembers `route`'s way to `addr` for the next calls, when the
+    /// route leads nowhere else (see `route_cache`).
+    fn remember_route(&mut self, route: &Route, addr: SocketAddr) {
+        if route.endpoints.len() != 1 || route.failures > 0 || route.avoid.is_some() {
+            return;
+        }
+        let per_endpoint = self.options.connections_per_endpoint.max(1);
+        if let Some(pool) = self.pools.get(&addr) {
+            if pool.conns.len() >= per_endpoint {
+                self.routes.remember(&route.endpoints, &pool.conns);
             }
         }
     }
@@ -257,6 +280,7 @@ impl Driver {
             Ok(conn) => {
                 entry.insert(conn);
                 pool.conns.push(key);
+                self.routes.clear();
                 self.connecting += 1;
                 Ok(key)
             }
@@ -319,6 +343,7 @@ impl Driver {
         conn.deregister(self.poll.registry());
         let addr = conn.addr();
         if let Some(pool) = self.pools.get_mut(&addr) {
+            self.routes.clear();
             pool.conns.retain(|k| *k != key);
             if pool.conns.is_empty() {
                 self.pools.remove(&addr);
