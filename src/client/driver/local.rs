@@ -42,23 +42,25 @@ pub(super) fn uninstall() {
 /// driver's thread and the driver is free (delivering completions), else
 /// through its queue. One look-up of the thread's driver decides. Returns
 /// the call's request id.
+#[inline]
 pub(crate) fn start(shared: &Shared, call: Submit<'_>, payload: &[u8], cell: CellRef) -> u64 {
-    DRIVER.with(|slot| {
-        let slot = slot.borrow();
-        let free = match &*slot {
-            Some((own, driver)) if std::ptr::eq(*own, shared) => driver.try_borrow_mut().ok(),
-            _ => None,
-        };
-        match free {
-            Some(mut driver) => driver.start_here(call, payload, cell),
-            None => shared.submit(call, payload, cell),
-        }
-    })
+    // The driver is taken out of the thread-local (not the call into a
+    // closure): the call's parts are not moved about on their way.
+    let own = DRIVER.with(|slot| match &*slot.borrow() {
+        Some((own, driver)) if std::ptr::eq(*own, shared) => Some(driver.clone()),
+        _ => None,
+    });
+    let free = own.as_ref().and_then(|driver| driver.try_borrow_mut().ok());
+    match free {
+        Some(mut driver) => driver.start_here(call, payload, cell),
+        None => shared.submit(call, payload, cell),
+    }
 }
 
 impl Driver {
     /// Takes on a call started on this thread, packed from the caller's
     /// own arguments straight into the chosen connection's output.
+    #[inline]
     fn start_here(&mut self, call: Submit<'_>, payload: &[u8], cell: CellRef) -> u64 {
         let id = cell.call_id();
         let parts = Parts {
