@@ -1,4 +1,5 @@
-//! With the `tonic` feature: generates the gRPC echo server from
+//! With the `tonic` feature: generates the gRPC echo server (and the client
+//! `loadgen --stream server --target tonic` drives it with) from
 //! `../proto/bench.proto` (the same file the mprpc bench service uses), with
 //! protox as the protobuf compiler so no system `protoc` is needed. With the
 //! `volo` feature: generates the Volo Thrift echo server from
@@ -12,7 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let fds = protox::compile(["bench.proto"], ["../proto"])?;
         tonic_prost_build::configure()
             .bytes(".")
-            .build_client(false)
+            .build_client(true)
             .compile_fds(fds)?;
     }
     #[cfg(feature = "volo")]

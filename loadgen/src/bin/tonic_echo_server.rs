@@ -3,6 +3,9 @@
 //! Prints `listening on ADDR` once bound (ask for port 0 to get a free one).
 //! With `--tls-cert` and `--tls-key` it serves gRPC over TLS only (tonic's
 //! rustls with ring, ALPN h2), for the comparison's cost-of-TLS rows.
+//! It also serves `mprpc.bench.EchoStreamService` (`Pump`, `Collect`,
+//! `EchoStream`), the streaming baseline of `scripts/streaming.sh`, driven
+//! by `loadgen --stream KIND --target tonic`.
 
 use clap::Parser;
 use tonic::transport::{Identity, ServerTlsConfig};
@@ -13,7 +16,9 @@ mod pb {
 }
 
 use pb::echo_service_server::{EchoService, EchoServiceServer};
-use pb::{EchoRequest, EchoResponse};
+use pb::echo_stream_service_server::{EchoStreamService, EchoStreamServiceServer};
+use pb::{EchoRequest, EchoResponse, PumpRequest, StreamSummary};
+use tonic::codegen::tokio_stream::{self, Stream, StreamExt};
 
 /// Serves mprpc.bench.EchoService over gRPC (tonic).
 #[derive(Debug, Parser)]
@@ -56,6 +61,61 @@ impl EchoService for Echo {
     }
 }
 
+/// A reply stream, boxed as tonic's generated trait asks.
+type Replies = std::pin::Pin<Box<dyn Stream<Item = Result<EchoResponse, Status>> + Send>>;
+
+/// The largest `PumpRequest.size` served, as the echo provider's.
+const MAX_PUMP_SIZE: u32 = 16 << 20;
+
+#[tonic::async_trait]
+impl EchoStreamService for Echo {
+    type PumpStream = Replies;
+    type EchoStreamStream = Replies;
+
+    /// `count` replies sharing one payload buffer, yielded as fast as
+    /// HTTP/2 flow control takes them (no channel or task in between:
+    /// tonic's quickest server stream).
+    async fn pump(&self, request: Request<PumpRequest>) -> Result<Response<Replies>, Status> {
+        let PumpRequest { count, size } = request.into_inner();
+        if size > MAX_PUMP_SIZE {
+            return Err(Status::invalid_argument(format!(
+                "size {size} is over {MAX_PUMP_SIZE} bytes"
+            )));
+        }
+        let payload = bytes::Bytes::from(vec![0u8; size as usize]);
+        let replies = tokio_stream::iter(0..count).map(move |_| {
+            Ok::<_, Status>(EchoResponse {
+                payload: payload.clone(),
+            })
+        });
+        Ok(Response::new(Box::pin(replies)))
+    }
+
+    async fn collect(
+        &self,
+        request: Request<tonic::Streaming<EchoRequest>>,
+    ) -> Result<Response<StreamSummary>, Status> {
+        let mut requests = request.into_inner();
+        let mut summary = StreamSummary::default();
+        while let Some(request) = requests.message().await? {
+            summary.messages += 1;
+            summary.bytes += request.payload.len() as u64;
+        }
+        Ok(Response::new(summary))
+    }
+
+    /// Each request's payload back as one reply, in order.
+    async fn echo_stream(
+        &self,
+        request: Request<tonic::Streaming<EchoRequest>>,
+    ) -> Result<Response<Replies>, Status> {
+        let replies = request
+            .into_inner()
+            .map(|request| request.map(|r| EchoResponse { payload: r.payload }));
+        Ok(Response::new(Box::pin(replies)))
+    }
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let tls = tls_config(&args)?;
@@ -74,6 +134,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         server
             .add_service(EchoServiceServer::new(Echo))
+            .add_service(EchoStreamServiceServer::new(Echo))
             .serve_with_incoming(incoming)
             .await?;
         Ok(())
