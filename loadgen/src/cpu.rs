@@ -109,6 +109,11 @@ pub fn measure_window(
 }
 
 impl CpuWindow {
+    /// The window's length in seconds.
+    pub fn window_s(&self) -> f64 {
+        self.window_s
+    }
+
     /// The usage, per call for `calls` calls sent in the window.
     pub fn usage(&self, calls: u64) -> CpuUsage {
         let per_server_cpu_s: Vec<f64> = self

@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 use mprpc::app::config::RegistryKind;
 use mprpc::app::provider::{ProviderHandle, RpcProvider};
 use mprpc::Config;
-use mprpc_examples::bench::EchoStreamServiceServer;
-use mprpc_examples::EchoStreams;
+use mprpc_examples::bench::{EchoServiceServer, EchoStreamServiceServer};
+use mprpc_examples::{Echo, EchoStreams};
 
 const MESSAGES: u64 = 20;
 
-/// Our provider serving `EchoStreamService` on a free 127.0.0.1 port.
+/// Our provider serving `EchoStreamService` (and `EchoService`, for the
+/// slow-reader run's unary calls) on a free 127.0.0.1 port.
 fn provider() -> ProviderHandle {
     let mut config = Config::default();
     config.provider.rpc_server_ip = "127.0.0.1".into();
@@ -27,7 +28,8 @@ fn provider() -> ProviderHandle {
     let mut provider = RpcProvider::new(&config);
     provider
         .without_registry()
-        .notify_service(EchoStreamServiceServer::new(EchoStreams));
+        .notify_service(EchoStreamServiceServer::new(EchoStreams))
+        .notify_service(EchoServiceServer::new(Echo));
     provider.start().expect("provider starts")
 }
 
@@ -152,4 +154,51 @@ fn stream_mode_refuses_an_open_loop_rate() {
     let (ok, output) = loadgen(server.addr(), &["--stream", "bidi", "--qps", "100"]);
     assert!(!ok);
     assert!(output.contains("--stream: not with --qps N"), "{output}");
+}
+
+#[test]
+fn a_stalled_reader_run_reports_every_phase_and_nothing_fails() {
+    let server = provider();
+    let pid = std::process::id().to_string();
+    let (ok, output) = loadgen(
+        server.addr(),
+        &[
+            "--stream",
+            "server",
+            "--stall-reader",
+            "0.5",
+            "--stall-size",
+            "1024",
+            "--stall-unary",
+            "1",
+            "--connections",
+            "2",
+            "--stream-messages",
+            "10",
+            "--warmup",
+            "100ms",
+            "--duration",
+            "300ms",
+            "--cpu-pid",
+            &pid,
+        ],
+    );
+    assert!(ok, "loadgen failed:\n{output}");
+    let s = summary(&output);
+    assert_eq!(s["stalled_outcome"], "ok", "{output}");
+    assert_eq!(s["other_failed"], "0", "{output}");
+    assert_eq!(s["unary_failed"], "0", "{output}");
+    assert_eq!(s["window_bytes"], (64 * 1024).to_string(), "{output}");
+    for key in [
+        "before_other_per_s",
+        "stalled_other_per_s",
+        "stalled_unary_per_s",
+    ] {
+        assert!(s[key].parse::<f64>().unwrap() > 0.0, "{key}: {output}");
+    }
+    // This test process stands in for the provider: its RSS was read.
+    assert!(
+        s["provider_rss_before_kib"].parse::<u64>().unwrap() > 0,
+        "{output}"
+    );
 }

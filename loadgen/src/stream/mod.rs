@@ -5,19 +5,28 @@
 //! stream `--stream-messages` messages of `--payload` bytes. It reports
 //! messages/s, per-message latency (HDR) and how the streams ended. By
 //! default it drives the echo provider's `EchoStreamService` (`Pump`,
-//! `Collect`, `EchoStream`, from `proto/bench.proto`).
+//! `Collect`, `EchoStream`, from `proto/bench.proto`). With `--cpu-pid` the
+//! report gives the server's and loadgen's CPU µs per message. Built with
+//! the `tonic` feature, `--stream server --target tonic` drives
+//! `tonic-echo-server`'s `Pump` with tonic's own client, the same way (the
+//! streaming baseline of `scripts/streaming.sh`); `--stall-reader SECS`
+//! runs the slow-reader experiment instead (`stall`).
 
 mod kinds;
+mod stall;
 mod tally;
+#[cfg(feature = "tonic")]
+mod tonic_client;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::ValueEnum;
 use mprpc::client::Channel;
 use mprpc::CallOptions;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::Args;
+use crate::cli::{Args, TargetKind};
+use crate::cpu;
 use crate::mprpc_target::MprpcTarget;
 use tally::Tally;
 
@@ -70,6 +79,29 @@ pub struct StreamArgs {
     #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     #[serde(default)]
     pub stream_messages: u32,
+
+    /// With --stream server: the slow-reader experiment. On one connection
+    /// (one `Channel`), --connections Pump streams and --stall-unary
+    /// blocking Echo callers run beside one Pump stream of
+    /// --stall-size-byte messages that the provider pushes as fast as it
+    /// can; after --warmup and --duration that stream's reader stops
+    /// reading for SECS seconds, then reads again for --duration. Reports
+    /// each phase's rates and the RSS of --cpu-pid (the provider) and of
+    /// loadgen, with the stream window.
+    #[arg(long, value_name = "SECS")]
+    #[serde(default)]
+    pub stall_reader: Option<f64>,
+
+    /// With --stall-reader: the stalled stream's message size in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 65536)]
+    #[serde(default)]
+    pub stall_size: u32,
+
+    /// With --stall-reader: blocking unary Echo callers on the same
+    /// connection.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    #[serde(default)]
+    pub stall_unary: u32,
 }
 
 /// What one run drives: the names and the per-stream shape.
@@ -87,12 +119,26 @@ pub fn check(args: &Args) -> Result<(), String> {
     if args.stream.stream.is_none() {
         return Ok(());
     }
+    let kind = args.stream.stream;
+    let tonic_server = cfg!(feature = "tonic") && kind == Some(StreamKind::Server);
+    let stall = args.stream.stall_reader.is_some();
     let unary_only = [
         (
-            args.target != crate::cli::TargetKind::Mprpc,
-            "--target other than mprpc",
+            args.target == TargetKind::Tonic && !tonic_server,
+            "--target tonic (only --stream server, in a build with the tonic feature)",
         ),
-        (args.client == crate::cli::ClientKind::Raw, "--client raw"),
+        (
+            !matches!(args.target, TargetKind::Mprpc | TargetKind::Tonic),
+            "--target other than mprpc or tonic",
+        ),
+        (
+            stall && (kind != Some(StreamKind::Server) || args.target != TargetKind::Mprpc),
+            "--stall-reader (only --stream server --target mprpc)",
+        ),
+        (
+            args.client == crate::cli::ClientKind::Raw && args.target == TargetKind::Mprpc,
+            "--client raw",
+        ),
         (
             args.qps.fixed().is_some(),
             "--qps N (streams run closed loop)",
@@ -110,27 +156,19 @@ pub fn check(args: &Args) -> Result<(), String> {
 /// Runs the `--stream` load and prints its report.
 pub fn run(args: &Args) -> Result<(), String> {
     let kind = args.stream.stream.expect("run only with --stream");
-    let service = if args.service == "EchoService" {
-        "EchoStreamService".to_owned()
-    } else {
-        args.service.clone()
-    };
-    let method = if args.method == "Echo" {
-        kind.default_method().to_owned()
-    } else {
-        args.method.clone()
-    };
+    if args.target == TargetKind::Tonic {
+        #[cfg(feature = "tonic")]
+        return tonic_client::run(args, kind);
+        #[cfg(not(feature = "tonic"))]
+        return Err("--target tonic: build loadgen with --features tonic".into());
+    }
+    let plan = plan(args, kind);
+    if let Some(secs) = args.stream.stall_reader {
+        return stall::run(args, &plan, Duration::from_secs_f64(secs));
+    }
     let mut target_args = args.clone();
-    target_args.service = service.clone();
+    target_args.service = plan.service.clone();
     let target = MprpcTarget::connect(&target_args, Default::default(), None)?;
-    let plan = Plan {
-        kind,
-        service,
-        method,
-        messages: args.stream.stream_messages,
-        payload: args.payload,
-        options: CallOptions::with_timeout(args.timeout),
-    };
     // One stream first, unmeasured: fails fast with the reason.
     let mut probe = Tally::default();
     kinds::one(&plan, &target.channels()[0], &mut probe);
@@ -144,7 +182,8 @@ pub fn run(args: &Args) -> Result<(), String> {
     let start = Instant::now();
     let measure_from = start + args.warmup;
     let end = measure_from + args.duration;
-    let tallies: Vec<Tally> = std::thread::scope(|s| {
+    let (tallies, cpu): (Vec<Tally>, _) = std::thread::scope(|s| {
+        let cpu = s.spawn(|| cpu::measure_window(&args.cpu_pid, measure_from, end));
         let handles: Vec<_> = (0..senders)
             .map(|i| {
                 let channel = &target.channels()[i % target.channels().len()];
@@ -152,15 +191,17 @@ pub fn run(args: &Args) -> Result<(), String> {
                 s.spawn(move || sender(plan, channel, measure_from, end))
             })
             .collect();
-        handles
+        let tallies = handles
             .into_iter()
             .map(|h| h.join().expect("a stream sender thread panicked"))
-            .collect()
+            .collect();
+        (tallies, cpu.join().expect("the CPU sampler panicked"))
     });
     let elapsed = Instant::now().saturating_duration_since(measure_from);
     let total = tallies.into_iter().fold(Tally::default(), Tally::merge);
     let header = format!(
-        "stream: {} {}.{} at {}, {senders} streams at once, {} messages of {} bytes each",
+        "stream: {} {}.{} at {}, {senders} streams at once, {} messages of {} bytes each \
+         (client: mprpc Channel)",
         kind.name(),
         plan.service,
         plan.method,
@@ -168,8 +209,58 @@ pub fn run(args: &Args) -> Result<(), String> {
         plan.messages,
         plan.payload
     );
-    print!("{}", total.report(&header, kind.name(), elapsed));
+    print_report(&total, &header, kind, elapsed, cpu);
     Ok(())
+}
+
+/// The names and per-stream shape of a run: `--service`/`--method`
+/// default to `EchoStreamService`'s method of `kind`.
+fn plan(args: &Args, kind: StreamKind) -> Plan {
+    let service = if args.service == "EchoService" {
+        "EchoStreamService".to_owned()
+    } else {
+        args.service.clone()
+    };
+    let method = if args.method == "Echo" {
+        kind.default_method().to_owned()
+    } else {
+        args.method.clone()
+    };
+    Plan {
+        kind,
+        service,
+        method,
+        messages: args.stream.stream_messages,
+        payload: args.payload,
+        options: CallOptions::with_timeout(args.timeout),
+    }
+}
+
+/// Prints the report, with CPU µs per message when the window was read
+/// (the messages in the window estimated from the rate over the run).
+fn print_report(
+    total: &Tally,
+    header: &str,
+    kind: StreamKind,
+    elapsed: Duration,
+    cpu: Result<cpu::CpuWindow, String>,
+) {
+    let messages = total.sent.max(total.received);
+    let rate = messages as f64 / elapsed.as_secs_f64().max(1e-9);
+    let usage = match cpu {
+        Ok(window) => {
+            let in_window = (rate * window.window_s()).round() as u64;
+            Some(window.usage(in_window))
+        }
+        Err(e) => {
+            eprintln!("loadgen: CPU time not read: {e}");
+            None
+        }
+    };
+    print!(
+        "{}",
+        total.report(header, kind.name(), elapsed, usage.as_ref())
+    );
 }
 
 /// One sender thread: streams back to back until `end`; those opened

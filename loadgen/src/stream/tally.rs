@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use crate::cpu::CpuUsage;
 use crate::recorder::{new_histogram, HIGHEST_US};
 
 /// One thread's (or the merged) counts.
@@ -63,9 +64,15 @@ impl Tally {
     }
 
     /// The report: a header, the counts, the rate over `elapsed`, the
-    /// latency percentiles, and one `summary:` line of `key=value` pairs
-    /// for scripts.
-    pub fn report(&self, header: &str, kind: &str, elapsed: Duration) -> String {
+    /// latency percentiles, the CPU per message (when read), and one
+    /// `summary:` line of `key=value` pairs for scripts.
+    pub fn report(
+        &self,
+        header: &str,
+        kind: &str,
+        elapsed: Duration,
+        cpu: Option<&CpuUsage>,
+    ) -> String {
         let streams: u64 = self.outcomes.values().sum();
         let ok = self.outcomes.get("ok").copied().unwrap_or(0);
         let messages = self.sent.max(self.received);
@@ -103,10 +110,22 @@ impl Tally {
             h.max(),
             h.len()
         );
+        let per_message = |v: Option<f64>| v.map_or("-".to_owned(), |us| format!("{us:.3}"));
+        let (server_us, client_us) = (
+            per_message(cpu.and_then(|c| c.server_us_per_call)),
+            per_message(cpu.and_then(|c| c.client_us_per_call)),
+        );
+        if cpu.is_some() {
+            let _ = writeln!(
+                out,
+                "CPU per message (µs): server {server_us}, loadgen {client_us}"
+            );
+        }
         let _ = writeln!(
             out,
             "summary: kind={kind} streams={streams} ok={ok} failed={} sent={} received={} \
-             provider_counted={} messages_per_s={:.0} p50_us={} p99_us={}",
+             provider_counted={} messages_per_s={:.0} p50_us={} p99_us={} \
+             server_us_per_msg={server_us} client_us_per_msg={client_us}",
             streams - ok,
             self.sent,
             self.received,
