@@ -202,3 +202,30 @@ fn a_stalled_reader_run_reports_every_phase_and_nothing_fails() {
         "{output}"
     );
 }
+
+#[test]
+fn an_async_server_stream_run_receives_every_message_of_every_stream() {
+    let server = provider();
+    let (ok, output) = loadgen(
+        server.addr(),
+        &[
+            "--stream",
+            "server",
+            "--stream-async",
+            "--connections",
+            "3",
+            "--stream-messages",
+            &MESSAGES.to_string(),
+            "--warmup",
+            "50ms",
+            "--duration",
+            "300ms",
+        ],
+    );
+    assert!(ok, "loadgen failed:\n{output}");
+    let s = summary(&output);
+    assert_eq!(s["failed"], "0", "{output}");
+    let ok_streams: u64 = s["ok"].parse().unwrap();
+    assert!(ok_streams > 0, "{output}");
+    assert_eq!(s["received"].parse::<u64>().unwrap(), ok_streams * MESSAGES);
+}

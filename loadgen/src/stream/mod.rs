@@ -12,6 +12,7 @@
 //! streaming baseline of `scripts/streaming.sh`); `--stall-reader SECS`
 //! runs the slow-reader experiment instead (`stall`).
 
+mod async_server;
 mod kinds;
 mod stall;
 mod tally;
@@ -92,6 +93,14 @@ pub struct StreamArgs {
     #[serde(default)]
     pub stall_reader: Option<f64>,
 
+    /// With --stream server --target mprpc: consume the streams as
+    /// `futures_core::Stream`s, every one a task of one current-thread
+    /// tokio runtime (the tonic client's shape), not one blocking thread
+    /// per stream.
+    #[arg(long)]
+    #[serde(default)]
+    pub stream_async: bool,
+
     /// With --stall-reader: the stalled stream's message size in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 65536)]
     #[serde(default)]
@@ -136,6 +145,11 @@ pub fn check(args: &Args) -> Result<(), String> {
             "--stall-reader (only --stream server --target mprpc)",
         ),
         (
+            args.stream.stream_async
+                && (kind != Some(StreamKind::Server) || args.target != TargetKind::Mprpc || stall),
+            "--stream-async (only --stream server --target mprpc, without --stall-reader)",
+        ),
+        (
             args.client == crate::cli::ClientKind::Raw && args.target == TargetKind::Mprpc,
             "--client raw",
         ),
@@ -165,6 +179,9 @@ pub fn run(args: &Args) -> Result<(), String> {
     let plan = plan(args, kind);
     if let Some(secs) = args.stream.stall_reader {
         return stall::run(args, &plan, Duration::from_secs_f64(secs));
+    }
+    if args.stream.stream_async {
+        return async_server::run(args, plan);
     }
     let mut target_args = args.clone();
     target_args.service = plan.service.clone();
