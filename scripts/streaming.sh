@@ -4,8 +4,10 @@
 #
 #  1. Server-stream throughput: STREAMS (50) streams open at once, closed
 #     loop, each of MESSAGES (1000) messages of PAYLOAD (64) bytes. Ours:
-#     `loadgen --stream server` (the `Channel`) against echo-provider's
-#     EchoStreamService.Pump. tonic: `loadgen --stream server --target
+#     `loadgen --stream server` (the `Channel`, a thread per stream; and
+#     with --stream-async, every stream a future on one tokio thread, the
+#     tonic client's shape) against echo-provider's EchoStreamService.Pump.
+#     tonic: `loadgen --stream server --target
 #     tonic` (tonic's own generated client, one current-thread tokio
 #     runtime) against tonic-echo-server's Pump. Each side's client drives
 #     its own server, STREAMS connections with one stream each; interleaved
@@ -135,7 +137,7 @@ EOF
 
 # ------------------------------------------------------------- runs
 N=0
-TOTAL=$((ROUNDS * 8 + 1))
+TOTAL=$((ROUNDS * 9 + 1))
 step() { N=$((N + 1)); log "[$N/$TOTAL, $(($(date +%s) - T0))s] $*"; }
 # One pinned loadgen run: label server args... (stdout into RAW/label.txt).
 lg() {
@@ -154,6 +156,7 @@ for r in $(seq 1 "$ROUNDS"); do
     loadavg "round $r start"
     # 1. Server-stream throughput, ours then tonic.
     lg "server-ours-r$r" ours "${OURS[@]}" --stream server "${STREAM[@]}"
+    lg "server-ours-async-r$r" ours "${OURS[@]}" --stream server --stream-async "${STREAM[@]}"
     lg "server-tonic-r$r" tonic --target tonic --addr "127.0.0.1:$TONIC_PORT" --stream server "${STREAM[@]}"
     # 2. Bidi round trip against unary, STREAMS at once and 1.
     for n in "$STREAMS" 1; do
@@ -232,7 +235,7 @@ for line in open(f"{raw}/loadavg.txt"):
     w(f"| {when} | {la} |")
 w("")
 w(f"Every command run is in [streaming/raw/commands.txt](streaming/raw/commands.txt); the outputs "
-  f"beside it. {p['rounds']} round(s), interleaved (ours, tonic, bidi, unary, ... per round); each run "
+  f"beside it. {p['rounds']} round(s), interleaved (per round: ours, ours-async, tonic, then bidi, unary async, unary blocking at each load); each run "
   f"{p['warmup_s']} s warm-up then {p['secs']} s measured.\n")
 
 # 1. Server-stream throughput.
@@ -242,12 +245,15 @@ w(f"{p['streams']} streams open at once, closed loop (a stream ends, the next op
 w("- **ours**: `loadgen --stream server` (mprpc's `Channel`, one sender thread per stream, "
   f"{p['streams']} connections) → `echo-provider`'s `EchoStreamService.Pump` (an async handler "
   "awaiting each send).")
+w("- **ours-async**: `loadgen --stream server --stream-async` (the same `Channel`, its streams read "
+  "as `futures_core::Stream`s, every one a task of one current-thread tokio runtime: the tonic "
+  "client's shape) → the same `Pump`.")
 w("- **tonic**: `loadgen --stream server --target tonic` (tonic's own generated client, "
   f"{p['streams']} connections with one stream each, one current-thread tokio runtime) → "
   "`tonic-echo-server`'s `Pump` (a `tokio_stream::iter` of the replies: no channel or task "
   "in between).\n")
 sysrows = {}
-for s in ("ours", "tonic"):
+for s in ("ours", "ours-async", "tonic"):
     runs = [summary(f"server-{s}-r{r}") for r in rounds]
     sysrows[s] = runs
 w("| system | messages/s per round | median | min–max | server CPU µs/msg (median) | client CPU µs/msg (median) | server core busy | client core busy | failed streams |")
@@ -263,18 +269,17 @@ for s, runs in sysrows.items():
 w("")
 w("(A core's busy share is its process's CPU µs per message × messages/s: the side near 100% is the "
   "one that limits the rate.)")
-ratios = [num(a["messages_per_s"]) / num(b["messages_per_s"]) for a, b in zip(sysrows["ours"], sysrows["tonic"])]
-ours_med = med(num(r["messages_per_s"]) for r in sysrows["ours"])
 tonic_med = med(num(r["messages_per_s"]) for r in sysrows["tonic"])
-ratio = ours_med / tonic_med
-cpu_ratio = None
-so, st = (med(num(r["server_us_per_msg"]) for r in sysrows[s]) for s in ("ours", "tonic"))
-if so and st:
-    cpu_ratio = st / so
+tonic_cpu = med(num(r["server_us_per_msg"]) for r in sysrows["tonic"])
 w("")
-w(f"**Ours / tonic: {ratio:.2f}×** (medians; per round {rng(ratios, lambda x: f'{x:.2f}×')}). "
-  f"Goal ≥ 3×: **{'met' if ratio >= 3 else 'not met'}**."
-  + (f" Server CPU per message, tonic / ours: {cpu_ratio:.2f}×." if cpu_ratio else "") + "\n")
+for s in ("ours", "ours-async"):
+    ratios = [num(a["messages_per_s"]) / num(b["messages_per_s"]) for a, b in zip(sysrows[s], sysrows["tonic"])]
+    ratio = med(num(r["messages_per_s"]) for r in sysrows[s]) / tonic_med
+    own_cpu = med(num(r["server_us_per_msg"]) for r in sysrows[s])
+    cpu_note = f"; server CPU per message, tonic / {s}: {tonic_cpu / own_cpu:.2f}×" if own_cpu and tonic_cpu else ""
+    w(f"- **{s} / tonic: {ratio:.2f}×** messages/s (medians; per round {rng(ratios, lambda x: f'{x:.2f}×')})"
+      f"{cpu_note}. Goal ≥ 3×: **{'met' if ratio >= 3 else 'not met'}**.")
+w("")
 
 # 2. Bidi vs unary.
 w("## 2. Bidi per-message round trip against a unary call\n")
