@@ -31,7 +31,7 @@
 # files; the report records the commit, the dirty flag and the load average
 # before and after every round.
 #
-#   scripts/streaming.sh            full run (about 5 minutes after the build)
+#   scripts/streaming.sh            full run (about 6 minutes after the build)
 #   QUICK=1 scripts/streaming.sh    1 round of 1 s runs, a 3 s stall (under a
 #                                   minute); the report says QUICK in its title
 #   SKIP_BUILD=1 CARGO_TARGET_DIR=DIR scripts/streaming.sh
@@ -43,7 +43,8 @@
 # (50), MESSAGES (1000), BIDI_MESSAGES (100), PAYLOAD (64), REACTORS (1), STALL_SECS (10),
 # STALL_SIZE (65536), STALL_STREAMS (8), STALL_UNARY (4), SERVER_CPU (0),
 # CLIENT_CPU (1), SKIP_BUILD, OUT_DIR (results: where STREAMING.md and
-# streaming/ go).
+# streaming/ go), NOTE (a sentence for the report's header, e.g. what else
+# the machine was doing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib.sh
@@ -219,8 +220,12 @@ w = out.append
 title = "Streaming benchmarks (issue 26)"
 w(f"# {title}{' — QUICK run, not the figures' if quick else ''}\n")
 if quick:
-    w("**QUICK mode** (1 round of short runs on a busy machine): this shows the script works; "
-      "its figures say nothing about the goals. The full run is `scripts/streaming.sh`.\n")
+    la = open(f"{raw}/loadavg.txt").readline().rstrip("\n").split("\t")[1]
+    w(f"**QUICK mode** ({p['rounds']} round of {p['secs']} s runs, load average {la} at the start): "
+      "this shows the script works; its figures say nothing about the goals. The full run is "
+      "`scripts/streaming.sh`.\n")
+if os.environ.get("NOTE"):
+    w(f"Note from whoever ran it: {os.environ['NOTE']}\n")
 w(f"Written by `scripts/streaming.sh` on {env['date_utc']} in {total} s "
   f"(build {env['build_seconds']} s). Commit `{env['git_commit']}`"
   f"{' **(dirty: tracked files differ from it)**' if env['git_dirty'] else ' (clean)'}; "
