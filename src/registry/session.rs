@@ -76,27 +76,63 @@ impl Settings {
     }
 
     /// Opens a session, failing within `op_timeout` if no server answers.
+    ///
+    /// Each attempt fails eagerly (once every host has been tried, after
+    /// the client's connection timeout of 2/5 of the session timeout), and
+    /// attempts repeat until `op_timeout`: a server that is up but slow to
+    /// answer (a JVM warming up, a loaded machine) gets several tries, while
+    /// an address where nothing answers still fails within `op_timeout`.
+    /// Refused credentials fail at once.
     pub(crate) async fn connect(&self) -> Result<zk::Client, RegistryError> {
+        let until = tokio::time::Instant::now() + self.op_timeout;
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            let error = match tokio::time::timeout(left, self.connect_once()).await {
+                Ok(Ok(client)) => return Ok(client),
+                Ok(Err(e)) if matches!(e, zk::Error::NoHosts | zk::Error::Timeout) => e,
+                Ok(Err(e)) => return Err(self.cannot_open(e, attempts)),
+                Err(_) => {
+                    return Err(self.error(
+                        "cannot open a session",
+                        format!(
+                            "no answer within {:?} (is ZooKeeper running there?)",
+                            self.op_timeout
+                        ),
+                    ))
+                }
+            };
+            let pause = Duration::from_millis(100);
+            if tokio::time::Instant::now() + pause >= until {
+                return Err(self.cannot_open(error, attempts));
+            }
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// One session attempt that gives up once every host has been tried.
+    async fn connect_once(&self) -> Result<zk::Client, zk::Error> {
         let mut connector = zk::Client::connector()
             .with_session_timeout(self.session_timeout)
             .with_fail_eagerly();
         if let Some(digest) = &self.digest {
             connector = connector.with_auth("digest", digest.as_bytes());
         }
-        match tokio::time::timeout(self.op_timeout, connector.connect(&self.connect)).await {
-            Ok(Ok(client)) => Ok(client),
-            Ok(Err(e)) => Err(self.error(
-                "cannot open a session",
-                format!("{e} (is ZooKeeper running there? check zookeeperip and zookeeperport)"),
-            )),
-            Err(_) => Err(self.error(
-                "cannot open a session",
-                format!(
-                    "no answer within {:?} (is ZooKeeper running there?)",
-                    self.op_timeout
-                ),
-            )),
-        }
+        connector.connect(&self.connect).await
+    }
+
+    fn cannot_open(&self, cause: zk::Error, attempts: u32) -> RegistryError {
+        let tries = match attempts {
+            1 => String::new(),
+            n => format!(", {n} attempts in {:?}", self.op_timeout),
+        };
+        self.error(
+            "cannot open a session",
+            format!(
+                "{cause}{tries} (is ZooKeeper running there? check zookeeperip and zookeeperport)"
+            ),
+        )
     }
 
     /// Runs `op` bounded by `op_timeout`, so a stalled connection cannot
