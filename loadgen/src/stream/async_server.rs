@@ -15,7 +15,7 @@ use futures_core::Stream;
 use mprpc::client::Channel;
 use mprpc_examples::bench::{EchoResponse, PumpRequest};
 
-use super::tally::Tally;
+use super::tally::{gather, Tally, Window};
 use super::{micros_since, print_report, Plan};
 use crate::cli::Args;
 use crate::cpu;
@@ -47,13 +47,7 @@ pub(super) fn run(args: &Args, plan: Plan) -> Result<(), String> {
         let tasks: Vec<_> = (0..streams)
             .map(|_| tokio::spawn(sender(plan.clone(), channel.clone(), measure_from, end)))
             .collect();
-        let mut total = Tally::default();
-        for task in tasks {
-            total = total.merge(
-                task.await
-                    .map_err(|e| format!("a stream task failed: {e}"))?,
-            );
-        }
+        let total = gather(tasks).await?;
         let elapsed = Instant::now().saturating_duration_since(measure_from);
         let cpu = cpu
             .join()
@@ -76,21 +70,13 @@ pub(super) fn run(args: &Args, plan: Plan) -> Result<(), String> {
 /// One task: streams back to back until `end`; those opened before
 /// `measure_from` (the warm-up) are not recorded.
 async fn sender(plan: Arc<Plan>, channel: Channel, measure_from: Instant, end: Instant) -> Tally {
-    let mut tally = Tally::default();
-    let mut warm_up = Tally::default();
-    loop {
-        let now = Instant::now();
-        if now >= end {
-            return tally;
-        }
-        let into = if now >= measure_from {
-            &mut tally
-        } else {
-            &mut warm_up
-        };
+    let window = Window { measure_from, end };
+    let (mut tally, mut warm_up) = (Tally::default(), Tally::default());
+    while let Some(into) = window.next(&mut tally, &mut warm_up) {
         let outcome = one(&plan, &channel, into).await;
         into.end_stream(outcome);
     }
+    tally
 }
 
 /// One `Pump` stream read as a `Stream`, each reply recorded.

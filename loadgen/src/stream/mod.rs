@@ -283,20 +283,12 @@ fn print_report(
 /// One sender thread: streams back to back until `end`; those opened
 /// before `measure_from` (the warm-up) are not recorded.
 fn sender(plan: &Plan, channel: &Channel, measure_from: Instant, end: Instant) -> Tally {
-    let mut tally = Tally::default();
-    let mut warm_up = Tally::default();
-    loop {
-        let now = Instant::now();
-        if now >= end {
-            return tally;
-        }
-        let into = if now >= measure_from {
-            &mut tally
-        } else {
-            &mut warm_up
-        };
+    let window = tally::Window { measure_from, end };
+    let (mut tally, mut warm_up) = (Tally::default(), Tally::default());
+    while let Some(into) = window.next(&mut tally, &mut warm_up) {
         kinds::one(plan, channel, into);
     }
+    tally
 }
 
 /// The time from `from` to now, in whole microseconds (at least 1).

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
@@ -23,6 +23,45 @@ pub(super) struct Tally {
     /// Client streams: the messages the provider said it received.
     pub provider_counted: u64,
     latency: Histogram<u64>,
+}
+
+/// The run's time window as every sender sees it: streams opened before
+/// `measure_from` are the warm-up's (not reported), none open after `end`.
+#[derive(Clone, Copy)]
+pub(super) struct Window {
+    pub measure_from: Instant,
+    pub end: Instant,
+}
+
+impl Window {
+    /// The tally the stream opening now counts in, or `None` once the
+    /// window has ended.
+    pub fn next<'a>(
+        &self,
+        measured: &'a mut Tally,
+        warm_up: &'a mut Tally,
+    ) -> Option<&'a mut Tally> {
+        let now = Instant::now();
+        if now >= self.end {
+            None
+        } else if now >= self.measure_from {
+            Some(measured)
+        } else {
+            Some(warm_up)
+        }
+    }
+}
+
+/// The async modes' sender tasks, merged into one tally.
+pub(super) async fn gather(tasks: Vec<tokio::task::JoinHandle<Tally>>) -> Result<Tally, String> {
+    let mut total = Tally::default();
+    for task in tasks {
+        total = total.merge(
+            task.await
+                .map_err(|e| format!("a stream task failed: {e}"))?,
+        );
+    }
+    Ok(total)
 }
 
 impl Default for Tally {

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use tonic::transport::{Channel as TonicChannel, Endpoint};
 
-use super::tally::Tally;
+use super::tally::{gather, Tally, Window};
 use super::{micros_since, print_report, StreamKind};
 use crate::cli::Args;
 use crate::cpu;
@@ -70,13 +70,7 @@ pub(super) fn run(args: &Args, kind: StreamKind) -> Result<(), String> {
                 tokio::spawn(sender(client, request, payload, measure_from, end))
             })
             .collect();
-        let mut total = Tally::default();
-        for task in tasks {
-            total = total.merge(
-                task.await
-                    .map_err(|e| format!("a stream task failed: {e}"))?,
-            );
-        }
+        let total = gather(tasks).await?;
         let elapsed = Instant::now().saturating_duration_since(measure_from);
         let cpu = cpu
             .join()
@@ -102,21 +96,13 @@ async fn sender(
     measure_from: Instant,
     end: Instant,
 ) -> Tally {
-    let mut tally = Tally::default();
-    let mut warm_up = Tally::default();
-    loop {
-        let now = Instant::now();
-        if now >= end {
-            return tally;
-        }
-        let into = if now >= measure_from {
-            &mut tally
-        } else {
-            &mut warm_up
-        };
+    let window = Window { measure_from, end };
+    let (mut tally, mut warm_up) = (Tally::default(), Tally::default());
+    while let Some(into) = window.next(&mut tally, &mut warm_up) {
         let outcome = one(&mut client, request, payload, into).await;
         into.end_stream(outcome);
     }
+    tally
 }
 
 /// One `Pump` stream, each reply recorded; `ShortStream`/`BadReply` as
