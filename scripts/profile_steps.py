@@ -83,8 +83,10 @@ CHANNEL_STEPS = [
      lambda r: largest(r, DELIVER) - largest(r, CALLBACK)),
     ("rest", "driver: the rest of its loop (epoll, socket reads and writes, timers)",
      lambda r: largest(r, THREAD) - largest(r, r"drain_queue$") - largest(r, DECODE) - largest(r, DELIVER)),
-    ("record", "loadgen: recording each call (send and outcome; in the callback)",
-     lambda r: summed(r, r"^loadgen::recorder::Recorder::on_done$", r"^loadgen::recorder::Recorder::on_sent$")),
+    ("record", "loadgen: recording each call (send and outcome; in the callback, batched as the engine's)",
+     lambda r: summed(r, r"^loadgen::recorder::Recorder::on_done$", r"^loadgen::recorder::Recorder::on_sent$",
+                      r"^loadgen::recorder::Recorder::on_done_batch$",
+                      r"^loadgen::recorder::Recorder::on_sent_closed$")),
 ]
 
 ENGINE_STEPS = [

@@ -13,7 +13,8 @@
 //! reply (the Channel's I/O thread), until the window ends — as the engine
 //! refills a connection's window on the thread that reads its replies, so
 //! no hand-off to another thread is measured. Latency is measured from the
-//! actual send.
+//! actual send; completions are recorded in batches, as the engine's are
+//! (`tally`).
 //!
 //! The window is the thread's share of `--in-flight` over all its
 //! connections (the `Channel` picks the connection of each call).
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use crate::recorder::{Outcome, Recorder};
 use crate::schedule::{set_timer_slack_ns, Schedule};
+use crate::tally;
 
 /// Something that can start a call on connection `conn` without blocking
 /// and report its outcome exactly once, from any thread.
@@ -130,17 +132,35 @@ pub fn run_blocking(
     }
 }
 
-/// Sends one closed-loop call on `conn`; its completion sends the next,
-/// until `end`.
+/// Starts a closed-loop chain on `conn`: each call's completion sends the
+/// next, until `end`.
 fn chain<T: Target>(target: &'static T, conn: usize, end: Instant, rec: &'static Recorder) {
     let sent = Instant::now();
     if sent >= end {
         return;
     }
     rec.on_sent(&[sent], sent);
+    chain_from(target, conn, end, rec, sent);
+}
+
+/// Sends the call of a chain sent at `sent`. Its completion is filed in
+/// its thread's tally (recorded in batches, as the engine records, see
+/// `tally`) and sends the next call at once, with the completion's time
+/// as its send time (one clock read for both).
+fn chain_from<T: Target>(
+    target: &'static T,
+    conn: usize,
+    end: Instant,
+    rec: &'static Recorder,
+    sent: Instant,
+) {
     target.call(conn, move |outcome| {
-        rec.on_done(conn, sent, sent, outcome);
-        chain(target, conn, end, rec);
+        let at = Instant::now();
+        let next = (at < end).then_some(at);
+        tally::completed(rec, conn, sent, at, outcome, next);
+        if let Some(next) = next {
+            chain_from(target, conn, end, rec, next);
+        }
     });
 }
 

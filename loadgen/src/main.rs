@@ -22,6 +22,7 @@ mod report;
 mod request;
 mod schedule;
 mod stream;
+mod tally;
 mod tls_io;
 
 use std::net::SocketAddr;

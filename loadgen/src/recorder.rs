@@ -146,6 +146,27 @@ impl Recorder {
         self.sent_measured.fetch_add(measured, Ordering::Relaxed);
     }
 
+    /// A closed-loop call chained by a completion is in flight from now
+    /// on; the rest of its send is recorded later, with its batch
+    /// ([`Recorder::on_sent_closed`]).
+    pub fn start_one(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Closed-loop calls, each sent at its intended time (no send lag),
+    /// already counted in flight by [`Recorder::start_one`]: `on_sent`
+    /// for a batch of them, with one lock.
+    pub fn on_sent_closed(&self, sent: &[Instant]) {
+        let n = sent.len() as u64;
+        self.sent.fetch_add(n, Ordering::Relaxed);
+        let in_window = sent.iter().filter(|&&t| self.measured(t)).count() as u64;
+        self.sent_in_window.fetch_add(in_window, Ordering::Relaxed);
+        if in_window > 0 {
+            let _ = self.lag.lock().record_n(micros(Duration::ZERO), in_window);
+            self.sent_measured.fetch_add(in_window, Ordering::Relaxed);
+        }
+    }
+
     /// Calls due in the window that were never sent: each enters the
     /// latency histogram as `measure_to - intended`, a lower bound.
     /// Those due more than [`LAG_LIMIT`] before the window ended also count
@@ -217,6 +238,14 @@ impl Recorder {
         }
         self.completed.fetch_add(completed, Ordering::Relaxed);
         self.in_flight.fetch_sub(done.len(), Ordering::AcqRel);
+        self.wake_sender();
+    }
+
+    /// Unparks the sender if it waits for a slot or for the drain.
+    fn wake_sender(&self) {
+        if self.waiting.swap(false, Ordering::AcqRel) {
+            self.sender.unpark();
+        }
     }
 
     /// Called exactly once per call when it completes.
@@ -243,9 +272,7 @@ impl Recorder {
             }
         }
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
-        if self.waiting.swap(false, Ordering::AcqRel) {
-            self.sender.unpark();
-        }
+        self.wake_sender();
     }
 
     /// Blocks the sender until fewer than `cap` calls are outstanding (or
