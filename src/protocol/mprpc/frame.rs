@@ -294,17 +294,24 @@ pub fn encode_request_meta(
         + meta_len;
     dst.reserve(HEADER_LEN + body_len);
     let version = if v2 { VERSION } else { VERSION_NO_METADATA };
-    put_header_version(dst, version, FrameKind::Request, body_len);
-    dst.put_u64(head.id);
-    dst.put_u32(head.timeout_ms);
-    dst.put_u8(service.len() as u8);
-    dst.put_u8(method.len() as u8);
-    if v2 {
-        dst.put_u32(meta_len as u32);
-    }
-    dst.put_slice(service);
-    dst.put_slice(method);
-    dst.put_slice(payload);
+    // The fixed part is assembled on the stack and appended with the
+    // names and payload, one copy each: this runs once per call, and
+    // field-by-field `put_*` calls each check and advance the buffer.
+    let mut fixed = [0u8; HEADER_LEN + REQUEST_FIXED_LEN + META_LEN_LEN];
+    fixed[..2].copy_from_slice(&MAGIC);
+    fixed[2] = version;
+    fixed[3] = FrameKind::Request as u8;
+    fixed[4..8].copy_from_slice(&(body_len as u32).to_be_bytes());
+    fixed[8..16].copy_from_slice(&head.id.to_be_bytes());
+    fixed[16..20].copy_from_slice(&head.timeout_ms.to_be_bytes());
+    fixed[20] = service.len() as u8;
+    fixed[21] = method.len() as u8;
+    fixed[22..26].copy_from_slice(&(meta_len as u32).to_be_bytes());
+    let fixed_len = HEADER_LEN + REQUEST_FIXED_LEN + if v2 { META_LEN_LEN } else { 0 };
+    dst.extend_from_slice(&fixed[..fixed_len]);
+    dst.extend_from_slice(service);
+    dst.extend_from_slice(method);
+    dst.extend_from_slice(payload);
     if v2 {
         meta.put(dst);
     }
