@@ -27,6 +27,7 @@ use crate::net::tls::ClientTls;
 use crate::net::{FlushList, ReadTurn, Transport};
 use crate::protocol::mprpc::set_request_timeout;
 use crate::protocol::{Protocol, ProtocolError, Reply};
+use crate::sys::TcpLiveness;
 
 /// The request id of a probe (no call has id 0: see `CellRef::call_id`).
 pub(crate) const PROBE_ID: u64 = 0;
@@ -106,6 +107,13 @@ pub(crate) struct ProviderConn {
     /// It carries a probe of an ejected provider, unanswered yet: the
     /// probe fails if no answer comes by then.
     probe_until: Option<Instant>,
+    /// When something was last read from the provider (or the connection
+    /// opened): keepalive pings go after `ping_interval` of silence
+    /// (`driver::ping`).
+    last_heard: Instant,
+    /// A keepalive ping is out, unanswered: the connection is dead if
+    /// nothing is read by then.
+    ping_until: Option<Instant>,
 }
 
 impl ProviderConn {
@@ -119,8 +127,12 @@ impl ProviderConn {
         token: Token,
         deadline: Instant,
         secure: Security<'_>,
+        liveness: TcpLiveness,
     ) -> io::Result<ProviderConn> {
         let mut stream = TcpStream::connect(addr)?;
+        if let Err(e) = liveness.apply(&stream) {
+            tracing::debug!("client: TCP keepalive options not set on the connection to {addr}: {e}");
+        }
         registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
         let mut io = Transport::connecting(stream, secure.tls, addr)?;
         if let Some(token) = secure.auth {
@@ -138,6 +150,8 @@ impl ProviderConn {
             silent_timeouts: 0,
             draining: false,
             probe_until: None,
+            last_heard: deadline,
+            ping_until: None,
         })
     }
 
@@ -220,6 +234,36 @@ impl ProviderConn {
     /// handler. It goes out when the connection opens; an answer is due
     /// by `until`.
     pub(crate) fn push_probe(&mut self, now: Instant, until: Instant) {
+        self.push_probe_frame(now);
+        self.probe_until = Some(until);
+    }
+
+    /// Sends a keepalive ping: the same frame as a probe, on a connection
+    /// in use; something must be read from the provider by `until`.
+    pub(crate) fn push_ping(&mut self, now: Instant, until: Instant) {
+        self.push_probe_frame(now);
+        self.ping_until = Some(until);
+    }
+
+    /// Something was read from the provider at `now`: it is alive, and an
+    /// outstanding ping is answered (by this or by anything else).
+    #[inline]
+    pub(crate) fn heard_at(&mut self, now: Instant) {
+        self.last_heard = now;
+        self.ping_until = None;
+    }
+
+    /// When something was last read (or the connection opened).
+    pub(crate) fn last_heard(&self) -> Instant {
+        self.last_heard
+    }
+
+    /// When an outstanding keepalive ping goes unanswered (`None`: none).
+    pub(crate) fn ping_until(&self) -> Option<Instant> {
+        self.ping_until
+    }
+
+    fn push_probe_frame(&mut self, now: Instant) {
         let metadata = crate::call::metadata::Metadata::new();
         let parts = Parts {
             id: PROBE_ID,
@@ -233,7 +277,6 @@ impl ProviderConn {
             reply_metadata: false,
         };
         parts.pack(self.protocol, now, self.io.output());
-        self.probe_until = Some(until);
     }
 
     /// When the probe on this connection fails unanswered (`None`: no
@@ -271,6 +314,7 @@ impl ProviderConn {
     /// remaining budget (`now` to their deadline) written into their frame.
     pub(crate) fn opened(&mut self, now: Instant) {
         self.connecting_until = None;
+        self.last_heard = now;
         let queued = std::mem::take(&mut self.queued);
         for q in &queued {
             if let Some(deadline) = q.call.request.parts().deadline {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::kinds::{FirstToken, Millis, Number, Parsed, Positive};
+use super::kinds::{FirstToken, Millis, Number, OptionalMillis, Parsed, Positive};
 use crate::call::interceptor::{ClientInterceptor, ClientInterceptors};
 use crate::discovery::balance::LoadBalance;
 use crate::net::auth::AuthToken;
@@ -35,6 +35,32 @@ options! {
         /// it answering again (0: never).
         ["eject_after_timeouts", Number]
         eject_after_timeouts: u32 = 3,
+        /// Ping a connection with calls or streams in flight that has read
+        /// nothing this long: a request for a service no provider has,
+        /// which every provider, of any version, answers at once from its
+        /// event loop. It finds a peer that stopped answering (a one-way
+        /// cut, a hung process, a relay that stopped forwarding) sooner
+        /// than TCP, or where TCP cannot (0: never).
+        ["ping_interval_ms", OptionalMillis]
+        ping_interval: Option<Duration> = Some(Duration::from_secs(10)),
+        /// A pinged connection that reads nothing within this is declared
+        /// dead: closed, its calls in flight fail `Unavailable` (they may
+        /// have run), its provider backed off. A dead peer is thus found
+        /// within `ping_interval_ms` plus this.
+        ["ping_timeout_ms", Millis]
+        ping_timeout: Duration = Duration::from_secs(5),
+        /// TCP keepalive on every connection, with this idle time before
+        /// the first probe (then three probes a third of it apart), so the
+        /// kernel finds a dead peer of an idle connection (0: the kernel's
+        /// default, off).
+        ["tcp_keepalive_ms", OptionalMillis]
+        tcp_keepalive: Option<Duration> = Some(Duration::from_secs(30)),
+        /// `TCP_USER_TIMEOUT`: the kernel drops a connection whose sent
+        /// data or keepalive probes stay unacknowledged this long (calls on
+        /// it fail `Unavailable`) (0: the kernel's default, about 15
+        /// minutes of retransmissions).
+        ["tcp_user_timeout_ms", OptionalMillis]
+        tcp_user_timeout: Option<Duration> = Some(Duration::from_secs(30)),
         /// The largest frame body sent or accepted, in bytes: a larger
         /// request fails locally, a larger reply fails its call (the
         /// connection carries on); both with `ResourceExhausted`.

@@ -80,6 +80,18 @@ options! {
         /// `write_high_water_bytes`) cannot hold memory longer (0: never).
         ["write_stall_timeout_ms", OptionalMillis]
         write_stall_timeout: Option<Duration> = Some(Duration::from_secs(30)),
+        /// TCP keepalive on every accepted connection, with this idle time
+        /// before the first probe (then three probes a third of it apart),
+        /// so a client gone without a word (its machine down, the link cut)
+        /// does not hold a connection until `idle_timeout_ms` (0: the
+        /// kernel's default, off).
+        ["tcp_keepalive_ms", OptionalMillis]
+        tcp_keepalive: Option<Duration> = Some(Duration::from_secs(30)),
+        /// `TCP_USER_TIMEOUT` on every accepted connection: the kernel
+        /// drops it when replies or keepalive probes stay unacknowledged
+        /// this long (0: the kernel's default, about 15 minutes).
+        ["tcp_user_timeout_ms", OptionalMillis]
+        tcp_user_timeout: Option<Duration> = Some(Duration::from_secs(30)),
         /// Connections the kernel queues before the server accepts them
         /// (capped by `net.core.somaxconn`).
         ["listen_backlog", Number]

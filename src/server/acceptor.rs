@@ -19,6 +19,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use super::mailbox::ReactorShared;
 use super::warn_limit::{Verdict, WarnLimit};
 use super::ServerShared;
+use crate::sys::TcpLiveness;
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -31,6 +32,7 @@ pub(crate) fn spawn(
     mut admin: Option<TcpListener>,
     reactors: Vec<Arc<ReactorShared>>,
     max_connections: usize,
+    liveness: TcpLiveness,
     shared: Arc<ServerShared>,
 ) -> io::Result<(Arc<Waker>, JoinHandle<()>)> {
     let poll = Poll::new()?;
@@ -50,6 +52,7 @@ pub(crate) fn spawn(
             reactors,
             next: 0,
             max_connections,
+            liveness,
             shared,
             warnings: WarnLimit::default(),
         };
@@ -67,6 +70,8 @@ struct Acceptor {
     reactors: Vec<Arc<ReactorShared>>,
     next: usize,
     max_connections: usize,
+    /// Keepalive and user timeout set on each accepted connection.
+    liveness: TcpLiveness,
     shared: Arc<ServerShared>,
     /// Refusals and accept failures a flood repeats: logged in bursts.
     warnings: WarnLimit,
@@ -135,6 +140,11 @@ impl Acceptor {
             return; // dropping `stream` closes it
         }
         let _ = stream.set_nodelay(true);
+        if let Err(e) = self.liveness.apply(&stream) {
+            if let Verdict::Log { suppressed } = self.warnings.check("liveness", Instant::now()) {
+                tracing::warn!(%peer, error = %e, suppressed, "could not set TCP keepalive options");
+            }
+        }
         let reactor = &self.reactors[self.next % self.reactors.len()];
         self.next = self.next.wrapping_add(1);
         reactor.add_connection(stream, peer, admin);

@@ -232,6 +232,10 @@ impl Server {
             admin_listener.map(mio::net::TcpListener::from_std),
             reactors.clone(),
             self.options.max_connections,
+            crate::sys::TcpLiveness {
+                keepalive: self.options.tcp_keepalive,
+                user_timeout: self.options.tcp_user_timeout,
+            },
             shared.clone(),
         )?;
         threads.push(thread);

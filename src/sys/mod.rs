@@ -15,4 +15,4 @@ pub(crate) use memory::release_free_memory;
 pub(crate) use open_files::raise_open_files;
 pub(crate) use process::{cpu_seconds, rss_bytes};
 pub use socket::read_into;
-pub(crate) use socket::set_listen_backlog;
+pub(crate) use socket::{set_listen_backlog, TcpLiveness};

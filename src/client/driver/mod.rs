@@ -25,12 +25,15 @@
 //! connection attempts and never past their deadline. Either failure backs the endpoint off
 //! (see `health`). A provider whose open connection lets several calls in
 //! a row pass their deadline with no reply read (a silent link) is
-//! ejected and probed until it answers (`eject`). A call a provider refused `Overloaded` (it did not run)
+//! ejected and probed until it answers (`eject`). A connection that reads
+//! nothing for `ping_interval` is pinged, and closed as dead (its calls
+//! `Unavailable`) if the ping goes unanswered (`ping`). A call a provider refused `Overloaded` (it did not run)
 //! is sent once more, to another provider, within its deadline (`retry`).
 
 mod eject;
 mod local;
 mod pending;
+mod ping;
 mod replies;
 mod retry;
 mod route;
@@ -184,6 +187,9 @@ struct Driver {
     completed: Vec<(CellRef, CallResult)>,
     /// Open streams (`streams`).
     streams: streams::Streams,
+    /// When a keepalive ping is next due or overdue on some connection
+    /// (`ping`); `None`: no open connection.
+    next_ping: Option<Instant>,
 }
 
 impl Driver {
@@ -210,6 +216,7 @@ impl Driver {
             now: Instant::now(),
             completed: Vec::new(),
             streams: streams::Streams::default(),
+            next_ping: None,
             options,
         }
     }

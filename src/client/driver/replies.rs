@@ -49,6 +49,7 @@ impl Driver {
         let conn = &mut self.conns[key];
         conn.opened(self.now);
         conn.schedule_flush(key, &mut self.flush);
+        self.ping_busy(key);
     }
 
     fn read(&mut self, key: usize, short_read_drains: bool) {
@@ -61,6 +62,9 @@ impl Driver {
                 Ok(turn) => turn,
                 Err(e) => return self.close(key, format!("connection to {addr} lost: {e}")),
             };
+            if turn.bytes > 0 {
+                conn.heard_at(self.now);
+            }
             if turn.needs_flush {
                 conn.schedule_flush(key, &mut self.flush);
             }

@@ -25,6 +25,7 @@ use crate::client::short::{self, ShortCall};
 use crate::discovery::Endpoint;
 use crate::net::tls::TlsMode;
 use crate::protocol::{Connections, Protocol, WireFormat};
+use crate::sys::TcpLiveness;
 
 /// Where a new call may go, and where its reply's metadata goes.
 pub(super) struct Target {
@@ -276,6 +277,10 @@ impl Driver {
             Token(key),
             deadline,
             secure,
+            TcpLiveness {
+                keepalive: self.options.tcp_keepalive,
+                user_timeout: self.options.tcp_user_timeout,
+            },
         ) {
             Ok(conn) => {
                 entry.insert(conn);
@@ -309,9 +314,13 @@ impl Driver {
             attempts: route.failures,
         };
         let conn = &mut self.conns[key];
+        let was_idle = conn.inflight() == 0;
         conn.push_request(parts, self.now, routed);
         if conn.is_open() {
             conn.schedule_flush(key, &mut self.flush);
+            if was_idle {
+                self.ping_busy(key);
+            }
         }
     }
 

@@ -105,6 +105,7 @@ impl Driver {
         encode_stream_open(head, new.shape, new.window, meta, &new.payload, out);
         if conn.is_open() {
             conn.schedule_flush(key, &mut self.flush);
+            self.ping_busy(key);
         }
         let stream = OpenStream {
             conn: key,

@@ -1,4 +1,4 @@
-//! Time on the driver: call deadlines, connect timeouts and probes. The earliest
+//! Time on the driver: call deadlines, connect timeouts, probes and pings. The earliest
 //! live deadline is the poll timeout, so no timer thread is needed.
 
 use std::cmp::Reverse;
@@ -97,6 +97,7 @@ impl Driver {
             self.expire_connects();
         }
         self.tend_ejections();
+        self.tend_pings();
         self.compact_deadlines();
     }
 
@@ -149,6 +150,9 @@ impl Driver {
             }
         }
         if let Some(d) = self.next_ejection_event() {
+            next = Some(next.map_or(d, |n| n.min(d)));
+        }
+        if let Some(d) = self.next_ping {
             next = Some(next.map_or(d, |n| n.min(d)));
         }
         next.map(|d| d.saturating_duration_since(Instant::now()))
