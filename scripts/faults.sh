@@ -213,6 +213,9 @@ consumer_start() { # seconds
         >"$OUT_SCEN/loadgen.out" 2>&1
     CONSUMER_PID=$NET_SPAWNED
     PIDS+=("$NET_SPAWNED")
+    # How long the consumer's threads wait for a CPU (see faults_report.py).
+    python3 scripts/schedstat.py "$CONSUMER_PID" loadgen "$OUT_SCEN/consumer-sched.csv" &
+    PIDS+=($!)
     T0=$(date +%s.%N)
     event "load starts: $RATE calls/s for $1 s"
 }
