@@ -78,7 +78,12 @@ impl Relay {
                 client.set_nonblocking(false).unwrap();
                 accepted.fetch_add(1, Ordering::SeqCst);
                 let server = TcpStream::connect(upstream).expect("relay connects upstream");
-                pump(client.try_clone().unwrap(), server.try_clone().unwrap(), None, &stop);
+                pump(
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                    None,
+                    &stop,
+                );
                 pump(server, client, Some(drop.clone()), &stop);
             }
         });
@@ -94,16 +99,29 @@ impl Drop for Relay {
 
 /// Copies `from` to `to` until either ends or the relay stops; while
 /// `drop` is set, what is read is discarded instead.
-fn pump(mut from: TcpStream, mut to: TcpStream, drop: Option<Arc<AtomicBool>>, stop: &Arc<AtomicBool>) {
+fn pump(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    drop: Option<Arc<AtomicBool>>,
+    stop: &Arc<AtomicBool>,
+) {
     let stop = stop.clone();
-    from.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    from.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
     thread::spawn(move || {
         let mut buf = [0u8; 16 * 1024];
         while !stop.load(Ordering::SeqCst) {
             let n = match from.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    continue
+                }
                 Err(_) => break,
             };
             if drop.as_ref().is_some_and(|d| d.load(Ordering::SeqCst)) {
@@ -134,8 +152,14 @@ fn a_connection_whose_replies_stop_is_declared_dead_and_its_calls_fail_unavailab
     let relay = Relay::start(server.local_addr());
     let ch = channel(relay.addr, Some(PING_INTERVAL));
     let options = CallOptions::with_timeout(DEADLINE);
-    ch.call("Tracked", "Run", Bytes::from_static(b"first"), &options, None)
-        .expect("a call through the relay");
+    ch.call(
+        "Tracked",
+        "Run",
+        Bytes::from_static(b"first"),
+        &options,
+        None,
+    )
+    .expect("a call through the relay");
 
     relay.drop_replies.store(true, Ordering::SeqCst);
     let began = Instant::now();
@@ -148,7 +172,9 @@ fn a_connection_whose_replies_stop_is_declared_dead_and_its_calls_fail_unavailab
     // Every call in flight has exactly one outcome: Unavailable, naming
     // the dead connection, well within the ping's bound (not the deadline).
     for outcome in &outcomes {
-        let e = outcome.as_ref().expect_err("a call succeeded with replies dropped");
+        let e = outcome
+            .as_ref()
+            .expect_err("a call succeeded with replies dropped");
         assert_eq!(e.code(), Code::Unavailable, "{e}");
         assert!(e.message().contains("declared dead"), "{e}");
     }
@@ -169,13 +195,22 @@ fn a_connection_whose_replies_stop_is_declared_dead_and_its_calls_fail_unavailab
     relay.drop_replies.store(false, Ordering::SeqCst);
     let began = Instant::now();
     loop {
-        match ch.call("Tracked", "Run", Bytes::from_static(b"again"), &CallOptions::with_timeout(Duration::from_secs(2)), None) {
+        match ch.call(
+            "Tracked",
+            "Run",
+            Bytes::from_static(b"again"),
+            &CallOptions::with_timeout(Duration::from_secs(2)),
+            None,
+        ) {
             Ok(_) => break,
             Err(e) => assert!(began.elapsed() < SLACK * 3, "no recovery: {e}"),
         }
         thread::sleep(Duration::from_millis(50));
     }
-    assert!(relay.accepted.load(Ordering::SeqCst) >= 2, "the dead connection was reused");
+    assert!(
+        relay.accepted.load(Ordering::SeqCst) >= 2,
+        "the dead connection was reused"
+    );
     drop(ch);
     server.shutdown();
 }
@@ -210,12 +245,22 @@ fn an_idle_connection_to_a_live_provider_is_kept() {
     // the interval), answered, and carried on the same connection.
     thread::sleep(PING_INTERVAL * 5);
     for i in 0..20 {
-        ch.call("Tracked", "Run", Bytes::from(format!("b-{i}")), &options, None)
-            .expect("calls on a live connection");
+        ch.call(
+            "Tracked",
+            "Run",
+            Bytes::from(format!("b-{i}")),
+            &options,
+            None,
+        )
+        .expect("calls on a live connection");
         thread::sleep(PING_INTERVAL / 4);
     }
     assert_eq!(runs.lock().len(), 21);
-    assert_eq!(relay.accepted.load(Ordering::SeqCst), 1, "the live connection was closed");
+    assert_eq!(
+        relay.accepted.load(Ordering::SeqCst),
+        1,
+        "the live connection was closed"
+    );
     drop(ch);
     server.shutdown();
 }

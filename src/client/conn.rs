@@ -131,7 +131,9 @@ impl ProviderConn {
     ) -> io::Result<ProviderConn> {
         let mut stream = TcpStream::connect(addr)?;
         if let Err(e) = liveness.apply(&stream) {
-            tracing::debug!("client: TCP keepalive options not set on the connection to {addr}: {e}");
+            tracing::debug!(
+                "client: TCP keepalive options not set on the connection to {addr}: {e}"
+            );
         }
         registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
         let mut io = Transport::connecting(stream, secure.tls, addr)?;

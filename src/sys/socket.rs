@@ -91,7 +91,12 @@ impl TcpLiveness {
 }
 
 /// One integer socket option; the error names it.
-fn setsockopt(fd: libc::c_int, level: libc::c_int, name: libc::c_int, value: i32) -> io::Result<()> {
+fn setsockopt(
+    fd: libc::c_int,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: i32,
+) -> io::Result<()> {
     // SAFETY: a plain syscall on a socket we own, reading one c_int.
     let rc = unsafe {
         libc::setsockopt(
@@ -104,7 +109,10 @@ fn setsockopt(fd: libc::c_int, level: libc::c_int, name: libc::c_int, value: i32
     };
     if rc != 0 {
         let e = io::Error::last_os_error();
-        return Err(io::Error::new(e.kind(), format!("setsockopt({level}, {name}): {e}")));
+        return Err(io::Error::new(
+            e.kind(),
+            format!("setsockopt({level}, {name}): {e}"),
+        ));
     }
     Ok(())
 }
@@ -143,8 +151,14 @@ mod tests {
         };
         liveness.apply(&stream).unwrap();
         assert_eq!(getsockopt(&stream, libc::SOL_SOCKET, libc::SO_KEEPALIVE), 1);
-        assert_eq!(getsockopt(&stream, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE), 30);
-        assert_eq!(getsockopt(&stream, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL), 10);
+        assert_eq!(
+            getsockopt(&stream, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE),
+            30
+        );
+        assert_eq!(
+            getsockopt(&stream, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL),
+            10
+        );
         assert_eq!(getsockopt(&stream, libc::IPPROTO_TCP, libc::TCP_KEEPCNT), 3);
         let user = getsockopt(&stream, libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT);
         assert_eq!(user, 2500);
@@ -152,6 +166,9 @@ mod tests {
         let other = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         TcpLiveness::default().apply(&other).unwrap();
         assert_eq!(getsockopt(&other, libc::SOL_SOCKET, libc::SO_KEEPALIVE), 0);
-        assert_eq!(getsockopt(&other, libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT), 0);
+        assert_eq!(
+            getsockopt(&other, libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT),
+            0
+        );
     }
 }
