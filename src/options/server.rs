@@ -80,16 +80,17 @@ options! {
         /// `write_high_water_bytes`) cannot hold memory longer (0: never).
         ["write_stall_timeout_ms", OptionalMillis]
         write_stall_timeout: Option<Duration> = Some(Duration::from_secs(30)),
-        /// TCP keepalive on every accepted connection, with this idle time
-        /// before the first probe (then three probes a third of it apart),
-        /// so a client gone without a word (its machine down, the link cut)
-        /// does not hold a connection until `idle_timeout_ms` (0: the
-        /// kernel's default, off).
+        /// TCP keepalive on every connection (a provider's accepted ones, a
+        /// consumer's own), with this idle time before the first probe
+        /// (then three probes a third of it apart), so a peer gone without
+        /// a word (its machine down, the link cut) does not hold an idle
+        /// connection (0: the kernel's default, off).
         ["tcp_keepalive_ms", OptionalMillis]
         tcp_keepalive: Option<Duration> = Some(Duration::from_secs(30)),
-        /// `TCP_USER_TIMEOUT` on every accepted connection: the kernel
-        /// drops it when replies or keepalive probes stay unacknowledged
-        /// this long (0: the kernel's default, about 15 minutes).
+        /// `TCP_USER_TIMEOUT` on every connection (both sides): the kernel
+        /// drops one whose sent data or keepalive probes stay
+        /// unacknowledged this long; a consumer's calls on it fail
+        /// `Unavailable` (0: the kernel's default, about 15 minutes).
         ["tcp_user_timeout_ms", OptionalMillis]
         tcp_user_timeout: Option<Duration> = Some(Duration::from_secs(30)),
         /// Connections the kernel queues before the server accepts them
