@@ -201,6 +201,12 @@ pub struct Args {
     #[arg(long, value_name = "NAME", requires = "tls_ca")]
     pub tls_server_name: Option<String>,
 
+    /// mprpc, `--client channel`: request metadata (`KEY=VALUE`) every
+    /// call carries, as a caller's trace or tenant headers would; may be
+    /// repeated.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub metadata: Vec<String>,
+
     /// mprpc, `--client channel` or `blocking`: the auth token the
     /// providers want (their `auth_token`), sent once per connection.
     #[arg(long, value_name = "TOKEN")]

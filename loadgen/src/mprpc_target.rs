@@ -138,7 +138,7 @@ impl MprpcTarget {
             },
             ledger,
             expect_len,
-            options: CallOptions::with_timeout(args.timeout),
+            options: call_options(args)?,
             also: args.also_call.clone(),
             describe,
             discovered,
@@ -358,6 +358,20 @@ impl Target for MprpcTarget {
             move |result| second(outcome(result, None)),
         );
     }
+}
+
+/// Each call's options: the timeout and `--metadata` entries.
+fn call_options(args: &Args) -> Result<CallOptions, String> {
+    let mut options = CallOptions::with_timeout(args.timeout);
+    for entry in &args.metadata {
+        let (key, value) = entry
+            .split_once('=')
+            .ok_or_else(|| format!("--metadata {entry}: expected KEY=VALUE"))?;
+        options = options
+            .with_metadata(key, value)
+            .map_err(|e| format!("--metadata {entry}: {e}"))?;
+    }
+    Ok(options)
 }
 
 #[cfg(test)]
