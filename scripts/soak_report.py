@@ -5,7 +5,9 @@
 
 Standard library only. Every figure comes from the files in the raw
 directory (windows.csv from loadgen's per-window JSON reports, rss.csv
-from the 1 s RSS sampler, saturation.json, params.json, env.json).
+from the 1 s RSS sampler of every server, saturation-STREAM.json,
+params.json, env.json). Three streams (plain, tls, chain) run side by
+side; each gets its own p99 trend test, each server its own RSS one.
 """
 
 import csv
@@ -14,13 +16,22 @@ import os
 import statistics
 import sys
 
+STREAMS = ["plain", "tls", "chain"]
+SERVERS = ["echo-provider", "gateway", "backend"]
+COLORS = ["#1f77b4", "#d62728", "#2ca02c"]
+WHAT = {
+    "plain": "EchoService.Echo, plain TCP, no metadata",
+    "tls": "EchoService.Echo over TLS, with metadata",
+    "chain": "GatewayServiceRpc.GetUserPage through the async gateway (two backend calls each), with metadata",
+}
+
 
 def load(raw):
     windows = list(csv.DictReader(open(os.path.join(raw, "windows.csv"))))
     rss = [r for r in csv.DictReader(open(os.path.join(raw, "rss.csv"))) if r["rss_kib"]]
     params = json.load(open(os.path.join(raw, "params.json")))
     env = json.load(open(os.path.join(raw, "env.json")))
-    sat = json.load(open(os.path.join(raw, "saturation.json")))
+    sat = {s: json.load(open(os.path.join(raw, f"saturation-{s}.json"))) for s in STREAMS}
     return windows, rss, params, env, sat
 
 
@@ -51,17 +62,18 @@ def trend(name, unit, xs_min, ys, rel_limit):
     return text, rising
 
 
-def svg(windows_t, rss_t, rss_mib, p99_t, p99_ms, path, title):
-    """Two stacked line charts sharing the time axis: RSS (MiB) and p99 (ms)."""
-    width, height, left, right, top, gap, panel = 860, 520, 70, 20, 40, 50, 190
-    tmax = max([1.0] + rss_t + p99_t)
+def svg(rss_series, p99_series, path, title):
+    """Two stacked line charts sharing the time axis: RSS (MiB) per server
+    and p99 (ms) per stream; each series is (name, ts, values)."""
+    width, height, left, right, top, gap, panel = 860, 540, 70, 20, 40, 50, 190
+    tmax = max([1.0] + [t for _, ts, _ in rss_series + p99_series for t in ts])
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'font-family="sans-serif" font-size="12">',
            '<rect width="100%" height="100%" fill="white"/>',
            f'<text x="{width / 2}" y="22" text-anchor="middle" font-size="15">{title}</text>']
 
-    def panel_at(y0, ts, vs, label, color, fmt):
-        vmax = max(vs + [0.0]) * 1.15 or 1.0
+    def panel_at(y0, series, label, fmt):
+        vmax = max([v for _, _, vs in series for v in vs] + [0.0]) * 1.15 or 1.0
         x = lambda t: left + (width - left - right) * t / tmax
         y = lambda v: y0 + panel - panel * v / vmax
         out.append(f'<rect x="{left}" y="{y0}" width="{width - left - right}" height="{panel}" '
@@ -72,15 +84,20 @@ def svg(windows_t, rss_t, rss_mib, p99_t, p99_ms, path, title):
             out.append(f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{fmt(v)}</text>')
         out.append(f'<text x="16" y="{y0 + panel / 2}" transform="rotate(-90 16 {y0 + panel / 2})" '
                    f'text-anchor="middle">{label}</text>')
-        if ts:
-            pts = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in zip(ts, vs))
-            out.append(f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="1.8"/>')
+        for i, (name, ts, vs) in enumerate(series):
+            color = COLORS[i % len(COLORS)]
+            if ts:
+                pts = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in zip(ts, vs))
+                out.append(f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="1.6"/>')
+            out.append(f'<text x="{left + 10 + 150 * i}" y="{y0 + 14}" fill="{color}">{name}</text>')
         return x
 
-    x = panel_at(top, rss_t, rss_mib, "provider RSS (MiB)", "#1f77b4", lambda v: f"{v:.1f}")
+    x = panel_at(top, rss_series, "RSS (MiB)", lambda v: f"{v:.1f}")
     y1 = top + panel + gap
-    panel_at(y1, p99_t, p99_ms, "p99 per 10 s window (ms)", "#d62728", lambda v: f"{v:.2f}")
+    panel_at(y1, p99_series, "p99 per window (ms)", lambda v: f"{v:.2f}")
     step = 60 if tmax > 180 else 10
+    if tmax > 1200:
+        step = 300
     t = 0
     while t <= tmax:
         xp = x(t)
@@ -93,102 +110,136 @@ def svg(windows_t, rss_t, rss_mib, p99_t, p99_ms, path, title):
     open(path, "w").write("\n".join(out) + "\n")
 
 
+def per_window(windows, t0):
+    """The windows in order, each {w, start, end, streams: {stream: row}}."""
+    by_w = {}
+    for r in windows:
+        w = by_w.setdefault(int(r["window"]), {"w": int(r["window"]), "start": float(r["start_epoch_s"]) - t0,
+                                                "end": float(r["end_epoch_s"]) - t0, "streams": {}})
+        w["streams"][r["stream"]] = {
+            "target": float(r["target_qps"]), "rate": float(r["achieved_qps"]), "completed": int(r["completed"]),
+            "errors": int(r["errors"]), "delayed": int(r["delayed"]),
+            "p50": int(r["p50_us"]) / 1000, "p99": int(r["p99_us"]) / 1000,
+            "p999": int(r["p999_us"]) / 1000, "max": int(r["max_us"]) / 1000,
+        }
+    return [by_w[k] for k in sorted(by_w)]
+
+
 def main():
     raw, md = sys.argv[1], sys.argv[2]
     windows, rss, params, env, sat = load(raw)
-    t0 = float(windows[0]["start_epoch_s"])
-    # From the soak's start (the saturation run before it is not plotted).
-    rss_pts = [(float(r["epoch_s"]) - t0, int(r["rss_kib"]) / 1024, r) for r in rss]
-    rss_pts = [p for p in rss_pts if p[0] >= 0] or rss_pts
-    rows = []
-    for w in windows:
-        start, end = float(w["start_epoch_s"]) - t0, float(w["end_epoch_s"]) - t0
-        inside = [p for p in rss_pts if start <= p[0] <= end]
-        last = inside[-1] if inside else min(rss_pts, key=lambda p: abs(p[0] - end))
-        rows.append({
-            "w": int(w["window"]), "start": start, "end": end,
-            "rss_last": last[1], "rss_max": max((p[1] for p in inside), default=last[1]),
-            "fds": last[2]["fds"], "load": last[2]["loadavg1"],
-            "rate": float(w["achieved_qps"]), "ok_rate": float(w["ok_qps"]),
-            "errors": int(w["errors"]), "delayed": int(w["delayed"]), "unsent": int(w["unsent"]),
-            "unfinished": int(w["unanswered"]),
-            "p50": int(w["p50_us"]) / 1000, "p99": int(w["p99_us"]) / 1000,
-            "p999": int(w["p999_us"]) / 1000, "max": int(w["max_us"]) / 1000,
-        })
+    t0 = min(float(w["start_epoch_s"]) for w in windows)
+    rows = per_window(windows, t0)
+    # RSS per server, from the soak's start (the saturation runs before it
+    # are not plotted).
+    rss_pts = {srv: [(float(r["epoch_s"]) - t0, int(r["rss_kib"]) / 1024, r) for r in rss if r["server"] == srv]
+               for srv in SERVERS}
+    rss_pts = {srv: ([p for p in pts if p[0] >= 0] or pts) for srv, pts in rss_pts.items()}
+    for row in rows:
+        row["rss"] = {}
+        for srv, pts in rss_pts.items():
+            inside = [p for p in pts if row["start"] <= p[0] <= row["end"]]
+            last = inside[-1] if inside else min(pts, key=lambda p: abs(p[0] - row["end"]))
+            row["rss"][srv] = last[1]
+            row["load"] = last[2]["loadavg1"]
     gaps = [b["start"] - a["end"] for a, b in zip(rows, rows[1:])]
     run_s = [r["end"] - r["start"] for r in rows]
     soak_s = rows[-1]["end"]
     mins = [r["end"] / 60 for r in rows]
-    rss_text, rss_up = trend("RSS", "MiB", mins, [r["rss_last"] for r in rows], 0.05)
-    p99_text, p99_up = trend("p99", "ms", mins, [r["p99"] for r in rows], 0.25)
-    errors = sum(r["errors"] for r in rows)
-    calls = sum(int(w["completed"]) for w in windows)
-    rate = params["rate"]
-    under = [r for r in rows if r["rate"] < 0.95 * rate]
+    rss_trends = {srv: trend(f"{srv} RSS", "MiB", mins, [r["rss"][srv] for r in rows], 0.05) for srv in SERVERS}
+    p99_trends = {s: trend(f"{s} p99", "ms", mins, [r["streams"][s]["p99"] for r in rows], 0.25) for s in STREAMS}
+    calls = {s: sum(r["streams"][s]["completed"] for r in rows) for s in STREAMS}
+    errors = {s: sum(r["streams"][s]["errors"] for r in rows) for s in STREAMS}
+    rates = params["rates"]
+    under = [r for r in rows if any(r["streams"][s]["rate"] < 0.95 * rates[s] for s in STREAMS)]
+    total_rate = sum(rates.values())
 
     svg_name = "soak.svg"
-    svg([r["end"] for r in rows], [p[0] for p in rss_pts], [p[1] for p in rss_pts],
-        [r["end"] for r in rows], [r["p99"] for r in rows], os.path.join(raw, svg_name),
-        f"Soak: {rate:,} calls/s ({params['pct']}% of saturation), {params['connections']} connections, "
-        f"{params['payload']} B echo")
+    svg([(srv, [p[0] for p in rss_pts[srv]], [p[1] for p in rss_pts[srv]]) for srv in SERVERS],
+        [(s, [r["end"] for r in rows], [r["streams"][s]["p99"] for r in rows]) for s in STREAMS],
+        os.path.join(raw, svg_name),
+        f"Soak: {total_rate:,} calls/s ({params['pct']}% of saturation): plain, TLS + metadata, async gateway chain")
 
     up_before = open(os.path.join(raw, "uptime-before.txt")).read().strip()
     up_after = open(os.path.join(raw, "uptime-after.txt")).read().strip()
     total = open(os.path.join(raw, "total_seconds.txt")).read().strip()
     L = []
     w = L.append
-    w(f"# Soak: {params['pct']}% of saturation, RSS and p99 every 10 seconds\n")
+    w(f"# Soak: {params['pct']}% of saturation, a mixed load, RSS and p99 every {params['window_s']} seconds\n")
     w(f"Generated by `scripts/soak.sh {params['duration']}` on {env['date_utc']} (commit `{env['git_commit']}{'-dirty' if env.get('git_dirty') else ''}`), "
       f"{env['nproc']} cores ({env['cpu_model']}), {env['mem_total']} RAM, kernel {env['kernel']}, {env['rustc']}. "
-      f"Provider, ZooKeeper and loadgen on the same machine over 127.0.0.1. Whole script: {total} s.\n")
-    w(f"Machine load (other agents build on this box, the load average includes them): before `{up_before}`; "
+      f"Servers, ZooKeeper and loadgen on the same machine over 127.0.0.1; servers and ZooKeeper pinned to core "
+      f"{params['server_cpu']}, the three loadgen processes to core {params['client_cpu']}. Whole script: {total} s.\n")
+    w(f"Machine load (the load average includes anything else running on the box): before `{up_before}`; "
       f"after `{up_after}`. The load column below is the 1-minute load average at each window's end.\n")
     if env.get("git_dirty_src"):
-        w("Uncommitted changes by other agents in the tree when the binaries were built: "
+        w("Uncommitted changes in the tree when the binaries were built: "
           + ", ".join(f"`{l.strip()}`" for l in env["git_dirty_src"]) + ".\n")
     w("## Setup\n")
-    w(f"- Provider: `echo-provider` with the default `reactor_threads` (one per core: {env['nproc']}), registered in a "
-      f"local ZooKeeper; loadgen (one sender thread, {params['connections']} connections on one channel) finds it by "
-      f"discovery (`--zk`). Everything shares the {env['nproc']} cores, so \"saturation\" is that of this whole "
-      f"setup, client included.")
-    w(f"- Saturation: closed loop, {sat['connections']} connections, one call in flight each, {sat['duration_s']:.0f} s: "
-      f"**{sat['achieved_qps']:,.0f} calls/s** (p50 {sat['latency_us']['p50']} µs, p99 {sat['latency_us']['p99']} µs, "
-      f"{sat['errors']} errors).")
+    w("- Servers, each with one reactor, registered in a local ZooKeeper: `echo-provider` with `tls=optional` "
+      "(plain and TLS clients on one port), the examples' backend `provider` (UserServiceRpc, FriendServiceRpc), and "
+      "`gateway` (GatewayServiceRpc.GetUserPage: a handler that answers later, calling Login and GetFriendsList on "
+      "the backend at once). Commands and configs: `results/soak/commands.txt`, `*.conf`.")
+    w(f"- Three streams side by side, each a loadgen process (the `Channel` client, one sender thread, "
+      f"{params['connections']} connections, providers found through ZooKeeper):")
+    for s in STREAMS:
+        w(f"  - **{s}**: {WHAT[s]}.")
+    w(f"- Saturation: the three closed loop at once ({params['connections']} calls in flight each), "
+      f"{sat['plain']['duration_s']:.0f} s: " + "; ".join(
+          f"{s} **{sat[s]['achieved_qps']:,.0f} calls/s** (p99 {sat[s]['latency_us']['p99']} µs, {sat[s]['errors']} errors)"
+          for s in STREAMS) + f"; {params['saturation_qps']:,} calls/s in all.")
     if params.get("note"):
         w(f"- Note: {params['note']}")
-    w(f"- Soak rate: **{rate:,} calls/s** ({params['pct']}% of that), open loop (latency from each call's intended send "
-      f"time), {params['payload']} B echo, {params['windows']} windows of {params['window_s']} s.")
-    w(f"- Per-window p99: loadgen's progress line only has percentiles of the whole run so far, so the soak is "
+    w(f"- Soak rate: {params['pct']}% of each stream's rate in that mix: " + ", ".join(
+        f"{s} **{rates[s]:,}/s**" for s in STREAMS) + f" ({total_rate:,} calls/s in all), open loop (latency from "
+      f"each call's intended send time), {params['payload']} B echo payload, {params['windows']} windows of "
+      f"{params['window_s']} s.")
+    w(f"- Per-window p99: loadgen's progress line only has percentiles of the whole run so far, so each stream is "
       f"{len(rows)} back-to-back loadgen runs (`--warmup 1s --duration {params['window_s']}s`), each with its own HDR "
-      f"histogram; each run reconnects (new ZooKeeper session, {params['connections']} new connections). Measured "
-      f"windows took {min(run_s):.1f}–{max(run_s):.1f} s of wall time each (1 s warm-up, 10 s measured, drain, exit); "
-      f"the gap between one run's exit and the next run's start was {min(gaps, default=0):.2f}–{max(gaps, default=0):.2f} s, "
-      f"and each run's ZooKeeper lookup and connects fall in its unmeasured warm-up. Load was applied for "
-      f"{soak_s / 60:.1f} min in all.")
-    w(f"- RSS: `VmRSS` of the provider from `/proc/PID/status`, sampled every second; the table shows the last sample "
-      f"in each window and the largest.\n")
+      f"histogram; each run reconnects (new ZooKeeper session, new connections, TLS handshakes). Windows took "
+      f"{min(run_s):.1f}–{max(run_s):.1f} s of wall time each (1 s warm-up, measured, drain, exit); the gap between "
+      f"windows was {min(gaps, default=0):.2f}–{max(gaps, default=0):.2f} s, and each run's ZooKeeper lookup and "
+      f"connects fall in its unmeasured warm-up. Load was applied for {soak_s / 60:.1f} min in all.")
+    w("- RSS: `VmRSS` of each server from `/proc/PID/status`, sampled every second; the table shows the last sample "
+      "in each window.\n")
     w("## Result\n")
-    w(f"- Calls: {calls:,} measured, **{errors} errors**; windows below 95% of the target rate: {len(under)}.")
-    w(f"- {rss_text} " + ("**Upward trend: possible leak.**" if rss_up else "No upward trend (threshold: +5% last third vs first, with a positive slope)."))
-    w(f"- {p99_text} " + ("**Upward trend in p99.**" if p99_up else "No upward trend (threshold: +25%, with a positive slope)."))
-    w(f"- p99 over the windows: median {statistics.median(r['p99'] for r in rows):.2f} ms, "
-      f"best {min(r['p99'] for r in rows):.2f} ms, worst {max(r['p99'] for r in rows):.2f} ms "
-      f"(window {max(rows, key=lambda r: r['p99'])['w']}); worst max latency {max(r['max'] for r in rows):.1f} ms.")
-    w(f"- Provider RSS: {rss_pts[0][1]:.1f} MiB at the first sample, {max(p[1] for p in rss_pts):.1f} MiB at most, "
-      f"{rss_pts[-1][1]:.1f} MiB at the last (after the load stopped); open fds {rss_pts[0][2]['fds']} → "
-      f"{rss_pts[-1][2]['fds']}; threads {rss_pts[0][2]['threads']} → {rss_pts[-1][2]['threads']}.\n")
+    w(f"- Calls: " + ", ".join(f"{s} {calls[s]:,} measured, **{errors[s]} errors**" for s in STREAMS)
+      + f"; windows where a stream fell below 95% of its target rate: {len(under)}.")
+    for srv in SERVERS:
+        text, up = rss_trends[srv]
+        w(f"- {text} " + ("**Upward trend: possible leak.**" if up else "No upward trend (threshold: +5% last third vs first, with a positive slope)."))
+    for s in STREAMS:
+        text, up = p99_trends[s]
+        w(f"- {text} " + ("**Upward trend in p99.**" if up else "No upward trend (threshold: +25%, with a positive slope)."))
+    for s in STREAMS:
+        p99s = [r["streams"][s]["p99"] for r in rows]
+        worst = max(rows, key=lambda r: r["streams"][s]["p99"])
+        w(f"- {s} p99 over the windows: median {statistics.median(p99s):.2f} ms, best {min(p99s):.2f} ms, worst "
+          f"{max(p99s):.2f} ms (window {worst['w']}); worst max latency "
+          f"{max(r['streams'][s]['max'] for r in rows):.1f} ms.")
+    for srv in SERVERS:
+        pts = rss_pts[srv]
+        w(f"- {srv}: RSS {pts[0][1]:.1f} MiB at the first sample, {max(p[1] for p in pts):.1f} MiB at most, "
+          f"{pts[-1][1]:.1f} MiB at the last (after the load stopped); open fds {pts[0][2]['fds']} → "
+          f"{pts[-1][2]['fds']}; threads {pts[0][2]['threads']} → {pts[-1][2]['threads']}.")
+    w("")
     w(f"![RSS and p99 over time](soak/{svg_name})\n")
     w("## Per window\n")
-    w("| window | end (m:s) | RSS MiB (last / max) | fds | p50 ms | p99 ms | p99.9 ms | max ms | achieved calls/s | errors | delayed | load1 |")
-    w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    w("| window | end (m:s) | RSS MiB echo / gateway / backend | " + " | ".join(f"{s} p99 ms" for s in STREAMS)
+      + " | " + " | ".join(f"{s} max ms" for s in STREAMS) + " | calls/s | errors | delayed | load1 |")
+    w("|---:|---:|---:|" + "---:|" * (2 * len(STREAMS)) + "---:|---:|---:|---:|")
     for r in rows:
         e = int(r["end"])
-        w(f"| {r['w']} | {e // 60}:{e % 60:02d} | {r['rss_last']:.1f} / {r['rss_max']:.1f} | {r['fds']} | {r['p50']:.3f} | "
-          f"**{r['p99']:.3f}** | {r['p999']:.3f} | {r['max']:.1f} | {r['rate']:,.0f} | {r['errors']} | {r['delayed']} | {r['load']} |")
+        st = r["streams"]
+        w(f"| {r['w']} | {e // 60}:{e % 60:02d} | " + " / ".join(f"{r['rss'][srv]:.1f}" for srv in SERVERS) + " | "
+          + " | ".join(f"**{st[s]['p99']:.3f}**" for s in STREAMS) + " | "
+          + " | ".join(f"{st[s]['max']:.1f}" for s in STREAMS)
+          + f" | {sum(st[s]['rate'] for s in STREAMS):,.0f} | {sum(st[s]['errors'] for s in STREAMS)} | "
+          f"{sum(st[s]['delayed'] for s in STREAMS)} | {r['load']} |")
     w("")
     w("`delayed`: calls that waited for an in-flight slot (none expected with `--in-flight 100000`). "
-      "Raw data: `results/soak/` (windows.csv, rss.csv, saturation.json, params.json, env.json, commands.txt, "
-      "the first window's loadgen output).")
+      "Raw data: `results/soak/` (windows.csv, rss.csv, saturation-*.json, params.json, env.json, commands.txt, "
+      "the first window's loadgen output per stream).")
     open(md, "w").write("\n".join(L) + "\n")
     print(f"wrote {md} and {os.path.join(raw, svg_name)}")
 
