@@ -8,10 +8,17 @@
 //! [`StreamRequests`] (the caller's messages, for client and bidirectional
 //! streams). Both talk to a `ClientCore`: the driver pushes the server's
 //! messages into it and ends it (the server's end or reset, the deadline,
-//! a lost connection: `Unavailable`); the receiver pops them and, each
+//! a lost connection: `Unavailable`); the receiver takes them and, each
 //! half window read, queues a credit grant to the driver, so a reader that
 //! stops holds the server at about one window. The sender waits for the
 //! server's credit before it queues a message.
+//!
+//! Messages move in batches, not one hand-off each: the driver pushes
+//! every message a loop turn read and wakes a waiting reader once at the
+//! turn's end (`wake_reader`), and the reader swaps the whole queue into
+//! its own buffer under one lock, then reads from that buffer alone. A
+//! fast server stream costs a reader one wake-up and one lock per batch,
+//! not per message.
 //!
 //! Dropping the receiver before the stream ended resets it (`Cancelled`).
 
@@ -79,6 +86,8 @@ pub(crate) struct ClientCore {
     state: Mutex<State>,
     changed: Condvar,
     pub(crate) id: u64,
+    /// The caller's window: it grants the server credit each half of it.
+    window: u32,
     driver: Arc<Shared>,
 }
 
@@ -88,8 +97,10 @@ struct State {
     ended: Option<Status>,
     /// The async reader waiting for a message.
     recv_waker: Option<Waker>,
-    window: u32,
-    consumed: u32,
+    /// A blocking reader waits on `changed` for a message.
+    reader_blocked: bool,
+    /// The driver has this core in its list of readers to wake.
+    wake_queued: bool,
     /// Messages the server still takes from the caller.
     credit: u32,
     send_waker: Option<Waker>,
@@ -102,25 +113,47 @@ impl ClientCore {
                 inbound: VecDeque::new(),
                 ended: None,
                 recv_waker: None,
-                window,
-                consumed: 0,
+                reader_blocked: false,
+                wake_queued: false,
                 credit: 0,
                 send_waker: None,
             }),
             changed: Condvar::new(),
             id,
+            window,
             driver,
         })
     }
 
     // --- the driver's side ----------------------------------------------
 
-    /// A message from the server.
-    pub(crate) fn push(&self, message: Bytes) {
+    /// A message from the server, queued without waking the reader: true
+    /// when the reader waits for one and the driver must call
+    /// [`wake_reader`](Self::wake_reader) (once, however many it pushes
+    /// meanwhile) when its batch is in.
+    pub(crate) fn push(&self, message: Bytes) -> bool {
         let mut state = self.state.lock();
-        if state.ended.is_none() {
-            state.inbound.push_back(message);
-            self.notify(&mut state);
+        if state.ended.is_some() {
+            return false;
+        }
+        state.inbound.push_back(message);
+        let waiting = state.reader_blocked || state.recv_waker.is_some();
+        if waiting && !state.wake_queued {
+            state.wake_queued = true;
+            return true;
+        }
+        false
+    }
+
+    /// Wakes the reader to the messages pushed since it waited.
+    pub(crate) fn wake_reader(&self) {
+        let mut state = self.state.lock();
+        state.wake_queued = false;
+        if let Some(waker) = state.recv_waker.take() {
+            waker.wake();
+        }
+        if state.reader_blocked {
+            self.changed.notify_all();
         }
     }
 
@@ -153,31 +186,43 @@ impl ClientCore {
 
     // --- the caller's side ----------------------------------------------
 
-    /// The next message, `Ok(None)` at a clean end; `Pending` (with `cx`)
-    /// or, without one, blocks.
-    fn poll_recv(&self, cx: Option<&mut Context<'_>>) -> Poll<Result<Option<Bytes>, Status>> {
+    /// Moves every message queued into `into` (empty): `Ok(true)` when
+    /// there were some, `Ok(false)` at a clean end, the stream's status
+    /// once it ended otherwise; `Pending` (with `cx`) or, without one,
+    /// blocks while none came.
+    fn poll_take(
+        &self,
+        into: &mut VecDeque<Bytes>,
+        cx: Option<&mut Context<'_>>,
+    ) -> Poll<Result<bool, Status>> {
         let mut state = self.state.lock();
         loop {
-            if let Some(message) = state.inbound.pop_front() {
-                state.consumed += 1;
-                if state.consumed >= (state.window / 2).max(1) && state.ended.is_none() {
-                    let credit = std::mem::take(&mut state.consumed);
-                    drop(state);
-                    self.command(StreamCmd::Credit(credit));
-                }
-                return Poll::Ready(Ok(Some(message)));
+            if !state.inbound.is_empty() {
+                std::mem::swap(&mut state.inbound, into);
+                return Poll::Ready(Ok(true));
             }
             match &state.ended {
-                Some(status) if status.code() == Code::Ok => return Poll::Ready(Ok(None)),
+                Some(status) if status.code() == Code::Ok => return Poll::Ready(Ok(false)),
                 Some(status) => return Poll::Ready(Err(status.clone())),
                 None => {}
             }
             match cx {
                 Some(cx) => {
-                    state.recv_waker = Some(cx.waker().clone());
+                    let waker = cx.waker();
+                    if !state
+                        .recv_waker
+                        .as_ref()
+                        .is_some_and(|w| w.will_wake(waker))
+                    {
+                        state.recv_waker = Some(waker.clone());
+                    }
                     return Poll::Pending;
                 }
-                None => self.changed.wait(&mut state),
+                None => {
+                    state.reader_blocked = true;
+                    self.changed.wait(&mut state);
+                    state.reader_blocked = false;
+                }
             }
         }
     }
@@ -230,6 +275,10 @@ impl std::fmt::Debug for ClientCore {
 /// `DeadlineExceeded`). Dropping it before the end cancels the stream.
 pub struct StreamReceiver<M> {
     core: Arc<ClientCore>,
+    /// Messages taken from the core in one batch, not read yet.
+    batch: VecDeque<Bytes>,
+    /// Messages read since the last credit grant.
+    consumed: u32,
     done: bool,
     _message: PhantomData<fn() -> M>,
 }
@@ -238,6 +287,8 @@ impl<M: prost::Message + Default> StreamReceiver<M> {
     pub(crate) fn new(core: Arc<ClientCore>) -> StreamReceiver<M> {
         StreamReceiver {
             core,
+            batch: VecDeque::new(),
+            consumed: 0,
             done: false,
             _message: PhantomData,
         }
@@ -246,10 +297,33 @@ impl<M: prost::Message + Default> StreamReceiver<M> {
     /// The next message, blocking until it arrives: `Ok(None)` once the
     /// server has ended the stream `Ok`. Not on a channel's I/O thread.
     pub fn recv(&mut self) -> Result<Option<M>, Status> {
-        match self.core.poll_recv(None) {
+        match self.poll_bytes(None) {
             Poll::Ready(next) => self.decoded(next),
             Poll::Pending => unreachable!("a blocking receive never returns Pending"),
         }
+    }
+
+    /// The next message's bytes: from the batch taken, else the core's
+    /// next batch. Each half window read grants the server as much credit.
+    fn poll_bytes(&mut self, cx: Option<&mut Context<'_>>) -> Poll<Result<Option<Bytes>, Status>> {
+        if self.batch.is_empty() {
+            match self.core.poll_take(&mut self.batch, cx) {
+                Poll::Ready(Ok(true)) => {}
+                Poll::Ready(Ok(false)) => return Poll::Ready(Ok(None)),
+                Poll::Ready(Err(status)) => return Poll::Ready(Err(status)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        let Some(message) = self.batch.pop_front() else {
+            return Poll::Ready(Ok(None));
+        };
+        self.consumed += 1;
+        if self.consumed >= (self.core.window / 2).max(1) {
+            // Once the stream is over the driver drops it.
+            self.core
+                .command(StreamCmd::Credit(std::mem::take(&mut self.consumed)));
+        }
+        Poll::Ready(Ok(Some(message)))
     }
 
     /// Cancels the stream: the server's handler is dropped; `recv` then
@@ -296,7 +370,7 @@ impl<M: prost::Message + Default> futures_core::Stream for StreamReceiver<M> {
         if this.done {
             return Poll::Ready(None);
         }
-        match this.core.poll_recv(Some(cx)) {
+        match this.poll_bytes(Some(cx)) {
             Poll::Ready(next) => Poll::Ready(this.decoded(next).transpose()),
             Poll::Pending => Poll::Pending,
         }

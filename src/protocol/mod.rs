@@ -173,9 +173,22 @@ pub(crate) struct Reply {
     pub(crate) result: Result<Bytes, Status>,
     /// The reply's metadata (empty where the format has none).
     pub(crate) metadata: Metadata,
-    /// Not a call's reply but a frame of stream `id` (messages, end,
-    /// reset, credit; formats with streams only).
-    pub(crate) stream: Option<Box<mprpc::StreamFrame>>,
+    /// Not a call's reply but a frame of stream `id` (formats with
+    /// streams only); a message's bytes are in `result`.
+    pub(crate) stream: Option<StreamEvent>,
+}
+
+/// What a stream frame a client reads tells its stream. Small and inline
+/// (no allocation per message): a message's bytes travel in the reply's
+/// `result`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StreamEvent {
+    /// One message of the stream (its bytes: the reply's `result`).
+    Message,
+    /// The server takes this many more messages.
+    Credit(u32),
+    /// The server ended (end frame) or reset the stream with this status.
+    End(Status),
 }
 
 /// What a connection's reader keeps between reads, for any format.

@@ -63,6 +63,9 @@ struct State {
     out: BytesMut,
     /// Messages the client still takes (its window and grants).
     credit: u32,
+    /// Messages sent and not yet added to the reactor's counter (it is
+    /// bumped once per move to the connection, not once per message).
+    uncounted: u64,
     /// The handler waiting for credit.
     send_waker: Option<Waker>,
     /// The client's messages not yet read.
@@ -89,6 +92,7 @@ fn state(credit: u32, window: u32) -> State {
     State {
         out: BytesMut::new(),
         credit,
+        uncounted: 0,
         send_waker: None,
         inbound: VecDeque::new(),
         inbound_ended: false,
@@ -155,8 +159,8 @@ impl Core {
         let at = begin_stream_message(self.id, &mut state.out);
         encode(&mut state.out);
         end_stream_message(at, &mut state.out);
+        state.uncounted += 1;
         self.post(&mut state);
-        self.count(|s| &s.stream_messages_sent);
         Poll::Ready(Ok(()))
     }
 
@@ -180,8 +184,8 @@ impl Core {
         let at = begin_stream_message(self.id, &mut state.out);
         encode(&mut state.out);
         end_stream_message(at, &mut state.out);
+        state.uncounted += 1;
         self.post(&mut state);
-        self.count(|s| &s.stream_messages_sent);
         Ok(())
     }
 
@@ -193,8 +197,8 @@ impl Core {
             let at = begin_stream_message(self.id, &mut state.out);
             encode(&mut state.out);
             end_stream_message(at, &mut state.out);
+            state.uncounted += 1;
             self.post(&mut state);
-            self.count(|s| &s.stream_messages_sent);
         }
     }
 
@@ -253,8 +257,20 @@ impl Core {
 
     /// Adds one to a counter of its reactor's (for /metrics).
     fn count(&self, counter: impl FnOnce(&ReactorStats) -> &AtomicU64) {
+        self.count_n(counter, 1);
+    }
+
+    fn count_n(&self, counter: impl FnOnce(&ReactorStats) -> &AtomicU64, n: u64) {
         if let Some(reactor) = self.reactor.upgrade() {
-            bump(counter(reactor.stats()), 1);
+            bump(counter(reactor.stats()), n);
+        }
+    }
+
+    /// Counts the messages sent since the last count.
+    fn count_sent(&self, state: &mut State) {
+        let sent = std::mem::take(&mut state.uncounted);
+        if sent > 0 {
+            self.count_n(|s| &s.stream_messages_sent, sent);
         }
     }
 
@@ -317,6 +333,7 @@ impl Core {
     pub(crate) fn take_output(&self, out: &mut BytesMut) {
         let mut state = self.state.lock();
         state.posted = false;
+        self.count_sent(&mut state);
         if state.over.is_some() {
             return;
         }
@@ -330,6 +347,7 @@ impl Core {
         if state.over.is_some() {
             return;
         }
+        self.count_sent(&mut state);
         if let Some(out) = out {
             move_output(self.id, &mut state, out);
             encode_stream_end(self.id, status.code(), message(status), out);

@@ -255,6 +255,7 @@ impl Driver {
                 self.conn_event(key, event);
             }
         }
+        self.streams.wake_readers();
         self.drain_queue();
         self.expire();
         if !self.streams.is_empty() {

@@ -106,8 +106,8 @@ impl Driver {
         let addr = conn.addr();
         // Anything read shows the link is not silent (see `eject`).
         conn.heard_from();
-        if let Some(frame) = reply.stream.take() {
-            return self.on_stream_frame(*frame);
+        if let Some(event) = reply.stream.take() {
+            return self.on_stream_frame(reply.id, event, reply.result);
         }
         let conn = &mut self.conns[key];
         if conn.probe_until().is_some() {

@@ -9,10 +9,17 @@
 //!
 //! Streams are few next to calls, so their deadlines are found by a scan
 //! per loop turn instead of a queue.
+//!
+//! A message read is queued on its stream's core without a wake-up; the
+//! readers waiting for one are woken once each at the end of the loop
+//! turn's reads (`wake_readers`), so a turn that reads a hundred messages
+//! of a stream costs its reader one wake-up, not a hundred.
 
 use std::io;
 use std::sync::Arc;
 use std::time::Instant;
+
+use bytes::Bytes;
 
 use super::route::Route;
 use super::{Driver, FastMap};
@@ -21,14 +28,16 @@ use crate::client::stream::{ClientCore, NewStream, StreamCmd};
 use crate::net::tls::TlsMode;
 use crate::protocol::mprpc::{
     encode_stream_credit, encode_stream_end, encode_stream_message, encode_stream_open,
-    encode_stream_reset, RequestHead, RequestMeta, StreamFrame,
+    encode_stream_reset, RequestHead, RequestMeta,
 };
-use crate::protocol::Connections;
+use crate::protocol::{Connections, StreamEvent};
 
 /// An open stream, by id.
 #[derive(Default)]
 pub(super) struct Streams {
     open: FastMap<u64, OpenStream>,
+    /// Cores whose waiting readers got messages this turn.
+    to_wake: Vec<Arc<ClientCore>>,
 }
 
 struct OpenStream {
@@ -45,6 +54,13 @@ impl Streams {
     /// The earliest deadline of an open stream.
     pub(super) fn next_deadline(&self) -> Option<Instant> {
         self.open.values().filter_map(|s| s.deadline).min()
+    }
+
+    /// Wakes the readers that got messages since they waited.
+    pub(super) fn wake_readers(&mut self) {
+        for core in self.to_wake.drain(..) {
+            core.wake_reader();
+        }
     }
 }
 
@@ -146,23 +162,31 @@ impl Driver {
         }
     }
 
-    /// A frame the server sent on a stream (dropped when the stream is
-    /// over here: it may cross the caller's reset).
-    pub(super) fn on_stream_frame(&mut self, frame: StreamFrame) {
-        let id = frame.id();
+    /// A frame the server sent on stream `id` (`message`: a message's
+    /// bytes), dropped when the stream is over here: it may cross the
+    /// caller's reset.
+    pub(super) fn on_stream_frame(
+        &mut self,
+        id: u64,
+        event: StreamEvent,
+        message: Result<Bytes, Status>,
+    ) {
         let Some(stream) = self.streams.open.get(&id) else {
             return;
         };
-        match frame {
-            StreamFrame::Message { payload, .. } => stream.core.push(payload),
-            StreamFrame::Credit { credit, .. } => stream.core.grant(credit),
-            end @ (StreamFrame::End { .. } | StreamFrame::Reset { .. }) => {
-                let status = end.status().expect("an end or reset has a status");
+        match event {
+            StreamEvent::Message => {
+                let Ok(message) = message else { return };
+                if stream.core.push(message) {
+                    self.streams.to_wake.push(stream.core.clone());
+                }
+            }
+            StreamEvent::Credit(credit) => stream.core.grant(credit),
+            StreamEvent::End(status) => {
                 if let Some(stream) = self.streams.open.remove(&id) {
                     stream.core.end(status);
                 }
             }
-            StreamFrame::Open(_) => {}
         }
     }
 

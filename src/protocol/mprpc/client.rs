@@ -6,8 +6,11 @@ use bytes::BytesMut;
 
 use super::body::{parse_body, parse_response};
 use super::decoder::{skip_body, Split};
-use super::{Decoder, Frame, FrameKind, Response, StreamFrame, VERSION, VERSION_STREAMS};
-use crate::protocol::{ProtocolError, ReadState, Reply};
+use super::stream::parse_message;
+use super::{
+    Decoder, Frame, FrameKind, Response, StreamFrame, StreamKind, VERSION, VERSION_STREAMS,
+};
+use crate::protocol::{ProtocolError, ReadState, Reply, StreamEvent};
 use crate::Status;
 
 /// The next reply in `input`: `Ok(None)` until one is complete. A reply
@@ -31,6 +34,14 @@ pub(super) fn parse_reply(
             body,
         }) if kind == FrameKind::Response as u8 && version != VERSION_STREAMS => {
             Ok(Some(reply(parse_response(body, version == VERSION)?)))
+        }
+        Some(Split::Body {
+            kind,
+            version: VERSION_STREAMS,
+            body,
+        }) if kind == StreamKind::Message as u8 => {
+            let (id, payload) = parse_message(body)?;
+            Ok(Some(stream_reply(id, Ok(payload), StreamEvent::Message)))
         }
         Some(Split::Body {
             kind,
@@ -65,12 +76,33 @@ fn other_frame(frame: Frame) -> Result<Option<Reply>, ProtocolError> {
         Frame::Stream(StreamFrame::Open(_)) => {
             Err(ProtocolError::Malformed("a server sent a stream open"))
         }
-        Frame::Stream(frame) => Ok(Some(Reply {
-            id: frame.id(),
-            result: Ok(Default::default()),
-            metadata: Default::default(),
-            stream: Some(Box::new(frame)),
-        })),
+        Frame::Stream(StreamFrame::Message { id, payload }) => {
+            Ok(Some(stream_reply(id, Ok(payload), StreamEvent::Message)))
+        }
+        Frame::Stream(StreamFrame::Credit { id, credit }) => Ok(Some(stream_reply(
+            id,
+            Ok(Default::default()),
+            StreamEvent::Credit(credit),
+        ))),
+        Frame::Stream(frame) => {
+            let status = frame.status().expect("an end or reset has a status");
+            let event = StreamEvent::End(status);
+            Ok(Some(stream_reply(
+                frame.id(),
+                Ok(Default::default()),
+                event,
+            )))
+        }
+    }
+}
+
+/// A frame of stream `id` as a reply.
+fn stream_reply(id: u64, result: Result<bytes::Bytes, Status>, event: StreamEvent) -> Reply {
+    Reply {
+        id,
+        result,
+        metadata: Default::default(),
+        stream: Some(event),
     }
 }
 

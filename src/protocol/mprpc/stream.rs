@@ -302,6 +302,12 @@ pub(super) fn parse(
     }
 }
 
+/// A message frame's body: its stream id and payload (what a client reads
+/// most, parsed without the general `parse`).
+pub(super) fn parse_message(body: Bytes) -> Result<(u64, Bytes), ProtocolError> {
+    split_id(body, "stream message shorter than its id")
+}
+
 fn split_id(mut body: Bytes, short: &'static str) -> Result<(u64, Bytes), ProtocolError> {
     if body.len() < 8 {
         return Err(ProtocolError::Malformed(short));
