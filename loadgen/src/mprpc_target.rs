@@ -56,7 +56,11 @@ impl MprpcTarget {
             .map(AuthToken::new)
             .transpose()
             .map_err(|e| format!("--token: {e}"))?;
-        let base = ChannelOptions::default()
+        let mut base = ChannelOptions::default();
+        if let Some(window) = args.stream.stream_window {
+            base = base.stream_window(window as usize);
+        }
+        let base = base
             .call_timeout(args.timeout)
             .tls(client_tls(args)?)
             .auth_token(auth_token)

@@ -4,12 +4,19 @@
 //! sent; each push wakes the reactor's mio
 //! `Waker` (once per batch). The admin pages read its counters here.
 //!
+//! A push made on the reactor's own thread (a stream handler polled there
+//! sending, a credit grant waking a handler) rings no `Waker`: it raises
+//! `self_posted`, which the loop checks before it polls again, saving an
+//! eventfd write and an empty loop turn per batch.
+//!
 //! It is apart from the reactor's loop so that what posts to a reactor
 //! (acceptor, workers, pending calls, admin pages) does not depend on the
 //! loop that reads them.
 
+use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -45,7 +52,15 @@ pub(crate) struct ReactorShared {
     woken: Mutex<Vec<usize>>,
     /// Streams with frames to move into their connections' output.
     streams: Mutex<Vec<Arc<Core>>>,
+    /// Something was pushed from the reactor's own thread (no wake-up).
+    self_posted: AtomicBool,
     stats: ReactorStats,
+}
+
+thread_local! {
+    /// The mailbox of the reactor running on this thread (its address; 0
+    /// on other threads).
+    static ON_REACTOR: Cell<usize> = const { Cell::new(0) };
 }
 
 impl ReactorShared {
@@ -57,6 +72,7 @@ impl ReactorShared {
             replies: Mutex::new(Vec::new()),
             woken: Mutex::new(Vec::new()),
             streams: Mutex::new(Vec::new()),
+            self_posted: AtomicBool::new(false),
             stats: ReactorStats::default(),
         })
     }
@@ -98,7 +114,27 @@ impl ReactorShared {
         std::mem::swap(&mut *self.streams.lock(), ready);
     }
 
+    /// Marks the calling thread as this mailbox's reactor.
+    pub(crate) fn enter(&self) {
+        ON_REACTOR.with(|on| on.set(self as *const ReactorShared as usize));
+    }
+
+    /// Whether a push was made from the reactor's own thread since the
+    /// last call (then the loop serves the mailbox before it polls).
+    pub(crate) fn take_self_posted(&self) -> bool {
+        self.self_posted.swap(false, Ordering::Relaxed)
+    }
+
+    /// Like [`take_self_posted`](Self::take_self_posted), without clearing it.
+    pub(crate) fn self_posted(&self) -> bool {
+        self.self_posted.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn wake(&self) {
+        if ON_REACTOR.with(Cell::get) == self as *const ReactorShared as usize {
+            self.self_posted.store(true, Ordering::Relaxed);
+            return;
+        }
         if let Err(e) = self.waker.wake() {
             tracing::error!(error = %e, "cannot wake reactor");
         }

@@ -101,6 +101,13 @@ pub struct StreamArgs {
     #[serde(default)]
     pub stream_async: bool,
 
+    /// With --stream --target mprpc: the Channel's `stream_window`, the
+    /// messages the provider may send a stream before loadgen grants more
+    /// (default: the Channel's own default).
+    #[arg(long, value_name = "MESSAGES", value_parser = clap::value_parser!(u32).range(1..))]
+    #[serde(default)]
+    pub stream_window: Option<u32>,
+
     /// With --stall-reader: the stalled stream's message size in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 65536)]
     #[serde(default)]

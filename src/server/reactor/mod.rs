@@ -144,8 +144,19 @@ impl Reactor {
         let mut replies = Vec::new();
         let mut woken = Vec::new();
         let mut streams = Vec::new();
+        self.shared.enter();
         loop {
-            let timeout = self.poll_timeout();
+            // What this thread posted to its own mailbox (no wake-up rang).
+            if self.shared.take_self_posted() {
+                self.take_replies(&mut replies);
+                self.poll_woken(&mut woken);
+                self.move_stream_output(&mut streams);
+                self.flush_queued();
+            }
+            let timeout = match self.shared.self_posted() {
+                true => Some(Duration::ZERO),
+                false => self.poll_timeout(),
+            };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
