@@ -340,7 +340,7 @@ w(f"`loadgen --stream server --stall-reader {p['stall_secs']}` against the provi
   "are those its reader was already taking when the phase began.)\n")
 win_kib = int(st["window_bytes"]) / 1024
 w(f"- **Window**: {st['window_messages']} messages × {st['stall_size']} bytes = **{win_kib:,.0f} KiB** "
-  "(`stream_window`, the default on both sides).")
+  "(`stream_window` messages, or as many as fit the provider's `stream_window_bytes` cap, the defaults).")
 w(f"- **Provider RSS**: {int(st['provider_rss_before_kib']):,} KiB before the stall, at most "
   f"{int(st['provider_rss_stall_max_kib']):,} KiB during it: **{int(st['provider_rss_growth_kib']):+,} KiB** "
   f"({int(st['provider_rss_growth_kib']) / win_kib:.2f} windows).")

@@ -188,7 +188,10 @@ fn a_stalled_reader_run_reports_every_phase_and_nothing_fails() {
     assert_eq!(s["stalled_outcome"], "ok", "{output}");
     assert_eq!(s["other_failed"], "0", "{output}");
     assert_eq!(s["unary_failed"], "0", "{output}");
-    assert_eq!(s["window_bytes"], (64 * 1024).to_string(), "{output}");
+    // 1024 messages, or as many 1024-byte ones (1043-byte frames) as the
+    // provider's 1 MiB cap takes: 1006.
+    assert_eq!(s["window_messages"], "1006", "{output}");
+    assert_eq!(s["window_bytes"], (1006 * 1024).to_string(), "{output}");
     for key in [
         "before_other_per_s",
         "stalled_other_per_s",

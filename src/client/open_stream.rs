@@ -88,8 +88,13 @@ impl Channel {
         Resp: prost::Message + Default,
     {
         let driver = self.driver().clone();
-        let window = self.inner.options.stream_window.clamp(1, u32::MAX as usize) as u32;
-        let core = ClientCore::new(next_id(), window, driver.clone());
+        let channel = &self.inner.options;
+        let window = channel.stream_window.clamp(1, u32::MAX as usize) as u32;
+        let core = ClientCore::new(
+            next_id(),
+            (window, channel.stream_window_bytes.max(1)),
+            driver.clone(),
+        );
         let pair = (
             StreamRequests::new(core.clone(), !shape.client_streams()),
             StreamReceiver::new(core.clone()),

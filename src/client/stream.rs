@@ -40,6 +40,9 @@ use crate::call::trace::TraceId;
 use crate::discovery::Endpoint;
 use crate::protocol::mprpc::StreamShape;
 
+/// A message frame's bytes besides its payload: the header and the id.
+const FRAME_OVERHEAD: usize = crate::protocol::mprpc::HEADER_LEN + 8;
+
 /// Stream ids count up from 1 with the top bit clear, so they never meet
 /// a call's id on a connection (a call's id has it set: `cells`).
 static NEXT_STREAM_ID: AtomicU64 = AtomicU64::new(1);
@@ -86,8 +89,10 @@ pub(crate) struct ClientCore {
     state: Mutex<State>,
     changed: Condvar,
     pub(crate) id: u64,
-    /// The caller's window: it grants the server credit each half of it.
+    /// The caller's window: it grants the server credit each half of it
+    /// read, in messages or in bytes (`window_bytes`).
     window: u32,
+    window_bytes: usize,
     driver: Arc<Shared>,
 }
 
@@ -103,11 +108,20 @@ struct State {
     wake_queued: bool,
     /// Messages the server still takes from the caller.
     credit: u32,
+    /// The sizes of the message frames sent that the server has not read
+    /// yet (a grant of n says it read the n oldest), and their sum.
+    ahead: VecDeque<u32>,
+    ahead_bytes: usize,
     send_waker: Option<Waker>,
 }
 
 impl ClientCore {
-    pub(crate) fn new(id: u64, window: u32, driver: Arc<Shared>) -> Arc<ClientCore> {
+    /// The core of stream `id`; `(window, window_bytes)`: see the fields.
+    pub(crate) fn new(
+        id: u64,
+        (window, window_bytes): (u32, usize),
+        driver: Arc<Shared>,
+    ) -> Arc<ClientCore> {
         Arc::new(ClientCore {
             state: Mutex::new(State {
                 inbound: VecDeque::new(),
@@ -116,11 +130,14 @@ impl ClientCore {
                 reader_blocked: false,
                 wake_queued: false,
                 credit: 0,
+                ahead: VecDeque::new(),
+                ahead_bytes: 0,
                 send_waker: None,
             }),
             changed: Condvar::new(),
             id,
             window,
+            window_bytes,
             driver,
         })
     }
@@ -161,6 +178,10 @@ impl ClientCore {
     pub(crate) fn grant(&self, credit: u32) {
         let mut state = self.state.lock();
         state.credit = state.credit.saturating_add(credit);
+        for _ in 0..credit {
+            let Some(size) = state.ahead.pop_front() else { break };
+            state.ahead_bytes -= size as usize;
+        }
         self.notify(&mut state);
     }
 
@@ -197,14 +218,8 @@ impl ClientCore {
     ) -> Poll<Result<bool, Status>> {
         let mut state = self.state.lock();
         loop {
-            if !state.inbound.is_empty() {
-                std::mem::swap(&mut state.inbound, into);
-                return Poll::Ready(Ok(true));
-            }
-            match &state.ended {
-                Some(status) if status.code() == Code::Ok => return Poll::Ready(Ok(false)),
-                Some(status) => return Poll::Ready(Err(status.clone())),
-                None => {}
+            if let Some(taken) = Self::take_now(&mut state, into) {
+                return Poll::Ready(taken);
             }
             match cx {
                 Some(cx) => {
@@ -227,8 +242,27 @@ impl ClientCore {
         }
     }
 
-    /// Waits for credit and takes one (`Err` once the stream is over).
-    fn poll_credit(&self, cx: Option<&mut Context<'_>>) -> Poll<Result<(), Status>> {
+    /// What [`poll_take`](Self::poll_take) gets without waiting, if anything.
+    fn try_take(&self, into: &mut VecDeque<Bytes>) -> Option<Result<bool, Status>> {
+        Self::take_now(&mut self.state.lock(), into)
+    }
+
+    fn take_now(state: &mut State, into: &mut VecDeque<Bytes>) -> Option<Result<bool, Status>> {
+        if !state.inbound.is_empty() {
+            std::mem::swap(&mut state.inbound, into);
+            return Some(Ok(true));
+        }
+        match &state.ended {
+            Some(status) if status.code() == Code::Ok => Some(Ok(false)),
+            Some(status) => Some(Err(status.clone())),
+            None => None,
+        }
+    }
+
+    /// Waits for credit for a message of `len` bytes and takes it (`Err`
+    /// once the stream is over): one of the server's messages, while what
+    /// it has not read yet is under `window_bytes`.
+    fn poll_credit(&self, len: usize, cx: Option<&mut Context<'_>>) -> Poll<Result<(), Status>> {
         let mut state = self.state.lock();
         loop {
             if let Some(status) = &state.ended {
@@ -238,8 +272,11 @@ impl ClientCore {
                 };
                 return Poll::Ready(Err(status));
             }
-            if state.credit > 0 {
+            if state.credit > 0 && state.ahead_bytes < self.window_bytes {
                 state.credit -= 1;
+                let size = len + FRAME_OVERHEAD;
+                state.ahead.push_back(size as u32);
+                state.ahead_bytes += size;
                 return Poll::Ready(Ok(()));
             }
             match cx {
@@ -277,8 +314,10 @@ pub struct StreamReceiver<M> {
     core: Arc<ClientCore>,
     /// Messages taken from the core in one batch, not read yet.
     batch: VecDeque<Bytes>,
-    /// Messages read since the last credit grant.
+    /// Messages read since the last credit grant, and their bytes (with
+    /// their frames' headers, as the server counts them).
     consumed: u32,
+    consumed_bytes: usize,
     done: bool,
     _message: PhantomData<fn() -> M>,
 }
@@ -289,6 +328,7 @@ impl<M: prost::Message + Default> StreamReceiver<M> {
             core,
             batch: VecDeque::new(),
             consumed: 0,
+            consumed_bytes: 0,
             done: false,
             _message: PhantomData,
         }
@@ -304,10 +344,21 @@ impl<M: prost::Message + Default> StreamReceiver<M> {
     }
 
     /// The next message's bytes: from the batch taken, else the core's
-    /// next batch. Each half window read grants the server as much credit.
+    /// next batch. Each half window read (in messages or bytes) grants
+    /// the server as much credit, and so does a reader about to wait
+    /// having read anything: a server held by its own cap in bytes
+    /// (`stream_window_bytes`, maybe not ours) is never left waiting for
+    /// a grant this side holds back.
     fn poll_bytes(&mut self, cx: Option<&mut Context<'_>>) -> Poll<Result<Option<Bytes>, Status>> {
         if self.batch.is_empty() {
-            match self.core.poll_take(&mut self.batch, cx) {
+            let taken = match self.core.try_take(&mut self.batch) {
+                Some(taken) => Poll::Ready(taken),
+                None => {
+                    self.grant();
+                    self.core.poll_take(&mut self.batch, cx)
+                }
+            };
+            match taken {
                 Poll::Ready(Ok(true)) => {}
                 Poll::Ready(Ok(false)) => return Poll::Ready(Ok(None)),
                 Poll::Ready(Err(status)) => return Poll::Ready(Err(status)),
@@ -318,12 +369,23 @@ impl<M: prost::Message + Default> StreamReceiver<M> {
             return Poll::Ready(Ok(None));
         };
         self.consumed += 1;
-        if self.consumed >= (self.core.window / 2).max(1) {
-            // Once the stream is over the driver drops it.
+        self.consumed_bytes += message.len() + FRAME_OVERHEAD;
+        if self.consumed >= (self.core.window / 2).max(1)
+            || self.consumed_bytes >= self.core.window_bytes / 2
+        {
+            self.grant();
+        }
+        Poll::Ready(Ok(Some(message)))
+    }
+
+    /// Grants the server what was read since the last grant (once the
+    /// stream is over the driver drops it).
+    fn grant(&mut self) {
+        if self.consumed > 0 {
+            self.consumed_bytes = 0;
             self.core
                 .command(StreamCmd::Credit(std::mem::take(&mut self.consumed)));
         }
-        Poll::Ready(Ok(Some(message)))
     }
 
     /// Cancels the stream: the server's handler is dropped; `recv` then
@@ -416,7 +478,7 @@ impl<M: prost::Message> StreamRequests<M> {
     /// Sends `message`, blocking while the server has no credit for it.
     /// `Err` once the stream is over. Not on a channel's I/O thread.
     pub fn send(&self, message: &M) -> Result<(), Status> {
-        match self.core.poll_credit(None) {
+        match self.core.poll_credit(message.encoded_len(), None) {
             Poll::Ready(granted) => granted?,
             Poll::Pending => unreachable!("a blocking wait never returns Pending"),
         }
@@ -427,7 +489,8 @@ impl<M: prost::Message> StreamRequests<M> {
 
     /// Sends `message` once the server has credit for it.
     pub async fn send_async(&self, message: &M) -> Result<(), Status> {
-        std::future::poll_fn(|cx| self.core.poll_credit(Some(cx))).await?;
+        let len = message.encoded_len();
+        std::future::poll_fn(|cx| self.core.poll_credit(len, Some(cx))).await?;
         self.core
             .command(StreamCmd::Message(message.encode_to_vec().into()));
         Ok(())

@@ -70,7 +70,13 @@ options! {
         /// (flow control, per stream and direction): a reader that stops
         /// holds about this many messages of its sender's.
         ["stream_window", Positive]
-        stream_window: usize = 64,
+        stream_window: usize = 1024,
+        /// Bytes of a stream's message frames this side sends ahead of the
+        /// server's reading (a cap beside the server's window in
+        /// messages): a send waits while what the server has not read
+        /// yet adds up to this.
+        ["stream_window_bytes", Positive]
+        stream_window_bytes: usize = 1 << 20,
         /// Calls in flight on this channel beyond which new calls fail at
         /// once with `ResourceExhausted`.
         max_inflight: usize = 100_000,

@@ -36,7 +36,14 @@ options! {
         /// (flow control, per stream and direction): a reader that stops
         /// holds about this many messages of its sender's.
         ["stream_window", Positive]
-        stream_window: usize = 64,
+        stream_window: usize = 1024,
+        /// Bytes of a stream's message frames this side sends ahead of its
+        /// client's reading (a cap beside the client's window in
+        /// messages): a handler's send waits while what the client has
+        /// not read yet adds up to this, so a stream of large messages
+        /// holds about this much, not a whole window of them.
+        ["stream_window_bytes", Positive]
+        stream_window_bytes: usize = 1 << 20,
         /// Open connections above which new ones are refused cleanly. At
         /// start a provider raises its open-files limit (`RLIMIT_NOFILE`)
         /// to the hard limit and lowers this to that limit minus 128

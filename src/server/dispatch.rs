@@ -61,6 +61,8 @@ pub(crate) struct Dispatcher {
     interceptors: Interceptors,
     /// Messages a stream's client may send before this side grants more.
     stream_window: u32,
+    /// Bytes a stream's handler sends ahead of its client's reading.
+    stream_window_bytes: usize,
 }
 
 impl Dispatcher {
@@ -85,13 +87,17 @@ impl Dispatcher {
             auth_tokens: Arc::new([]),
             admin: None,
             interceptors: Interceptors::default(),
-            stream_window: 64,
+            stream_window: 1024,
+            stream_window_bytes: 1 << 20,
         }
     }
 
-    /// Streams' clients may send `window` messages before more are granted.
-    pub(crate) fn with_stream_window(mut self, window: usize) -> Dispatcher {
+    /// Streams' clients may send `window` messages before more are
+    /// granted; handlers send at most about `bytes` ahead of their
+    /// clients' reading.
+    pub(crate) fn with_stream_window(mut self, window: usize, bytes: usize) -> Dispatcher {
         self.stream_window = window.clamp(1, u32::MAX as usize) as u32;
+        self.stream_window_bytes = bytes.max(1);
         self
     }
 

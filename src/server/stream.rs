@@ -56,6 +56,8 @@ pub(crate) struct Core {
     pub(crate) conn_id: u64,
     pub(crate) id: u64,
     pub(crate) shape: StreamShape,
+    /// The most bytes of message frames sent ahead of the client's reading.
+    bytes_cap: usize,
 }
 
 struct State {
@@ -63,6 +65,10 @@ struct State {
     out: BytesMut,
     /// Messages the client still takes (its window and grants).
     credit: u32,
+    /// The sizes of the message frames sent that the client has not read
+    /// yet (a grant of n says it read the n oldest), and their sum.
+    ahead: VecDeque<u32>,
+    ahead_bytes: usize,
     /// Messages sent and not yet added to the reactor's counter (it is
     /// bumped once per move to the connection, not once per message).
     uncounted: u64,
@@ -92,6 +98,8 @@ fn state(credit: u32, window: u32) -> State {
     State {
         out: BytesMut::new(),
         credit,
+        ahead: VecDeque::new(),
+        ahead_bytes: 0,
         uncounted: 0,
         send_waker: None,
         inbound: VecDeque::new(),
@@ -115,14 +123,15 @@ pub(crate) struct StreamAt {
 }
 
 impl Core {
-    /// The core of stream `at` of `shape`, whose client takes `credit`
-    /// messages first and may send `window` (this side's window).
+    /// The core of stream `at` of `shape`; `(credit, window, bytes_cap)`:
+    /// its client takes `credit` messages first and may send `window`
+    /// (this side's window), and no more than about `bytes_cap` bytes of
+    /// frames are sent ahead of its reading.
     pub(crate) fn new(
         reactor: Weak<dyn StreamHome>,
         at: StreamAt,
         shape: StreamShape,
-        credit: u32,
-        window: u32,
+        (credit, window, bytes_cap): (u32, u32, usize),
     ) -> Arc<Core> {
         if let Some(reactor) = reactor.upgrade() {
             bump(&reactor.stats().streams_opened, 1);
@@ -135,6 +144,7 @@ impl Core {
             conn_id: at.conn_id,
             id: at.id,
             shape,
+            bytes_cap,
         })
     }
 
@@ -151,16 +161,11 @@ impl Core {
         if let Some(status) = &state.over {
             return Poll::Ready(Err(status.clone()));
         }
-        if state.credit == 0 {
+        if !self.may_send(&state) {
             state.send_waker = Some(cx.waker().clone());
             return Poll::Pending;
         }
-        state.credit -= 1;
-        let at = begin_stream_message(self.id, &mut state.out);
-        encode(&mut state.out);
-        end_stream_message(at, &mut state.out);
-        state.uncounted += 1;
-        self.post(&mut state);
+        self.send_one(&mut state, encode);
         Poll::Ready(Ok(()))
     }
 
@@ -175,18 +180,31 @@ impl Core {
             if let Some(status) = &state.over {
                 return Err(status.clone());
             }
-            if state.credit > 0 {
+            if self.may_send(&state) {
                 break;
             }
             self.changed.wait(&mut state);
         }
+        self.send_one(&mut state, encode);
+        Ok(())
+    }
+
+    /// The client has credit, and has read enough of what was sent.
+    fn may_send(&self, state: &State) -> bool {
+        state.credit > 0 && state.ahead_bytes < self.bytes_cap
+    }
+
+    /// Frames one message into the output, spending one credit.
+    fn send_one(self: &Arc<Self>, state: &mut State, encode: &mut dyn FnMut(&mut BytesMut)) {
         state.credit -= 1;
         let at = begin_stream_message(self.id, &mut state.out);
         encode(&mut state.out);
         end_stream_message(at, &mut state.out);
+        let size = state.out.len() - at;
+        state.ahead.push_back(size as u32);
+        state.ahead_bytes += size;
         state.uncounted += 1;
-        self.post(&mut state);
-        Ok(())
+        self.post(state);
     }
 
     /// Sends a client stream's one reply, credit or not (the client asked
@@ -212,6 +230,7 @@ impl Core {
         if let Some(next) = self.next_inbound(&mut state) {
             return Poll::Ready(next);
         }
+        self.grant_read(&mut state);
         state.recv_waker = Some(cx.waker().clone());
         Poll::Pending
     }
@@ -225,7 +244,18 @@ impl Core {
             if let Some(next) = self.next_inbound(&mut state) {
                 return next;
             }
+            self.grant_read(&mut state);
             self.changed.wait(&mut state);
+        }
+    }
+
+    /// A reader about to wait grants what it read since the last grant:
+    /// a client held by its own cap in bytes is never left waiting for a
+    /// grant this side holds back.
+    fn grant_read(self: &Arc<Self>, state: &mut State) {
+        if state.consumed > 0 && state.over.is_none() {
+            state.to_grant += std::mem::take(&mut state.consumed);
+            self.post(state);
         }
     }
 
@@ -290,6 +320,11 @@ impl Core {
     pub(crate) fn grant(&self, credit: u32) {
         let mut state = self.state.lock();
         state.credit = state.credit.saturating_add(credit);
+        // It read the `credit` oldest messages sent.
+        for _ in 0..credit {
+            let Some(size) = state.ahead.pop_front() else { break };
+            state.ahead_bytes -= size as usize;
+        }
         if let Some(waker) = state.send_waker.take() {
             waker.wake();
         }

@@ -217,6 +217,15 @@ impl StreamClient {
         self.write(|out| encode_stream_message(id, payload, out));
     }
 
+    /// Several messages in one write (so they arrive in one read).
+    pub fn messages(&mut self, id: u64, payloads: &[Vec<u8>]) {
+        self.write(|out| {
+            for payload in payloads {
+                encode_stream_message(id, payload, out);
+            }
+        });
+    }
+
     pub fn end(&mut self, id: u64) {
         self.write(|out| encode_stream_end(id, Code::Ok, "", out));
     }

@@ -72,7 +72,8 @@ pub(super) fn run(args: &Args, plan: &Plan, stall: Duration) -> Result<(), Strin
     one_connection.io_threads = 1;
     let target = MprpcTarget::connect(&one_connection, Default::default(), None)?;
     let channel = &target.channels()[0];
-    let window = channel.options().stream_window;
+    let size = args.stream.stall_size;
+    let window = window_messages(channel.options().stream_window, size);
     let start = Instant::now();
     let measure_from = start + args.warmup;
     let stall_from = measure_from + args.duration;
@@ -85,7 +86,6 @@ pub(super) fn run(args: &Args, plan: &Plan, stall: Duration) -> Result<(), Strin
     };
     let counters = Counters::default();
     let provider = args.cpu_pid.first().copied();
-    let size = args.stream.stall_size;
     let (marks, rss, stalled_outcome) = std::thread::scope(|s| {
         let stalled = s.spawn(|| stalled_reader(channel, size, times, &counters));
         for _ in 0..args.connections {
@@ -250,6 +250,20 @@ fn rss_kib(pid: &str) -> u64 {
             line.split_whitespace().nth(1)?.parse().ok()
         })
         .unwrap_or(0)
+}
+
+/// The messages of `size` bytes the provider sends the stalled reader
+/// ahead of its reading: our window in messages, or as many as fit the
+/// provider's cap in bytes (`stream_window_bytes`, its default assumed:
+/// it sends while what was not read is under it), whichever is less.
+fn window_messages(window: usize, size: u32) -> usize {
+    use prost::Message;
+    let reply = EchoResponse {
+        payload: vec![0u8; size as usize].into(),
+    };
+    let frame = reply.encoded_len() + mprpc::protocol::mprpc::HEADER_LEN + 8;
+    let cap = mprpc::server::ServerOptions::default().stream_window_bytes;
+    window.min(cap.div_ceil(frame))
 }
 
 /// The report: per phase the rates, then the RSS and the window, then a

@@ -56,7 +56,8 @@ impl Dispatcher {
             id: open.id,
         };
         let reactor = Arc::downgrade(&self.reply_to);
-        let core = Core::new(reactor, at, open.shape, open.window, self.stream_window);
+        let window = (open.window, self.stream_window, self.stream_window_bytes);
+        let core = Core::new(reactor, at, open.shape, window);
         if open.shape.client_streams() {
             encode_stream_credit(open.id, self.stream_window, conn.io().output());
         }

@@ -82,7 +82,7 @@ pub(crate) fn spawn(
             server.limits().clone(),
         )
         .with_auth(auth_tokens)
-        .with_stream_window(options.stream_window)
+        .with_stream_window(options.stream_window, options.stream_window_bytes)
         .with_admin(admin)
         .with_interceptors(options.interceptors.clone()),
         tls: options.tls.clone(),
