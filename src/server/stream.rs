@@ -410,8 +410,14 @@ fn message(status: &Status) -> &str {
 }
 
 fn move_output(id: u64, state: &mut State, out: &mut BytesMut) {
-    out.extend_from_slice(&state.out);
-    state.out.clear();
+    if out.is_empty() {
+        // Hand the frames over whole (the connection's empty buffer comes
+        // back for the next batch): no copy.
+        std::mem::swap(out, &mut state.out);
+    } else {
+        out.extend_from_slice(&state.out);
+        state.out.clear();
+    }
     if state.to_grant > 0 {
         encode_stream_credit(id, state.to_grant, out);
         state.allowance = state.allowance.saturating_add(state.to_grant);
