@@ -411,3 +411,94 @@ fn a_handler_thread_sends_blocking_within_the_window() {
     assert_eq!(got, (0..50).collect::<Vec<_>>());
     stop(server);
 }
+
+/// A client interceptor that records each stream's open and outcome, adds
+/// a tenant to the open's metadata, and refuses `Sum` streams locally.
+#[derive(Default)]
+struct Recorder {
+    opened: parking_lot::Mutex<Vec<String>>,
+    ended: parking_lot::Mutex<Vec<(String, Code)>>,
+}
+
+impl mprpc::ClientInterceptor for Recorder {
+    fn before(&self, call: &mut mprpc::ClientCall<'_>) -> Result<(), mprpc::Status> {
+        self.opened.lock().push(call.method.to_owned());
+        if call.method == "Sum" {
+            return Err(mprpc::Status::new(Code::FailedPrecondition, "no sums here"));
+        }
+        call.metadata.insert("x-tenant", "t1").expect("short");
+        Ok(())
+    }
+
+    fn after(&self, _service: &str, method: &str, outcome: &mprpc::Outcome) {
+        self.ended.lock().push((method.to_owned(), outcome.code));
+    }
+}
+
+/// A server interceptor that refuses a call or stream without the tenant.
+struct NeedsTenant;
+
+impl mprpc::Interceptor for NeedsTenant {
+    fn before(&self, call: &mprpc::CallInfo<'_>) -> Result<(), mprpc::Status> {
+        match call.metadata.get("x-tenant") {
+            Some("t1") => Ok(()),
+            _ => Err(mprpc::Status::new(Code::Unauthenticated, "no tenant")),
+        }
+    }
+}
+
+#[test]
+fn client_interceptors_see_each_stream_open_and_its_outcome_once() {
+    let server = start(ServerOptions::default().with_interceptor(NeedsTenant));
+    let recorder = Arc::new(Recorder::default());
+    let discover = StaticDiscover::single(server.local_addr()).unwrap();
+    let options = ChannelOptions::default()
+        .stream_window(4)
+        .with_interceptor(recorder.clone());
+    let channel = Channel::new(Arc::new(discover), options).unwrap();
+
+    // The tenant the interceptor added reaches the server's interceptor.
+    let got: Vec<u64> = count(&channel, 10, &CallOptions::default())
+        .map(|n| n.expect("every message"))
+        .collect();
+    assert_eq!(got, (0..10).collect::<Vec<_>>());
+    // A stream the caller cancels, one the handler fails.
+    let mut cancelled = count(&channel, 0, &CallOptions::default());
+    assert_eq!(cancelled.recv().unwrap(), Some(0));
+    cancelled.cancel();
+    drop(cancelled);
+    let failing: Vec<_> = count(&channel, 1002, &CallOptions::default()).collect();
+    assert_eq!(failing.last().unwrap().as_ref().unwrap_err().code(), Code::Application);
+    // A stream the interceptor refuses fails locally with its status.
+    let refused = channel.client_stream::<u64, u64>("Streams", "Sum", &CallOptions::default());
+    assert_eq!(refused.finish().unwrap_err().code(), Code::FailedPrecondition);
+
+    let until = Instant::now() + Duration::from_secs(20);
+    while recorder.ended.lock().len() < 4 {
+        assert!(Instant::now() < until, "outcomes: {:?}", recorder.ended.lock());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(*recorder.opened.lock(), ["Count", "Count", "Count", "Sum"]);
+    let mut ended = recorder.ended.lock().clone();
+    ended.sort_by_key(|(_, code)| *code as u8);
+    let want = [
+        ("Count", Code::Ok),
+        ("Count", Code::Cancelled),
+        ("Count", Code::Application),
+        ("Sum", Code::FailedPrecondition),
+    ];
+    let mut want: Vec<(String, Code)> = want.iter().map(|(m, c)| (m.to_string(), *c)).collect();
+    want.sort_by_key(|(_, code)| *code as u8);
+    assert_eq!(ended, want, "each stream's outcome, once");
+    stop(server);
+}
+
+#[test]
+fn a_server_interceptor_refuses_a_stream_without_what_it_needs() {
+    let server = start(ServerOptions::default().with_interceptor(NeedsTenant));
+    let channel = channel(&server, 4);
+    let mut stream = count(&channel, 3, &CallOptions::default());
+    assert_eq!(stream.recv().unwrap_err().code(), Code::Unauthenticated);
+    stop(server);
+}

@@ -13,7 +13,10 @@
 //! * On the client ([`ClientInterceptor`], `ChannelOptions::interceptors`),
 //!   `before` runs on the calling thread and may add metadata or refuse
 //!   the call locally (it is never sent); `after` sees each call's outcome
-//!   once, where it completes.
+//!   once, where it completes. A stream (`Channel::server_stream` and the
+//!   others) is one call to them: `before` runs as it opens (its metadata
+//!   goes in the open frame; a refusal ends the stream with that status),
+//!   `after` once with its final outcome and its whole duration.
 //!
 //! Interceptors run in the order they were added; the first `before` to
 //! refuse stops the chain, and every interceptor's `after` still runs.

@@ -9,11 +9,14 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::observe::Watch;
 use super::stream::{
     next_id, ClientCore, ClientStreamCall, NewStream, StreamReceiver, StreamRequests,
 };
 use super::Channel;
 use crate::call::controller::CallOptions;
+use crate::call::interceptor::ClientCall;
+use crate::call::metadata::Metadata;
 use crate::call::status::Status;
 use crate::call::trace::{TraceId, TRACE_ID_KEY};
 use crate::discovery::Endpoint;
@@ -94,13 +97,14 @@ impl Channel {
             next_id(),
             (window, channel.stream_window_bytes.max(1)),
             driver.clone(),
+            Watch::new(&channel.interceptors, service, method),
         );
         let pair = (
             StreamRequests::new(core.clone(), !shape.client_streams()),
             StreamReceiver::new(core.clone()),
         );
         match self.stream_target(service, method, options) {
-            Ok((endpoints, trace)) => {
+            Ok((endpoints, metadata, trace)) => {
                 let now = Instant::now();
                 let deadline = options.timeout.and_then(|t| now.checked_add(t));
                 driver.open_stream(NewStream {
@@ -110,7 +114,7 @@ impl Channel {
                     shape,
                     window,
                     payload,
-                    metadata: options.metadata.clone(),
+                    metadata,
                     trace,
                     deadline,
                     timeout_ms: options.timeout.map_or(0, super::conn::whole_ms),
@@ -123,25 +127,36 @@ impl Channel {
         pair
     }
 
-    /// Where a stream may go, and the trace id it carries on.
+    /// Where a stream may go, the metadata its open carries (the
+    /// channel's interceptors saw it first, and may refuse the stream),
+    /// and the trace id it carries on.
     fn stream_target(
         &self,
         service: &str,
         method: &str,
         options: &CallOptions,
-    ) -> Result<(Arc<[Endpoint]>, Option<TraceId>), Status> {
+    ) -> Result<(Arc<[Endpoint]>, Metadata, Option<TraceId>), Status> {
         check_names(service, method).map_err(|e| Status::bad_request(e.to_string()))?;
         if let Some(e) = &options.invalid_metadata {
             return Err(Status::bad_request(e.to_string()));
         }
+        let mut metadata = options.metadata.clone();
+        let interceptors = &self.inner.options.interceptors;
+        if !interceptors.is_empty() {
+            interceptors.before(&mut ClientCall {
+                service,
+                method,
+                metadata: &mut metadata,
+            })?;
+        }
         let trace = crate::call::deadline::current_trace()
-            .filter(|_| options.metadata.get(TRACE_ID_KEY).is_none());
+            .filter(|_| metadata.get(TRACE_ID_KEY).is_none());
         let endpoints = self.inner.discover.method_providers(service, method)?;
         if endpoints.is_empty() {
             return Err(Status::unavailable(format!(
                 "no provider known for service '{service}'"
             )));
         }
-        Ok((endpoints, trace))
+        Ok((endpoints, metadata, trace))
     }
 }

@@ -33,6 +33,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 
+use super::observe::Watch;
 use super::queue::Shared;
 use crate::call::metadata::Metadata;
 use crate::call::status::{Code, Status};
@@ -94,6 +95,9 @@ pub(crate) struct ClientCore {
     window: u32,
     window_bytes: usize,
     driver: Arc<Shared>,
+    /// The channel's interceptors, told the stream's outcome once, when
+    /// it ends (`None` without interceptors).
+    watch: Option<Box<Watch>>,
 }
 
 struct State {
@@ -121,6 +125,7 @@ impl ClientCore {
         id: u64,
         (window, window_bytes): (u32, usize),
         driver: Arc<Shared>,
+        watch: Option<Box<Watch>>,
     ) -> Arc<ClientCore> {
         Arc::new(ClientCore {
             state: Mutex::new(State {
@@ -139,6 +144,7 @@ impl ClientCore {
             window,
             window_bytes,
             driver,
+            watch,
         })
     }
 
@@ -189,9 +195,15 @@ impl ClientCore {
     /// read first).
     pub(crate) fn end(&self, status: Status) {
         let mut state = self.state.lock();
-        if state.ended.is_none() {
-            state.ended = Some(status);
-            self.notify(&mut state);
+        if state.ended.is_some() {
+            return;
+        }
+        let code = status.code();
+        state.ended = Some(status);
+        self.notify(&mut state);
+        drop(state);
+        if let Some(watch) = &self.watch {
+            watch.ended_with(code);
         }
     }
 
