@@ -4,7 +4,8 @@
 # run in a loop, opens http://127.0.0.1:PORT/ in headless Chromium (Debian's
 # `chromium`, installed by scripts/setup.sh; driven by status_page_browse.py),
 # lets the page poll /status for ten seconds, and checks the rendered DOM:
-# one table row per published method, each with a non-zero call count.
+# one table row per published method, each with a non-zero call count, and
+# the Streams card's five figures.
 # Keeps a screenshot.
 #
 # Writes OUT/status-page.png and OUT/status-page.md (the rows seen, with the
@@ -97,6 +98,13 @@ for method in methods:
         problems.append(f"no row for {method}")
     elif int(row.get("calls", "0") or 0) <= 0:
         problems.append(f"{method}: calls = {row.get('calls')!r}, expected > 0")
+# The Streams card: its five figures, each a number (0 here: the seed's
+# consumer opens no streams).
+import re
+streams = dict(re.findall(r'data-stream="([^"]+)">[^<]*<b>([^<]*)</b>', open(dom, encoding="utf-8").read()))
+for key in ["open", "opened", "ended", "messages sent", "messages received"]:
+    if not re.fullmatch(r"[0-9.]+[kM]?", streams.get(key, "")):
+        problems.append(f"streams card: {key} = {streams.get(key)!r}")
 if problems:
     sys.exit("status page check failed: " + "; ".join(problems) + f" (rows: {parser.rows})")
 

@@ -350,14 +350,19 @@ fn a_thousand_streams_on_one_connection_beside_unary_calls() {
 }
 
 /// The sum over reactors of sample `name` in a /metrics scrape.
-fn metric(addr: std::net::SocketAddr, name: &str) -> f64 {
+/// The body of an admin page.
+fn page(addr: std::net::SocketAddr, path: &str) -> String {
     use std::io::{Read, Write};
     let mut http = std::net::TcpStream::connect(addr).unwrap();
-    http.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    http.write_all(request.as_bytes()).unwrap();
     let mut reply = String::new();
     http.read_to_string(&mut reply).unwrap();
-    let body = reply.split("\r\n\r\n").nth(1).unwrap_or("");
+    reply.split("\r\n\r\n").nth(1).unwrap_or("").to_owned()
+}
+
+fn metric(addr: std::net::SocketAddr, name: &str) -> f64 {
+    let body = page(addr, "/metrics");
     let lines = body.lines().map(|l| Ok(l.to_owned()));
     let scrape = prometheus_parse::Scrape::parse(lines).expect("/metrics parses");
     scrape
@@ -394,6 +399,14 @@ fn metrics_count_streams_and_their_messages() {
     let sent = metric(addr, "mprpc_stream_messages_sent_total");
     // 5 + the sum's reply + what the open one sent (its window at most).
     assert!((7.0..=10.0).contains(&sent), "sent {sent}");
+    // The status page's JSON (what the page at / shows) agrees.
+    let status: serde_json::Value = serde_json::from_str(&page(addr, "/status")).unwrap();
+    let streams = &status["streams"];
+    assert_eq!(streams["open"], 1, "{streams}");
+    assert_eq!(streams["opened"], 3, "{streams}");
+    assert_eq!(streams["ended"], 2, "{streams}");
+    assert_eq!(streams["messages_received"], 3, "{streams}");
+    assert_eq!(streams["messages_sent"].as_f64(), Some(sent), "{streams}");
     drop(open);
     wait_for_outcome(&server, "Count", Code::Cancelled);
     assert_eq!(metric(addr, "mprpc_streams_open"), 0.0);
@@ -468,14 +481,24 @@ fn client_interceptors_see_each_stream_open_and_its_outcome_once() {
     cancelled.cancel();
     drop(cancelled);
     let failing: Vec<_> = count(&channel, 1002, &CallOptions::default()).collect();
-    assert_eq!(failing.last().unwrap().as_ref().unwrap_err().code(), Code::Application);
+    assert_eq!(
+        failing.last().unwrap().as_ref().unwrap_err().code(),
+        Code::Application
+    );
     // A stream the interceptor refuses fails locally with its status.
     let refused = channel.client_stream::<u64, u64>("Streams", "Sum", &CallOptions::default());
-    assert_eq!(refused.finish().unwrap_err().code(), Code::FailedPrecondition);
+    assert_eq!(
+        refused.finish().unwrap_err().code(),
+        Code::FailedPrecondition
+    );
 
     let until = Instant::now() + Duration::from_secs(20);
     while recorder.ended.lock().len() < 4 {
-        assert!(Instant::now() < until, "outcomes: {:?}", recorder.ended.lock());
+        assert!(
+            Instant::now() < until,
+            "outcomes: {:?}",
+            recorder.ended.lock()
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     std::thread::sleep(Duration::from_millis(50));

@@ -128,5 +128,9 @@ fn server_streams_from_a_tonic_server_are_all_read() {
     assert_eq!(n("failed"), 0, "{output}");
     assert!(n("streams") > 0, "{output}");
     assert_eq!(n("ok"), n("streams"), "{output}");
-    assert_eq!(n("received"), 20 * n("streams"), "every message of every stream: {output}");
+    assert_eq!(
+        n("received"),
+        20 * n("streams"),
+        "every message of every stream: {output}"
+    );
 }

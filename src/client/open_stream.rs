@@ -149,8 +149,8 @@ impl Channel {
                 metadata: &mut metadata,
             })?;
         }
-        let trace = crate::call::deadline::current_trace()
-            .filter(|_| metadata.get(TRACE_ID_KEY).is_none());
+        let trace =
+            crate::call::deadline::current_trace().filter(|_| metadata.get(TRACE_ID_KEY).is_none());
         let endpoints = self.inner.discover.method_providers(service, method)?;
         if endpoints.is_empty() {
             return Err(Status::unavailable(format!(

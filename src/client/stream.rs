@@ -185,7 +185,9 @@ impl ClientCore {
         let mut state = self.state.lock();
         state.credit = state.credit.saturating_add(credit);
         for _ in 0..credit {
-            let Some(size) = state.ahead.pop_front() else { break };
+            let Some(size) = state.ahead.pop_front() else {
+                break;
+            };
             state.ahead_bytes -= size as usize;
         }
         self.notify(&mut state);

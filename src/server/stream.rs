@@ -322,7 +322,9 @@ impl Core {
         state.credit = state.credit.saturating_add(credit);
         // It read the `credit` oldest messages sent.
         for _ in 0..credit {
-            let Some(size) = state.ahead.pop_front() else { break };
+            let Some(size) = state.ahead.pop_front() else {
+                break;
+            };
             state.ahead_bytes -= size as usize;
         }
         if let Some(waker) = state.send_waker.take() {

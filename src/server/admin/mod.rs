@@ -28,6 +28,8 @@
 //!   "connections": 3,                // open now, all reactors
 //!   "reactors": [{"index": 0, "connections": 2, "accepted": 9, "bytes_in": 1200,
 //!                 "bytes_out": 900, "frames_rejected": 0, "seed_connections": 0}],
+//!   "streams": {"open": 1, "opened": 12, "ended": 11,   // all reactors
+//!               "messages_sent": 5000, "messages_received": 40},
 //!   "methods": [{"service": "UserServiceRpc", "method": "Login",
 //!                "calls": 100, "errors": 2, "errors_by_code": {"application": 2},
 //!                "in_flight": 0, "p50_us": 12, "p90_us": 20, "p99_us": 40,
@@ -39,6 +41,10 @@
 //!   "config": {"rpcserverport": "8000", "admin_token": "<redacted>", ...}
 //! }
 //! ```
+//!
+//! A stream counts as one call of its method (its outcome in `errors` and
+//! `errors_by_code`, its whole duration as its latency) besides the
+//! `streams` figures.
 //!
 //! Counters (`calls`, `errors`, bytes, `accepted`, `frames_rejected`) count
 //! since start; a reader takes differences for rates. Latency is handler

@@ -49,6 +49,7 @@ pub(super) fn json(
         j.end_object();
     }
     j.end_array();
+    streams(&mut j, s);
     methods(&mut j, s, recent);
     registry(&mut j, s);
     j.object_field("config");
@@ -58,6 +59,23 @@ pub(super) fn json(
     j.end_object();
     j.end_object();
     j.finish()
+}
+
+/// The streams of every reactor: open now, opened and ended since start,
+/// messages each way.
+fn streams(j: &mut Json, s: &Snapshot) {
+    let sum = |f: fn(&super::ReactorFigures) -> u64| s.reactors.iter().map(f).sum::<u64>();
+    let (opened, ended) = (sum(|r| r.streams_opened), sum(|r| r.streams_ended));
+    j.object_field("streams");
+    j.num_field("open", opened.saturating_sub(ended) as f64);
+    j.num_field("opened", opened as f64);
+    j.num_field("ended", ended as f64);
+    j.num_field("messages_sent", sum(|r| r.stream_messages_sent) as f64);
+    j.num_field(
+        "messages_received",
+        sum(|r| r.stream_messages_received) as f64,
+    );
+    j.end_object();
 }
 
 fn methods(j: &mut Json, s: &Snapshot, recent: &[Option<Recent>]) {
