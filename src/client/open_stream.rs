@@ -22,6 +22,10 @@ use crate::call::trace::{TraceId, TRACE_ID_KEY};
 use crate::discovery::Endpoint;
 use crate::protocol::mprpc::{check_names, StreamShape};
 
+/// Where a stream may go, the metadata its open carries, and the trace id
+/// it carries on.
+type StreamTarget = (Arc<[Endpoint]>, Metadata, Option<TraceId>);
+
 impl Channel {
     /// Opens server stream `service.method` with `request`: the server's
     /// messages arrive on the receiver, `window` (the channel's
@@ -135,7 +139,7 @@ impl Channel {
         service: &str,
         method: &str,
         options: &CallOptions,
-    ) -> Result<(Arc<[Endpoint]>, Metadata, Option<TraceId>), Status> {
+    ) -> Result<StreamTarget, Status> {
         check_names(service, method).map_err(|e| Status::bad_request(e.to_string()))?;
         if let Some(e) = &options.invalid_metadata {
             return Err(Status::bad_request(e.to_string()));
