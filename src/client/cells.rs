@@ -19,8 +19,18 @@
 //! storage (`Box<Option<F>>`) stays in the cell and is reused by the next
 //! callback of the same closure type, so a loop that starts calls from one
 //! call site allocates nothing; a different closure type costs one box.
+//!
+//! On the driver's own thread (callbacks starting calls) a cell goes
+//! round without atomics on the free list: a cell taken there is marked
+//! local, and when the driver's thread frees it, it goes onto a free list
+//! kept in that thread (with its callback's storage beside it) instead of
+//! the shared one. A callback's completion on the driver frees its cell in
+//! the same lock round that takes the callback out (the generation moves
+//! on before the callback runs, so a late cancel finds a stale reference),
+//! so a call costs two rounds of its cell's lock: arming and completing.
 
 use std::any::Any;
+use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -99,6 +109,9 @@ struct State {
     callback: Option<Box<dyn Callback>>,
     result: Option<CallResult>,
     waker: Option<Waker>,
+    /// Taken on the driver's own thread: freed there, it goes onto that
+    /// thread's free list.
+    local: bool,
 }
 
 struct Cell {
@@ -122,6 +135,7 @@ impl Default for Cell {
                 callback: None,
                 result: None,
                 waker: None,
+                local: false,
             }),
             stamp: AtomicU64::new(Phase::Free as u64),
             ready: Condvar::new(),
@@ -139,6 +153,21 @@ impl State {
         self.phase = phase;
         stamp_of.store(stamp(self.generation, phase), Ordering::Release);
     }
+}
+
+/// A free cell on its driver thread's own list, with its callback's
+/// storage (taken out of the cell, put back when it is armed again).
+struct Spare {
+    index: u32,
+    callback: Option<Box<dyn Callback>>,
+}
+
+/// A driver thread's free cells: the address of its `Cells` (0: none) and
+/// the list, last freed first.
+type LocalFree = (usize, Vec<Spare>);
+
+thread_local! {
+    static LOCAL_FREE: RefCell<LocalFree> = const { RefCell::new((0, Vec::new())) };
 }
 
 /// The cells of one driver.
@@ -211,6 +240,89 @@ impl Cells {
         &chunk[offset]
     }
 
+    /// Makes this thread (the driver's) keep the cells it frees.
+    pub(crate) fn install_local(&self) {
+        let _ = LOCAL_FREE.try_with(|local| {
+            *local.borrow_mut() = (self.addr(), Vec::with_capacity(BASE as usize));
+        });
+    }
+
+    /// The driver's thread is stopping: its free cells go onto the shared
+    /// list, their callbacks' storage back into them.
+    pub(crate) fn uninstall_local(&self) {
+        let spares = LOCAL_FREE
+            .try_with(|local| {
+                let mut local = local.borrow_mut();
+                if local.0 != self.addr() {
+                    return Vec::new();
+                }
+                std::mem::take(&mut *local).1
+            })
+            .unwrap_or_default();
+        for spare in spares {
+            self.recycle(spare.index, self.cell(spare.index), false, spare.callback);
+        }
+    }
+
+    fn addr(&self) -> usize {
+        self as *const Cells as usize
+    }
+
+    /// `None` off this driver's thread; else a free cell of its own, if any.
+    fn pop_local(&self) -> Option<Option<Spare>> {
+        LOCAL_FREE
+            .try_with(|local| {
+                let mut local = local.borrow_mut();
+                (local.0 == self.addr()).then(|| local.1.pop())
+            })
+            .ok()
+            .flatten()
+    }
+
+    /// Keeps `spare` on this driver thread's list; gives it back off it.
+    fn push_local(&self, spare: Spare) -> Result<(), Spare> {
+        let mut spare = Some(spare);
+        let _ = LOCAL_FREE.try_with(|local| {
+            let mut local = local.borrow_mut();
+            if local.0 == self.addr() {
+                local.1.extend(spare.take());
+            }
+        });
+        spare.map_or(Ok(()), Err)
+    }
+
+    /// Cell `index` (which is `cell`, freed, on no list) goes onto a free
+    /// list: this thread's if it is local and this is its driver's thread,
+    /// else the shared one. `callback` is its callback's storage if that
+    /// was taken out of it.
+    fn recycle(&self, index: u32, cell: &Cell, local: bool, callback: Option<Box<dyn Callback>>) {
+        let callback = if local {
+            match self.push_local(Spare { index, callback }) {
+                Ok(()) => return,
+                Err(spare) => spare.callback,
+            }
+        } else {
+            callback
+        };
+        if callback.is_some() {
+            // Nobody else can reach a freed cell off the lists.
+            cell.state.lock().callback = callback;
+        }
+        self.push_free(index, cell);
+    }
+
+    /// A free cell off the shared list or a fresh one, with its index.
+    fn pop_shared(&self) -> (u32, &Cell) {
+        self.pop_free().unwrap_or_else(|| {
+            let index = self.fresh.fetch_add(1, Ordering::Relaxed);
+            assert!(
+                u64::from(index) < u64::from(BASE) * ((1 << CHUNKS) - 1),
+                "client: completion cells exhausted"
+            );
+            (index, self.fresh_cell(index))
+        })
+    }
+
     /// A free cell off the list, with its index (one look-up for both).
     fn pop_free(&self) -> Option<(u32, &Cell)> {
         let mut head = self.free.load(Ordering::Acquire);
@@ -251,15 +363,22 @@ impl Cells {
     /// A free cell, now pending, of `kind`, held by the caller's side and
     /// by the driver; `arm` runs under its lock.
     fn acquire(&self, kind: Kind, arm: impl FnOnce(&mut State)) -> CellRef {
-        let (index, cell) = self.pop_free().unwrap_or_else(|| {
-            let index = self.fresh.fetch_add(1, Ordering::Relaxed);
-            assert!(
-                u64::from(index) < u64::from(BASE) * ((1 << CHUNKS) - 1),
-                "client: completion cells exhausted"
-            );
-            (index, self.fresh_cell(index))
-        });
+        let (index, cell, local, spare) = match self.pop_local() {
+            Some(Some(spare)) => (spare.index, self.cell(spare.index), true, Some(spare)),
+            Some(None) => {
+                let (index, cell) = self.pop_shared();
+                (index, cell, true, None)
+            }
+            None => {
+                let (index, cell) = self.pop_shared();
+                (index, cell, false, None)
+            }
+        };
         let mut state = cell.state.lock();
+        if let Some(spare) = spare {
+            state.callback = spare.callback;
+        }
+        state.local = local;
         state.kind = kind;
         state.holders = 2;
         arm(&mut state);
@@ -336,15 +455,22 @@ impl Cells {
                     waker.wake();
                 }
             }
+            Kind::Callback if state.holders == 1 + driver => {
+                // Nobody holds the cell once the callback has run: it is
+                // freed now, in this lock round, and recycled after it.
+                state.holders = 0;
+                state.generation = state.generation.wrapping_add(1);
+                state.set(&cell.stamp, Phase::Free);
+                let local = state.local;
+                let mut callback = state.callback.take();
+                drop(state);
+                run_callback(callback.as_mut(), result);
+                self.recycle(r.index, cell, local, callback);
+            }
             Kind::Callback => {
                 let mut callback = state.callback.take();
                 drop(state);
-                if let Some(callback) = callback.as_mut() {
-                    // A panicking callback must not take the I/O driver down.
-                    if catch_unwind(AssertUnwindSafe(|| callback.run(result))).is_err() {
-                        tracing::error!("client: a call_with callback panicked");
-                    }
-                }
+                run_callback(callback.as_mut(), result);
                 let mut state = cell.state.lock();
                 state.callback = callback;
                 self.let_go(r.index, cell, state, 1 + driver);
@@ -370,9 +496,11 @@ impl Cells {
         state.set(&cell.stamp, Phase::Free);
         let result = state.result.take();
         let waker = state.waker.take();
+        let local = state.local;
+        let callback = if local { state.callback.take() } else { None };
         drop(state);
         drop((result, waker));
-        self.push_free(index, cell);
+        self.recycle(index, cell, local, callback);
     }
 
     /// The owner of a future cell is done with it; true if the call was
@@ -446,6 +574,16 @@ impl Cells {
             slot => *slot = Some(cx.waker().clone()),
         }
         Poll::Pending
+    }
+}
+
+/// Runs a callback (if armed) with `result`; a panicking callback must not
+/// take the I/O driver down.
+fn run_callback(callback: Option<&mut Box<dyn Callback>>, result: CallResult) {
+    if let Some(callback) = callback {
+        if catch_unwind(AssertUnwindSafe(|| callback.run(result))).is_err() {
+            tracing::error!("client: a call_with callback panicked");
+        }
     }
 }
 
@@ -571,5 +709,85 @@ mod tests {
             t.join().unwrap();
         }
         assert!(cells.allocated() <= 4);
+    }
+
+    #[test]
+    fn cells_freed_on_the_driver_thread_are_reused_there_and_returned_on_uninstall() {
+        let cells = Cells::default();
+        cells.install_local();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let start = |runs: &Arc<AtomicUsize>| {
+            let runs = runs.clone();
+            cells.callback(move |_| {
+                runs.fetch_add(1, Ordering::Relaxed);
+            })
+        };
+        let first = start(&runs);
+        cells.finish(first, Ok(Bytes::new()));
+        assert!(cells.is_done(first));
+        assert!(
+            !cells.complete(first, Ok(Bytes::new())),
+            "stale after the free"
+        );
+        let second = start(&runs);
+        assert_eq!(second.index, first.index, "reused off this thread's list");
+        assert_ne!(second.generation, first.generation);
+        assert_eq!(
+            cells.free.load(Ordering::Relaxed) as u32,
+            0,
+            "shared list unused"
+        );
+        // Cancelled first (another thread), then let go by the driver.
+        let cancelled = std::thread::scope(|s| {
+            s.spawn(|| cells.complete(second, Err(cancelled_status())))
+                .join()
+                .unwrap()
+        });
+        assert!(cancelled);
+        cells.driver_done(second);
+        assert_eq!(start(&runs).index, first.index, "local again");
+        assert_eq!(runs.load(Ordering::Relaxed), 2);
+        cells.uninstall_local();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let r = cells.future();
+                assert_eq!(r.index, first.index + 1, "a fresh one: the first is live");
+            });
+        });
+        assert_eq!(cells.allocated(), 2);
+    }
+
+    #[test]
+    fn local_callbacks_complete_once_under_racing_cancels() {
+        let cells = Cells::default();
+        cells.install_local();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let calls = 2_000;
+        let (tx, rx) = std::sync::mpsc::channel::<CellRef>();
+        let shared = &cells;
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                for r in rx {
+                    shared.complete(r, Err(cancelled_status()));
+                }
+            });
+            for _ in 0..calls {
+                let runs = runs.clone();
+                let r = cells.callback(move |_| {
+                    runs.fetch_add(1, Ordering::Relaxed);
+                });
+                tx.send(r).unwrap();
+                std::thread::yield_now();
+                cells.finish(r, Ok(Bytes::new()));
+            }
+            drop(tx);
+        });
+        assert_eq!(runs.load(Ordering::Relaxed), calls);
+        cells.uninstall_local();
+        assert!(cells.allocated() <= 3, "cells were recycled");
+    }
+
+    fn cancelled_status() -> Status {
+        Status::cancelled("test")
     }
 }

@@ -336,6 +336,7 @@ fn run(driver: Driver) {
     let shared = driver.shared.clone();
     let driver = Rc::new(RefCell::new(driver));
     local::install(&shared, &driver);
+    shared.cells.install_local();
     let mut events = Events::with_capacity(1024);
     let mut batch = Vec::new();
     loop {
@@ -347,6 +348,7 @@ fn run(driver: Driver) {
             break;
         }
     }
+    shared.cells.uninstall_local();
     local::uninstall();
 }
 
