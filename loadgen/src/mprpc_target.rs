@@ -238,7 +238,7 @@ impl MprpcTarget {
         let id = ledger.issue();
         let request = stamp(payload, id);
         let expected = request.clone();
-        let _ = channel.call_with(
+        channel.call_detached(
             &self.service,
             &self.method,
             request,
@@ -335,8 +335,8 @@ impl Target for MprpcTarget {
             return self.call_ledgered(channel, ledger, payload, done);
         }
         let Some(also) = &self.also else {
-            // The returned handle only cancels; dropping it leaves the call running.
-            let _ = channel.call_with(
+            // Never cancelled: no handle (`call_detached`), no reference count per call.
+            channel.call_detached(
                 &self.service,
                 &self.method,
                 self.request.clone(),
@@ -347,14 +347,14 @@ impl Target for MprpcTarget {
         };
         let done = both(done);
         let second = done.clone();
-        let _ = channel.call_with(
+        channel.call_detached(
             &self.service,
             &self.method,
             self.request.clone(),
             &self.options,
             move |result| done(outcome(result, expect)),
         );
-        let _ = channel.call_with(
+        channel.call_detached(
             &also.service,
             &also.method,
             also.request.clone().into(),

@@ -216,6 +216,40 @@ impl Channel {
     where
         F: FnOnce(Result<Bytes, Status>) + Send + 'static,
     {
+        let (driver, cell, id) = self.start_with(service, method, &request, options, done);
+        CallHandle::new(cell, id, driver.clone())
+    }
+
+    /// `call_with` for a caller that will not cancel the call: no
+    /// `CallHandle` is made, which spares a reference count increment and
+    /// decrement on the driver per call. `done` runs exactly once, as with
+    /// `call_with`; the deadline still applies.
+    pub fn call_detached<F>(
+        &self,
+        service: &str,
+        method: &str,
+        request: Bytes,
+        options: &CallOptions,
+        done: F,
+    ) where
+        F: FnOnce(Result<Bytes, Status>) + Send + 'static,
+    {
+        self.start_with(service, method, &request, options, done);
+    }
+
+    /// Starts a call whose outcome goes to `done`: its driver, cell and
+    /// request id (0 if it was not queued).
+    fn start_with<F>(
+        &self,
+        service: &str,
+        method: &str,
+        request: &[u8],
+        options: &CallOptions,
+        done: F,
+    ) -> (&Arc<Shared>, CellRef, u64)
+    where
+        F: FnOnce(Result<Bytes, Status>) + Send + 'static,
+    {
         let driver = self.driver();
         let cell = match Watch::new(&self.inner.options.interceptors, service, method) {
             None => driver.cells.callback(done),
@@ -224,8 +258,8 @@ impl Channel {
                 done(result)
             }),
         };
-        let id = self.start(driver, service, method, &request, options, cell);
-        CallHandle::new(cell, id, driver.clone())
+        let id = self.start(driver, service, method, request, options, cell);
+        (driver, cell, id)
     }
 
     /// Starts a call and returns it as a future (that can also be waited
