@@ -72,44 +72,28 @@ ZK_PORT=${zk##*:}
 stop_zk() { scripts/zk.sh stop >/dev/null 2>&1 || true; stop_scratch; }
 trap stop_zk EXIT
 
-# Writes $OUT/NAME.conf for a server on a free port (one reactor, one
-# client I/O thread: the servers share one core); prints the port.
-write_conf() { # name [extra key=value lines]
-    local port
-    port=$(free_port)
-    {
-        echo "rpcserverip=127.0.0.1"
-        echo "rpcserverport=$port"
-        echo "zookeeperip=127.0.0.1"
-        echo "zookeeperport=$ZK_PORT"
-        echo "zk_session_timeout_ms=4000"
-        echo "log_dir=$WORK/logs-$1"
-        echo "log_level=warn"
-        echo "reactor_threads=1"
-        echo "client_io_threads=1"
-        printf '%s\n' "${@:2}"
-    } >"$OUT/$1.conf"
-    echo "$port"
-}
+# Every server's config (lib.sh's write_conf) also sets this session
+# timeout.
+SESSION=zk_session_timeout_ms=4000
 
-# Starts BIN/PROGRAM -i $OUT/NAME.conf ARGS... on the server core, stdout to
+# Starts BIN/PROGRAM -i $WORK/NAME.conf ARGS... on the server core, stdout to
 # FILE, and waits for its port; sets STARTED_PID.
 start_server() { # name port stdout program [args...]
-    taskset -c "$SERVER_CPU" "$BIN/$4" -i "$OUT/$1.conf" "${@:5}" >"$3" 2>"$WORK/$1.err" &
+    taskset -c "$SERVER_CPU" "$BIN/$4" -i "$WORK/$1.conf" "${@:5}" >"$3" 2>"$WORK/$1.err" &
     STARTED_PID=$!
     PIDS+=("$STARTED_PID")
     wait_port "$2" 20 || { cat "$WORK/$1.err" >&2; die "$1 did not start"; }
 }
 
 log "backend provider"
-PROVIDER_PORT=$(write_conf provider)
+PROVIDER_PORT=$(write_conf provider "$SESSION")
 start_server provider "$PROVIDER_PORT" /dev/null provider
 PROVIDER_PID=$STARTED_PID
 log "gateways (async, and --blocking on $GATEWAY_WORKERS worker threads)"
-ASYNC_PORT=$(write_conf gateway-async)
+ASYNC_PORT=$(write_conf gateway-async "$SESSION")
 start_server gateway-async "$ASYNC_PORT" "$OUT/gateway-async.out" gateway
 ASYNC_PID=$STARTED_PID
-POOL_PORT=$(write_conf gateway-pool "worker_threads=$GATEWAY_WORKERS")
+POOL_PORT=$(write_conf gateway-pool "$SESSION" "worker_threads=$GATEWAY_WORKERS")
 start_server gateway-pool "$POOL_PORT" "$OUT/gateway-pool.out" gateway --blocking
 POOL_PID=$STARTED_PID
 

@@ -3,7 +3,11 @@
 # providers and a consumer (loadgen) each in its own network namespace on a
 # private bridge (scripts/netns.sh), while links are cut (both ways or one
 # way), lose packets or are relayed with added delay (delay-relay), and
-# healed; providers restart gracefully in between.
+# healed; providers restart gracefully in between. The keepalive-*
+# scenarios give the consumer short keepalive settings (pings, TCP keepalive,
+# TCP_USER_TIMEOUT; loadgen --channel-option) and a long deadline, and check
+# that a connection to a cut provider is declared dead within the bound
+# those settings give (the consumer's connections counted with ss).
 #
 #   scripts/faults.sh                  every scenario, writes results/FAULTS.md
 #   scripts/faults.sh NAME...          only these scenarios (see --list)
@@ -62,7 +66,7 @@ CLASSPATH=${MPRPC_ZK_CLASSPATH:-/etc/zookeeper/conf:/usr/share/java/zookeeper.ja
 # report and checked there), and a function run_<name> driving it.
 declare -A TITLE EXPECT
 SCENARIOS=(provider-zk-partition consumer-zk-partition provider-link-cut provider-link-oneway
-    loss-1 loss-10 delay-20ms ensemble-leader-isolated)
+    loss-1 loss-10 delay-20ms ensemble-leader-isolated keepalive-ping keepalive-tcp keepalive-idle)
 
 TITLE[provider-zk-partition]="provider p1 cut off from ZooKeeper (both ways) past its session timeout, still reachable by the consumer; healed; then p2 restarts gracefully"
 EXPECT[provider-zk-partition]="No call fails: p1 keeps serving the calls sent to it, and once its session expires (within the session timeout plus 2 s of the cut) ZooKeeper drops its node and the consumer sends everything to p2. After the heal p1 opens a new session and registers again (within 5 s plus a session timeout) and serves calls again; p2's graceful restart (deregister, drain, stop, start) fails nothing."
@@ -77,9 +81,23 @@ EXPECT[loss-1]="Deadlines honoured (no outcome later than deadline plus margin);
 TITLE[loss-10]="10% of packets dropped both ways between the consumer and both providers (from 1 s into the load) at a steady rate"
 EXPECT[loss-10]="Deadlines honoured; retransmissions (and their exponential back-off) stretch p99 towards the deadline and some calls time out; at least 90% of calls ok; the throughput and p99 are reported. How calls fail here: when one segment of a connection is lost again and again, TCP's retransmission timeout doubles each time (200, 400, 800 ms...) and every reply behind it waits (head of line); the requests still arrive and run ('ran, failed'). The client learns of it only when the first call on that connection passes its deadline, and ejects the provider at the third: so a stall of a second or more fails about one deadline's worth of the calls sent on that connection (rate / 4 connections: about 50) and no more. Seen at bbba76d: 53 deadline_exceeded, all on one connection to p1, all ran within 0.2 ms of being sent, sent over 1.04 s up to the ejection."
 TITLE[delay-20ms]="20 ms added each way between the consumer and both providers (delay-relay), at a steady rate; p2 restarts gracefully meanwhile"
-EXPECT[delay-20ms]="Every call ok, p50 at least 40 ms (two relayed legs) and below the deadline; the rate is held (in-flight calls grow to rate × 40 ms); the restart fails nothing."
+EXPECT[delay-20ms]="Every call ok, p50 at least 40 ms (two relayed legs) and below the deadline; the rate is held (in-flight calls grow to rate × 40 ms); the restart fails nothing. Calls slower than the two legs (over 50 ms) have two causes. Connection setup, for the first few calls only: the consumer opens its connections on demand, and a new connection is relayed only once the relay has accepted it, started a thread for it, connected upstream and started a reader and a writer thread per direction (the 20 ms count from its first read); on a busy machine each of those waits for a CPU. Seen in one short run: the first 5 calls took 52-76 ms (request legs 29-52 ms), from the 6th on (46 ms into the load) 40-45 ms; without the relay the first calls of other scenarios take 4-10 ms more than the rest. And CPU starvation, in bursts anywhere in the run when the machine's two cores are saturated: the relay hands each chunk from a reader to a writer thread per direction (four thread wake-ups per call, sixteen threads for four connections), so a busy machine delays a relayed call more than a direct one. Evidence (one run on 2026-12-04 with these scripts, main at 453e839 plus the sampling, beside a release build of the workspace, right after loss-10 as in a full run): 228 calls over 50 ms, 71 of them sent in the first 2 s; the calls of the first 300 ms took 41-45 ms (the first 41.7 ms: no setup cost this time); the slow ones came in bursts (1.4-1.7 s, 2.3-2.8 s) while the consumer's sender and I/O threads and the relay's threads each waited 40-220 ms per 100 ms for a CPU (schedstat) and all processes together used both cores; 98% of the slow calls spanned a wait of 5 ms or more for a CPU by a consumer or relay thread, against 22% of the others. So a run with many slow calls in its first 2 s (141 in one earlier run on a loaded machine, its data not kept) most likely had a burst of starvation there: setups account for a handful. The report repeats these figures for each run (the first 10 calls' latencies, calls over 50 ms, first 2 s and after, how many spanned a CPU wait; CPU taken by the machine, consumer, relays, ZooKeeper). Not checked: a figure of the machine."
 TITLE[ensemble-leader-isolated]="3-server ZooKeeper ensemble: its leader cut off from the other two (both ways); p2 restarts gracefully while it is; healed"
 EXPECT[ensemble-leader-isolated]="The majority elects a new leader; sessions on the old leader move to it before they expire, so p1 (not restarted) never leaves the registry; p2's restart deregisters and registers it through the majority; calls never depend on ZooKeeper, so none fails. After the heal the registry holds exactly one node per live provider, each with that process's pid: no duplicate, no orphan of a stopped process or an expired session."
+
+# The keepalive scenarios: the consumer's calls have a long deadline
+# (KA_DEADLINE_MS), so a connection found dead by a ping or by the kernel
+# (within the bound each states, far below it) is told apart from calls
+# that just waited theirs out; ejection is off (eject_after_timeouts=0: it
+# needs deadlines to pass) and connects time out in 500 ms.
+KA_DEADLINE_MS=5000
+KA_COMMON="a cut link to p1 (both providers in ZooKeeper), at a steady rate, the consumer's calls with a ${KA_DEADLINE_MS} ms deadline, ejection off (eject_after_timeouts=0), connect_timeout_ms=500"
+TITLE[keepalive-ping]="keepalive pings: p1's packets to the consumer dropped (one way: requests arrive and run, replies and ACKs do not) with calls in flight; ping_interval_ms=500, ping_timeout_ms=500; $KA_COMMON; healed"
+EXPECT[keepalive-ping]="Each of the consumer's connections to p1 reads nothing after the cut while calls are in flight on it: it is pinged 500 ms after it last read and declared dead 500 ms later (interval + timeout: 1.0 s of the cut), closed, its calls in flight failing Unavailable (they ran: 'ran, failed') and none waiting out its 5 s deadline: no DeadlineExceeded, the last failure's outcome and the end of the consumer's established connections to p1 (ss, every 0.1 s) within 1.0 s plus the margin of the cut. Then every call goes to p2: p1 is backed off, and a reconnect to it (its SYN-ACK is lost) times out in 500 ms and its calls are retried on p2, ok. After the heal p1 serves again within 5 s (back-off at most 2 s)."
+TITLE[keepalive-tcp]="TCP_USER_TIMEOUT: the consumer and p1 cut off from each other (both ways) with calls in flight; pings off (ping_interval_ms=0), tcp_user_timeout_ms=1000; $KA_COMMON; healed"
+EXPECT[keepalive-tcp]="The requests sent on p1's connections after the cut are never acknowledged; the consumer's kernel drops each connection once TCP_USER_TIMEOUT (1 s) has passed since its first retransmission, which comes one retransmission timeout (RTO: 200 ms at least, a little more with the measured RTT; a tail loss probe may go first) after the first unacknowledged request: so about 1.2-1.3 s after the cut (seen at the first run: the failed call sent first after the cut answered after 1,225 ms). The client sees the error and fails the calls in flight on it Unavailable, none waiting out its 5 s deadline: no DeadlineExceeded, the last failure's outcome and the end of the established connections to p1 (ss every 0.1 s) within 1.5 s (1 s plus 0.5 s for the first RTO) plus the margin of the cut. Then every call goes to p2 (reconnects to p1 time out in 500 ms, their calls retried on p2); after the heal p1 serves again within 5 s."
+TITLE[keepalive-idle]="TCP keepalive on idle connections: a call every 2 s (one to p1 every 4 s, each of its two connections idle 8 s between calls; the cut falls 2 s before p1's next call), the consumer and p1 cut off from each other (both ways); pings off, tcp_keepalive_ms=300, tcp_user_timeout_ms=1000; $KA_COMMON; healed"
+EXPECT[keepalive-idle]="An idle connection to p1 sends keepalive probes (after 300 ms idle, then every 100 ms) that go unanswered; the consumer's kernel drops it once nothing was acknowledged for 1 s with a probe out: about 1.0-1.1 s after the cut (its last probe acknowledged just before). (At this rate no call should fall in that second; if one does,) a connection that is sent a call meanwhile has data out instead, and is dropped 1 s after that data's first retransmission (as in keepalive-tcp: about 1.2 s after the call, so up to 2.4 s after the cut). So the established connections to p1 end within 2.5 s plus the margin of the cut, and no call waits out its 5 s deadline: a call sent on a connection not yet dropped fails Unavailable, a later one finds no connection to p1, its connect times out in 500 ms and it is retried on p2 (ok); no DeadlineExceeded and at most 2 calls fail (one per connection). After the heal p1 serves again within 9 s (5 s, plus the 4 s between calls to it)."
 
 # ------------------------------------------------------------------ helpers
 OUT_SCEN=
@@ -94,6 +112,7 @@ at() { # seconds since the scenario's load started: sleeps until then
         'BEGIN { d = t0 + at - now; if (d < 0) d = 0; printf "%.3f", d }')"
 }
 
+declare -A ZK_PID
 # zk_config NODE ID SERVERS: zoo.cfg for a server at NODE's address; SERVERS
 # lists "id=ip" for an ensemble (empty: standalone).
 zk_start() { # node [myid ensemble-ips...]
@@ -124,6 +143,7 @@ CFG
         -Dzookeeper.root.logger=INFO,CONSOLE "-Dzookeeper.log.dir=$dir" -cp "$CLASSPATH" \
         org.apache.zookeeper.server.quorum.QuorumPeerMain "$dir/zoo.cfg" >"$dir/zk.log" 2>&1 </dev/null
     PIDS+=("$NET_SPAWNED")
+    ZK_PID[$node]=$NET_SPAWNED
 }
 zk_mode() { # node: leader, follower, standalone, or nothing
     net_exec hub timeout 2 bash -c "exec 3<>/dev/tcp/$(net_ip "$1")/2181 && printf srvr >&3 && cat <&3" \
@@ -202,13 +222,44 @@ poll_registry() {
     POLLER_PID=$!
 }
 
-# Starts the consumer: open loop at RATE for SECONDS, every call in the ledger.
+# The consumer's established TCP connections to NODE's RPC port, counted
+# every 50 ms from inside its namespace (/proc/net/tcp there: no process
+# started per sample, so the figure lags a close by 50 ms, not by the time
+# `ip netns exec ss` takes on a loaded machine): epoch ms, count.
+poll_conns() { # node
+    local hex
+    hex=$(printf '%02X' $(tr . ' ' <<<"$(net_ip "$1")") | sed -E 's/(..)(..)(..)(..)/\4\3\2\1/'):$(printf '%04X' "$RPC_PORT")
+    net_spawn c python3 -u -c '
+import sys, time
+peer, out = sys.argv[1], open(sys.argv[2], "a", buffering=1)
+while True:
+    with open("/proc/net/tcp") as f:
+        n = sum(1 for line in f.readlines()[1:] if line.split()[2] == peer and line.split()[3] == "01")
+    out.write(f"{time.time() * 1000:.0f},{n}\n")
+    time.sleep(0.05)
+' "$hex" "$OUT_SCEN/conns-$1.csv" 2>/dev/null
+    PIDS+=("$NET_SPAWNED")
+    CONN_POLLER_PID=$NET_SPAWNED
+}
+
+# Per scenario: the consumer's rate, deadline and channel options
+# (loadgen --channel-option KEY=VALUE), reset before each scenario; a
+# scenario that changes them records them in params.json for the report.
+scenario_params() {
+    SC_RATE=$RATE
+    SC_DEADLINE_MS=$DEADLINE_MS
+    SC_CHANNEL_OPTS=()
+}
+
+# Starts the consumer: open loop at SC_RATE for SECONDS, every call in the ledger.
 consumer_start() { # seconds
+    local opt opts=()
+    for opt in "${SC_CHANNEL_OPTS[@]}"; do opts+=(--channel-option "$opt"); done
     # loadgen ends on its own (duration, then at most a deadline of drain);
     # the watchdog bounds the scenario even if it did not.
     net_spawn c timeout --signal=KILL $(($1 + 60)) "$BIN/loadgen" --zk "$ZK" --zk-session-timeout "${SESSION_MS}ms" \
-        --service EchoService --method Echo --qps "$RATE" --warmup 0s --duration "$1s" \
-        --timeout "${DEADLINE_MS}ms" --connections 2 --payload 64 \
+        --service EchoService --method Echo --qps "$SC_RATE" --warmup 0s --duration "$1s" \
+        --timeout "${SC_DEADLINE_MS}ms" --connections 2 --payload 64 "${opts[@]}" \
         --ledger "$OUT_SCEN/ledger.csv" --label "$SCENARIO" --no-write \
         >"$OUT_SCEN/loadgen.out" 2>&1
     CONSUMER_PID=$NET_SPAWNED
@@ -217,7 +268,7 @@ consumer_start() { # seconds
     python3 scripts/schedstat.py "$CONSUMER_PID" loadgen "$OUT_SCEN/consumer-sched.csv" &
     PIDS+=($!)
     T0=$(date +%s.%N)
-    event "load starts: $RATE calls/s for $1 s"
+    event "load starts: $SC_RATE calls/s for $1 s"
 }
 # A failed consumer fails the scenario's checks, not the whole run.
 consumer_wait() {
@@ -263,10 +314,13 @@ network_up() { # [ensemble]
 # Stops the load's processes in order (providers gracefully, so their
 # ledgers are written), records who is registered, then removes the network.
 network_down() {
-    local node
+    local node pid
     sleep 1 # a last registry poll
-    kill "$POLLER_PID" 2>/dev/null || true
-    wait "$POLLER_PID" 2>/dev/null || true
+    for pid in "$POLLER_PID" ${CONN_POLLER_PID:-}; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    CONN_POLLER_PID=
     : >"$OUT_SCEN/providers-final.csv"
     for node in "${!PROVIDER_PID[@]}"; do
         if kill -0 "${PROVIDER_PID[$node]}" 2>/dev/null; then
@@ -347,12 +401,65 @@ run_delay-20ms() {
         net_spawn "$node" "$BIN/delay-relay" --listen "0.0.0.0:$((RPC_PORT + 1))" \
             --to "$(net_ip "$node"):$RPC_PORT" --delay-ms 20 >>"$WORK/relay-$node.out" 2>&1
         PIDS+=("$NET_SPAWNED")
+        # How long the relay's threads wait for a CPU: a call slower than
+        # its two 20 ms legs was held up here or in the consumer.
+        python3 scripts/schedstat.py "$NET_SPAWNED" delay-relay "$OUT_SCEN/relay-$node-sched.csv" 50 &
+        PIDS+=($!)
         net_redirect "$node" c "$RPC_PORT" $((RPC_PORT + 1))
     done
+    # And the CPU ZooKeeper's JVM takes meanwhile (it started seconds ago),
+    # and the whole machine's (busy time of all cores from /proc/stat, in
+    # the same columns: epoch_ms,thread,cpu_ns,wait_ns).
+    python3 scripts/schedstat.py "${ZK_PID[zk]}" java "$OUT_SCEN/zk-sched.csv" 100 &
+    PIDS+=($!)
+    python3 -c '
+import os, sys, time
+tick = 1e9 / os.sysconf("SC_CLK_TCK")
+with open(sys.argv[1], "w", buffering=1) as out:
+    out.write("epoch_ms,thread,cpu_ns,wait_ns\n")
+    for _ in range(int(sys.argv[2]) * 10):
+        f = open("/proc/stat").readline().split()[1:]
+        busy = sum(int(x) for i, x in enumerate(f) if i not in (3, 4))
+        out.write(f"{time.time() * 1000:.0f},all,{busy * tick:.0f},0\n")
+        time.sleep(0.1)
+' "$OUT_SCEN/machine-sched.csv" $((10 * U + 15)) &
+    PIDS+=($!)
     event "20 ms each way between c and p1, p2 (delay-relay)"
     consumer_start $((10 * U))
     at $((5 * U)); provider_restart p2
     consumer_wait
+}
+
+# run_keepalive RATE CUT OPTION...: consumer c with these channel options
+# (and a KA_DEADLINE_MS deadline) at RATE; at 2U p1's link to c is cut
+# (CUT: both or oneway), at 6U healed.
+run_keepalive() {
+    SC_RATE=$1
+    local cut=$2
+    shift 2
+    SC_DEADLINE_MS=$KA_DEADLINE_MS
+    SC_CHANNEL_OPTS=(eject_after_timeouts=0 connect_timeout_ms=500 "$@")
+    printf '{"deadline_ms": %s, "rate": %s, "channel_options": "%s"}\n' \
+        "$SC_DEADLINE_MS" "$SC_RATE" "${SC_CHANNEL_OPTS[*]}" >"$OUT_SCEN/params.json"
+    network_up
+    poll_conns p1
+    consumer_start $((10 * U))
+    # The cut's event once its rules are in: the bounds count from it.
+    at $((2 * U))
+    if [[ $cut == oneway ]]; then
+        net_cut p1 c oneway
+        event "cut p1 to c (one way)"
+    else
+        net_cut c p1
+        event "cut c from p1"
+    fi
+    at $((6 * U)); event "heal p1-c"; net_heal p1; net_heal c
+    consumer_wait
+}
+run_keepalive-ping() { run_keepalive "$RATE" oneway ping_interval_ms=500 ping_timeout_ms=500; }
+run_keepalive-tcp() { run_keepalive "$RATE" both ping_interval_ms=0 tcp_user_timeout_ms=1000; }
+run_keepalive-idle() {
+    run_keepalive 0.5 both ping_interval_ms=0 tcp_keepalive_ms=300 tcp_user_timeout_ms=1000
 }
 
 run_ensemble-leader-isolated() {
@@ -440,6 +547,7 @@ for SCENARIO in "${CHOSEN[@]}"; do
     printf '%s\n' "${TITLE[$SCENARIO]}" >"$OUT_SCEN/title.txt"
     printf '%s\n' "${EXPECT[$SCENARIO]}" >"$OUT_SCEN/expected.txt"
     : >"$OUT_SCEN/events.csv"
+    scenario_params
     started=$(date +%s)
     "run_$SCENARIO"
     network_down

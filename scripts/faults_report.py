@@ -10,7 +10,10 @@ how many outcomes it got), handler-<node>.csv (echo-provider
 --handler-ledger: the call numbers each provider's handler ran, and when),
 events.csv (the faults, heals and restarts, with their times),
 registry.csv (the providers registered, polled twice a second),
-providers-final.csv (the providers alive at the end, with their pids).
+providers-final.csv (the providers alive at the end, with their pids);
+where the scenario has them, conns-<node>.csv (the consumer's established
+connections to a provider, counted every 0.1 s) and params.json (what the
+scenario runs differently from run.json: deadline, rate, channel options).
 
 The checks every scenario must pass: every call issued has exactly one
 outcome; no outcome came later than the deadline plus the margin; no handler
@@ -41,6 +44,9 @@ class Run:
     def __init__(self, out, name, params):
         self.name = name
         self.dir = os.path.join(out, name)
+        own = os.path.join(self.dir, "params.json")
+        self.own_params = json.load(open(own)) if os.path.exists(own) else {}
+        params = {**params, **self.own_params}
         self.deadline_ms = params["deadline_ms"]
         self.margin_ms = params["margin_ms"]
         self.session_s = params["session_ms"] / 1000
@@ -76,6 +82,20 @@ class Run:
                 self.registry.append((t, dict(p.split("=") for p in listed.split())))
         self.final = {addr: pid for node, addr, pid in read_rows(os.path.join(self.dir, "providers-final.csv"))}
         self.node_of = {addr.split(":")[0]: node for node, addr, _ in read_rows(os.path.join(self.dir, "providers-final.csv"))}
+        # The consumer's established connections per provider: node ->
+        # [(ms, count)].
+        self.conns = {}
+        for f in sorted(os.listdir(self.dir)):
+            if f.startswith("conns-") and f.endswith(".csv"):
+                node = f[len("conns-") : -len(".csv")]
+                self.conns[node] = [(float(t), int(n)) for t, n in read_rows(os.path.join(self.dir, f)) if n.strip()]
+        # Every sampled thread's cumulative run-queue wait (ns) per sample
+        # time (ms): the consumer's, and the delay relays' where there are.
+        self.thread_wait = defaultdict(list)
+        for f in sorted(os.listdir(self.dir)):
+            if f == "consumer-sched.csv" or (f.startswith("relay-") and f.endswith("-sched.csv")):
+                for row in read_rows(os.path.join(self.dir, f))[1:]:
+                    self.thread_wait[(f, row[1])].append((float(row[0]), int(row[3])))
         # The consumer's I/O threads' cumulative run-queue wait (ns) per
         # sample time (ms), from scripts/schedstat.py.
         self.io_wait = defaultdict(list)
@@ -226,6 +246,109 @@ class Run:
         failed = [c["sent"] for c in self.calls if c["sent"] >= t0 and c["outcome"] not in ("ok", "")]
         return (max(failed) - t0) / 1000 if failed else 0.0
 
+    def failures_done_for(self, after):
+        """Seconds from event `after` until the last outcome of a failed
+        call sent after it (0: none failed)."""
+        t0 = self.event_time(after)
+        failed = [c["done"] for c in self.calls if c["sent"] >= t0 and c["outcome"] not in ("ok", "")]
+        return (max(failed) - t0) / 1000 if failed else 0.0
+
+    def conns_gone(self, node, after):
+        """Seconds from event `after` until the consumer first had no
+        established connection to `node` (None: it always had one, or
+        had none at the event, so nothing is measured)."""
+        t0 = self.event_time(after)
+        samples = self.conns.get(node, [])
+        before = [n for t, n in samples if t <= t0]
+        if not before or before[-1] == 0:
+            return None
+        return next(((t - t0) / 1000 for t, n in samples if t > t0 and n == 0), None)
+
+    def conns_changes(self, node, after):
+        """The consumer's established connections to `node` at event `after`
+        and at each change after it, as '2 at the cut; 1 at +1.07 s; ...'."""
+        t0 = self.event_time(after)
+        samples = self.conns.get(node, [])
+        before = [n for t, n in samples if t <= t0]
+        last = before[-1] if before else None
+        text = [f"{last} at the cut"]
+        for t, n in samples:
+            if t > t0 and n != last:
+                text.append(f"{n} at +{(t - t0) / 1000:.2f} s")
+                last = n
+        return "; ".join(text)
+
+    def waited_ms(self, t_from, t_to):
+        """The longest run-queue wait any sampled thread (consumer, relays)
+        accumulated between the samples around t_from and t_to (0: none
+        covered)."""
+        worst = 0.0
+        for samples in self.thread_wait.values():
+            before = [w for t, w in samples if t <= t_from]
+            after = [w for t, w in samples if t >= t_to]
+            if before and after:
+                worst = max(worst, (after[0] - before[-1]) / 1e6)
+        return worst
+
+    def slow_calls(self, over_ms, first_s=2, wait_ms=5):
+        """Calls slower than `over_ms`: how many in the first `first_s`
+        seconds of the load and after, and how many of them (and of the
+        others) spanned a run-queue wait of `wait_ms` or more by a consumer
+        or relay thread."""
+        t0 = self.event_time("load starts")
+        slow = [c for c in self.calls if c["done"] is not None and self.latency_ms(c) > over_ms]
+        early = sum(1 for c in slow if c["sent"] - t0 < first_s * 1000)
+        rest = [c for c in self.calls if c["done"] is not None and self.latency_ms(c) <= over_ms]
+        def starved(calls):
+            return sum(1 for c in calls if self.waited_ms(c["sent"], c["done"]) >= wait_ms)
+        s_slow, s_rest = starved(slow), starved(rest)
+        return (
+            f"{len(slow):,} ({early:,} sent in the first {first_s} s of the load, {len(slow) - early:,} after); "
+            f"{s_slow:,} of them ({100 * s_slow / max(1, len(slow)):.0f}%) spanned a wait of {wait_ms} ms or more "
+            f"for a CPU by a consumer or relay thread, against {s_rest:,} of the {len(rest):,} others "
+            f"({100 * s_rest / max(1, len(rest)):.0f}%)"
+        )
+
+    def cpu_split(self, first_s=2):
+        """CPU time (ms per second) the sampled processes took in the first
+        `first_s` seconds of the load and after: the consumer, the relays,
+        ZooKeeper's JVM (threads that begin or end between two samples
+        count from or to the sample they are in)."""
+        t0 = self.event_time("load starts")
+        t1 = t0 + first_s * 1000
+        groups = {
+            "the machine (all processes)": ["machine-sched.csv"],
+            "consumer": ["consumer-sched.csv"],
+            "relays": [],
+            "ZooKeeper": ["zk-sched.csv"],
+        }
+        for f in sorted(os.listdir(self.dir)):
+            if f.startswith("relay-") and f.endswith("-sched.csv"):
+                groups["relays"].append(f)
+        parts = []
+        for label, files in groups.items():
+            early = late = 0.0
+            end = t0
+            for f in files:
+                per_thread = defaultdict(list)
+                for row in read_rows(os.path.join(self.dir, f))[1:]:
+                    per_thread[row[1]].append((float(row[0]), int(row[2])))
+                for samples in per_thread.values():
+                    for (ta, ca), (tb, cb) in zip(samples, samples[1:]):
+                        end = max(end, tb)
+                        if tb <= t0:
+                            continue
+                        if tb <= t1:
+                            early += (cb - ca) / 1e6
+                        else:
+                            late += (cb - ca) / 1e6
+            if end > t1:
+                parts.append(
+                    f"{label} {early / first_s:.0f} ms/s in the first {first_s} s, "
+                    f"{late / ((end - t1) / 1000):.0f} ms/s after"
+                )
+        return "; ".join(parts) or "not sampled"
+
     def final_registry(self):
         """The last registry listing, or None."""
         for _, listing in reversed(self.registry):
@@ -283,6 +406,9 @@ def expectations(run):
             [],
             [none_fail, ("p50 at least 40 ms", lambda f: f["p50_ms"] >= 40)],
         ),
+        "keepalive-ping": keepalive(run, 1.0),
+        "keepalive-tcp": keepalive(run, 1.5),
+        "keepalive-idle": keepalive(run, 2.5, max_failed=2, serves_s=9),
         "ensemble-leader-isolated": (
             [
                 ("p2 registered again after its restart", lambda: run.registered("p2", "restart p2"), 5 + S),
@@ -291,6 +417,28 @@ def expectations(run):
             [none_fail],
         ),
     }.get(run.name, ([], []))
+
+
+def keepalive(run, bound_s, max_failed=None, serves_s=5):
+    """The keepalive scenarios' checks: the consumer's connections to p1 end
+    within `bound_s` plus the margin of the cut, and so do the failures;
+    none waits out its deadline; p1 serves again after the heal."""
+    bound = bound_s + run.margin_ms / 1000
+    figure_checks = [
+        ("no call fails DeadlineExceeded (each failure came from the dead connection, not its deadline)",
+         lambda f: f["failed"].get("deadline_exceeded", 0) == 0),
+        ("every failure is Unavailable", lambda f: set(f["failed"]) <= {"unavailable"}),
+    ]
+    if max_failed is not None:
+        figure_checks.append((f"at most {max_failed} calls fail", lambda f: f["failed_total"] <= max_failed))
+    return (
+        [
+            ("the consumer's connections to p1 gone after the cut", lambda: run.conns_gone("p1", "cut "), bound),
+            ("failures end after the cut (last failed call's outcome)", lambda: run.failures_done_for("cut "), bound),
+            ("p1 serves again after the heal", lambda: run.serves("p1", "heal p1"), serves_s),
+        ],
+        figure_checks,
+    )
 
 
 # Per scenario: figures shown beside the checks, not checked.
@@ -308,6 +456,20 @@ def notes(run):
             ("calls sent while p1 was cut off from ZooKeeper that p1 ran",
              lambda: run.share_during("p1", "cut p1", "heal p1")),
         ],
+        "delay-20ms": [
+            ("the first 10 calls' latencies (connections opened on demand, through the relay)",
+             lambda: ", ".join(f"{run.latency_ms(c):.1f}" for c in run.calls[:10] if c["done"]) + " ms"),
+            ("calls slower than 50 ms (the two 20 ms legs plus 10 ms)", lambda: run.slow_calls(50)),
+            ("CPU taken (all cores; the machine has 2)", lambda: run.cpu_split()),
+        ],
+        **{
+            name: [
+                ("the consumer's established connections to p1 at the cut, then as they changed",
+                 lambda: run.conns_changes("p1", "cut ")),
+                ("calls sent during the cut that p1 ran", lambda: run.share_during("p1", "cut ", "heal p1")),
+            ]
+            for name in ("keepalive-ping", "keepalive-tcp", "keepalive-idle")
+        },
     }.get(run.name, [])
 
 
@@ -408,6 +570,9 @@ def report(out, path):
         "loss-10",
         "delay-20ms",
         "ensemble-leader-isolated",
+        "keepalive-ping",
+        "keepalive-tcp",
+        "keepalive-idle",
     ]
     names.sort(key=lambda n: order.index(n) if n in order else len(order))
     results = [(n, Run(out, n, params)) for n in names]
@@ -479,6 +644,13 @@ def report(out, path):
         L.append("")
         L.append("**Expected:** " + open(os.path.join(run.dir, "expected.txt")).read().strip())
         L.append("")
+        if run.own_params:
+            L.append(
+                "Run with its own settings: "
+                + "; ".join(f"{k.replace('_', ' ')} {v}" for k, v in run.own_params.items())
+                + "."
+            )
+            L.append("")
         t0 = run.events[0][0] if run.events else 0
         L.append(
             "Timeline (s from the first event): "

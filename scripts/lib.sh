@@ -61,6 +61,31 @@ stop_scratch() {
     rm -rf "$WORK"
 }
 
+# write_conf NAME [LINE...]: a config for a server on this machine (a free
+# port of 127.0.0.1, the ZooKeeper at 127.0.0.1:$ZK_PORT, log files in
+# $WORK/logs-NAME, warnings only, one reactor and one client I/O thread:
+# the servers share one core), then each LINE (`key=value`, the caller's
+# extras). Written to $WORK/NAME.conf, the file to start the server with,
+# and, with $WORK/ left out of its paths, to $OUT/NAME.conf, the run's
+# record. Prints the port.
+write_conf() { # name [line...]
+    local port
+    port=$(free_port)
+    {
+        echo "rpcserverip=127.0.0.1"
+        echo "rpcserverport=$port"
+        echo "zookeeperip=127.0.0.1"
+        echo "zookeeperport=$ZK_PORT"
+        echo "log_dir=$WORK/logs-$1"
+        echo "log_level=warn"
+        echo "reactor_threads=1"
+        echo "client_io_threads=1"
+        printf '%s\n' "${@:2}"
+    } >"$WORK/$1.conf"
+    sed "s#$WORK/##g" "$WORK/$1.conf" >"$OUT/$1.conf"
+    echo "$port"
+}
+
 # Waits up to SECONDS (default 10) for a listener on 127.0.0.1:PORT.
 wait_port() { # port [seconds]
     local tries=$((${2:-10} * 20))

@@ -96,9 +96,18 @@ loadgen_args() { # in-flight label
 }
 report_of() { ls "$WORK/$1"/*-"$1".json; } # label -> loadgen's JSON report
 completed() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["completed"])' "$(report_of "$1")"; }
+sent_total() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["sent_total"])' "$(report_of "$1")"; }
+# Instructions in the reactor thread's loop (Reactor::run, inclusive): the
+# per-call work without the process's start-up (option tables, admin pages).
+reactor_ir() {
+    [[ $TOOL == callgrind ]] || { echo ""; return; }
+    callgrind_annotate --inclusive=yes "$WORK/$1.callgrind" 2>/dev/null |
+        awk '/Reactor::run \[/ {gsub(",", "", $1); print $1; exit}' || true
+}
 
 # --------------------------------------------------------- 1. the server
 SERVER_CALLS=
+SERVER_SENT=
 if [[ $ONLY == all ]]; then
     PORT=$(free_port)
     log "server: echo-provider under $TOOL, loaded by the engine for ${SECS}s"
@@ -111,6 +120,7 @@ if [[ $ONLY == all ]]; then
     kill -INT "$SERVER"
     wait "$SERVER" || true
     SERVER_CALLS=$(completed server)
+    SERVER_SENT=$(sent_total server)
 fi
 
 # --------------------------------------------------------- 2. the clients
@@ -150,6 +160,7 @@ per_call() { python3 -c "import sys; a,b=sys.argv[1:]; print(f'{int(a)/max(1,int
         echo "## 1. The server (echo-provider, loaded by loadgen's engine, $DEPTH calls in flight per connection)"
         echo
         echo "Calls answered in the measured window: $SERVER_CALLS; instructions per call (whole process, warm-up and start-up included, so an upper bound): $(per_call "$(total_ir server)" "$SERVER_CALLS")."
+        echo "The reactor thread alone (its loop, \`Reactor::run\` inclusive; no start-up), per call sent in all (warm-up included, $SERVER_SENT): $(per_call "$(reactor_ir server)" "$SERVER_SENT") instructions."
         echo
         echo '```'
         top server

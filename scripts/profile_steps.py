@@ -15,9 +15,11 @@ A step's count is the inclusive instruction count of the functions that
 make it up (callgrind_annotate --inclusive=yes; a function inlined into
 another counts where callgrind attributes it), divided by the calls the
 process sent in all (warm-up included: `sent_total` in loadgen's JSON).
-Steps nest as the call path does, so a few are given as a difference
-(the completion without the user's callback, the driver loop without the
-steps listed above it); the whole process includes start-up.
+Steps nest as the call path does (on the Channel's driver thread the
+completion runs loadgen's callback, which starts the next call), so a row
+is an inclusive count less the rows nested in it, and the Channel's
+top-level rows add up to its driver thread (see CHANNEL_STEPS; a warning
+says when they do not); the whole process includes start-up.
 """
 
 import json
@@ -62,32 +64,92 @@ DECODE = (r"^(mprpc::(codec|protocol::mprpc)::decoder::Decoder::decode"
 
 # The driver thread's loop (a method before the lean call path, a function after).
 THREAD = r"^mprpc::client::driver::(Driver::)?run$"
-CALLBACK = r"^<core::option::Option<F> as mprpc::client::cells::Callback>::run$"
-DELIVER = r"^mprpc::client::cells::Cells::(deliver|finish)$"
+# The user's callback as the cells run it (with its panic guard, when that
+# is a function of its own).
+CALLBACK = (r"^(mprpc::client::cells::run_callback"
+            r"|<core::option::Option<F> as mprpc::client::cells::Callback>::run)$")
+# Completing a call in its cell (the method's path names the module of the
+# impl and, since the cells' pool moved out, the type's own module).
+DELIVER = (r"^mprpc::client::cells::(<impl mprpc::client::cells::(pool::)?Cells>|Cells)"
+           r"::(deliver|finish)$")
 PACK = (r"^(mprpc::(codec|protocol::mprpc)::frame::encode_request\w*"
         r"|<mprpc::protocol::mprpc::Mprpc as mprpc::protocol::Protocol>::pack_request)$")
+START = r"^mprpc::client::Channel::start$"
+# loadgen's call through the Channel: `call_detached` (arming a completion
+# cell, then `Channel::start`) and loadgen's pick of a channel.
+TARGET_CALL = r"^<loadgen::mprpc_target::MprpcTarget as loadgen::driver::Target>::call$"
+ROUTE = r"drain_queue$"
+
+
+def record(r):
+    return summed(r, r"^loadgen::recorder::Recorder::on_done$", r"^loadgen::recorder::Recorder::on_sent$",
+                  r"^loadgen::recorder::Recorder::on_done_batch$",
+                  r"^loadgen::recorder::Recorder::on_sent_closed$")
+
+
+def target_call(r):
+    """loadgen's `Target::call`, at least `Channel::start` (if it were inlined
+    into its caller, its arming would read 0 rather than negative)."""
+    return max(largest(r, TARGET_CALL), largest(r, START))
+
+
+def callback(r):
+    """The user's callback: at least the call it starts and the recording."""
+    return max(largest(r, CALLBACK), target_call(r) + record(r))
+
+
+def deliver(r):
+    """Completing calls, their callbacks included (at least the callbacks)."""
+    return max(largest(r, DELIVER), callback(r))
+
 
 # (key, label, how to count it from the rows); nested steps are indented
 # in the label. Patterns name functions of both the old and the new call
 # path, so one table compares them.
+#
+# The driver thread runs every step: loadgen's callback runs in the cells'
+# completion and starts the next call from there, so a function's inclusive
+# count holds the steps it calls. Each top-level row below is therefore an
+# inclusive count less the rows nested in it, and the top-level rows after
+# "the driver thread in all" add up to it (`check` says so, or says what is
+# off): the call entry (`Target::call`) less `Channel::start`; the
+# callback less the call entry and the recording; the completion less the
+# callback; the loop less the queue, the parsing and the completion.
 CHANNEL_STEPS = [
     ("whole", "whole loadgen process (start-up and loadgen's own bookkeeping included)", total),
     ("thread", "the driver thread in all (every step below; no start-up)", lambda r: largest(r, THREAD)),
     ("start", "caller: `Channel::start` (checks, providers, packing; on the driver's thread also routing)",
-     lambda r: largest(r, r"^mprpc::client::Channel::start$")),
+     lambda r: largest(r, START)),
     ("encode", "  of which packing the request", lambda r: largest(r, PACK)),
+    ("arm", "caller: arming a completion cell, the rest of `call_detached` and loadgen's channel pick",
+     lambda r: target_call(r) - largest(r, START)),
     ("route", "driver: take calls queued by other threads and route them onto connections",
-     lambda r: largest(r, r"drain_queue$")),
+     lambda r: largest(r, ROUTE)),
     ("decode", "driver: parse replies", lambda r: largest(r, DECODE)),
-    ("complete", "driver: complete calls (cells; the user's callback excluded)",
-     lambda r: largest(r, DELIVER) - largest(r, CALLBACK)),
-    ("rest", "driver: the rest of its loop (epoll, socket reads and writes, timers)",
-     lambda r: largest(r, THREAD) - largest(r, r"drain_queue$") - largest(r, DECODE) - largest(r, DELIVER)),
+    ("cells", "driver: complete calls in their cells (the callback excluded)",
+     lambda r: deliver(r) - callback(r)),
+    ("loop", "driver: the rest of its loop (epoll, socket reads and writes, timers)",
+     lambda r: largest(r, THREAD) - largest(r, ROUTE) - largest(r, DECODE) - deliver(r)),
     ("record", "loadgen: recording each call (send and outcome; in the callback, batched as the engine's)",
-     lambda r: summed(r, r"^loadgen::recorder::Recorder::on_done$", r"^loadgen::recorder::Recorder::on_sent$",
-                      r"^loadgen::recorder::Recorder::on_done_batch$",
-                      r"^loadgen::recorder::Recorder::on_sent_closed$")),
+     record),
+    ("callback", "loadgen: the rest of its callback (clock read, outcome, next call's bookkeeping)",
+     lambda r: callback(r) - target_call(r) - record(r)),
 ]
+# The rows that add up to "thread" (the others are the whole process or nested).
+CHANNEL_PARTS = ("start", "arm", "route", "decode", "cells", "loop", "record", "callback")
+
+
+def check(label, per_call):
+    """Warnings (to stderr and the report) when a channel profile's rows do
+    not partition its driver thread: a negative row, or parts that do not
+    add up (a function renamed or inlined so a pattern missed)."""
+    bad = [f"{k} = {v}" for k, v in per_call.items() if v < 0]
+    parts = sum(per_call[k] for k in CHANNEL_PARTS)
+    # Rounding each row to whole instructions leaves at most one per row.
+    if abs(parts - per_call["thread"]) > len(CHANNEL_PARTS):
+        bad.append(f"parts add up to {parts:,}, the thread to {per_call['thread']:,}")
+    return [f"{label}: {b}" for b in bad]
+
 
 ENGINE_STEPS = [
     ("whole", "whole loadgen process (start-up and loadgen's own bookkeeping included)", total),
@@ -117,6 +179,10 @@ def steps(out, specs):
             "in_flight": loadgen["in_flight"],
             "per_call": {key: round(count(rows) / max(1, calls)) for key, _, count in table},
         }
+        if kind == "channel":
+            for warning in check(label, profiles[label]["per_call"]):
+                print(f"profile_steps: WARNING {warning}", file=sys.stderr)
+                profiles[label].setdefault("warnings", []).append(warning)
     json.dump({
         "commit": os.environ.get("GIT_COMMIT", "unknown"),
         "dirty": os.environ.get("GIT_DIRTY", "true") == "true",
@@ -152,6 +218,9 @@ def table(before_path, after_path):
             else:
                 print(f"| {text} | {now:,} |")
         print()
+        for warning in prof.get("warnings", []):
+            print(f"**Warning: the steps do not partition the driver thread: {warning}.**")
+            print()
         print(f"Calls sent in the profile (warm-up included): {prof['calls']:,}"
               + (f" (before: {old['calls']:,})." if old else "."))
         print()

@@ -4,7 +4,8 @@
     schedstat.py PARENT_PID NAME OUT.csv [INTERVAL_MS]
 
 Finds the child of PARENT_PID named NAME (the consumer under `ip netns
-exec ... timeout ...`), then every INTERVAL_MS (20) appends, per thread,
+exec ... timeout ...`), or PARENT_PID itself if it is named NAME (a
+delay-relay that `ip netns exec` exec'd), then every INTERVAL_MS (20) appends, per thread,
 `epoch_ms,thread,cpu_ns,wait_ns` from /proc/PID/task/TID/schedstat: the
 time the thread ran and the time it was runnable but waiting on a run
 queue. A call answered past its deadline while the consumer's I/O thread
@@ -37,7 +38,7 @@ def main():
     parent, name, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
     interval = (int(sys.argv[4]) if len(sys.argv) > 4 else 20) / 1000
     give_up = time.time() + 5
-    pid = None
+    pid = str(parent) if _comm(parent) == name else None
     while pid is None and time.time() < give_up:
         # The spawned pid, or its child (`ip netns exec` may fork first).
         family = {parent} | {int(p) for p in os.listdir("/proc") if p.isdigit() and _ppid(p) == parent}
@@ -62,6 +63,13 @@ def main():
                 f.write(f"{now},{comm}-{tid},{cpu},{wait}\n")
             f.flush()
             time.sleep(interval)
+
+
+def _comm(pid):
+    try:
+        return open(f"/proc/{pid}/comm").read().strip()
+    except OSError:
+        return None
 
 
 def _ppid(pid):

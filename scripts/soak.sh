@@ -108,24 +108,6 @@ ZK=$(MPRPC_ZK_STATE=$WORK/zk taskset -c "$SERVER_CPU" scripts/zk.sh start | tail
 ZK_PORT=${ZK##*:}
 "$BIN/loadgen" certs "$WORK/certs" >/dev/null
 
-# Writes $WORK/NAME.conf for a server on a free port; prints the port.
-write_conf() { # name [extra key=value lines]
-    local port
-    port=$(free_port)
-    {
-        echo "rpcserverip=127.0.0.1"
-        echo "rpcserverport=$port"
-        echo "zookeeperip=127.0.0.1"
-        echo "zookeeperport=$ZK_PORT"
-        echo "log_dir=$WORK/logs-$1"
-        echo "log_level=warn"
-        echo "reactor_threads=1"
-        echo "client_io_threads=1"
-        printf '%s\n' "${@:2}"
-    } >"$WORK/$1.conf"
-    sed "s#$WORK/##g" "$WORK/$1.conf" >"$OUT/$1.conf"
-    echo "$port"
-}
 # Starts BIN/PROGRAM -i NAME.conf on the server core, waits for its port;
 # sets STARTED_PID.
 start_server() { # name port program [args...]

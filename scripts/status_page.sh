@@ -5,7 +5,8 @@
 # `chromium`, installed by scripts/setup.sh; driven by status_page_browse.py),
 # lets the page poll /status for ten seconds, and checks the rendered DOM:
 # one table row per published method, each with a non-zero call count, and
-# the Streams card's five figures.
+# the Streams card's five figures and its outcomes (ok, cancelled,
+# deadline_exceeded, unavailable).
 # Keeps a screenshot.
 #
 # Writes OUT/status-page.png and OUT/status-page.md (the rows seen, with the
@@ -101,10 +102,15 @@ for method in methods:
 # The Streams card: its five figures, each a number (0 here: the seed's
 # consumer opens no streams).
 import re
-streams = dict(re.findall(r'data-stream="([^"]+)">[^<]*<b>([^<]*)</b>', open(dom, encoding="utf-8").read()))
+streams = dict(re.findall(r'data-stream="([^"$]+)">[^<]*<b>([^<]*)</b>', open(dom, encoding="utf-8").read()))
 for key in ["open", "opened", "ended", "messages sent", "messages received"]:
     if not re.fullmatch(r"[0-9.]+[kM]?", streams.get(key, "")):
         problems.append(f"streams card: {key} = {streams.get(key)!r}")
+# Its outcomes line: the usual four codes, each a number.
+outcomes = dict(re.findall(r'data-outcome="([^"$]+)">[^<]*<b>([^<]*)</b>', open(dom, encoding="utf-8").read()))
+for code in ["ok", "cancelled", "deadline_exceeded", "unavailable"]:
+    if not re.fullmatch(r"[0-9.]+[kM]?", outcomes.get(code, "")):
+        problems.append(f"streams card: ended {code} = {outcomes.get(code)!r}")
 if problems:
     sys.exit("status page check failed: " + "; ".join(problems) + f" (rows: {parser.rows})")
 
@@ -120,6 +126,9 @@ with open(report, "w", encoding="utf-8") as out:
     for method in methods:
         r = parser.rows[method]
         out.write(f"| {method} | {r['calls']} | {r['rate']} | {r['errors']} | {r['p50']} | {r['p99']} |\n")
+    out.write("\nStreams card (the seed's consumer opens none): "
+              + ", ".join(f"{k} {v}" for k, v in streams.items())
+              + "; ended by outcome: " + ", ".join(f"{k} {v}" for k, v in outcomes.items()) + ".\n")
 print(f"status page: {len(methods)} method rows with calls > 0")
 PY
 log "ok: $OUT/status-page.png, $OUT/status-page.md"

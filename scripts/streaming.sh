@@ -4,16 +4,20 @@
 #
 #  1. Server-stream throughput: STREAMS (50) streams open at once, closed
 #     loop, each of MESSAGES (1000) messages of PAYLOAD (64) bytes. Ours:
-#     `loadgen --stream server` (the `Channel`, a thread per stream; and
-#     with --stream-async, every stream a future on one tokio thread, the
-#     tonic client's shape) against echo-provider's EchoStreamService.Pump.
+#     `loadgen --stream server` (the `Channel`, a thread per stream; with
+#     --stream-async, every stream a future on one tokio thread, the
+#     tonic client's shape; with --stream-callback, every stream consumed
+#     by a StreamHandler on the Channel's I/O thread) against
+#     echo-provider's EchoStreamService.Pump.
 #     tonic: `loadgen --stream server --target
 #     tonic` (tonic's own generated client, one current-thread tokio
 #     runtime) against tonic-echo-server's Pump. Each side's client drives
 #     its own server, STREAMS connections with one stream each; interleaved
 #     over ROUNDS rounds; messages/s and server/client CPU µs per message.
 #  2. Per-message round trip: a bidi echo stream (EchoStream: each message
-#     awaited before the next) against a unary call (Echo) through the
+#     awaited before the next; a thread per stream, and with
+#     --stream-callback the next sent from the handler on the Channel's I/O
+#     thread) against a unary call (Echo) through the
 #     `Channel`, async (`--client channel`) and blocking (one thread per
 #     caller, as the bidi run has one per stream), the same connections,
 #     closed loop, one message or call in flight each: STREAMS at once,
@@ -138,7 +142,7 @@ EOF
 
 # ------------------------------------------------------------- runs
 N=0
-TOTAL=$((ROUNDS * 9 + 1))
+TOTAL=$((ROUNDS * 12 + 1))
 step() { N=$((N + 1)); log "[$N/$TOTAL, $(($(date +%s) - T0))s] $*"; }
 # One pinned loadgen run: label server args... (stdout into RAW/label.txt).
 lg() {
@@ -158,10 +162,13 @@ for r in $(seq 1 "$ROUNDS"); do
     # 1. Server-stream throughput, ours then tonic.
     lg "server-ours-r$r" ours "${OURS[@]}" --stream server "${STREAM[@]}"
     lg "server-ours-async-r$r" ours "${OURS[@]}" --stream server --stream-async "${STREAM[@]}"
+    lg "server-ours-callback-r$r" ours "${OURS[@]}" --stream server --stream-callback "${STREAM[@]}"
     lg "server-tonic-r$r" tonic --target tonic --addr "127.0.0.1:$TONIC_PORT" --stream server "${STREAM[@]}"
     # 2. Bidi round trip against unary, STREAMS at once and 1.
     for n in "$STREAMS" 1; do
         lg "bidi$n-ours-r$r" ours "${OURS[@]}" --stream bidi --connections "$n" --stream-messages "$BIDI_MESSAGES"
+        lg "bidicb$n-ours-r$r" ours "${OURS[@]}" --stream bidi --stream-callback --connections "$n" \
+            --stream-messages "$BIDI_MESSAGES"
         lg "unaryc$n-ours-r$r" ours "${OURS[@]}" --client channel --connections "$n" --in-flight "$n" --qps max
         lg "unaryb$n-ours-r$r" ours "${OURS[@]}" --client blocking --connections "$n" --threads "$n" \
             --in-flight "$n" --qps max
@@ -240,7 +247,7 @@ for line in open(f"{raw}/loadavg.txt"):
     w(f"| {when} | {la} |")
 w("")
 w(f"Every command run is in [streaming/raw/commands.txt](streaming/raw/commands.txt); the outputs "
-  f"beside it. {p['rounds']} round(s), interleaved (per round: ours, ours-async, tonic, then bidi, unary async, unary blocking at each load); each run "
+  f"beside it. {p['rounds']} round(s), interleaved (per round: ours, ours-async, ours-callback, tonic, then bidi, bidi callback, unary async, unary blocking at each load); each run "
   f"{p['warmup_s']} s warm-up then {p['secs']} s measured.\n")
 
 # 1. Server-stream throughput.
@@ -253,12 +260,17 @@ w("- **ours**: `loadgen --stream server` (mprpc's `Channel`, one sender thread p
 w("- **ours-async**: `loadgen --stream server --stream-async` (the same `Channel`, its streams read "
   "as `futures_core::Stream`s, every one a task of one current-thread tokio runtime: the tonic "
   "client's shape) → the same `Pump`.")
+w("- **ours-callback**: `loadgen --stream server --stream-callback` (the same `Channel`, every "
+  "stream consumed by a `StreamHandler` on its I/O thread, messages decoded there in the batches "
+  "the driver read, the next stream opened from `on_closed`; loadgen's bookkeeping once per batch: "
+  "a batch's first message's latency is the gap since the stream's previous delivery, the others "
+  "1 µs) → the same `Pump`.")
 w("- **tonic**: `loadgen --stream server --target tonic` (tonic's own generated client, "
   f"{p['streams']} connections with one stream each, one current-thread tokio runtime) → "
   "`tonic-echo-server`'s `Pump` (a `tokio_stream::iter` of the replies: no channel or task "
   "in between).\n")
 sysrows = {}
-for s in ("ours", "ours-async", "tonic"):
+for s in ("ours", "ours-async", "ours-callback", "tonic"):
     runs = [summary(f"server-{s}-r{r}") for r in rounds]
     sysrows[s] = runs
 w("| system | messages/s per round | median | min–max | server CPU µs/msg (median) | client CPU µs/msg (median) | server core busy | client core busy | failed streams |")
@@ -277,7 +289,7 @@ w("(A core's busy share is its process's CPU µs per message × messages/s: the 
 tonic_med = med(num(r["messages_per_s"]) for r in sysrows["tonic"])
 tonic_cpu = med(num(r["server_us_per_msg"]) for r in sysrows["tonic"])
 w("")
-for s in ("ours", "ours-async"):
+for s in ("ours", "ours-async", "ours-callback"):
     ratios = [num(a["messages_per_s"]) / num(b["messages_per_s"]) for a, b in zip(sysrows[s], sysrows["tonic"])]
     ratio = med(num(r["messages_per_s"]) for r in sysrows[s]) / tonic_med
     own_cpu = med(num(r["server_us_per_msg"]) for r in sysrows[s])
@@ -291,7 +303,11 @@ w("## 2. Bidi per-message round trip against a unary call\n")
 w("All through mprpc's `Channel` against the same provider, closed loop, the same number of "
   "connections, each stream or caller with one message in flight: **bidi** is `loadgen --stream "
   f"bidi` (`EchoStream`, each message's echo awaited before the next, one client thread per stream; "
-  f"streams of {p['bidi_messages']} messages); **unary async** is `loadgen --client channel` (`Echo`, "
+  f"streams of {p['bidi_messages']} messages); **bidi callback** is `loadgen --stream bidi "
+  "--stream-callback` (the same streams consumed by a `StreamHandler` on the `Channel`'s I/O "
+  "thread, each next message sent from inside its `on_messages`: no thread hand-off; a message's "
+  "round trip is from its `try_send` to the delivery of its echo, one clock read per delivery); "
+  "**unary async** is `loadgen --client channel` (`Echo`, "
   "the `Channel`'s non-blocking call, the next sent from the reply's callback); **unary blocking** "
   "is `loadgen --client blocking` (the blocking call, one client thread per caller, as bidi). "
   "Latency is each message's round trip (µs): p50 per round, then the median and min–max. The goal "
@@ -300,11 +316,14 @@ w("| load | kind | p50 per round | p50 median | p50 min–max | p99 median | rat
 w("|---|---|---|---|---|---|---|---|---|")
 verdicts = []
 for n in (p["streams"], 1):
-    b = [summary(f"bidi{n}-ours-r{r}") for r in rounds]
-    bp = [num(x["p50_us"]) for x in b]
-    w(f"| {n} at once | bidi | {', '.join(i0(x) for x in bp)} | {i0(med(bp))} | {rng(bp, i0)} | "
-      f"{i0(med(num(x['p99_us']) for x in b))} | {i0(med(num(x['messages_per_s']) for x in b))} | "
-      f"{us(med(num(x['server_us_per_msg']) for x in b))} | {us(med(num(x['client_us_per_msg']) for x in b))} |")
+    bidi_p50 = {}
+    for tag, name in (("bidi", "bidi"), ("bidicb", "bidi callback")):
+        b = [summary(f"{tag}{n}-ours-r{r}") for r in rounds]
+        bp = [num(x["p50_us"]) for x in b]
+        bidi_p50[name] = med(bp)
+        w(f"| {n} at once | {name} | {', '.join(i0(x) for x in bp)} | {i0(med(bp))} | {rng(bp, i0)} | "
+          f"{i0(med(num(x['p99_us']) for x in b))} | {i0(med(num(x['messages_per_s']) for x in b))} | "
+          f"{us(med(num(x['server_us_per_msg']) for x in b))} | {us(med(num(x['client_us_per_msg']) for x in b))} |")
     unary_p50 = {}
     for tag, name in (("c", "unary async"), ("b", "unary blocking")):
         u = [unary(f"unary{tag}{n}-ours-r{r}") for r in rounds]
@@ -313,16 +332,17 @@ for n in (p["streams"], 1):
         w(f"| {n} at once | {name} | {', '.join(i0(x) for x in up)} | {i0(med(up))} | {rng(up, i0)} | "
           f"{i0(med(x['p99'] for x in u))} | {i0(med(x['rate'] for x in u))} | "
           f"{us(med(x['server_us'] for x in u))} | {us(med(x['client_us'] for x in u))} |")
-    verdicts.append((n, med(bp), unary_p50))
+    for name, bp in bidi_p50.items():
+        verdicts.append((n, name, bp, unary_p50))
 w("")
-for n, bp, unary_p50 in verdicts:
+for n, name, bp, unary_p50 in verdicts:
     if not bp or not all(unary_p50.values()):
-        w(f"- {n} at once: **no measured messages** in a run (a stream counts only when it opens in "
-          "the measured window): no verdict.")
+        w(f"- {n} at once, {name}: **no measured messages** in a run (a stream counts only when it "
+          "opens in the measured window): no verdict.")
         continue
-    each = "; ".join(f"against {name} {bp / v:.2f}×" for name, v in unary_p50.items())
+    each = "; ".join(f"against {u} {bp / v:.2f}×" for u, v in unary_p50.items())
     worst = max(bp / v for v in unary_p50.values())
-    w(f"- {n} at once: bidi p50 / unary p50: {each}. Goal ≤ 1.2× (against the lower unary p50): "
+    w(f"- {n} at once, {name}: p50 / unary p50: {each}. Goal ≤ 1.2× (against the lower unary p50): "
       f"**{worst:.2f}×, {'met' if worst <= 1.2 else 'not met'}**.")
 w("")
 

@@ -1,4 +1,5 @@
-//! Golden bytes for every stream frame (kinds 5 to 9, protocol version 3).
+//! Golden bytes for every stream frame (kinds 5 to 9 in protocol version
+//! 3; an open, an end with trailers and headers, kind 10, in version 4).
 //!
 //! As in `golden_frames.rs`, each vector is written by hand from the
 //! layout documented in `src/protocol/mprpc/mod.rs` ("Streams"), one
@@ -11,8 +12,9 @@ use bytes::{Bytes, BytesMut};
 use mprpc::call::trace::TraceId;
 use mprpc::protocol::mprpc::{
     encode_request, encode_response, encode_stream_credit, encode_stream_end,
-    encode_stream_message, encode_stream_open, encode_stream_reset, Decoder, Frame, RequestHead,
-    RequestMeta, StreamFrame, StreamOpen, StreamShape,
+    encode_stream_end_meta, encode_stream_headers, encode_stream_message, encode_stream_open,
+    encode_stream_reset, Decoder, Frame, RequestHead, RequestMeta, StreamFrame, StreamOpen,
+    StreamShape,
 };
 use mprpc::protocol::ProtocolError;
 use mprpc::{Code, Metadata};
@@ -148,6 +150,54 @@ fn credit() -> Vec<u8> {
     ])
 }
 
+/// A bidirectional stream's open whose caller reads reply metadata:
+/// `open_bidi`'s bytes in a version 4 header.
+fn open_bidi_v4() -> Vec<u8> {
+    bytes(&[
+        b"MP",                     // magic
+        &[4],                      // version 4: the caller reads reply metadata
+        &[5],                      // kind 5 = stream open
+        &[0, 0, 0, 25],            // body_len = 23 + 1 + 1
+        &[0, 0, 0, 0, 0, 0, 0, 9], // stream_id = 9
+        &[0, 0, 0, 0],             // timeout_ms = 0: none
+        &[3],                      // shape 3 = bidirectional
+        &[0, 0, 0, 16],            // window = 16
+        &[1],                      // service_len
+        &[1],                      // method_len
+        &[0, 0, 0, 0],             // meta_len = 0
+        b"S",                      // service
+        b"M",                      // method
+    ])
+}
+
+/// A server's headers: region = eu.
+fn headers() -> Vec<u8> {
+    bytes(&[
+        b"MP",                     // magic
+        &[4],                      // version 4
+        &[10],                     // kind 10 = stream headers
+        &[0, 0, 0, 19],            // body_len = 8 + 11
+        &[0, 0, 0, 0, 0, 0, 0, 5], // stream_id = 5
+        b"\x06\x00\x02regioneu",   // metadata: region = eu
+    ])
+}
+
+/// A server's end with trailers: Application "bad", rows = 3.
+fn end_with_trailers() -> Vec<u8> {
+    bytes(&[
+        b"MP",                     // magic
+        &[4],                      // version 4
+        &[7],                      // kind 7 = stream end
+        &[0, 0, 0, 26],            // body_len = 15 + 3 + 8
+        &[0, 0, 0, 0, 0, 0, 0, 6], // stream_id = 6
+        &[8],                      // status 8 = Application
+        &[0, 3],                   // error_len
+        &[0, 0, 0, 8],             // meta_len
+        b"bad",                    // error text
+        b"\x04\x00\x01rows3",      // metadata: rows = 3
+    ])
+}
+
 const WATCH: RequestHead<'static> = RequestHead {
     id: 0x0102_0304_0506_0708,
     timeout_ms: 1500,
@@ -237,7 +287,8 @@ fn end_and_reset_golden() {
         StreamFrame::End {
             id: 5,
             status: Code::Ok,
-            error: Bytes::new()
+            error: Bytes::new(),
+            metadata: Metadata::new(),
         }
     );
     assert_eq!(ok.status().unwrap().code(), Code::Ok);
@@ -261,6 +312,67 @@ fn end_and_reset_golden() {
     assert_eq!(
         encoded(|buf| encode_stream_reset(7, Code::Cancelled, "gone", buf)),
         reset()
+    );
+}
+
+#[test]
+fn reply_metadata_frames_golden() {
+    // The open: version 4 exactly when the caller reads reply metadata.
+    let open = decode_open(&open_bidi_v4());
+    assert!(open.replies_with_metadata);
+    assert_eq!(
+        (open.id, open.shape, open.window),
+        (9, StreamShape::Bidi, 16)
+    );
+    assert!(!decode_open(&open_bidi()).replies_with_metadata);
+    let none = Metadata::new();
+    let meta = RequestMeta {
+        metadata: &none,
+        trace: None,
+        reply_metadata: true,
+    };
+    let head = RequestHead {
+        id: 9,
+        timeout_ms: 0,
+        service: "S",
+        method: "M",
+    };
+    let ours = encoded(|buf| encode_stream_open(head, StreamShape::Bidi, 16, meta, b"", buf));
+    assert_eq!(ours, open_bidi_v4());
+
+    let region = Metadata::from_pairs([("region", "eu")]).unwrap();
+    assert_eq!(
+        decode_stream(&headers()),
+        StreamFrame::Headers {
+            id: 5,
+            metadata: region.clone()
+        }
+    );
+    assert_eq!(
+        encoded(|buf| encode_stream_headers(5, &region, buf)),
+        headers()
+    );
+
+    let rows = Metadata::from_pairs([("rows", "3")]).unwrap();
+    let end = decode_stream(&end_with_trailers());
+    assert_eq!(
+        end,
+        StreamFrame::End {
+            id: 6,
+            status: Code::Application,
+            error: Bytes::from_static(b"bad"),
+            metadata: rows.clone(),
+        }
+    );
+    assert_eq!(end.status().unwrap().message(), "bad");
+    assert_eq!(
+        encoded(|buf| encode_stream_end_meta(6, Code::Application, "bad", &rows, buf)),
+        end_with_trailers()
+    );
+    // Without trailers the end is the version 3 frame, byte for byte.
+    assert_eq!(
+        encoded(|buf| encode_stream_end_meta(5, Code::Ok, "", &Metadata::new(), buf)),
+        end_ok()
     );
 }
 
@@ -292,6 +404,9 @@ fn mixed() -> (Vec<u8>, usize) {
         end_failed(),
         reset(),
         credit(),
+        open_bidi_v4(),
+        headers(),
+        end_with_trailers(),
     ] {
         wire.extend_from_slice(&frame);
         encode_response(1, Code::Ok, "", b"ok", &mut wire);
@@ -300,7 +415,7 @@ fn mixed() -> (Vec<u8>, usize) {
     wire.extend_from_slice(
         b"MP\x02\x01\x00\x00\x00\x20\0\0\0\0\0\0\0\x02\0\0\0\0\x01\x01\0\0\0\x0aSM\x01\x02\x04\x00\x03userann",
     );
-    (wire.to_vec(), 1 + 7 * 2 + 1)
+    (wire.to_vec(), 1 + 10 * 2 + 1)
 }
 
 fn decode_all(buf: &mut BytesMut) -> Vec<Frame> {
@@ -321,7 +436,7 @@ fn stream_and_unary_frames_in_one_read_all_decode() {
         .iter()
         .filter(|f| matches!(f, Frame::Stream(_)))
         .count();
-    assert_eq!(streams, 7);
+    assert_eq!(streams, 10);
     let Some(Frame::Request(last)) = frames.last() else {
         panic!("the version 2 request decodes after the stream frames");
     };
@@ -379,7 +494,45 @@ fn malformed_stream_frames_are_refused_for_their_reason() {
         ),
         (
             bytes(&[b"MP\x03\x01\x00\x00\x00\x00"]),
-            ProtocolError::Malformed("protocol version 3 is for stream frames only"),
+            ProtocolError::Malformed("protocol versions 3 and 4 are for stream frames only"),
+        ),
+        (
+            {
+                let mut v3 = headers();
+                v3[2] = 3; // headers in a version 3 header
+                v3
+            },
+            ProtocolError::Malformed("a stream headers frame needs protocol version 4"),
+        ),
+        (
+            {
+                let mut v4 = message();
+                v4[2] = 4; // a message in a version 4 header
+                v4
+            },
+            ProtocolError::Malformed(
+                "only a stream open, end or headers frame has protocol version 4",
+            ),
+        ),
+        (
+            bytes(&[b"MP\x04\x07\x00\x00\x00\x0b", &[0; 8], &[0, 0, 0]]),
+            ProtocolError::Malformed("stream end shorter than its fixed part"),
+        ),
+        (
+            {
+                let mut end = end_with_trailers();
+                end[22] = 9; // meta_len 9 > what is left
+                end
+            },
+            ProtocolError::Malformed("stream end text and metadata do not fill the body"),
+        ),
+        (
+            {
+                let mut end = end_with_trailers();
+                end[26] = 9; // the entry's key_len overruns the block
+                end
+            },
+            ProtocolError::Malformed("metadata entry overruns its block"),
         ),
     ] {
         let mut buf = BytesMut::from(&wire[..]);

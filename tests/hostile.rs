@@ -427,6 +427,31 @@ fn a_connection_paused_at_its_inflight_limit_sees_its_peer_reset() {
 }
 
 #[test]
+fn a_call_name_that_is_not_utf8_closes_only_its_connection() {
+    // The server checks names cheaply (an ASCII test first, issue 25); a
+    // byte over 0x7f that is not UTF-8 must still fail the connection
+    // ("service/method name is not UTF-8"), the call never looked up.
+    let server = start_server();
+    let mut good = RawClient::connect(server.local_addr());
+    assert_eq!(good.call(1, "Test", "Echo", b"x").code, mprpc::Code::Ok);
+    for at in [0, 3, 4, 7] {
+        // Header 8 bytes, id 8, timeout 4, two name lengths: the names
+        // start at byte 22 ("TestEcho": 0..4 is the service, 4..8 the method).
+        let mut frame = request_batch("Test", "Echo", [(1, &b"x"[..])]);
+        frame[22 + at] = 0xff;
+        let mut bad = TcpStream::connect(server.local_addr()).unwrap();
+        bad.write_all(&frame).unwrap();
+        assert!(
+            closed_by_server(bad, Duration::from_secs(5)),
+            "a name with 0xff at {at} was served"
+        );
+    }
+    assert_eq!(good.call(2, "Test", "Echo", b"y").code, mprpc::Code::Ok);
+    server.shutdown();
+    server.wait();
+}
+
+#[test]
 fn a_reused_request_id_closes_the_connection_and_orphans_nothing() {
     let (server, runs, live) = start_with(ServerOptions::default());
     let count = || live.load(Ordering::SeqCst);

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use mprpc::client::stream::StreamReceiver;
 use mprpc::client::{Channel, ChannelOptions};
 use mprpc::discovery::{Endpoint, StaticDiscover};
+use mprpc::protocol::mprpc::StreamShape;
 use mprpc::protocol::WireFormat;
 use mprpc::server::{Server, ServerHandle, ServerOptions};
 use mprpc::{CallOptions, Code};
@@ -407,10 +408,42 @@ fn metrics_count_streams_and_their_messages() {
     assert_eq!(streams["ended"], 2, "{streams}");
     assert_eq!(streams["messages_received"], 3, "{streams}");
     assert_eq!(streams["messages_sent"].as_f64(), Some(sent), "{streams}");
+    // How they ended: the usual outcomes always, others once seen.
+    let by_code = &streams["ended_by_code"];
+    let expected =
+        serde_json::json!({"ok": 2, "cancelled": 0, "deadline_exceeded": 0, "unavailable": 0});
+    assert_eq!(by_code, &expected, "{streams}");
+    assert_eq!(ended_metric(addr, "ok"), 2.0);
     drop(open);
     wait_for_outcome(&server, "Count", Code::Cancelled);
     assert_eq!(metric(addr, "mprpc_streams_open"), 0.0);
+    assert_eq!(ended_metric(addr, "cancelled"), 1.0);
+    // A failed stream and one past its deadline add their codes.
+    let failed: Result<Vec<u64>, _> = count(&channel, 1002, &CallOptions::default()).collect();
+    assert_eq!(failed.unwrap_err().code(), Code::Application);
+    // The server's deadline, not the caller's: a raw client that never
+    // resets (a channel's own deadline would reset it first: cancelled).
+    let mut raw = common::streams::StreamClient::connect(server.local_addr());
+    let endless = common::streams::encoded(0);
+    raw.open_with_timeout(7, "Count", StreamShape::Server, 4, &endless, 100);
+    wait_for_outcome(&server, "Count", Code::DeadlineExceeded);
+    assert_eq!(ended_metric(addr, "application"), 1.0);
+    assert_eq!(ended_metric(addr, "deadline_exceeded"), 1.0);
+    let status: serde_json::Value = serde_json::from_str(&page(addr, "/status")).unwrap();
+    let by_code = &status["streams"]["ended_by_code"];
+    let expected = serde_json::json!({"ok": 2, "cancelled": 1, "deadline_exceeded": 1,
+        "unavailable": 0, "application": 1});
+    assert_eq!(by_code, &expected, "{status}");
     stop(server);
+}
+
+/// `mprpc_streams_ended_total` for `code` (0 when the line is absent).
+fn ended_metric(addr: std::net::SocketAddr, code: &str) -> f64 {
+    let line = format!("mprpc_streams_ended_total{{code=\"{code}\"}} ");
+    page(addr, "/metrics")
+        .lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .map_or(0.0, |n| n.parse().unwrap())
 }
 
 #[test]

@@ -212,6 +212,15 @@ pub struct Args {
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
 
+    /// mprpc, `--client channel` or `blocking`: a consumer config key of
+    /// the channel (`KEY=VALUE`, as a config file spells it, e.g.
+    /// `ping_interval_ms=500` or `tcp_user_timeout_ms=1000`); may be
+    /// repeated. Applied before loadgen's own flags (--timeout,
+    /// --connections, --io-threads, --tls-ca, --token), which win.
+    #[arg(long, value_name = "KEY=VALUE")]
+    #[serde(default)]
+    pub channel_option: Vec<String>,
+
     /// mprpc, `--client channel`, Echo: number every call issued (stamped
     /// into the first 8 bytes of its payload, which must be at least 8),
     /// record exactly what became of each, and write them to this CSV file
@@ -300,6 +309,13 @@ impl Args {
             return Err(
                 "--token: sent by mprpc's `Channel` (--target mprpc --client channel or \
                  blocking); the engine sends no auth frame"
+                    .into(),
+            );
+        }
+        if !self.channel_option.is_empty() && !channel {
+            return Err(
+                "--channel-option: keys of mprpc's `Channel` (--target mprpc --client channel \
+                 or blocking)"
                     .into(),
             );
         }

@@ -233,6 +233,8 @@ pub(crate) fn build_report(
         target: target_name(args),
         client: source.client,
         io_threads,
+        tls: args.tls_ca.is_some(),
+        tls_server_name: args.tls_server_name.clone(),
         mode: if qps.is_some() { "open" } else { "closed" }.into(),
         command: std::env::args().collect(),
         started_at_utc,

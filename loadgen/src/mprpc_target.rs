@@ -56,7 +56,7 @@ impl MprpcTarget {
             .map(AuthToken::new)
             .transpose()
             .map_err(|e| format!("--token: {e}"))?;
-        let mut base = ChannelOptions::default();
+        let mut base = channel_options(&args.channel_option)?;
         if let Some(window) = args.stream.stream_window {
             base = base.stream_window(window as usize);
         }
@@ -208,6 +208,18 @@ pub fn client_tls(args: &Args) -> Result<Option<ClientTls>, String> {
     }
 }
 
+/// `--channel-option KEY=VALUE`s: the channel's options as a config file
+/// with just these lines would set them; an unknown key is an error.
+fn channel_options(pairs: &[String]) -> Result<ChannelOptions, String> {
+    let text: String = pairs.iter().map(|p| format!("{p}\n")).collect();
+    let (config, warnings) = Config::parse_with_warnings("--channel-option", &text)
+        .map_err(|e| format!("--channel-option: {e}"))?;
+    if let Some(w) = warnings.first() {
+        return Err(format!("--channel-option: {w}"));
+    }
+    Ok(ChannelOptions::from_config(&config))
+}
+
 impl MprpcTarget {
     /// The channels (`--stream` drives them itself).
     pub fn channels(&self) -> &[Channel] {
@@ -335,11 +347,12 @@ impl Target for MprpcTarget {
             return self.call_ledgered(channel, ledger, payload, done);
         }
         let Some(also) = &self.also else {
-            // Never cancelled: no handle (`call_detached`), no reference count per call.
+            // Never cancelled: no handle (`call_detached`), no reference count per
+            // call; the request is borrowed (no `Bytes` clone per call).
             channel.call_detached(
                 &self.service,
                 &self.method,
-                self.request.clone(),
+                &self.request,
                 &self.options,
                 move |result| done(outcome(result, expect)),
             );
@@ -350,14 +363,14 @@ impl Target for MprpcTarget {
         channel.call_detached(
             &self.service,
             &self.method,
-            self.request.clone(),
+            &self.request,
             &self.options,
             move |result| done(outcome(result, expect)),
         );
         channel.call_detached(
             &also.service,
             &also.method,
-            also.request.clone().into(),
+            &also.request,
             &self.options,
             move |result| second(outcome(result, None)),
         );

@@ -102,6 +102,12 @@ pub struct Report {
     /// for the engine.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub io_threads: Option<u32>,
+    /// Whether the calls went over TLS (`--tls-ca`): true, or plain TCP.
+    pub tls: bool,
+    /// With TLS: the name the provider's certificate was checked against
+    /// (`--tls-server-name`; absent: the provider's IP address).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_server_name: Option<String>,
     /// "open" (fixed rate) or "closed" (`--qps max`).
     pub mode: String,
     pub command: Vec<String>,
@@ -249,6 +255,15 @@ pub fn fmt_us(us: u64) -> String {
 }
 
 impl Report {
+    /// "TLS (...)" or "plain TCP (no TLS)", for the summary.
+    fn transport(&self) -> String {
+        match (self.tls, &self.tls_server_name) {
+            (false, _) => "plain TCP (no TLS)".into(),
+            (true, Some(name)) => format!("TLS (certificate checked against `{name}`)"),
+            (true, None) => "TLS (certificate checked against the provider's IP address)".into(),
+        }
+    }
+
     /// The human-readable summary (terminal and .md share it).
     pub fn summary(&self) -> String {
         let mut s = String::new();
@@ -272,6 +287,7 @@ impl Report {
             self.window,
             if self.client == "engine" { "per connection" } else { "in all" }
         );
+        let _ = writeln!(s, "- transport: {}", self.transport());
         if let Some(also) = &self.also_call {
             let _ = writeln!(
                 s,

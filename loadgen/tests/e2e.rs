@@ -141,10 +141,13 @@ fn channel_with_two_io_threads_shards_its_connections() {
             "2",
             "--in-flight",
             "16",
+            "--channel-option",
+            "ping_interval_ms=500",
         ],
         || most = most.max(server.server().connection_count()),
     );
     assert_eq!(r["client"], "channel", "{r}");
+    assert_eq!(r["tls"], false, "{r}");
     assert_eq!(u(&r, "io_threads"), 2, "{r}");
     assert!(u(&r, "completed") > 1_000, "{r}");
     assert_eq!(u(&r, "errors"), 0, "{r}");
@@ -516,6 +519,7 @@ fn tls_through_the_channel_with_certs_it_wrote() {
         ca,
     ];
     let r = loadgen("tls", server.local_addr(), &run);
+    assert_eq!(r["tls"], true, "{r}");
     assert_eq!(u(&r, "errors"), 0, "{r}");
     assert!(u(&r, "completed") > 1_000, "{r}");
     let addr = server.local_addr().to_string();
@@ -543,6 +547,19 @@ fn tls_through_the_channel_with_certs_it_wrote() {
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     };
     refused(&["--client", "raw"], "probe");
+    refused(
+        &["--channel-option", "ping_intervall_ms=500"],
+        "--channel-option",
+    );
+    refused(
+        &[
+            "--client",
+            "raw",
+            "--channel-option",
+            "ping_interval_ms=500",
+        ],
+        "--channel-option",
+    );
     refused(&["--client", "raw", "--token", "t"], "--token");
     refused(
         &[

@@ -232,3 +232,61 @@ fn an_async_server_stream_run_receives_every_message_of_every_stream() {
     assert!(ok_streams > 0, "{output}");
     assert_eq!(s["received"].parse::<u64>().unwrap(), ok_streams * MESSAGES);
 }
+
+/// A `--stream-callback` run of `kind`: every stream of the measured
+/// window ends well with all its messages.
+fn callback_run(kind: &str) {
+    let server = provider();
+    let (ok, output) = loadgen(
+        server.addr(),
+        &[
+            "--stream",
+            kind,
+            "--stream-callback",
+            "--connections",
+            "3",
+            "--stream-messages",
+            &MESSAGES.to_string(),
+            "--warmup",
+            "50ms",
+            "--duration",
+            "300ms",
+        ],
+    );
+    assert!(ok, "loadgen failed:\n{output}");
+    let s = summary(&output);
+    assert_eq!(s["failed"], "0", "{output}");
+    let ok_streams: u64 = s["ok"].parse().unwrap();
+    assert!(ok_streams > 0, "{output}");
+    assert_eq!(s["received"].parse::<u64>().unwrap(), ok_streams * MESSAGES);
+    if kind == "bidi" {
+        assert_eq!(s["sent"].parse::<u64>().unwrap(), ok_streams * MESSAGES);
+    }
+}
+
+#[test]
+fn a_callback_server_stream_run_receives_every_message_of_every_stream() {
+    callback_run("server");
+}
+
+#[test]
+fn a_callback_bidi_run_gets_each_message_echoed() {
+    callback_run("bidi");
+}
+
+#[test]
+fn stream_callback_refuses_a_client_stream() {
+    let server = provider();
+    let (ok, output) = loadgen(
+        server.addr(),
+        &[
+            "--stream",
+            "client",
+            "--stream-callback",
+            "--duration",
+            "100ms",
+        ],
+    );
+    assert!(!ok, "{output}");
+    assert!(output.contains("--stream-callback"), "{output}");
+}

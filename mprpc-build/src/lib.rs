@@ -39,6 +39,7 @@ use std::path::{Path, PathBuf};
 mod blocking_streams;
 mod comments;
 pub mod generator;
+mod server;
 mod streams;
 mod stub;
 

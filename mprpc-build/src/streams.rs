@@ -21,6 +21,11 @@
 //!   `fn chat(self: Arc<Self>, ctx, requests: Streaming<Msg>, sink:
 //!   StreamSender<Msg>) -> impl Future<Output = Result<(), Status>>`; the
 //!   stub's `chat(&options) -> (StreamRequests<Msg>, StreamReceiver<Msg>)`.
+//!
+//! Each streaming rpc's stub also gets `<method>_with`, taking a
+//! `StreamHandler` after the options: the stream is consumed on the
+//! channel's I/O thread (`Channel::*_stream_with`), e.g.
+//! `watch_with(&request, &options, handler) -> StreamControl`.
 
 use std::fmt::Write as _;
 
@@ -28,6 +33,7 @@ use prost_build::{Method, Service};
 
 use crate::blocking_streams;
 use crate::comments::write_intro;
+use crate::generator::bare;
 
 const MPRPC: &str = "::mprpc";
 const PRIVATE: &str = "::mprpc::__private";
@@ -211,6 +217,73 @@ pub(crate) fn write_stub_method(method: &Method, buf: &mut String) {
         {MPRPC}::client::stream::StreamReceiver<{output}>,
     ) {{
         self.channel.bidi_stream(Self::SERVICE_NAME, {wire:?}, options)
+    }}"#
+        ),
+    };
+    write_stub_handled_method(method, buf);
+}
+
+/// The stub's `<method>_with` for a streaming rpc: the stream consumed by
+/// a `StreamHandler` on the channel's I/O thread instead of a reader
+/// (`Channel::*_stream_with`).
+fn write_stub_handled_method(method: &Method, buf: &mut String) {
+    let (wire, input, output) = (&method.proto_name, &method.input_type, &method.output_type);
+    let fname = format!("{}_with", bare(&method.name));
+    let handler = format!("{MPRPC}::client::stream::StreamHandler");
+    let control = format!("{MPRPC}::client::stream::StreamControl");
+    buf.push('\n');
+    let _ = match (method.client_streaming, method.server_streaming) {
+        (false, _) => writeln!(
+            buf,
+            r#"    /// Opens server stream `{wire}` with its messages delivered to
+    /// `handler` in batches on the channel's I/O thread (see
+    /// [`{handler}`]); otherwise as [`{fname_plain}`](Self::{fname_plain}).
+    /// The returned control cancels the stream.
+    pub fn {fname}<H>(
+        &self,
+        request: &{input},
+        options: &{MPRPC}::CallOptions,
+        handler: H,
+    ) -> {control}
+    where
+        H: {handler}<(), {output}>,
+    {{
+        self.channel.server_stream_with(Self::SERVICE_NAME, {wire:?}, request, options, handler)
+    }}"#,
+            fname_plain = method.name,
+        ),
+        (true, false) => writeln!(
+            buf,
+            r#"    /// Opens client stream `{wire}` consumed by `handler` on the
+    /// channel's I/O thread: it sends from `on_writable` with `try_send`,
+    /// half-closes, and gets the one reply in `on_messages` (see
+    /// [`{handler}`]). `options.timeout` bounds the whole stream.
+    pub fn {fname}<H>(
+        &self,
+        options: &{MPRPC}::CallOptions,
+        handler: H,
+    ) -> {control}
+    where
+        H: {handler}<{input}, {output}>,
+    {{
+        self.channel.client_stream_with(Self::SERVICE_NAME, {wire:?}, options, handler)
+    }}"#
+        ),
+        (true, true) => writeln!(
+            buf,
+            r#"    /// Opens bidirectional stream `{wire}` consumed by `handler` on the
+    /// channel's I/O thread: the replies arrive in `on_messages`, and the
+    /// handler may answer from inside it with `try_send` (see
+    /// [`{handler}`]).
+    pub fn {fname}<H>(
+        &self,
+        options: &{MPRPC}::CallOptions,
+        handler: H,
+    ) -> {control}
+    where
+        H: {handler}<{input}, {output}>,
+    {{
+        self.channel.bidi_stream_with(Self::SERVICE_NAME, {wire:?}, options, handler)
     }}"#
         ),
     };

@@ -92,6 +92,13 @@ impl CallOptions {
     /// Asks for the reply's metadata: calls made with these options store
     /// it in the returned [`ReplyMetadata`] before they complete, whichever
     /// way they are made (blocking, callback, future, generated stubs).
+    ///
+    /// Streams opened with these options store their server's reply
+    /// metadata likewise: what its handler set before its first message
+    /// (gRPC's headers) before that message is read, then that and what
+    /// it set later (its trailers, which win on a key set twice) before
+    /// the stream's end is read. A stream ended by this side (a cancel,
+    /// its deadline, a lost connection) keeps what had come.
     pub fn capture_reply_metadata(&mut self) -> ReplyMetadata {
         self.reply_metadata
             .get_or_insert_with(ReplyMetadata::default)
@@ -116,6 +123,16 @@ impl ReplyMetadata {
     /// Stores a reply's metadata (before its call completes).
     pub(crate) fn set(&self, metadata: Metadata) {
         *self.slot.lock() = metadata;
+    }
+
+    /// Adds a stream's trailers to its headers, a trailer replacing a
+    /// header of the same key.
+    pub(crate) fn merge(&self, trailers: &Metadata) {
+        let mut slot = self.slot.lock();
+        for (key, value) in trailers.iter() {
+            // Entries read off the wire fit it: insert cannot refuse them.
+            let _ = slot.insert(key, value);
+        }
     }
 }
 

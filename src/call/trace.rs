@@ -66,6 +66,10 @@ impl TraceId {
 
     /// The id of a served call: the one its metadata carries, else a new one.
     pub(crate) fn of_request(metadata: &crate::Metadata) -> TraceId {
+        // Most calls carry no metadata: no entries to scan.
+        if metadata.is_empty() {
+            return TraceId::random();
+        }
         metadata
             .get(TRACE_ID_KEY)
             .and_then(TraceId::parse)

@@ -17,7 +17,8 @@
 //!
 //! Every call has a deadline (its own timeout or the channel's), enforced
 //! locally and sent to the server. Providers come from a [`Discover`] on
-//! every call and are chosen by a [`LoadBalance`] policy; providers that
+//! every call (kept per thread while the `Discover` reports no change, see
+//! `providers`) and are chosen by a [`LoadBalance`] policy; providers that
 //! refuse or drop connections are backed off, and calls that never left
 //! this process, or that a provider refused `Overloaded` (once), are
 //! retried on another provider. See `driver` for the failure rules.
@@ -39,6 +40,7 @@ mod driver;
 mod health;
 mod observe;
 mod open_stream;
+mod providers;
 mod queue;
 mod request;
 mod short;
@@ -56,13 +58,14 @@ pub use balance::LoadBalance;
 pub use call::{decode_response, CallHandle, PendingCall, TypedCall};
 
 use cells::CellRef;
-use queue::{Shared, Submit};
+use queue::{Shared, Submit, Target};
+use request::Parts;
 
 use crate::call::controller::{CallOptions, CancelHandle};
 use crate::call::interceptor::ClientCall;
 use crate::call::status::Status;
 use crate::call::trace::TRACE_ID_KEY;
-use crate::discovery::{Discover, StaticDiscover};
+use crate::discovery::{Discover, Endpoint, StaticDiscover};
 use crate::protocol::mprpc::{check_names, RequestMeta, REQUEST_FIXED_LEN};
 use observe::Watch;
 
@@ -82,7 +85,17 @@ struct Inner {
     /// Calls in flight on this channel (shared with every driver).
     inflight: Arc<AtomicUsize>,
     discover: Arc<dyn Discover>,
+    /// This channel's number among the providers remembered per thread
+    /// (`providers`); `None` when its `Discover` numbers no changes (then
+    /// it is asked on every call).
+    memo: Option<u64>,
+    /// The providers of every call and their frame limit, taken once when
+    /// the `Discover` has one list for all (`Discover::fixed`, non-empty):
+    /// no question per call.
+    fixed: Option<(Arc<[Endpoint]>, usize)>,
     options: ChannelOptions,
+    /// `options.call_timeout` in whole milliseconds, as sent.
+    call_timeout_ms: u32,
 }
 
 impl Drop for Inner {
@@ -128,7 +141,16 @@ impl Channel {
                 drivers: drivers.into(),
                 next_driver: AtomicUsize::new(0),
                 inflight,
+                memo: discover.generation().map(|_| providers::channel_id()),
+                fixed: discover
+                    .fixed()
+                    .filter(|endpoints| !endpoints.is_empty())
+                    .map(|endpoints| {
+                        let limit = providers::frame_limit(&endpoints);
+                        (endpoints, limit)
+                    }),
                 discover,
+                call_timeout_ms: conn::whole_ms(options.call_timeout),
                 options,
             }),
         })
@@ -223,18 +245,21 @@ impl Channel {
     /// `call_with` for a caller that will not cancel the call: no
     /// `CallHandle` is made, which spares a reference count increment and
     /// decrement on the driver per call. `done` runs exactly once, as with
-    /// `call_with`; the deadline still applies.
+    /// `call_with`; the deadline still applies. The request is only
+    /// borrowed (packed or copied before this returns), so a caller that
+    /// sends the same bytes again passes a reference: no `Bytes` clone
+    /// and drop (two atomic operations) per call.
     pub fn call_detached<F>(
         &self,
         service: &str,
         method: &str,
-        request: Bytes,
+        request: impl AsRef<[u8]>,
         options: &CallOptions,
         done: F,
     ) where
         F: FnOnce(Result<Bytes, Status>) + Send + 'static,
     {
-        self.start_with(service, method, &request, options, done);
+        self.start_with(service, method, request.as_ref(), options, done);
     }
 
     /// Starts a call whose outcome goes to `done`: its driver, cell and
@@ -291,8 +316,32 @@ impl Channel {
     ) -> u64 {
         match self.admit(service, method, payload.len(), options) {
             // On the driver's own thread (a callback) the call goes
-            // straight onto its connection; from elsewhere, through the queue.
-            Ok(submit) => driver::start(driver, submit, payload, cell),
+            // straight onto its connection; from elsewhere, through the
+            // queue. Its parts are assembled here once, then borrowed.
+            Ok(call) => {
+                let id = cell.call_id();
+                let parts = Parts {
+                    id,
+                    deadline: call.deadline,
+                    // Its deadline was set from this turn's start when on
+                    // the driver's thread: the whole timeout is left (the
+                    // queue does not use this).
+                    timeout_ms: Some(call.timeout_ms),
+                    service,
+                    method,
+                    payload,
+                    metadata: &call.metadata,
+                    trace: call.trace,
+                    reply_metadata: call.reply_metadata.is_some(),
+                };
+                let target = Target {
+                    endpoints: call.endpoints,
+                    hash_key: call.hash_key,
+                    reply_metadata: call.reply_metadata,
+                };
+                driver::start(driver, &parts, target, cell);
+                id
+            }
             Err(status) => {
                 // Never queued: this thread lets go for the driver too.
                 driver.cells.finish(cell, Err(status));
@@ -341,30 +390,39 @@ impl Channel {
                 inner.options.max_frame_size
             )));
         }
-        let endpoints = inner.discover.method_providers(service, method)?;
-        if endpoints.is_empty() {
-            return Err(Status::unavailable(format!(
-                "no provider known for service '{service}'"
-            )));
-        }
-        // Providers found through ZooKeeper publish their frame limit.
-        if let Some(limit) = endpoints.iter().filter_map(|e| e.max_frame).min() {
-            if body > limit {
-                return Err(Status::resource_exhausted(format!(
-                    "request frame of {body} bytes exceeds the max_frame_size of {limit} bytes \
-                     that the providers of '{service}' accept"
-                )));
+        // Asked of the `Discover` only when it may have changed (if it
+        // says), else on every call, as the call path's own code.
+        let (endpoints, limit) = match (&inner.fixed, inner.memo) {
+            (Some((endpoints, limit)), _) => (endpoints.clone(), *limit),
+            (None, Some(channel)) => {
+                let kept = providers::remembered(channel, &*inner.discover, service, method)?;
+                (kept.endpoints, kept.limit)
             }
+            (None, None) => {
+                let endpoints = inner.discover.method_providers(service, method)?;
+                if endpoints.is_empty() {
+                    return Err(providers::none_known(service));
+                }
+                let limit = providers::frame_limit(&endpoints);
+                (endpoints, limit)
+            }
+        };
+        // Providers found through ZooKeeper publish their frame limit.
+        if body > limit {
+            return Err(Status::resource_exhausted(format!(
+                "request frame of {body} bytes exceeds the max_frame_size of {limit} bytes \
+                 that the providers of '{service}' accept"
+            )));
         }
         // Started while serving a call: capped at what remains of its deadline.
         let now = call::call_start_time();
-        let timeout = options.timeout.unwrap_or(inner.options.call_timeout);
-        let timeout = crate::call::deadline::inherit(timeout, inner.options.deadline_margin, now)
+        let asked = options.timeout.unwrap_or(inner.options.call_timeout);
+        let timeout = crate::call::deadline::inherit(asked, inner.options.deadline_margin, now)
             .map_err(|()| {
-            Status::deadline_exceeded(
-                "the call being served has (almost) reached its deadline; not started",
-            )
-        })?;
+                Status::deadline_exceeded(
+                    "the call being served has (almost) reached its deadline; not started",
+                )
+            })?;
         if inner.inflight.fetch_add(1, Ordering::Relaxed) >= inner.options.max_inflight {
             inner.inflight.fetch_sub(1, Ordering::Relaxed);
             return Err(Status::resource_exhausted(format!(
@@ -373,10 +431,14 @@ impl Channel {
             )));
         }
         let deadline = now.checked_add(timeout);
+        // The channel's own timeout in milliseconds is worked out once.
+        let timeout_ms = match deadline {
+            None => 0,
+            Some(_) if timeout == inner.options.call_timeout => inner.call_timeout_ms,
+            Some(_) => conn::whole_ms(timeout),
+        };
         Ok(Submit {
-            service,
-            method,
-            timeout_ms: deadline.map_or(0, |_| conn::whole_ms(timeout)),
+            timeout_ms,
             deadline,
             endpoints,
             hash_key: options.hash_key,

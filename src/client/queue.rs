@@ -25,7 +25,7 @@ use mio::Waker;
 use parking_lot::Mutex;
 
 use super::cells::{CellRef, Cells};
-use super::request::{stage_into, Names};
+use super::request::{stage_into, Names, Parts};
 pub(crate) use super::stream::NewStream;
 use super::stream::StreamCmd;
 use crate::call::controller::ReplyMetadata;
@@ -87,10 +87,9 @@ pub(crate) struct Shared {
     pub cells: Cells,
 }
 
-/// The routing part of a call being submitted.
+/// What admitting a call settled: its budget, providers and what its
+/// request carries besides names and payload (which the caller has).
 pub(crate) struct Submit<'a> {
-    pub service: &'a str,
-    pub method: &'a str,
     pub deadline: Option<Instant>,
     /// The call's timeout in whole milliseconds (0: none), as sent when
     /// it is packed at once.
@@ -100,6 +99,13 @@ pub(crate) struct Submit<'a> {
     /// What the request carries besides its payload (version 2 when any).
     pub metadata: Cow<'a, Metadata>,
     pub trace: Option<TraceId>,
+    pub reply_metadata: Option<ReplyMetadata>,
+}
+
+/// Where a new call may go, and where its reply's metadata goes.
+pub(crate) struct Target {
+    pub endpoints: Arc<[Endpoint]>,
+    pub hash_key: Option<u64>,
     pub reply_metadata: Option<ReplyMetadata>,
 }
 
@@ -122,25 +128,28 @@ impl Shared {
         self
     }
 
-    /// Queues a call, its parts copied; returns its request id.
-    pub(crate) fn submit(&self, call: Submit<'_>, payload: &[u8], cell: CellRef) -> u64 {
-        let id = cell.call_id();
-        let metadata = call.metadata.into_owned();
+    /// Queues a call, its parts copied (its metadata shared: a `Bytes`).
+    pub(crate) fn submit(&self, parts: &Parts<'_>, target: Target, cell: CellRef) {
+        let metadata = parts.metadata.clone();
         let mut batch = self.queue.lock();
-        let names = stage_into(&mut batch.frames, call.service, call.method, payload);
+        let names = stage_into(
+            &mut batch.frames,
+            parts.service,
+            parts.method,
+            parts.payload,
+        );
         batch.commands.push(Command::Call(NewCall {
-            id,
+            id: parts.id,
             names,
-            deadline: call.deadline,
+            deadline: parts.deadline,
             metadata,
-            trace: call.trace,
-            endpoints: call.endpoints,
-            hash_key: call.hash_key,
+            trace: parts.trace,
+            endpoints: target.endpoints,
+            hash_key: target.hash_key,
             cell,
-            reply_metadata: call.reply_metadata,
+            reply_metadata: target.reply_metadata,
         }));
         self.queued(batch);
-        id
     }
 
     /// Tells the driver to forget call `id` and send the server a cancel.

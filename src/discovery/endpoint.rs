@@ -8,6 +8,8 @@
 //! list (a directly configured address, as in tests and the core examples);
 //! the ZooKeeper registry keeps a watched cache behind the same trait. The
 //! list is shared as an `Arc<[Endpoint]>` so a lookup is a clone, not a copy.
+//! A source that numbers its changes ([`Discover::generation`]) is not
+//! even asked again while the number stays put (see `client::providers`).
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -93,6 +95,25 @@ pub trait Discover: Send + Sync + 'static {
         let _ = method;
         self.providers(service)
     }
+
+    /// A number that moves whenever an answer of `providers` or
+    /// `method_providers` may change (a discovery update), so a client may
+    /// keep an answer while it stays put; `None` (the default): answers may
+    /// change at any time and are asked for on every call. It must move
+    /// *after* the new answers are visible, and be `Some` always or never.
+    /// Worth it when an answer costs more than comparing the names (a
+    /// fixed list's does not: [`StaticDiscover`] answers `None`).
+    fn generation(&self) -> Option<u64> {
+        None
+    }
+
+    /// One list that answers `method_providers` for every service and
+    /// method, now and always, if this source has one (a fixed list of
+    /// providers for every service); a client then takes it once instead
+    /// of asking on every call. `None` (the default): ask per call.
+    fn fixed(&self) -> Option<Arc<[Endpoint]>> {
+        None
+    }
 }
 
 /// A fixed list of providers, for every service or per service.
@@ -142,5 +163,32 @@ impl Discover for StaticDiscover {
         own.or(self.all.as_ref()).cloned().ok_or_else(|| {
             Status::unavailable(format!("no provider known for service '{service}'"))
         })
+    }
+
+    fn fixed(&self) -> Option<Arc<[Endpoint]>> {
+        // Only a list for every service, with no per-service exceptions.
+        self.per_service
+            .is_empty()
+            .then(|| self.all.clone())
+            .flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoints(port: u16) -> Vec<Endpoint> {
+        vec![Endpoint::new(SocketAddr::from(([127, 0, 0, 1], port)))]
+    }
+
+    #[test]
+    fn one_list_for_all_is_fixed_and_per_service_lists_are_not() {
+        let all = StaticDiscover::new(endpoints(1));
+        let fixed = all.fixed().expect("one list for every service");
+        assert_eq!(fixed[0].addr.port(), 1);
+        let mixed = StaticDiscover::new(endpoints(1)).with_service("S", endpoints(2));
+        assert!(mixed.fixed().is_none());
+        assert_eq!(mixed.providers("S").unwrap()[0].addr.port(), 2);
     }
 }

@@ -21,6 +21,7 @@ pub mod mprpc;
 pub mod seed;
 
 mod error;
+pub(crate) mod names;
 
 use std::net::SocketAddr;
 
@@ -187,8 +188,12 @@ pub(crate) enum StreamEvent {
     Message,
     /// The server takes this many more messages.
     Credit(u32),
-    /// The server ended (end frame) or reset the stream with this status.
+    /// The server ended (end frame) or reset the stream with this status
+    /// (an end's trailing metadata: the reply's `metadata`).
     End(Status),
+    /// The server's headers: its reply metadata set before its first
+    /// message (in the reply's `metadata`).
+    Headers,
 }
 
 /// What a connection's reader keeps between reads, for any format.

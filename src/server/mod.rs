@@ -303,12 +303,13 @@ fn start_admin(
 #[doc(hidden)]
 pub fn serve_request(
     service: &dyn Service,
-    request: crate::protocol::mprpc::Request,
+    mut request: crate::protocol::mprpc::Request,
     ctx: &crate::service::CallContext,
     out: &mut bytes::BytesMut,
 ) -> bool {
     let format = crate::protocol::WireFormat::Mprpc;
-    handler::reply_with_handler(service, request, ctx, format, out) == crate::call::status::Code::Ok
+    handler::reply_with_handler(service, &mut request, ctx, format, out)
+        == crate::call::status::Code::Ok
 }
 
 fn resolve(addr: &str) -> io::Result<SocketAddr> {

@@ -69,6 +69,9 @@ impl ConnStats {
     }
 }
 
+/// Slots for stream outcomes by code byte: every [`crate::Code`] has one.
+pub(crate) const STREAM_CODES: usize = 16;
+
 /// One reactor's figures: its live connections and its totals since start.
 #[derive(Debug, Default)]
 pub(crate) struct ReactorStats {
@@ -85,6 +88,8 @@ pub(crate) struct ReactorStats {
     /// Streams opened and ended (open now: the difference).
     pub(crate) streams_opened: AtomicU64,
     pub(crate) streams_ended: AtomicU64,
+    /// Streams ended, by their outcome's code byte (`Code as u8`).
+    pub(crate) streams_ended_by_code: [AtomicU64; STREAM_CODES],
     /// Stream messages the handlers sent, and the clients sent them.
     pub(crate) stream_messages_sent: AtomicU64,
     pub(crate) stream_messages_received: AtomicU64,
@@ -104,6 +109,19 @@ impl ReactorStats {
     /// Connections that spoke `format` since the start.
     pub(crate) fn connections_speaking(&self, format: WireFormat) -> u64 {
         read(&self.speaking[format.index()])
+    }
+
+    /// A stream ended with `code`.
+    pub(crate) fn stream_ended(&self, code: crate::Code) {
+        bump(&self.streams_ended, 1);
+        if let Some(slot) = self.streams_ended_by_code.get(code as usize) {
+            bump(slot, 1);
+        }
+    }
+
+    /// Streams ended since the start, by code byte.
+    pub(crate) fn streams_ended_by_code(&self) -> [u64; STREAM_CODES] {
+        std::array::from_fn(|i| read(&self.streams_ended_by_code[i]))
     }
 
     pub(crate) fn closed(&self, id: u64) {

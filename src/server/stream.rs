@@ -19,6 +19,11 @@
 //! The stream ends when its handler's future finishes (`Done` writes what
 //! is left and the end frame), when the client resets it or its deadline
 //! passes (the future is dropped), or with its connection.
+//!
+//! A client that opened the stream in version 4 reads its reply metadata
+//! (shared with the handler's context): what the handler set before its
+//! first message goes out as a headers frame just ahead of that message,
+//! the rest with the end frame.
 
 use std::collections::VecDeque;
 use std::sync::atomic::AtomicU64;
@@ -29,9 +34,11 @@ use bytes::{Bytes, BytesMut};
 use parking_lot::{Condvar, Mutex};
 
 use super::stats::{bump, ReactorStats};
+use crate::call::metadata::Metadata;
 use crate::call::status::{Code, Status};
 use crate::protocol::mprpc::{
-    begin_stream_message, encode_stream_credit, encode_stream_end, end_stream_message, StreamShape,
+    encode_stream_credit, encode_stream_end_meta, encode_stream_headers, put_stream_message_head,
+    SendCredit, StreamShape, MESSAGE_HEAD_LEN,
 };
 
 /// The reactor a stream reports to: its mailbox, which moves a stream's
@@ -58,17 +65,17 @@ pub(crate) struct Core {
     pub(crate) shape: StreamShape,
     /// The most bytes of message frames sent ahead of the client's reading.
     bytes_cap: usize,
+    /// The handler's reply metadata, shared with its context, when the
+    /// client reads it (`None`: a version 3 open).
+    reply: Option<Arc<Mutex<Metadata>>>,
 }
 
 struct State {
     /// Message frames sent and not yet moved to the connection.
     out: BytesMut,
-    /// Messages the client still takes (its window and grants).
-    credit: u32,
-    /// The sizes of the message frames sent that the client has not read
-    /// yet (a grant of n says it read the n oldest), and their sum.
-    ahead: VecDeque<u32>,
-    ahead_bytes: usize,
+    /// Messages the client still takes (its window and grants), and the
+    /// frames sent that it has not read yet.
+    credit: SendCredit,
     /// Messages sent and not yet added to the reactor's counter (it is
     /// bumped once per move to the connection, not once per message).
     uncounted: u64,
@@ -89,17 +96,20 @@ struct State {
     to_grant: u32,
     /// Posted to the reactor and not yet moved.
     posted: bool,
+    /// The reply metadata set so far still goes out as headers before the
+    /// next message (only until the first message, and only when the
+    /// client reads it).
+    headers_due: bool,
     /// The stream is over: nothing more is sent or read.
     over: Option<Status>,
 }
 
-/// The first, credit-less state, granting the client `window` messages.
-fn state(credit: u32, window: u32) -> State {
+/// The first state: the client takes `credit` messages and may send
+/// `window`.
+fn state(credit: u32, window: u32, headers_due: bool) -> State {
     State {
         out: BytesMut::new(),
-        credit,
-        ahead: VecDeque::new(),
-        ahead_bytes: 0,
+        credit: SendCredit::new(credit),
         uncounted: 0,
         send_waker: None,
         inbound: VecDeque::new(),
@@ -110,8 +120,16 @@ fn state(credit: u32, window: u32) -> State {
         consumed: 0,
         to_grant: 0,
         posted: false,
+        headers_due,
         over: None,
     }
+}
+
+/// One message for a stream's client: its encoded length, and what
+/// appends exactly that many bytes (the encoded message).
+pub(crate) struct Outgoing<'a> {
+    pub(crate) len: usize,
+    pub(crate) write: &'a mut dyn FnMut(&mut BytesMut),
 }
 
 /// Where a stream is: its reactor, connection and id.
@@ -126,18 +144,20 @@ impl Core {
     /// The core of stream `at` of `shape`; `(credit, window, bytes_cap)`:
     /// its client takes `credit` messages first and may send `window`
     /// (this side's window), and no more than about `bytes_cap` bytes of
-    /// frames are sent ahead of its reading.
+    /// frames are sent ahead of its reading. `reply`: the handler's reply
+    /// metadata, when the client reads it.
     pub(crate) fn new(
         reactor: Weak<dyn StreamHome>,
         at: StreamAt,
         shape: StreamShape,
         (credit, window, bytes_cap): (u32, u32, usize),
+        reply: Option<Arc<Mutex<Metadata>>>,
     ) -> Arc<Core> {
         if let Some(reactor) = reactor.upgrade() {
             bump(&reactor.stats().streams_opened, 1);
         }
         Arc::new(Core {
-            state: Mutex::new(state(credit, window)),
+            state: Mutex::new(state(credit, window, reply.is_some())),
             changed: Condvar::new(),
             reactor,
             key: at.key,
@@ -145,17 +165,21 @@ impl Core {
             id: at.id,
             shape,
             bytes_cap,
+            reply,
         })
     }
 
     // --- the handler's side -----------------------------------------------
+    //
+    // A message to send comes as an [`Outgoing`]: its encoded length and
+    // what appends exactly that many bytes.
 
-    /// Sends one message once the client has credit for it: `encode`
-    /// appends the message's bytes. `Err` once the stream is over.
+    /// Sends `message` once the client has credit for it. `Err` once the
+    /// stream is over.
     pub(crate) fn poll_send(
         self: &Arc<Self>,
         cx: &mut Context<'_>,
-        encode: &mut dyn FnMut(&mut BytesMut),
+        message: &mut Outgoing<'_>,
     ) -> Poll<Result<(), Status>> {
         let mut state = self.state.lock();
         if let Some(status) = &state.over {
@@ -165,7 +189,7 @@ impl Core {
             state.send_waker = Some(cx.waker().clone());
             return Poll::Pending;
         }
-        self.send_one(&mut state, encode);
+        self.send_one(&mut state, message);
         Poll::Ready(Ok(()))
     }
 
@@ -173,7 +197,7 @@ impl Core {
     /// started), blocking while the client has no credit for it.
     pub(crate) fn send_blocking(
         self: &Arc<Self>,
-        encode: &mut dyn FnMut(&mut BytesMut),
+        message: &mut Outgoing<'_>,
     ) -> Result<(), Status> {
         let mut state = self.state.lock();
         loop {
@@ -185,38 +209,64 @@ impl Core {
             }
             self.changed.wait(&mut state);
         }
-        self.send_one(&mut state, encode);
+        self.send_one(&mut state, message);
         Ok(())
     }
 
     /// The client has credit, and has read enough of what was sent.
     fn may_send(&self, state: &State) -> bool {
-        state.credit > 0 && state.ahead_bytes < self.bytes_cap
+        state.credit.may_send(self.bytes_cap)
     }
 
     /// Frames one message into the output, spending one credit.
-    fn send_one(self: &Arc<Self>, state: &mut State, encode: &mut dyn FnMut(&mut BytesMut)) {
-        state.credit -= 1;
-        let at = begin_stream_message(self.id, &mut state.out);
-        encode(&mut state.out);
-        end_stream_message(at, &mut state.out);
-        let size = state.out.len() - at;
-        state.ahead.push_back(size as u32);
-        state.ahead_bytes += size;
-        state.uncounted += 1;
-        self.post(state);
+    fn send_one(self: &Arc<Self>, state: &mut State, message: &mut Outgoing<'_>) {
+        let size = self.frame(state, message);
+        state.credit.spend(size);
     }
 
     /// Sends a client stream's one reply, credit or not (the client asked
     /// for exactly one).
-    pub(crate) fn send_reply(self: &Arc<Self>, encode: &mut dyn FnMut(&mut BytesMut)) {
+    pub(crate) fn send_reply(self: &Arc<Self>, message: &mut Outgoing<'_>) {
         let mut state = self.state.lock();
         if state.over.is_none() {
-            let at = begin_stream_message(self.id, &mut state.out);
-            encode(&mut state.out);
-            end_stream_message(at, &mut state.out);
-            state.uncounted += 1;
-            self.post(&mut state);
+            self.frame(&mut state, message);
+        }
+    }
+
+    /// Appends `message`'s frame (after the headers, before the first
+    /// one) to the output and posts the core; returns the frame's size.
+    fn frame(self: &Arc<Self>, state: &mut State, message: &mut Outgoing<'_>) -> usize {
+        if state.headers_due {
+            self.send_headers(state);
+        }
+        let at = state.out.len();
+        put_stream_message_head(self.id, message.len, &mut state.out);
+        (message.write)(&mut state.out);
+        debug_assert_eq!(state.out.len() - at, MESSAGE_HEAD_LEN + message.len);
+        state.uncounted += 1;
+        if !state.posted {
+            self.post(state);
+        }
+        MESSAGE_HEAD_LEN + message.len
+    }
+
+    /// Before the first message: the reply metadata set so far, as a
+    /// headers frame (none when nothing was set).
+    #[cold]
+    fn send_headers(&self, state: &mut State) {
+        state.headers_due = false;
+        let headers = self.take_reply_metadata();
+        if !headers.is_empty() {
+            encode_stream_headers(self.id, &headers, &mut state.out);
+        }
+    }
+
+    /// The reply metadata set since it was last taken (empty when the
+    /// client does not read it).
+    fn take_reply_metadata(&self) -> Metadata {
+        match &self.reply {
+            Some(reply) => std::mem::take(&mut *reply.lock()),
+            None => Metadata::new(),
         }
     }
 
@@ -319,14 +369,7 @@ impl Core {
     /// The client grants `credit` more messages.
     pub(crate) fn grant(&self, credit: u32) {
         let mut state = self.state.lock();
-        state.credit = state.credit.saturating_add(credit);
-        // It read the `credit` oldest messages sent.
-        for _ in 0..credit {
-            let Some(size) = state.ahead.pop_front() else {
-                break;
-            };
-            state.ahead_bytes -= size as usize;
-        }
+        state.credit.grant(credit);
         if let Some(waker) = state.send_waker.take() {
             waker.wake();
         }
@@ -387,12 +430,15 @@ impl Core {
         self.count_sent(&mut state);
         if let Some(out) = out {
             move_output(self.id, &mut state, out);
-            encode_stream_end(self.id, status.code(), message(status), out);
+            let trailers = self.take_reply_metadata();
+            encode_stream_end_meta(self.id, status.code(), message(status), &trailers, out);
         }
         state.out = BytesMut::new();
         state.inbound.clear();
         state.over = Some(status.clone());
-        self.count(|s| &s.streams_ended);
+        if let Some(reactor) = self.reactor.upgrade() {
+            reactor.stats().stream_ended(status.code());
+        }
         for waker in [state.send_waker.take(), state.recv_waker.take()]
             .into_iter()
             .flatten()

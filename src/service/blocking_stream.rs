@@ -22,7 +22,7 @@ use std::sync::Arc;
 use crate::call::status::Status;
 use crate::server::stream::Core;
 
-use super::stream::{StreamFuture, StreamIo};
+use super::stream::{outgoing, StreamFuture, StreamIo};
 
 impl StreamIo {
     /// The blocking sender of the stream's replies (for a handler on the
@@ -73,11 +73,7 @@ where
     let core = io.core.clone();
     on_pool(io, move || {
         let message = handler()?;
-        core.send_reply(&mut |out| {
-            out.reserve(message.encoded_len());
-            // A BytesMut grows as needed: encoding into it cannot fail.
-            let _ = message.encode(out);
-        });
+        outgoing(&message, |outgoing| core.send_reply(outgoing));
         Ok(())
     })
 }
@@ -94,10 +90,7 @@ impl<M: prost::Message> BlockingSender<M> {
     /// reset it, its deadline passed, its connection closed, the server is
     /// shutting down), at once even if blocked: stop sending and return.
     pub fn send(&self, message: M) -> Result<(), Status> {
-        self.core.send_blocking(&mut |out| {
-            out.reserve(message.encoded_len());
-            let _ = message.encode(out);
-        })
+        outgoing(&message, |outgoing| self.core.send_blocking(outgoing))
     }
 
     /// Whether the stream is over: nothing sent now reaches the client.

@@ -82,7 +82,10 @@ impl CallContext {
     }
 
     /// A context carrying the request's `metadata`, its trace id read from
-    /// it (or made up).
+    /// it (or made up). Always inlined: built in place in the dispatcher's
+    /// frame, not returned by copy (issue 25: ~68 instructions per call as
+    /// a call of its own).
+    #[inline(always)]
     pub(crate) fn with_metadata(
         request_id: u64,
         deadline: Option<Instant>,

@@ -23,7 +23,7 @@ use bytes::BytesMut;
 
 use crate::call::status::Status;
 use crate::protocol::mprpc::StreamShape;
-use crate::server::stream::Core;
+use crate::server::stream::{Core, Outgoing};
 use crate::server::stream_pool::OnPool;
 
 /// A stream handler's work to come: `Ok` ends the stream with `Ok`, an
@@ -95,7 +95,16 @@ impl<M: prost::Message> StreamSender<M> {
     /// reads). `Err` once the stream is over (the client reset it, its
     /// deadline passed or its connection closed): stop sending.
     pub async fn send(&self, message: M) -> Result<(), Status> {
-        poll_fn(|cx| self.core.poll_send(cx, &mut |out| encode(&message, out))).await
+        let len = message.encoded_len();
+        poll_fn(|cx| {
+            let mut write = |out: &mut BytesMut| encode_raw(&message, out);
+            let mut outgoing = Outgoing {
+                len,
+                write: &mut write,
+            };
+            self.core.poll_send(cx, &mut outgoing)
+        })
+        .await
     }
 
     /// Sends `message` from a thread of the handler's own (never on the
@@ -103,7 +112,7 @@ impl<M: prost::Message> StreamSender<M> {
     /// hands its sender to a thread keeps its future pending until the
     /// thread is done (a [`Responder`](crate::Responder) does that).
     pub fn send_blocking(&self, message: M) -> Result<(), Status> {
-        self.core.send_blocking(&mut |out| encode(&message, out))
+        outgoing(&message, |outgoing| self.core.send_blocking(outgoing))
     }
 
     /// Whether the stream is over: nothing sent now reaches the client.
@@ -120,10 +129,24 @@ impl<M> std::fmt::Debug for StreamSender<M> {
     }
 }
 
-fn encode<M: prost::Message>(message: &M, out: &mut BytesMut) {
-    out.reserve(message.encoded_len());
-    // A BytesMut grows as needed: encoding into it cannot fail.
-    let _ = message.encode(out);
+/// Appends `message`'s bytes, exactly its `encoded_len`: the caller has
+/// reserved room for them (with the frame's head), so prost's own check of
+/// the room left (another `encoded_len`) is skipped. `encode_raw` is what
+/// `Message::encode` calls once that check passed.
+fn encode_raw<M: prost::Message>(message: &M, out: &mut BytesMut) {
+    message.encode_raw(out);
+}
+
+/// Runs `send` with `message` as an [`Outgoing`] (its length taken once).
+pub(crate) fn outgoing<M: prost::Message, R>(
+    message: &M,
+    send: impl FnOnce(&mut Outgoing<'_>) -> R,
+) -> R {
+    let mut write = |out: &mut BytesMut| encode_raw(message, out);
+    send(&mut Outgoing {
+        len: message.encoded_len(),
+        write: &mut write,
+    })
 }
 
 /// The client's messages on a stream, in order: `next` gives `None` once
@@ -178,7 +201,7 @@ where
     let core = io.core.clone();
     Box::pin(async move {
         let message = reply.await?;
-        core.send_reply(&mut |out| encode(&message, out));
+        outgoing(&message, |outgoing| core.send_reply(outgoing));
         Ok(())
     })
 }

@@ -23,10 +23,23 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 const DEFAULT_CLASSPATH: &str = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar";
 
-/// A port that was free a moment ago (bind to port 0, read it, drop it).
+/// A port that was free a moment ago (bind to port 0, read it, drop it),
+/// and never one this process was given before: the kernel may hand a
+/// just-freed port out again at once, and two "different" addresses that
+/// are the same (two fake providers, two ZooKeeper servers) make a test
+/// fail for the wrong reason.
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local_addr").port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..1000 {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = listener.local_addr().expect("local_addr").port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("free_port: the kernel kept handing out ports this test process already used");
 }
 
 /// A fresh, empty directory under the system temp dir.

@@ -143,7 +143,7 @@ fn echo_request(plan: &Plan) -> EchoRequest {
 
 /// A stream that ended well: `ShortStream` unless all `expected`
 /// messages came, `BadReply` if one was not the size asked for.
-fn counted(got: u32, expected: u32, bad: bool) -> Outcome {
+pub(super) fn counted(got: u32, expected: u32, bad: bool) -> Outcome {
     if got != expected {
         Err("ShortStream".into())
     } else if bad {

@@ -10,9 +10,13 @@
 //! the `tonic` feature, `--stream server --target tonic` drives
 //! `tonic-echo-server`'s `Pump` with tonic's own client, the same way (the
 //! streaming baseline of `scripts/streaming.sh`); `--stall-reader SECS`
-//! runs the slow-reader experiment instead (`stall`).
+//! runs the slow-reader experiment instead (`stall`). `--stream-async`
+//! reads the streams as futures on one tokio thread (`async_server`),
+//! `--stream-callback` hands them to `StreamHandler`s on the `Channel`'s
+//! I/O thread (`callback`), instead of a thread per stream.
 
 mod async_server;
+mod callback;
 mod kinds;
 mod stall;
 mod tally;
@@ -101,6 +105,14 @@ pub struct StreamArgs {
     #[serde(default)]
     pub stream_async: bool,
 
+    /// With --stream server|bidi --target mprpc: consume the streams with
+    /// `StreamHandler`s on the Channel's I/O thread (`*_stream_with`), a
+    /// bidi stream's next message sent from inside the handler, not one
+    /// blocking thread per stream; bookkeeping once per delivered batch.
+    #[arg(long)]
+    #[serde(default)]
+    pub stream_callback: bool,
+
     /// With --stream --target mprpc: the Channel's `stream_window`, the
     /// messages the provider may send a stream before loadgen grants more
     /// (default: the Channel's own default).
@@ -157,6 +169,15 @@ pub fn check(args: &Args) -> Result<(), String> {
             "--stream-async (only --stream server --target mprpc, without --stall-reader)",
         ),
         (
+            args.stream.stream_callback
+                && (kind == Some(StreamKind::Client)
+                    || args.target != TargetKind::Mprpc
+                    || stall
+                    || args.stream.stream_async),
+            "--stream-callback (only --stream server|bidi --target mprpc, without \
+             --stall-reader or --stream-async)",
+        ),
+        (
             args.client == crate::cli::ClientKind::Raw && args.target == TargetKind::Mprpc,
             "--client raw",
         ),
@@ -189,6 +210,9 @@ pub fn run(args: &Args) -> Result<(), String> {
     }
     if args.stream.stream_async {
         return async_server::run(args, plan);
+    }
+    if args.stream.stream_callback {
+        return callback::run(args, plan);
     }
     let mut target_args = args.clone();
     target_args.service = plan.service.clone();

@@ -82,6 +82,11 @@ impl Tally {
         self.latency.saturating_record(micros.min(HIGHEST_US));
     }
 
+    /// `n` messages of the same latency, in µs.
+    pub fn record_n(&mut self, micros: u64, n: u64) {
+        self.latency.saturating_record_n(micros.min(HIGHEST_US), n);
+    }
+
     /// Counts a finished stream's outcome.
     pub fn end_stream(&mut self, outcome: Result<(), String>) {
         let name = outcome.err().unwrap_or_else(|| "ok".into());

@@ -12,11 +12,11 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::route::Target;
 use super::Driver;
 use crate::client::cells::CellRef;
-use crate::client::queue::{Shared, Submit};
+use crate::client::queue::{Shared, Target};
 use crate::client::request::Parts;
+use crate::client::stream::{ClientCore, NewStream, StreamCmd};
 
 /// A driver thread's own driver, and its queue (the identity calls name
 /// their driver by).
@@ -38,50 +38,83 @@ pub(super) fn uninstall() {
     drop(driver);
 }
 
-/// Starts `call` on `shared`'s driver: right here when this is that
-/// driver's thread and the driver is free (delivering completions), else
-/// through its queue. One look-up of the thread's driver decides. Returns
-/// the call's request id.
+/// Starts the call `parts` describes on `shared`'s driver: right here
+/// when this is that driver's thread and the driver is free (delivering
+/// completions), else through its queue. One look-up of the thread's
+/// driver decides. `parts` is built once by the caller and only borrowed
+/// on its way: packed from there, or copied into the queue.
 #[inline]
-pub(crate) fn start(shared: &Shared, call: Submit<'_>, payload: &[u8], cell: CellRef) -> u64 {
-    // The driver is taken out of the thread-local (not the call into a
-    // closure): the call's parts are not moved about on their way.
+pub(crate) fn start(shared: &Shared, parts: &Parts<'_>, target: Target, cell: CellRef) {
     let own = DRIVER.with(|slot| match &*slot.borrow() {
         Some((own, driver)) if std::ptr::eq(*own, shared) => Some(driver.clone()),
         _ => None,
     });
     let free = own.as_ref().and_then(|driver| driver.try_borrow_mut().ok());
     match free {
-        Some(mut driver) => driver.start_here(call, payload, cell),
-        None => shared.submit(call, payload, cell),
+        // Packed from the caller's own arguments straight into the
+        // chosen connection's output.
+        Some(mut driver) => driver.take_call(parts, cell, target),
+        None => shared.submit(parts, target, cell),
     }
 }
 
-impl Driver {
-    /// Takes on a call started on this thread, packed from the caller's
-    /// own arguments straight into the chosen connection's output.
-    #[inline]
-    fn start_here(&mut self, call: Submit<'_>, payload: &[u8], cell: CellRef) -> u64 {
-        let id = cell.call_id();
-        let parts = Parts {
-            id,
-            deadline: call.deadline,
-            // Its deadline was set from this turn's start: the whole
-            // timeout is left.
-            timeout_ms: Some(call.timeout_ms),
-            service: call.service,
-            method: call.method,
-            payload,
-            metadata: &call.metadata,
-            trace: call.trace,
-            reply_metadata: call.reply_metadata.is_some(),
-        };
-        let target = Target {
-            endpoints: call.endpoints,
-            hash_key: call.hash_key,
-            reply_metadata: call.reply_metadata,
-        };
-        self.take_call(&parts, cell, target);
-        id
+/// This thread's own driver for `shared`, if this is its thread and the
+/// driver is free (not inside one of its own steps).
+fn own_free(shared: &Shared) -> Option<Rc<RefCell<Driver>>> {
+    let own = DRIVER.with(|slot| match &*slot.borrow() {
+        Some((own, driver)) if std::ptr::eq(*own, shared) => Some(driver.clone()),
+        _ => None,
+    })?;
+    let free = own.try_borrow_mut().is_ok();
+    free.then_some(own)
+}
+
+/// Hands stream `id`'s `cmd` to `shared`'s driver: packed at once on its
+/// own free thread (a stream handler sending, granting or cancelling),
+/// else queued.
+pub(crate) fn stream_command(shared: &Shared, id: u64, cmd: StreamCmd) {
+    match own_free(shared) {
+        Some(driver) => driver.borrow_mut().stream_command(id, cmd),
+        None => shared.stream_command(id, cmd),
+    }
+}
+
+/// Opens `stream` on `shared`'s driver: at once on its own free thread
+/// (a handler opening the next stream), else queued.
+pub(crate) fn open_stream(shared: &Shared, stream: NewStream) {
+    match own_free(shared) {
+        Some(driver) => driver.borrow_mut().open_stream(stream),
+        None => shared.open_stream(stream),
+    }
+}
+
+/// Packs a message of `len` bytes for stream `id` straight into its
+/// connection's output, `write` appending the message itself, when this
+/// is `shared`'s driver thread and the driver is free (a handler
+/// sending): no staging buffer, allocation or queue. False when it is
+/// not (nothing was written: queue the message instead).
+pub(crate) fn stream_message(
+    shared: &Shared,
+    id: u64,
+    len: usize,
+    write: &mut dyn FnMut(&mut bytes::BytesMut),
+) -> bool {
+    match own_free(shared) {
+        Some(driver) => {
+            driver.borrow_mut().stream_message(id, len, write);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Delivers handled stream `core` (ended before it reached its driver):
+/// listed for the driver's delivery when this is its own free thread (a
+/// handler opening a stream that fails at once is not re-entered from
+/// inside itself), else here.
+pub(crate) fn deliver_stream(shared: &Shared, core: std::sync::Arc<ClientCore>) {
+    match own_free(shared) {
+        Some(driver) => driver.borrow_mut().streams.list_delivery(core),
+        None => core.deliver(),
     }
 }

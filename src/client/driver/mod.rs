@@ -68,7 +68,7 @@ use pending::Calls;
 use retry::{Retry, SpareFrames};
 use timers::Deadlines;
 
-pub(crate) use local::start;
+pub(crate) use local::{deliver_stream, open_stream, start, stream_command, stream_message};
 
 const WAKER: Token = Token(usize::MAX);
 /// `Pending::conn` of a call not (yet) on any connection.
@@ -227,7 +227,8 @@ impl Driver {
     fn turn(&mut self, events: &mut Events) {
         // Calls queued by other threads, completions not yet delivered and
         // output not yet flushed are work: do not sleep on them.
-        let busy = self.shared.has_work() || !self.completed.is_empty();
+        let busy =
+            self.shared.has_work() || !self.completed.is_empty() || self.streams.has_deliveries();
         let mut timeout = if busy {
             Some(Duration::ZERO)
         } else {
@@ -339,10 +340,13 @@ fn run(driver: Driver) {
     shared.cells.install_local();
     let mut events = Events::with_capacity(1024);
     let mut batch = Vec::new();
+    let mut handled = Vec::new();
     loop {
         driver.borrow_mut().turn(&mut events);
+        streams::deliver(&driver, &mut handled);
         deliver(&driver, &shared, &mut batch);
         let stop = driver.borrow_mut().end_turn();
+        streams::deliver(&driver, &mut handled);
         deliver(&driver, &shared, &mut batch);
         if stop {
             break;

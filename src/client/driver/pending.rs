@@ -19,14 +19,24 @@ fn slot(id: u64) -> usize {
 }
 
 impl Calls {
+    /// Files `pending` in its slot (once per call: inlined, written in
+    /// place, the slot's growth out of line).
+    #[inline]
     pub(super) fn insert(&mut self, pending: Pending) {
         let at = slot(pending.id);
         if at >= self.slots.len() {
-            self.slots.resize_with(at + 1, || None);
+            self.grow(at);
         }
-        if self.slots[at].replace(pending).is_none() {
+        let entry = &mut self.slots[at];
+        if entry.is_none() {
             self.len += 1;
         }
+        *entry = Some(pending);
+    }
+
+    #[cold]
+    fn grow(&mut self, at: usize) {
+        self.slots.resize_with(at + 1, || None);
     }
 
     pub(super) fn get(&self, id: u64) -> Option<&Pending> {

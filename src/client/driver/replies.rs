@@ -107,7 +107,7 @@ impl Driver {
         // Anything read shows the link is not silent (see `eject`).
         conn.heard_from();
         if let Some(event) = reply.stream.take() {
-            return self.on_stream_frame(reply.id, event, reply.result);
+            return self.on_stream_frame(reply.id, event, reply.result, reply.metadata);
         }
         let conn = &mut self.conns[key];
         if conn.probe_until().is_some() {

@@ -14,25 +14,17 @@ use mio::Token;
 use slab::Slab;
 
 use super::{far_or, Driver, FastMap, Pending, Pool, NO_CONN};
-use crate::call::controller::ReplyMetadata;
 use crate::call::status::Status;
 use crate::client::balance::Balancer;
 use crate::client::cells::CellRef;
 use crate::client::conn::{ProviderConn, Queued, Routed, Security};
-use crate::client::queue::{Command, NewCall};
+use crate::client::queue::{Command, NewCall, Target};
 use crate::client::request::{staged, Parts};
 use crate::client::short::{self, ShortCall};
 use crate::discovery::Endpoint;
 use crate::net::tls::TlsMode;
 use crate::protocol::{Connections, Protocol, WireFormat};
 use crate::sys::TcpLiveness;
-
-/// Where a new call may go, and where its reply's metadata goes.
-pub(super) struct Target {
-    pub endpoints: Arc<[Endpoint]>,
-    pub hash_key: Option<u64>,
-    pub reply_metadata: Option<ReplyMetadata>,
-}
 
 /// Where a call goes next, and how often connecting has failed for it.
 pub(super) struct Route {
@@ -100,6 +92,23 @@ impl Driver {
         if let Some(deadline) = parts.deadline {
             self.deadlines.push(deadline, id);
         }
+        // A call on a remembered route (see `route`) is filed with its
+        // connection and packed there at once: no route to build, no
+        // second look-up of the call. Such a route has one endpoint, so
+        // nothing is kept for a retry elsewhere.
+        if let Some(key) = self.remembered(&target.endpoints) {
+            debug_assert!(target.endpoints.len() == 1);
+            self.pending.insert(Pending {
+                id,
+                conn: key,
+                deadline: parts.deadline,
+                cell,
+                retry: None,
+                reply_metadata: target.reply_metadata,
+            });
+            let (endpoints, hash_key) = (target.endpoints, target.hash_key);
+            return self.push_onto(key, parts, endpoints, hash_key, 0);
+        }
         let retry = self.keep_for_retry(parts, &target.endpoints, target.hash_key);
         self.pending.insert(Pending {
             id,
@@ -125,8 +134,8 @@ impl Driver {
     pub(super) fn route(&mut self, parts: &Parts<'_>, mut route: Route) {
         let id = parts.id;
         // A fresh call on a remembered route goes where the last one went.
-        if route.failures == 0 && route.avoid.is_none() && self.health.all_up() {
-            if let Some(key) = self.routes.conn_for(&route.endpoints) {
+        if route.failures == 0 && route.avoid.is_none() {
+            if let Some(key) = self.remembered(&route.endpoints) {
                 return self.attach(key, parts, route);
             }
         }
@@ -171,6 +180,16 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// The connection a fresh call on `endpoints` goes to, if its route
+    /// is remembered and no endpoint has a failure record.
+    #[inline]
+    fn remembered(&mut self, endpoints: &Arc<[Endpoint]>) -> Option<usize> {
+        if !self.health.all_up() {
+            return None;
+        }
+        self.routes.conn_for(endpoints)
     }
 
     /// Remembers `route`'s way to `addr` for the next calls, when the
@@ -305,13 +324,28 @@ impl Driver {
             return;
         };
         pending.conn = key;
-        // Kept only while the connection is not open: the call may then
-        // be routed again elsewhere.
+        self.push_onto(key, parts, route.endpoints, route.hash_key, route.failures);
+    }
+
+    /// Packs the request of a call filed on connection `key` onto it; its
+    /// route (`endpoints`, `hash_key`, connection `attempts` so far) is
+    /// kept only while the connection is not open: the call may then be
+    /// routed again elsewhere. Inlined into its two callers: the call it
+    /// would cost comes once per call.
+    #[inline(always)]
+    fn push_onto(
+        &mut self,
+        key: usize,
+        parts: &Parts<'_>,
+        endpoints: Arc<[Endpoint]>,
+        hash_key: Option<u64>,
+        attempts: u32,
+    ) {
         let routed = || Routed {
             request: parts.stage(BytesMut::new()),
-            endpoints: route.endpoints,
-            hash_key: route.hash_key,
-            attempts: route.failures,
+            endpoints,
+            hash_key,
+            attempts,
         };
         let conn = &mut self.conns[key];
         let was_idle = conn.inflight() == 0;

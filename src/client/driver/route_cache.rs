@@ -43,8 +43,12 @@ impl RouteCache {
             .entries
             .iter_mut()
             .find(|e| Arc::ptr_eq(&e.endpoints, endpoints))?;
-        let key = entry.conns[entry.next % entry.conns.len()];
-        entry.next = entry.next.wrapping_add(1);
+        // `next` stays below the (never empty) pool's length: no division.
+        let key = entry.conns[entry.next];
+        entry.next += 1;
+        if entry.next == entry.conns.len() {
+            entry.next = 0;
+        }
         Some(key)
     }
 

@@ -19,9 +19,9 @@ pub(super) fn parse_body(kind: u8, version: u8, body: Bytes) -> Result<Frame, Pr
     if let Some(kind) = StreamKind::from_u8(kind) {
         return stream::parse(kind, version, body).map(Frame::Stream);
     }
-    if version == VERSION_STREAMS {
+    if version >= VERSION_STREAMS {
         return Err(ProtocolError::Malformed(
-            "protocol version 3 is for stream frames only",
+            "protocol versions 3 and 4 are for stream frames only",
         ));
     }
     let v2 = version == VERSION;
@@ -74,7 +74,7 @@ fn split_metadata(body: &mut Bytes, meta_len: usize) -> Result<Metadata, Protoco
     Metadata::from_wire(body.split_off(at)).map_err(ProtocolError::Malformed)
 }
 
-fn parse_request(mut body: Bytes, v2: bool) -> Result<Request, ProtocolError> {
+pub(super) fn parse_request(mut body: Bytes, v2: bool) -> Result<Request, ProtocolError> {
     if body.len() < fixed_len(REQUEST_FIXED_LEN, v2) {
         return Err(ProtocolError::Malformed(
             "request body shorter than its fixed part",

@@ -2,13 +2,14 @@
 //! matched to their calls by id (requests are packed by
 //! [`encode_request_meta`](super::encode_request_meta)).
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 
 use super::body::{parse_body, parse_response};
 use super::decoder::{skip_body, Split};
 use super::stream::parse_message;
 use super::{
-    Decoder, Frame, FrameKind, Response, StreamFrame, StreamKind, VERSION, VERSION_STREAMS,
+    Decoder, Frame, FrameKind, Response, StreamFrame, StreamKind, HEADER_LEN, MAGIC, VERSION,
+    VERSION_STREAMS,
 };
 use crate::protocol::{ProtocolError, ReadState, Reply, StreamEvent};
 use crate::Status;
@@ -26,6 +27,9 @@ pub(super) fn parse_reply(
 ) -> Result<Option<Reply>, ProtocolError> {
     if state.skip > 0 && !skip_body(input, &mut state.skip) {
         return left_at(eof, input, state);
+    }
+    if let Some(reply) = stream_message(input, max) {
+        return Ok(Some(reply));
     }
     match Decoder::new(max).split_frame(input)? {
         Some(Split::Body {
@@ -62,6 +66,30 @@ pub(super) fn parse_reply(
     }
 }
 
+/// A whole stream message frame (within `max`) at the front of `input`,
+/// split off with its id read from the buffer: a server stream's frames
+/// are nearly all messages, so they skip the generic split and parse.
+/// `None` for anything else (a partial or oversized frame, another
+/// kind, a bad header), which the generic path then handles.
+#[inline]
+fn stream_message(input: &mut BytesMut, max: usize) -> Option<Reply> {
+    const ID_END: usize = HEADER_LEN + 8;
+    let head = *input.first_chunk::<ID_END>()?;
+    let ours = head[..2] == MAGIC && head[2] == VERSION_STREAMS;
+    if !ours || head[3] != StreamKind::Message as u8 {
+        return None;
+    }
+    let body_len = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as usize;
+    let frame_len = HEADER_LEN + body_len;
+    if body_len < 8 || body_len > max || input.len() < frame_len {
+        return None;
+    }
+    let id = u64::from_be_bytes(head[HEADER_LEN..].try_into().expect("8 bytes"));
+    let mut payload = input.split_to(frame_len).freeze();
+    payload.advance(ID_END);
+    Some(stream_reply(id, Ok(payload), StreamEvent::Message))
+}
+
 /// A frame other than a (version 1 or 2) response: a stream's, or one a
 /// server never sends.
 fn other_frame(frame: Frame) -> Result<Option<Reply>, ProtocolError> {
@@ -84,14 +112,19 @@ fn other_frame(frame: Frame) -> Result<Option<Reply>, ProtocolError> {
             Ok(Default::default()),
             StreamEvent::Credit(credit),
         ))),
-        Frame::Stream(frame) => {
+        Frame::Stream(StreamFrame::Headers { id, metadata }) => {
+            let mut reply = stream_reply(id, Ok(Default::default()), StreamEvent::Headers);
+            reply.metadata = metadata;
+            Ok(Some(reply))
+        }
+        Frame::Stream(mut frame) => {
             let status = frame.status().expect("an end or reset has a status");
-            let event = StreamEvent::End(status);
-            Ok(Some(stream_reply(
-                frame.id(),
-                Ok(Default::default()),
-                event,
-            )))
+            let mut reply =
+                stream_reply(frame.id(), Ok(Default::default()), StreamEvent::End(status));
+            if let StreamFrame::End { metadata, .. } = &mut frame {
+                reply.metadata = std::mem::take(metadata);
+            }
+            Ok(Some(reply))
         }
     }
 }
@@ -159,6 +192,47 @@ mod tests {
         let failed = replies[1].result.as_ref().unwrap_err();
         assert_eq!((replies[1].id, failed.code()), (4, Code::Application));
         assert_eq!(failed.message(), "no such user");
+    }
+
+    #[test]
+    fn stream_messages_read_whole_or_split_at_every_byte() {
+        use crate::protocol::mprpc::{encode_stream_credit, encode_stream_message};
+        let mut stream = BytesMut::new();
+        encode_stream_message(7, b"first", &mut stream);
+        encode_stream_credit(7, 3, &mut stream);
+        encode_stream_message(9, b"", &mut stream);
+        encode_response(4, Code::Ok, "", b"unary", &mut stream);
+        encode_stream_message(u64::MAX, &[1u8; 40], &mut stream);
+        let whole = parse_all(&stream, 1024);
+        let events: Vec<_> = whole.iter().map(|r| (r.id, r.stream.clone())).collect();
+        assert_eq!(events.len(), 5);
+        assert_eq!(events[0], (7, Some(StreamEvent::Message)));
+        assert_eq!(whole[0].result.as_deref(), Ok(&b"first"[..]));
+        assert_eq!(events[1], (7, Some(StreamEvent::Credit(3))));
+        assert_eq!(whole[2].result.as_deref(), Ok(&b""[..]));
+        assert_eq!(
+            (events[3].0, whole[3].result.as_deref()),
+            (4, Ok(&b"unary"[..]))
+        );
+        assert_eq!(
+            (events[4].0, whole[4].result.as_deref()),
+            (u64::MAX, Ok(&[1u8; 40][..]))
+        );
+        // Fed a byte at a time, the same replies come out.
+        let (mut input, mut state) = (BytesMut::new(), ReadState::default());
+        let mut split = Vec::new();
+        for byte in stream.iter() {
+            input.extend_from_slice(&[*byte]);
+            while let Some(reply) = parse_reply(&mut input, &mut state, 1024, false).unwrap() {
+                split.push(reply);
+            }
+        }
+        assert_eq!(split, whole);
+        // A message over the limit is an error, as before.
+        let mut big = BytesMut::new();
+        encode_stream_message(1, &[0u8; 100], &mut big);
+        let mut state = ReadState::default();
+        assert!(parse_reply(&mut big, &mut state, 64, false).is_err());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use super::body::parse_body;
 use super::decoded::{Frame, Oversized};
 use super::frame::FrameKind;
 use super::stream::StreamKind;
-use super::{DEFAULT_MAX_FRAME, HEADER_LEN, MAGIC, VERSION_NO_METADATA, VERSION_STREAMS};
+use super::{DEFAULT_MAX_FRAME, HEADER_LEN, MAGIC, VERSION_NO_METADATA, VERSION_STREAM_METADATA};
 use crate::protocol::{ProtocolError, ReadState};
 
 /// Splits complete frames off the front of a read buffer.
@@ -58,25 +58,18 @@ impl Decoder {
     /// that expects one kind of frame parses it without building a
     /// [`Frame`].
     pub(crate) fn split_frame(&self, buf: &mut BytesMut) -> Result<Option<Split>, ProtocolError> {
-        // Check the magic on whatever has arrived, so garbage fails at once.
-        if !buf.is_empty() && buf[0] != MAGIC[0] {
-            return Err(ProtocolError::BadMagic([
-                buf[0],
-                buf.get(1).copied().unwrap_or(0),
-            ]));
+        let Some(head) = buf.first_chunk::<HEADER_LEN>() else {
+            return partial_header(buf);
+        };
+        let head = *head;
+        if head[..2] != MAGIC {
+            return Err(ProtocolError::BadMagic([head[0], head[1]]));
         }
-        if buf.len() >= 2 && buf[1] != MAGIC[1] {
-            return Err(ProtocolError::BadMagic([buf[0], buf[1]]));
-        }
-        if buf.len() < HEADER_LEN {
-            return Ok(None);
-        }
-        let version = buf[2];
-        if !(VERSION_NO_METADATA..=VERSION_STREAMS).contains(&version) {
+        let (version, kind) = (head[2], head[3]);
+        if !(VERSION_NO_METADATA..=VERSION_STREAM_METADATA).contains(&version) {
             return Err(ProtocolError::UnsupportedVersion(version));
         }
-        let kind = buf[3];
-        let body_len = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]) as usize;
+        let body_len = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as usize;
         if body_len > self.max_frame {
             return Ok(self.oversized(kind, body_len, buf)?.map(Split::Oversized));
         }
@@ -86,13 +79,31 @@ impl Decoder {
             // as its bytes arrive, so a header alone costs no memory.
             return Ok(None);
         }
-        buf.advance(HEADER_LEN);
-        let body = buf.split_to(body_len).freeze();
+        // The whole frame in one split, its header then dropped from the
+        // shared slice (a pointer bump, where advancing the read buffer
+        // would move its offset bookkeeping twice).
+        let mut body = buf.split_to(frame_len).freeze();
+        body.advance(HEADER_LEN);
         Ok(Some(Split::Body {
             kind,
             version,
             body,
         }))
+    }
+}
+
+/// Less than a header has arrived: check the magic on what did, so
+/// garbage fails at once, else wait for more.
+#[cold]
+fn partial_header(buf: &BytesMut) -> Result<Option<Split>, ProtocolError> {
+    match buf.len() {
+        0 => Ok(None),
+        _ if buf[0] != MAGIC[0] => Err(ProtocolError::BadMagic([
+            buf[0],
+            buf.get(1).copied().unwrap_or(0),
+        ])),
+        2.. if buf[1] != MAGIC[1] => Err(ProtocolError::BadMagic([buf[0], buf[1]])),
+        _ => Ok(None),
     }
 }
 
@@ -159,23 +170,23 @@ pub fn skip_body(buf: &mut BytesMut, unread: &mut usize) -> bool {
     *unread == 0
 }
 
-/// The next complete frame in a connection's `input`, first dropping what
-/// an oversized frame's body still owes (`state.skip`: the decoder reports
-/// such a frame once, as [`Frame::Oversized`]; its body never occupies
-/// memory).
-pub(crate) fn read_frame(
+/// The next complete frame in a connection's `input`, its body not yet
+/// parsed (see [`Decoder::split_frame`]), first dropping what an oversized
+/// frame's body still owes (`state.skip`: the decoder reports such a frame
+/// once, as [`Split::Oversized`]; its body never occupies memory).
+pub(crate) fn read_split(
     decoder: &Decoder,
     input: &mut BytesMut,
     state: &mut ReadState,
-) -> Result<Option<Frame>, ProtocolError> {
+) -> Result<Option<Split>, ProtocolError> {
     if state.skip > 0 && !skip_body(input, &mut state.skip) {
         return Ok(None);
     }
-    let frame = decoder.decode(input)?;
-    if let Some(Frame::Oversized(o)) = &frame {
+    let split = decoder.split_frame(input)?;
+    if let Some(Split::Oversized(o)) = &split {
         state.skip = o.unread;
     }
-    Ok(frame)
+    Ok(split)
 }
 
 #[cfg(test)]
@@ -412,12 +423,16 @@ mod tests {
         let d = Decoder::default();
         for (bytes, expected) in [
             (
-                &b"MP\x04\x01\x00\x00\x00\x00"[..],
-                ProtocolError::UnsupportedVersion(4),
+                &b"MP\x05\x01\x00\x00\x00\x00"[..],
+                ProtocolError::UnsupportedVersion(5),
             ),
             (
                 &b"MP\x03\x01\x00\x00\x00\x00"[..],
-                ProtocolError::Malformed("protocol version 3 is for stream frames only"),
+                ProtocolError::Malformed("protocol versions 3 and 4 are for stream frames only"),
+            ),
+            (
+                &b"MP\x04\x02\x00\x00\x00\x00"[..],
+                ProtocolError::Malformed("protocol versions 3 and 4 are for stream frames only"),
             ),
             (
                 &b"MP\x02\x01\x00\x00\x00\x0e\0\0\0\0\0\0\0\x01\0\0\0\0\0\0"[..],
@@ -432,8 +447,8 @@ mod tests {
                 ProtocolError::Malformed("metadata entry overruns its block"),
             ),
             (
-                &b"MP\x01\x0a\x00\x00\x00\x00"[..],
-                ProtocolError::UnknownKind(10),
+                &b"MP\x01\x0b\x00\x00\x00\x00"[..],
+                ProtocolError::UnknownKind(11),
             ),
             (
                 &b"MP\x01\x01\x00\x00\x00\x02ab"[..],

@@ -78,8 +78,7 @@ impl Request {
         service_len: usize,
         payload: Bytes,
     ) -> Option<Request> {
-        let (service, method) = names.split_at(service_len.min(names.len()));
-        if std::str::from_utf8(service).is_err() || std::str::from_utf8(method).is_err() {
+        if !crate::protocol::names::names_are_utf8(&names, service_len) {
             return None;
         }
         Some(Request {
@@ -292,11 +291,14 @@ pub fn encode_request_meta(
         + method.len()
         + payload.len()
         + meta_len;
-    dst.reserve(HEADER_LEN + body_len);
+    // Room for the whole frame, and for the fixed part written whole
+    // (see below) even when the frame is shorter.
+    dst.reserve(HEADER_LEN + body_len + META_LEN_LEN);
     let version = if v2 { VERSION } else { VERSION_NO_METADATA };
-    // The fixed part is assembled on the stack and appended with the
-    // names and payload, one copy each: this runs once per call, and
-    // field-by-field `put_*` calls each check and advance the buffer.
+    // The fixed part is assembled on the stack and written with the names
+    // and payload into the reserved room, one copy each and one length
+    // update: this runs once per call, and field-by-field `put_*` (or
+    // `extend_from_slice`) calls each check and advance the buffer.
     let mut fixed = [0u8; HEADER_LEN + REQUEST_FIXED_LEN + META_LEN_LEN];
     fixed[..2].copy_from_slice(&MAGIC);
     fixed[2] = version;
@@ -308,12 +310,42 @@ pub fn encode_request_meta(
     fixed[21] = method.len() as u8;
     fixed[22..26].copy_from_slice(&(meta_len as u32).to_be_bytes());
     let fixed_len = HEADER_LEN + REQUEST_FIXED_LEN + if v2 { META_LEN_LEN } else { 0 };
-    dst.extend_from_slice(&fixed[..fixed_len]);
-    dst.extend_from_slice(service);
-    dst.extend_from_slice(method);
-    dst.extend_from_slice(payload);
+    put_parts(dst, &fixed, fixed_len, [service, method, payload]);
     if v2 {
         meta.put(dst);
+    }
+}
+
+/// Appends the first `fixed_len` bytes of `fixed`, then `rest`, to `dst`,
+/// which has room for all of `fixed` and `rest` (whole `fixed` is copied,
+/// a constant size the compiler copies inline; the bytes past `fixed_len`
+/// are overwritten by `rest` or left past the end).
+#[inline]
+fn put_parts<const N: usize>(
+    dst: &mut BytesMut,
+    fixed: &[u8; N],
+    fixed_len: usize,
+    rest: [&[u8]; 3],
+) {
+    let len = fixed_len + rest.iter().map(|part| part.len()).sum::<usize>();
+    let room = dst.capacity() - dst.len();
+    assert!(
+        fixed_len <= N && room >= len.max(N),
+        "put_parts: room not reserved"
+    );
+    // SAFETY: the assert above makes every write below land in `dst`'s
+    // spare capacity (`N` bytes from its end, then `rest` after
+    // `fixed_len`); the slices are the caller's, disjoint from that spare
+    // room, and the length is set only after all `len` bytes are written.
+    unsafe {
+        let start = dst.spare_capacity_mut().as_mut_ptr().cast::<u8>();
+        std::ptr::copy_nonoverlapping(fixed.as_ptr(), start, N);
+        let mut at = start.add(fixed_len);
+        for part in rest {
+            std::ptr::copy_nonoverlapping(part.as_ptr(), at, part.len());
+            at = at.add(part.len());
+        }
+        dst.set_len(dst.len() + len);
     }
 }
 
@@ -357,16 +389,31 @@ pub(crate) fn begin_response(
     } else {
         VERSION_NO_METADATA
     };
-    put_header_version(dst, version, FrameKind::Response, 0);
-    dst.put_u64(id);
-    dst.put_u8(code as u8);
-    dst.put_u16(error.len() as u16);
-    let meta_len_at = with_metadata.then(|| {
-        dst.put_u32(0);
-        dst.len() - META_LEN_LEN
-    });
-    dst.put_slice(error);
-    ReplyStart { at, meta_len_at }
+    // The header and fixed part built on the stack and appended in one
+    // write: a `put_*` per field checks the capacity each time (~100
+    // instructions per reply; callgrind, issue 25). The body length and
+    // `meta_len` stay 0 until `end_response` patches them.
+    const FIXED: usize = HEADER_LEN + RESPONSE_FIXED_LEN;
+    let mut head = [0u8; FIXED + META_LEN_LEN];
+    head[..2].copy_from_slice(&MAGIC);
+    head[2] = version;
+    head[3] = FrameKind::Response as u8;
+    head[HEADER_LEN..HEADER_LEN + 8].copy_from_slice(&id.to_be_bytes());
+    head[HEADER_LEN + 8] = code as u8;
+    head[HEADER_LEN + 9..FIXED].copy_from_slice(&(error.len() as u16).to_be_bytes());
+    let len = if with_metadata {
+        FIXED + META_LEN_LEN
+    } else {
+        FIXED
+    };
+    dst.put_slice(&head[..len]);
+    if !error.is_empty() {
+        dst.put_slice(error);
+    }
+    ReplyStart {
+        at,
+        meta_len_at: with_metadata.then_some(at + FIXED),
+    }
 }
 
 /// Finishes a response frame begun by [`begin_response`]: appends

@@ -23,12 +23,15 @@
 //!   written as version 1, byte for byte the original layout, so a frame
 //!   without metadata costs nothing extra and peers that only know version
 //!   1 read everything but metadata. Version 3 ([`VERSION_STREAMS`]) is
-//!   written on stream frames only, and every stream frame is version 3;
-//!   a peer that only knows versions 1 and 2 closes a connection that
-//!   opens a stream (it never sees one unless a stream is opened). Other
-//!   versions are a protocol error.
-//! * `kind` is 1 = request, 2 = response, 3 = cancel, 4 = auth; 5 to 9
-//!   are stream frames (version 3, see "Streams" below).
+//!   written on stream frames only; a peer that only knows versions 1 and
+//!   2 closes a connection that opens a stream (it never sees one unless
+//!   a stream is opened). Version 4 ([`VERSION_STREAM_METADATA`]) is the
+//!   same for stream frames that carry reply metadata (see "Reply
+//!   metadata on streams"); it is written only to and by a peer that
+//!   asked for it, so a version 3 peer never sees one. Other versions are
+//!   a protocol error.
+//! * `kind` is 1 = request, 2 = response, 3 = cancel, 4 = auth; 5 to 10
+//!   are stream frames (versions 3 and 4, see "Streams" below).
 //! * `body_len` is bounded by the configured max frame size, so no peer can
 //!   make us buffer without bound. A request or response over the limit fails
 //!   alone: its id is read, its body is skipped as it arrives (never
@@ -122,6 +125,15 @@
 //! kind 9, credit:  stream_id u64 | credit u32
 //! ```
 //!
+//! Version 4 adds (see "Reply metadata on streams"):
+//!
+//! ```text
+//! kind 5, open:    as in version 3 (the caller reads reply metadata)
+//! kind 7, end:     stream_id u64 | status u8 | error_len u16 | meta_len u32 |
+//!                  error text | metadata (meta_len bytes)
+//! kind 10, headers: stream_id u64 | metadata (the rest of the body)
+//! ```
+//!
 //! * `shape` is 1 = server stream (the open's payload is the request
 //!   message), 2 = client stream, 3 = bidirectional (the payload is empty;
 //!   the client's messages follow as kind 6).
@@ -144,6 +156,22 @@
 //!   dropped (one may cross the reset on the wire).
 //! * An open or message over the frame size limit fails its stream alone
 //!   (reset `ResourceExhausted`), as an oversized request does.
+//! * **Reply metadata on streams** (version 4) mirrors a version 2
+//!   request's: a client whose caller asks for reply metadata writes its
+//!   open as version 4 (the layout of version 3), and only then may the
+//!   server send the stream's reply metadata. What the handler set before
+//!   its first message goes out as a headers frame (kind 10) just before
+//!   that message; what it set later (all of it, if it sent no message)
+//!   goes in the end frame, written as version 4 with `meta_len` after
+//!   `error_len` and the block after the text, like a version 2
+//!   response's. A headers frame is sent at most once, and only with
+//!   entries; an end without metadata is the version 3 frame, byte for
+//!   byte. Every other stream frame (message, reset, credit; and every
+//!   client's end) is version 3 whatever the open's version. A version 3
+//!   open gets only version 3 frames, so a client of before this version
+//!   reads everything it is sent; a version 4 open sent to a provider of
+//!   before it closes that connection (an unsupported version), which is
+//!   why a client writes one only when its caller asked.
 //! * A stream method called as a unary request is answered
 //!   `Unimplemented`, and so is an open of a unary method. The seed's
 //!   format has no streams: a stream cannot be opened in it.
@@ -167,6 +195,7 @@
 
 mod body;
 mod client;
+mod credit;
 mod decoded;
 mod decoder;
 mod frame;
@@ -175,19 +204,19 @@ mod stream;
 
 use bytes::BytesMut;
 
+pub(crate) use credit::SendCredit;
 pub use decoded::{Frame, Oversized};
-pub(crate) use decoder::read_frame;
 pub use decoder::{skip_body, Decoder};
 pub(crate) use frame::{begin_response, end_response, set_request_timeout};
 pub use frame::{
     check_names, encode_auth, encode_cancel, encode_request, encode_request_meta, encode_response,
     encode_response_meta, FrameKind, NameTooLong, Request, RequestHead, RequestMeta, Response,
 };
-pub(crate) use stream::{begin_stream_message, end_stream_message};
+pub(crate) use stream::put_stream_message_head;
 pub use stream::{
-    encode_stream_credit, encode_stream_end, encode_stream_message, encode_stream_open,
-    encode_stream_reset, StreamFrame, StreamKind, StreamOpen, StreamShape, END_FIXED_LEN,
-    OPEN_FIXED_LEN,
+    encode_stream_credit, encode_stream_end, encode_stream_end_meta, encode_stream_headers,
+    encode_stream_message, encode_stream_open, encode_stream_reset, StreamFrame, StreamKind,
+    StreamOpen, StreamShape, END_FIXED_LEN, END_META_FIXED_LEN, MESSAGE_HEAD_LEN, OPEN_FIXED_LEN,
 };
 
 use super::{
@@ -205,6 +234,9 @@ pub const VERSION: u8 = 2;
 pub const VERSION_NO_METADATA: u8 = 1;
 /// The version of stream frames (kinds 5 to 9), and only of them.
 pub const VERSION_STREAMS: u8 = 3;
+/// The version of stream frames that carry reply metadata (an open whose
+/// caller reads it, an end with trailers, headers), and only of them.
+pub const VERSION_STREAM_METADATA: u8 = 4;
 /// Size of the fixed frame header.
 pub const HEADER_LEN: usize = 8;
 /// Default limit on a frame's body: 16 MiB.

@@ -1,10 +1,11 @@
-//! Stream frames (kinds 5 to 9, header version 3): their types, encoders
-//! and parsers. The layout is documented in the module above ("Streams").
+//! Stream frames (kinds 5 to 10, header versions 3 and 4): their types,
+//! encoders and parsers. The layout is documented in the module above
+//! ("Streams").
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::frame::{check_names, RequestHead, RequestMeta, META_LEN_LEN};
-use super::{HEADER_LEN, MAGIC, VERSION_STREAMS};
+use super::{HEADER_LEN, MAGIC, VERSION_STREAMS, VERSION_STREAM_METADATA};
 use crate::call::metadata::Metadata;
 use crate::call::status::{Code, Status};
 use crate::protocol::ProtocolError;
@@ -24,6 +25,9 @@ pub enum StreamKind {
     Reset = 8,
     /// A receiver grants its sender more messages (flow control).
     Credit = 9,
+    /// A server's reply metadata sent before its first message (version
+    /// 4 only, to a client that opened the stream in version 4).
+    Headers = 10,
 }
 
 impl StreamKind {
@@ -35,6 +39,7 @@ impl StreamKind {
             7 => StreamKind::End,
             8 => StreamKind::Reset,
             9 => StreamKind::Credit,
+            10 => StreamKind::Headers,
             _ => return None,
         })
     }
@@ -74,6 +79,8 @@ impl StreamShape {
 pub const OPEN_FIXED_LEN: usize = 8 + 4 + 1 + 4 + 1 + 1 + META_LEN_LEN;
 /// The fixed part of an end or reset body: id, status, error length.
 pub const END_FIXED_LEN: usize = 8 + 1 + 2;
+/// The fixed part of a version 4 end body: an end's, then meta_len.
+pub const END_META_FIXED_LEN: usize = END_FIXED_LEN + META_LEN_LEN;
 
 /// A decoded stream open. Names, payload and metadata are slices of the
 /// read buffer.
@@ -93,6 +100,10 @@ pub struct StreamOpen {
     pub payload: Bytes,
     /// The caller's metadata (trace id included).
     pub metadata: Metadata,
+    /// It came as a version 4 frame: its caller reads reply metadata, so
+    /// the server may send it headers (kind 10) and an end with metadata
+    /// (a version 3 opener gets neither: it could not read them).
+    pub replies_with_metadata: bool,
 }
 
 impl StreamOpen {
@@ -127,6 +138,8 @@ pub enum StreamFrame {
         status: Code,
         /// The failure's text (UTF-8); empty on `Ok`.
         error: Bytes,
+        /// A server's trailing metadata (version 4; empty in version 3).
+        metadata: Metadata,
     },
     /// Stream `id` ends both ways at once.
     Reset {
@@ -144,6 +157,14 @@ pub enum StreamFrame {
         /// Messages granted, on top of what is left.
         credit: u32,
     },
+    /// A server's reply metadata for stream `id`, sent before its first
+    /// message (version 4).
+    Headers {
+        /// The stream.
+        id: u64,
+        /// The metadata, a slice of the read buffer.
+        metadata: Metadata,
+    },
 }
 
 impl StreamFrame {
@@ -154,7 +175,8 @@ impl StreamFrame {
             StreamFrame::Message { id, .. }
             | StreamFrame::End { id, .. }
             | StreamFrame::Reset { id, .. }
-            | StreamFrame::Credit { id, .. } => *id,
+            | StreamFrame::Credit { id, .. }
+            | StreamFrame::Headers { id, .. } => *id,
         }
     }
 
@@ -171,9 +193,13 @@ impl StreamFrame {
 }
 
 fn put_header(dst: &mut BytesMut, kind: StreamKind, body_len: usize) {
+    put_header_v(dst, VERSION_STREAMS, kind, body_len)
+}
+
+fn put_header_v(dst: &mut BytesMut, version: u8, kind: StreamKind, body_len: usize) {
     dst.reserve(HEADER_LEN + body_len);
     dst.put_slice(&MAGIC);
-    dst.put_u8(VERSION_STREAMS);
+    dst.put_u8(version);
     dst.put_u8(kind as u8);
     dst.put_u32(body_len as u32);
 }
@@ -181,7 +207,9 @@ fn put_header(dst: &mut BytesMut, kind: StreamKind, body_len: usize) {
 /// Appends a stream open: the routing of `head` (its id is the stream's,
 /// its timeout the whole stream's), the `shape`, the opener's receive
 /// `window`, the request message (server streams; empty otherwise) and
-/// `meta`'s metadata and trace id.
+/// `meta`'s metadata and trace id. With `meta.reply_metadata` the open is
+/// written as version 4 (same layout): the caller reads the server's
+/// headers and trailers; else as version 3.
 ///
 /// # Panics
 ///
@@ -200,7 +228,11 @@ pub fn encode_stream_open(
     let (service, method) = (head.service.as_bytes(), head.method.as_bytes());
     let meta_len = meta.block_len();
     let body_len = OPEN_FIXED_LEN + service.len() + method.len() + payload.len() + meta_len;
-    put_header(dst, StreamKind::Open, body_len);
+    let version = match meta.reply_metadata {
+        true => VERSION_STREAM_METADATA,
+        false => VERSION_STREAMS,
+    };
+    put_header_v(dst, version, StreamKind::Open, body_len);
     dst.put_u64(head.id);
     dst.put_u32(head.timeout_ms);
     dst.put_u8(shape as u8);
@@ -216,30 +248,73 @@ pub fn encode_stream_open(
 
 /// Appends one message of stream `id`.
 pub fn encode_stream_message(id: u64, payload: &[u8], dst: &mut BytesMut) {
-    put_header(dst, StreamKind::Message, 8 + payload.len());
-    dst.put_u64(id);
+    put_stream_message_head(id, payload.len(), dst);
     dst.put_slice(payload);
 }
 
-/// Starts a message of stream `id` whose payload the caller appends, then
-/// patches with [`end_stream_message`]; returns where the frame starts.
-pub(crate) fn begin_stream_message(id: u64, dst: &mut BytesMut) -> usize {
-    let at = dst.len();
-    put_header(dst, StreamKind::Message, 8);
-    dst.put_u64(id);
-    at
-}
+/// The bytes of a message frame besides its payload: the header and the
+/// stream id.
+pub const MESSAGE_HEAD_LEN: usize = HEADER_LEN + 8;
 
-/// Patches the length of a message begun at `at`.
-pub(crate) fn end_stream_message(at: usize, dst: &mut BytesMut) {
-    let body_len = (dst.len() - at - HEADER_LEN) as u32;
-    dst[at + 4..at + 8].copy_from_slice(&body_len.to_be_bytes());
+/// Appends the head of a message of stream `id` whose payload, exactly
+/// `payload_len` bytes, the caller appends next; room for both is
+/// reserved at once and the head goes in as one write (a stream's sender
+/// runs this once per message).
+pub(crate) fn put_stream_message_head(id: u64, payload_len: usize, dst: &mut BytesMut) {
+    let mut head = [0u8; MESSAGE_HEAD_LEN];
+    head[..2].copy_from_slice(&MAGIC);
+    head[2] = VERSION_STREAMS;
+    head[3] = StreamKind::Message as u8;
+    head[4..8].copy_from_slice(&((8 + payload_len) as u32).to_be_bytes());
+    head[8..].copy_from_slice(&id.to_be_bytes());
+    dst.reserve(MESSAGE_HEAD_LEN + payload_len);
+    dst.put_slice(&head);
 }
 
 /// Appends an end of stream `id`: `Ok` from a client that half-closes,
 /// the final status from a server.
 pub fn encode_stream_end(id: u64, status: Code, error: &str, dst: &mut BytesMut) {
     put_status(StreamKind::End, id, status, error, dst)
+}
+
+/// Appends a server's end of stream `id` with its trailing `metadata`:
+/// version 4 when there is some (only for a caller that opened in
+/// version 4), else exactly [`encode_stream_end`]'s version 3 frame.
+pub fn encode_stream_end_meta(
+    id: u64,
+    status: Code,
+    error: &str,
+    metadata: &Metadata,
+    dst: &mut BytesMut,
+) {
+    if metadata.is_empty() {
+        return encode_stream_end(id, status, error, dst);
+    }
+    let error = clip(error);
+    let block = metadata.as_wire();
+    let body_len = END_META_FIXED_LEN + error.len() + block.len();
+    put_header_v(dst, VERSION_STREAM_METADATA, StreamKind::End, body_len);
+    dst.put_u64(id);
+    dst.put_u8(status as u8);
+    dst.put_u16(error.len() as u16);
+    dst.put_u32(block.len() as u32);
+    dst.put_slice(error);
+    dst.put_slice(block);
+}
+
+/// Appends a server's headers for stream `id`: its reply `metadata` set
+/// before its first message (version 4, for a caller that opened in
+/// version 4).
+pub fn encode_stream_headers(id: u64, metadata: &Metadata, dst: &mut BytesMut) {
+    let block = metadata.as_wire();
+    put_header_v(
+        dst,
+        VERSION_STREAM_METADATA,
+        StreamKind::Headers,
+        8 + block.len(),
+    );
+    dst.put_u64(id);
+    dst.put_slice(block);
 }
 
 /// Appends a reset of stream `id` with `status` and its text.
@@ -254,8 +329,13 @@ pub fn encode_stream_credit(id: u64, credit: u32, dst: &mut BytesMut) {
     dst.put_u32(credit);
 }
 
+/// A status text's bytes, cut to what its u16 length can say.
+fn clip(error: &str) -> &[u8] {
+    &error.as_bytes()[..error.len().min(u16::MAX as usize)]
+}
+
 fn put_status(kind: StreamKind, id: u64, status: Code, error: &str, dst: &mut BytesMut) {
-    let error = &error.as_bytes()[..error.len().min(u16::MAX as usize)];
+    let error = clip(error);
     put_header(dst, kind, END_FIXED_LEN + error.len());
     dst.put_u64(id);
     dst.put_u8(status as u8);
@@ -269,23 +349,31 @@ pub(super) fn parse(
     version: u8,
     body: Bytes,
 ) -> Result<StreamFrame, ProtocolError> {
-    if version != VERSION_STREAMS {
-        return Err(ProtocolError::Malformed(
-            "a stream frame needs protocol version 3",
-        ));
-    }
+    check_version(kind, version)?;
+    let v4 = version == VERSION_STREAM_METADATA;
     match kind {
-        StreamKind::Open => parse_open(body).map(StreamFrame::Open),
+        StreamKind::Open => parse_open(body, v4).map(StreamFrame::Open),
         StreamKind::Message => {
             let (id, payload) = split_id(body, "stream message shorter than its id")?;
             Ok(StreamFrame::Message { id, payload })
         }
+        StreamKind::End if v4 => parse_end_meta(body),
         StreamKind::End | StreamKind::Reset => {
             let (id, status, error) = parse_status(body)?;
             Ok(match kind {
-                StreamKind::End => StreamFrame::End { id, status, error },
+                StreamKind::End => StreamFrame::End {
+                    id,
+                    status,
+                    error,
+                    metadata: Metadata::new(),
+                },
                 _ => StreamFrame::Reset { id, status, error },
             })
+        }
+        StreamKind::Headers => {
+            let (id, block) = split_id(body, "stream headers shorter than its id")?;
+            let metadata = Metadata::from_wire(block).map_err(ProtocolError::Malformed)?;
+            Ok(StreamFrame::Headers { id, metadata })
         }
         StreamKind::Credit => {
             if body.len() != 12 {
@@ -299,6 +387,26 @@ pub(super) fn parse(
                 credit: body.get_u32(),
             })
         }
+    }
+}
+
+/// Whether a stream frame of `kind` may come in header `version`: every
+/// kind in version 3 but headers; an open, an end or headers in version 4.
+fn check_version(kind: StreamKind, version: u8) -> Result<(), ProtocolError> {
+    match (version, kind) {
+        (VERSION_STREAMS, StreamKind::Headers) => Err(ProtocolError::Malformed(
+            "a stream headers frame needs protocol version 4",
+        )),
+        (VERSION_STREAMS, _) => Ok(()),
+        (VERSION_STREAM_METADATA, StreamKind::Open | StreamKind::End | StreamKind::Headers) => {
+            Ok(())
+        }
+        (VERSION_STREAM_METADATA, _) => Err(ProtocolError::Malformed(
+            "only a stream open, end or headers frame has protocol version 4",
+        )),
+        _ => Err(ProtocolError::Malformed(
+            "a stream frame needs protocol version 3",
+        )),
     }
 }
 
@@ -332,7 +440,33 @@ fn parse_status(mut body: Bytes) -> Result<(u64, Code, Bytes), ProtocolError> {
     Ok((id, status, body))
 }
 
-fn parse_open(mut body: Bytes) -> Result<StreamOpen, ProtocolError> {
+/// A version 4 end: an end's fields, `meta_len`, the text, the block.
+fn parse_end_meta(mut body: Bytes) -> Result<StreamFrame, ProtocolError> {
+    if body.len() < END_META_FIXED_LEN {
+        return Err(ProtocolError::Malformed(
+            "stream end shorter than its fixed part",
+        ));
+    }
+    let id = body.get_u64();
+    let status = Code::from_u8(body.get_u8());
+    let error_len = body.get_u16() as usize;
+    let meta_len = body.get_u32() as usize;
+    if body.len() != error_len + meta_len {
+        return Err(ProtocolError::Malformed(
+            "stream end text and metadata do not fill the body",
+        ));
+    }
+    let error = body.split_to(error_len);
+    let metadata = Metadata::from_wire(body).map_err(ProtocolError::Malformed)?;
+    Ok(StreamFrame::End {
+        id,
+        status,
+        error,
+        metadata,
+    })
+}
+
+fn parse_open(mut body: Bytes, v4: bool) -> Result<StreamOpen, ProtocolError> {
     if body.len() < OPEN_FIXED_LEN {
         return Err(ProtocolError::Malformed(
             "stream open shorter than its fixed part",
@@ -352,8 +486,7 @@ fn parse_open(mut body: Bytes) -> Result<StreamOpen, ProtocolError> {
         ));
     }
     let names = body.split_to(service_len + method_len);
-    let (service, method) = names.split_at(service_len);
-    if std::str::from_utf8(service).is_err() || std::str::from_utf8(method).is_err() {
+    if !crate::protocol::names::names_are_utf8(&names, service_len) {
         return Err(ProtocolError::Malformed("service/method name is not UTF-8"));
     }
     let metadata = match meta_len {
@@ -372,6 +505,7 @@ fn parse_open(mut body: Bytes) -> Result<StreamOpen, ProtocolError> {
         service_len,
         payload: body,
         metadata,
+        replies_with_metadata: v4,
     })
 }
 
@@ -381,14 +515,17 @@ mod tests {
     use crate::protocol::mprpc::{Decoder, Frame};
 
     #[test]
-    fn a_message_written_in_place_is_the_encoded_message() {
+    fn a_message_head_then_its_payload_is_the_encoded_message() {
         let mut in_place = BytesMut::from(&b"before"[..]);
-        let at = begin_stream_message(3, &mut in_place);
+        put_stream_message_head(3, 2, &mut in_place);
         in_place.put_slice(b"\x08\x01");
-        end_stream_message(at, &mut in_place);
         let mut whole = BytesMut::from(&b"before"[..]);
         encode_stream_message(3, b"\x08\x01", &mut whole);
         assert_eq!(in_place, whole);
+        assert_eq!(
+            &whole[6..],
+            b"MP\x03\x06\0\0\0\x0a\0\0\0\0\0\0\0\x03\x08\x01"
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The consumer side: a [`Discover`] answering from a cache that ZooKeeper
 //! watches keep current.
 //!
-//! A lookup reads the cache under a read lock and clones an `Arc`. Only the
+//! A lookup reads the cache under a read lock and clones an `Arc`; a
+//! channel does not even ask while the cache's generation (bumped after
+//! each change, see `Discover::generation`) stays put. Only the
 //! first lookup of a service goes to the registry thread, which fetches the
 //! providers, arms a watch and fills the cache; from then on the thread
 //! re-fetches whenever a watch fires, reading only the provider nodes it
@@ -18,6 +20,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -38,7 +41,13 @@ mod worker;
 
 use worker::Worker;
 
-type Cache = RwLock<HashMap<String, Listing>>;
+/// The provider lists, and how many times they changed (see
+/// `Discover::generation`).
+#[derive(Default)]
+struct Cache {
+    lists: RwLock<HashMap<String, Listing>>,
+    generation: AtomicU64,
+}
 
 /// A service's providers as cached: ours, or the seed layout's per method.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,7 +130,7 @@ impl std::fmt::Debug for ZkDiscover {
         f.debug_struct("ZkDiscover")
             .field("connect", &self.connect)
             .field("lookup_timeout", &self.lookup_timeout)
-            .field("cached_services", &self.cache.read().len())
+            .field("cached_services", &self.cache.lists.read().len())
             .finish_non_exhaustive()
     }
 }
@@ -200,7 +209,7 @@ impl ZkDiscover {
 
 impl ZkDiscover {
     fn listing(&self, service: &str) -> Result<Listing, Status> {
-        if let Some(listing) = self.cache.read().get(service) {
+        if let Some(listing) = self.cache.lists.read().get(service) {
             return Ok(listing.clone());
         }
         self.resolve(service)
@@ -239,6 +248,11 @@ impl Discover for ZkDiscover {
             Some(methods) => methods.get(method).cloned(),
         };
         found.ok_or_else(|| self.no_provider(service, method, &listing))
+    }
+
+    /// Moves each time a watch brings a changed listing (or a first one).
+    fn generation(&self) -> Option<u64> {
+        Some(self.cache.generation.load(Ordering::Acquire))
     }
 }
 

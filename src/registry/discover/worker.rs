@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -147,7 +148,7 @@ impl Worker {
     }
 
     async fn resolve(&mut self, service: String) -> Result<Listing, String> {
-        if let Some(listing) = self.cache.read().get(&service) {
+        if let Some(listing) = self.cache.lists.read().get(&service) {
             return Ok(listing.clone());
         }
         self.services.insert(service.clone());
@@ -263,10 +264,13 @@ impl Worker {
     }
 
     fn publish(&self, service: &str, listing: Listing) -> Listing {
-        let mut cache = self.cache.write();
+        let mut cache = self.cache.lists.write();
         if cache.get(service) != Some(&listing) {
             info!("providers of '{service}': {}", listing.describe());
             cache.insert(service.to_owned(), listing.clone());
+            // After the new listing is in: a client that sees the new
+            // number asks again and finds it.
+            self.cache.generation.fetch_add(1, Ordering::Release);
         }
         listing
     }

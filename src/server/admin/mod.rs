@@ -29,7 +29,9 @@
 //!   "reactors": [{"index": 0, "connections": 2, "accepted": 9, "bytes_in": 1200,
 //!                 "bytes_out": 900, "frames_rejected": 0, "seed_connections": 0}],
 //!   "streams": {"open": 1, "opened": 12, "ended": 11,   // all reactors
-//!               "messages_sent": 5000, "messages_received": 40},
+//!               "messages_sent": 5000, "messages_received": 40,
+//!               "ended_by_code": {"ok": 9, "cancelled": 1, "deadline_exceeded": 0,
+//!                                 "unavailable": 0, "application": 1}},
 //!   "methods": [{"service": "UserServiceRpc", "method": "Login",
 //!                "calls": 100, "errors": 2, "errors_by_code": {"application": 2},
 //!                "in_flight": 0, "p50_us": 12, "p90_us": 20, "p99_us": 40,
@@ -44,7 +46,10 @@
 //!
 //! A stream counts as one call of its method (its outcome in `errors` and
 //! `errors_by_code`, its whole duration as its latency) besides the
-//! `streams` figures.
+//! `streams` figures. `ended_by_code` has the usual outcomes (`ok`,
+//! `cancelled`, `deadline_exceeded`, `unavailable`) always and any other
+//! code once a stream ended with it; a stream whose connection was lost
+//! ends `cancelled` on this side (its caller sees `unavailable`).
 //!
 //! Counters (`calls`, `errors`, bytes, `accepted`, `frames_rejected`) count
 //! since start; a reader takes differences for rates. Latency is handler
@@ -74,6 +79,7 @@ use super::stats;
 use crate::net::auth::{self, AuthToken};
 use crate::options::AdminOptions;
 use crate::protocol::WireFormat;
+use crate::Code;
 use http::{Request, Response};
 
 /// The page `/`, compiled into the binary.
@@ -123,8 +129,41 @@ pub(crate) struct ReactorFigures {
     seed_connections: u64,
     streams_opened: u64,
     streams_ended: u64,
+    /// Streams ended, by code byte.
+    streams_ended_by_code: [u64; stats::STREAM_CODES],
     stream_messages_sent: u64,
     stream_messages_received: u64,
+}
+
+/// The stream outcomes `/status` and `/metrics` always show (0 when none
+/// ended so): a stream's usual ends. Others show once one has ended so.
+pub(crate) const STREAM_OUTCOMES: [Code; 4] = [
+    Code::Ok,
+    Code::Cancelled,
+    Code::DeadlineExceeded,
+    Code::Unavailable,
+];
+
+impl Snapshot {
+    /// Streams ended on every reactor, by outcome: the usual ones
+    /// ([`STREAM_OUTCOMES`]) always, then any other code some ended with.
+    pub(crate) fn streams_ended_by_code(&self) -> Vec<(Code, u64)> {
+        let mut total = [0u64; stats::STREAM_CODES];
+        for r in &self.reactors {
+            for (sum, n) in total.iter_mut().zip(r.streams_ended_by_code) {
+                *sum += n;
+            }
+        }
+        let usual = STREAM_OUTCOMES
+            .iter()
+            .map(|&code| (code, total[code as usize]));
+        let others = (0..=Code::Unimplemented as u8)
+            .map(Code::from_u8)
+            .filter(|code| !STREAM_OUTCOMES.contains(code))
+            .map(|code| (code, total[code as usize]))
+            .filter(|(_, n)| *n > 0);
+        usual.chain(others).collect()
+    }
 }
 
 /// Everything `/metrics` and `/status` show, read once per request.
@@ -244,6 +283,7 @@ impl Admin {
                     seed_connections: s.connections_speaking(WireFormat::Seed),
                     streams_opened: stats::read(&s.streams_opened),
                     streams_ended: stats::read(&s.streams_ended),
+                    streams_ended_by_code: s.streams_ended_by_code(),
                     stream_messages_sent: stats::read(&s.stream_messages_sent),
                     stream_messages_received: stats::read(&s.stream_messages_received),
                 }

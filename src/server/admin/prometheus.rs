@@ -17,6 +17,7 @@ pub(super) fn render(s: &Snapshot) -> String {
     let mut out = String::with_capacity(4096);
     methods(&mut out, s);
     reactors(&mut out, &s.reactors);
+    stream_outcomes(&mut out, s);
     header(
         &mut out,
         "mprpc_admin_requests_total",
@@ -182,6 +183,22 @@ fn reactors(out: &mut String, reactors: &[ReactorFigures]) {
         for (index, r) in reactors.iter().enumerate() {
             let _ = writeln!(out, "{name}{{reactor=\"{index}\"}} {}", field(r));
         }
+    }
+}
+
+/// Streams ended by outcome, all reactors together: ok, cancelled,
+/// deadline_exceeded and unavailable always, other codes once one ended so.
+fn stream_outcomes(out: &mut String, s: &Snapshot) {
+    let name = "mprpc_streams_ended_total";
+    header(
+        out,
+        name,
+        "counter",
+        "Streams ended, by outcome (a lost connection ends the server's side \
+         cancelled; its caller sees unavailable).",
+    );
+    for (code, n) in s.streams_ended_by_code() {
+        let _ = writeln!(out, "{name}{{code=\"{code}\"}} {n}");
     }
 }
 

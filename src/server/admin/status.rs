@@ -61,7 +61,8 @@ pub(super) fn json(
     j.finish()
 }
 
-/// The streams of every reactor: open now, opened and ended since start,
+/// The streams of every reactor: open now, opened and ended since start
+/// (and ended by outcome: the usual ones always, others once seen),
 /// messages each way.
 fn streams(j: &mut Json, s: &Snapshot) {
     let sum = |f: fn(&super::ReactorFigures) -> u64| s.reactors.iter().map(f).sum::<u64>();
@@ -75,6 +76,11 @@ fn streams(j: &mut Json, s: &Snapshot) {
         "messages_received",
         sum(|r| r.stream_messages_received) as f64,
     );
+    j.object_field("ended_by_code");
+    for (code, n) in s.streams_ended_by_code() {
+        j.num_field(code.as_str(), n as f64);
+    }
+    j.end_object();
     j.end_object();
 }
 

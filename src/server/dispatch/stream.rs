@@ -34,7 +34,8 @@ impl Dispatcher {
         let deadline =
             (open.timeout_ms > 0).then(|| turn.now + Duration::from_millis(open.timeout_ms as u64));
         let metadata = std::mem::take(&mut open.metadata);
-        let ctx = CallContext::with_metadata(open.id, deadline, conn.peer(), metadata, turn.now);
+        let mut ctx =
+            CallContext::with_metadata(open.id, deadline, conn.peer(), metadata, turn.now);
         let method_id = entry.method_id(open.method().as_bytes());
         let method = method_id.map_or("?", |id| {
             entry.service.methods()[id - entry.first_method_id]
@@ -57,7 +58,12 @@ impl Dispatcher {
         };
         let reactor = Arc::downgrade(&self.reply_to);
         let window = (open.window, self.stream_window, self.stream_window_bytes);
-        let core = Core::new(reactor, at, open.shape, window);
+        // A version 4 opener reads the handler's reply metadata: headers
+        // before its first message, the rest with the end.
+        let reply = open
+            .replies_with_metadata
+            .then(|| ctx.share_reply_metadata());
+        let core = Core::new(reactor, at, open.shape, window, reply);
         if open.shape.client_streams() {
             encode_stream_credit(open.id, self.stream_window, conn.io().output());
         }
@@ -147,7 +153,8 @@ impl Dispatcher {
                 conn.cancel(id);
                 self.cancel_later(conn, id);
             }
-            StreamFrame::Open(_) => {}
+            // A client sends no headers (it has no reply metadata).
+            StreamFrame::Open(_) | StreamFrame::Headers { .. } => {}
         }
     }
 
