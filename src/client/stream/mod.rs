@@ -25,7 +25,7 @@
 //! A stream may instead be consumed by a [`StreamHandler`] on the
 //! driver's thread (`handler`): its core keeps the handler, the driver
 //! lists the core once per turn it got messages, credit or its end, and
-//! calls [`ClientCore::deliver`] with the driver free.
+//! calls `ClientCore::deliver` with the driver free.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
