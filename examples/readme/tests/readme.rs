@@ -1,7 +1,7 @@
 //! Keeps README.md and docs/guide.md honest.
 //!
 //! * Every ```rust and ```proto block of those pages is one of this crate's
-//!   files, verbatim (indentation of a list item removed), so a snippet
+//!   files (or an excerpt of a repository test, EXCERPTS), verbatim (indentation of a list item removed), so a snippet
 //!   that stops compiling breaks this crate's build, and a file changed
 //!   without its snippet breaks this test.
 //! * The provider and consumer built from those snippets talk over
@@ -43,6 +43,13 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../src/bin/metadata.rs"),
     ),
 ];
+
+/// Files of the repository a page may quote in part (FILES are shown
+/// whole): the guide's stream handler comes from a test that runs it.
+const EXCERPTS: &[(&str, &str)] = &[(
+    "tests/stream_handler.rs",
+    include_str!("../../../tests/stream_handler.rs"),
+)];
 
 /// The code generated for `proto/user.proto`.
 const GENERATED: &str = include_str!(concat!(env!("OUT_DIR"), "/fixbug.rs"));
@@ -103,12 +110,19 @@ fn every_rust_and_proto_block_of_the_docs_is_a_compiled_file() {
     for (page, text) in PAGES {
         for block in code_blocks(text) {
             assert!(
-                FILES.iter().any(|(_, file)| file.contains(&block.text)),
+                FILES
+                    .iter()
+                    .chain(EXCERPTS)
+                    .any(|(_, file)| file.contains(&block.text)),
                 "{page}:{}: this ```{} block is not verbatim in any of {:?} \
                  (examples/readme); change both together:\n{}",
                 block.line,
                 block.lang,
-                FILES.iter().map(|(path, _)| *path).collect::<Vec<_>>(),
+                FILES
+                    .iter()
+                    .chain(EXCERPTS)
+                    .map(|(path, _)| *path)
+                    .collect::<Vec<_>>(),
                 block.text
             );
             checked.push(block);
