@@ -1,9 +1,10 @@
 //! Keeps README.md and docs/guide.md honest.
 //!
 //! * Every ```rust and ```proto block of those pages is one of this crate's
-//!   files (or an excerpt of a repository test, EXCERPTS), verbatim (indentation of a list item removed), so a snippet
-//!   that stops compiling breaks this crate's build, and a file changed
-//!   without its snippet breaks this test.
+//!   files, or an excerpt of a repository test (EXCERPTS), verbatim
+//!   (indentation of a list item removed), so a snippet that stops
+//!   compiling breaks a build, and a file changed without its snippet
+//!   breaks this test.
 //! * The provider and consumer built from those snippets talk over
 //!   127.0.0.1 (port 0, `registry=none`: no ZooKeeper needed).
 //! * The API the generated docs, the README and the guide name exists.
