@@ -379,6 +379,14 @@ impl ProviderConn {
         self.io.parse_reply(self.protocol, max)
     }
 
+    /// The next reply if it is a whole stream message frame: its stream's
+    /// id and the message (`None`: [`next_reply`](Self::next_reply) reads
+    /// what comes next).
+    #[inline]
+    pub(crate) fn next_stream_message(&mut self, max: usize) -> Option<(u64, bytes::Bytes)> {
+        self.io.take_stream_message(self.protocol, max)
+    }
+
     /// At EOF: an error if part of a reply was left unread (its rest will
     /// never come).
     pub(crate) fn check_eof(&self) -> Result<(), ProtocolError> {

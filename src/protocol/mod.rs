@@ -151,6 +151,17 @@ pub(crate) trait Protocol: Sync {
         max: usize,
         eof: bool,
     ) -> Result<Option<Reply>, ProtocolError>;
+
+    /// A whole stream message frame (within `max`) at the front of
+    /// `input`, taken off as its stream's id and the message's bytes:
+    /// `None` for anything else, which [`parse_reply`](Self::parse_reply)
+    /// then reads. The client's fast path for the runs of message frames
+    /// a server stream sends (no [`Reply`] per message); formats without
+    /// streams have none.
+    fn take_stream_message(&self, input: &mut BytesMut, max: usize) -> Option<(u64, Bytes)> {
+        let _ = (input, max);
+        None
+    }
 }
 
 /// How a client uses connections for a format (brpc's connection type).

@@ -93,6 +93,12 @@ impl Driver {
             let Some(conn) = self.conns.get_mut(key) else {
                 return Ok(());
             };
+            // A server stream's runs of message frames go straight onto
+            // their streams, no `Reply` each.
+            if self.streams.read_messages(conn, max) {
+                // Anything read shows the link is not silent (see `eject`).
+                conn.heard_from();
+            }
             match conn.next_reply(max) {
                 Ok(Some(reply)) => self.on_reply(key, reply),
                 Ok(None) => return Ok(()),

@@ -41,6 +41,7 @@ use super::{Driver, FastMap};
 use crate::call::controller::ReplyMetadata;
 use crate::call::metadata::Metadata;
 use crate::call::status::{Code, Status};
+use crate::client::conn::ProviderConn;
 use crate::client::stream::{ClientCore, NewStream, StreamCmd};
 use crate::net::tls::TlsMode;
 use crate::protocol::mprpc::{
@@ -93,6 +94,42 @@ impl Streams {
     /// last delivery listed one): the next turn must not sleep.
     pub(super) fn has_deliveries(&self) -> bool {
         !self.to_deliver.is_empty() || !self.to_move.is_empty()
+    }
+
+    /// Takes the whole stream message frames at the front of `conn`'s
+    /// input, each queued on its stream's entry (moved to its core once
+    /// the turn's reads are done: `wake_readers`) or dropped when the
+    /// stream is over here (it may cross the caller's reset): true when
+    /// it took any. A server writes runs of frames for one stream, so the
+    /// entry looked up takes the frames of its run that follow it.
+    pub(super) fn read_messages(&mut self, conn: &mut ProviderConn, max: usize) -> bool {
+        let Some(mut next) = conn.next_stream_message(max) else {
+            return false;
+        };
+        loop {
+            let (id, message) = next;
+            let Some(stream) = self.open.get_mut(&id) else {
+                match conn.next_stream_message(max) {
+                    Some(frame) => next = frame,
+                    None => return true,
+                }
+                continue;
+            };
+            if stream.read.is_empty() {
+                self.to_move.push(id);
+            }
+            stream.read.push_back(message);
+            loop {
+                match conn.next_stream_message(max) {
+                    Some((same, message)) if same == id => stream.read.push_back(message),
+                    Some(frame) => {
+                        next = frame;
+                        break;
+                    }
+                    None => return true,
+                }
+            }
+        }
     }
 
     /// The earliest deadline of an open stream.

@@ -20,7 +20,7 @@
 
 use std::io::{self, Write};
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
@@ -78,6 +78,9 @@ pub(crate) struct Transport {
     /// What the input's reader keeps between reads (an oversized frame's
     /// body still to skip as it arrives, the length a message needs).
     read: ReadState,
+    /// Bytes the last plain read turn took: a connection that read more
+    /// than a chunk gets room for as much before its next turn.
+    last_turn: usize,
     security: Security,
 }
 
@@ -94,6 +97,7 @@ impl Transport {
             writable_armed,
             flush_queued: false,
             read: ReadState::default(),
+            last_turn: 0,
             security,
         }
     }
@@ -167,6 +171,31 @@ impl Transport {
         max: usize,
         short_read_drains: bool,
     ) -> io::Result<ReadTurn> {
+        // A connection that read more than a chunk last turn (a server
+        // stream's flood) gets room for as much (up to `max`) at once: the
+        // turn's reads then land in one buffer instead of growing it read
+        // by read, each growth moving everything read so far. Only the
+        // undecoded tail is moved (or nothing, the buffer reclaimed once
+        // its frames are dropped). A connection reading less keeps the
+        // chunk-sized buffer, and so does a reader whose turn is one chunk
+        // (the server's).
+        if max > chunk && self.last_turn > chunk {
+            let want = self.last_turn.min(max);
+            if self.rbuf.capacity() - self.rbuf.len() < want {
+                self.rbuf.reserve(want);
+            }
+        }
+        let read = self.read_plain_chunks(chunk, max, short_read_drains);
+        self.last_turn = read.as_ref().map_or(0, |turn| turn.bytes);
+        read
+    }
+
+    fn read_plain_chunks(
+        &mut self,
+        chunk: usize,
+        max: usize,
+        short_read_drains: bool,
+    ) -> io::Result<ReadTurn> {
         let mut turn = ReadTurn::default();
         loop {
             match super::read_into(&self.stream, &mut self.rbuf, chunk) {
@@ -225,6 +254,23 @@ impl Transport {
         max: usize,
     ) -> Result<Option<Reply>, ProtocolError> {
         protocol.parse_reply(&mut self.rbuf, &mut self.read, max, false)
+    }
+
+    /// A whole stream message frame at the front of the input, taken off
+    /// by `protocol`'s fast path (a client's connection): its stream's
+    /// id and the message. `None` for anything else, including while an
+    /// oversized reply's body is being skipped: [`parse_reply`](Self::parse_reply)
+    /// reads those.
+    #[inline]
+    pub(crate) fn take_stream_message(
+        &mut self,
+        protocol: &dyn Protocol,
+        max: usize,
+    ) -> Option<(u64, Bytes)> {
+        if self.read.skip > 0 {
+            return None;
+        }
+        protocol.take_stream_message(&mut self.rbuf, max)
     }
 
     /// The undecoded input, for protocol sniffing.
@@ -359,5 +405,60 @@ impl FlushList {
     /// Marks `io` as no longer queued (it is being flushed now).
     pub(crate) fn taken(io: &mut Transport) {
         io.flush_queued = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A plain transport reading what `peer` writes.
+    fn pair() -> (Transport, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (ours, _) = listener.accept().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let io = Transport::secured(TcpStream::from_std(ours), false, Security::Plain);
+        (io, peer)
+    }
+
+    /// Reads until something came.
+    fn read_some(io: &mut Transport, chunk: usize, max: usize) -> ReadTurn {
+        for _ in 0..1000 {
+            let turn = io.read_turn(chunk, max, true).unwrap();
+            if turn.bytes > 0 {
+                return turn;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        panic!("nothing came to read");
+    }
+
+    #[test]
+    fn a_turn_that_read_more_than_a_chunk_gets_room_for_as_much_next() {
+        let (chunk, max) = (1024, 64 * 1024);
+        let (mut io, mut peer) = pair();
+        io.last_turn = 10_000;
+        peer.write_all(b"0123456789").unwrap();
+        assert_eq!(read_some(&mut io, chunk, max).bytes, 10);
+        assert!(io.rbuf.capacity() >= 10_000, "{}", io.rbuf.capacity());
+        assert_eq!(io.last_turn, 10);
+        // Over `max`, the room stops at `max`.
+        io.rbuf.clear();
+        io.last_turn = 10 * max;
+        peer.write_all(b"0123456789").unwrap();
+        read_some(&mut io, chunk, max);
+        assert!(io.rbuf.capacity() >= max);
+        assert!(
+            io.rbuf.capacity() < 2 * max + chunk,
+            "{}",
+            io.rbuf.capacity()
+        );
+        // A reader whose turn is one chunk (the server's) keeps its chunk.
+        let (mut io, mut peer) = pair();
+        io.last_turn = 10_000;
+        peer.write_all(b"0123456789").unwrap();
+        read_some(&mut io, chunk, chunk);
+        assert!(io.rbuf.capacity() < 10_000, "{}", io.rbuf.capacity());
     }
 }

@@ -2,7 +2,7 @@
 //! matched to their calls by id (requests are packed by
 //! [`encode_request_meta`](super::encode_request_meta)).
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::body::{parse_body, parse_response};
 use super::decoder::{skip_body, Split};
@@ -28,8 +28,8 @@ pub(super) fn parse_reply(
     if state.skip > 0 && !skip_body(input, &mut state.skip) {
         return left_at(eof, input, state);
     }
-    if let Some(reply) = stream_message(input, max) {
-        return Ok(Some(reply));
+    if let Some((id, payload)) = stream_message(input, max) {
+        return Ok(Some(stream_reply(id, Ok(payload), StreamEvent::Message)));
     }
     match Decoder::new(max).split_frame(input)? {
         Some(Split::Body {
@@ -67,12 +67,13 @@ pub(super) fn parse_reply(
 }
 
 /// A whole stream message frame (within `max`) at the front of `input`,
-/// split off with its id read from the buffer: a server stream's frames
-/// are nearly all messages, so they skip the generic split and parse.
-/// `None` for anything else (a partial or oversized frame, another
-/// kind, a bad header), which the generic path then handles.
+/// split off with its id read from the buffer: its stream's id and the
+/// message's bytes. A server stream's frames are nearly all messages, so
+/// they skip the generic split and parse. `None` for anything else (a
+/// partial or oversized frame, another kind, a bad header), which the
+/// generic path then handles.
 #[inline]
-fn stream_message(input: &mut BytesMut, max: usize) -> Option<Reply> {
+pub(super) fn stream_message(input: &mut BytesMut, max: usize) -> Option<(u64, Bytes)> {
     const ID_END: usize = HEADER_LEN + 8;
     let head = *input.first_chunk::<ID_END>()?;
     let ours = head[..2] == MAGIC && head[2] == VERSION_STREAMS;
@@ -87,7 +88,7 @@ fn stream_message(input: &mut BytesMut, max: usize) -> Option<Reply> {
     let id = u64::from_be_bytes(head[HEADER_LEN..].try_into().expect("8 bytes"));
     let mut payload = input.split_to(frame_len).freeze();
     payload.advance(ID_END);
-    Some(stream_reply(id, Ok(payload), StreamEvent::Message))
+    Some((id, payload))
 }
 
 /// A frame other than a (version 1 or 2) response: a stream's, or one a

@@ -202,7 +202,7 @@ mod frame;
 mod server;
 mod stream;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 pub(crate) use credit::SendCredit;
 pub use decoded::{Frame, Oversized};
@@ -307,5 +307,9 @@ impl Protocol for Mprpc {
         eof: bool,
     ) -> Result<Option<Reply>, ProtocolError> {
         client::parse_reply(input, state, max, eof)
+    }
+
+    fn take_stream_message(&self, input: &mut BytesMut, max: usize) -> Option<(u64, Bytes)> {
+        client::stream_message(input, max)
     }
 }
