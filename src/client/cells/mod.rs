@@ -395,9 +395,8 @@ const SPIN_FOR: std::time::Duration = std::time::Duration::from_micros(100);
 /// Loopback replies often come back within tens of microseconds: a short
 /// spin (then yielding the core, which the I/O and server threads may
 /// need) catches them without the futex sleep and wake-up that parking
-/// costs on both sides. Gives up after [`SPIN_FOR`]. Blocking calls and
-/// blocking stream reads wait this way before they park.
-pub(crate) fn spin_until(done: impl Fn() -> bool) {
+/// costs on both sides. Gives up after [`SPIN_FOR`].
+fn spin_until(done: impl Fn() -> bool) {
     let started = std::time::Instant::now();
     let mut spins = 0u32;
     while !done() {

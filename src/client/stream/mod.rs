@@ -34,7 +34,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use bytes::Bytes;
-use parking_lot::{Condvar, Mutex, MutexGuard};
+use parking_lot::{Condvar, Mutex};
 
 use super::observe::Watch;
 use super::queue::Shared;
@@ -331,7 +331,6 @@ impl ClientCore {
         cx: Option<&mut Context<'_>>,
     ) -> Poll<Result<bool, Status>> {
         let mut state = self.state.lock();
-        let mut spun = false;
         loop {
             if let Some(taken) = Self::take_now(&mut state, into) {
                 return Poll::Ready(taken);
@@ -352,29 +351,12 @@ impl ClientCore {
                     // Waiting on a channel's I/O thread (inside a handler
                     // or callback) would stop the message from being read.
                     crate::client::call::refuse_blocking_on_io_thread()?;
-                    if !spun {
-                        // As a blocking call waits: a short spin catches
-                        // the next message without a sleep and wake-up.
-                        spun = true;
-                        MutexGuard::unlocked(&mut state, || {
-                            crate::client::cells::spin_until(|| self.has_input())
-                        });
-                        continue;
-                    }
                     state.reader_blocked = true;
                     self.changed.wait(&mut state);
                     state.reader_blocked = false;
                 }
             }
         }
-    }
-
-    /// Whether a message or the end has come (false while the driver
-    /// holds the lock: the spin asks again).
-    fn has_input(&self) -> bool {
-        self.state
-            .try_lock()
-            .is_some_and(|state| !state.inbound.is_empty() || state.ended.is_some())
     }
 
     /// What [`poll_take`](Self::poll_take) gets without waiting, if anything.
