@@ -184,7 +184,15 @@ struct Driver {
     now: Instant,
     /// Calls the driver has let go of this turn, with their outcomes, to
     /// deliver once the turn's work is done.
-    completed: Vec<(CellRef, CallResult)>,
+    completed: Vec<(CellRef, CallResult, usize)>,
+    /// The connection whose reply is being handled (`NO_CONN` otherwise):
+    /// its completion is delivered with it, and a call its callback
+    /// starts goes back to that connection when the route allows.
+    replying: usize,
+    /// While a completion's callback runs: the connection its reply came
+    /// on (`NO_CONN` for any other outcome), preferred for a call the
+    /// callback starts (`route::remembered`).
+    affinity: usize,
     /// Open streams (`streams`).
     streams: streams::Streams,
     /// When a keepalive ping is next due or overdue on some connection
@@ -215,6 +223,8 @@ impl Driver {
             spare_frames: SpareFrames::default(),
             now: Instant::now(),
             completed: Vec::new(),
+            replying: NO_CONN,
+            affinity: NO_CONN,
             streams: streams::Streams::default(),
             next_ping: None,
             options,
@@ -281,7 +291,7 @@ impl Driver {
     /// The driver lets go of a call: `result` is delivered at the end of
     /// this part of the turn (see `deliver`).
     fn complete(&mut self, cell: CellRef, result: CallResult) {
-        self.completed.push((cell, result));
+        self.completed.push((cell, result, self.replying));
     }
 
     /// Completes call `id` (if still pending) with `result`.
@@ -359,13 +369,21 @@ fn run(driver: Driver) {
 /// Delivers the calls the driver let go of, until none is left (a callback
 /// may start a call that fails at once), with the driver not borrowed.
 /// `batch` is the spare half of the double-buffered completion list.
-fn deliver(driver: &RefCell<Driver>, shared: &Shared, batch: &mut Vec<(CellRef, CallResult)>) {
+/// While a callback runs, the driver's `affinity` names the connection
+/// its reply came on.
+fn deliver(
+    driver: &RefCell<Driver>,
+    shared: &Shared,
+    batch: &mut Vec<(CellRef, CallResult, usize)>,
+) {
     loop {
         std::mem::swap(&mut driver.borrow_mut().completed, batch);
         if batch.is_empty() {
+            driver.borrow_mut().affinity = NO_CONN;
             return;
         }
-        for (cell, result) in batch.drain(..) {
+        for (cell, result, conn) in batch.drain(..) {
+            driver.borrow_mut().affinity = conn;
             shared.cells.finish(cell, result);
         }
     }

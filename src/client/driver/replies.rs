@@ -137,6 +137,8 @@ impl Driver {
             }
         }
         // Unknown ids are replies to calls cancelled or expired: dropped.
+        self.replying = key;
         self.finish_reply(reply.id, reply.result, reply.metadata);
+        self.replying = super::NO_CONN;
     }
 }

@@ -189,7 +189,21 @@ impl Driver {
         if !self.health.all_up() {
             return None;
         }
-        self.routes.conn_for(endpoints)
+        self.routes
+            .conn_for(endpoints, self.reply_affinity(endpoints))
+    }
+
+    /// The connection the reply being delivered came on, when a call its
+    /// callback starts on `endpoints` (one provider) may go back there:
+    /// a closed loop's calls then return to the connections their replies
+    /// left, so each connection's replies and next calls share its reads
+    /// and writes as a pipelining client's do, instead of spreading over
+    /// the pool one write each.
+    #[inline]
+    fn reply_affinity(&self, endpoints: &[Endpoint]) -> Option<usize> {
+        let conn = self.conns.get(self.affinity)?;
+        let [only] = endpoints else { return None };
+        (conn.addr() == only.addr && conn.is_open() && !conn.is_draining()).then_some(self.affinity)
     }
 
     /// Remembers `route`'s way to `addr` for the next calls, when the

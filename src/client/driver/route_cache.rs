@@ -36,13 +36,21 @@ pub(super) struct RouteCache {
 
 impl RouteCache {
     /// The connection a new call on `endpoints` goes to, if that route is
-    /// remembered (round robin over its pool, as the pool itself does).
+    /// remembered: `preferred` (a connection of its pool the caller
+    /// names), else round robin over its pool, as the pool itself does.
     #[inline]
-    pub(super) fn conn_for(&mut self, endpoints: &Arc<[Endpoint]>) -> Option<usize> {
+    pub(super) fn conn_for(
+        &mut self,
+        endpoints: &Arc<[Endpoint]>,
+        preferred: Option<usize>,
+    ) -> Option<usize> {
         let entry = self
             .entries
             .iter_mut()
             .find(|e| Arc::ptr_eq(&e.endpoints, endpoints))?;
+        if preferred.is_some() {
+            return preferred;
+        }
         // `next` stays below the (never empty) pool's length: no division.
         let key = entry.conns[entry.next];
         entry.next += 1;
@@ -88,13 +96,27 @@ mod tests {
         let mut cache = RouteCache::default();
         let a = list(1);
         cache.remember(&a, &[4, 7]);
-        assert_eq!(cache.conn_for(&a), Some(4));
-        assert_eq!(cache.conn_for(&a), Some(7));
-        assert_eq!(cache.conn_for(&a), Some(4));
+        assert_eq!(cache.conn_for(&a, None), Some(4));
+        assert_eq!(cache.conn_for(&a, None), Some(7));
+        assert_eq!(cache.conn_for(&a, None), Some(4));
+        assert_eq!(
+            cache.conn_for(&a, Some(9)),
+            Some(9),
+            "the caller's pick wins"
+        );
+        assert_eq!(
+            cache.conn_for(&a, None),
+            Some(7),
+            "and leaves the turn as it was"
+        );
         let same_content = list(1);
-        assert_eq!(cache.conn_for(&same_content), None, "a new list misses");
+        assert_eq!(
+            cache.conn_for(&same_content, None),
+            None,
+            "a new list misses"
+        );
         cache.clear();
-        assert_eq!(cache.conn_for(&a), None);
+        assert_eq!(cache.conn_for(&a, None), None);
     }
 
     #[test]
@@ -106,12 +128,12 @@ mod tests {
         ]
         .into();
         cache.remember(&two, &[1]);
-        assert_eq!(cache.conn_for(&two), None);
+        assert_eq!(cache.conn_for(&two, None), None);
         let lists: Vec<_> = (0..=ENTRIES as u16).map(list).collect();
         for (i, l) in lists.iter().enumerate() {
             cache.remember(l, &[i]);
         }
-        assert_eq!(cache.conn_for(&lists[0]), None, "the oldest went");
-        assert_eq!(cache.conn_for(&lists[ENTRIES]), Some(ENTRIES));
+        assert_eq!(cache.conn_for(&lists[0], None), None, "the oldest went");
+        assert_eq!(cache.conn_for(&lists[ENTRIES], None), Some(ENTRIES));
     }
 }
