@@ -93,6 +93,8 @@ options! {
         /// ...up to this.
         backoff_max: Duration = Duration::from_secs(2),
         /// Persistent connections per provider address, per I/O thread.
+        /// New calls go round robin over them; a call started in a reply's
+        /// callback goes back to the connection that reply came on.
         connections_per_endpoint: usize = 1,
         /// I/O threads (event loops) per channel, each with its own
         /// connections; calls from other threads are spread over them in
