@@ -281,14 +281,10 @@ impl Driver {
     /// Packs what stream `id`'s caller asked for (dropped once the stream
     /// is over).
     pub(super) fn stream_command(&mut self, id: u64, cmd: StreamCmd) {
-        let Some(stream) = self.streams.open.get(&id) else {
+        let Some(key) = self.stream_conn(id) else {
             return;
         };
-        let key = stream.conn;
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
-        };
-        let out = conn.output();
+        let out = self.conns[key].output();
         match cmd {
             StreamCmd::Message(message) => encode_stream_message(id, &message, out),
             StreamCmd::End => encode_stream_end(id, Code::Ok, "", out),
@@ -301,11 +297,7 @@ impl Driver {
                 }
             }
         }
-        if let Some(conn) = self.conns.get_mut(key) {
-            if conn.is_open() {
-                conn.schedule_flush(key, &mut self.flush);
-            }
-        }
+        self.flush_stream_conn(key);
     }
 
     /// Packs a message of `len` bytes for stream `id` (`write` appends
@@ -316,18 +308,28 @@ impl Driver {
         len: usize,
         write: &mut dyn FnMut(&mut bytes::BytesMut),
     ) {
-        let Some(stream) = self.streams.open.get(&id) else {
+        let Some(key) = self.stream_conn(id) else {
             return;
         };
-        let key = stream.conn;
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
-        };
-        let out = conn.output();
+        let out = self.conns[key].output();
         put_stream_message_head(id, len, out);
         write(out);
-        if conn.is_open() {
-            conn.schedule_flush(key, &mut self.flush);
+        self.flush_stream_conn(key);
+    }
+
+    /// The connection open stream `id` is on, while it is there.
+    fn stream_conn(&self, id: u64) -> Option<usize> {
+        let key = self.streams.open.get(&id)?.conn;
+        self.conns.contains(key).then_some(key)
+    }
+
+    /// Flushes what a stream packed into connection `key` with the turn's
+    /// writes; a connection still opening sends it once it is open.
+    fn flush_stream_conn(&mut self, key: usize) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            if conn.is_open() {
+                conn.schedule_flush(key, &mut self.flush);
+            }
         }
     }
 
