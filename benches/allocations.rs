@@ -25,8 +25,8 @@ use mprpc::CallOptions;
 
 mod common;
 use common::alloc_paths::{
-    child_and_channel, per_call, pipelined, pipelined_futures, request_frame, serve_if_child,
-    server_step, unpark_current, DEPTH, SERVICE,
+    chained_detached, child_and_channel, per_call, pipelined, pipelined_futures, request_frame,
+    serve_if_child, server_step, unpark_current, Chains, DEPTH, SERVICE,
 };
 use common::{echo_request_bytes, CountingAlloc};
 
@@ -97,6 +97,14 @@ fn main() {
         });
         rows.push(Row {
             path: "client: `call_with` at depth 16 (caller + client I/O thread)",
+            size,
+            allocs: allocs / batch as f64,
+            bytes: bytes / batch as f64,
+        });
+        let chains = Chains::new(&channel, &request);
+        let (allocs, bytes) = per_call(n / batch, || chained_detached(&chains, batch));
+        rows.push(Row {
+            path: "client: `call_detached` chains from callbacks at depth 16 (client I/O thread)",
             size,
             allocs: allocs / batch as f64,
             bytes: bytes / batch as f64,

@@ -25,8 +25,8 @@ use mprpc::CallOptions;
 #[path = "../benches/common/mod.rs"]
 mod bench_common;
 use bench_common::alloc_paths::{
-    child_and_channel, per_call, pipelined, pipelined_futures, request_frame, serve_if_child,
-    server_step, unpark_current, DEPTH, SERVICE,
+    chained_detached, child_and_channel, per_call, pipelined, pipelined_futures, request_frame,
+    serve_if_child, server_step, unpark_current, Chains, DEPTH, SERVICE,
 };
 use bench_common::{echo_request_bytes, CountingAlloc};
 
@@ -98,6 +98,15 @@ fn main() {
         let per = allocs / batch as f64;
         failures.extend(check(
             "client: call_with, depth 16",
+            size,
+            per,
+            SOCKET_PATH_LIMIT,
+        ));
+        let chains = Chains::new(&channel, &request);
+        let (allocs, _) = per_call(CALLS / batch, || chained_detached(&chains, batch));
+        let per = allocs / batch as f64;
+        failures.extend(check(
+            "client: call_detached chains from callbacks, depth 16",
             size,
             per,
             SOCKET_PATH_LIMIT,

@@ -2,7 +2,9 @@
 //! threads with thousands of calls in flight, random deadlines (some
 //! expiring), random cancels, and the provider restarted mid-run. Every call
 //! must complete exactly once, with its own reply or a clear status; none
-//! may hang. Also: several I/O threads per channel, and their shutdown.
+//! may hang. The same for chains of detached calls started from callbacks
+//! on the I/O thread (whose callbacks the driver holds itself). Also:
+//! several I/O threads per channel, and their shutdown.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -11,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mprpc::client::{Channel, ChannelOptions};
+use mprpc::discovery::{Endpoint, WireFormat};
 use mprpc::server::{Server, ServerHandle, ServerOptions};
 use mprpc::{CallOptions, Code, StaticDiscover};
 
@@ -214,6 +217,180 @@ fn every_call_completes_once_through_deadlines_cancels_and_a_restart() {
     );
     assert_eq!(r.unwrap(), Bytes::from_static(b"after"));
     drop(channel);
+    wait_for(Duration::from_secs(5), "the I/O threads to stop", || {
+        client_io_threads() == 0
+    });
+    restarted.shutdown();
+    restarted.wait();
+}
+
+/// What the detached chains of the next test share.
+struct Chains {
+    channel: Channel,
+    ledger: CompletionLedger,
+    /// Keys of the calls started, and outcomes by code.
+    started: Mutex<Vec<u64>>,
+    outcomes: Mutex<[usize; 16]>,
+    /// Chains start no call after this.
+    until: Instant,
+}
+
+/// Chains running at once in the next test (call `key` of a chain is
+/// followed by `key + DETACHED_CHAINS`).
+const DETACHED_CHAINS: u64 = 64;
+
+/// Starts call `key` of a chain of `call_detached` calls; its callback,
+/// on the I/O thread, starts the next (whose callback the driver then
+/// holds itself, with no completion cell). Every 97th callback panics
+/// after starting the next call.
+fn detached_link(chains: &Arc<Chains>, key: u64, mut seed: u64) {
+    if Instant::now() >= chains.until {
+        return;
+    }
+    let r = next(&mut seed);
+    let timeout = if r.is_multiple_of(10) { 1 } else { 5000 };
+    let (service, method, payload) = match r % 50 {
+        0 => ("BlockingTest", "Slow", Bytes::from_static(b"5")),
+        1..=5 => ("Test", "Fail", Bytes::new()),
+        _ => ("Test", "Echo", Bytes::from(format!("call {key}"))),
+    };
+    chains.started.lock().unwrap().push(key);
+    let (follow, expect) = (chains.clone(), payload.clone());
+    let options = CallOptions::with_timeout(Duration::from_millis(timeout));
+    chains
+        .channel
+        .call_detached(service, method, payload, &options, move |result| {
+            follow.ledger.complete(key);
+            let code = match result {
+                Ok(reply) => {
+                    follow
+                        .ledger
+                        .check(key, || assert_eq!(reply, expect, "another call's reply"));
+                    Code::Ok
+                }
+                Err(status) => status.code(),
+            };
+            follow.outcomes.lock().unwrap()[code as usize] += 1;
+            detached_link(&follow, key + DETACHED_CHAINS, seed);
+            assert!(!r.is_multiple_of(97), "a chain's callback panics");
+        });
+}
+
+#[test]
+fn detached_chains_on_the_io_thread_end_once_through_deadlines_failures_and_a_restart() {
+    const RUN_FOR: Duration = Duration::from_millis(900);
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = start_on("127.0.0.1:0");
+    let addr: SocketAddr = server.local_addr();
+    let channel = Channel::new(
+        Arc::new(StaticDiscover::single(addr).unwrap()),
+        ChannelOptions::default()
+            .backoff_base(Duration::from_millis(10))
+            .backoff_max(Duration::from_millis(50)),
+    )
+    .unwrap();
+    let seed0 = std::env::var("MPRPC_STRESS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+            now.map_or(1, |d| d.as_nanos() as u64 | 1)
+        });
+    println!("detached chains seed {seed0} (MPRPC_STRESS_SEED to repeat)");
+    let chains = Arc::new(Chains {
+        channel: channel.clone(),
+        ledger: CompletionLedger::new(),
+        started: Mutex::default(),
+        outcomes: Mutex::default(),
+        until: Instant::now() + RUN_FOR,
+    });
+    for chain in 0..DETACHED_CHAINS {
+        let seed = seed0 ^ (chain + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        detached_link(&chains, chain, seed);
+    }
+    // Restart the provider on the same port while the chains run: the
+    // calls on the broken connection fail, and the chains go on against
+    // the new provider.
+    std::thread::sleep(RUN_FOR / 3);
+    server.shutdown();
+    server.wait();
+    let restarted = restart_on(addr);
+    std::thread::sleep(RUN_FOR * 2 / 3);
+    // The chains stop starting calls at `until`: wait for the last ones.
+    let mut settled = (0, Instant::now());
+    wait_for(Duration::from_secs(20), "every chained call to end", || {
+        let started = chains.started.lock().unwrap().len();
+        if started != settled.0 {
+            settled = (started, Instant::now());
+        }
+        chains.ledger.completions() >= started as u64
+            && settled.1.elapsed() > Duration::from_millis(50)
+    });
+    let started = std::mem::take(&mut *chains.started.lock().unwrap());
+    chains.ledger.assert_each_exactly_once(started);
+    wait_for(Duration::from_secs(5), "no call in flight", || {
+        channel.inflight() == 0
+    });
+    let outcomes = *chains.outcomes.lock().unwrap();
+    println!("outcomes by code: {outcomes:?}");
+    let allowed = [
+        Code::Ok,
+        Code::Application,
+        Code::DeadlineExceeded,
+        Code::Unavailable,
+        Code::ShuttingDown,
+        Code::Overloaded,
+    ];
+    for (code, n) in outcomes.iter().enumerate() {
+        if *n > 0 {
+            let code = Code::from_u8(code as u8);
+            assert!(allowed.contains(&code), "{n} calls ended {code:?}");
+        }
+    }
+    for code in [Code::Ok, Code::Application, Code::DeadlineExceeded] {
+        assert!(
+            outcomes[code as usize] > 0,
+            "no call ended {code:?}: {outcomes:?}"
+        );
+    }
+    // A detached call from a callback to a provider called in the seed's
+    // format (one short connection per call, completed off the I/O
+    // thread) ends once too.
+    let seed_format = Endpoint::new(addr).format(WireFormat::Seed);
+    let seed_channel = Channel::new(
+        Arc::new(StaticDiscover::new(vec![seed_format])),
+        ChannelOptions::default(),
+    )
+    .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let inner = seed_channel.clone();
+    seed_channel.call_detached(
+        "Test",
+        "Echo",
+        b"first",
+        &CallOptions::default(),
+        move |r| {
+            assert_eq!(r.unwrap(), Bytes::from_static(b"first"));
+            inner.call_detached(
+                "Test",
+                "Echo",
+                b"second",
+                &CallOptions::default(),
+                move |r| {
+                    tx.send(r).unwrap();
+                },
+            );
+        },
+    );
+    let reply = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the second call ends");
+    assert_eq!(reply.unwrap(), Bytes::from_static(b"second"));
+    assert!(
+        rx.recv_timeout(Duration::from_millis(100)).is_err(),
+        "it ends once"
+    );
+    drop((chains, channel, seed_channel));
     wait_for(Duration::from_secs(5), "the I/O threads to stop", || {
         client_io_threads() == 0
     });

@@ -173,6 +173,70 @@ pub fn pipelined(channel: &Channel, request: &Bytes, n: u64, completions: &Arc<C
     );
 }
 
+/// `DEPTH` chains of `call_detached` calls: each callback, on the client's
+/// I/O thread, starts the next call there (the driver holds those calls'
+/// callbacks itself: no completion cell), until the calls asked of
+/// [`chained_detached`] are all started.
+pub struct Chains {
+    channel: Channel,
+    request: Bytes,
+    options: CallOptions,
+    /// Calls still to start.
+    left: AtomicU64,
+    completions: Arc<Completions>,
+}
+
+impl Chains {
+    pub fn new(channel: &Channel, request: &Bytes) -> Arc<Chains> {
+        Arc::new(Chains {
+            channel: channel.clone(),
+            request: request.clone(),
+            options: CallOptions::default(),
+            left: AtomicU64::new(0),
+            completions: Arc::default(),
+        })
+    }
+
+    /// Starts the next call of a chain, if any is left.
+    fn link(self: &Arc<Chains>) {
+        let took = self
+            .left
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |l| l.checked_sub(1));
+        if took.is_err() {
+            return;
+        }
+        let next = self.clone();
+        let options = &self.options;
+        self.channel
+            .call_detached(SERVICE, "Echo", &self.request, options, move |r| {
+                if r.is_err() {
+                    next.completions.failed.fetch_add(1, Ordering::Relaxed);
+                }
+                next.completions.done.fetch_add(1, Ordering::Release);
+                next.link();
+            });
+    }
+}
+
+/// Runs `n` calls as `DEPTH` chains of `call_detached` calls, each started
+/// by the previous one's callback (see [`Chains`]).
+pub fn chained_detached(chains: &Arc<Chains>, n: u64) {
+    let completions = &chains.completions;
+    completions.done.store(0, Ordering::Release);
+    chains.left.store(n, Ordering::Release);
+    for _ in 0..DEPTH.min(n) {
+        chains.link();
+    }
+    while completions.done.load(Ordering::Acquire) < n {
+        std::thread::yield_now();
+    }
+    assert_eq!(
+        completions.failed.load(Ordering::Relaxed),
+        0,
+        "echo calls failed"
+    );
+}
+
 /// Wakes a parked thread.
 pub struct Unpark(pub Thread);
 

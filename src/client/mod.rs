@@ -248,7 +248,11 @@ impl Channel {
     /// `call_with`; the deadline still applies. The request is only
     /// borrowed (packed or copied before this returns), so a caller that
     /// sends the same bytes again passes a reference: no `Bytes` clone
-    /// and drop (two atomic operations) per call.
+    /// and drop (two atomic operations) per call. Started from a callback
+    /// on the I/O thread (a closed loop chaining its calls), the call is
+    /// the I/O thread's alone from start to outcome, so its callback is
+    /// kept with the I/O thread's record of the call: no completion cell,
+    /// lock or atomic operation per call.
     pub fn call_detached<F>(
         &self,
         service: &str,
@@ -259,7 +263,14 @@ impl Channel {
     ) where
         F: FnOnce(Result<Bytes, Status>) + Send + 'static,
     {
-        self.start_with(service, method, request.as_ref(), options, done);
+        let request = request.as_ref();
+        match Watch::new(&self.inner.options.interceptors, service, method) {
+            None => self.start_detached(service, method, request, options, done),
+            Some(watch) => self.start_detached(service, method, request, options, move |result| {
+                watch.ended(&result);
+                done(result)
+            }),
+        }
     }
 
     /// Starts a call whose outcome goes to `done`: its driver, cell and
@@ -320,26 +331,9 @@ impl Channel {
             // queue. Its parts are assembled here once, then borrowed.
             Ok(call) => {
                 let id = cell.call_id();
-                let parts = Parts {
-                    id,
-                    deadline: call.deadline,
-                    // Its deadline was set from this turn's start when on
-                    // the driver's thread: the whole timeout is left (the
-                    // queue does not use this).
-                    timeout_ms: Some(call.timeout_ms),
-                    service,
-                    method,
-                    payload,
-                    metadata: &call.metadata,
-                    trace: call.trace,
-                    reply_metadata: call.reply_metadata.is_some(),
-                };
-                let target = Target {
-                    endpoints: call.endpoints,
-                    hash_key: call.hash_key,
-                    reply_metadata: call.reply_metadata,
-                };
-                driver::start(driver, &parts, target, cell);
+                with_parts(call, id, service, method, payload, |parts, target| {
+                    driver::start(driver, parts, target, cell)
+                });
                 id
             }
             Err(status) => {
@@ -348,6 +342,38 @@ impl Channel {
                 0
             }
         }
+    }
+
+    /// `start` for a detached call: on the driver's own thread its
+    /// callback is held by the driver (no completion cell: see
+    /// `cells::held`), else it takes a cell as any call.
+    fn start_detached<F>(
+        &self,
+        service: &str,
+        method: &str,
+        payload: &[u8],
+        options: &CallOptions,
+        done: F,
+    ) where
+        F: FnOnce(Result<Bytes, Status>) + Send + 'static,
+    {
+        let driver = self.driver();
+        let call = match self.admit(service, method, payload.len(), options) {
+            Ok(call) => call,
+            // Run here as any call's that was never queued.
+            Err(status) => {
+                return driver
+                    .cells
+                    .finish(driver.cells.callback(done), Err(status))
+            }
+        };
+        with_parts(call, 0, service, method, payload, |parts, target| {
+            if let Err((done, target)) = driver::start_held(driver, parts, target, done) {
+                let cell = driver.cells.callback(done);
+                parts.id = cell.call_id();
+                driver::start(driver, parts, target, cell);
+            }
+        });
     }
 
     /// Checks a call against the channel's limits and finds its providers;
@@ -447,4 +473,36 @@ impl Channel {
             reply_metadata: options.reply_metadata.clone(),
         })
     }
+}
+
+/// Hands an admitted call's parts, numbered `id` and borrowing `call`, and
+/// its target to `go`: built once, whichever way the call then starts.
+fn with_parts<R>(
+    call: Submit<'_>,
+    id: u64,
+    service: &str,
+    method: &str,
+    payload: &[u8],
+    go: impl FnOnce(&mut Parts<'_>, Target) -> R,
+) -> R {
+    let target = Target {
+        endpoints: call.endpoints,
+        hash_key: call.hash_key,
+        reply_metadata: call.reply_metadata,
+    };
+    let mut parts = Parts {
+        id,
+        deadline: call.deadline,
+        // Its deadline was set from this turn's start when on the
+        // driver's thread: the whole timeout is left (the queue does not
+        // use this).
+        timeout_ms: Some(call.timeout_ms),
+        service,
+        method,
+        payload,
+        metadata: &call.metadata,
+        trace: call.trace,
+        reply_metadata: target.reply_metadata.is_some(),
+    };
+    go(&mut parts, target)
 }

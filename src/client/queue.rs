@@ -220,9 +220,9 @@ impl Shared {
         }
     }
 
-    /// Releases one in-flight slot.
+    /// Releases `n` in-flight slots.
     #[inline]
-    pub(crate) fn retire(&self) {
-        self.inflight.fetch_sub(1, Ordering::Relaxed);
+    pub(crate) fn retire(&self, n: usize) {
+        self.inflight.fetch_sub(n, Ordering::Relaxed);
     }
 }

@@ -90,7 +90,7 @@ fn serve(pool: &Pool) {
             let result = run(&call);
             call.shared.cells.finish(call.cell, result);
         }
-        call.shared.retire();
+        call.shared.retire(1);
     }
 }
 

@@ -28,6 +28,8 @@
 //! the same lock round that takes the callback out (the generation moves
 //! on before the callback runs, so a late cancel finds a stale reference),
 //! so a call costs two rounds of its cell's lock: arming and completing.
+//! A detached call started there needs no cell at all: the driver holds
+//! its callback (`held`).
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -39,8 +41,10 @@ use parking_lot::{Condvar, Mutex};
 use super::call::CallResult;
 use crate::call::status::Status;
 
+mod held;
 mod pool;
 
+pub(crate) use held::{Held, HeldSpares};
 pub(crate) use pool::Cells;
 
 /// Cells in the first chunk; chunk `k` holds `BASE << k`.
@@ -61,9 +65,10 @@ impl CellRef {
     /// `driver::pending`), the high half this use of the cell, so a late
     /// reply or cancel for an earlier call in the same cell is told apart.
     /// Both are known to the caller, so no counter is shared to number
-    /// calls.
+    /// calls. Bit 62 stays clear: it marks the ids of calls with no cell
+    /// (see `driver::pending`).
     pub(crate) fn call_id(self) -> u64 {
-        (1 << 63) | (u64::from(self.generation & 0x7FFF_FFFF) << 32) | u64::from(self.index)
+        (1 << 63) | (u64::from(self.generation & 0x3FFF_FFFF) << 32) | u64::from(self.index)
     }
 }
 

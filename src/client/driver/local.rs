@@ -12,7 +12,8 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::Driver;
+use super::{Driver, Notify};
+use crate::client::call::CallResult;
 use crate::client::cells::CellRef;
 use crate::client::queue::{Shared, Target};
 use crate::client::request::Parts;
@@ -45,26 +46,55 @@ pub(super) fn uninstall() {
 /// on its way: packed from there, or copied into the queue.
 #[inline]
 pub(crate) fn start(shared: &Shared, parts: &Parts<'_>, target: Target, cell: CellRef) {
-    let own = DRIVER.with(|slot| match &*slot.borrow() {
-        Some((own, driver)) if std::ptr::eq(*own, shared) => Some(driver.clone()),
-        _ => None,
-    });
+    let own = own(shared);
     let free = own.as_ref().and_then(|driver| driver.try_borrow_mut().ok());
     match free {
         // Packed from the caller's own arguments straight into the
         // chosen connection's output.
-        Some(mut driver) => driver.take_call(parts, cell, target),
+        Some(mut driver) => driver.take_call(parts, Notify::Cell(cell), target),
         None => shared.submit(parts, target, cell),
     }
+}
+
+/// Starts a detached call whose callback `done` the driver holds itself
+/// (no completion cell: see `cells::held`), numbering `parts` with the
+/// id the driver gives it, when this is `shared`'s driver thread and the
+/// driver is free. Else hands `done` and `target` back: the call then
+/// takes a cell and goes through `start`.
+#[inline]
+pub(crate) fn start_held<F>(
+    shared: &Shared,
+    parts: &mut Parts<'_>,
+    target: Target,
+    done: F,
+) -> Result<(), (F, Target)>
+where
+    F: FnOnce(CallResult) + Send + 'static,
+{
+    let own = own(shared);
+    let free = own.as_ref().and_then(|driver| driver.try_borrow_mut().ok());
+    match free {
+        Some(mut driver) => {
+            driver.take_held(parts, target, done);
+            Ok(())
+        }
+        None => Err((done, target)),
+    }
+}
+
+/// This thread's own driver, if this is `shared`'s driver thread.
+#[inline]
+fn own(shared: &Shared) -> Option<Rc<RefCell<Driver>>> {
+    DRIVER.with(|slot| match &*slot.borrow() {
+        Some((own, driver)) if std::ptr::eq(*own, shared) => Some(driver.clone()),
+        _ => None,
+    })
 }
 
 /// This thread's own driver for `shared`, if this is its thread and the
 /// driver is free (not inside one of its own steps).
 fn own_free(shared: &Shared) -> Option<Rc<RefCell<Driver>>> {
-    let own = DRIVER.with(|slot| match &*slot.borrow() {
-        Some((own, driver)) if std::ptr::eq(*own, shared) => Some(driver.clone()),
-        _ => None,
-    })?;
+    let own = own(shared)?;
     let free = own.try_borrow_mut().is_ok();
     free.then_some(own)
 }

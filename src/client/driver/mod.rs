@@ -56,7 +56,7 @@ use slab::Slab;
 
 use super::balance::Balancer;
 use super::call::{mark_io_thread, set_turn_started, CallResult};
-use super::cells::CellRef;
+use super::cells::{CellRef, Held, HeldSpares};
 use super::conn::ProviderConn;
 use super::health::Health;
 use super::queue::{Batch, Shared};
@@ -68,7 +68,9 @@ use pending::Calls;
 use retry::{Retry, SpareFrames};
 use timers::Deadlines;
 
-pub(crate) use local::{deliver_stream, open_stream, start, stream_command, stream_message};
+pub(crate) use local::{
+    deliver_stream, open_stream, start, start_held, stream_command, stream_message,
+};
 
 const WAKER: Token = Token(usize::MAX);
 /// `Pending::conn` of a call not (yet) on any connection.
@@ -99,13 +101,24 @@ struct Pending {
     id: u64,
     conn: usize,
     deadline: Option<Instant>,
-    cell: CellRef,
+    /// Who hears its outcome.
+    notify: Notify,
     /// Its frame, kept for one retry elsewhere after `Overloaded` (boxed:
     /// most calls keep none, and a small `Pending` is cheap to file and
     /// take back, once each per call).
     retry: Option<Box<Retry>>,
     /// Where its reply's metadata goes, if the caller asked for it.
     reply_metadata: Option<ReplyMetadata>,
+}
+
+/// Who hears a call's outcome.
+pub(crate) enum Notify {
+    /// Its completion cell: a call from another thread, a future, or a
+    /// call with a handle that may cancel it.
+    Cell(CellRef),
+    /// Its callback, held by the driver alone: a detached call started on
+    /// the driver's own thread (see `cells::held`).
+    Held(Held),
 }
 
 /// The connections to one provider address.
@@ -184,7 +197,9 @@ struct Driver {
     now: Instant,
     /// Calls the driver has let go of this turn, with their outcomes, to
     /// deliver once the turn's work is done.
-    completed: Vec<(CellRef, CallResult, usize)>,
+    completed: Vec<(Notify, CallResult, usize)>,
+    /// Storage for the callbacks of calls the driver holds (`Notify::Held`).
+    held_spares: HeldSpares,
     /// The connection whose reply is being handled (`NO_CONN` otherwise):
     /// its completion is delivered with it, and a call its callback
     /// starts goes back to that connection when the route allows.
@@ -193,6 +208,8 @@ struct Driver {
     /// on (`NO_CONN` for any other outcome), preferred for a call the
     /// callback starts (`route::remembered`).
     affinity: usize,
+    /// In-flight slots released and not yet given back (`release_slot`).
+    released: usize,
     /// Open streams (`streams`).
     streams: streams::Streams,
     /// When a keepalive ping is next due or overdue on some connection
@@ -223,8 +240,10 @@ impl Driver {
             spare_frames: SpareFrames::default(),
             now: Instant::now(),
             completed: Vec::new(),
+            held_spares: HeldSpares::default(),
             replying: NO_CONN,
             affinity: NO_CONN,
+            released: 0,
             streams: streams::Streams::default(),
             next_ping: None,
             options,
@@ -290,8 +309,8 @@ impl Driver {
 
     /// The driver lets go of a call: `result` is delivered at the end of
     /// this part of the turn (see `deliver`).
-    fn complete(&mut self, cell: CellRef, result: CallResult) {
-        self.completed.push((cell, result, self.replying));
+    fn complete(&mut self, notify: Notify, result: CallResult) {
+        self.completed.push((notify, result, self.replying));
     }
 
     /// Completes call `id` (if still pending) with `result`.
@@ -299,7 +318,7 @@ impl Driver {
         if let Some(mut pending) = self.pending.remove(id) {
             self.retire(&pending);
             self.spare_frames.recycle(pending.retry.take());
-            self.complete(pending.cell, result);
+            self.complete(pending.notify, result);
         }
     }
 
@@ -314,9 +333,26 @@ impl Driver {
 
     /// Releases a call's in-flight slots (channel and connection).
     fn retire(&mut self, pending: &Pending) {
-        self.shared.retire();
+        self.release_slot();
         if let Some(conn) = self.conns.get_mut(pending.conn) {
             conn.retire_call();
+        }
+    }
+
+    /// Releases one of the channel's in-flight slots. They are given back
+    /// together, once per delivery (`give_back_slots`), before any
+    /// callback runs: one atomic operation per turn instead of one per
+    /// call. Until then a call whose outcome is not yet delivered counts
+    /// as in flight, which it still is to its caller.
+    fn release_slot(&mut self) {
+        self.released += 1;
+    }
+
+    /// Gives the in-flight slots released since the last time back to
+    /// the channel's counter.
+    fn give_back_slots(&mut self) {
+        if self.released > 0 {
+            self.shared.retire(std::mem::take(&mut self.released));
         }
     }
 
@@ -374,17 +410,27 @@ fn run(driver: Driver) {
 fn deliver(
     driver: &RefCell<Driver>,
     shared: &Shared,
-    batch: &mut Vec<(CellRef, CallResult, usize)>,
+    batch: &mut Vec<(Notify, CallResult, usize)>,
 ) {
     loop {
-        std::mem::swap(&mut driver.borrow_mut().completed, batch);
+        {
+            let mut driver = driver.borrow_mut();
+            driver.give_back_slots();
+            std::mem::swap(&mut driver.completed, batch);
+        }
         if batch.is_empty() {
             driver.borrow_mut().affinity = NO_CONN;
             return;
         }
-        for (cell, result, conn) in batch.drain(..) {
+        for (notify, result, conn) in batch.drain(..) {
             driver.borrow_mut().affinity = conn;
-            shared.cells.finish(cell, result);
+            match notify {
+                Notify::Cell(cell) => shared.cells.finish(cell, result),
+                Notify::Held(held) => {
+                    let storage = held.run(result);
+                    driver.borrow_mut().held_spares.put_back(storage);
+                }
+            }
         }
     }
 }

@@ -94,8 +94,9 @@ impl Driver {
                 return Ok(());
             };
             // A server stream's runs of message frames go straight onto
-            // their streams, no `Reply` each.
-            if self.streams.read_messages(conn, max) {
+            // their streams, no `Reply` each (looked for only while a
+            // stream is open: unary replies skip the check).
+            if !self.streams.is_empty() && self.streams.read_messages(conn, max) {
                 // Anything read shows the link is not silent (see `eject`).
                 conn.heard_from();
             }

@@ -13,10 +13,10 @@ use mio::Token;
 
 use slab::Slab;
 
-use super::{far_or, Driver, FastMap, Pending, Pool, NO_CONN};
+use super::{far_or, Driver, FastMap, Notify, Pending, Pool, NO_CONN};
 use crate::call::status::Status;
 use crate::client::balance::Balancer;
-use crate::client::cells::CellRef;
+use crate::client::call::CallResult;
 use crate::client::conn::{ProviderConn, Queued, Routed, Security};
 use crate::client::queue::{Command, NewCall, Target};
 use crate::client::request::{staged, Parts};
@@ -61,7 +61,7 @@ impl Driver {
     fn start_call(&mut self, call: NewCall, frames: &[u8]) {
         if self.shared.cells.is_done(call.cell) {
             // Cancelled before we saw it: send nothing.
-            self.shared.retire();
+            self.release_slot();
             self.shared.cells.driver_done(call.cell);
             return;
         }
@@ -82,12 +82,23 @@ impl Driver {
             hash_key: call.hash_key,
             reply_metadata: call.reply_metadata,
         };
-        self.take_call(&parts, call.cell, target);
+        self.take_call(&parts, Notify::Cell(call.cell), target);
+    }
+
+    /// Takes on a detached call started on this thread, its callback
+    /// `done` held here (`Notify::Held`), numbering `parts` with its id.
+    pub(super) fn take_held<F>(&mut self, parts: &mut Parts<'_>, target: Target, done: F)
+    where
+        F: FnOnce(CallResult) + Send + 'static,
+    {
+        parts.id = self.pending.reserve_held();
+        let held = self.held_spares.hold(done);
+        self.take_call(parts, Notify::Held(held), target);
     }
 
     /// Makes a new call the driver's (its deadline watched, a copy kept
     /// if it may be retried elsewhere) and routes it.
-    pub(super) fn take_call(&mut self, parts: &Parts<'_>, cell: CellRef, target: Target) {
+    pub(super) fn take_call(&mut self, parts: &Parts<'_>, notify: Notify, target: Target) {
         let id = parts.id;
         if let Some(deadline) = parts.deadline {
             self.deadlines.push(deadline, id);
@@ -102,7 +113,7 @@ impl Driver {
                 id,
                 conn: key,
                 deadline: parts.deadline,
-                cell,
+                notify,
                 retry: None,
                 reply_metadata: target.reply_metadata,
             });
@@ -114,7 +125,7 @@ impl Driver {
             id,
             conn: NO_CONN,
             deadline: parts.deadline,
-            cell,
+            notify,
             retry,
             reply_metadata: target.reply_metadata,
         });
@@ -256,7 +267,12 @@ impl Driver {
                 deadline: pending.deadline,
                 connect_timeout: self.options.connect_timeout,
                 max_reply: self.options.max_frame_size,
-                cell: pending.cell,
+                cell: match pending.notify {
+                    Notify::Cell(cell) => cell,
+                    // Completed on the short connection's thread: it
+                    // needs a cell.
+                    Notify::Held(held) => self.shared.cells.callback(held.into_fn()),
+                },
                 shared: self.shared.clone(),
             });
         }
@@ -377,7 +393,11 @@ impl Driver {
         if let Some(pending) = self.pending.remove(id) {
             self.retire(&pending);
             self.send_cancel(pending.conn, id);
-            self.shared.cells.driver_done(pending.cell);
+            // Only a call with a cell can be cancelled (a held one has no
+            // handle).
+            if let Notify::Cell(cell) = pending.notify {
+                self.shared.cells.driver_done(cell);
+            }
         }
     }
 
@@ -458,9 +478,9 @@ impl Driver {
     fn fail_calls_on(&mut self, key: usize, reason: &str) {
         for id in self.pending.ids_on(key) {
             if let Some(pending) = self.pending.remove(id) {
-                self.shared.retire();
+                self.release_slot();
                 let status = Status::unavailable(reason.to_owned());
-                self.complete(pending.cell, Err(status));
+                self.complete(pending.notify, Err(status));
             }
         }
     }

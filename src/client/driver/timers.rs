@@ -91,7 +91,7 @@ impl Driver {
                 None => "the call's deadline passed before it was sent".to_owned(),
             };
             let status = Status::deadline_exceeded(message);
-            self.complete(pending.cell, Err(status));
+            self.complete(pending.notify, Err(status));
         }
         if self.connecting > 0 {
             self.expire_connects();

@@ -19,6 +19,8 @@ use crate::Status;
 /// arrives); a frame a server never sends, or bytes left over at `eof`,
 /// is an error for the connection. A response's body is parsed straight
 /// into the `Reply` (no `Frame` in between: this runs once per call).
+/// Runs of stream messages are taken before this by
+/// [`stream_message`] while the caller has streams open.
 pub(super) fn parse_reply(
     input: &mut BytesMut,
     state: &mut ReadState,
@@ -27,9 +29,6 @@ pub(super) fn parse_reply(
 ) -> Result<Option<Reply>, ProtocolError> {
     if state.skip > 0 && !skip_body(input, &mut state.skip) {
         return left_at(eof, input, state);
-    }
-    if let Some((id, payload)) = stream_message(input, max) {
-        return Ok(Some(stream_reply(id, Ok(payload), StreamEvent::Message)));
     }
     match Decoder::new(max).split_frame(input)? {
         Some(Split::Body {
