@@ -315,20 +315,27 @@ impl Driver {
 
     /// Completes call `id` (if still pending) with `result`.
     fn finish(&mut self, id: u64, result: CallResult) {
-        if let Some(mut pending) = self.pending.remove(id) {
-            self.retire(&pending);
-            self.spare_frames.recycle(pending.retry.take());
-            self.complete(pending.notify, result);
+        if let Some(pending) = self.pending.remove(id) {
+            self.let_go(pending, result);
         }
     }
 
     /// Completes call `id` (if still pending) with a reply carrying
     /// `metadata`, stored first where its caller asked for it.
     fn finish_reply(&mut self, id: u64, result: CallResult, metadata: Metadata) {
-        if let Some(slot) = self.pending.get(id).and_then(|p| p.reply_metadata.as_ref()) {
-            slot.set(metadata);
+        if let Some(pending) = self.pending.remove(id) {
+            if let Some(slot) = &pending.reply_metadata {
+                slot.set(metadata);
+            }
+            self.let_go(pending, result);
         }
-        self.finish(id, result);
+    }
+
+    /// The driver lets go of `pending`, taken off its table, with `result`.
+    fn let_go(&mut self, mut pending: Pending, result: CallResult) {
+        self.retire(&pending);
+        self.spare_frames.recycle(pending.retry.take());
+        self.complete(pending.notify, result);
     }
 
     /// Releases a call's in-flight slots (channel and connection).

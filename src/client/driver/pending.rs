@@ -62,6 +62,7 @@ fn entry<'a>(
 impl Calls {
     /// The id of the next call whose callback the driver holds: a free
     /// slot, taken now and filled by the `insert` that must follow.
+    #[inline]
     pub(super) fn reserve_held(&mut self) -> u64 {
         let at = self.held_free.pop().unwrap_or_else(|| {
             self.held.push(HeldSlot::default());
@@ -113,6 +114,7 @@ impl Calls {
 
     /// Takes call `id` out; a held call's slot is free for the next one,
     /// whose id will differ in its use.
+    #[inline]
     pub(super) fn remove(&mut self, id: u64) -> Option<Pending> {
         let entry = entry(&mut self.slots, &mut self.held, id)?;
         if entry.as_ref().is_none_or(|p| p.id != id) {
