@@ -146,17 +146,11 @@ impl Recorder {
         self.sent_measured.fetch_add(measured, Ordering::Relaxed);
     }
 
-    /// A closed-loop call chained by a completion is in flight from now
-    /// on; the rest of its send is recorded later, with its batch
-    /// ([`Recorder::on_sent_closed`]).
-    pub fn start_one(&self) {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-    }
-
     /// Closed-loop calls, each sent at its intended time (no send lag),
-    /// already counted in flight by [`Recorder::start_one`]: `on_sent`
-    /// for a batch of them, with one lock.
+    /// chained by completions recorded with or after them (see
+    /// `tally`): `on_sent` for a batch of them, with one lock.
     pub fn on_sent_closed(&self, sent: &[Instant]) {
+        self.in_flight.fetch_add(sent.len(), Ordering::Relaxed);
         let n = sent.len() as u64;
         self.sent.fetch_add(n, Ordering::Relaxed);
         let in_window = sent.iter().filter(|&&t| self.measured(t)).count() as u64;

@@ -12,9 +12,12 @@
 //! thread's [`Tally`], recorded together every [`BATCH`] calls and whenever
 //! a chain ends (the window is over), or when the thread exits.
 //!
-//! A chained call is counted in flight at once ([`Recorder::start_one`]):
-//! the sender's drain waits for `in_flight` to reach 0, so it can only see
-//! 0 once every batch holding a completion has been recorded.
+//! A chained call is counted in flight with its batch, before the batch's
+//! completions are taken off (no atomic operation per call): each chained
+//! call follows a completion filed in the same tally, so `in_flight`
+//! never reads below the calls really in flight, and the sender's drain,
+//! which waits for it to reach 0, sees 0 only once every batch has been
+//! recorded.
 
 use std::cell::RefCell;
 use std::time::Instant;
@@ -60,7 +63,6 @@ impl Tally {
         }
         self.done.push(done);
         if let Some(sent) = next {
-            rec.start_one();
             self.sent.push(sent);
         }
         if next.is_none() || self.done.len() >= BATCH {
@@ -100,7 +102,6 @@ pub fn completed(
     if filed.is_err() {
         // This thread is exiting (its tally is gone): recorded alone.
         if let Some(sent) = next {
-            rec.start_one();
             rec.on_sent_closed(&[sent]);
         }
         rec.on_done_batch(&[done]);

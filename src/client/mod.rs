@@ -58,7 +58,7 @@ pub use balance::LoadBalance;
 pub use call::{decode_response, CallHandle, PendingCall, TypedCall};
 
 use cells::CellRef;
-use queue::{Shared, Submit, Target};
+use queue::{Endpoints, Shared, Submit, Target};
 use request::Parts;
 
 use crate::call::controller::{CallOptions, CancelHandle};
@@ -379,7 +379,7 @@ impl Channel {
     /// Checks a call against the channel's limits and finds its providers;
     /// on success it holds one of the `max_inflight` slots.
     fn admit<'a>(
-        &self,
+        &'a self,
         service: &'a str,
         method: &'a str,
         payload_len: usize,
@@ -419,10 +419,10 @@ impl Channel {
         // Asked of the `Discover` only when it may have changed (if it
         // says), else on every call, as the call path's own code.
         let (endpoints, limit) = match (&inner.fixed, inner.memo) {
-            (Some((endpoints, limit)), _) => (endpoints.clone(), *limit),
+            (Some((endpoints, limit)), _) => (Endpoints::Fixed(endpoints), *limit),
             (None, Some(channel)) => {
                 let kept = providers::remembered(channel, &*inner.discover, service, method)?;
-                (kept.endpoints, kept.limit)
+                (Endpoints::Found(kept.endpoints), kept.limit)
             }
             (None, None) => {
                 let endpoints = inner.discover.method_providers(service, method)?;
@@ -430,7 +430,7 @@ impl Channel {
                     return Err(providers::none_known(service));
                 }
                 let limit = providers::frame_limit(&endpoints);
-                (endpoints, limit)
+                (Endpoints::Found(endpoints), limit)
             }
         };
         // Providers found through ZooKeeper publish their frame limit.
@@ -483,7 +483,7 @@ fn with_parts<R>(
     service: &str,
     method: &str,
     payload: &[u8],
-    go: impl FnOnce(&mut Parts<'_>, Target) -> R,
+    go: impl FnOnce(&mut Parts<'_>, Target<'_>) -> R,
 ) -> R {
     let target = Target {
         endpoints: call.endpoints,

@@ -94,7 +94,7 @@ pub(crate) struct Submit<'a> {
     /// The call's timeout in whole milliseconds (0: none), as sent when
     /// it is packed at once.
     pub timeout_ms: u32,
-    pub endpoints: Arc<[Endpoint]>,
+    pub endpoints: Endpoints<'a>,
     pub hash_key: Option<u64>,
     /// What the request carries besides its payload (version 2 when any).
     pub metadata: Cow<'a, Metadata>,
@@ -102,9 +102,34 @@ pub(crate) struct Submit<'a> {
     pub reply_metadata: Option<ReplyMetadata>,
 }
 
+/// A call's providers: the channel's fixed list, borrowed (no reference
+/// count taken and dropped per call), or a list found for this call.
+pub(crate) enum Endpoints<'a> {
+    Fixed(&'a Arc<[Endpoint]>),
+    Found(Arc<[Endpoint]>),
+}
+
+impl Endpoints<'_> {
+    pub(crate) fn get(&self) -> &Arc<[Endpoint]> {
+        match self {
+            Endpoints::Fixed(endpoints) => endpoints,
+            Endpoints::Found(endpoints) => endpoints,
+        }
+    }
+
+    /// The list to keep (a call queued, or routed where it may be routed
+    /// again).
+    pub(crate) fn into_owned(self) -> Arc<[Endpoint]> {
+        match self {
+            Endpoints::Fixed(endpoints) => endpoints.clone(),
+            Endpoints::Found(endpoints) => endpoints,
+        }
+    }
+}
+
 /// Where a new call may go, and where its reply's metadata goes.
-pub(crate) struct Target {
-    pub endpoints: Arc<[Endpoint]>,
+pub(crate) struct Target<'a> {
+    pub endpoints: Endpoints<'a>,
     pub hash_key: Option<u64>,
     pub reply_metadata: Option<ReplyMetadata>,
 }
@@ -129,7 +154,7 @@ impl Shared {
     }
 
     /// Queues a call, its parts copied (its metadata shared: a `Bytes`).
-    pub(crate) fn submit(&self, parts: &Parts<'_>, target: Target, cell: CellRef) {
+    pub(crate) fn submit(&self, parts: &Parts<'_>, target: Target<'_>, cell: CellRef) {
         let metadata = parts.metadata.clone();
         let mut batch = self.queue.lock();
         let names = stage_into(
@@ -144,7 +169,7 @@ impl Shared {
             deadline: parts.deadline,
             metadata,
             trace: parts.trace,
-            endpoints: target.endpoints,
+            endpoints: target.endpoints.into_owned(),
             hash_key: target.hash_key,
             cell,
             reply_metadata: target.reply_metadata,

@@ -45,7 +45,7 @@ pub(super) fn uninstall() {
 /// driver decides. `parts` is built once by the caller and only borrowed
 /// on its way: packed from there, or copied into the queue.
 #[inline]
-pub(crate) fn start(shared: &Shared, parts: &Parts<'_>, target: Target, cell: CellRef) {
+pub(crate) fn start(shared: &Shared, parts: &Parts<'_>, target: Target<'_>, cell: CellRef) {
     let own = own(shared);
     let free = own.as_ref().and_then(|driver| driver.try_borrow_mut().ok());
     match free {
@@ -62,12 +62,12 @@ pub(crate) fn start(shared: &Shared, parts: &Parts<'_>, target: Target, cell: Ce
 /// driver is free. Else hands `done` and `target` back: the call then
 /// takes a cell and goes through `start`.
 #[inline]
-pub(crate) fn start_held<F>(
+pub(crate) fn start_held<'a, F>(
     shared: &Shared,
     parts: &mut Parts<'_>,
-    target: Target,
+    target: Target<'a>,
     done: F,
-) -> Result<(), (F, Target)>
+) -> Result<(), (F, Target<'a>)>
 where
     F: FnOnce(CallResult) + Send + 'static,
 {

@@ -18,7 +18,7 @@ use crate::call::status::Status;
 use crate::client::balance::Balancer;
 use crate::client::call::CallResult;
 use crate::client::conn::{ProviderConn, Queued, Routed, Security};
-use crate::client::queue::{Command, NewCall, Target};
+use crate::client::queue::{Command, Endpoints, NewCall, Target};
 use crate::client::request::{staged, Parts};
 use crate::client::short::{self, ShortCall};
 use crate::discovery::Endpoint;
@@ -78,7 +78,7 @@ impl Driver {
             reply_metadata: call.reply_metadata.is_some(),
         };
         let target = Target {
-            endpoints: call.endpoints,
+            endpoints: Endpoints::Found(call.endpoints),
             hash_key: call.hash_key,
             reply_metadata: call.reply_metadata,
         };
@@ -87,7 +87,7 @@ impl Driver {
 
     /// Takes on a detached call started on this thread, its callback
     /// `done` held here (`Notify::Held`), numbering `parts` with its id.
-    pub(super) fn take_held<F>(&mut self, parts: &mut Parts<'_>, target: Target, done: F)
+    pub(super) fn take_held<F>(&mut self, parts: &mut Parts<'_>, target: Target<'_>, done: F)
     where
         F: FnOnce(CallResult) + Send + 'static,
     {
@@ -98,7 +98,7 @@ impl Driver {
 
     /// Makes a new call the driver's (its deadline watched, a copy kept
     /// if it may be retried elsewhere) and routes it.
-    pub(super) fn take_call(&mut self, parts: &Parts<'_>, notify: Notify, target: Target) {
+    pub(super) fn take_call(&mut self, parts: &Parts<'_>, notify: Notify, target: Target<'_>) {
         let id = parts.id;
         if let Some(deadline) = parts.deadline {
             self.deadlines.push(deadline, id);
@@ -107,8 +107,8 @@ impl Driver {
         // connection and packed there at once: no route to build, no
         // second look-up of the call. Such a route has one endpoint, so
         // nothing is kept for a retry elsewhere.
-        if let Some(key) = self.remembered(&target.endpoints) {
-            debug_assert!(target.endpoints.len() == 1);
+        if let Some(key) = self.remembered(target.endpoints.get()) {
+            debug_assert!(target.endpoints.get().len() == 1);
             self.pending.insert(Pending {
                 id,
                 conn: key,
@@ -120,7 +120,7 @@ impl Driver {
             let (endpoints, hash_key) = (target.endpoints, target.hash_key);
             return self.push_onto(key, parts, endpoints, hash_key, 0);
         }
-        let retry = self.keep_for_retry(parts, &target.endpoints, target.hash_key);
+        let retry = self.keep_for_retry(parts, target.endpoints.get(), target.hash_key);
         self.pending.insert(Pending {
             id,
             conn: NO_CONN,
@@ -130,7 +130,7 @@ impl Driver {
             reply_metadata: target.reply_metadata,
         });
         let route = Route {
-            endpoints: target.endpoints,
+            endpoints: target.endpoints.into_owned(),
             hash_key: target.hash_key,
             failures: 0,
             last_error: None,
@@ -354,7 +354,8 @@ impl Driver {
             return;
         };
         pending.conn = key;
-        self.push_onto(key, parts, route.endpoints, route.hash_key, route.failures);
+        let endpoints = Endpoints::Found(route.endpoints);
+        self.push_onto(key, parts, endpoints, route.hash_key, route.failures);
     }
 
     /// Packs the request of a call filed on connection `key` onto it; its
@@ -367,13 +368,13 @@ impl Driver {
         &mut self,
         key: usize,
         parts: &Parts<'_>,
-        endpoints: Arc<[Endpoint]>,
+        endpoints: Endpoints<'_>,
         hash_key: Option<u64>,
         attempts: u32,
     ) {
         let routed = || Routed {
             request: parts.stage(BytesMut::new()),
-            endpoints,
+            endpoints: endpoints.into_owned(),
             hash_key,
             attempts,
         };
