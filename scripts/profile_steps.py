@@ -70,13 +70,18 @@ CALLBACK = (r"^(mprpc::client::cells::run_callback"
             r"|<core::option::Option<F> as mprpc::client::cells::Callback>::run)$")
 # Completing a call in its cell (the method's path names the module of the
 # impl and, since the cells' pool moved out, the type's own module).
-DELIVER = (r"^mprpc::client::cells::(<impl mprpc::client::cells::(pool::)?Cells>|Cells)"
-           r"::(deliver|finish)$")
+DELIVER = (r"^(mprpc::client::cells::(<impl mprpc::client::cells::(pool::)?Cells>|Cells)"
+           r"::(deliver|finish)"
+           # the driver's delivery (cells, and since then callbacks it holds)
+           r"|mprpc::client::driver::deliver)$")
 PACK = (r"^(mprpc::(codec|protocol::mprpc)::frame::encode_request\w*"
         r"|<mprpc::protocol::mprpc::Mprpc as mprpc::protocol::Protocol>::pack_request)$")
-START = r"^mprpc::client::Channel::start$"
+# `Channel::start`, or for a detached call `start_detached` (the driver
+# holds its callback when it starts on the driver's thread).
+START = r"^mprpc::client::Channel::(start|start_detached)$"
 # loadgen's call through the Channel: `call_detached` (arming a completion
-# cell, then `Channel::start`) and loadgen's pick of a channel.
+# cell, then `Channel::start`; or `start_detached`) and loadgen's pick of a
+# channel.
 TARGET_CALL = r"^<loadgen::mprpc_target::MprpcTarget as loadgen::driver::Target>::call$"
 ROUTE = r"drain_queue$"
 
@@ -118,15 +123,15 @@ def deliver(r):
 CHANNEL_STEPS = [
     ("whole", "whole loadgen process (start-up and loadgen's own bookkeeping included)", total),
     ("thread", "the driver thread in all (every step below; no start-up)", lambda r: largest(r, THREAD)),
-    ("start", "caller: `Channel::start` (checks, providers, packing; on the driver's thread also routing)",
+    ("start", "caller: `Channel::start` (checks, providers, packing; on the driver's thread also routing and, for a detached call, holding its callback)",
      lambda r: largest(r, START)),
     ("encode", "  of which packing the request", lambda r: largest(r, PACK)),
-    ("arm", "caller: arming a completion cell, the rest of `call_detached` and loadgen's channel pick",
+    ("arm", "caller: arming a completion cell (none for a detached call on the driver's thread), the rest of `call_detached` and loadgen's channel pick",
      lambda r: target_call(r) - largest(r, START)),
     ("route", "driver: take calls queued by other threads and route them onto connections",
      lambda r: largest(r, ROUTE)),
     ("decode", "driver: parse replies", lambda r: largest(r, DECODE)),
-    ("cells", "driver: complete calls in their cells (the callback excluded)",
+    ("cells", "driver: complete calls in their cells, or run the callbacks it holds (the callback excluded)",
      lambda r: deliver(r) - callback(r)),
     ("loop", "driver: the rest of its loop (epoll, socket reads and writes, timers)",
      lambda r: largest(r, THREAD) - largest(r, ROUTE) - largest(r, DECODE) - deliver(r)),

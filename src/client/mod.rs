@@ -347,6 +347,7 @@ impl Channel {
     /// `start` for a detached call: on the driver's own thread its
     /// callback is held by the driver (no completion cell: see
     /// `cells::held`), else it takes a cell as any call.
+    #[inline(never)] // a step of its own in profiles (scripts/profile_steps.py)
     fn start_detached<F>(
         &self,
         service: &str,
