@@ -13,7 +13,11 @@
 //! is replaced now and then when replies still hold the old one: that
 //! amortised cost must stay under one allocation per fifty calls, while a
 //! per-call allocation (one or more per call) fails the gate by a wide
-//! margin.
+//! margin. That amortised count depends on timing (how long replies still
+//! hold a buffer when the next read needs room: a caller descheduled on
+//! this 2-core machine holds more), so a client path over its limit is
+//! measured once more and fails only if both runs are over; a per-call
+//! allocation fails both.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -37,6 +41,18 @@ static ALLOC: CountingAlloc = CountingAlloc;
 const CALLS: u64 = 3000;
 /// The most a socket path may allocate per call, amortised.
 const SOCKET_PATH_LIMIT: f64 = 0.02;
+
+/// Checks a client path over sockets: `measure` gives its allocations per
+/// call, measured again once if the first run is over the limit (see the
+/// module documentation).
+fn check_socket_path(path: &str, size: usize, mut measure: impl FnMut() -> f64) -> Option<String> {
+    let first = measure();
+    if first <= SOCKET_PATH_LIMIT {
+        return check(path, size, first, SOCKET_PATH_LIMIT);
+    }
+    println!("again  {path} ({size} B): {first:.4} allocations per call on the first run");
+    check(path, size, measure(), SOCKET_PATH_LIMIT)
+}
 
 /// Checks one path's allocations per call against `limit`; returns a
 /// failure line instead of panicking, so every path is reported.
@@ -92,37 +108,29 @@ fn main() {
             server_allocs,
             SOCKET_PATH_LIMIT,
         ));
-        let (allocs, _) = per_call(CALLS / batch, || {
-            pipelined(&channel, &request, batch, &completions)
-        });
-        let per = allocs / batch as f64;
-        failures.extend(check(
+        let per_call_of = |run: &mut dyn FnMut()| per_call(CALLS / batch, run).0 / batch as f64;
+        failures.extend(check_socket_path(
             "client: call_with, depth 16",
             size,
-            per,
-            SOCKET_PATH_LIMIT,
+            || per_call_of(&mut || pipelined(&channel, &request, batch, &completions)),
         ));
         let chains = Chains::new(&channel, &request);
-        let (allocs, _) = per_call(CALLS / batch, || chained_detached(&chains, batch));
-        let per = allocs / batch as f64;
-        failures.extend(check(
+        failures.extend(check_socket_path(
             "client: call_detached chains from callbacks, depth 16",
             size,
-            per,
-            SOCKET_PATH_LIMIT,
+            || per_call_of(&mut || chained_detached(&chains, batch)),
         ));
         let waker = unpark_current();
         let mut cx = std::task::Context::from_waker(&waker);
         let mut window = VecDeque::with_capacity(DEPTH as usize);
-        let (allocs, _) = per_call(CALLS / batch, || {
-            pipelined_futures(&channel, &request, batch, &mut window, &mut cx)
-        });
-        let per = allocs / batch as f64;
-        failures.extend(check(
+        failures.extend(check_socket_path(
             "client: call_async futures, depth 16",
             size,
-            per,
-            SOCKET_PATH_LIMIT,
+            || {
+                per_call_of(&mut || {
+                    pipelined_futures(&channel, &request, batch, &mut window, &mut cx)
+                })
+            },
         ));
     }
     drop(channel);
