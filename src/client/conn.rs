@@ -387,6 +387,14 @@ impl ProviderConn {
         self.io.take_stream_message(self.protocol, max)
     }
 
+    /// The next reply if it is a whole successful one with no error text
+    /// or metadata: its call's id and payload (`None`:
+    /// [`next_reply`](Self::next_reply) reads what comes next).
+    #[inline]
+    pub(crate) fn next_ok_reply(&mut self, max: usize) -> Option<(u64, bytes::Bytes)> {
+        self.io.take_ok_reply(self.protocol, max)
+    }
+
     /// At EOF: an error if part of a reply was left unread (its rest will
     /// never come).
     pub(crate) fn check_eof(&self) -> Result<(), ProtocolError> {

@@ -162,6 +162,17 @@ pub(crate) trait Protocol: Sync {
         let _ = (input, max);
         None
     }
+
+    /// A whole successful reply with no error text or metadata (within
+    /// `max`) at the front of `input`, taken off as its call's id and
+    /// payload: `None` for anything else, which
+    /// [`parse_reply`](Self::parse_reply) then reads. The client's fast
+    /// path for the common unary reply (no [`Reply`] built); formats may
+    /// have none.
+    fn take_ok_reply(&self, input: &mut BytesMut, max: usize) -> Option<(u64, Bytes)> {
+        let _ = (input, max);
+        None
+    }
 }
 
 /// How a client uses connections for a format (brpc's connection type).

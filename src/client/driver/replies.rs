@@ -4,7 +4,9 @@
 use mio::event::Event;
 
 use super::Driver;
+use crate::call::metadata::Metadata;
 use crate::call::status::Code;
+use crate::client::call::CallResult;
 use crate::client::conn::{ConnectState, PROBE_ID};
 use crate::protocol::Reply;
 
@@ -100,6 +102,11 @@ impl Driver {
                 // Anything read shows the link is not silent (see `eject`).
                 conn.heard_from();
             }
+            // The common reply, a plain success, with no `Reply` built.
+            if let Some((id, payload)) = conn.next_ok_reply(max) {
+                self.on_call_reply(key, id, Ok(payload), Metadata::new());
+                continue;
+            }
             match conn.next_reply(max) {
                 Ok(Some(reply)) => self.on_reply(key, reply),
                 Ok(None) => return Ok(()),
@@ -109,37 +116,43 @@ impl Driver {
     }
 
     fn on_reply(&mut self, key: usize, mut reply: Reply) {
+        if let Some(event) = reply.stream.take() {
+            // Anything read shows the link is not silent (see `eject`).
+            self.conns[key].heard_from();
+            return self.on_stream_frame(reply.id, event, reply.result, reply.metadata);
+        }
+        self.on_call_reply(key, reply.id, reply.result, reply.metadata);
+    }
+
+    /// The reply to call (or probe) `id`, read on connection `key`.
+    fn on_call_reply(&mut self, key: usize, id: u64, result: CallResult, metadata: Metadata) {
         let conn = &mut self.conns[key];
         let addr = conn.addr();
         // Anything read shows the link is not silent (see `eject`).
         conn.heard_from();
-        if let Some(event) = reply.stream.take() {
-            return self.on_stream_frame(reply.id, event, reply.result, reply.metadata);
-        }
-        let conn = &mut self.conns[key];
         if conn.probe_until().is_some() {
             self.probe_answered(key);
         }
-        if reply.id == PROBE_ID {
+        if id == PROBE_ID {
             return;
         }
         let conn = &mut self.conns[key];
         if conn.note_answer() {
             self.health.succeeded(addr);
         }
-        let overloaded = matches!(&reply.result, Err(s) if s.code() == Code::Overloaded);
-        if overloaded && self.retry_overloaded(reply.id, addr) {
+        let overloaded = matches!(&result, Err(s) if s.code() == Code::Overloaded);
+        if overloaded && self.retry_overloaded(id, addr) {
             return;
         }
-        if let Err(status) = &reply.result {
+        if let Err(status) = &result {
             if status.code() == Code::ResourceExhausted {
                 // An oversized reply fails its call alone; say so.
-                tracing::warn!(id = reply.id, "client: {}", status.message());
+                tracing::warn!(id, "client: {}", status.message());
             }
         }
         // Unknown ids are replies to calls cancelled or expired: dropped.
         self.replying = key;
-        self.finish_reply(reply.id, reply.result, reply.metadata);
+        self.finish_reply(id, result, metadata);
         self.replying = super::NO_CONN;
     }
 }

@@ -267,10 +267,30 @@ impl Transport {
         protocol: &dyn Protocol,
         max: usize,
     ) -> Option<(u64, Bytes)> {
+        self.take_whole(|input| protocol.take_stream_message(input, max))
+    }
+
+    /// A whole successful reply with no error text or metadata at the
+    /// front of the input, taken off by `protocol`'s fast path (a
+    /// client's connection): its call's id and payload. `None` otherwise,
+    /// as for [`take_stream_message`](Self::take_stream_message).
+    #[inline]
+    pub(crate) fn take_ok_reply(
+        &mut self,
+        protocol: &dyn Protocol,
+        max: usize,
+    ) -> Option<(u64, Bytes)> {
+        self.take_whole(|input| protocol.take_ok_reply(input, max))
+    }
+
+    /// `take` applied to the input, unless an oversized reply's body is
+    /// being skipped (`parse_reply` reads on then).
+    #[inline]
+    fn take_whole<T>(&mut self, take: impl FnOnce(&mut BytesMut) -> Option<T>) -> Option<T> {
         if self.read.skip > 0 {
             return None;
         }
-        protocol.take_stream_message(&mut self.rbuf, max)
+        take(&mut self.rbuf)
     }
 
     /// The undecoded input, for protocol sniffing.

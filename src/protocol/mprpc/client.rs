@@ -6,13 +6,14 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use super::body::{parse_body, parse_response};
 use super::decoder::{skip_body, Split};
+use super::frame::META_LEN_LEN;
 use super::stream::parse_message;
 use super::{
-    Decoder, Frame, FrameKind, Response, StreamFrame, StreamKind, HEADER_LEN, MAGIC, VERSION,
-    VERSION_STREAMS,
+    Decoder, Frame, FrameKind, Response, StreamFrame, StreamKind, HEADER_LEN, MAGIC,
+    RESPONSE_FIXED_LEN, VERSION, VERSION_NO_METADATA, VERSION_STREAMS,
 };
 use crate::protocol::{ProtocolError, ReadState, Reply, StreamEvent};
-use crate::Status;
+use crate::{Code, Status};
 
 /// The next reply in `input`: `Ok(None)` until one is complete. A reply
 /// over `max` bytes fails its call alone (its body is skipped as it
@@ -87,6 +88,46 @@ pub(super) fn stream_message(input: &mut BytesMut, max: usize) -> Option<(u64, B
     let id = u64::from_be_bytes(head[HEADER_LEN..].try_into().expect("8 bytes"));
     let mut payload = input.split_to(frame_len).freeze();
     payload.advance(ID_END);
+    Some((id, payload))
+}
+
+/// A whole successful response frame with no error text and no metadata
+/// (within `max`) at the front of `input`, split off with its id read
+/// from the buffer: its call's id and the reply's payload. Nearly every
+/// reply is one, so it skips the generic split and parse and the `Reply`
+/// built from them. `None` for anything else (a partial or oversized
+/// frame, a failure, error text or metadata, another kind, a bad header),
+/// which [`parse_reply`] then reads.
+#[inline]
+pub(super) fn ok_reply(input: &mut BytesMut, max: usize) -> Option<(u64, Bytes)> {
+    // Header, then id u64 | code u8 | error_len u16 | (version 2) meta_len u32.
+    const FIXED_END: usize = HEADER_LEN + RESPONSE_FIXED_LEN;
+    let head = *input.first_chunk::<FIXED_END>()?;
+    if head[..2] != MAGIC || head[3] != FrameKind::Response as u8 {
+        return None;
+    }
+    let fixed = match head[2] {
+        VERSION_NO_METADATA => FIXED_END,
+        VERSION => FIXED_END + META_LEN_LEN,
+        _ => return None,
+    };
+    let body_len = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as usize;
+    let frame_len = HEADER_LEN + body_len;
+    let ok = head[HEADER_LEN + 8] == Code::Ok as u8;
+    let no_error = head[HEADER_LEN + 9..FIXED_END] == [0, 0];
+    if !ok || !no_error || body_len > max || frame_len < fixed || input.len() < frame_len {
+        return None;
+    }
+    if input[FIXED_END..fixed].iter().any(|&b| b != 0) {
+        return None; // version 2 with metadata
+    }
+    let id = u64::from_be_bytes(
+        head[HEADER_LEN..HEADER_LEN + 8]
+            .try_into()
+            .expect("8 bytes"),
+    );
+    let mut payload = input.split_to(frame_len).freeze();
+    payload.advance(fixed);
     Some((id, payload))
 }
 
@@ -233,6 +274,57 @@ mod tests {
         encode_stream_message(1, &[0u8; 100], &mut big);
         let mut state = ReadState::default();
         assert!(parse_reply(&mut big, &mut state, 64, false).is_err());
+    }
+
+    #[test]
+    fn plain_successful_replies_take_the_fast_path_and_the_rest_fall_through() {
+        let served_by = Metadata::from_pairs([("served-by", "p1")]).unwrap();
+        let mut stream = BytesMut::new();
+        encode_response(1, Code::Ok, "", b"v1", &mut stream);
+        encode_response_meta(2, Code::Ok, "", b"v2", true, &Metadata::new(), &mut stream);
+        encode_response_meta(3, Code::Ok, "", b"meta", true, &served_by, &mut stream);
+        encode_response(4, Code::Application, "no such user", b"", &mut stream);
+        encode_response(5, Code::Ok, "", &[7u8; 100], &mut stream);
+        encode_response(6, Code::Ok, "", b"", &mut stream);
+        let (mut input, mut state) = (stream.clone(), ReadState::default());
+        let mut taken = Vec::new();
+        loop {
+            if let Some((id, payload)) = ok_reply(&mut input, 64) {
+                taken.push((id, true, Ok(payload), Metadata::new()));
+            } else if let Some(reply) = parse_reply(&mut input, &mut state, 64, true).unwrap() {
+                taken.push((reply.id, false, reply.result, reply.metadata));
+            } else {
+                break;
+            }
+        }
+        let paths: Vec<_> = taken.iter().map(|t| (t.0, t.1)).collect();
+        // With metadata, a failure or over the limit: the generic path.
+        let expected = [
+            (1, true),
+            (2, true),
+            (3, false),
+            (4, false),
+            (5, false),
+            (6, true),
+        ];
+        assert_eq!(paths, expected);
+        // Either way, each call gets what the generic path alone gives it.
+        let whole = parse_all(&stream, 64);
+        for (reply, (id, _, result, metadata)) in whole.iter().zip(&taken) {
+            assert_eq!(
+                (reply.id, &reply.result, &reply.metadata),
+                (*id, result, metadata)
+            );
+        }
+        // A partial frame is left for later, a byte at a time.
+        let mut input = BytesMut::new();
+        for byte in stream[..stream.len() / 2].iter() {
+            input.extend_from_slice(&[*byte]);
+            let before = input.len();
+            if ok_reply(&mut input, 64).is_none() {
+                assert_eq!(input.len(), before, "nothing taken from a partial frame");
+            }
+        }
     }
 
     #[test]

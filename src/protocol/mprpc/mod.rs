@@ -312,4 +312,9 @@ impl Protocol for Mprpc {
     fn take_stream_message(&self, input: &mut BytesMut, max: usize) -> Option<(u64, Bytes)> {
         client::stream_message(input, max)
     }
+
+    #[inline]
+    fn take_ok_reply(&self, input: &mut BytesMut, max: usize) -> Option<(u64, Bytes)> {
+        client::ok_reply(input, max)
+    }
 }
