@@ -574,6 +574,23 @@ def per_round_ratios(a_runs, b_runs, value):
             if a["round"] in b_by_round and value(b_by_round[a["round"]])]
 
 
+def channel_engine_rounds(d, params):
+    """Per round, the `Channel` ÷ the engine against our provider: a round's
+    two runs follow each other, so each ratio shares one moment of this
+    machine (the medians and the worst ÷ best reading of the goals table
+    compare runs from different moments)."""
+    conns, depth = params["connections"], params["depth"]
+    sh = [("c1", f"{conns} × 1"), (f"p{depth}", f"{conns} × {depth}")]
+    cpu_of = lambda r: (r.get("cpu") or {}).get("client_us_per_call") or 0
+    L = ["| `Channel` ÷ engine, per round: median (min–max) | " + " | ".join(shape for _, shape in sh) + " |",
+         "|---|---|---|"]
+    for what, value in (("calls/s", lambda r: r["achieved_qps"]), ("client CPU µs/call", cpu_of)):
+        cells = [spread(per_round_ratios(d.get(c, "ours-channel"), d.get(c, "ours"), value), lambda v: f"{v:.2f}×")
+                 for c, _ in sh]
+        L.append(f"| {what} | " + " | ".join(cells) + " |")
+    return L
+
+
 def io_threads_tables(d, params):
     conns, depth = params["connections"], params["depth"]
     sh = [("c1", f"{conns} × 1"), (f"p{depth}", f"{conns} × {depth}")]
@@ -738,6 +755,9 @@ def client_report(d, env, p, out_dir, md_path, commands, loadavg):
                 L.append(f"| {client_name(runs[0])} | {shape} | {spread(d.qps(config, s), rate)} | "
                          f"{spread(d.client_cpu(config, s), cpu)} | {spread(d.server_cpu(config, s), cpu)} | "
                          f"{busy_cell(d, config, s)} | {len(runs)} |")
+    L.append("")
+    L.append("Per round, the `Channel` ÷ the engine (a round's two runs follow each other):\n")
+    L += channel_engine_rounds(d, p)
     L.append("")
     L.append("Per round, 2 ÷ 1 I/O loops:\n")
     ratios = io_threads_tables(d, p)
