@@ -575,10 +575,10 @@ def per_round_ratios(a_runs, b_runs, value):
 
 
 def channel_engine_rounds(d, params):
-    """Per round, the `Channel` ÷ the engine against our provider: a round's
-    two runs follow each other, so each ratio shares one moment of this
-    machine (the medians and the worst ÷ best reading of the goals table
-    compare runs from different moments)."""
+    """Per round, the `Channel` ÷ the engine against our provider: each
+    ratio is of two runs of one round, close in time (the medians and the
+    worst ÷ best reading of the goals table compare runs from different
+    moments of this machine)."""
     conns, depth = params["connections"], params["depth"]
     sh = [("c1", f"{conns} × 1"), (f"p{depth}", f"{conns} × {depth}")]
     cpu_of = lambda r: (r.get("cpu") or {}).get("client_us_per_call") or 0
@@ -899,6 +899,12 @@ def main(out_dir, md_path, docs_md, readme):
         L.append("`io_threads = N` runs N driver loops per `Channel`. Pinned, all of them share the one client core, "
                  "so this shows the cost of a second loop there, not scaling; the ratio is N = 2 ÷ N = 1 per round.\n")
         L += io_threads_tables(d, p)
+        L.append("")
+    if d.get("c1", "ours-channel"):
+        L.append("## The `Channel` against the engine, per round\n")
+        L.append("Against our provider; each ratio is of two runs of the same round (one pass over every "
+                 "system, so they are a few runs apart), not of the medians.\n")
+        L += channel_engine_rounds(d, p)
         L.append("")
     L.append("## The seed's C++ implementation\n")
     L.append("It cannot be built on this machine, so the \"≥ 100×\" row is n/a. Its wire format is measured above "
