@@ -79,6 +79,45 @@ fn client_io_threads() -> usize {
         .count()
 }
 
+/// A channel to the provider at `addr` with `io_threads` loops, backing
+/// off briefly from a restarting provider.
+fn channel_to(addr: SocketAddr, io_threads: usize) -> Channel {
+    Channel::new(
+        Arc::new(StaticDiscover::single(addr).unwrap()),
+        ChannelOptions::default()
+            .io_threads(io_threads)
+            .backoff_base(Duration::from_millis(10))
+            .backoff_max(Duration::from_millis(50)),
+    )
+    .unwrap()
+}
+
+/// The run's seed: `MPRPC_STRESS_SEED`, else the clock (printed, to repeat
+/// the run).
+fn stress_seed(what: &str) -> u64 {
+    let seed = std::env::var("MPRPC_STRESS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+            now.map_or(1, |d| d.as_nanos() as u64 | 1)
+        });
+    println!("{what} seed {seed} (MPRPC_STRESS_SEED to repeat)");
+    seed
+}
+
+/// Fails if a call ended with a code not `allowed` (`outcomes`: calls by
+/// code).
+fn assert_outcomes_within(outcomes: &[usize; 16], allowed: &[Code]) {
+    println!("outcomes by code: {outcomes:?}");
+    for (code, n) in outcomes.iter().enumerate() {
+        if *n > 0 {
+            let code = Code::from_u8(code as u8);
+            assert!(allowed.contains(&code), "{n} calls ended {code:?}");
+        }
+    }
+}
+
 fn wait_for(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
     while !done() {
@@ -95,22 +134,8 @@ fn every_call_completes_once_through_deadlines_cancels_and_a_restart() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let server = start_on("127.0.0.1:0");
     let addr: SocketAddr = server.local_addr();
-    let channel = Channel::new(
-        Arc::new(StaticDiscover::single(addr).unwrap()),
-        ChannelOptions::default()
-            .io_threads(2)
-            .backoff_base(Duration::from_millis(10))
-            .backoff_max(Duration::from_millis(50)),
-    )
-    .unwrap();
-    let seed0 = std::env::var("MPRPC_STRESS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-            now.map_or(1, |d| d.as_nanos() as u64 | 1)
-        });
-    println!("stress seed {seed0} (MPRPC_STRESS_SEED to repeat)");
+    let channel = channel_to(addr, 2);
+    let seed0 = stress_seed("stress");
     // Completions are counted per call outside the callbacks (which run
     // under the channel's catch_unwind), and checked after the run.
     let ledger = Arc::new(CompletionLedger::new());
@@ -199,13 +224,7 @@ fn every_call_completes_once_through_deadlines_cancels_and_a_restart() {
         // of Slow calls may be refused at once rather than queued.
         Code::Overloaded,
     ];
-    for (code, n) in outcomes.iter().enumerate() {
-        if *n > 0 {
-            let code = Code::from_u8(code as u8);
-            assert!(allowed.contains(&code), "{n} calls ended {code:?}");
-        }
-    }
-    println!("outcomes by code: {outcomes:?}");
+    assert_outcomes_within(&outcomes, &allowed);
     assert!(outcomes[Code::Ok as usize] > 0, "{outcomes:?}");
     // The channel works against the restarted provider.
     let r = channel.call(
@@ -282,21 +301,8 @@ fn detached_chains_on_the_io_thread_end_once_through_deadlines_failures_and_a_re
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let server = start_on("127.0.0.1:0");
     let addr: SocketAddr = server.local_addr();
-    let channel = Channel::new(
-        Arc::new(StaticDiscover::single(addr).unwrap()),
-        ChannelOptions::default()
-            .backoff_base(Duration::from_millis(10))
-            .backoff_max(Duration::from_millis(50)),
-    )
-    .unwrap();
-    let seed0 = std::env::var("MPRPC_STRESS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-            now.map_or(1, |d| d.as_nanos() as u64 | 1)
-        });
-    println!("detached chains seed {seed0} (MPRPC_STRESS_SEED to repeat)");
+    let channel = channel_to(addr, 1);
+    let seed0 = stress_seed("detached chains");
     let chains = Arc::new(Chains {
         channel: channel.clone(),
         ledger: CompletionLedger::new(),
@@ -332,7 +338,6 @@ fn detached_chains_on_the_io_thread_end_once_through_deadlines_failures_and_a_re
         channel.inflight() == 0
     });
     let outcomes = *chains.outcomes.lock().unwrap();
-    println!("outcomes by code: {outcomes:?}");
     let allowed = [
         Code::Ok,
         Code::Application,
@@ -341,12 +346,7 @@ fn detached_chains_on_the_io_thread_end_once_through_deadlines_failures_and_a_re
         Code::ShuttingDown,
         Code::Overloaded,
     ];
-    for (code, n) in outcomes.iter().enumerate() {
-        if *n > 0 {
-            let code = Code::from_u8(code as u8);
-            assert!(allowed.contains(&code), "{n} calls ended {code:?}");
-        }
-    }
+    assert_outcomes_within(&outcomes, &allowed);
     for code in [Code::Ok, Code::Application, Code::DeadlineExceeded] {
         assert!(
             outcomes[code as usize] > 0,
