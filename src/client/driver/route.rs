@@ -479,9 +479,8 @@ impl Driver {
     fn fail_calls_on(&mut self, key: usize, reason: &str) {
         for id in self.pending.ids_on(key) {
             if let Some(pending) = self.pending.remove(id) {
-                self.release_slot();
                 let status = Status::unavailable(reason.to_owned());
-                self.complete(pending.notify, Err(status));
+                self.let_go(pending, Err(status));
             }
         }
     }

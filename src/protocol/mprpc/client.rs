@@ -2,10 +2,10 @@
 //! matched to their calls by id (requests are packed by
 //! [`encode_request_meta`](super::encode_request_meta)).
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
 use super::body::{parse_body, parse_response};
-use super::decoder::{skip_body, Split};
+use super::decoder::{skip_body, take_frame, Split};
 use super::frame::META_LEN_LEN;
 use super::stream::parse_message;
 use super::{
@@ -86,9 +86,7 @@ pub(super) fn stream_message(input: &mut BytesMut, max: usize) -> Option<(u64, B
         return None;
     }
     let id = u64::from_be_bytes(head[HEADER_LEN..].try_into().expect("8 bytes"));
-    let mut payload = input.split_to(frame_len).freeze();
-    payload.advance(ID_END);
-    Some((id, payload))
+    Some((id, take_frame(input, frame_len, ID_END)))
 }
 
 /// A whole successful response frame with no error text and no metadata
@@ -126,9 +124,7 @@ pub(super) fn ok_reply(input: &mut BytesMut, max: usize) -> Option<(u64, Bytes)>
             .try_into()
             .expect("8 bytes"),
     );
-    let mut payload = input.split_to(frame_len).freeze();
-    payload.advance(fixed);
-    Some((id, payload))
+    Some((id, take_frame(input, frame_len, fixed)))
 }
 
 /// A frame other than a (version 1 or 2) response: a stream's, or one a

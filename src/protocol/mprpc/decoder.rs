@@ -79,17 +79,24 @@ impl Decoder {
             // as its bytes arrive, so a header alone costs no memory.
             return Ok(None);
         }
-        // The whole frame in one split, its header then dropped from the
-        // shared slice (a pointer bump, where advancing the read buffer
-        // would move its offset bookkeeping twice).
-        let mut body = buf.split_to(frame_len).freeze();
-        body.advance(HEADER_LEN);
         Ok(Some(Split::Body {
             kind,
             version,
-            body,
+            body: take_frame(buf, frame_len, HEADER_LEN),
         }))
     }
+}
+
+/// Splits the whole frame of `frame_len` bytes off `buf` and drops its
+/// first `skip` (the header, and what else its reader has read from the
+/// buffer in place) from the shared slice: one split and a pointer bump,
+/// where advancing the read buffer would move its offset bookkeeping
+/// twice.
+#[inline]
+pub(super) fn take_frame(buf: &mut BytesMut, frame_len: usize, skip: usize) -> Bytes {
+    let mut frame = buf.split_to(frame_len).freeze();
+    frame.advance(skip);
+    frame
 }
 
 /// Less than a header has arrived: check the magic on what did, so
