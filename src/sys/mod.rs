@@ -6,11 +6,13 @@
 //! `/proc` where there is one); each function says what it needs beyond
 //! POSIX and what it does elsewhere.
 
+mod cpu;
 mod memory;
 mod open_files;
 mod process;
 mod socket;
 
+pub(crate) use cpu::current_cpu;
 pub(crate) use memory::release_free_memory;
 pub(crate) use open_files::raise_open_files;
 pub(crate) use process::{cpu_seconds, rss_bytes};

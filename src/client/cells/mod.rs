@@ -344,9 +344,15 @@ impl Cells {
         before_park: impl FnOnce() -> Result<(), Status>,
     ) -> CallResult {
         let cell = self.cell(r.index);
+        // Spinning on the driver's own core would only keep the driver
+        // from running: a caller there parks at once, and says so (the
+        // driver then polls for the reply instead of sleeping).
+        let on_driver_core = self.on_driver_core();
         if !self.is_done(r) {
             before_park()?;
-            spin_until(|| self.is_done(r));
+            if !on_driver_core {
+                spin_until(|| self.is_done(r));
+            }
         }
         let mut state = cell.state.lock();
         loop {
@@ -359,8 +365,35 @@ impl Cells {
             if state.phase != Phase::Pending {
                 return Err(already_taken());
             }
+            if on_driver_core {
+                self.parked_on_driver_core.fetch_add(1, Ordering::SeqCst);
+                self.parks_on_driver_core.fetch_add(1, Ordering::Relaxed);
+            }
             cell.ready.wait(&mut state);
+            if on_driver_core {
+                self.parked_on_driver_core.fetch_sub(1, Ordering::SeqCst);
+            }
         }
+    }
+
+    /// Notes the core the driver thread runs on (once per loop turn).
+    pub(crate) fn note_driver_cpu(&self) {
+        let cpu = crate::sys::current_cpu().unwrap_or(u32::MAX);
+        self.driver_cpu.store(cpu, Ordering::Relaxed);
+    }
+
+    /// This thread runs where the driver last did.
+    fn on_driver_core(&self) -> bool {
+        let driver = self.driver_cpu.load(Ordering::Relaxed);
+        driver != u32::MAX && crate::sys::current_cpu() == Some(driver)
+    }
+
+    /// A caller is parked, on the driver's core, in a blocking wait for
+    /// one of these cells' calls: how many times one has parked there so
+    /// far (a new number: a new wait), else `None`.
+    pub(crate) fn parked_on_driver_core(&self) -> Option<u64> {
+        (self.parked_on_driver_core.load(Ordering::SeqCst) != 0)
+            .then(|| self.parks_on_driver_core.load(Ordering::Relaxed))
     }
 
     /// Polls a future cell: its result once, then "already taken".
@@ -400,7 +433,8 @@ const SPIN_FOR: std::time::Duration = std::time::Duration::from_micros(100);
 /// Loopback replies often come back within tens of microseconds: a short
 /// spin (then yielding the core, which the I/O and server threads may
 /// need) catches them without the futex sleep and wake-up that parking
-/// costs on both sides. Gives up after [`SPIN_FOR`].
+/// costs on both sides. Gives up after [`SPIN_FOR`]. Not on the driver's
+/// own core (see `Cells::wait`).
 fn spin_until(done: impl Fn() -> bool) {
     let started = std::time::Instant::now();
     let mut spins = 0u32;
@@ -493,6 +527,61 @@ mod tests {
             r2.index,
             "freed once the driver lets go"
         );
+    }
+
+    /// Polls `probe` until it gives a value (10 s at most).
+    fn eventually<T>(probe: impl Fn() -> Option<T>) -> T {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(value) = probe() {
+                return value;
+            }
+            assert!(started.elapsed() < std::time::Duration::from_secs(10));
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    /// Waits for `r` on a thread of its own, `on_driver_core` saying
+    /// whether that thread is where the driver last ran.
+    fn waiter(
+        cells: &Arc<Cells>,
+        r: CellRef,
+        on_driver_core: bool,
+    ) -> std::thread::JoinHandle<CallResult> {
+        let cells = cells.clone();
+        std::thread::spawn(move || {
+            if on_driver_core {
+                cells.note_driver_cpu();
+            } else {
+                cells.driver_cpu.store(u32::MAX - 1, Ordering::Relaxed);
+            }
+            cells.wait(r, || Ok(()))
+        })
+    }
+
+    #[test]
+    fn a_wait_on_the_drivers_core_is_seen_by_the_driver_while_it_is_parked() {
+        let cells = Arc::new(Cells::default());
+        let mut parks = Vec::new();
+        for reply in [&b"x"[..], b"y"] {
+            let r = cells.future();
+            let waiting = waiter(&cells, r, true);
+            // The driver sees a wait parked on its core until the reply.
+            parks.push(eventually(|| cells.parked_on_driver_core()));
+            assert!(cells.complete(r, Ok(Bytes::copy_from_slice(reply))));
+            cells.driver_done(r);
+            assert_eq!(waiting.join().unwrap().unwrap(), reply);
+            assert_eq!(cells.parked_on_driver_core(), None);
+        }
+        assert_ne!(parks[0], parks[1], "each wait has a number of its own");
+        // A wait on another core spins, then parks unseen by the driver.
+        let r = cells.future();
+        let waiting = waiter(&cells, r, false);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(cells.parked_on_driver_core(), None);
+        assert!(cells.complete(r, Ok(Bytes::new())));
+        cells.driver_done(r);
+        assert!(waiting.join().unwrap().is_ok());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! atomics. The completion protocol that uses them is in the parent module.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use super::{Callback, Cell, BASE, CHUNKS};
@@ -31,6 +31,12 @@ pub(crate) struct Cells {
     fresh: AtomicU32,
     /// Free list head: `tag << 32 | (index + 1)`; the tag defeats ABA.
     pub(super) free: AtomicU64,
+    /// The core the driver thread last ran on (`u32::MAX`: not known).
+    pub(super) driver_cpu: AtomicU32,
+    /// Callers parked in a blocking wait on the driver's core (see
+    /// `Cells::wait`), and how many times one has parked there.
+    pub(super) parked_on_driver_core: AtomicUsize,
+    pub(super) parks_on_driver_core: AtomicU64,
 }
 
 impl Default for Cells {
@@ -39,6 +45,9 @@ impl Default for Cells {
             chunks: std::array::from_fn(|_| OnceLock::new()),
             fresh: AtomicU32::new(0),
             free: AtomicU64::new(0),
+            driver_cpu: AtomicU32::new(u32::MAX),
+            parked_on_driver_core: AtomicUsize::new(0),
+            parks_on_driver_core: AtomicU64::new(0),
         }
     }
 }

@@ -75,6 +75,9 @@ pub(crate) use local::{
 const WAKER: Token = Token(usize::MAX);
 /// `Pending::conn` of a call not (yet) on any connection.
 const NO_CONN: usize = usize::MAX;
+/// How long the loop polls for the reply of a caller parked on its core
+/// before it sleeps (see `polls_for_waiter`).
+const POLL_FOR: Duration = Duration::from_micros(200);
 
 /// Starts driver thread number `index`; its handle is the returned queue.
 /// Its calls count in the channel's `inflight`.
@@ -215,6 +218,9 @@ struct Driver {
     /// When a keepalive ping is next due or overdue on some connection
     /// (`ping`); `None`: no open connection.
     next_ping: Option<Instant>,
+    /// The parked caller's wait the loop polls for, by its number, and
+    /// since when (`polls_for_waiter`).
+    polling_for: Option<(u64, Instant)>,
 }
 
 impl Driver {
@@ -246,6 +252,7 @@ impl Driver {
             released: 0,
             streams: streams::Streams::default(),
             next_ping: None,
+            polling_for: None,
             options,
         }
     }
@@ -258,7 +265,8 @@ impl Driver {
         // output not yet flushed are work: do not sleep on them.
         let busy =
             self.shared.has_work() || !self.completed.is_empty() || self.streams.has_deliveries();
-        let mut timeout = if busy {
+        let polls = !busy && self.polls_for_waiter();
+        let mut timeout = if busy || polls {
             Some(Duration::ZERO)
         } else {
             let streams = self.streams.next_deadline();
@@ -278,6 +286,11 @@ impl Driver {
             return;
         }
         self.now = Instant::now();
+        if polls && events.is_empty() {
+            // Nothing yet: a thread runnable on this core goes first.
+            std::thread::yield_now();
+        }
+        self.shared.cells.note_driver_cpu();
         set_turn_started(self.now);
         for event in events.iter() {
             let Token(key) = event.token();
@@ -290,6 +303,28 @@ impl Driver {
         self.expire();
         if !self.streams.is_empty() {
             self.expire_streams();
+        }
+    }
+
+    /// A caller parked for its reply on this driver's core (see
+    /// `Cells::wait`): poll for the reply instead of sleeping, so that
+    /// neither the reply nor the caller's next call needs to wake the
+    /// driver. For at most `POLL_FOR` per wait, then sleep as usual.
+    fn polls_for_waiter(&mut self) -> bool {
+        let Some(park) = self.shared.cells.parked_on_driver_core() else {
+            return false;
+        };
+        if self.pending.is_empty() {
+            return false;
+        }
+        match self.polling_for {
+            Some((polled, since)) if polled == park => {
+                self.now.saturating_duration_since(since) < POLL_FOR
+            }
+            _ => {
+                self.polling_for = Some((park, self.now));
+                true
+            }
         }
     }
 
