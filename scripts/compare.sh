@@ -328,7 +328,8 @@ if [[ $FULL == 1 ]]; then IO_SCALING=(ours-channel-io2 ours-r2 ours-r2-channel o
 # The common rate is set by the slowest of these.
 RPC=(ours volo tonic)
 # One connection, one call at a time: the engine (sleeps in epoll), the
-# Channel's blocking call (spins up to 100 µs, then parks), redis through the
+# Channel's blocking call (on the I/O thread's core, as pinned here, it parks
+# and the I/O thread polls for its reply; see Cells::wait), redis through the
 # engine (redis-benchmark -c 1 as cross-check).
 SINGLE=(ours ours-blocking redis)
 # Syscalls per call: these servers at CONNS × 1 and × DEPTH (Volo's

@@ -56,7 +56,8 @@ SHORT = {
 # Does the client of a single-call row spin while it waits for the reply?
 SPINS = {
     "ours": "no: the engine sleeps in epoll_wait",
-    "ours-blocking": "yes: `Channel::call` spins up to 100 µs, then parks",
+    "ours-blocking": "yes: pinned, `Channel::call` shares the I/O thread's core, so it parks at once and the I/O "
+                     "thread polls for the reply (up to 200 µs); on another core it spins up to 100 µs, then parks",
     "redis": "no: the engine sleeps in epoll_wait",
     "redis-benchmark": "no: redis-benchmark sleeps in its event loop (epoll)",
 }
