@@ -484,6 +484,133 @@ fn several_io_threads_share_the_calls_and_all_stop_with_the_channel() {
     server.wait();
 }
 
+/// Pins this thread to the core it runs on; threads it starts from then
+/// on (a channel's I/O threads) inherit the pin.
+fn pin_to_this_core() {
+    // SAFETY: plain libc calls on this thread's own affinity; the set is
+    // a local, zeroed then filled by the CPU_* helpers.
+    unsafe {
+        let cpu = usize::try_from(libc::sched_getcpu()).expect("sched_getcpu");
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_ZERO(&mut set);
+        libc::CPU_SET(cpu, &mut set);
+        let rc = libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        assert_eq!(
+            rc,
+            0,
+            "sched_setaffinity: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// CPU time (user + system, in clock ticks) of this process's client I/O
+/// threads so far.
+fn client_io_ticks() -> u64 {
+    let tasks = std::fs::read_dir("/proc/self/task").expect("/proc/self/task");
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("stat")).ok())
+        .filter(|stat| stat.contains("(mprpc-client-io"))
+        .map(|stat| {
+            // After the name, in parentheses: fields 3 on; utime and stime
+            // are fields 14 and 15.
+            let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+            fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+        })
+        .sum()
+}
+
+#[test]
+fn blocking_calls_sharing_the_io_threads_core_complete_once_and_a_long_wait_costs_it_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = start_on("127.0.0.1:0");
+    let addr = server.local_addr();
+    // Caller and I/O thread on one core: the caller parks at once and the
+    // I/O thread polls for its reply (see `Cells::wait`).
+    std::thread::spawn(move || {
+        pin_to_this_core();
+        let channel = channel_to(addr, 1);
+        for i in 0..2_000u32 {
+            let request = Bytes::from(format!("call {i}"));
+            let reply = channel.call(
+                "Test",
+                "Echo",
+                request.clone(),
+                &CallOptions::default(),
+                None,
+            );
+            assert_eq!(reply.unwrap(), request, "call {i} got another call's reply");
+        }
+        // A deadline still ends a parked wait.
+        let short = CallOptions::default().timeout(Duration::from_millis(50));
+        let started = Instant::now();
+        let late = channel.call(
+            "BlockingTest",
+            "Slow",
+            common::services::slow_request(400),
+            &short,
+            None,
+        );
+        assert_eq!(late.unwrap_err().code(), Code::DeadlineExceeded);
+        assert!(
+            started.elapsed() < Duration::from_millis(350),
+            "{:?}",
+            started.elapsed()
+        );
+        // So does a cancel from another thread.
+        let cancel = mprpc::CancelHandle::default();
+        let slow = common::services::slow_request(400);
+        let canceller = {
+            let (cancel, slow) = (cancel.clone(), slow.clone());
+            std::thread::spawn(move || {
+                common::services::wait_slow_started(&slow, 1);
+                cancel.cancel();
+            })
+        };
+        let cancelled = channel.call(
+            "BlockingTest",
+            "Slow",
+            slow,
+            &CallOptions::default(),
+            Some(&cancel),
+        );
+        assert_eq!(cancelled.unwrap_err().code(), Code::Cancelled);
+        canceller.join().unwrap();
+        // The I/O thread polls for a parked caller's reply 200 µs at most,
+        // then sleeps: waiting 300 ms costs it next to no CPU (polling all
+        // along would cost at least the whole 300 ms: 30 ticks or more).
+        let before = client_io_ticks();
+        let slow = common::services::slow_request(300);
+        let reply = channel.call(
+            "BlockingTest",
+            "Slow",
+            slow.clone(),
+            &CallOptions::default(),
+            None,
+        );
+        assert_eq!(reply.unwrap(), slow);
+        let spent = client_io_ticks() - before;
+        assert!(
+            spent <= 10,
+            "the I/O thread used {spent} ticks of CPU in a 300 ms wait"
+        );
+        // Calls go on as before.
+        let request = Bytes::from_static(b"after");
+        let reply = channel.call(
+            "Test",
+            "Echo",
+            request.clone(),
+            &CallOptions::default(),
+            None,
+        );
+        assert_eq!(reply.unwrap(), request);
+    })
+    .join()
+    .unwrap();
+    server.shutdown();
+    server.wait();
+}
+
 /// This process's resident set, in KiB.
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")

@@ -184,7 +184,9 @@ impl PendingCall {
         let result = self
             .shared
             .cells
-            .wait(self.cell, refuse_blocking_on_io_thread);
+            .wait(self.cell, refuse_blocking_on_io_thread, || {
+                self.shared.rouse_to_poll()
+            });
         self.watched(&result);
         result
     }

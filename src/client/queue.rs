@@ -222,6 +222,17 @@ impl Shared {
         true
     }
 
+    /// A caller has parked on the driver's core (`Cells::wait`): a
+    /// sleeping driver is woken to poll for its reply. (The driver
+    /// announces `sleeping`, then looks for such a caller; the caller
+    /// counts itself, then looks at `sleeping`: as for `has_work`, one of
+    /// them sees the other.)
+    pub(crate) fn rouse_to_poll(&self) {
+        if self.sleeping.load(Ordering::SeqCst) {
+            self.wake();
+        }
+    }
+
     /// The driver is awake again.
     pub(crate) fn awake(&self) {
         self.sleeping.store(false, Ordering::Relaxed);

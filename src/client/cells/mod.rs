@@ -337,11 +337,14 @@ impl Cells {
     }
 
     /// Blocks until a future cell's call completes; takes its result.
-    /// `before_park` may refuse to block (its error is returned).
+    /// `before_park` may refuse to block (its error is returned);
+    /// `rouse_driver` runs when this caller parks on the driver's core,
+    /// after saying so (a sleeping driver must wake to poll for it).
     pub(crate) fn wait(
         &self,
         r: CellRef,
         before_park: impl FnOnce() -> Result<(), Status>,
+        rouse_driver: impl Fn(),
     ) -> CallResult {
         let cell = self.cell(r.index);
         // Spinning on the driver's own core would only keep the driver
@@ -368,6 +371,7 @@ impl Cells {
             if on_driver_core {
                 self.parked_on_driver_core.fetch_add(1, Ordering::SeqCst);
                 self.parks_on_driver_core.fetch_add(1, Ordering::Relaxed);
+                rouse_driver();
             }
             cell.ready.wait(&mut state);
             if on_driver_core {
@@ -503,8 +507,11 @@ mod tests {
         let r = cells.future();
         assert!(cells.complete(r, Ok(Bytes::from_static(b"x"))));
         cells.driver_done(r);
-        assert_eq!(cells.wait(r, || Ok(())).unwrap(), Bytes::from_static(b"x"));
-        let again = cells.wait(r, || Ok(())).unwrap_err();
+        assert_eq!(
+            cells.wait(r, || Ok(()), || {}).unwrap(),
+            Bytes::from_static(b"x")
+        );
+        let again = cells.wait(r, || Ok(()), || {}).unwrap_err();
         assert_eq!(again.code(), crate::Code::Internal);
         assert!(!cells.release(r), "completed: nothing to cancel");
         let r2 = cells.future();
@@ -555,7 +562,7 @@ mod tests {
             } else {
                 cells.driver_cpu.store(u32::MAX - 1, Ordering::Relaxed);
             }
-            cells.wait(r, || Ok(()))
+            cells.wait(r, || Ok(()), || {})
         })
     }
 

@@ -261,21 +261,7 @@ impl Driver {
     /// events (not while work is waiting), reads replies, routes queued
     /// calls, expires deadlines.
     fn turn(&mut self, events: &mut Events) {
-        // Calls queued by other threads, completions not yet delivered and
-        // output not yet flushed are work: do not sleep on them.
-        let busy =
-            self.shared.has_work() || !self.completed.is_empty() || self.streams.has_deliveries();
-        let polls = !busy && self.polls_for_waiter();
-        let mut timeout = if busy || polls {
-            Some(Duration::ZERO)
-        } else {
-            let streams = self.streams.next_deadline();
-            let streams = streams.map(|d| d.saturating_duration_since(Instant::now()));
-            [self.next_timeout(), streams].into_iter().flatten().min()
-        };
-        if timeout != Some(Duration::ZERO) && !self.shared.going_to_sleep() {
-            timeout = Some(Duration::ZERO);
-        }
+        let (timeout, polls) = self.how_long_to_wait();
         let polled = self.poll.poll(events, timeout);
         self.shared.awake();
         if let Err(e) = polled {
@@ -304,6 +290,34 @@ impl Driver {
         if !self.streams.is_empty() {
             self.expire_streams();
         }
+    }
+
+    /// How long this turn may wait for events, and whether it is polling
+    /// for a parked caller's reply (then it does not wait at all).
+    fn how_long_to_wait(&mut self) -> (Option<Duration>, bool) {
+        // Calls queued by other threads, completions not yet delivered and
+        // output not yet flushed are work: do not sleep on them.
+        let busy =
+            self.shared.has_work() || !self.completed.is_empty() || self.streams.has_deliveries();
+        if busy {
+            return (Some(Duration::ZERO), false);
+        }
+        if self.polls_for_waiter() {
+            return (Some(Duration::ZERO), true);
+        }
+        // Announced, then checked again: work queued or a caller parked
+        // meanwhile keeps the loop awake (see `queue`).
+        if !self.shared.going_to_sleep() {
+            return (Some(Duration::ZERO), false);
+        }
+        if self.polls_for_waiter() {
+            self.shared.awake();
+            return (Some(Duration::ZERO), true);
+        }
+        let streams = self.streams.next_deadline();
+        let streams = streams.map(|d| d.saturating_duration_since(Instant::now()));
+        let timeout = [self.next_timeout(), streams].into_iter().flatten().min();
+        (timeout, false)
     }
 
     /// A caller parked for its reply on this driver's core (see
