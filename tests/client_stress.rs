@@ -530,33 +530,29 @@ fn blocking_calls_sharing_the_io_threads_core_complete_once_and_a_long_wait_cost
     std::thread::spawn(move || {
         pin_to_this_core();
         let channel = channel_to(addr, 1);
+        // Echo on the reactors, Slow on the provider's workers.
+        let call = |method: &str, request: Bytes, options: &CallOptions, cancel| {
+            let service = if method == "Echo" {
+                "Test"
+            } else {
+                "BlockingTest"
+            };
+            channel.call(service, method, request, options, cancel)
+        };
+        let echo = |request: Bytes| {
+            let reply = call("Echo", request.clone(), &CallOptions::default(), None);
+            assert_eq!(reply.unwrap(), request, "a call got another call's reply");
+        };
         for i in 0..2_000u32 {
-            let request = Bytes::from(format!("call {i}"));
-            let reply = channel.call(
-                "Test",
-                "Echo",
-                request.clone(),
-                &CallOptions::default(),
-                None,
-            );
-            assert_eq!(reply.unwrap(), request, "call {i} got another call's reply");
+            echo(Bytes::from(format!("call {i}")));
         }
         // A deadline still ends a parked wait.
         let short = CallOptions::default().timeout(Duration::from_millis(50));
         let started = Instant::now();
-        let late = channel.call(
-            "BlockingTest",
-            "Slow",
-            common::services::slow_request(400),
-            &short,
-            None,
-        );
+        let late = call("Slow", common::services::slow_request(400), &short, None);
         assert_eq!(late.unwrap_err().code(), Code::DeadlineExceeded);
-        assert!(
-            started.elapsed() < Duration::from_millis(350),
-            "{:?}",
-            started.elapsed()
-        );
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(350), "{took:?}");
         // So does a cancel from another thread.
         let cancel = mprpc::CancelHandle::default();
         let slow = common::services::slow_request(400);
@@ -567,13 +563,7 @@ fn blocking_calls_sharing_the_io_threads_core_complete_once_and_a_long_wait_cost
                 cancel.cancel();
             })
         };
-        let cancelled = channel.call(
-            "BlockingTest",
-            "Slow",
-            slow,
-            &CallOptions::default(),
-            Some(&cancel),
-        );
+        let cancelled = call("Slow", slow, &CallOptions::default(), Some(&cancel));
         assert_eq!(cancelled.unwrap_err().code(), Code::Cancelled);
         canceller.join().unwrap();
         // The I/O thread polls for a parked caller's reply 200 µs at most,
@@ -581,13 +571,7 @@ fn blocking_calls_sharing_the_io_threads_core_complete_once_and_a_long_wait_cost
         // along would cost at least the whole 300 ms: 30 ticks or more).
         let before = client_io_ticks();
         let slow = common::services::slow_request(300);
-        let reply = channel.call(
-            "BlockingTest",
-            "Slow",
-            slow.clone(),
-            &CallOptions::default(),
-            None,
-        );
+        let reply = call("Slow", slow.clone(), &CallOptions::default(), None);
         assert_eq!(reply.unwrap(), slow);
         let spent = client_io_ticks() - before;
         assert!(
@@ -595,15 +579,7 @@ fn blocking_calls_sharing_the_io_threads_core_complete_once_and_a_long_wait_cost
             "the I/O thread used {spent} ticks of CPU in a 300 ms wait"
         );
         // Calls go on as before.
-        let request = Bytes::from_static(b"after");
-        let reply = channel.call(
-            "Test",
-            "Echo",
-            request.clone(),
-            &CallOptions::default(),
-            None,
-        );
-        assert_eq!(reply.unwrap(), request);
+        echo(Bytes::from_static(b"after"));
     })
     .join()
     .unwrap();
