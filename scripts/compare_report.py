@@ -593,16 +593,19 @@ def channel_engine_rounds(d, params):
 
 
 def self_spread(d, params):
-    """Each client's worst run ÷ its own best run, per shape: what the
-    goals table's worst ÷ best reading gives for a client measured against
-    itself on this machine. A goal whose target is above it cannot be told
-    from round-to-round noise by that reading, whichever client is faster."""
+    """Each client's worst run ÷ its own best run, per shape, with the
+    sentence that introduces it: what the goals table's worst ÷ best
+    reading gives for a client measured against itself on this machine. A
+    goal whose target is past it cannot be told from round-to-round noise
+    by that reading, whichever client is faster."""
     conns, depth = params["connections"], params["depth"]
     sh = [("c1", f"{conns} × 1"), (f"p{depth}", f"{conns} × {depth}")]
-    L = ["| client against itself: worst run ÷ best run | " + " | ".join(f"{what}, {shape}" for shape in
-                                                                         (s for _, s in sh)
-                                                                         for what in ("calls/s", "client CPU"))
-         + " |", "|---|" + "---|" * (2 * len(sh))]
+    L = ["The goals' worst ÷ best reading for each client against itself (the same client's slowest run ÷ its "
+         "fastest; for CPU, its highest ÷ its lowest): how far apart this machine puts two runs of one client. "
+         "A target past it cannot be met by that reading even by a client exactly as fast as the engine:\n",
+         "| client against itself: worst run ÷ best run | "
+         + " | ".join(f"{what}, {shape}" for _, shape in sh for what in ("calls/s", "client CPU")) + " |",
+         "|---|" + "---|" * (2 * len(sh))]
     for system in ("ours", "ours-channel", "ours-channel-io2"):
         cells = []
         for config, _ in sh:
@@ -784,10 +787,6 @@ def client_report(d, env, p, out_dir, md_path, commands, loadavg):
     L.append("Per round, the `Channel` ÷ the engine (a round's two runs follow each other):\n")
     L += channel_engine_rounds(d, p)
     L.append("")
-    L.append("The goals' worst ÷ best reading for each client against itself (the same client's slowest run ÷ its "
-             "fastest; for CPU, its highest ÷ its lowest): how far apart this machine puts two runs of one "
-             "client. A target above it (below it, for CPU) cannot be met by that reading even by a client "
-             "exactly as fast as the engine:\n")
     L += self_spread(d, p)
     L.append("")
     L.append("Per round, 2 ÷ 1 I/O loops:\n")
@@ -937,8 +936,6 @@ def main(out_dir, md_path, docs_md, readme):
                  "system, so they are a few runs apart), not of the medians.\n")
         L += channel_engine_rounds(d, p)
         L.append("")
-        L.append("Each client's worst run ÷ its own best (for CPU, highest ÷ lowest): the goals table's strict "
-                 "reading of a client against itself on this machine:\n")
         L += self_spread(d, p)
         L.append("")
     L.append("## The seed's C++ implementation\n")

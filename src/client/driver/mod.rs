@@ -305,6 +305,12 @@ impl Driver {
         if self.polls_for_waiter() {
             return (Some(Duration::ZERO), true);
         }
+        let streams = self.streams.next_deadline();
+        let streams = streams.map(|d| d.saturating_duration_since(Instant::now()));
+        let timeout = [self.next_timeout(), streams].into_iter().flatten().min();
+        if timeout == Some(Duration::ZERO) {
+            return (timeout, false);
+        }
         // Announced, then checked again: work queued or a caller parked
         // meanwhile keeps the loop awake (see `queue`).
         if !self.shared.going_to_sleep() {
@@ -314,9 +320,6 @@ impl Driver {
             self.shared.awake();
             return (Some(Duration::ZERO), true);
         }
-        let streams = self.streams.next_deadline();
-        let streams = streams.map(|d| d.saturating_duration_since(Instant::now()));
-        let timeout = [self.next_timeout(), streams].into_iter().flatten().min();
         (timeout, false)
     }
 
